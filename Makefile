@@ -1,0 +1,57 @@
+# The README's two commands are `make run` and `make test`; both set up what they need first.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+
+# cdk synth must run offline, with no credentials and no outbound attempt.
+export CDK_DISABLE_CLI_TELEMETRY := true
+export AWS_REGION ?= us-east-1
+export AWS_DEFAULT_REGION ?= $(AWS_REGION)
+export AWS_EC2_METADATA_DISABLED := true
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+CDK := npx --no-install cdk --no-notices
+
+.PHONY: help setup run synth test lint pytest clean
+
+help:
+	@echo "make run   - set up, then synthesize every environment"
+	@echo "make test  - set up, then lint, test and check every synthesized template"
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml containers/common/pyproject.toml containers/requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet -r containers/requirements-dev.txt -e containers/common -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: setup synth
+
+synth: setup
+	rm -rf cdk.out
+	$(CDK) synth --quiet --all
+	@echo "Templates in cdk.out/ for every environment:"; find cdk.out -name '*.template.json' | sort
+
+test: setup lint pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/pytest
+
+clean:
+	rm -rf cdk.out $(VENV) node_modules

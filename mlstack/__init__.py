@@ -1,0 +1,1 @@
+"""mlstack: AWS CDK constructs and app for a complete Amazon SageMaker workflow."""
