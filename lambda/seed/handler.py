@@ -1,0 +1,483 @@
+"""Dataset-seeding Lambda: writes a deterministic training and test CSV for one workflow run.
+
+Entry point: ``handler.handler``. Runtime dependencies: the standard library and boto3.
+
+Environment (read on every invocation; a bad value raises ``ConfigurationError`` naming it)
+    BUCKET_NAME     required; the bucket the datasets are written to (its default encryption,
+                    SSE-KMS, applies; no key is named here).
+    DATASET_PREFIX  key prefix, ``""`` or ending in ``/``; default ``datasets/``.
+    DEFAULT_ROWS    rows when the event has none; 1..MAX_ROWS; default 1000.
+    DEFAULT_SEED    seed when the event has none; 0..2**53-1; default 42.
+    MAX_ROWS        largest ``rows`` an event may ask for; >= 1; default 1000000.
+    LOG_LEVEL       DEBUG, INFO, WARNING, ERROR or CRITICAL; default INFO.
+
+Event (unknown keys are rejected; a bad event raises ``InvalidEventError`` before any S3 call)
+    run_id  required str, 1..80 characters from ``[A-Za-z0-9-]`` (an execution name fits).
+    rows    optional int, 1..MAX_ROWS; default DEFAULT_ROWS.
+    seed    optional int, 0..2**53-1 (JSON-safe integers); default DEFAULT_SEED.
+    Integers are strict: only JSON integers are accepted. ``true``/``false``, floats (even
+    ``5.0``) and numeric strings (``"5"``) are rejected, so a mistyped state machine input fails
+    loudly instead of being coerced.
+
+Result (a dict)
+    ``{"run_id", "rows", "seed", "train_uri", "train_prefix", "test_uri", "test_prefix"}``;
+    ``*_uri`` is the object (``s3://BUCKET/<DATASET_PREFIX><run_id>/train/train.csv``),
+    ``*_prefix`` its folder, ending in ``/`` (``s3://BUCKET/<DATASET_PREFIX><run_id>/train/``),
+    which is what a SageMaker channel or transform input takes as ``S3Prefix``.
+
+Dataset (the reference workflow's)
+    ``train/train.csv``: ``rows`` lines ``label,x,y``; ``test/test.csv``: ``rows`` lines ``x,y``
+    (the test set has as many rows as the training set). x and y are integers in 0..100
+    inclusive, label is 1 if y >= 3x + 5 else 0. No header, ``\\n`` line endings, ASCII,
+    content type ``text/csv``.
+
+Determinism
+    The same ``seed`` gives the same bytes, for ever: each file has its own generator,
+    ``random.Random("mlstack-seed:<seed>:train")`` and ``random.Random("mlstack-seed:<seed>:test")``
+    (string seeding is stable across Python versions), so the training rows do not depend on the
+    test rows and vice versa, and a file of N rows is the prefix of the file of M > N rows with
+    the same seed. Each row is one draw: ``k = floor(rng.random() * 10201)`` (what
+    ``rng.choices`` over the 101 * 101 (x, y) pairs does), then ``x = k // 101``, ``y = k % 101``.
+    Rows are drawn in file order.
+
+Upload
+    Each file is streamed: rows are rendered in chunks into a part buffer; when the buffer
+    reaches ``PART_SIZE`` (5 MiB, the S3 minimum) it is uploaded as one part of a multipart
+    upload, so memory stays around one part whatever ``rows`` is. A file smaller than one part
+    is written with a single PutObject. Any error aborts the multipart upload. (A Lambda timeout
+    kills the process before it can abort: give the bucket an AbortIncompleteMultipartUpload
+    lifecycle rule.) Re-running a ``run_id`` overwrites its files.
+
+The S3 client is created on first use and cached; boto3 itself honours ``AWS_ENDPOINT_URL`` /
+``AWS_ENDPOINT_URL_S3``, so pointing the function at an S3-compatible server needs no code here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import re
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, Protocol
+
+# --- contract constants ---------------------------------------------------------------------
+
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,80}")
+MAX_SEED = 2**53 - 1  # largest integer every JSON producer (Step Functions included) keeps exact
+VALUE_MAX = 100  # x and y are drawn from 0..VALUE_MAX inclusive
+CONTENT_TYPE = "text/csv"
+PART_SIZE = 5 * 1024 * 1024  # S3's minimum part size (every part but the last)
+CHUNK_ROWS = 16384  # rows rendered per chunk; ~130 KiB, small next to a part
+
+DEFAULT_DATASET_PREFIX = "datasets/"
+DEFAULT_ROWS = 1000
+DEFAULT_SEED = 42
+DEFAULT_MAX_ROWS = 1_000_000
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+Split = Literal["train", "test"]
+SPLITS: tuple[Split, ...] = ("train", "test")
+
+
+def label_for(x: int, y: int) -> int:
+    """The reference workflow's rule: 1 above the line y = 3x + 5 (inclusive), else 0."""
+    return 1 if y >= 3 * x + 5 else 0
+
+
+# Every possible line, rendered once: a row is a table lookup, not a format call. Index k of
+# both tables is the pair (x, y) = (k // 101, k % 101).
+_PAIRS = [(x, y) for x in range(VALUE_MAX + 1) for y in range(VALUE_MAX + 1)]
+_LINES: dict[Split, list[bytes]] = {
+    "train": [f"{label_for(x, y)},{x},{y}\n".encode("ascii") for x, y in _PAIRS],
+    "test": [f"{x},{y}\n".encode("ascii") for x, y in _PAIRS],
+}
+del _PAIRS
+
+
+# --- logging ------------------------------------------------------------------------------------
+
+_RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: timestamp, level, logger, message, then the record's extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name, value in record.__dict__.items():
+            if name not in _RECORD_ATTRS and not name.startswith("_") and value is not None:
+                entry[name] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def _build_logger() -> logging.Logger:
+    log = logging.getLogger("mlstack.seed")
+    # Own handler and no propagation: the Lambda runtime's root handler would prefix and
+    # duplicate each line, and one JSON object a line is what log queries want.
+    stream = logging.StreamHandler(sys.stdout)
+    stream.setFormatter(JsonFormatter())
+    log.handlers[:] = [stream]
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    return log
+
+
+logger = _build_logger()
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class InvalidEventError(ValueError):
+    """The event is malformed; the message names the key, the bad value and what is allowed."""
+
+
+class ConfigurationError(RuntimeError):
+    """The function's environment is misconfigured; the message names the variable."""
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    bucket_name: str
+    dataset_prefix: str
+    default_rows: int
+    default_seed: int
+    max_rows: int
+    log_level: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        bucket = env.get("BUCKET_NAME", "").strip()
+        if not bucket:
+            raise ConfigurationError("BUCKET_NAME is not set; it must name the dataset bucket")
+        prefix = env.get("DATASET_PREFIX", DEFAULT_DATASET_PREFIX)
+        if prefix.startswith("/") or (prefix and not prefix.endswith("/")):
+            raise ConfigurationError(
+                f"DATASET_PREFIX={prefix!r} is invalid; expected '' or a key prefix ending in '/'"
+                " and not starting with '/' (e.g. 'datasets/')"
+            )
+        max_rows = _env_int(env, "MAX_ROWS", DEFAULT_MAX_ROWS, 1, None)
+        default_rows = _env_int(env, "DEFAULT_ROWS", min(DEFAULT_ROWS, max_rows), 1, max_rows)
+        default_seed = _env_int(env, "DEFAULT_SEED", DEFAULT_SEED, 0, MAX_SEED)
+        log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+        if log_level not in LOG_LEVELS:
+            raise ConfigurationError(
+                f"LOG_LEVEL={env['LOG_LEVEL']!r} is invalid; "
+                f"expected one of {', '.join(LOG_LEVELS)}"
+            )
+        return cls(bucket, prefix, default_rows, default_seed, max_rows, log_level)
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int, low: int, high: int | None) -> int:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    allowed = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not an integer; expected {allowed}") from None
+    if value < low or (high is not None and value > high):
+        raise ConfigurationError(f"{name}={raw!r} is out of range; expected {allowed}")
+    return value
+
+
+# --- event --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeedRequest:
+    run_id: str
+    rows: int
+    seed: int
+
+    @classmethod
+    def from_event(cls, event: Any, settings: Settings) -> SeedRequest:
+        if not isinstance(event, Mapping):
+            raise InvalidEventError(
+                "event must be a JSON object with keys run_id, rows, seed; "
+                f"got {type(event).__name__}"
+            )
+        unknown = sorted(str(key) for key in event if key not in ("run_id", "rows", "seed"))
+        if unknown:
+            raise InvalidEventError(
+                f"unknown event key(s) {', '.join(repr(k) for k in unknown)}; "
+                "allowed keys: 'run_id' (required), 'rows', 'seed'"
+            )
+        if "run_id" not in event:
+            raise InvalidEventError(
+                "'run_id' is missing; expected 1..80 characters from [A-Za-z0-9-]"
+            )
+        run_id = event["run_id"]
+        if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
+            raise InvalidEventError(
+                f"'run_id': {run_id!r} is invalid; expected a string of 1..80 characters "
+                "from [A-Za-z0-9-]"
+            )
+        rows = _event_int(event, "rows", settings.default_rows, 1, settings.max_rows, "MAX_ROWS")
+        seed = _event_int(event, "seed", settings.default_seed, 0, MAX_SEED, "2**53-1")
+        return cls(run_id=run_id, rows=rows, seed=seed)
+
+
+def _event_int(
+    event: Mapping[str, Any], key: str, default: int, low: int, high: int, high_name: str
+) -> int:
+    allowed = f"a JSON integer from {low} to {high} ({high_name})"
+    if key not in event:
+        return default
+    value = event[key]
+    # bool is an int subclass; floats and numeric strings are refused rather than coerced.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidEventError(
+            f"{key!r}: {value!r} ({type(value).__name__}) is not an integer; expected {allowed}"
+        )
+    if not low <= value <= high:
+        raise InvalidEventError(f"{key!r}: {value!r} is out of range; expected {allowed}")
+    return value
+
+
+# --- result -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    run_id: str
+    rows: int
+    seed: int
+    train_uri: str
+    train_prefix: str
+    test_uri: str
+    test_prefix: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def dataset_key(settings: Settings, run_id: str, split: Split) -> str:
+    """``<DATASET_PREFIX><run_id>/<split>/<split>.csv``."""
+    return f"{settings.dataset_prefix}{run_id}/{split}/{split}.csv"
+
+
+# --- generation ---------------------------------------------------------------------------------
+
+
+def split_rng(seed: int, split: Split) -> random.Random:
+    """The generator of one file: independent per split, fixed by the seed."""
+    return random.Random(f"mlstack-seed:{seed}:{split}")
+
+
+def generate_rows(
+    rows: int, seed: int, split: Split, *, chunk_rows: int = CHUNK_ROWS
+) -> Iterator[bytes]:
+    """Yield the bytes of one CSV file (``rows`` lines of ``split``) in chunks of ``chunk_rows``."""
+    if rows < 0 or chunk_rows < 1:
+        raise ValueError(f"rows must be >= 0 and chunk_rows >= 1; got {rows}, {chunk_rows}")
+    lines = _LINES[split]
+    choices = split_rng(seed, split).choices
+    remaining = rows
+    while remaining:
+        n = min(chunk_rows, remaining)
+        yield b"".join(choices(lines, k=n))
+        remaining -= n
+
+
+# --- upload -------------------------------------------------------------------------------------
+
+
+class S3Client(Protocol):
+    """The S3 operations the upload uses (a boto3 S3 client has them)."""
+
+    def put_object(self, **kwargs: Any) -> Any: ...
+    def create_multipart_upload(self, **kwargs: Any) -> Any: ...
+    def upload_part(self, **kwargs: Any) -> Any: ...
+    def complete_multipart_upload(self, **kwargs: Any) -> Any: ...
+    def abort_multipart_upload(self, **kwargs: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    key: str
+    size: int
+    parts: int  # 0 when written with a single PutObject
+
+
+def upload_stream(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    chunks: Iterable[bytes],
+    *,
+    part_size: int = PART_SIZE,
+    content_type: str = CONTENT_TYPE,
+) -> UploadResult:
+    """Write ``chunks`` to ``s3://bucket/key``, holding about one part in memory.
+
+    Parts are at least ``part_size`` bytes (S3 wants >= 5 MiB for all but the last part) and at
+    most ``part_size`` plus one chunk. Content under one part goes up in a single PutObject. On
+    any error the multipart upload is aborted and the error re-raised.
+    """
+    if part_size < 1:
+        raise ValueError(f"part_size must be >= 1; got {part_size}")
+    buffer = bytearray()
+    upload_id: str | None = None
+    parts: list[dict[str, Any]] = []
+    size = 0
+    try:
+        for chunk in chunks:
+            buffer += chunk
+            size += len(chunk)
+            if len(buffer) >= part_size:
+                if upload_id is None:
+                    upload_id = client.create_multipart_upload(
+                        Bucket=bucket, Key=key, ContentType=content_type, ChecksumAlgorithm="CRC32"
+                    )["UploadId"]
+                parts.append(_upload_part(client, bucket, key, upload_id, len(parts) + 1, buffer))
+                buffer = bytearray()
+        if upload_id is None:
+            client.put_object(Bucket=bucket, Key=key, Body=bytes(buffer), ContentType=content_type)
+            return UploadResult(key=key, size=size, parts=0)
+        if buffer:
+            parts.append(_upload_part(client, bucket, key, upload_id, len(parts) + 1, buffer))
+        client.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+        return UploadResult(key=key, size=size, parts=len(parts))
+    except BaseException:
+        if upload_id is not None:
+            _abort(client, bucket, key, upload_id)
+        raise
+
+
+def _upload_part(
+    client: S3Client, bucket: str, key: str, upload_id: str, number: int, body: bytearray
+) -> dict[str, Any]:
+    response = client.upload_part(
+        Bucket=bucket,
+        Key=key,
+        UploadId=upload_id,
+        PartNumber=number,
+        Body=body,
+        ChecksumAlgorithm="CRC32",
+    )
+    part: dict[str, Any] = {"PartNumber": number, "ETag": response["ETag"]}
+    if "ChecksumCRC32" in response:
+        part["ChecksumCRC32"] = response["ChecksumCRC32"]
+    return part
+
+
+def _abort(client: S3Client, bucket: str, key: str, upload_id: str) -> None:
+    try:
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    except Exception:
+        # The original error matters more; the bucket's lifecycle rule cleans up what is left.
+        logger.exception("abort of multipart upload failed", extra={"key": key})
+    else:
+        logger.warning("multipart upload aborted", extra={"key": key})
+
+
+# --- orchestration ------------------------------------------------------------------------------
+
+
+def seed_dataset(
+    request: SeedRequest, settings: Settings, client: S3Client, *, part_size: int = PART_SIZE
+) -> SeedResult:
+    """Generate and upload both files of ``request``; return where they are."""
+    uris: dict[str, str] = {}
+    for split in SPLITS:
+        key = dataset_key(settings, request.run_id, split)
+        chunks = generate_rows(request.rows, request.seed, split)
+        upload = upload_stream(client, settings.bucket_name, key, chunks, part_size=part_size)
+        logger.debug(
+            "file written",
+            extra={"key": upload.key, "bytes": upload.size, "parts": upload.parts},
+        )
+        uris[split] = f"s3://{settings.bucket_name}/{key}"
+    return SeedResult(
+        run_id=request.run_id,
+        rows=request.rows,
+        seed=request.seed,
+        train_uri=uris["train"],
+        train_prefix=uris["train"].rsplit("/", 1)[0] + "/",
+        test_uri=uris["test"],
+        test_prefix=uris["test"].rsplit("/", 1)[0] + "/",
+    )
+
+
+_s3_client: Any = None
+
+
+def s3_client() -> Any:
+    """The cached boto3 S3 client, created on first use (boto3 is imported only then)."""
+    global _s3_client
+    if _s3_client is None:
+        import boto3  # deferred: keeps importing this module, and so the cold start, cheap
+
+        _s3_client = boto3.client("s3")
+    return _s3_client
+
+
+def reset_s3_client() -> None:
+    """Forget the cached client (tests, or after changing credentials/endpoint settings)."""
+    global _s3_client
+    _s3_client = None
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    started = time.perf_counter()
+    request_id = getattr(context, "aws_request_id", None)
+    try:
+        settings = Settings.from_env()
+    except ConfigurationError as error:
+        logger.error("invalid configuration", extra={"error": str(error)})
+        raise
+    logger.setLevel(settings.log_level)
+    try:
+        request = SeedRequest.from_event(event, settings)
+    except InvalidEventError as error:
+        logger.error("invalid event", extra={"error": str(error), "aws_request_id": request_id})
+        raise
+    fields = {
+        "run_id": request.run_id,
+        "rows": request.rows,
+        "seed": request.seed,
+        "aws_request_id": request_id,
+    }
+    logger.info("seeding dataset", extra=fields)
+    try:
+        result = seed_dataset(request, settings, s3_client())
+    except Exception:
+        logger.exception(
+            "seeding failed",
+            extra={**fields, "duration_ms": round((time.perf_counter() - started) * 1000, 1)},
+        )
+        raise
+    logger.info(
+        "dataset written",
+        extra={
+            **fields,
+            "keys": [result.train_uri, result.test_uri],
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+        },
+    )
+    return result.to_dict()
