@@ -76,7 +76,11 @@ def s3() -> Iterator[object]:
 def log_stream() -> Iterator[io.StringIO]:
     """What the function logs, one JSON object a line."""
     stream = io.StringIO()
-    log_handler = seed_handler.logger.handlers[0]
+    (log_handler,) = (
+        h
+        for h in seed_handler.logger.handlers
+        if isinstance(h.formatter, seed_handler.JsonFormatter)
+    )
     assert isinstance(log_handler, logging.StreamHandler)
     previous = log_handler.setStream(stream)
     yield stream
