@@ -6,7 +6,7 @@ Environment (read on every invocation; a bad value raises ``ConfigurationError``
     BUCKET_NAME     required; the bucket the datasets are written to (its default encryption,
                     SSE-KMS, applies; no key is named here).
     DATASET_PREFIX  key prefix, ``""`` or ending in ``/``; default ``datasets/``.
-    DEFAULT_ROWS    rows when the event has none; 1..MAX_ROWS; default 1000.
+    DEFAULT_ROWS    rows when the event has none; 1..MAX_ROWS; default min(1000, MAX_ROWS).
     DEFAULT_SEED    seed when the event has none; 0..2**53-1; default 42.
     MAX_ROWS        largest ``rows`` an event may ask for; >= 1; default 1000000.
     LOG_LEVEL       DEBUG, INFO, WARNING, ERROR or CRITICAL; default INFO.
