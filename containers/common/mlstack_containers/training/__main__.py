@@ -1,0 +1,3 @@
+from mlstack_containers.training.runner import main
+
+raise SystemExit(main())

@@ -1,0 +1,359 @@
+"""The ``train`` program: read the job, load the channels, train XGBoost, write the model.
+
+Exit status and files, following SageMaker's contract:
+
+* success: the model in ``/opt/ml/model`` (leader host only), exit 0;
+* failure: the reason — a message, never a traceback — in ``/opt/ml/output/failure`` (SageMaker
+  shows its first 1024 characters as ``FailureReason``), exit 1; an unexpected error also prints
+  its traceback to the log;
+* SIGTERM (``StopTrainingJob``, a Spot interruption): the round in progress finishes, the
+  checkpoint and the model so far are written, exit 0 — a stopped job is not a failed one, and
+  SageMaker uploads what ``/opt/ml/model`` holds. Before training starts nothing is written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+from xgboost import collective
+
+from mlstack_containers import data, model_io
+from mlstack_containers.hyperparameters import (
+    HyperparameterError,
+    Hyperparameters,
+    parse_hyperparameters,
+)
+from mlstack_containers.paths import SageMakerPaths
+from mlstack_containers.training import device, distributed
+from mlstack_containers.training.checkpoints import CheckpointDir
+from mlstack_containers.training.config import (
+    Channel,
+    Cluster,
+    ConfigError,
+    parse_input_data_config,
+    parse_resource_config,
+    read_json,
+)
+
+FAILURE_LIMIT = 1024
+
+
+def log(message: str) -> None:
+    print(f"mlstack-train: {message}", flush=True)
+
+
+class Terminated(Exception):
+    """SIGTERM arrived before training started."""
+
+
+@dataclass
+class StopRequest:
+    """Set by SIGTERM; once training runs, honoured at the end of the round in progress."""
+
+    requested: bool = False
+    training: bool = False
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        if not self.training:
+            raise Terminated
+
+
+# ------------------------------------------------------------------------------------------------
+# Data
+# ------------------------------------------------------------------------------------------------
+
+
+def load_channel(paths: SageMakerPaths, channel: Channel, hp: Hyperparameters) -> data.Dataset:
+    started = time.perf_counter()
+    weights = hp.csv_weights and channel.content_type == data.CSV
+    if channel.is_pipe:
+        where = paths.channel_fifo(channel.name, 0)
+        dataset = data.load_fifo(
+            where,
+            channel.content_type,
+            has_weights=weights,
+            unwrap_recordio=channel.record_wrapper == "RecordIO",
+        )
+    else:
+        where = paths.channel_dir(channel.name)
+        dataset = data.load_files(where, channel.content_type, has_weights=weights)
+    if dataset.labels is None:
+        raise data.DataError(f"channel {channel.name!r}: the data carries no labels")
+    log(
+        f"channel {channel.name}: {dataset.num_rows} rows x {dataset.num_features} features "
+        f"({channel.content_type}, {channel.input_mode} mode, {where}) "
+        f"in {time.perf_counter() - started:.2f}s"
+    )
+    return dataset
+
+
+def align(datasets: dict[str, data.Dataset]) -> dict[str, data.Dataset]:
+    """Give the validation data the training data's width (sparse data is widened)."""
+    if len(datasets) == 1:
+        return datasets
+    train, validation = datasets["train"], datasets["validation"]
+    if not train.is_sparse and not validation.is_sparse:
+        if train.num_features != validation.num_features:
+            raise data.DataError(
+                f"channel 'validation' has {validation.num_features} features but 'train' has "
+                f"{train.num_features}"
+            )
+        return datasets
+    width = max(train.num_features, validation.num_features)
+    try:
+        return {"train": train.with_width(width), "validation": validation.with_width(width)}
+    except data.DataError as exc:
+        raise data.DataError(f"channels 'train' and 'validation' disagree: {exc}") from None
+
+
+# ------------------------------------------------------------------------------------------------
+# Training
+# ------------------------------------------------------------------------------------------------
+
+
+def training_params(
+    hp: Hyperparameters, env: Mapping[str, str], cluster: Cluster
+) -> dict[str, Any]:
+    params = dict(hp.xgb_params)
+    try:
+        params["device"] = device.choose_device(
+            params.get("device"),
+            has_cuda_build=device.cuda_built(),
+            gpus=device.visible_gpus(env),
+        )
+    except ValueError as exc:
+        raise HyperparameterError(str(exc)) from None
+    if "nthread" not in params:
+        params["nthread"] = len(os.sched_getaffinity(0))
+    if cluster.size > 1 and params.get("tree_method") == "exact":
+        raise HyperparameterError(
+            "hyperparameter 'tree_method' is 'exact', which XGBoost cannot train across "
+            f"{cluster.size} hosts; use 'hist' or 'approx'"
+        )
+    return params
+
+
+class _Monitor(xgb.callback.TrainingCallback):
+    """Evaluation lines in XGBoost's format, ``[round]\\tdata-metric:value...``, which the
+    regexes of ``containers/training/metric_definitions.json`` read."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
+        if self.enabled and evals_log:
+            parts = [
+                f"{name}-{metric}:{float(np.ravel(values[-1])[0]):.6g}"
+                for name, metrics in evals_log.items()
+                for metric, values in metrics.items()
+            ]
+            print(f"[{model.num_boosted_rounds() - 1}]\t" + "\t".join(parts), flush=True)
+        return False
+
+
+class _RoundEnd(xgb.callback.TrainingCallback):
+    """Checkpoint after each round, and stop (on every host at once) after a SIGTERM."""
+
+    def __init__(self, checkpoints: CheckpointDir | None, stop: StopRequest, hosts: int) -> None:
+        self.checkpoints = checkpoints
+        self.stop = stop
+        self.hosts = hosts
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
+        if self.checkpoints is not None:
+            self.checkpoints.save(model)
+        flag = np.array([int(self.stop.requested)], dtype=np.int32)
+        if self.hosts > 1:
+            # Hosts see SIGTERM at different moments; all must leave the same round.
+            flag = collective.allreduce(flag, collective.Op.MAX)
+        self.stop.requested = bool(flag[0])
+        return self.stop.requested
+
+
+@dataclass
+class Result:
+    booster: xgb.Booster
+    resumed_from: int = 0
+    terminated: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def fit(
+    params: dict[str, Any],
+    hp: Hyperparameters,
+    datasets: dict[str, data.Dataset],
+    paths: SageMakerPaths,
+    cluster: Cluster,
+    stop: StopRequest,
+) -> Result:
+    nthread = int(params["nthread"])
+    matrices = {
+        name: xgb.DMatrix(ds.features, label=ds.labels, weight=ds.weights, nthread=nthread)
+        for name, ds in datasets.items()
+    }
+    evals = [(matrices[name], name) for name in ("train", "validation") if name in matrices]
+
+    checkpoints = CheckpointDir(paths.checkpoints_dir) if paths.checkpoints_dir.is_dir() else None
+    latest = checkpoints.latest() if checkpoints is not None and cluster.is_leader else None
+    if cluster.size > 1:
+        # Every host resumes from the leader's checkpoint, whatever its own disk holds.
+        latest = collective.broadcast(latest, 0)
+    start: xgb.Booster | None = None
+    done = 0
+    if latest is not None:
+        done, raw = latest
+        start = xgb.Booster()
+        start.load_model(bytearray(raw))
+        log(f"resuming from the checkpoint after {done} rounds")
+
+    callbacks: list[xgb.callback.TrainingCallback] = [_Monitor(cluster.is_leader)]
+    if hp.early_stopping_rounds is not None:
+        callbacks.append(
+            xgb.callback.EarlyStopping(
+                rounds=hp.early_stopping_rounds, data_name="validation", save_best=False
+            )
+        )
+    callbacks.append(_RoundEnd(checkpoints if cluster.is_leader else None, stop, cluster.size))
+
+    remaining = hp.num_round - done
+    if remaining <= 0:
+        assert start is not None
+        return Result(start, resumed_from=done)
+    booster = xgb.train(
+        params,
+        matrices["train"],
+        num_boost_round=remaining,
+        evals=evals,
+        callbacks=callbacks,
+        xgb_model=start,
+        verbose_eval=False,
+    )
+    result = Result(booster, resumed_from=done, terminated=stop.requested)
+    best = booster.attr("best_iteration")
+    if hp.early_stopping_rounds is not None and best is not None and not result.terminated:
+        best_iteration, best_score = int(best), booster.attr("best_score")
+        if best_iteration + 1 < booster.num_boosted_rounds():
+            log(
+                f"early stopping: keeping the best iteration {best_iteration} "
+                f"(validation score {best_score}) of {booster.num_boosted_rounds()} rounds"
+            )
+        result.booster = booster[: best_iteration + 1]
+        result.booster.set_attr(best_iteration=str(best_iteration), best_score=best_score)
+        result.extra["best_score"] = None if best_score is None else float(best_score)
+    return result
+
+
+# ------------------------------------------------------------------------------------------------
+# The program
+# ------------------------------------------------------------------------------------------------
+
+
+def run(paths: SageMakerPaths, env: Mapping[str, str], stop: StopRequest) -> None:
+    started = time.perf_counter()
+    hp = parse_hyperparameters(
+        read_json(paths.hyperparameters_file, required=False, default={}) or {}
+    )
+    channels = parse_input_data_config(
+        read_json(paths.input_data_config_file, required=True), paths.input_data_config_file
+    )
+    cluster = parse_resource_config(
+        read_json(paths.resource_config_file, required=False), paths.resource_config_file
+    )
+    if hp.early_stopping_rounds is not None and "validation" not in channels:
+        raise HyperparameterError(
+            "hyperparameter 'early_stopping_rounds' needs a 'validation' channel; none is declared"
+        )
+    params = training_params(hp, env, cluster)
+    settings = distributed.Settings.from_env(env)
+    log(
+        f"XGBoost {xgb.__version__} on {params['device']} with {params['nthread']} threads, "
+        f"host {cluster.current_host} (rank {cluster.rank} of {cluster.size})"
+    )
+    with distributed.tracker(cluster, settings):
+        datasets = align({name: load_channel(paths, ch, hp) for name, ch in channels.items()})
+        stop.training = True  # from here on SIGTERM ends the round in progress, then saves
+        with distributed.communicator(cluster, settings):
+            result = fit(params, hp, datasets, paths, cluster, stop)
+    rounds = result.booster.num_boosted_rounds()
+    if result.terminated:
+        log(f"SIGTERM: stopped after {rounds} rounds; the checkpoint holds them")
+    if cluster.is_leader:
+        model_io.save_model(
+            result.booster,
+            paths.model_dir,
+            train_content_type=channels["train"].content_type,
+            num_round=hp.num_round,
+            hosts=cluster.size,
+            stopped_by_sigterm=result.terminated,
+            **result.extra,
+        )
+        log(f"model ({rounds} rounds) written to {paths.model_dir / model_io.MODEL_FILENAME}")
+    log(f"done in {time.perf_counter() - started:.2f}s")
+
+
+_XGB_NOISE = re.compile(r"^\[[0-9:]+\]\s+\S+:\d+:\s*")
+
+
+def describe(exc: BaseException) -> str:
+    """A one-paragraph reason for the failure file."""
+    if isinstance(exc, xgb.core.XGBoostError):
+        text = str(exc).split("Stack trace:")[0].strip()
+        lines = [_XGB_NOISE.sub("", line).strip() for line in text.splitlines() if line.strip()]
+        return "XGBoost rejected the job: " + (" ".join(lines) or "unknown error")
+    if isinstance(exc, MemoryError):
+        return "out of memory: use an instance type with more memory, or more instances"
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"I/O error{where}: {exc.strerror or exc}"
+    return str(exc) or type(exc).__name__
+
+
+def write_failure(paths: SageMakerPaths, message: str) -> None:
+    try:
+        paths.output_dir.mkdir(parents=True, exist_ok=True)
+        paths.failure_file.write_text(message[:FAILURE_LIMIT])
+    except OSError as exc:
+        print(f"mlstack-train: cannot write {paths.failure_file}: {exc}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    paths = SageMakerPaths.from_env()
+    if args not in ([], ["train"]):  # SageMaker runs the image as `<image> train`
+        write_failure(paths, f"unexpected arguments {args}; usage: train")
+        return 2
+    stop = StopRequest()
+    signal.signal(signal.SIGTERM, stop.handle)
+    try:
+        run(paths, os.environ, stop)
+    except Terminated:
+        log("SIGTERM before training started: nothing to save")
+        return 0
+    except (ValueError, OSError, MemoryError, xgb.core.XGBoostError) as exc:
+        # ValueError covers DataError, HyperparameterError, ConfigError, ModelError.
+        message = describe(exc)
+        write_failure(paths, message)
+        log(f"failed: {message}")
+        return 1
+    except Exception as exc:
+        traceback.print_exc()
+        message = f"internal error ({type(exc).__name__}): {describe(exc)}"
+        write_failure(paths, message)
+        log(f"failed: {message}")
+        return 1
+    return 0
+
+
+__all__ = ["ConfigError", "main", "run"]
