@@ -99,6 +99,36 @@ def load_channel(paths: SageMakerPaths, channel: Channel, hp: Hyperparameters) -
     return dataset
 
 
+def check_labels(name: str, labels: np.ndarray, objective: str, num_class: int | None) -> None:
+    """Reject labels the objective cannot take, naming the first bad row (1-based)."""
+
+    def reject(bad: np.ndarray, needs: str) -> None:
+        row = int(np.flatnonzero(bad)[0])
+        raise data.DataError(
+            f"channel {name!r}: objective {objective!r} needs {needs}; "
+            f"row {row + 1} has label {labels[row]:g}"
+        )
+
+    nan = np.isnan(labels)
+    if nan.any():
+        reject(nan, "a label on every row")
+    if objective in ("reg:logistic", "binary:logistic", "binary:logitraw", "binary:hinge"):
+        outside = (labels < 0) | (labels > 1)
+        if outside.any():
+            reject(outside, "labels in [0, 1]")
+    elif objective.startswith("multi:") and num_class:
+        invalid = (labels < 0) | (labels >= num_class) | (labels != np.floor(labels))
+        if invalid.any():
+            reject(invalid, f"integer labels in [0, {num_class - 1}] (num_class={num_class})")
+    elif objective in ("count:poisson", "reg:tweedie"):
+        if (labels < 0).any():
+            reject(labels < 0, "labels >= 0")
+    elif objective in ("reg:gamma", "reg:squaredlogerror") and (labels <= -1).any():
+        reject(labels <= -1, "labels > -1")
+    if objective == "reg:gamma" and (labels <= 0).any():
+        reject(labels <= 0, "labels > 0")
+
+
 def align(datasets: dict[str, data.Dataset]) -> dict[str, data.Dataset]:
     """Give the validation data the training data's width (sparse data is widened)."""
     if len(datasets) == 1:
@@ -283,6 +313,9 @@ def run(paths: SageMakerPaths, env: Mapping[str, str], stop: StopRequest) -> Non
     )
     with distributed.tracker(cluster, settings):
         datasets = align({name: load_channel(paths, ch, hp) for name, ch in channels.items()})
+        for name, dataset in datasets.items():
+            assert dataset.labels is not None  # load_channel checked
+            check_labels(name, dataset.labels, hp.objective, hp.xgb_params.get("num_class"))
         stop.training = True  # from here on SIGTERM ends the round in progress, then saves
         with distributed.communicator(cluster, settings):
             result = fit(params, hp, datasets, paths, cluster, stop)
