@@ -40,7 +40,7 @@ run: setup synth
 
 synth: setup
 	rm -rf cdk.out
-	$(CDK) synth --quiet --all
+	$(CDK) synth --quiet
 	@echo "Templates in cdk.out/ for every environment:"; find cdk.out -name '*.template.json' | sort
 
 test: setup lint pytest

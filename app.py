@@ -1,0 +1,17 @@
+#!/usr/bin/env python3
+"""CDK entry point: one stage per file in environments/ (``cdk deploy 'dev/*'``)."""
+
+import sys
+from pathlib import Path
+
+from mlstack.app import build_app, validation_failures
+from mlstack.config import ConfigError
+
+try:
+    app = build_app()
+except ConfigError as err:
+    sys.exit(f"Configuration error: {err}")
+assembly = app.synth()
+failures = validation_failures(Path(assembly.directory))
+if failures:
+    sys.exit("cdk-nag AwsSolutions findings not acknowledged:\n  " + "\n  ".join(failures))

@@ -1,0 +1,108 @@
+"""Encrypted, versioned S3 bucket for datasets, model artifacts and transform output."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from mlstack.constructs.layout import BucketLayout
+
+THIRTY_DAYS = Duration.days(30)
+ONE_YEAR = Duration.days(365)
+
+
+class DataBucket(Construct):
+    """Creates a KMS key (rotated), the data bucket encrypted with it and an access log bucket.
+
+    Both buckets block public access and deny non-TLS requests. The data bucket is versioned,
+    logs every request to the log bucket, expires batch transform output after
+    ``transform_output_expiry`` and noncurrent object versions after ``noncurrent_version_expiry``.
+
+    Props that change behaviour:
+      removal_policy: ``RemovalPolicy.RETAIN`` (default) keeps key and buckets when the stack is
+        deleted; ``DESTROY`` deletes them and empties the buckets first (auto-delete objects).
+      layout: the key prefixes the other constructs use (``self.layout``).
+
+    Attributes: ``bucket``, ``key``, ``log_bucket``, ``layout``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        layout: BucketLayout | None = None,
+        transform_output_expiry: Duration = THIRTY_DAYS,
+        noncurrent_version_expiry: Duration = THIRTY_DAYS,
+        access_log_expiry: Duration = ONE_YEAR,
+    ) -> None:
+        super().__init__(scope, id)
+        if removal_policy not in (RemovalPolicy.RETAIN, RemovalPolicy.DESTROY):
+            raise ValueError(
+                f"DataBucket removal_policy={removal_policy}: expected RemovalPolicy.RETAIN or "
+                "RemovalPolicy.DESTROY"
+            )
+        destroy = removal_policy == RemovalPolicy.DESTROY
+        self.layout = layout or BucketLayout()
+
+        self.key = kms.Key(
+            self,
+            "Key",
+            description="Encrypts mlstack datasets, models, transform output and notifications",
+            enable_key_rotation=True,
+            removal_policy=removal_policy,
+            pending_window=Duration.days(7) if destroy else None,
+        )
+
+        # S3 server access logs can only be delivered to an SSE-S3 bucket, not an SSE-KMS one.
+        self.log_bucket = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=False,
+            lifecycle_rules=[s3.LifecycleRule(id="ExpireAccessLogs", expiration=access_log_expiry)],
+            removal_policy=removal_policy,
+            auto_delete_objects=destroy,
+        )
+        Validations.of(self.log_bucket).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-S1",
+                reason="This is the access log destination of the data bucket; logging it to "
+                "itself would create a feedback loop of log objects.",
+            )
+        )
+
+        self.bucket = s3.Bucket(
+            self,
+            "Resource",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=True,
+            server_access_logs_bucket=self.log_bucket,
+            server_access_logs_prefix="data-bucket/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireTransformOutput",
+                    prefix=self.layout.transform_output,
+                    expiration=transform_output_expiry,
+                ),
+                s3.LifecycleRule(
+                    id="ExpireOldVersions",
+                    noncurrent_version_expiration=noncurrent_version_expiry,
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                    expired_object_delete_marker=True,
+                ),
+            ],
+            removal_policy=removal_policy,
+            auto_delete_objects=destroy,
+        )

@@ -1,0 +1,90 @@
+"""The dataset-seeding Lambda (code in ``lambda/seed/``) with its own role and log group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from mlstack.constructs.layout import BucketLayout
+from mlstack.constructs.roles import SeedFunctionRole
+
+SEED_CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "seed"
+MAX_SEED_ROWS = 1_000_000  # what fits in the function's 256 MB
+DEFAULT_TIMEOUT = Duration.minutes(5)
+
+
+class DatasetSeeder(Construct):
+    """Creates the seeding Lambda function (Python, boto3 only, 256 MB), its log group and a role
+    that may only put objects under ``layout.datasets`` of ``bucket``.
+
+    The function writes ``<datasets><run_id>/train/train.csv`` and ``.../test/test.csv``;
+    ``default_rows``/``default_seed`` apply when an event has none, ``max_rows`` caps requests.
+
+    Attributes: ``function``, ``role``, ``log_group``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        bucket: s3.IBucket,
+        key: kms.IKey | None = None,
+        layout: BucketLayout | None = None,
+        default_rows: int = 1000,
+        default_seed: int = 42,
+        max_rows: int = MAX_SEED_ROWS,
+        code_directory: Path = SEED_CODE_DIR,
+        timeout: Duration = DEFAULT_TIMEOUT,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        log_level: str = "INFO",
+    ) -> None:
+        super().__init__(scope, id)
+        if not 1 <= max_rows <= MAX_SEED_ROWS:
+            raise ValueError(f"DatasetSeeder max_rows={max_rows}: expected 1 to {MAX_SEED_ROWS}")
+        if not 1 <= default_rows <= max_rows:
+            raise ValueError(
+                f"DatasetSeeder default_rows={default_rows}: expected 1 to max_rows ({max_rows})"
+            )
+        if default_seed < 0:
+            raise ValueError(f"DatasetSeeder default_seed={default_seed}: expected >= 0")
+        if not (code_directory / "handler.py").is_file():
+            raise ValueError(f"DatasetSeeder code_directory={code_directory}: no handler.py there")
+        layout = layout or BucketLayout()
+
+        self.log_group = logs.LogGroup(
+            self, "LogGroup", retention=log_retention, removal_policy=removal_policy
+        )
+        self.role = SeedFunctionRole(
+            self, "Role", bucket=bucket, key=key, layout=layout, log_group=self.log_group
+        ).role
+        self.function = lambda_.Function(
+            self,
+            "Resource",
+            description="Seeds the training and test datasets of one workflow run",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            architecture=lambda_.Architecture.ARM_64,
+            handler="handler.handler",
+            code=lambda_.Code.from_asset(
+                str(code_directory), exclude=["__pycache__", "*.pyc", "tests", ".pytest_cache"]
+            ),
+            memory_size=256,
+            timeout=timeout,
+            role=self.role,
+            log_group=self.log_group,
+            environment={
+                "BUCKET_NAME": bucket.bucket_name,
+                "DATASET_PREFIX": layout.datasets,
+                "DEFAULT_ROWS": str(default_rows),
+                "DEFAULT_SEED": str(default_seed),
+                "MAX_ROWS": str(max_rows),
+                "LOG_LEVEL": log_level,
+            },
+        )

@@ -1,0 +1,163 @@
+"""Training and inference container images: built from ``containers/`` or given as URIs."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from aws_cdk import Arn, ArnFormat, Stack
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+CONTAINERS_DIR = Path(__file__).resolve().parents[2] / "containers"
+
+# <account>.dkr.ecr.<region>.<domain>/<repository>[:tag|@digest]
+_ECR_IMAGE_URI = re.compile(
+    r"^(?P<account>[0-9]{12})\.dkr\.ecr(-fips)?\.(?P<region>[a-z0-9-]+)\.(?P<domain>[a-z0-9.]+)/"
+    r"(?P<repository>[a-z0-9][a-z0-9._/-]*)(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})?$"
+)
+
+
+class ModelImage(Construct):
+    """One SageMaker container image: a Docker image asset built from ``directory``/``file``,
+    or an existing ECR ``image_uri`` (for example AWS's built-in XGBoost image).
+
+    Attributes: ``image_uri``; ``grant_pull(grantee)`` lets a role pull only this image's
+    repository (plus ``ecr:GetAuthorizationToken``, which has no resource-level permissions).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        directory: Path = CONTAINERS_DIR,
+        file: str | None = None,
+        image_uri: str | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        if (file is None) == (image_uri is None):
+            raise ValueError(
+                f"ModelImage {id}: give exactly one of file= (build from {directory}) or "
+                f"image_uri= (use an existing image), got file={file!r}, image_uri={image_uri!r}"
+            )
+        self._repository_arn: str
+        if image_uri is not None:
+            match = _ECR_IMAGE_URI.fullmatch(image_uri)
+            if match is None:
+                raise ValueError(
+                    f"ModelImage {id}: image_uri={image_uri!r} is not an ECR image URI; expected "
+                    "<account>.dkr.ecr.<region>.amazonaws.com/<repository>[:tag|@sha256:digest]"
+                )
+            self.image_uri = image_uri
+            self.asset: ecr_assets.DockerImageAsset | None = None
+            self._repository_arn = Arn.format(
+                {
+                    "service": "ecr",
+                    "account": match["account"],
+                    "region": match["region"],
+                    "resource": "repository",
+                    "resource_name": match["repository"],
+                    "arn_format": ArnFormat.SLASH_RESOURCE_NAME,
+                },
+                Stack.of(self),
+            )
+        else:
+            assert file is not None
+            if not (directory / file).is_file():
+                raise ValueError(f"ModelImage {id}: no Dockerfile at {directory / file}")
+            self.asset = ecr_assets.DockerImageAsset(
+                self,
+                "Resource",
+                directory=str(directory),
+                file=file,
+                platform=ecr_assets.Platform.LINUX_AMD64,
+                exclude=["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/*.egg-info"],
+            )
+            self.image_uri = self.asset.image_uri
+            self._repository_arn = self.asset.repository.repository_arn
+
+    def grant_pull(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` pull this image (and only images of its repository)."""
+        ecr.AuthorizationToken.grant_read(grantee)
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=[
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:GetDownloadUrlForLayer",
+                "ecr:BatchGetImage",
+            ],
+            resource_arns=[self._repository_arn],
+        )
+
+
+class ModelImages(Construct):
+    """The training and the inference image of a model, each a :class:`ModelImage`.
+
+    By default both are built from ``containers_directory`` (``training/Dockerfile`` and
+    ``inference/Dockerfile``, with ``containers/`` as build context) and the training job's metric
+    definitions are read from ``training/metric_definitions.json``. Hand in
+    ``training_image_uri``/``inference_image_uri`` to use existing images instead; metric
+    definitions for an existing training image are then ``training_metric_definitions`` (optional).
+
+    Attributes: ``training``, ``inference`` (:class:`ModelImage`), ``training_image_uri``,
+    ``inference_image_uri``, ``training_metric_definitions``; ``grant_pull(grantee)``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        containers_directory: Path = CONTAINERS_DIR,
+        training_image_uri: str | None = None,
+        inference_image_uri: str | None = None,
+        training_metric_definitions: Sequence[Mapping[str, str]] | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        self.training = ModelImage(
+            self,
+            "Training",
+            directory=containers_directory,
+            file=None if training_image_uri else "training/Dockerfile",
+            image_uri=training_image_uri,
+        )
+        self.inference = ModelImage(
+            self,
+            "Inference",
+            directory=containers_directory,
+            file=None if inference_image_uri else "inference/Dockerfile",
+            image_uri=inference_image_uri,
+        )
+        if training_metric_definitions is None and training_image_uri is None:
+            path = containers_directory / "training" / "metric_definitions.json"
+            training_metric_definitions = json.loads(path.read_text(encoding="utf-8"))
+        self.training_metric_definitions: list[dict[str, str]] = [
+            _metric_definition(item, i) for i, item in enumerate(training_metric_definitions or [])
+        ]
+        self.training_image_uri = self.training.image_uri
+        self.inference_image_uri = self.inference.image_uri
+
+    def grant_pull(self, grantee: iam.IGrantable) -> None:
+        """Let ``grantee`` pull both images."""
+        self.training.grant_pull(grantee)
+        self.inference.grant_pull(grantee)
+
+
+def _metric_definition(item: Mapping[str, str], index: int) -> dict[str, str]:
+    if set(item) != {"Name", "Regex"} or not all(isinstance(v, str) and v for v in item.values()):
+        raise ValueError(
+            f"training_metric_definitions[{index}]={dict(item)!r}: expected an object with "
+            "exactly the non-empty strings 'Name' and 'Regex'"
+        )
+    try:
+        re.compile(item["Regex"])
+    except re.error as err:
+        raise ValueError(
+            f"training_metric_definitions[{index}] Regex {item['Regex']!r} is invalid: {err}"
+        ) from None
+    return {"Name": item["Name"], "Regex": item["Regex"]}

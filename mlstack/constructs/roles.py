@@ -1,0 +1,360 @@
+"""Least-privilege IAM roles of the workflow: SageMaker execution, seeding Lambda, state machine.
+
+No AWS managed policies. Statements use ``Resource: "*"`` only for actions without resource-level
+permissions: ``ecr:GetAuthorizationToken`` and ``cloudwatch:PutMetricData`` (namespace-scoped by
+condition). Each role acknowledges, on itself, the cdk-nag findings for its prefix-scoped wildcards.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from aws_cdk import Arn, ArnFormat, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from mlstack.constructs._nag import acknowledge, acknowledge_scoped_wildcards, default_policy
+from mlstack.constructs.layout import BucketLayout
+from mlstack.constructs.model_images import ModelImage
+
+# SageMaker lower-cases names in resource ARNs, so an IAM-scoped prefix must be lower-case.
+NAME_PREFIX_PATTERN = re.compile(r"^[a-z0-9](-?[a-z0-9])*$")
+MAX_NAME_PREFIX_LENGTH = 20
+
+
+def validate_name_prefix(owner: str, name_prefix: str) -> None:
+    if len(name_prefix) > MAX_NAME_PREFIX_LENGTH or not NAME_PREFIX_PATTERN.fullmatch(name_prefix):
+        raise ValueError(
+            f"{owner} name_prefix={name_prefix!r}: expected 1 to {MAX_NAME_PREFIX_LENGTH} "
+            "lower-case letters, digits and single dashes (SageMaker lower-cases names in ARNs)"
+        )
+
+
+def _sagemaker_arn(scope: Construct, resource: str, name: str) -> str:
+    return Arn.format(
+        {
+            "service": "sagemaker",
+            "resource": resource,
+            "resource_name": name,
+            "arn_format": ArnFormat.SLASH_RESOURCE_NAME,
+        },
+        Stack.of(scope),
+    )
+
+
+def _log_arn(scope: Construct, name: str) -> str:
+    return Arn.format(
+        {
+            "service": "logs",
+            "resource": "log-group",
+            "resource_name": name,
+            "arn_format": ArnFormat.COLON_RESOURCE_NAME,
+        },
+        Stack.of(scope),
+    )
+
+
+class SageMakerExecutionRole(Construct):
+    """Creates the role SageMaker jobs, models and endpoints run as.
+
+    It may list and read ``layout.datasets`` and ``layout.models``, write ``layout.models`` and
+    ``layout.transform_output``, use ``key`` (the bucket's key by default) for those objects and for
+    job volumes, pull only ``images``, write logs of resources named ``name_prefix*`` and put
+    metrics into SageMaker's namespaces. ``extra_read_object_arns`` adds read access to objects
+    outside the bucket (for example a model artifact elsewhere).
+
+    Attributes: ``role``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        bucket: s3.IBucket,
+        name_prefix: str,
+        images: Sequence[ModelImage],
+        key: kms.IKey | None = None,
+        layout: BucketLayout | None = None,
+        extra_read_object_arns: Sequence[str] = (),
+    ) -> None:
+        super().__init__(scope, id)
+        validate_name_prefix("SageMakerExecutionRole", name_prefix)
+        layout = layout or BucketLayout()
+        key = key or bucket.encryption_key
+        if key is None:
+            raise ValueError(
+                "SageMakerExecutionRole key=None and the bucket has no encryption_key: "
+                "hand in the KMS key that encrypts the bucket"
+            )
+        self.role = iam.Role(
+            self,
+            "Resource",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"SageMaker execution role for {name_prefix} jobs, models and endpoints",
+        )
+        readable = [layout.datasets, layout.models]
+        writable = [layout.models, layout.transform_output]
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListDataAndModels",
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in readable]}},
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadDataAndModels",
+                actions=["s3:GetObject"],
+                resources=[bucket.arn_for_objects(f"{p}*") for p in readable]
+                + list(extra_read_object_arns),
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteModelsAndOutput",
+                actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                resources=[bucket.arn_for_objects(f"{p}*") for p in writable],
+            )
+        )
+        key.grant_encrypt_decrypt(self.role)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="EncryptJobVolumes",
+                actions=["kms:CreateGrant", "kms:DescribeKey"],
+                resources=[key.key_arn],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            )
+        )
+        for image in images:
+            image.grant_pull(self.role)
+        log_groups = [
+            "/aws/sagemaker/TrainingJobs",
+            "/aws/sagemaker/TransformJobs",
+            f"/aws/sagemaker/Endpoints/{name_prefix}*",
+        ]
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="CreateOwnLogGroups",
+                actions=["logs:CreateLogGroup"],
+                resources=[_log_arn(self, g) for g in log_groups],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[
+                    _log_arn(self, f"/aws/sagemaker/TrainingJobs:log-stream:{name_prefix}-*"),
+                    _log_arn(self, f"/aws/sagemaker/TransformJobs:log-stream:{name_prefix}-*"),
+                    _log_arn(self, f"/aws/sagemaker/Endpoints/{name_prefix}*:log-stream:*"),
+                ],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PutSageMakerMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],  # PutMetricData has no resource-level permissions
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            )
+        )
+        policy = default_policy(self.role)
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+            "Key grant (GenerateDataKey, GenerateDataKeyWithoutPlaintext) on the one bucket key.",
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Action::kms:ReEncrypt*]",
+            "Key grant (ReEncryptFrom, ReEncryptTo) on the one bucket key.",
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Only ecr:GetAuthorizationToken and cloudwatch:PutMetricData (limited to the "
+            "/aws/sagemaker/* namespaces by condition) use '*': neither has resource-level "
+            "permissions.",
+        )
+        acknowledge_scoped_wildcards(
+            policy,
+            [
+                *[
+                    (f"/{p}*", f"Objects under the '{p}' prefix of the data bucket only.")
+                    for p in readable + writable
+                ],
+                (
+                    f":log-stream:{name_prefix}-*",
+                    f"Log streams of jobs named {name_prefix}-* only.",
+                ),
+                (
+                    f"/aws/sagemaker/Endpoints/{name_prefix}*",
+                    f"Log groups of endpoints named {name_prefix}* only.",
+                ),
+                (
+                    f"/aws/sagemaker/Endpoints/{name_prefix}*:log-stream:*",
+                    f"Log streams of endpoints named {name_prefix}* only.",
+                ),
+            ],
+        )
+
+
+class SeedFunctionRole(Construct):
+    """Creates the seeding Lambda's role: put objects under ``layout.datasets`` of ``bucket`` only
+    (SSE-KMS with ``key``, multipart included) and write to its own ``log_group``.
+
+    Attributes: ``role``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        bucket: s3.IBucket,
+        log_group: logs.ILogGroup,
+        key: kms.IKey | None = None,
+        layout: BucketLayout | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        layout = layout or BucketLayout()
+        key = key or bucket.encryption_key
+        self.role = iam.Role(
+            self,
+            "Resource",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Seeding Lambda: writes datasets only",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteDatasets",
+                actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                resources=[bucket.arn_for_objects(f"{layout.datasets}*")],
+            )
+        )
+        if key is not None:
+            # SSE-KMS puts need a data key; multipart uploads also decrypt it to complete.
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="EncryptDatasets",
+                    actions=["kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"],
+                    resources=[key.key_arn],
+                    conditions={
+                        "StringEquals": {
+                            "kms:ViaService": f"s3.{Stack.of(self).region}.amazonaws.com"
+                        }
+                    },
+                )
+            )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn],
+            )
+        )
+        acknowledge_scoped_wildcards(
+            default_policy(self.role),
+            [
+                (f"/{layout.datasets}*", f"Objects under the '{layout.datasets}' prefix only."),
+                (":*", "Log streams of the function's own log group only."),
+            ],
+        )
+
+
+class StateMachineRole(Construct):
+    """Creates the workflow state machine's role.
+
+    It may create, describe and stop only training and transform jobs named ``name_prefix-*``,
+    create and tag only models named ``name_prefix-*``, pass ``sagemaker_role`` to SageMaker only,
+    and manage the two EventBridge rules Step Functions uses to wait for ``.sync`` SageMaker jobs.
+    Lambda invoke, SNS publish, logging and tracing grants are added by the tasks themselves.
+
+    Attributes: ``role``.
+    """
+
+    def __init__(
+        self, scope: Construct, id: str, *, name_prefix: str, sagemaker_role: iam.IRole
+    ) -> None:
+        super().__init__(scope, id)
+        validate_name_prefix("StateMachineRole", name_prefix)
+        self.role = iam.Role(
+            self,
+            "Resource",
+            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            description=f"Step Functions role of the {name_prefix} training workflow",
+        )
+        training_jobs = _sagemaker_arn(self, "training-job", f"{name_prefix}-*")
+        transform_jobs = _sagemaker_arn(self, "transform-job", f"{name_prefix}-*")
+        models = _sagemaker_arn(self, "model", f"{name_prefix}-*")
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RunTrainingJobs",
+                actions=[
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                ],
+                resources=[training_jobs],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RunTransformJobs",
+                actions=[
+                    "sagemaker:CreateTransformJob",
+                    "sagemaker:DescribeTransformJob",
+                    "sagemaker:StopTransformJob",
+                ],
+                resources=[transform_jobs],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="CreateModels", actions=["sagemaker:CreateModel"], resources=[models]
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="TagOnCreate",
+                actions=["sagemaker:AddTags"],
+                resources=[training_jobs, transform_jobs, models],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PassSageMakerRole",
+                actions=["iam:PassRole"],
+                resources=[sagemaker_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="SyncJobEventRules",
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[
+                    Arn.format(
+                        {
+                            "service": "events",
+                            "resource": "rule",
+                            "resource_name": f"StepFunctionsGetEventsForSageMaker{kind}JobsRule",
+                        },
+                        Stack.of(self),
+                    )
+                    for kind in ("Training", "Transform")
+                ],
+            )
+        )
+        acknowledge_scoped_wildcards(
+            default_policy(self.role),
+            [
+                (f"/{name_prefix}-*", f"SageMaker jobs and models named {name_prefix}-* only."),
+            ],
+        )
