@@ -1,0 +1,152 @@
+"""The WSGI application: ``/ping``, ``/invocations``, ``/execution-parameters``.
+
+A plain WSGI callable (no framework): per request it does the routing, the payload limit, the
+codecs and one XGBoost prediction, and nothing else. Every exception is caught here, so no
+request — however malformed — can take a worker down.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+from mlstack_containers import model_io
+from mlstack_containers.serving import codecs
+from mlstack_containers.serving.config import ServerConfig
+
+log = logging.getLogger("mlstack.serving")
+
+CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
+_CUSTOM_ATTRIBUTES_ENV = "HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES"
+# A body this far over the limit is not drained before the 413 (the connection is closed).
+_DRAIN_FACTOR = 4
+
+StartResponse = Callable[..., Any]
+
+
+@dataclass
+class Predictor:
+    """A loaded booster and what is needed to call it."""
+
+    booster: xgb.Booster
+    num_features: int
+    iteration_range: tuple[int, int] = (0, 0)
+
+    @classmethod
+    def load(cls, config: ServerConfig) -> Predictor:
+        loaded = model_io.load_model(config.model_dir)
+        meta = loaded.metadata
+        booster = loaded.booster
+        booster.set_param({"nthread": config.predict_threads})
+        rounds = booster.num_boosted_rounds()
+        iteration_range = (0, 0)
+        if meta.best_iteration is not None and meta.best_iteration + 1 < rounds:
+            iteration_range = (0, meta.best_iteration + 1)  # early stopping's best model
+        return cls(booster, meta.num_features, iteration_range)
+
+    def predict(self, features: codecs.Features) -> np.ndarray:
+        return self.booster.inplace_predict(
+            features, iteration_range=self.iteration_range, validate_features=False
+        )
+
+
+class InferenceApp:
+    def __init__(self, predictor: Predictor, config: ServerConfig) -> None:
+        self.predictor = predictor
+        self.config = config
+        self.execution_parameters = json.dumps(
+            {
+                "MaxConcurrentTransforms": config.workers,
+                "BatchStrategy": "MULTI_RECORD",
+                "MaxPayloadInMB": config.max_payload_mb,
+            }
+        ).encode()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        headers: list[tuple[str, str]] = []
+        try:
+            if path == "/invocations":
+                if method != "POST":
+                    raise codecs.ClientError(405, "use POST for /invocations")
+                status, ctype, body = 200, *self.invocations(environ)
+                attributes = environ.get(_CUSTOM_ATTRIBUTES_ENV)
+                if attributes is not None:
+                    headers.append((CUSTOM_ATTRIBUTES, attributes))
+            elif path == "/ping":
+                if method not in ("GET", "HEAD"):
+                    raise codecs.ClientError(405, "use GET for /ping")
+                status, ctype, body = 200, "text/plain", b""
+            elif path == "/execution-parameters":
+                status, ctype, body = 200, codecs.JSON, self.execution_parameters
+            else:
+                raise codecs.ClientError(404, f"no such path {path!r}")
+        except codecs.ClientError as exc:
+            status, ctype, body = exc.status, "text/plain; charset=utf-8", exc.message.encode()
+            log.debug("client error %d: %s", exc.status, exc.message)
+        except Exception as exc:  # the server's fault: answer 500, keep the worker
+            log.exception("error while handling %s %s", method, path)
+            status, ctype, body = 500, "text/plain; charset=utf-8", f"server error: {exc}".encode()
+        headers += [("Content-Type", ctype), ("Content-Length", str(len(body)))]
+        start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
+        return [body]
+
+    def invocations(self, environ: dict[str, Any]) -> tuple[str, bytes]:
+        kind = codecs.request_type(environ.get("CONTENT_TYPE"))
+        accept = codecs.response_type(environ.get("HTTP_ACCEPT"))
+        body = self.read_body(environ)
+        features = codecs.parse_request(body, kind, self.predictor.num_features)
+        predictions = self.predictor.predict(features)
+        return accept, codecs.format_response(predictions, accept, batch=self.config.batch)
+
+    def read_body(self, environ: dict[str, Any]) -> bytes:
+        limit = self.config.max_payload_bytes
+        stream = environ["wsgi.input"]
+        raw_length = environ.get("CONTENT_LENGTH") or ""
+        try:
+            length = int(raw_length) if raw_length.strip() else None
+        except ValueError:
+            raise codecs.ClientError(400, f"invalid Content-Length {raw_length!r}") from None
+        if length is not None and length > limit:
+            self._drain(stream, length)
+            raise self._too_large(f"{length} bytes")
+        body = stream.read(length) if length is not None else stream.read(limit + 1)
+        if len(body) > limit:  # chunked upload without a Content-Length
+            self._drain(stream, _DRAIN_FACTOR * limit)
+            raise self._too_large(f"more than {limit} bytes")
+        return body
+
+    def _too_large(self, size: str) -> codecs.ClientError:
+        return codecs.ClientError(
+            413,
+            f"request body of {size} exceeds the limit of {self.config.max_payload_mb} MB "
+            "(SAGEMAKER_MAX_PAYLOAD_IN_MB); split it into smaller requests",
+        )
+
+    def _drain(self, stream: Any, length: int) -> None:
+        # Reading what the client sends lets it receive the 413 instead of a connection reset.
+        left = min(length, _DRAIN_FACTOR * self.config.max_payload_bytes)
+        while left > 0:
+            chunk = stream.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            left -= len(chunk)
+
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    500: "Internal Server Error",
+}

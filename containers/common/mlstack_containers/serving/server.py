@@ -1,0 +1,125 @@
+"""``serve``: gunicorn, pre-forked, running :class:`~mlstack_containers.serving.app.InferenceApp`.
+
+Why gunicorn with ``gthread`` workers (measurements in ``bench/README.md``):
+
+* one process per CPU, so predictions and parsing run in parallel despite the GIL;
+* each worker loads the model itself after the fork: XGBoost's OpenMP thread pool does not
+  survive a fork, so the master never calls XGBoost; a worker that cannot load the model exits
+  with gunicorn's boot-error status, which stops the whole server with the reason on stderr;
+* two threads per worker, so ``/ping`` is answered in milliseconds while the other thread
+  parses a 6 MB batch, and keep-alive connections (SageMaker's front end reuses them);
+* SIGTERM: the master stops accepting, lets in-flight requests finish within
+  ``MLSTACK_GRACEFUL_TIMEOUT`` seconds, then exits; a crashed or stuck worker is replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import numpy as np
+from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
+
+from mlstack_containers import model_io
+from mlstack_containers.serving.app import InferenceApp, Predictor
+from mlstack_containers.serving.config import ConfigError, ServerConfig
+
+log = logging.getLogger("mlstack.serving")
+
+WORKER_BOOT_ERROR = 3  # gunicorn's Arbiter.WORKER_BOOT_ERROR: halt instead of respawning
+
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'
+
+
+class QuietPingLogger(Logger):
+    """gunicorn's logger without an access-log line per health check."""
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if environ.get("PATH_INFO") == "/ping":
+            return
+        super().access(resp, req, environ, request_time)
+
+
+class Server(BaseApplication):  # type: ignore[misc]
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        super().__init__()
+
+    def load_config(self) -> None:
+        c = self.config
+        settings = {
+            "bind": [f"{c.host}:{c.port}"],
+            "workers": c.workers,
+            "worker_class": c.worker_class,
+            "threads": c.threads,
+            "timeout": c.timeout,
+            "graceful_timeout": c.graceful_timeout,
+            "keepalive": 60,  # longer than SageMaker's front end idles a connection
+            "loglevel": c.log_level,
+            "errorlog": "-",
+            "accesslog": "-" if c.access_log else None,
+            "access_log_format": ACCESS_LOG_FORMAT,
+            "logger_class": QuietPingLogger,
+            "proc_name": "mlstack-serve",
+            "post_worker_init": _warm_up,
+            "control_socket_disable": True,
+        }
+        known = self.cfg.settings
+        for key, value in settings.items():
+            if key in known:
+                self.cfg.set(key, value)
+
+    def load(self) -> InferenceApp:
+        """Runs in each worker process, after the fork."""
+        started = time.monotonic()
+        try:
+            predictor = Predictor.load(self.config)
+        except model_io.ModelError as exc:
+            log.error("cannot load the model: %s", exc)
+            raise SystemExit(WORKER_BOOT_ERROR) from None  # gunicorn then stops, status 3
+        log.info(
+            "model loaded from %s in %.2fs: %d features, %d XGBoost threads",
+            self.config.model_dir,
+            time.monotonic() - started,
+            predictor.num_features,
+            self.config.predict_threads,
+        )
+        return InferenceApp(predictor, self.config)
+
+
+def _warm_up(worker: Any) -> None:
+    # The first prediction of a process allocates XGBoost's buffers: do it before traffic.
+    app: InferenceApp = worker.wsgi
+    app.predictor.predict(np.zeros((1, app.predictor.num_features), dtype=np.float32))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "serve":
+        args = args[1:]  # `docker run IMAGE serve` passes the program name on
+    if args:
+        sys.exit(f"serve: unexpected arguments {args!r}; configure it with environment variables")
+    try:
+        config = ServerConfig.from_env()
+    except ConfigError as exc:
+        sys.exit(f"serve: {exc}")
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not config.model_dir.is_dir():
+        sys.exit(f"serve: cannot load the model: model directory not found: {config.model_dir}")
+    log.info(
+        "serving %s on %s:%d with %d %s workers x %d threads",
+        config.model_dir,
+        config.host,
+        config.port,
+        config.workers,
+        config.worker_class,
+        config.threads,
+    )
+    Server(config).run()
