@@ -121,9 +121,12 @@ def communicator(cluster: Cluster, settings: Settings) -> Iterator[None]:
     if cluster.size == 1:
         yield
         return
+    tracker_address = settings.address(cluster.leader)
+    if not cluster.is_leader:
+        wait_for_tracker(tracker_address, settings.port, settings.timeout)
     args = {
         "dmlc_communicator": "rabit",
-        "dmlc_tracker_uri": settings.address(cluster.leader),
+        "dmlc_tracker_uri": tracker_address,
         "dmlc_tracker_port": settings.port,
         # Zero-padded: the tracker sorts task ids as strings.
         "dmlc_task_id": f"{cluster.rank:06d}",
@@ -137,6 +140,26 @@ def communicator(cluster: Cluster, settings: Settings) -> Iterator[None]:
                 f"expected {cluster.rank}"
             )
         yield
+
+
+def wait_for_tracker(address: str, port: int, timeout: float) -> None:
+    """Poll until the tracker accepts connections.
+
+    XGBoost's own retry backs off linearly (2 s, 4 s, 6 s...), which costs a worker that starts
+    before the leader many idle seconds; the tracker ignores a connection closed unused.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((address, port), timeout=5):
+                return
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                raise ConfigError(
+                    f"the XGBoost tracker at {address}:{port} (first host) did not answer within "
+                    f"{timeout:g}s: {exc.strerror or exc}"
+                ) from None
+            time.sleep(0.2)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -239,7 +239,7 @@ def fit(
     latest = checkpoints.latest() if checkpoints is not None and cluster.is_leader else None
     if cluster.size > 1:
         # Every host resumes from the leader's checkpoint, whatever its own disk holds.
-        latest = collective.broadcast(latest, 0)
+        latest = collective.broadcast((latest,), 0)[0]  # wrapped: the root may not send None
     start: xgb.Booster | None = None
     done = 0
     if latest is not None:
