@@ -102,7 +102,6 @@ def test_every_spec_accepts_its_documented_kind_of_value():
         "feature_selector": "greedy",
         "process_type": "default",
         "aft_loss_distribution": "logistic",
-        "lambdarank_pair_method": "topk",
         "monotone_constraints": "(1,-1)",
         "interaction_constraints": "[[0,1]]",
         "tweedie_variance_power": "1.5",

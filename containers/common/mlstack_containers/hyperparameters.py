@@ -43,10 +43,7 @@ OBJECTIVES = (
     "survival:aft",
     "multi:softmax",
     "multi:softprob",
-    "rank:ndcg",
-    "rank:map",
-    "rank:pairwise",
-)
+)  # Ranking (rank:*) needs query groups, which the data formats here do not carry.
 EVAL_METRICS = (
     "rmse",
     "rmsle",
@@ -200,8 +197,6 @@ SPECS: dict[str, Spec] = {
         _choice("normal", "logistic", "extreme"), "normal, logistic or extreme", ""
     ),
     "aft_loss_distribution_scale": Spec(_float(0, lo_open=True), "a number > 0", ""),
-    "lambdarank_pair_method": Spec(_choice("mean", "topk"), "mean or topk", ""),
-    "lambdarank_num_pair_per_sample": Spec(_int(1), "an integer >= 1", ""),
     # General.
     "booster": Spec(_choice("gbtree", "gblinear", "dart"), "gbtree, gblinear or dart", ""),
     "device": Spec(_device, "cpu, cuda or cuda:<ordinal>", ""),
