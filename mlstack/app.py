@@ -24,7 +24,9 @@ def build_app(
     """Add every environment's stage to ``app`` and register the AwsSolutions checks."""
     app = app or App(**app_kwargs)
     if environments is None:
-        environments = load_environments(environments_dir)
+        # `cdk synth -c environments_dir=<dir>` checks another set of environment files.
+        override = app.node.try_get_context("environments_dir")
+        environments = load_environments(Path(override) if override else environments_dir)
     for name, config in environments.items():
         MlStackStage(app, name, config=config)
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))

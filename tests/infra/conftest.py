@@ -1,0 +1,97 @@
+"""Shared fixtures: the whole app is synthesized once per test session."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk.assertions import Template
+
+from mlstack.app import build_app
+from mlstack.stacks import MlStackStage
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cdk_context() -> dict[str, Any]:
+    """The context (feature flags) of cdk.json, as the CLI would hand them to the app."""
+    context: dict[str, Any] = json.loads((REPO / "cdk.json").read_text())["context"]
+    return context
+
+
+def new_app(**kwargs: Any) -> App:
+    return App(context=cdk_context(), **kwargs)
+
+
+def new_stack(name: str = "Test") -> Stack:
+    return Stack(new_app(), name)
+
+
+@dataclass
+class SynthesizedApp:
+    app: App
+    stages: dict[str, MlStackStage]
+
+    def template(self, env: str, stack: str) -> Template:
+        stage = self.stages[env]
+        return Template.from_stack(getattr(stage, stack))
+
+    def json(self, env: str, stack: str) -> dict[str, Any]:
+        return self.template(env, stack).to_json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
+    app = build_app(new_app(outdir=str(tmp_path_factory.mktemp("cdk.out"))))
+    app.synth()  # runs the AwsSolutions validation plugin; raises on unacknowledged findings
+    stages = {c.node.id: c for c in app.node.children if isinstance(c, MlStackStage)}
+    return SynthesizedApp(app=app, stages=stages)
+
+
+def state_machine_definition(template: dict[str, Any]) -> dict[str, Any]:
+    """The one state machine's definition, tokens rendered as readable placeholders."""
+    machines = [
+        r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
+    ]
+    assert len(machines) == 1
+    return json.loads(render_tokens(machines[0]["Properties"]["DefinitionString"]))  # type: ignore[no-any-return]
+
+
+PSEUDO = {
+    "AWS::Partition": "aws",
+    "AWS::Region": "us-east-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+
+
+def render_tokens(value: Any) -> str:
+    """Flatten Fn::Join/Ref/GetAtt/ImportValue into plausible literal strings (partition aws)."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        delimiter, parts = value["Fn::Join"]
+        return str(delimiter).join(render_tokens(p) for p in parts)
+    if "Ref" in value:
+        return PSEUDO.get(value["Ref"], f"ref-{value['Ref'].lower()}")
+    if "Fn::GetAtt" in value:
+        resource, attribute = value["Fn::GetAtt"]
+        if attribute == "Arn":
+            return f"arn:aws:lambda:us-east-1:123456789012:function:{resource}"
+        return f"{resource.lower()}-{attribute.lower()}"
+    if "Fn::Sub" in value:
+        text = value["Fn::Sub"]
+        for name, literal in PSEUDO.items():
+            text = text.replace("${" + name + "}", literal)
+        return str(text)
+    if "Fn::ImportValue" in value or "Fn::GetStackOutput" in value:
+        reference = value.get("Fn::ImportValue") or value["Fn::GetStackOutput"]["OutputName"]
+        name = render_tokens(reference)
+        if "Arn" in name:
+            return "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"
+        return "imported-bucket-name"
+    raise AssertionError(f"unexpected token {value}")

@@ -1,0 +1,202 @@
+"""The app as a whole: every difference between dev and prod, pinned logical IDs, IAM hygiene."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match
+
+from tests.infra.conftest import SynthesizedApp
+
+# Renaming any of these replaces a stateful resource: they are part of the public contract.
+DATA_LOGICAL_IDS = {
+    "AWS::KMS::Key": "DataBucketKeyF77F009F",
+    "AWS::S3::Bucket": {"DataBucketB1A7365C", "DataBucketAccessLogsC7D55B3F"},
+}
+ENDPOINT_LOGICAL_ID = "EndpointEEF1FD8F"
+
+# Actions with no resource-level permissions: the only ones allowed on Resource "*".
+WILDCARD_ONLY_ACTIONS = {
+    "ecr:GetAuthorizationToken",
+    "cloudwatch:PutMetricData",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+
+
+def resources_of(template: dict[str, Any], type_: str) -> dict[str, Any]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == type_}
+
+
+def test_app_synthesizes_with_nag_clean(synthesized: SynthesizedApp) -> None:
+    # The session fixture synthesizes with the AwsSolutions plugin, which raises on findings.
+    assert set(synthesized.stages) == {"dev", "prod"}
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_data_logical_ids_are_pinned(synthesized: SynthesizedApp, env: str) -> None:
+    template = synthesized.json(env, "data")
+    assert set(resources_of(template, "AWS::KMS::Key")) == {DATA_LOGICAL_IDS["AWS::KMS::Key"]}
+    assert set(resources_of(template, "AWS::S3::Bucket")) == DATA_LOGICAL_IDS["AWS::S3::Bucket"]
+
+
+def test_endpoint_logical_id_is_pinned(synthesized: SynthesizedApp) -> None:
+    template = synthesized.json("prod", "serving")
+    assert set(resources_of(template, "AWS::SageMaker::Endpoint")) == {ENDPOINT_LOGICAL_ID}
+
+
+def test_dev_data_is_destroyed_and_emptied(synthesized: SynthesizedApp) -> None:
+    template = synthesized.template("dev", "data")
+    template.has_resource("AWS::S3::Bucket", {"DeletionPolicy": "Delete"})
+    template.has_resource("AWS::KMS::Key", {"DeletionPolicy": "Delete"})
+    template.resource_count_is("Custom::S3AutoDeleteObjects", 2)
+    template.has_resource_properties("AWS::KMS::Key", {"PendingWindowInDays": 7})
+
+
+def test_prod_data_is_retained(synthesized: SynthesizedApp) -> None:
+    template = synthesized.template("prod", "data")
+    for resource in template.find_resources("AWS::S3::Bucket").values():
+        assert resource["DeletionPolicy"] == "Retain"
+    template.has_resource("AWS::KMS::Key", {"DeletionPolicy": "Retain"})
+    template.resource_count_is("Custom::S3AutoDeleteObjects", 0)
+
+
+def test_only_prod_data_has_termination_protection(synthesized: SynthesizedApp) -> None:
+    assert synthesized.stages["prod"].data.termination_protection is True
+    assert synthesized.stages["dev"].data.termination_protection is False
+
+
+def test_only_prod_deploys_the_endpoint(synthesized: SynthesizedApp) -> None:
+    assert synthesized.stages["dev"].serving is None
+    serving = synthesized.template("prod", "serving")
+    serving.has_resource_properties(
+        "AWS::SageMaker::EndpointConfig",
+        {
+            "ProductionVariants": [
+                Match.object_like({"InstanceType": "ml.m5.large", "InitialInstanceCount": 2})
+            ]
+        },
+    )
+    serving.has_resource_properties("AWS::SageMaker::Endpoint", {"EndpointName": "mlstack-prod"})
+    serving.has_resource_properties(
+        "AWS::SageMaker::Model",
+        {
+            "PrimaryContainer": Match.object_like(
+                {
+                    "ModelDataUrl": Match.object_like(
+                        {
+                            "Fn::Join": Match.array_with(
+                                [Match.array_with(["/models/release/model.tar.gz"])]
+                            )
+                        }
+                    )
+                }
+            )
+        },
+    )
+
+
+def test_only_prod_notifies_by_email(synthesized: SynthesizedApp) -> None:
+    synthesized.template("prod", "workflow").has_resource_properties(
+        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ml-alerts@example.com"}
+    )
+    synthesized.template("dev", "workflow").resource_count_is("AWS::SNS::Subscription", 0)
+
+
+@pytest.mark.parametrize(("env", "days"), [("dev", 30), ("prod", 365)])
+def test_log_retention_per_environment(synthesized: SynthesizedApp, env: str, days: int) -> None:
+    template = synthesized.template(env, "workflow")
+    groups = template.find_resources("AWS::Logs::LogGroup")
+    assert groups and all(g["Properties"]["RetentionInDays"] == days for g in groups.values())
+    removal = "Retain" if env == "prod" else "Delete"
+    assert all(g["DeletionPolicy"] == removal for g in groups.values())
+
+
+@pytest.mark.parametrize(("env", "runtime", "minutes"), [("dev", 3600, 180), ("prod", 86400, 1560)])
+def test_training_limits_and_timeout_per_environment(
+    synthesized: SynthesizedApp, env: str, runtime: int, minutes: int
+) -> None:
+    template = synthesized.template(env, "workflow")
+    template.has_resource_properties(
+        "AWS::StepFunctions::StateMachine",
+        {
+            "DefinitionString": Match.object_like(
+                {
+                    "Fn::Join": Match.array_with(
+                        [
+                            Match.array_with(
+                                [Match.string_like_regexp(f'"TimeoutSeconds":{minutes * 60}')]
+                            )
+                        ]
+                    )
+                }
+            )
+        },
+    )
+    definition = str(template.to_json())
+    assert f'"MaxRuntimeInSeconds":{runtime}' in definition
+
+
+@pytest.mark.parametrize(("env", "rows"), [("dev", "10000"), ("prod", "100000")])
+def test_seeder_defaults_per_environment(synthesized: SynthesizedApp, env: str, rows: str) -> None:
+    synthesized.template(env, "workflow").has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": Match.object_like({"DEFAULT_ROWS": rows, "DEFAULT_SEED": "42"})
+            }
+        },
+    )
+
+
+def all_statements(synthesized: SynthesizedApp) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for env, stage in synthesized.stages.items():
+        for stack in ("data", "workflow", "serving"):
+            if getattr(stage, stack) is None:
+                continue
+            template = synthesized.json(env, stack)
+            for lid, res in template["Resources"].items():
+                if res["Type"] == "AWS::IAM::Policy":
+                    for st in res["Properties"]["PolicyDocument"]["Statement"]:
+                        found.append((f"{env}/{stack}/{lid}", st))
+    return found
+
+
+def test_resource_star_only_for_actions_without_resource_level_permissions(
+    synthesized: SynthesizedApp,
+) -> None:
+    for where, statement in all_statements(synthesized):
+        resources = statement["Resource"]
+        if resources == "*" or "*" in (resources if isinstance(resources, list) else []):
+            actions = statement["Action"]
+            actions = [actions] if isinstance(actions, str) else actions
+            assert set(actions) <= WILDCARD_ONLY_ACTIONS, (where, actions)
+
+
+def test_no_aws_managed_policies_on_our_roles(synthesized: SynthesizedApp) -> None:
+    for env, stage in synthesized.stages.items():
+        for stack in ("workflow", "serving"):
+            if getattr(stage, stack) is None:
+                continue
+            for role in resources_of(synthesized.json(env, stack), "AWS::IAM::Role").values():
+                assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_no_iam_action_wildcards(synthesized: SynthesizedApp) -> None:
+    for where, statement in all_statements(synthesized):
+        actions = statement["Action"]
+        actions = [actions] if isinstance(actions, str) else actions
+        wildcards = [a for a in actions if "*" in a]
+        assert set(wildcards) <= {"kms:GenerateDataKey*", "kms:ReEncrypt*"}, (where, wildcards)

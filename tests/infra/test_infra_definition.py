@@ -1,0 +1,214 @@
+"""The rendered state machine definition: order, integrations, retries, catches, names, defaults."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.infra.conftest import SynthesizedApp, state_machine_definition
+
+MAIN_PATH = [
+    "Load defaults",
+    "Apply overrides",
+    "Generate dataset",
+    "Train model",
+    "Save model",
+    "Batch transform",
+    "Report results",
+]
+SAGEMAKER_TASKS = ["Train model", "Save model", "Batch transform"]
+
+
+@pytest.fixture(scope="module")
+def definitions(synthesized: SynthesizedApp) -> dict[str, dict[str, Any]]:
+    return {
+        env: state_machine_definition(synthesized.json(env, "workflow")) for env in ("dev", "prod")
+    }
+
+
+@pytest.fixture(scope="module")
+def dev(definitions: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return definitions["dev"]
+
+
+def walk_main_path(definition: dict[str, Any]) -> list[str]:
+    order, name = [], definition["StartAt"]
+    while name:
+        order.append(name)
+        state = definition["States"][name]
+        name = None if state.get("End") else state.get("Next")
+    return order
+
+
+def test_states_run_in_order(dev: dict[str, Any]) -> None:
+    assert walk_main_path(dev) == MAIN_PATH
+    assert dev["States"]["Report results"]["End"] is True
+
+
+def test_task_resources_are_the_service_integrations(dev: dict[str, Any]) -> None:
+    resources = {name: s.get("Resource") for name, s in dev["States"].items()}
+    assert resources["Generate dataset"] == "arn:aws:states:::lambda:invoke"
+    assert resources["Train model"] == "arn:aws:states:::sagemaker:createTrainingJob.sync"
+    assert resources["Save model"] == "arn:aws:states:::sagemaker:createModel"
+    assert resources["Batch transform"] == "arn:aws:states:::sagemaker:createTransformJob.sync"
+    assert resources["Notify failure"] == "arn:aws:states:::sns:publish"
+
+
+def test_batch_transform_splits_and_assembles_lines(dev: dict[str, Any]) -> None:
+    params = dev["States"]["Batch transform"]["Parameters"]
+    assert params["BatchStrategy"] == "MultiRecord"
+    assert params["TransformInput"]["SplitType"] == "Line"
+    assert params["TransformInput"]["ContentType"] == "text/csv"
+    assert params["TransformOutput"]["AssembleWith"] == "Line"
+    assert (
+        params["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri.$"] == "$.dataset.test_prefix"
+    )
+    assert params["ModelName.$"] == "$.model.ModelName"
+
+
+def test_training_reads_the_seeded_train_channel(dev: dict[str, Any]) -> None:
+    params = dev["States"]["Train model"]["Parameters"]
+    (channel,) = params["InputDataConfig"]
+    assert channel["ChannelName"] == "train"
+    assert channel["ContentType"] == "text/csv"
+    assert channel["DataSource"]["S3DataSource"]["S3Uri.$"] == "$.dataset.train_prefix"
+    assert params["ResourceConfig"]["InstanceType.$"] == "$.args.training_instance_type"
+    assert params["ResourceConfig"]["InstanceCount.$"] == "$.args.training_instance_count"
+    assert params["EnableNetworkIsolation"] is True
+    assert params["OutputDataConfig"]["KmsKeyId"].startswith("arn:aws:kms:")
+    assert params["ResourceConfig"]["VolumeKmsKeyId"].startswith("arn:aws:kms:")
+
+
+def test_training_declares_the_images_metric_definitions(dev: dict[str, Any]) -> None:
+    metrics = dev["States"]["Train model"]["Parameters"]["AlgorithmSpecification"][
+        "MetricDefinitions"
+    ]
+    assert {"train:rmse", "validation:rmse"} <= {m["Name"] for m in metrics}
+
+
+def test_save_model_uses_the_training_artifact(dev: dict[str, Any]) -> None:
+    state = dev["States"]["Save model"]
+    container = state["Parameters"]["PrimaryContainer"]
+    assert container["ModelDataUrl.$"] == "$.training.ModelArtifacts.S3ModelArtifacts"
+    assert state["ResultSelector"]["ModelName.$"] == (
+        "States.ArrayGetItem(States.StringSplit($.ModelArn, '/'), 1)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("state", "name_key", "kind"),
+    [
+        ("Train model", "TrainingJobName.$", "t"),
+        ("Save model", "ModelName.$", "m"),
+        ("Batch transform", "TransformJobName.$", "b"),
+    ],
+)
+def test_names_derive_from_execution_and_attempt(
+    dev: dict[str, Any], state: str, name_key: str, kind: str
+) -> None:
+    expression = dev["States"][state]["Parameters"][name_key]
+    assert expression == (
+        f"States.Format('mlstack-dev-{{}}-{kind}{{}}-{{}}', $.run_id, "
+        "$$.Execution.RedriveCount, $$.State.RetryCount)"
+    )
+    assert dev["States"]["Load defaults"]["Parameters"]["run_id.$"] == (
+        "States.Hash($$.Execution.Name, 'MD5')"
+    )
+
+
+def test_longest_possible_name_fits_sagemaker_limit(definitions: dict[str, dict[str, Any]]) -> None:
+    for definition in definitions.values():
+        for state in SAGEMAKER_TASKS:
+            params = definition["States"][state]["Parameters"]
+            expression = next(
+                v for k, v in params.items() if k.endswith("Name.$") and "Format" in v
+            )
+            template = re.search(r"'([^']*)'", expression)
+            assert template is not None
+            # run_id: 32 hex chars; redrive count: at most 1000; retry count: one digit
+            longest = template.group(1).replace("{}", "f" * 32, 1).replace("{}", "1000", 1)
+            longest = longest.replace("{}", "9", 1)
+            assert len(longest) <= 63
+            assert re.fullmatch(r"[a-z0-9](-*[a-z0-9])*", longest)
+
+
+@pytest.mark.parametrize("state", SAGEMAKER_TASKS)
+def test_sagemaker_steps_retry_throttling_with_backoff(dev: dict[str, Any], state: str) -> None:
+    (retry,) = dev["States"][state]["Retry"]
+    assert "SageMaker.AmazonSageMakerException" in retry["ErrorEquals"]
+    assert "SageMaker.ThrottlingException" in retry["ErrorEquals"]
+    assert retry["BackoffRate"] == 2
+    assert retry["MaxAttempts"] >= 2
+    assert retry["JitterStrategy"] == "FULL"
+    assert "States.ALL" not in retry["ErrorEquals"]
+
+
+def test_lambda_step_retries_transient_errors(dev: dict[str, Any]) -> None:
+    (retry,) = dev["States"]["Generate dataset"]["Retry"]
+    assert "Lambda.TooManyRequestsException" in retry["ErrorEquals"]
+    assert retry["BackoffRate"] == 2
+
+
+@pytest.mark.parametrize("state", ["Generate dataset", *SAGEMAKER_TASKS])
+def test_every_failure_is_caught_and_notified(dev: dict[str, Any], state: str) -> None:
+    (catch,) = dev["States"][state]["Catch"]
+    assert catch == {
+        "ErrorEquals": ["States.ALL"],
+        "ResultPath": "$.error",
+        "Next": "Notify failure",
+    }
+
+
+def test_notification_ends_in_fail_state_carrying_the_cause(dev: dict[str, Any]) -> None:
+    notify = dev["States"]["Notify failure"]
+    assert notify["Next"] == "Workflow failed"
+    assert notify["Catch"][0]["Next"] == "Workflow failed"
+    assert "$.error" in notify["Parameters"]["Message.$"]
+    assert notify["Parameters"]["TopicArn"]
+    fail = dev["States"]["Workflow failed"]
+    assert fail == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
+
+
+def test_defaults_come_from_each_environments_config(
+    definitions: dict[str, dict[str, Any]],
+) -> None:
+    dev_defaults = definitions["dev"]["States"]["Load defaults"]["Parameters"]["defaults"]
+    prod_defaults = definitions["prod"]["States"]["Load defaults"]["Parameters"]["defaults"]
+    assert dev_defaults == {
+        "rows": 10000,
+        "seed": 42,
+        "training_instance_type": "ml.m5.large",
+        "training_instance_count": 1,
+        "transform_instance_type": "ml.m5.large",
+        "transform_instance_count": 1,
+        "hyperparameters": {"objective": "reg:logistic", "eval_metric": "rmse", "num_round": "5"},
+    }
+    assert prod_defaults["rows"] == 100000
+    assert prod_defaults["training_instance_type"] == "ml.m5.xlarge"
+
+
+def test_input_overrides_defaults_and_hyperparameters_key_by_key(dev: dict[str, Any]) -> None:
+    load = dev["States"]["Load defaults"]["Parameters"]
+    apply = dev["States"]["Apply overrides"]["Parameters"]
+    assert load["overrides.$"] == "$"
+    assert apply["args.$"] == "States.JsonMerge($.defaults, $.overrides, false)"
+    train = dev["States"]["Train model"]["Parameters"]
+    assert train["HyperParameters.$"] == (
+        "States.JsonMerge($.default_hyperparameters, $.args.hyperparameters, false)"
+    )
+    payload = dev["States"]["Generate dataset"]["Parameters"]["Payload"]
+    assert payload == {"run_id.$": "$.run_id", "rows.$": "$.args.rows", "seed.$": "$.args.seed"}
+
+
+def test_output_names_model_artifact_and_transform_output(dev: dict[str, Any]) -> None:
+    output = dev["States"]["Report results"]["Parameters"]
+    assert output["model_name.$"] == "$.model.ModelName"
+    assert output["model_artifact_uri.$"] == "$.training.ModelArtifacts.S3ModelArtifacts"
+    assert output["transform_output_uri.$"] == "$.transform.TransformOutput.S3OutputPath"
+
+
+def test_definition_uses_jsonpath_not_jsonata(dev: dict[str, Any]) -> None:
+    assert dev.get("QueryLanguage", "JSONPath") == "JSONPath"
+    assert all("QueryLanguage" not in s for s in dev["States"].values())
