@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from aws_cdk import Arn, ArnFormat, Stack
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
@@ -55,16 +55,13 @@ class ModelImage(Construct):
                 )
             self.image_uri = image_uri
             self.asset: ecr_assets.DockerImageAsset | None = None
-            self._repository_arn = Arn.format(
-                {
-                    "service": "ecr",
-                    "account": match["account"],
-                    "region": match["region"],
-                    "resource": "repository",
-                    "resource_name": match["repository"],
-                    "arn_format": ArnFormat.SLASH_RESOURCE_NAME,
-                },
-                Stack.of(self),
+            self._repository_arn = Stack.of(self).format_arn(
+                service="ecr",
+                account=match["account"],
+                region=match["region"],
+                resource="repository",
+                resource_name=match["repository"],
+                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
             )
         else:
             assert file is not None

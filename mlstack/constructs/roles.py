@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from aws_cdk import Arn, ArnFormat, Stack
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -35,26 +35,20 @@ def validate_name_prefix(owner: str, name_prefix: str) -> None:
 
 
 def _sagemaker_arn(scope: Construct, resource: str, name: str) -> str:
-    return Arn.format(
-        {
-            "service": "sagemaker",
-            "resource": resource,
-            "resource_name": name,
-            "arn_format": ArnFormat.SLASH_RESOURCE_NAME,
-        },
-        Stack.of(scope),
+    return Stack.of(scope).format_arn(
+        service="sagemaker",
+        resource=resource,
+        resource_name=name,
+        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
     )
 
 
 def _log_arn(scope: Construct, name: str) -> str:
-    return Arn.format(
-        {
-            "service": "logs",
-            "resource": "log-group",
-            "resource_name": name,
-            "arn_format": ArnFormat.COLON_RESOURCE_NAME,
-        },
-        Stack.of(scope),
+    return Stack.of(scope).format_arn(
+        service="logs",
+        resource="log-group",
+        resource_name=name,
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
     )
 
 
@@ -340,13 +334,10 @@ class StateMachineRole(Construct):
                 sid="SyncJobEventRules",
                 actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
                 resources=[
-                    Arn.format(
-                        {
-                            "service": "events",
-                            "resource": "rule",
-                            "resource_name": f"StepFunctionsGetEventsForSageMaker{kind}JobsRule",
-                        },
-                        Stack.of(self),
+                    Stack.of(self).format_arn(
+                        service="events",
+                        resource="rule",
+                        resource_name=f"StepFunctionsGetEventsForSageMaker{kind}JobsRule",
                     )
                     for kind in ("Training", "Transform")
                 ],
