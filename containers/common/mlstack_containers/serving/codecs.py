@@ -263,8 +263,87 @@ def parse_recordio(body: bytes, num_features: int) -> Features:
 
 
 def format_floats(values: np.ndarray) -> list[bytes]:
-    """Each value as text with 9 significant digits (enough to round-trip a float32)."""
+    """Each value as ``%.9g`` text: 9 significant digits, enough to round-trip a float32."""
     return [b"%.9g" % v for v in np.asarray(values, dtype=np.float64).ravel().tolist()]
+
+
+_DIGITS = 9
+_MINUS, _DOT, _ZERO, _E = (ord(c) for c in "-.0e")
+_POW10_BIAS = 120
+_POW10 = 10.0 ** np.arange(-_POW10_BIAS, _POW10_BIAS + 1)
+
+
+def format_joined(values: np.ndarray, sep: np.ndarray | bytes) -> bytes:
+    """``sep.join(b"%.9g" % v for v in values)``, vectorised with numpy.
+
+    ``sep`` is one byte, or an array of one separator byte per value (the last is dropped).
+    Writing a million predictions as text with Python's formatting takes longer than parsing
+    and predicting them; this builds every number's characters in a byte matrix instead
+    (same output as ``%.9g``, checked in the tests) and drops the unused cells at the end.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    n = len(v)
+    seps = np.broadcast_to(np.frombuffer(sep, np.uint8) if isinstance(sep, bytes) else sep, (n,))
+    if n == 0:
+        return b""
+    a = np.abs(v)
+    if not np.isfinite(a).all() or (a[a > 0] < 1e-99).any() or (a >= 1e99).any():
+        texts = format_floats(v)  # nan, inf or 3-digit exponents: not worth a vector path
+        return b"".join(t + bytes([c]) for t, c in zip(texts, seps.tolist(), strict=True))[:-1]
+    zero = a == 0
+    safe = np.where(zero, 1.0, a)
+    exp = np.floor(np.log10(safe)).astype(np.int64)
+    mant = np.rint(safe * _POW10[_DIGITS - 1 - exp + _POW10_BIAS])
+    for fix, step in ((mant >= 10.0**_DIGITS, 1), (mant < 10.0 ** (_DIGITS - 1), -1)):
+        exp[fix] += step  # log10 rounded across a power of ten
+        mant[fix] = np.rint(safe[fix] * _POW10[_DIGITS - 1 - exp[fix] + _POW10_BIAS])
+    m = mant.astype(np.uint32)  # 9 digits fit; uint32 division is several times faster
+    m[zero], exp[zero] = 0, 0
+    digits = np.empty((n, _DIGITS), np.uint8)
+    for j in range(_DIGITS - 1, -1, -1):
+        q = m // np.uint32(10)
+        digits[:, j] = m - q * np.uint32(10)
+        m = q
+    nonzero = digits != 0
+    kept = _DIGITS - np.argmax(nonzero[:, ::-1], axis=1)  # significant digits printed
+    kept[~nonzero.any(axis=1)] = 1
+    digits += _ZERO
+    shown = np.where(np.arange(_DIGITS)[None, :] < kept[:, None], digits, 0).astype(np.uint8)
+
+    width = 16  # sign, up to 14 characters of number, separator
+    out = np.zeros((n, width), np.uint8)
+    out[:, 0] = np.where(np.signbit(v), _MINUS, 0)
+    out[:, width - 1] = seps
+    sci = (exp < -4) | (exp >= _DIGITS)
+    group = np.where(sci, 13, exp + 4)  # 0..12: positional exponent -4..8, 13: scientific
+    counts = np.bincount(group, minlength=14)
+    for g in np.flatnonzero(counts).tolist():
+        rows: slice | np.ndarray = slice(None) if counts[g] == n else np.flatnonzero(group == g)
+        block = out[rows]  # a view when every row is in this group (the common case)
+        d, raw, k = shown[rows], digits[rows], kept[rows]
+        e = g - 4
+        if g == 13:  # d.dddddddde+XX
+            block[:, 1] = d[:, 0]
+            block[:, 2] = np.where(k > 1, _DOT, 0)
+            block[:, 3:11] = d[:, 1:]
+            ex = exp[rows]
+            block[:, 11] = _E
+            block[:, 12] = np.where(ex < 0, _MINUS, ord("+"))
+            block[:, 13] = np.abs(ex) // 10 + _ZERO
+            block[:, 14] = np.abs(ex) % 10 + _ZERO
+        elif e >= 0:  # ddd.dddddd: integer digits always shown
+            block[:, 1 : 2 + e] = raw[:, : e + 1]
+            block[:, 2 + e] = np.where(k > e + 1, _DOT, 0)
+            block[:, 3 + e : 2 + _DIGITS] = d[:, e + 1 :]
+        else:  # 0.000ddddddddd
+            zeros = -e - 1
+            block[:, 1] = _ZERO
+            block[:, 2] = _DOT
+            block[:, 3 : 3 + zeros] = _ZERO
+            block[:, 3 + zeros : 3 + zeros + _DIGITS] = d
+        if not isinstance(rows, slice):
+            out[rows] = block
+    return out[out != 0].tobytes()[:-1]
 
 
 def format_response(predictions: np.ndarray, accept: str, *, batch: bool) -> bytes:
@@ -278,16 +357,18 @@ def format_response(predictions: np.ndarray, accept: str, *, batch: bool) -> byt
     preds = np.asarray(predictions, dtype=np.float32)
     if accept == RECORDIO:
         return recordio.encode_scores(preds)
+    if accept == CSV:
+        if preds.ndim == 1:
+            return format_joined(preds, b"\n" if batch else b",")
+        seps = np.full(preds.shape, ord(","), np.uint8)
+        seps[:, -1] = ord("\n")
+        return format_joined(preds, seps.ravel())
     if preds.ndim == 1:
         items = format_floats(preds)
     else:
         width = preds.shape[1]
         flat = format_floats(preds)
-        sep = b"," if accept == CSV else b", "
-        rows = [sep.join(flat[i : i + width]) for i in range(0, len(flat), width)]
-        items = rows if accept == CSV else [b"[" + r + b"]" for r in rows]
-    if accept == CSV:
-        return (b"\n" if batch or preds.ndim > 1 else b",").join(items)
+        items = [b"[" + b", ".join(flat[i : i + width]) + b"]" for i in range(0, len(flat), width)]
     scores = [b'{"score": ' + item + b"}" for item in items]
     if accept == JSONLINES:
         return b"\n".join(scores)
