@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Duration, FeatureFlags, RemovalPolicy, Validations
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -58,13 +58,20 @@ class DataBucket(Construct):
         )
 
         # S3 server access logs can only be delivered to an SSE-S3 bucket, not an SSE-KMS one.
+        # With the feature flag, log delivery is granted by bucket policy and ACLs stay disabled;
+        # without it (apps without that flag) CDK grants delivery by ACL, which needs ObjectWriter.
+        policy_grants = FeatureFlags.of(self).is_enabled(
+            "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
+        )
         self.log_bucket = s3.Bucket(
             self,
             "AccessLogs",
             encryption=s3.BucketEncryption.S3_MANAGED,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED
+            if policy_grants
+            else s3.ObjectOwnership.OBJECT_WRITER,
             versioned=False,
             lifecycle_rules=[s3.LifecycleRule(id="ExpireAccessLogs", expiration=access_log_expiry)],
             removal_policy=removal_policy,
