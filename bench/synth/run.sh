@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Times the real `cdk synth` of the whole app against a one-bucket app, in the same run.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export CDK_DISABLE_CLI_TELEMETRY=true AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
+  JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
+out=$(mktemp -d)
+runs=${RUNS:-3}
+for i in $(seq "$runs"); do
+  /usr/bin/time -f "whole app   run $i: %e s" \
+    npx --no-install cdk --no-notices synth --quiet --output "$out/app" >/dev/null 2>"$out/err" \
+    || { cat "$out/err"; exit 1; }
+  tail -1 "$out/err"
+  /usr/bin/time -f "one bucket  run $i: %e s" \
+    npx --no-install cdk --no-notices synth --quiet --app ".venv/bin/python bench/synth/one_bucket_app.py" \
+    --output "$out/one" >/dev/null 2>"$out/err" || { cat "$out/err"; exit 1; }
+  tail -1 "$out/err"
+done
+rm -rf "$out"
