@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Duration, FeatureFlags, RemovalPolicy, Validations
+from aws_cdk import (
+    Acknowledgment,
+    Aws,
+    CfnResource,
+    Duration,
+    FeatureFlags,
+    RemovalPolicy,
+    Stack,
+    Validations,
+)
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -10,6 +19,8 @@ from constructs import Construct
 from mlstack.constructs.layout import BucketLayout
 
 THIRTY_DAYS = Duration.days(30)
+# CDK's singleton provider behind ``auto_delete_objects`` (one per stack).
+AUTO_DELETE_PROVIDER_ID = "Custom::S3AutoDeleteObjectsCustomResourceProvider"
 ONE_YEAR = Duration.days(365)
 
 
@@ -113,3 +124,47 @@ class DataBucket(Construct):
             removal_policy=removal_policy,
             auto_delete_objects=destroy,
         )
+        if destroy:
+            _scope_auto_delete_provider_role(Stack.of(self))
+
+
+def _scope_auto_delete_provider_role(stack: Stack) -> None:
+    """Swap the AWS managed policy of CDK's auto-delete provider role for a scoped inline one.
+
+    CDK attaches ``AWSLambdaBasicExecutionRole`` (logs in every log group of the account) to the
+    provider that empties the buckets on ``cdk destroy``; accounts that forbid AWS managed
+    policies reject that role. The handler only needs to write its own logs, and CloudFormation
+    names it ``<stack name>-<logical id>-<suffix>``, so the stack name scopes the log groups.
+    """
+    provider = stack.node.try_find_child(AUTO_DELETE_PROVIDER_ID)
+    role = provider.node.try_find_child("Role") if provider else None
+    if not isinstance(role, CfnResource):  # pragma: no cover - CDK moved its provider
+        raise RuntimeError(f"{AUTO_DELETE_PROVIDER_ID}/Role not found in stack {stack.stack_name}")
+    log_groups = (
+        f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:/aws/lambda/"
+        f"{Aws.STACK_NAME}-*"
+    )
+    role.add_property_deletion_override("ManagedPolicyArns")
+    role.add_property_override(
+        "Policies",
+        [
+            {
+                "PolicyName": "WriteOwnLogs",
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                            "Resource": [log_groups, f"{log_groups}:log-stream:*"],
+                        },
+                        {
+                            "Effect": "Allow",
+                            "Action": "logs:CreateLogGroup",
+                            "Resource": log_groups,
+                        },
+                    ],
+                },
+            }
+        ],
+    )

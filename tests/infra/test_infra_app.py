@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -148,7 +149,7 @@ def test_training_limits_and_timeout_per_environment(
     assert f'"MaxRuntimeInSeconds":{runtime}' in definition
 
 
-@pytest.mark.parametrize(("env", "rows"), [("dev", "10000"), ("prod", "100000")])
+@pytest.mark.parametrize(("env", "rows"), [("dev", "5000"), ("prod", "100000")])
 def test_seeder_defaults_per_environment(synthesized: SynthesizedApp, env: str, rows: str) -> None:
     synthesized.template(env, "workflow").has_resource_properties(
         "AWS::Lambda::Function",
@@ -185,13 +186,36 @@ def test_resource_star_only_for_actions_without_resource_level_permissions(
             assert set(actions) <= WILDCARD_ONLY_ACTIONS, (where, actions)
 
 
-def test_no_aws_managed_policies_on_our_roles(synthesized: SynthesizedApp) -> None:
+def test_no_aws_managed_policies_on_any_role(synthesized: SynthesizedApp) -> None:
+    # Includes CDK's auto-delete provider in dev's data stack, whose managed policy we replace.
     for env, stage in synthesized.stages.items():
-        for stack in ("workflow", "serving"):
+        for stack in ("data", "workflow", "serving"):
             if getattr(stage, stack) is None:
                 continue
             for role in resources_of(synthesized.json(env, stack), "AWS::IAM::Role").values():
                 assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_dev_auto_delete_provider_writes_only_its_own_stack_logs(
+    synthesized: SynthesizedApp,
+) -> None:
+    roles = resources_of(synthesized.json("dev", "data"), "AWS::IAM::Role").values()
+    (provider,) = [r for r in roles if "Policies" in r["Properties"]]
+    (policy,) = provider["Properties"]["Policies"]
+    statements = policy["PolicyDocument"]["Statement"]
+    assert {a for s in statements for a in _as_list(s["Action"])} == {
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }
+    for statement in statements:
+        for resource in _as_list(statement["Resource"]):
+            rendered = json.dumps(resource)
+            assert ":log-group:/aws/lambda/" in rendered and "AWS::StackName" in rendered
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def test_no_iam_action_wildcards(synthesized: SynthesizedApp) -> None:

@@ -127,7 +127,7 @@ _DELETE = object()
         (
             "dataset.max_rows",
             10,
-            "key 'dataset.rows' is 10000; expected at most 'dataset.max_rows' (10)",
+            "key 'dataset.rows' is 5000; expected at most 'dataset.max_rows' (10)",
         ),
         (
             "workflow.timeout_minutes",

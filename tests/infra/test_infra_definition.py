@@ -177,7 +177,7 @@ def test_defaults_come_from_each_environments_config(
     dev_defaults = definitions["dev"]["States"]["Load defaults"]["Parameters"]["defaults"]
     prod_defaults = definitions["prod"]["States"]["Load defaults"]["Parameters"]["defaults"]
     assert dev_defaults == {
-        "rows": 10000,
+        "rows": 5000,
         "seed": 42,
         "training_instance_type": "ml.m5.large",
         "training_instance_count": 1,
