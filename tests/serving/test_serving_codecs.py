@@ -35,3 +35,65 @@ def test_format_joined_round_trips_float32_and_handles_non_finite():
 def test_csv_rows_of_class_probabilities():
     probs = np.array([[0.25, 0.75], [1.0, 0.0]], dtype=np.float32)
     assert codecs.format_response(probs, codecs.CSV, batch=False) == b"0.25,0.75\n1,0"
+
+
+def _percent_g(values, sep: bytes) -> bytes:
+    return sep.join(b"%.9g" % v for v in np.asarray(values, np.float64).ravel().tolist())
+
+
+EDGES = [0.0, -0.0, np.nan, -np.nan, np.inf, -np.inf, 1e-45, 1e-40, -1e-38, 3.4e38, -3.4e38]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("distinct", [1, 2, 219, 3000, 20_000])
+def test_few_distinct_values_path_matches_percent_g(dtype, distinct):
+    # A tree ensemble's predictions repeat: each distinct value is formatted once.
+    rng = np.random.default_rng(distinct)
+    pool = np.concatenate([EDGES, rng.random(distinct)])[:distinct].astype(dtype)
+    values = rng.choice(pool, 100_000)
+    for sep in (b"\n", b","):
+        assert codecs.format_joined(values, sep) == _percent_g(values, sep)
+
+
+def test_distinct_path_keeps_negative_zero_and_every_nan():
+    values = np.array([0.0, -0.0, np.nan, -np.nan, 1.0] * 100, dtype=np.float32)
+    text = codecs.format_joined(values, b"\n")
+    assert text.split(b"\n")[:5] == [b"0", b"-0", b"nan", b"nan", b"1"]
+    assert text == _percent_g(values, b"\n")
+
+
+def test_distinct_index_falls_back_to_binary_search():
+    rng = np.random.default_rng(5)
+    distinct = np.unique(rng.integers(0, 2**32, 5000, dtype=np.uint64).astype(np.uint32))
+    bits = rng.choice(distinct, 50_000)
+    np.testing.assert_array_equal(
+        codecs._distinct_index(distinct, bits), np.searchsorted(distinct, bits)
+    )
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 31, 32, 33, 1000])
+def test_every_size_and_per_value_separators(n):
+    rng = np.random.default_rng(n)
+    values = np.concatenate([rng.random(n // 2), 10.0 ** rng.uniform(-30, 30, n - n // 2)])
+    values = values.astype(np.float32)
+    assert codecs.format_joined(values, b",") == _percent_g(values, b",")
+    seps = rng.choice(np.frombuffer(b",\n", np.uint8), n)
+    want = b"".join(
+        b"%.9g" % v + bytes([c]) for v, c in zip(values.tolist(), seps.tolist(), strict=True)
+    )
+    assert codecs.format_joined(values, seps) == want[:-1]
+
+
+def test_csv_text_round_trips_float32_exactly():
+    rng = np.random.default_rng(9)
+    values = np.concatenate(
+        [
+            rng.random(50_000),
+            rng.choice(rng.random(100), 50_000),
+            10.0 ** rng.uniform(-44, 38, 5000),
+        ]
+    ).astype(np.float32)
+    text = codecs.format_joined(values, b"\n")
+    np.testing.assert_array_equal(
+        np.array(text.split(b"\n"), dtype=np.float64).astype(np.float32), values
+    )
