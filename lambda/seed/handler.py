@@ -1,4 +1,4 @@
-"""Dataset-seeding Lambda: writes a deterministic training and test CSV for one workflow run.
+"""Dataset-seeding Lambda: writes deterministic training, validation and test CSVs for one run.
 
 Entry point: ``handler.handler``. Runtime dependencies: the standard library and boto3.
 
@@ -20,24 +20,27 @@ Event (unknown keys are rejected; a bad event raises ``InvalidEventError`` befor
     loudly instead of being coerced.
 
 Result (a dict)
-    ``{"run_id", "rows", "seed", "train_uri", "train_prefix", "test_uri", "test_prefix"}``;
+    ``{"run_id", "rows", "seed", "train_uri", "train_prefix", "validation_uri",
+    "validation_prefix", "test_uri", "test_prefix"}``;
     ``*_uri`` is the object (``s3://BUCKET/<DATASET_PREFIX><run_id>/train/train.csv``),
     ``*_prefix`` its folder, ending in ``/`` (``s3://BUCKET/<DATASET_PREFIX><run_id>/train/``),
     which is what a SageMaker channel or transform input takes as ``S3Prefix``.
 
 Dataset (the reference workflow's)
-    ``train/train.csv``: ``rows`` lines ``label,x,y``; ``test/test.csv``: ``rows`` lines ``x,y``
-    (the test set has as many rows as the training set). x and y are integers in 0..100
-    inclusive, label is 1 if y >= 3x + 5 else 0. No header, ``\\n`` line endings, ASCII,
-    content type ``text/csv``.
+    ``train/train.csv``: ``rows`` lines ``label,x,y``; ``validation/validation.csv``:
+    ``max(1, rows // 5)`` lines ``label,x,y`` (20 %, for the training job's ``validation``
+    channel: evaluation every round, early stopping, the quality gate's metric);
+    ``test/test.csv``: ``rows`` lines ``x,y`` (as many as the training set). x and y are
+    integers in 0..100 inclusive, label is 1 if y >= 3x + 5 else 0. No header, ``\\n`` line
+    endings, ASCII, content type ``text/csv``.
 
 Determinism
     The same ``seed`` gives the same bytes, for ever: each file has its own generator,
-    ``random.Random("mlstack-seed:<seed>:train")`` and ``random.Random("mlstack-seed:<seed>:test")``
-    (string seeding is stable across Python versions), so the training rows do not depend on the
-    test rows and vice versa, and a file of N rows is the prefix of the file of M > N rows with
-    the same seed. Each row is one draw: ``k = floor(rng.random() * 10201)`` (what
-    ``rng.choices`` over the 101 * 101 (x, y) pairs does), then ``x = k // 101``, ``y = k % 101``.
+    ``random.Random("mlstack-seed:<seed>:<split>")`` for ``train``, ``validation`` and ``test``
+    (string seeding is stable across Python versions), so no file's rows depend on another's,
+    and a file of N rows is the prefix of the file of M > N rows with the same seed. Each row
+    is one draw: ``k = floor(rng.random() * 10201)`` (what ``rng.choices`` over the 101 * 101
+    (x, y) pairs does), then ``x = k // 101``, ``y = k % 101``.
     Rows are drawn in file order.
 
 Upload
@@ -80,8 +83,9 @@ DEFAULT_SEED = 42
 DEFAULT_MAX_ROWS = 1_000_000
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
-Split = Literal["train", "test"]
-SPLITS: tuple[Split, ...] = ("train", "test")
+Split = Literal["train", "validation", "test"]
+SPLITS: tuple[Split, ...] = ("train", "validation", "test")
+VALIDATION_FRACTION = 5  # the validation set has rows // 5 rows (20 %), at least 1
 
 
 def label_for(x: int, y: int) -> int:
@@ -92,11 +96,18 @@ def label_for(x: int, y: int) -> int:
 # Every possible line, rendered once: a row is a table lookup, not a format call. Index k of
 # both tables is the pair (x, y) = (k // 101, k % 101).
 _PAIRS = [(x, y) for x in range(VALUE_MAX + 1) for y in range(VALUE_MAX + 1)]
+_LABELLED = [f"{label_for(x, y)},{x},{y}\n".encode("ascii") for x, y in _PAIRS]
 _LINES: dict[Split, list[bytes]] = {
-    "train": [f"{label_for(x, y)},{x},{y}\n".encode("ascii") for x, y in _PAIRS],
+    "train": _LABELLED,
+    "validation": _LABELLED,
     "test": [f"{x},{y}\n".encode("ascii") for x, y in _PAIRS],
 }
-del _PAIRS
+del _PAIRS, _LABELLED
+
+
+def split_rows(rows: int, split: Split) -> int:
+    """Rows of one file: ``rows`` for train and test, ``max(1, rows // 5)`` for validation."""
+    return max(1, rows // VALIDATION_FRACTION) if split == "validation" else rows
 
 
 # --- logging ------------------------------------------------------------------------------------
@@ -267,6 +278,8 @@ class SeedResult:
     seed: int
     train_uri: str
     train_prefix: str
+    validation_uri: str
+    validation_prefix: str
     test_uri: str
     test_prefix: str
 
@@ -402,11 +415,11 @@ def _abort(client: S3Client, bucket: str, key: str, upload_id: str) -> None:
 def seed_dataset(
     request: SeedRequest, settings: Settings, client: S3Client, *, part_size: int = PART_SIZE
 ) -> SeedResult:
-    """Generate and upload both files of ``request``; return where they are."""
+    """Generate and upload the three files of ``request``; return where they are."""
     uris: dict[str, str] = {}
     for split in SPLITS:
         key = dataset_key(settings, request.run_id, split)
-        chunks = generate_rows(request.rows, request.seed, split)
+        chunks = generate_rows(split_rows(request.rows, split), request.seed, split)
         upload = upload_stream(client, settings.bucket_name, key, chunks, part_size=part_size)
         logger.debug(
             "file written",
@@ -419,6 +432,8 @@ def seed_dataset(
         seed=request.seed,
         train_uri=uris["train"],
         train_prefix=uris["train"].rsplit("/", 1)[0] + "/",
+        validation_uri=uris["validation"],
+        validation_prefix=uris["validation"].rsplit("/", 1)[0] + "/",
         test_uri=uris["test"],
         test_prefix=uris["test"].rsplit("/", 1)[0] + "/",
     )
@@ -476,7 +491,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         "dataset written",
         extra={
             **fields,
-            "keys": [result.train_uri, result.test_uri],
+            "keys": [result.train_uri, result.validation_uri, result.test_uri],
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
         },
     )

@@ -23,7 +23,9 @@ class DatasetSeeder(Construct):
     """Creates the seeding Lambda function (Python, boto3 only, 256 MB), its log group and a role
     that may only put objects under ``layout.datasets`` of ``bucket``.
 
-    The function writes ``<datasets><run_id>/train/train.csv`` and ``.../test/test.csv``;
+    The function writes ``<datasets><run_id>/train/train.csv``,
+    ``.../validation/validation.csv`` (a fifth of the rows, at least one) and
+    ``.../test/test.csv``;
     ``default_rows``/``default_seed`` apply when an event has none, ``max_rows`` caps requests.
 
     Attributes: ``function``, ``role``, ``log_group``.

@@ -283,6 +283,8 @@ class TrainingWorkflow(Construct):
                         "seed",
                         "train_uri",
                         "train_prefix",
+                        "validation_uri",
+                        "validation_prefix",
                         "test_uri",
                         "test_prefix",
                     )
@@ -317,20 +319,7 @@ class TrainingWorkflow(Construct):
                     "HyperParameters.$": (
                         "States.JsonMerge($.default_hyperparameters, $.args.hyperparameters, false)"
                     ),
-                    "InputDataConfig": [
-                        {
-                            "ChannelName": "train",
-                            "ContentType": "text/csv",
-                            "CompressionType": "None",
-                            "DataSource": {
-                                "S3DataSource": {
-                                    "S3DataType": "S3Prefix",
-                                    "S3Uri.$": "$.dataset.train_prefix",
-                                    "S3DataDistributionType": "FullyReplicated",
-                                }
-                            },
-                        }
-                    ],
+                    "InputDataConfig": p.channels(),
                     "OutputDataConfig": {
                         "S3OutputPath": f"s3://{bucket.bucket_name}/{layout.models}",
                         "KmsKeyId": key.key_arn,
@@ -530,6 +519,25 @@ class _StateBuilder:
             f"States.Format('{self.name_prefix}-{{}}-{kind}{{}}-{{}}', $.run_id, "
             "$$.Execution.RedriveCount, $$.State.RetryCount)"
         )
+
+    def channels(self) -> list[dict[str, Any]]:
+        """The seeded ``train`` and ``validation`` sets (the image evaluates the latter every
+        round: early stopping, best iteration, and the metric the quality gate reads)."""
+        return [
+            {
+                "ChannelName": channel,
+                "ContentType": "text/csv",
+                "CompressionType": "None",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri.$": f"$.dataset.{channel}_prefix",
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+            for channel in ("train", "validation")
+        ]
 
     def tags(self) -> list[dict[str, str]]:
         return [

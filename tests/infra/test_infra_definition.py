@@ -68,12 +68,15 @@ def test_batch_transform_splits_and_assembles_lines(dev: dict[str, Any]) -> None
     assert params["ModelName.$"] == "$.model.ModelName"
 
 
-def test_training_reads_the_seeded_train_channel(dev: dict[str, Any]) -> None:
+def test_training_reads_the_seeded_train_and_validation_channels(dev: dict[str, Any]) -> None:
     params = dev["States"]["Train model"]["Parameters"]
-    (channel,) = params["InputDataConfig"]
-    assert channel["ChannelName"] == "train"
-    assert channel["ContentType"] == "text/csv"
-    assert channel["DataSource"]["S3DataSource"]["S3Uri.$"] == "$.dataset.train_prefix"
+    train, validation = params["InputDataConfig"]
+    for channel, name in ((train, "train"), (validation, "validation")):
+        assert channel["ChannelName"] == name
+        assert channel["ContentType"] == "text/csv"
+        assert channel["DataSource"]["S3DataSource"]["S3Uri.$"] == f"$.dataset.{name}_prefix"
+    selected = dev["States"]["Generate dataset"]["ResultSelector"]
+    assert selected["validation_prefix.$"] == "$.Payload.validation_prefix"
     assert params["ResourceConfig"]["InstanceType.$"] == "$.args.training_instance_type"
     assert params["ResourceConfig"]["InstanceCount.$"] == "$.args.training_instance_count"
     assert params["EnableNetworkIsolation"] is True

@@ -11,6 +11,7 @@ import seed_handler
 # Pinned once from the generator: a change here changes every dataset ever seeded with seed 7.
 TRAIN_5_SEED_7 = b"0,6,3\n0,1,1\n0,44,47\n0,86,4\n0,64,45\n"
 TEST_5_SEED_7 = b"52,5\n41,85\n58,100\n26,98\n8,29\n"
+VALIDATION_5_SEED_7 = b"0,98,2\n"  # one row: max(1, 5 // 5)
 
 
 def _read(s3, uri: str) -> bytes:
@@ -24,9 +25,28 @@ def _seed(s3, **event) -> tuple[dict, bytes, bytes]:
 
 
 def test_small_fixed_seed_gives_exact_bytes(s3):
-    _, train, test = _seed(s3, rows=5, seed=7)
+    result, train, test = _seed(s3, rows=5, seed=7)
     assert train == TRAIN_5_SEED_7
     assert test == TEST_5_SEED_7
+    assert _read(s3, result["validation_uri"]) == VALIDATION_5_SEED_7
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"), [(1, 1), (4, 1), (5, 1), (9, 1), (10, 2), (5000, 1000)]
+)
+def test_validation_set_is_a_fifth_of_the_rows_and_at_least_one(s3, rows, expected):
+    result = seed_handler.handler({"run_id": f"v{rows}", "rows": rows, "seed": 3}, None)
+    body = _read(s3, result["validation_uri"])
+    assert body.count(b"\n") == expected
+    for line in body.decode("ascii").splitlines():
+        label, x, y = (int(v) for v in line.split(","))
+        assert label == seed_handler.label_for(x, y)
+
+
+def test_validation_rows_are_their_own_stream_not_a_copy_of_train():
+    validation = b"".join(seed_handler.generate_rows(200, 5, "validation"))
+    train = b"".join(seed_handler.generate_rows(1000, 5, "train"))
+    assert validation and not train.startswith(validation)
 
 
 def test_generator_follows_the_documented_algorithm():
@@ -37,7 +57,7 @@ def test_generator_follows_the_documented_algorithm():
         for _ in range(500):
             x, y = divmod(math.floor(rng.random() * 101 * 101), 101)
             label = 1 if y >= 3 * x + 5 else 0
-            expected.append(f"{label},{x},{y}\n" if split == "train" else f"{x},{y}\n")
+            expected.append(f"{label},{x},{y}\n" if split != "test" else f"{x},{y}\n")
         generated = b"".join(seed_handler.generate_rows(500, 7, split, chunk_rows=64))
         assert generated == "".join(expected).encode()
 
@@ -101,7 +121,11 @@ def test_row_count_is_exact_at_chunk_boundaries(rows):
 def test_objects_are_csv_under_the_run_folder(s3, bucket):
     result, _, _ = _seed(s3, rows=10, seed=2)
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
-    assert keys == ["datasets/run-1/test/test.csv", "datasets/run-1/train/train.csv"]
+    assert keys == [
+        "datasets/run-1/test/test.csv",
+        "datasets/run-1/train/train.csv",
+        "datasets/run-1/validation/validation.csv",
+    ]
     for key in keys:
         head = s3.head_object(Bucket=bucket, Key=key)
         assert head["ContentType"] == "text/csv"

@@ -24,14 +24,16 @@ def test_result_has_exactly_the_contract_keys_and_points_at_the_objects(s3, buck
         "seed": 5,
         "train_uri": f"s3://{bucket}/datasets/exec-2024-01/train/train.csv",
         "train_prefix": f"s3://{bucket}/datasets/exec-2024-01/train/",
+        "validation_uri": f"s3://{bucket}/datasets/exec-2024-01/validation/validation.csv",
+        "validation_prefix": f"s3://{bucket}/datasets/exec-2024-01/validation/",
         "test_uri": f"s3://{bucket}/datasets/exec-2024-01/test/test.csv",
         "test_prefix": f"s3://{bucket}/datasets/exec-2024-01/test/",
     }
     json.dumps(result)  # the state machine receives it as JSON
-    for split in ("train", "test"):
+    for split, lines in (("train", 12), ("validation", 2), ("test", 12)):
         uri_bucket, key = result[f"{split}_uri"].removeprefix("s3://").split("/", 1)
         body = s3.get_object(Bucket=uri_bucket, Key=key)["Body"].read()
-        assert body.count(b"\n") == 12
+        assert body.count(b"\n") == lines
         prefix = result[f"{split}_prefix"].removeprefix(f"s3://{bucket}/")
         listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
         assert [o["Key"] for o in listed] == [key]
@@ -62,6 +64,7 @@ def test_success_is_logged_as_one_json_object_a_line(s3, log_stream):
     assert done["aws_request_id"] == "req-123"
     assert done["keys"] == [
         "s3://mlstack-seed-test/datasets/logged/train/train.csv",
+        "s3://mlstack-seed-test/datasets/logged/validation/validation.csv",
         "s3://mlstack-seed-test/datasets/logged/test/test.csv",
     ]
     assert isinstance(done["duration_ms"], float) and done["duration_ms"] >= 0
@@ -72,8 +75,8 @@ def test_log_level_comes_from_the_environment(s3, log_stream, monkeypatch):
     monkeypatch.setenv("LOG_LEVEL", "debug")
     seed_handler.handler({"run_id": "debug", "rows": 2}, None)
     written = [line for line in _log_lines(log_stream) if line["message"] == "file written"]
-    assert [line["level"] for line in written] == ["DEBUG", "DEBUG"]
-    assert [line["parts"] for line in written] == [0, 0]
+    assert [line["level"] for line in written] == ["DEBUG", "DEBUG", "DEBUG"]
+    assert [line["parts"] for line in written] == [0, 0, 0]
     log_stream.truncate(0)
     log_stream.seek(0)
     monkeypatch.setenv("LOG_LEVEL", "WARNING")

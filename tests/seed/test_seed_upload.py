@@ -83,16 +83,19 @@ def test_one_million_rows_are_uploaded_in_parts_with_the_right_content(s3, bucke
     result = seed_handler.handler({"run_id": "big", "rows": 1_000_000, "seed": 11}, None)
     elapsed = time.perf_counter() - started
     print(f"1,000,000 rows generated and uploaded to moto in {elapsed:.2f} s")
-    for split in seed_handler.SPLITS:
+    for split, rows in (("train", 1_000_000), ("validation", 200_000), ("test", 1_000_000)):
         key = f"datasets/big/{split}/{split}.csv"
-        expected = b"".join(seed_handler.generate_rows(1_000_000, 11, split))
-        assert len(expected) > seed_handler.PART_SIZE  # otherwise this tests PutObject
+        expected = b"".join(seed_handler.generate_rows(rows, 11, split))
         head = s3.head_object(Bucket=bucket, Key=key)
-        parts = int(head["ETag"].strip('"').rsplit("-", 1)[1])  # a multipart ETag ends in -N
-        assert 2 <= parts <= len(expected) // seed_handler.PART_SIZE + 1
+        if split == "validation":  # 200,000 rows: under one part, a single PutObject
+            assert len(expected) < seed_handler.PART_SIZE and "-" not in head["ETag"]
+        else:
+            assert len(expected) > seed_handler.PART_SIZE  # otherwise this tests PutObject
+            parts = int(head["ETag"].strip('"').rsplit("-", 1)[1])  # a multipart ETag ends in -N
+            assert 2 <= parts <= len(expected) // seed_handler.PART_SIZE + 1
         assert head["ContentType"] == "text/csv"
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        assert body.count(b"\n") == 1_000_000
+        assert body.count(b"\n") == rows
         assert hashlib.sha256(body).digest() == hashlib.sha256(expected).digest()
     assert result["rows"] == 1_000_000
     assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)
