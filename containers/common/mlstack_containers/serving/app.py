@@ -7,8 +7,10 @@ request — however malformed — can take a worker down.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +23,15 @@ from mlstack_containers.serving import codecs
 from mlstack_containers.serving.config import ServerConfig
 
 log = logging.getLogger("mlstack.serving")
+
+try:  # XGBoost's C library, for the dense fast path of Predictor.predict (pinned 3.2.0)
+    from xgboost.core import _LIB as _XGB_LIB
+    from xgboost.core import _check_call as _xgb_check_call
+
+    _XGB_PREDICT_DENSE = _XGB_LIB.XGBoosterPredictFromDense
+except (ImportError, AttributeError):  # pragma: no cover - another XGBoost: the public API
+    _XGB_PREDICT_DENSE = None
+_FLOAT32 = np.dtype(np.float32).str.encode()  # b"<f4" on every platform XGBoost ships for
 
 CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 _CUSTOM_ATTRIBUTES_ENV = "HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES"
@@ -38,6 +49,20 @@ class Predictor:
     num_features: int
     iteration_range: tuple[int, int] = (0, 0)
 
+    def __post_init__(self) -> None:
+        # The prediction settings inplace_predict would encode as JSON on every call.
+        self._config = json.dumps(
+            {
+                "type": 0,
+                "training": False,
+                "iteration_begin": self.iteration_range[0],
+                "iteration_end": self.iteration_range[1],
+                "missing": float("nan"),
+                "strict_shape": False,
+                "cache_id": 0,
+            }
+        ).encode()
+
     @classmethod
     def load(cls, config: ServerConfig) -> Predictor:
         loaded = model_io.load_model(config.model_dir)
@@ -51,9 +76,50 @@ class Predictor:
         return cls(booster, meta.num_features, iteration_range)
 
     def predict(self, features: codecs.Features) -> np.ndarray:
+        if (
+            _XGB_PREDICT_DENSE is not None
+            and type(features) is np.ndarray
+            and features.dtype == np.float32
+            and features.ndim == 2
+            and features.shape[0] > 0
+            and features.flags.c_contiguous
+        ):
+            return self._predict_dense(features)
         return self.booster.inplace_predict(
             features, iteration_range=self.iteration_range, validate_features=False
         )
+
+    def _predict_dense(self, features: np.ndarray) -> np.ndarray:
+        """``inplace_predict`` of a float32 matrix, straight through XGBoost's C API.
+
+        The same call ``Booster.inplace_predict`` makes (``XGBoosterPredictFromDense``), without
+        the per-call type dispatch and JSON encoding that take half of a one-row prediction's
+        ~75 µs. XGBoost's inplace prediction is thread-safe; its result buffer is per thread,
+        so it is copied before anything else runs on this thread.
+        """
+        rows, cols = features.shape
+        interface = b'{"data": [%d, true], "shape": [%d, %d], "typestr": "%s", "version": 3}' % (
+            features.ctypes.data,
+            rows,
+            cols,
+            _FLOAT32,
+        )
+        shape = ctypes.POINTER(ctypes.c_uint64)()
+        dims = ctypes.c_uint64()
+        preds = ctypes.POINTER(ctypes.c_float)()
+        _xgb_check_call(
+            _XGB_PREDICT_DENSE(
+                self.booster.handle,
+                interface,
+                self._config,
+                None,
+                ctypes.byref(shape),
+                ctypes.byref(dims),
+                ctypes.byref(preds),
+            )
+        )
+        out_shape = tuple(shape[i] for i in range(dims.value))
+        return np.ctypeslib.as_array(preds, (math.prod(out_shape),)).copy().reshape(out_shape)
 
 
 class InferenceApp:
