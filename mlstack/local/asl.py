@@ -1,0 +1,649 @@
+"""A small, generic interpreter of Amazon States Language (JSONPath) state machine definitions.
+
+Supported: every state type — Pass, Task, Choice, Wait, Succeed, Fail, Parallel and (inline) Map;
+InputPath, Parameters/ItemSelector (``.$`` keys: paths, context-object paths ``$$.…``, intrinsic
+functions), ResultSelector, ResultPath, OutputPath; Retry (ErrorEquals, IntervalSeconds,
+MaxAttempts, BackoffRate, MaxDelaySeconds, JitterStrategy) and Catch, with ``States.ALL`` and
+``States.TaskFailed`` matching as in AWS; every Choice comparison (``String*``, ``Numeric*``,
+``Boolean*``, ``Timestamp*``, each with its ``…Path`` form; ``Is*``; ``And``/``Or``/``Not``);
+the context object (``$$.Execution.{Id,Name,Input,StartTime,RoleArn,RedriveCount}``,
+``$$.State.{Name,EnteredTime,RetryCount}``, ``$$.StateMachine.{Id,Name}``,
+``$$.Map.Item.{Index,Value}``); the state machine's TimeoutSeconds and a Task's
+TimeoutSeconds/TimeoutSecondsPath (handed to the task, and checked when it returns).
+
+Not supported (rejected up front with a message): JSONata (``QueryLanguage``), variables
+(``Assign``), distributed Map (``ItemReader``/``ResultWriter``).
+
+Task states call ``task_handler(TaskCall)``; it returns the task's result or raises
+:class:`StatesError`. Any other exception from a handler becomes ``States.TaskFailed``. Wait
+states and retry intervals last ``time_scale`` times their defined time (local runs shorten them).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from mlstack.local import intrinsics, jsonpath
+
+STATE_TYPES = ("Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")
+# Errors that States.ALL does not match (AWS: terminal, neither retried nor caught by it).
+_NOT_MATCHED_BY_ALL = ("States.Runtime", "States.DataLimitExceeded")
+
+
+class StatesError(Exception):
+    """A state failed with an error name and a cause (what Retry and Catch match on)."""
+
+    def __init__(self, error: str, cause: str = "") -> None:
+        super().__init__(f"{error}: {cause}" if cause else error)
+        self.error = error
+        self.cause = cause
+
+
+class DefinitionError(ValueError):
+    """The definition is not valid ASL or uses a feature this interpreter does not support."""
+
+
+@dataclass(frozen=True)
+class TaskCall:
+    """What a Task state asks its resource to do."""
+
+    state_name: str
+    resource: str
+    parameters: Any
+    retry_count: int
+    timeout_seconds: float | None
+    heartbeat_seconds: float | None
+    context: Mapping[str, Any]
+
+
+TaskHandler = Callable[[TaskCall], Any]
+
+
+class Listener(Protocol):
+    def state_entered(self, name: str, state_type: str, data: Any) -> None: ...
+    def state_exited(self, name: str, state_type: str, output: Any, seconds: float) -> None: ...
+    def state_failed(
+        self, name: str, state_type: str, error: str, cause: str, seconds: float
+    ) -> None: ...
+    def state_retrying(self, name: str, error: str, attempt: int, delay: float) -> None: ...
+
+
+class _NullListener:
+    def state_entered(self, name: str, state_type: str, data: Any) -> None:
+        pass
+
+    def state_exited(self, name: str, state_type: str, output: Any, seconds: float) -> None:
+        pass
+
+    def state_failed(
+        self, name: str, state_type: str, error: str, cause: str, seconds: float
+    ) -> None:
+        pass
+
+    def state_retrying(self, name: str, error: str, attempt: int, delay: float) -> None:
+        pass
+
+
+@dataclass
+class StateRecord:
+    """One visit of a state (in a Parallel branch or Map iteration too)."""
+
+    name: str
+    state_type: str
+    seconds: float
+    status: str  # "succeeded", "failed", "caught"
+    error: str | None = None
+    cause: str | None = None
+
+
+@dataclass
+class ExecutionResult:
+    status: str  # "SUCCEEDED", "FAILED", "TIMED_OUT"
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    history: list[StateRecord] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def states(self) -> list[str]:
+        return [r.name for r in self.history]
+
+
+def _iso(t: float) -> str:
+    return (
+        datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(t % 1 * 1000):03d}Z"
+    )
+
+
+def _parse_timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", value):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def validate(definition: Mapping[str, Any], where: str = "the definition") -> None:
+    """Check the structure this interpreter relies on; raise :class:`DefinitionError`."""
+    if definition.get("QueryLanguage", "JSONPath") != "JSONPath":
+        raise DefinitionError(
+            f"{where}: QueryLanguage {definition['QueryLanguage']!r} is not "
+            "supported locally (only JSONPath)"
+        )
+    states = definition.get("States")
+    if not isinstance(states, dict) or not states:
+        raise DefinitionError(f"{where}: 'States' must be a non-empty object")
+    if definition.get("StartAt") not in states:
+        raise DefinitionError(f"{where}: StartAt {definition.get('StartAt')!r} is not a state")
+    for name, state in states.items():
+        kind = state.get("Type")
+        if kind not in STATE_TYPES:
+            raise DefinitionError(f"state {name!r}: unknown Type {kind!r}")
+        if state.get("QueryLanguage", "JSONPath") != "JSONPath":
+            raise DefinitionError(f"state {name!r}: only JSONPath is supported locally")
+        for unsupported in ("Assign", "ItemReader", "ResultWriter"):
+            if unsupported in state:
+                raise DefinitionError(f"state {name!r}: {unsupported} is not supported locally")
+        targets = [state.get("Next"), state.get("Default")]
+        targets += [c.get("Next") for c in state.get("Catch", [])]
+        targets += [c.get("Next") for c in state.get("Choices", [])]
+        for target in targets:
+            if target is not None and target not in states:
+                raise DefinitionError(f"state {name!r}: transition to unknown state {target!r}")
+        if (
+            kind not in ("Choice", "Succeed", "Fail")
+            and not state.get("End")
+            and not state.get("Next")
+        ):
+            raise DefinitionError(f"state {name!r}: needs Next or End")
+        if kind == "Task" and not isinstance(state.get("Resource"), str):
+            raise DefinitionError(f"state {name!r}: a Task needs a Resource string")
+        for branch in state.get("Branches", []):
+            validate(branch, f"a branch of {name!r}")
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if kind == "Map":
+            if not isinstance(processor, dict):
+                raise DefinitionError(f"state {name!r}: a Map needs an ItemProcessor")
+            validate(processor, f"the ItemProcessor of {name!r}")
+
+
+class Interpreter:
+    """Runs one definition; :meth:`execute` runs one execution of it."""
+
+    def __init__(
+        self,
+        definition: Mapping[str, Any],
+        task_handler: TaskHandler,
+        *,
+        listener: Listener | None = None,
+        time_scale: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+        state_machine_arn: str = "arn:aws:states:us-east-1:000000000000:stateMachine:local",
+        role_arn: str = "arn:aws:iam::000000000000:role/local",
+        rng: random.Random | None = None,
+    ) -> None:
+        validate(definition)
+        self.definition = definition
+        self.task_handler = task_handler
+        self.listener: Listener = listener or _NullListener()
+        self.time_scale = time_scale
+        self.sleep = sleep
+        self.state_machine_arn = state_machine_arn
+        self.role_arn = role_arn
+        self.rng = rng or random.Random()
+        self._lock = threading.Lock()
+
+    def execute(
+        self, execution_input: Any = None, *, name: str | None = None, redrive_count: int = 0
+    ) -> ExecutionResult:
+        name = name or str(uuid.uuid4())
+        started = time.time()
+        execution_input = {} if execution_input is None else execution_input
+        sm_name = self.state_machine_arn.rsplit(":", 1)[-1]
+        arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+        context = {
+            "Execution": {
+                "Id": arn,
+                "Input": execution_input,
+                "Name": name,
+                "RoleArn": self.role_arn,
+                "StartTime": _iso(started),
+                "RedriveCount": redrive_count,
+            },
+            "StateMachine": {"Id": self.state_machine_arn, "Name": sm_name},
+        }
+        timeout = self.definition.get("TimeoutSeconds")
+        deadline = started + timeout if timeout else None
+        result = ExecutionResult(status="SUCCEEDED")
+        try:
+            result.output = self._run(self.definition, execution_input, context, result, deadline)
+        except StatesError as err:
+            result.status = "TIMED_OUT" if err.error == "States.Timeout" else "FAILED"
+            result.error, result.cause = err.error, err.cause
+        result.seconds = time.time() - started
+        return result
+
+    # --- machinery ----------------------------------------------------------------------------
+
+    def _run(
+        self,
+        machine: Mapping[str, Any],
+        data: Any,
+        context: dict[str, Any],
+        result: ExecutionResult,
+        deadline: float | None,
+    ) -> Any:
+        states = machine["States"]
+        name = machine["StartAt"]
+        for _ in range(100_000):  # a runaway loop ends; AWS caps an execution at 25,000 events
+            if deadline is not None and time.time() > deadline:
+                raise StatesError("States.Timeout", "the state machine's TimeoutSeconds elapsed")
+            state = states[name]
+            kind = state["Type"]
+            entered = time.time()
+            self.listener.state_entered(name, kind, data)
+            try:
+                data, next_name = self._state(name, state, data, context, result, deadline)
+            except _Caught as caught:
+                seconds = time.time() - entered
+                self._record(result, StateRecord(name, kind, seconds, "caught", *caught.error))
+                self.listener.state_failed(name, kind, *caught.error, seconds)
+                data, next_name = caught.output, caught.next_name
+            except StatesError as err:
+                seconds = time.time() - entered
+                self._record(
+                    result, StateRecord(name, kind, seconds, "failed", err.error, err.cause)
+                )
+                self.listener.state_failed(name, kind, err.error, err.cause, seconds)
+                raise
+            else:
+                seconds = time.time() - entered
+                self._record(result, StateRecord(name, kind, seconds, "succeeded"))
+                self.listener.state_exited(name, kind, data, seconds)
+            if next_name is None:
+                return data
+            name = next_name
+        raise StatesError("States.Runtime", "the execution exceeded 100000 state transitions")
+
+    def _record(self, result: ExecutionResult, record: StateRecord) -> None:
+        with self._lock:
+            result.history.append(record)
+
+    def _state(
+        self,
+        name: str,
+        state: Mapping[str, Any],
+        raw: Any,
+        context: dict[str, Any],
+        result: ExecutionResult,
+        deadline: float | None,
+    ) -> tuple[Any, str | None]:
+        kind = state["Type"]
+        ctx = {
+            **context,
+            "State": {"Name": name, "EnteredTime": _iso(time.time()), "RetryCount": 0},
+        }
+        next_name = None if state.get("End") else state.get("Next")
+        if kind == "Fail":
+            return self._fail(state, raw, ctx), None
+        effective = self._input_path(state, raw)
+        if kind == "Succeed":
+            return self._output_path(state, effective), None
+        if kind == "Choice":
+            return self._output_path(state, effective), self._choose(name, state, effective, ctx)
+        if kind == "Wait":
+            self._wait(name, state, effective)
+            return self._output_path(state, effective), next_name
+        if kind == "Pass":
+            value = effective
+            if "Parameters" in state:
+                value = self._template(state["Parameters"], effective, ctx, name)
+            value = state.get("Result", value)
+            return self._output_path(state, self._result_path(state, raw, value)), next_name
+        # Task, Parallel, Map: retried and caught.
+        attempts: dict[int, int] = {}
+        retry_count = 0
+        while True:
+            ctx["State"]["RetryCount"] = retry_count
+            try:
+                value = self._work(name, state, effective, ctx, result, deadline)
+                if "ResultSelector" in state:
+                    value = self._template(state["ResultSelector"], value, ctx, name)
+                output = self._output_path(state, self._result_path(state, raw, value))
+                return output, next_name
+            except StatesError as err:
+                delay = self._retry_delay(state, err, attempts)
+                if delay is None:
+                    catcher = self._catcher(state, err)
+                    if catcher is None:
+                        raise
+                    error_output = {"Error": err.error, "Cause": err.cause}
+                    path = catcher.get("ResultPath", "$")
+                    output = raw if path is None else self._put(raw, path, error_output)
+                    raise _Caught(output, catcher["Next"], (err.error, err.cause)) from None
+                retry_count += 1
+                self.listener.state_retrying(name, err.error, retry_count, delay)
+                self.sleep(delay * self.time_scale)
+
+    def _work(
+        self,
+        name: str,
+        state: Mapping[str, Any],
+        effective: Any,
+        ctx: dict[str, Any],
+        result: ExecutionResult,
+        deadline: float | None,
+    ) -> Any:
+        kind = state["Type"]
+        if kind == "Parallel":
+            params = self._parameters(state, "Parameters", effective, ctx, name)
+            return [
+                self._run(b, params, self._branch_ctx(ctx), result, deadline)
+                for b in state["Branches"]
+            ]
+        if kind == "Map":
+            return self._map(name, state, effective, ctx, result, deadline)
+        params = self._parameters(state, "Parameters", effective, ctx, name)
+        timeout = self._seconds(state, "TimeoutSeconds", effective, name)
+        heartbeat = self._seconds(state, "HeartbeatSeconds", effective, name)
+        call = TaskCall(
+            name, state["Resource"], params, ctx["State"]["RetryCount"], timeout, heartbeat, ctx
+        )
+        started = time.time()
+        try:
+            value = self.task_handler(call)
+        except StatesError:
+            raise
+        except Exception as err:  # a handler's own bug or an unexpected failure
+            raise StatesError("States.TaskFailed", f"{type(err).__name__}: {err}") from err
+        if timeout is not None and time.time() - started > timeout:
+            raise StatesError("States.Timeout", f"state {name!r} ran past {timeout} s")
+        return value
+
+    def _branch_ctx(self, ctx: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in ctx.items() if k in ("Execution", "StateMachine")}
+
+    def _map(
+        self,
+        name: str,
+        state: Mapping[str, Any],
+        effective: Any,
+        ctx: dict[str, Any],
+        result: ExecutionResult,
+        deadline: float | None,
+    ) -> list[Any]:
+        items = self._get(effective, state.get("ItemsPath", "$"), name)
+        if not isinstance(items, list):
+            raise StatesError(
+                "States.Runtime", f"state {name!r}: ItemsPath does not select an array"
+            )
+        processor = state.get("ItemProcessor") or state["Iterator"]
+        selector_key = "ItemSelector" if "ItemSelector" in state else "Parameters"
+        outputs = []
+        for index, item in enumerate(items):
+            item_ctx = {**ctx, "Map": {"Item": {"Index": index, "Value": item}}}
+            if selector_key in state:
+                item_input = self._template(state[selector_key], effective, item_ctx, name)
+            else:
+                item_input = item
+            outputs.append(
+                self._run(processor, item_input, self._branch_ctx(ctx), result, deadline)
+            )
+        return outputs
+
+    def _retry_delay(
+        self, state: Mapping[str, Any], err: StatesError, attempts: dict[int, int]
+    ) -> float | None:
+        """Seconds to wait before the next attempt, or None when no retrier applies any more."""
+        found = _first(list(state.get("Retry", [])), err.error)
+        if found is None:
+            return None
+        index, retrier = found
+        done = attempts.get(index, 0)
+        if done >= int(retrier.get("MaxAttempts", 3)):
+            return None
+        attempts[index] = done + 1
+        return _delay(retrier, done + 1, self.rng)
+
+    def _catcher(self, state: Mapping[str, Any], err: StatesError) -> Mapping[str, Any] | None:
+        found = _first(list(state.get("Catch", [])), err.error)
+        return None if found is None else found[1]
+
+    # --- input and output processing ------------------------------------------------------
+
+    def _get(self, data: Any, path: str, name: str) -> Any:
+        try:
+            return jsonpath.get(data, path)
+        except jsonpath.PathError as err:
+            raise StatesError("States.Runtime", f"state {name!r}: {err}") from None
+
+    def _put(self, data: Any, path: str, value: Any) -> Any:
+        try:
+            return jsonpath.put(data, path, value)
+        except jsonpath.PathError as err:
+            raise StatesError("States.Runtime", str(err)) from None
+
+    def _input_path(self, state: Mapping[str, Any], raw: Any) -> Any:
+        if "InputPath" not in state:
+            return raw
+        path = state["InputPath"]
+        return {} if path is None else self._get(raw, path, "InputPath")
+
+    def _output_path(self, state: Mapping[str, Any], data: Any) -> Any:
+        if "OutputPath" not in state:
+            return data
+        path = state["OutputPath"]
+        return {} if path is None else self._get(data, path, "OutputPath")
+
+    def _result_path(self, state: Mapping[str, Any], raw: Any, value: Any) -> Any:
+        path = state.get("ResultPath", "$")
+        return raw if path is None else self._put(raw, path, value)
+
+    def _parameters(
+        self, state: Mapping[str, Any], key: str, effective: Any, ctx: Any, name: str
+    ) -> Any:
+        return self._template(state[key], effective, ctx, name) if key in state else effective
+
+    def _template(self, template: Any, data: Any, ctx: Any, name: str) -> Any:
+        """Evaluate a payload template: ``"key.$"`` fields take a path or an intrinsic function."""
+        if isinstance(template, list):
+            return [self._template(v, data, ctx, name) for v in template]
+        if not isinstance(template, dict):
+            return template
+        out: dict[str, Any] = {}
+        for key, value in template.items():
+            if key.endswith(".$"):
+                out[key[:-2]] = self._dynamic(value, data, ctx, name, key)
+            else:
+                out[key] = self._template(value, data, ctx, name)
+        return out
+
+    def _dynamic(self, expr: Any, data: Any, ctx: Any, name: str, key: str) -> Any:
+        if not isinstance(expr, str):
+            raise StatesError("States.Runtime", f"state {name!r}: {key} must be a string")
+        if intrinsics.is_intrinsic(expr):
+            try:
+                return intrinsics.evaluate(expr, data, ctx)
+            except intrinsics.IntrinsicError as err:
+                raise StatesError("States.IntrinsicFailure", f"state {name!r}: {err}") from None
+        if expr.startswith("$$"):
+            return self._get(ctx, expr[1:], name)
+        if expr.startswith("$"):
+            return self._get(data, expr, name)
+        raise StatesError("States.Runtime", f"state {name!r}: {key} {expr!r} is not a path")
+
+    def _seconds(self, state: Mapping[str, Any], key: str, data: Any, name: str) -> float | None:
+        if key in state:
+            return float(state[key])
+        if f"{key}Path" in state:
+            value = self._get(data, state[f"{key}Path"], name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise StatesError("States.Runtime", f"state {name!r}: {key}Path is not positive")
+            return float(value)
+        return None
+
+    # --- states -------------------------------------------------------------------------------
+
+    def _fail(self, state: Mapping[str, Any], raw: Any, ctx: Any) -> Any:
+        name = ctx["State"]["Name"]
+
+        def text(key: str) -> str:
+            if f"{key}Path" in state:
+                value = self._dynamic(state[f"{key}Path"], raw, ctx, name, f"{key}Path")
+                return value if isinstance(value, str) else json.dumps(value)
+            return str(state.get(key, ""))
+
+        raise StatesError(text("Error") or "States.Fail", text("Cause"))
+
+    def _wait(self, name: str, state: Mapping[str, Any], data: Any) -> None:
+        if "Seconds" in state:
+            seconds = float(state["Seconds"])
+        elif "SecondsPath" in state:
+            value = self._get(data, state["SecondsPath"], name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise StatesError("States.Runtime", f"state {name!r}: SecondsPath is not >= 0")
+            seconds = float(value)
+        else:
+            stamp = state.get("Timestamp")
+            if "TimestampPath" in state:
+                stamp = self._get(data, state["TimestampPath"], name)
+            when = _parse_timestamp(stamp)
+            if when is None:
+                raise StatesError("States.Runtime", f"state {name!r}: {stamp!r} is no timestamp")
+            seconds = max(0.0, when.timestamp() - time.time())
+        self.sleep(seconds * self.time_scale)
+
+    def _choose(self, name: str, state: Mapping[str, Any], data: Any, ctx: Any) -> str:
+        for rule in state.get("Choices", []):
+            if self._rule(rule, data, ctx, name):
+                return str(rule["Next"])
+        if "Default" in state:
+            return str(state["Default"])
+        raise StatesError("States.NoChoiceMatched", f"state {name!r}: no choice rule matched")
+
+    def _value(self, path: str, data: Any, ctx: Any, name: str) -> Any:
+        return (
+            self._get(ctx, path[1:], name) if path.startswith("$$") else self._get(data, path, name)
+        )
+
+    def _rule(self, rule: Mapping[str, Any], data: Any, ctx: Any, name: str) -> bool:
+        if "And" in rule:
+            return all(self._rule(r, data, ctx, name) for r in rule["And"])
+        if "Or" in rule:
+            return any(self._rule(r, data, ctx, name) for r in rule["Or"])
+        if "Not" in rule:
+            return not self._rule(rule["Not"], data, ctx, name)
+        variable = rule.get("Variable")
+        if not isinstance(variable, str):
+            raise StatesError("States.Runtime", f"state {name!r}: a choice rule has no Variable")
+        ops = [k for k in rule if k not in ("Variable", "Next", "Comment")]
+        if len(ops) != 1:
+            raise StatesError("States.Runtime", f"state {name!r}: rule {dict(rule)} needs one test")
+        op = ops[0]
+        root = ctx if variable.startswith("$$") else data
+        path = variable[1:] if variable.startswith("$$") else variable
+        if op == "IsPresent":
+            return jsonpath.exists(root, path) == bool(rule[op])
+        value = self._value(variable, data, ctx, name)
+        expected = rule[op]
+        if op.endswith("Path"):
+            op = op[: -len("Path")]
+            expected = self._value(expected, data, ctx, name)
+        return _compare(op, value, expected, name)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _matches(value: str, pattern: str) -> bool:
+    regex = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            regex.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        regex.append(".*" if c == "*" else re.escape(c))
+        i += 1
+    return re.fullmatch("".join(regex), value, re.DOTALL) is not None
+
+
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
+    "Equals": lambda a, b: a == b,
+    "LessThan": lambda a, b: a < b,
+    "GreaterThan": lambda a, b: a > b,
+    "LessThanEquals": lambda a, b: a <= b,
+    "GreaterThanEquals": lambda a, b: a >= b,
+}
+
+
+def _compare(op: str, value: Any, expected: Any, name: str) -> bool:
+    checks: dict[str, Callable[[Any], bool]] = {
+        "IsNull": lambda v: v is None,
+        "IsNumeric": _is_number,
+        "IsString": lambda v: isinstance(v, str),
+        "IsBoolean": lambda v: isinstance(v, bool),
+        "IsTimestamp": lambda v: _parse_timestamp(v) is not None,
+    }
+    if op in checks:
+        return checks[op](value) == bool(expected)
+    if op == "StringMatches":
+        return isinstance(value, str) and isinstance(expected, str) and _matches(value, expected)
+    if op == "BooleanEquals":
+        return isinstance(value, bool) and isinstance(expected, bool) and value == expected
+    for family, convert in (
+        ("String", lambda v: v if isinstance(v, str) else None),
+        ("Numeric", lambda v: v if _is_number(v) else None),
+        ("Timestamp", _parse_timestamp),
+    ):
+        if op.startswith(family) and op[len(family) :] in _ORDER:
+            a, b = convert(value), convert(expected)
+            return a is not None and b is not None and _ORDER[op[len(family) :]](a, b)
+    raise StatesError("States.Runtime", f"state {name!r}: unknown choice operator {op!r}")
+
+
+@dataclass
+class _Caught(Exception):
+    output: Any
+    next_name: str
+    error: tuple[str, str]
+
+
+def _error_matches(names: list[str], error: str) -> bool:
+    if error in names:
+        return True
+    if "States.ALL" in names and error not in _NOT_MATCHED_BY_ALL:
+        return True
+    return "States.TaskFailed" in names and error not in (*_NOT_MATCHED_BY_ALL, "States.Timeout")
+
+
+def _first(items: list[Mapping[str, Any]], error: str) -> tuple[int, Mapping[str, Any]] | None:
+    for i, item in enumerate(items):
+        if _error_matches(list(item.get("ErrorEquals", [])), error):
+            return i, item
+    return None
+
+
+def _delay(retrier: Mapping[str, Any], attempt: int, rng: random.Random) -> float:
+    interval = float(retrier.get("IntervalSeconds", 1))
+    delay = interval * float(retrier.get("BackoffRate", 2.0)) ** (attempt - 1)
+    if "MaxDelaySeconds" in retrier:
+        delay = min(delay, float(retrier["MaxDelaySeconds"]))
+    if retrier.get("JitterStrategy") == "FULL":
+        delay = rng.uniform(0, delay)
+    return delay

@@ -1,0 +1,302 @@
+"""``mlstack local run``: one execution of an environment's synthesized workflow, on this machine.
+
+The run reads the environment's cloud assembly (:mod:`mlstack.local.assembly`), starts the
+embedded S3 server with the app's buckets, and lets the ASL interpreter execute the state machine
+definition exactly as synthesized, Task states going to the local handlers
+(:mod:`mlstack.local.tasks`). The work directory ``<workdir>/<execution name>/`` keeps everything:
+``execution.json`` (input, output or error, every state with its time), ``s3/`` (every object of
+the embedded S3 at the end), ``jobs/<job>/`` (each job's ``/opt/ml`` tree and log),
+``sagemaker/registry.json`` (models, endpoint configs, endpoints), ``lambda/``, ``sns.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mlstack.local import assembly as assembly_mod
+from mlstack.local.asl import ExecutionResult, Interpreter
+from mlstack.local.s3 import EmbeddedS3, parse_uri
+from mlstack.local.sagemaker import LocalSageMaker
+from mlstack.local.tasks import TaskDispatcher
+from mlstack.local.ui import Reporter, short_cause
+
+DEFAULT_WORKDIR = Path(".work") / "local"
+DEFAULT_TIME_SCALE = 0.01
+
+
+@dataclass
+class RunOptions:
+    environment: str = "dev"
+    rows: int | None = None
+    seed: int | None = None
+    hyperparameters: Mapping[str, str] = field(default_factory=dict)
+    extra_input: Mapping[str, Any] = field(default_factory=dict)
+    workdir: Path = DEFAULT_WORKDIR
+    name: str | None = None
+    cdk_out: Path | None = None
+    environments_dir: Path | None = None
+    time_scale: float = DEFAULT_TIME_SCALE
+
+    def execution_input(self) -> dict[str, Any]:
+        """Only what the user asked for: every default comes from the definition itself."""
+        data: dict[str, Any] = dict(self.extra_input)
+        if self.rows is not None:
+            data["rows"] = self.rows
+        if self.seed is not None:
+            data["seed"] = self.seed
+        if self.hyperparameters:
+            data["hyperparameters"] = {**data.get("hyperparameters", {}), **self.hyperparameters}
+        return data
+
+
+@dataclass
+class Accuracy:
+    rows: int
+    correct: int
+    output_uri: str
+
+    @property
+    def ratio(self) -> float:
+        return self.correct / self.rows if self.rows else 0.0
+
+
+@dataclass
+class RunReport:
+    name: str
+    environment: str
+    run_dir: Path
+    status: str
+    seconds: float
+    steps: list[tuple[str, float]]  # (step, seconds), in order
+    states: list[str]
+    input: dict[str, Any]
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    failed_state: str | None = None
+    failure_reason: str | None = None
+    training_jobs: list[dict[str, Any]] = field(default_factory=list)
+    accuracy: Accuracy | None = None
+    synthesized: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "SUCCEEDED"
+
+
+def seeding_rule(x: float, y: float) -> int:
+    """The reference workflow's label (the seeding Lambda's ``label_for``): 1 if y >= 3x + 5."""
+    return 1 if y >= 3 * x + 5 else 0
+
+
+def transform_accuracy(s3: EmbeddedS3, output: Any) -> Accuracy | None:
+    """Accuracy of the transform output (score > 0.5) against the seeding rule on the test set."""
+    if not isinstance(output, dict):
+        return None
+    test_prefix = (output.get("dataset") or {}).get("test_prefix")
+    out_uri = output.get("transform_output_uri")
+    if not isinstance(test_prefix, str) or not isinstance(out_uri, str):
+        return None
+    bucket, prefix = parse_uri(test_prefix)
+    folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+    rows = correct = 0
+    for key in s3.keys(bucket, prefix):
+        features = s3.read(f"s3://{bucket}/{key}").decode().splitlines()
+        scores = s3.read(f"{out_uri.rstrip('/')}/{key[len(folder) :]}.out").decode().splitlines()
+        features = [line for line in features if line.strip()]
+        scores = [line for line in scores if line.strip()]
+        if len(scores) != len(features):
+            raise ValueError(
+                f"transform output for {key} has {len(scores)} rows for {len(features)} inputs"
+            )
+        for line, score in zip(features, scores, strict=True):
+            x, y = (float(v) for v in line.split(",")[:2])
+            rows += 1
+            correct += int((float(score) > 0.5) == bool(seeding_rule(x, y)))
+    return Accuracy(rows, correct, out_uri)
+
+
+def new_execution_name() -> str:
+    return datetime.now(UTC).strftime("local-%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def run(options: RunOptions, reporter: Reporter) -> RunReport:
+    """Execute the environment's workflow locally; never raises for a failing workflow."""
+    started = time.perf_counter()
+    steps: list[tuple[str, float]] = []
+    name = options.name or new_execution_name()
+    run_dir = (options.workdir / name).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    t = time.perf_counter()
+    assembly = assembly_mod.load(
+        options.environment,
+        cdk_out=options.cdk_out,
+        environments_dir=options.environments_dir,
+        synth_dir=run_dir / "cdk.out",
+    )
+    how = "synthesized in-process" if assembly.synthesized else f"read from {assembly.directory}"
+    steps.append(
+        ("Synthesize" if assembly.synthesized else "Read assembly", time.perf_counter() - t)
+    )
+    reporter.info(f"{options.environment}: state machine definition {how}")
+
+    t = time.perf_counter()
+    s3 = EmbeddedS3(assembly.region)
+    for bucket in assembly.buckets:
+        s3.create_bucket(bucket)
+    steps.append(("Start S3", time.perf_counter() - t))
+    reporter.info(f"embedded S3 on {s3.endpoint_url}; work dir {run_dir}")
+
+    sagemaker = LocalSageMaker(
+        run_dir,
+        s3,
+        assembly.images,
+        region=assembly.region,
+        account=assembly.account,
+        log=reporter.log,
+        metric=reporter.metric,
+    )
+    dispatcher = TaskDispatcher(assembly, s3, sagemaker, run_dir, log=reporter.log)
+    execution_input = options.execution_input()
+    accuracy = None
+    try:
+        interpreter = Interpreter(
+            assembly.definition,
+            dispatcher,
+            listener=reporter,
+            time_scale=options.time_scale,
+            state_machine_arn=assembly.state_machine_arn,
+            role_arn=assembly.state_machine_role_arn,
+        )
+        with reporter:
+            result = interpreter.execute(execution_input, name=name)
+        steps.extend(_state_steps(result))
+        if result.status == "SUCCEEDED":
+            try:
+                accuracy = transform_accuracy(s3, result.output)
+            except (ValueError, KeyError) as err:
+                reporter.info(f"accuracy not computed: {err}")
+    finally:
+        t = time.perf_counter()
+        sagemaker.stop()
+        s3.mirror(run_dir / "s3")
+        s3.stop()
+        steps.append(("Archive", time.perf_counter() - t))
+
+    failed_state, reason = _failure(result)
+    report = RunReport(
+        name=name,
+        environment=options.environment,
+        run_dir=run_dir,
+        status=result.status,
+        seconds=time.perf_counter() - started,
+        steps=steps,
+        states=result.states,
+        input=execution_input,
+        output=result.output,
+        error=result.error,
+        cause=result.cause,
+        failed_state=failed_state,
+        failure_reason=reason,
+        training_jobs=[
+            {
+                "name": j["TrainingJobName"],
+                "status": j.get("TrainingJobStatus"),
+                "metrics": {m["MetricName"]: m["Value"] for m in j.get("FinalMetricDataList", [])},
+            }
+            for j in sagemaker.training_jobs.values()
+            if "TrainingJobArn" in j
+        ],
+        accuracy=accuracy,
+        synthesized=assembly.synthesized,
+    )
+    _write_execution(report, result)
+    return report
+
+
+def _state_steps(result: ExecutionResult) -> list[tuple[str, float]]:
+    return [(r.name, r.seconds) for r in result.history]
+
+
+def _failure(result: ExecutionResult) -> tuple[str | None, str | None]:
+    """The state that failed first and its reason (a job's FailureReason when there is one)."""
+    for record in result.history:
+        if record.status in ("failed", "caught") and record.state_type != "Fail":
+            return record.name, f"{record.error}: {short_cause(record.cause or '', 2000)}"
+    if result.error:
+        return None, f"{result.error}: {short_cause(result.cause or '', 2000)}"
+    return None, None
+
+
+def _write_execution(report: RunReport, result: ExecutionResult) -> None:
+    data = {
+        "name": report.name,
+        "environment": report.environment,
+        "status": report.status,
+        "seconds": round(report.seconds, 3),
+        "input": report.input,
+        "output": report.output,
+        "error": report.error,
+        "cause": report.cause,
+        "failed_state": report.failed_state,
+        "failure_reason": report.failure_reason,
+        "states": [asdict(r) for r in result.history],
+        "steps": [{"step": s, "seconds": round(v, 3)} for s, v in report.steps],
+        "training_jobs": report.training_jobs,
+        "accuracy": asdict(report.accuracy) if report.accuracy else None,
+    }
+    (report.run_dir / "execution.json").write_text(json.dumps(data, indent=2, default=str), "utf-8")
+
+
+def format_summary(report: RunReport) -> str:
+    """The closing summary: names, metrics, URIs, accuracy and time by step."""
+    lines = [
+        f"Local run {report.name} of {report.environment}: {report.status} "
+        f"in {report.seconds:.1f} s",
+        f"  Work dir          {report.run_dir}",
+    ]
+    out = report.output if isinstance(report.output, dict) else {}
+    for job in report.training_jobs:
+        metrics = ", ".join(f"{k}={v:.5g}" for k, v in sorted(job["metrics"].items()))
+        lines.append(f"  Training job      {job['name']} ({job['status']}) {metrics}")
+    for label, key in (
+        ("Model", "model_name"),
+        ("Model artifact", "model_artifact_uri"),
+        ("Transform job", "transform_job_name"),
+        ("Transform output", "transform_output_uri"),
+    ):
+        if key in out:
+            lines.append(f"  {label:<17} {out[key]}")
+    for key, value in out.items():  # whatever a newer workflow adds (endpoint, …)
+        if key not in (
+            "run_id",
+            "dataset",
+            "hyperparameters",
+            "model_arn",
+            "training_job_name",
+            "model_name",
+            "model_artifact_uri",
+            "transform_job_name",
+            "transform_output_uri",
+        ) and isinstance(value, str | int | float):
+            lines.append(f"  {key:<17} {value}")
+    if report.accuracy:
+        a = report.accuracy
+        lines.append(
+            f"  Accuracy          {a.ratio:.2%} of {a.rows} test rows against the seeding rule "
+            "(label 1 if y >= 3x + 5; prediction > 0.5)"
+        )
+    if not report.ok:
+        lines.append(f"  Failed state      {report.failed_state or '-'}")
+        lines.append(f"  Reason            {report.failure_reason}")
+        lines.append(f"  Workflow error    {report.error}")
+    lines.append("  Time by step      " + ", ".join(f"{s} {v:.1f}s" for s, v in report.steps))
+    return "\n".join(lines)

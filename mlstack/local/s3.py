@@ -1,0 +1,125 @@
+"""An S3-compatible server on loopback (moto's), for code that talks to S3 through boto3.
+
+Code under test is pointed at it with ``AWS_ENDPOINT_URL_S3`` and fake credentials
+(:meth:`EmbeddedS3.environment`): boto3 honours the variable, so the code needs no endpoint logic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+
+def parse_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> (bucket, key)."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"{uri!r} is not an s3:// URI")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise ValueError(f"{uri!r} names no bucket")
+    return bucket, key
+
+
+class EmbeddedS3:
+    """moto's S3 server on 127.0.0.1 (a free port), in a thread of this process."""
+
+    def __init__(self, region: str = "us-east-1") -> None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.region = region
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        self._client: Any = None
+
+    def environment(self) -> dict[str, str]:
+        """Variables that point boto3 (in this process or a child) at this server."""
+        return {
+            **FAKE_CREDENTIALS,
+            "AWS_ENDPOINT_URL_S3": self.endpoint_url,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client(
+                "s3",
+                endpoint_url=self.endpoint_url,
+                region_name=self.region,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+                aws_session_token="testing",
+            )
+        return self._client
+
+    def create_bucket(self, name: str) -> None:
+        self.client.create_bucket(Bucket=name)
+
+    def keys(self, bucket: str, prefix: str = "") -> Iterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"]
+
+    def read(self, uri: str) -> bytes:
+        bucket, key = parse_uri(uri)
+        body: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body
+
+    def write(self, uri: str, data: bytes, content_type: str | None = None) -> None:
+        bucket, key = parse_uri(uri)
+        extra = {"ContentType": content_type} if content_type else {}
+        self.client.put_object(Bucket=bucket, Key=key, Body=data, **extra)
+
+    def download_prefix(self, uri: str, dest: Path) -> list[Path]:
+        """Download every object under ``uri`` as SageMaker's File mode does: the key tree below
+        the prefix's folder is kept (``s3://b/a/train/`` + ``a/train/x.csv`` -> ``dest/x.csv``).
+        """
+        bucket, prefix = parse_uri(uri)
+        folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+        files = []
+        for key in self.keys(bucket, prefix):
+            if key.endswith("/"):
+                continue
+            path = dest / key[len(folder) :]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.client.download_file(bucket, key, str(path))
+            files.append(path)
+        return files
+
+    def mirror(self, dest: Path) -> int:
+        """Copy every object of every bucket to ``dest/<bucket>/<key>``; returns the count."""
+        count = 0
+        for bucket in self.client.list_buckets().get("Buckets", []):
+            for key in self.keys(bucket["Name"]):
+                if key.endswith("/"):
+                    continue
+                path = dest / bucket["Name"] / key
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.client.download_file(bucket["Name"], key, str(path))
+                count += 1
+        return count
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> EmbeddedS3:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

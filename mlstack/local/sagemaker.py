@@ -1,0 +1,904 @@
+"""SageMaker, locally: training jobs run the image's ``train`` program, transform jobs and
+endpoints its ``serve`` program, each in an ``/opt/ml`` tree under the run's work directory.
+
+What follows SageMaker: job names (63 characters, unique), File-mode channel download keeping the
+S3 key tree, ``hyperparameters.json`` (strings), ``inputdataconfig.json``,
+``resourceconfig.json``, ``/opt/ml/output/failure`` as ``FailureReason``, MetricDefinitions
+regexes applied to the log (``FinalMetricDataList``), ``model.tar.gz`` at
+``<S3OutputPath>/<job>/output/model.tar.gz``, batch transform through ``/ping``,
+``/execution-parameters`` and ``/invocations`` with ``SplitType``/``BatchStrategy``/
+``MaxPayloadInMB``/``MaxConcurrentTransforms``, output ``<S3OutputPath>/<input key>.out``.
+
+Differences: one host whatever ``InstanceCount`` (recorded, not simulated), File input mode only,
+no ``DataProcessing`` filters, a ``.sync`` and a plain create both return once the job ended.
+Endpoints: a "deployed" endpoint is its config and model in the registry, served by ``serve`` on a
+loopback port; ``DescribeEndpoint`` says ``InService`` once it answered ``/ping``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlstack.local.assembly import Image
+from mlstack.local.s3 import EmbeddedS3, parse_uri
+
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+MB = 1024 * 1024
+LogSink = Callable[[str, str], None]  # (source, line)
+MetricSink = Callable[[str, str, float], None]  # (job, metric, value)
+
+
+class SageMakerError(Exception):
+    """An API call SageMaker would refuse (``code`` is its error code)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class JobFailed(Exception):
+    """A job ran and failed; ``description`` is its Describe… response (with FailureReason)."""
+
+    def __init__(self, description: dict[str, Any]) -> None:
+        super().__init__(description.get("FailureReason", "failed"))
+        self.description = description
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _request(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: Mapping[str, str] = {},
+    timeout: float = 60,
+) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=dict(headers))
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+@dataclass
+class ServeProcess:
+    """The image's ``serve`` program on a loopback port."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    _pump: threading.Thread | None = None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] = {},
+        timeout: float = 60,
+    ) -> tuple[int, dict[str, str], bytes]:
+        return _request(self.port, method, path, body, headers, timeout)
+
+    def stop(self, grace: float = 25) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._pump is not None:
+            self._pump.join(5)
+
+
+def _pump(
+    stream: Any,
+    log_path: Path,
+    source: str,
+    sink: LogSink | None,
+    on_line: Callable[[str], None] | None = None,
+) -> None:
+    with log_path.open("a", encoding="utf-8") as log:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode(errors="replace").rstrip("\n")
+            log.write(line + "\n")
+            log.flush()
+            if on_line is not None:
+                on_line(line)
+            if sink is not None:
+                sink(source, line)
+
+
+def start_serve(
+    image: Image,
+    base: Path,
+    *,
+    environment: Mapping[str, str] = {},
+    log_path: Path,
+    source: str,
+    sink: LogSink | None = None,
+    port: int | None = None,
+    ready_timeout: float = 120,
+) -> ServeProcess:
+    """Start ``serve`` for the model in ``base/model``; return once ``/ping`` answers 200."""
+    port = port or free_port()
+    env = {
+        **os.environ,
+        **environment,
+        "SAGEMAKER_BASE_DIR": str(base),
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        "MLSTACK_BIND_HOST": "127.0.0.1",
+        "MLSTACK_PYTHON": sys.executable,
+        "PYTHONUNBUFFERED": "1",
+    }
+    if image.python_path is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(image.python_path), os.environ.get("PYTHONPATH", "")) if p
+        )
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [str(image.program("serve"))],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=base,
+        start_new_session=True,
+    )
+    server = ServeProcess(proc, port, log_path)
+    server._pump = threading.Thread(
+        target=_pump, args=(proc.stdout, log_path, source, sink), daemon=True
+    )
+    server._pump.start()
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            server.stop()
+            tail = log_path.read_text(encoding="utf-8", errors="replace")[-1500:]
+            raise RuntimeError(f"serve exited with status {proc.returncode}: {tail.strip()}")
+        try:
+            if server.request("GET", "/ping", timeout=2)[0] == 200:
+                return server
+        except OSError:
+            pass
+        time.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"serve did not answer /ping within {ready_timeout:.0f} s")
+
+
+def extract_model(archive: bytes, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as tar:
+        tar.extractall(dest, filter="data")
+
+
+def pack_model(model_dir: Path, archive: Path) -> None:
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(model_dir.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(model_dir)), recursive=False)
+
+
+@dataclass
+class Endpoint:
+    name: str
+    arn: str
+    config_name: str
+    status: str
+    created_ms: int
+    modified_ms: int
+    model_name: str = ""
+    model_dir: str = ""
+    image_uri: str = ""
+    variant: str = "AllTraffic"
+    failure_reason: str | None = None
+    server: ServeProcess | None = field(default=None, repr=False)
+
+
+class LocalSageMaker:
+    """The SageMaker API calls the workflow makes, run on this machine."""
+
+    def __init__(
+        self,
+        root: Path,
+        s3: EmbeddedS3,
+        images: Mapping[str, Image],
+        *,
+        region: str = "us-east-1",
+        account: str = "000000000000",
+        log: LogSink | None = None,
+        metric: MetricSink | None = None,
+    ) -> None:
+        self.root = root
+        self.s3 = s3
+        self.images = images
+        self.region = region
+        self.account = account
+        self.log = log
+        self.metric = metric
+        self.training_jobs: dict[str, dict[str, Any]] = {}
+        self.transform_jobs: dict[str, dict[str, Any]] = {}
+        self.models: dict[str, dict[str, Any]] = {}
+        self.endpoint_configs: dict[str, dict[str, Any]] = {}
+        self.endpoints: dict[str, Endpoint] = {}
+        self._lock = threading.RLock()
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def arn(self, kind: str, name: str) -> str:
+        return f"arn:aws:sagemaker:{self.region}:{self.account}:{kind}/{name.lower()}"
+
+    def _name(self, kind: str, name: Any, taken: Mapping[str, Any]) -> str:
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+            raise SageMakerError(
+                "ValidationException",
+                f"1 validation error detected: Value {name!r} at '{kind}' failed to satisfy "
+                "constraint: Member must satisfy regular expression pattern: "
+                "^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}",
+            )
+        if name.lower() in taken:
+            raise SageMakerError(
+                "ValidationException" if kind != "trainingJobName" else "ResourceInUse",
+                f"{kind} {name!r} is already in use in account {self.account}, region "
+                f"{self.region}: SageMaker names are unique",
+            )
+        return name
+
+    def _image(self, uri: Any) -> Image:
+        image = self.images.get(uri) if isinstance(uri, str) else None
+        if image is None:
+            raise SageMakerError(
+                "ValidationException",
+                f"image {uri!r} is not one this app builds (local mode runs the app's own image "
+                f"assets: {', '.join(sorted(self.images)) or 'none'})",
+            )
+        return image
+
+    def _model(self, name: str) -> dict[str, Any]:
+        model = self.models.get(name.lower())
+        if model is None:
+            raise SageMakerError(
+                "ValidationException", f'Could not find model "{self.arn("model", name)}".'
+            )
+        return model
+
+    def _save_registry(self) -> None:
+        with self._lock:
+            registry = {
+                "models": self.models,
+                "endpoint_configs": self.endpoint_configs,
+                "endpoints": {
+                    k: {f: v for f, v in vars(e).items() if f != "server"}
+                    for k, e in self.endpoints.items()
+                },
+                "training_jobs": sorted(j["TrainingJobName"] for j in self.training_jobs.values()),
+                "transform_jobs": sorted(
+                    j["TransformJobName"] for j in self.transform_jobs.values()
+                ),
+            }
+            path = self.root / "sagemaker" / "registry.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(registry, indent=2, default=str), encoding="utf-8")
+
+    # --- training ----------------------------------------------------------------------------
+
+    def create_training_job(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        """Run the job to its end; return DescribeTrainingJob, or raise JobFailed."""
+        with self._lock:
+            name = self._name("trainingJobName", p.get("TrainingJobName"), self.training_jobs)
+            self.training_jobs[name.lower()] = {"TrainingJobName": name}
+        algorithm = p.get("AlgorithmSpecification", {})
+        image = self._image(algorithm.get("TrainingImage"))
+        if algorithm.get("TrainingInputMode", "File") != "File":
+            raise SageMakerError("ValidationException", "local mode runs File input mode only")
+        started = _now_ms()
+        resources = dict(p.get("ResourceConfig", {}))
+        hyperparameters = dict(p.get("HyperParameters", {}))
+        for k, v in hyperparameters.items():
+            if not isinstance(v, str):
+                raise SageMakerError(
+                    "ValidationException", f"hyperparameter {k!r}={v!r}: values must be strings"
+                )
+        output_path = p.get("OutputDataConfig", {}).get("S3OutputPath", "")
+        artifact = f"{output_path.rstrip('/')}/{name}/output/model.tar.gz"
+        desc: dict[str, Any] = {
+            "TrainingJobName": name,
+            "TrainingJobArn": self.arn("training-job", name),
+            "AlgorithmSpecification": dict(algorithm),
+            "RoleArn": p.get("RoleArn"),
+            "HyperParameters": hyperparameters,
+            "InputDataConfig": list(p.get("InputDataConfig", [])),
+            "OutputDataConfig": dict(p.get("OutputDataConfig", {})),
+            "ResourceConfig": resources,
+            "StoppingCondition": dict(p.get("StoppingCondition", {})),
+            "EnableNetworkIsolation": p.get("EnableNetworkIsolation", False),
+            "CreationTime": started,
+            "TrainingStartTime": started,
+            "TrainingJobStatus": "InProgress",
+            "SecondaryStatus": "Starting",
+            "ModelArtifacts": {"S3ModelArtifacts": artifact},
+            "FinalMetricDataList": [],
+            "Tags": list(p.get("Tags", [])),
+        }
+        with self._lock:
+            self.training_jobs[name.lower()] = desc
+        job_dir = self.root / "jobs" / name
+        base = job_dir / "opt" / "ml"
+        config = base / "input" / "config"
+        config.mkdir(parents=True, exist_ok=True)
+        (config / "hyperparameters.json").write_text(json.dumps(hyperparameters), "utf-8")
+        channels = {}
+        for channel in desc["InputDataConfig"]:
+            cname = channel["ChannelName"]
+            channels[cname] = {
+                "ContentType": channel.get("ContentType"),
+                "TrainingInputMode": channel.get("InputMode", "File"),
+                "S3DistributionType": channel.get("DataSource", {})
+                .get("S3DataSource", {})
+                .get("S3DataDistributionType", "FullyReplicated"),
+                "RecordWrapperType": channel.get("RecordWrapperType", "None"),
+                "CompressionType": channel.get("CompressionType", "None"),
+            }
+            channels[cname] = {k: v for k, v in channels[cname].items() if v is not None}
+        (config / "inputdataconfig.json").write_text(json.dumps(channels), "utf-8")
+        (config / "resourceconfig.json").write_text(
+            json.dumps(
+                {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "lo"}
+            ),
+            "utf-8",
+        )
+        desc["SecondaryStatus"] = "Downloading"
+        for channel in desc["InputDataConfig"]:
+            source = channel.get("DataSource", {}).get("S3DataSource", {})
+            if source.get("S3DataType", "S3Prefix") != "S3Prefix":
+                raise SageMakerError(
+                    "ValidationException", "local mode reads S3Prefix channels only"
+                )
+            dest = base / "input" / "data" / channel["ChannelName"]
+            dest.mkdir(parents=True, exist_ok=True)
+            files = self.s3.download_prefix(source["S3Uri"], dest)
+            if not files:
+                return self._training_failed(
+                    desc,
+                    f"ClientError: no objects under {source['S3Uri']} (channel "
+                    f"{channel['ChannelName']})",
+                )
+        if self.log and int(resources.get("InstanceCount", 1)) > 1:
+            self.log(
+                name,
+                f"local mode trains on one host (InstanceCount is {resources['InstanceCount']})",
+            )
+        desc["SecondaryStatus"] = "Training"
+        definitions = [
+            (d["Name"], re.compile(d["Regex"])) for d in algorithm.get("MetricDefinitions", [])
+        ]
+        metrics: dict[str, dict[str, Any]] = {}
+
+        def on_line(line: str) -> None:
+            for metric_name, regex in definitions:
+                m = regex.search(line)
+                if m and m.groups():
+                    try:
+                        value = float(m.group(1))
+                    except ValueError:
+                        continue
+                    metrics[metric_name] = {
+                        "MetricName": metric_name,
+                        "Value": value,
+                        "Timestamp": _now_ms(),
+                    }
+                    if self.metric:
+                        self.metric(name, metric_name, value)
+
+        env = {
+            **os.environ,
+            **{str(k): str(v) for k, v in p.get("Environment", {}).items()},
+            "SAGEMAKER_BASE_DIR": str(base),
+            "MLSTACK_PYTHON": sys.executable,
+            "PYTHONUNBUFFERED": "1",
+            "TRAINING_JOB_NAME": name,
+            "TRAINING_JOB_ARN": desc["TrainingJobArn"],
+        }
+        if image.python_path is not None:
+            env["PYTHONPATH"] = str(image.python_path)
+        log_path = job_dir / "train.log"
+        proc = subprocess.Popen(
+            [str(image.program("train"))],
+            env=env,
+            cwd=base,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        pump = threading.Thread(
+            target=_pump, args=(proc.stdout, log_path, name, self.log, on_line), daemon=True
+        )
+        pump.start()
+        max_runtime = desc["StoppingCondition"].get("MaxRuntimeInSeconds")
+        stopped = False
+        try:
+            proc.wait(timeout=float(max_runtime) if max_runtime else None)
+        except subprocess.TimeoutExpired:
+            stopped = True
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        pump.join(10)
+        desc["FinalMetricDataList"] = list(metrics.values())
+        desc["TrainingEndTime"] = _now_ms()
+        desc["TrainingTimeInSeconds"] = desc["BillableTimeInSeconds"] = max(
+            1, (desc["TrainingEndTime"] - started) // 1000
+        )
+        if proc.returncode != 0 or stopped:
+            failure = base / "output" / "failure"
+            reason = (
+                failure.read_text("utf-8", errors="replace")[:1024].strip()
+                if failure.is_file()
+                else ""
+            )
+            if stopped:
+                return self._training_failed(
+                    desc,
+                    f"MaxRuntimeExceeded: the job ran past MaxRuntimeInSeconds ({max_runtime})",
+                )
+            return self._training_failed(
+                desc,
+                f"AlgorithmError: {reason or 'see ' + str(log_path)}, exit code: {proc.returncode}",
+            )
+        model_dir = base / "model"
+        archive = job_dir / "output" / "model.tar.gz"
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        pack_model(model_dir, archive)
+        desc["SecondaryStatus"] = "Uploading"
+        self.s3.write(artifact, archive.read_bytes(), "application/x-tar")
+        desc["TrainingJobStatus"] = "Completed"
+        desc["SecondaryStatus"] = "Completed"
+        desc["LastModifiedTime"] = _now_ms()
+        self._save_registry()
+        return desc
+
+    def _training_failed(self, desc: dict[str, Any], reason: str) -> dict[str, Any]:
+        desc["TrainingJobStatus"] = "Failed"
+        desc["SecondaryStatus"] = "Failed"
+        desc["FailureReason"] = reason
+        desc["LastModifiedTime"] = _now_ms()
+        desc.pop("ModelArtifacts", None)
+        self._save_registry()
+        raise JobFailed(desc)
+
+    def describe_training_job(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        job = self.training_jobs.get(str(p.get("TrainingJobName", "")).lower())
+        if job is None or "TrainingJobArn" not in job:
+            raise SageMakerError("ValidationException", "Requested resource not found.")
+        return job
+
+    # --- models ------------------------------------------------------------------------------
+
+    def create_model(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            name = self._name("modelName", p.get("ModelName"), self.models)
+            if "Containers" in p:
+                raise SageMakerError(
+                    "ValidationException", "local mode serves PrimaryContainer models only"
+                )
+            container = dict(p.get("PrimaryContainer", {}))
+            self._image(container.get("Image"))
+            if not str(container.get("ModelDataUrl", "")).startswith("s3://"):
+                raise SageMakerError(
+                    "ValidationException", "PrimaryContainer.ModelDataUrl must be an s3:// URI"
+                )
+            self.models[name.lower()] = {
+                "ModelName": name,
+                "ModelArn": self.arn("model", name),
+                "PrimaryContainer": container,
+                "ExecutionRoleArn": p.get("ExecutionRoleArn"),
+                "EnableNetworkIsolation": p.get("EnableNetworkIsolation", False),
+                "CreationTime": _now_ms(),
+            }
+        self._save_registry()
+        return {"ModelArn": self.arn("model", name)}
+
+    def describe_model(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        return self._model(str(p.get("ModelName", "")))
+
+    def _model_dir(self, model: Mapping[str, Any], dest: Path) -> Path:
+        """Download and extract the model's ``model.tar.gz`` into ``dest/model``."""
+        archive = self.s3.read(model["PrimaryContainer"]["ModelDataUrl"])
+        extract_model(archive, dest / "model")
+        return dest / "model"
+
+    # --- batch transform ---------------------------------------------------------------------
+
+    def create_transform_job(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            name = self._name("transformJobName", p.get("TransformJobName"), self.transform_jobs)
+            self.transform_jobs[name.lower()] = {"TransformJobName": name}
+        model = self._model(str(p.get("ModelName", "")))
+        if p.get("DataProcessing"):
+            raise SageMakerError(
+                "ValidationException", "local mode does not apply DataProcessing filters"
+            )
+        tin = dict(p.get("TransformInput", {}))
+        tout = dict(p.get("TransformOutput", {}))
+        source = tin.get("DataSource", {}).get("S3DataSource", {})
+        if source.get("S3DataType", "S3Prefix") != "S3Prefix":
+            raise SageMakerError("ValidationException", "local mode reads S3Prefix inputs only")
+        split = tin.get("SplitType", "None")
+        if split not in ("None", "Line"):
+            raise SageMakerError(
+                "ValidationException", f"local mode splits by Line or None, not {split}"
+            )
+        started = _now_ms()
+        desc: dict[str, Any] = {
+            "TransformJobName": name,
+            "TransformJobArn": self.arn("transform-job", name),
+            "TransformJobStatus": "InProgress",
+            "ModelName": model["ModelName"],
+            "TransformInput": tin,
+            "TransformOutput": tout,
+            "TransformResources": dict(p.get("TransformResources", {})),
+            "Environment": dict(p.get("Environment", {})),
+            "CreationTime": started,
+            "TransformStartTime": started,
+            "Tags": list(p.get("Tags", [])),
+        }
+        with self._lock:
+            self.transform_jobs[name.lower()] = desc
+        job_dir = self.root / "jobs" / name
+        base = job_dir / "opt" / "ml"
+        try:
+            self._model_dir(model, base)
+            image = self._image(model["PrimaryContainer"]["Image"])
+            env = {
+                **{
+                    str(k): str(v)
+                    for k, v in model["PrimaryContainer"].get("Environment", {}).items()
+                },
+                **{str(k): str(v) for k, v in desc["Environment"].items()},
+                "SAGEMAKER_BATCH": "true",
+            }
+            if "MaxPayloadInMB" in p:
+                env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(p["MaxPayloadInMB"])
+            server = start_serve(
+                image,
+                base,
+                environment=env,
+                log_path=job_dir / "serve.log",
+                source=name,
+                sink=self.log,
+            )
+        except (RuntimeError, OSError, tarfile.TarError) as err:
+            return self._transform_failed(desc, f"ClientError: {err}")
+        try:
+            strategy, payload_mb, concurrency = self._execution_parameters(server, p)
+            desc.update(
+                BatchStrategy=strategy,
+                MaxPayloadInMB=payload_mb,
+                MaxConcurrentTransforms=concurrency,
+            )
+            bucket, prefix = parse_uri(source["S3Uri"])
+            folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+            keys = [k for k in self.s3.keys(bucket, prefix) if not k.endswith("/")]
+            if not keys:
+                return self._transform_failed(
+                    desc, f"ClientError: no objects under {source['S3Uri']}"
+                )
+            out_base = tout["S3OutputPath"].rstrip("/")
+            records = 0
+            for key in keys:
+                data = self.s3.read(f"s3://{bucket}/{key}")
+                if tin.get("CompressionType") == "Gzip":
+                    data = gzip.decompress(data)
+                batches = self._batches(data, split, strategy, payload_mb * MB)
+                records += sum(n for _, n in batches)
+                outputs = self._invoke_all(server, batches, tin, tout, concurrency, name)
+                joiner = b"\n" if tout.get("AssembleWith") == "Line" else b""
+                body = joiner.join(o.rstrip(b"\n") if joiner else o for o in outputs)
+                if joiner and body:
+                    body += b"\n"
+                self.s3.write(f"{out_base}/{key[len(folder) :]}.out", body, tout.get("Accept"))
+        except _TransformError as err:
+            return self._transform_failed(desc, f"ClientError: {err}")
+        finally:
+            server.stop()
+        desc["TransformJobStatus"] = "Completed"
+        desc["TransformEndTime"] = _now_ms()
+        desc["LocalRecords"] = records
+        self._save_registry()
+        return desc
+
+    def _execution_parameters(
+        self, server: ServeProcess, p: Mapping[str, Any]
+    ) -> tuple[str, int, int]:
+        defaults: dict[str, Any] = {}
+        status, _, body = server.request("GET", "/execution-parameters")
+        if status == 200:
+            defaults = json.loads(body)
+        strategy = p.get("BatchStrategy") or defaults.get("BatchStrategy", "SingleRecord")
+        strategy = {"MULTI_RECORD": "MultiRecord", "SINGLE_RECORD": "SingleRecord"}.get(
+            strategy, strategy
+        )
+        payload = int(p.get("MaxPayloadInMB") or defaults.get("MaxPayloadInMB", 6))
+        concurrency = int(
+            p.get("MaxConcurrentTransforms") or defaults.get("MaxConcurrentTransforms", 1)
+        )
+        return strategy, payload, max(1, concurrency)
+
+    @staticmethod
+    def _batches(data: bytes, split: str, strategy: str, limit: int) -> list[tuple[bytes, int]]:
+        """Requests as SageMaker forms them: whole objects, or lines batched up to ``limit``."""
+        if split == "None":
+            return [(data, 1)] if data else []
+        lines = [line for line in data.split(b"\n") if line.strip()]
+        if strategy == "SingleRecord":
+            return [(line, 1) for line in lines]
+        batches: list[tuple[bytes, int]] = []
+        current: list[bytes] = []
+        size = 0
+        for line in lines:
+            if len(line) > limit:
+                raise _TransformError(f"a record of {len(line)} bytes exceeds MaxPayloadInMB")
+            if current and size + len(line) + 1 > limit:
+                batches.append((b"\n".join(current), len(current)))
+                current, size = [], 0
+            current.append(line)
+            size += len(line) + 1
+        if current:
+            batches.append((b"\n".join(current), len(current)))
+        return batches
+
+    def _invoke_all(
+        self,
+        server: ServeProcess,
+        batches: list[tuple[bytes, int]],
+        tin: Mapping[str, Any],
+        tout: Mapping[str, Any],
+        concurrency: int,
+        name: str,
+    ) -> list[bytes]:
+        headers = {"Content-Type": tin.get("ContentType", "application/octet-stream")}
+        if tout.get("Accept"):
+            headers["Accept"] = tout["Accept"]
+
+        def invoke(batch: tuple[bytes, int]) -> bytes:
+            status, _, body = server.request("POST", "/invocations", batch[0], headers)
+            if status != 200:
+                raise _TransformError(
+                    f"the model answered {status} for a request of {batch[1]} record(s): "
+                    f"{body.decode(errors='replace')[:500]}"
+                )
+            return body
+
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            return list(pool.map(invoke, batches))
+
+    def _transform_failed(self, desc: dict[str, Any], reason: str) -> dict[str, Any]:
+        desc["TransformJobStatus"] = "Failed"
+        desc["FailureReason"] = reason
+        desc["TransformEndTime"] = _now_ms()
+        self._save_registry()
+        raise JobFailed(desc)
+
+    def describe_transform_job(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        job = self.transform_jobs.get(str(p.get("TransformJobName", "")).lower())
+        if job is None or "TransformJobArn" not in job:
+            raise SageMakerError("ValidationException", "Could not find requested job.")
+        return job
+
+    # --- endpoints ---------------------------------------------------------------------------
+
+    def create_endpoint_config(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            name = self._name(
+                "endpointConfigName", p.get("EndpointConfigName"), self.endpoint_configs
+            )
+            variants = list(p.get("ProductionVariants", []))
+            if not variants:
+                raise SageMakerError("ValidationException", "ProductionVariants must not be empty")
+            for variant in variants:
+                self._model(str(variant.get("ModelName", "")))
+            self.endpoint_configs[name.lower()] = {
+                "EndpointConfigName": name,
+                "EndpointConfigArn": self.arn("endpoint-config", name),
+                "ProductionVariants": variants,
+                "KmsKeyId": p.get("KmsKeyId"),
+                "CreationTime": _now_ms(),
+            }
+        self._save_registry()
+        return {"EndpointConfigArn": self.arn("endpoint-config", name)}
+
+    def describe_endpoint_config(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        config = self.endpoint_configs.get(str(p.get("EndpointConfigName", "")).lower())
+        if config is None:
+            raise SageMakerError("ValidationException", "Could not find endpoint configuration.")
+        return config
+
+    def create_endpoint(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            name = str(p.get("EndpointName", ""))
+            if name.lower() in self.endpoints:
+                raise SageMakerError(
+                    "ValidationException",
+                    f'Cannot create already existing endpoint "{self.arn("endpoint", name)}".',
+                )
+            self._name("endpointName", name, {})
+            config = self.describe_endpoint_config(
+                {"EndpointConfigName": p.get("EndpointConfigName")}
+            )
+            now = _now_ms()
+            endpoint = Endpoint(
+                name, self.arn("endpoint", name), config["EndpointConfigName"], "Creating", now, now
+            )
+            self.endpoints[name.lower()] = endpoint
+        self._deploy(endpoint, config)
+        return {"EndpointArn": endpoint.arn}
+
+    def update_endpoint(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            endpoint = self._endpoint(str(p.get("EndpointName", "")))
+            if endpoint.status not in ("InService", "Failed"):
+                raise SageMakerError(
+                    "ValidationException", f'Cannot update in-progress endpoint "{endpoint.arn}".'
+                )
+            config = self.describe_endpoint_config(
+                {"EndpointConfigName": p.get("EndpointConfigName")}
+            )
+            endpoint.status = "Updating"
+            endpoint.modified_ms = _now_ms()
+        self._deploy(endpoint, config)
+        return {"EndpointArn": endpoint.arn}
+
+    def _deploy(self, endpoint: Endpoint, config: Mapping[str, Any]) -> None:
+        """Start ``serve`` for the config's first variant in the background; swap on /ping."""
+        variant = config["ProductionVariants"][0]
+        model = self._model(str(variant["ModelName"]))
+        self._save_registry()
+
+        def run() -> None:
+            stamp = _now_ms()
+            base = (
+                self.root / "endpoints" / endpoint.name / f"{config['EndpointConfigName']}-{stamp}"
+            )
+            try:
+                self._model_dir(model, base)
+                server = start_serve(
+                    self._image(model["PrimaryContainer"]["Image"]),
+                    base,
+                    environment={
+                        str(k): str(v)
+                        for k, v in model["PrimaryContainer"].get("Environment", {}).items()
+                    },
+                    log_path=base.parent / "serve.log",
+                    source=endpoint.name,
+                    sink=self.log,
+                )
+            except Exception as err:
+                with self._lock:
+                    endpoint.status = "Failed"
+                    endpoint.failure_reason = str(err)[:1024]
+                    endpoint.modified_ms = _now_ms()
+                self._save_registry()
+                return
+            with self._lock:
+                old, endpoint.server = endpoint.server, server
+                endpoint.config_name = config["EndpointConfigName"]
+                endpoint.model_name = model["ModelName"]
+                endpoint.model_dir = str(base / "model")
+                endpoint.image_uri = model["PrimaryContainer"]["Image"]
+                endpoint.variant = variant.get("VariantName", "AllTraffic")
+                endpoint.status = "InService"
+                endpoint.failure_reason = None
+                endpoint.modified_ms = _now_ms()
+            if old is not None:
+                old.stop()
+            self._save_registry()
+
+        threading.Thread(target=run, daemon=True, name=f"deploy-{endpoint.name}").start()
+
+    def _endpoint(self, name: str) -> Endpoint:
+        endpoint = self.endpoints.get(name.lower())
+        if endpoint is None:
+            raise SageMakerError(
+                "ValidationException", f'Could not find endpoint "{self.arn("endpoint", name)}".'
+            )
+        return endpoint
+
+    def describe_endpoint(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        e = self._endpoint(str(p.get("EndpointName", "")))
+        desc: dict[str, Any] = {
+            "EndpointName": e.name,
+            "EndpointArn": e.arn,
+            "EndpointConfigName": e.config_name,
+            "EndpointStatus": e.status,
+            "CreationTime": e.created_ms,
+            "LastModifiedTime": e.modified_ms,
+        }
+        if e.status == "InService":
+            desc["ProductionVariants"] = [
+                {
+                    "VariantName": e.variant,
+                    "DeployedImages": [
+                        {"SpecifiedImage": e.image_uri, "ResolvedImage": e.image_uri}
+                    ],
+                    "CurrentWeight": 1.0,
+                    "DesiredWeight": 1.0,
+                    "CurrentInstanceCount": 1,
+                    "DesiredInstanceCount": 1,
+                }
+            ]
+        if e.failure_reason:
+            desc["FailureReason"] = e.failure_reason
+        return desc
+
+    def delete_endpoint(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            e = self._endpoint(str(p.get("EndpointName", "")))
+            del self.endpoints[e.name.lower()]
+        if e.server is not None:
+            e.server.stop()
+        self._save_registry()
+        return {}
+
+    def wait_for_deployments(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(e.status not in ("Creating", "Updating") for e in self.endpoints.values()):
+                return
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """Stop every endpoint's server (the registry keeps what was deployed)."""
+        self.wait_for_deployments()
+        for endpoint in list(self.endpoints.values()):
+            if endpoint.server is not None:
+                endpoint.server.stop()
+                endpoint.server = None
+        self._save_registry()
+
+
+class _TransformError(Exception):
+    pass
+
+
+def deployed_endpoints(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The endpoints a local run deployed (``sagemaker/registry.json``), InService ones only."""
+    path = run_dir / "sagemaker" / "registry.json"
+    if not path.is_file():
+        return {}
+    registry = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        e["name"]: e
+        for e in registry.get("endpoints", {}).values()
+        if e.get("status") == "InService"
+    }

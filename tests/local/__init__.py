@@ -1,0 +1,1 @@
+"""Local mode: the ASL interpreter, the local handlers and `mlstack local run`."""
