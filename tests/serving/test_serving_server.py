@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -372,3 +373,15 @@ def test_sigterm_drains_in_flight_requests_and_exits(trained):
     assert elapsed < 30
     assert resp.status == 200  # drained, not dropped
     assert len(csv_scores(resp.text)) == len(features)
+
+
+def test_access_log_line_format(server):
+    # h "r" s B Mms: the fields of server.ACCESS_LOG_FORMAT, written without gunicorn's atoms.
+    assert server.request("GET", "/execution-parameters?x=1").status == 200
+    pattern = re.compile(r'127\.0\.0\.1 "GET /execution-parameters\?x=1 HTTP/1\.1" 200 (\d+) \d+ms')
+    deadline = time.monotonic() + 5
+    while not pattern.search(server.log_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    match = pattern.search(server.log_text())
+    assert match, server.log_text()[-2000:]
+    assert int(match.group(1)) == len(server.request("GET", "/execution-parameters").body)

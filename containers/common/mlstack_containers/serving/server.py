@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import traceback
 from typing import Any
 
 import numpy as np
@@ -35,12 +36,32 @@ ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms'
 
 
 class QuietPingLogger(Logger):
-    """gunicorn's logger without an access-log line per health check."""
+    """gunicorn's logger without an access-log line per health check, and a cheaper line.
+
+    gunicorn's own ``access`` builds a dictionary of every request header, response header
+    and environ variable (and a timestamp) for any format, ~40 µs a request; this writes the
+    fields of :data:`ACCESS_LOG_FORMAT` directly, the same text.
+    """
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
-        if environ.get("PATH_INFO") == "/ping":
+        if environ.get("PATH_INFO") == "/ping" or not self.access_log_enabled:
             return
-        super().access(resp, req, environ, request_time)
+        status = resp.status
+        if isinstance(status, str):
+            status = status.split(None, 1)[0]
+        try:
+            self.access_log.info(
+                '%s "%s %s %s" %s %s %dms',
+                environ.get("REMOTE_ADDR", "-"),
+                environ["REQUEST_METHOD"],
+                environ["RAW_URI"],
+                environ["SERVER_PROTOCOL"],
+                status,
+                getattr(resp, "sent", None),
+                request_time.seconds * 1000 + request_time.microseconds // 1000,
+            )
+        except Exception:
+            self.error(traceback.format_exc())
 
 
 class Server(BaseApplication):  # type: ignore[misc]
