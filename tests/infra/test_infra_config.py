@@ -44,10 +44,10 @@ def test_config_is_frozen_and_typed() -> None:
 
 def test_numeric_hyperparameters_become_strings(raw: dict[str, Any]) -> None:
     raw["training"]["hyperparameters"]["num_round"] = 7
-    raw["training"]["hyperparameters"]["eta"] = 0.3
+    raw["training"]["hyperparameters"]["gamma"] = 0.3
     config = parse_environment("dev", raw)
     assert config.training.hyperparameters["num_round"] == "7"
-    assert config.training.hyperparameters["eta"] == "0.3"
+    assert config.training.hyperparameters["gamma"] == "0.3"
 
 
 def test_account_and_region_are_optional(raw: dict[str, Any]) -> None:
@@ -69,6 +69,7 @@ def mutate(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 
 _DELETE = object()
+VARIANT = {"name": "a", "weight": 1, "instance_type": "ml.m5.large", "instance_count": 1}
 
 
 @pytest.mark.parametrize(
@@ -123,7 +124,113 @@ _DELETE = object()
             31,
             "key 'workflow.log_retention_days' is 31 (int); expected one of",
         ),
+        ("deploy", [], "'deploy' must be an object"),
+        ("deploy.enabled", "yes", "key 'deploy.enabled' is \"yes\" (str); expected true or false"),
+        (
+            "deploy.comparison",
+            "lte",
+            "key 'deploy.comparison' is \"lte\" (str); expected one of ['less_than', ",
+        ),
+        ("deploy.threshold", "0.3", "key 'deploy.threshold' is \"0.3\" (str); expected a number"),
+        ("deploy.traffic.type", "blue", "key 'deploy.traffic.type' is \"blue\" (str); expected"),
+        (
+            "deploy.candidate_weight",
+            1,
+            "key 'deploy.candidate_weight' is 1 (int); expected a number",
+        ),
+        ("deploy.poll_seconds", 1, "key 'deploy.poll_seconds' is 1 (int); expected an integer"),
+        ("tuning.strategy", "Grid", "key 'tuning.strategy' is \"Grid\" (str); expected 'Bayesian'"),
+        ("tuning.objective.type", "Min", "key 'tuning.objective.type' is \"Min\" (str)"),
+        (
+            "tuning.max_jobs",
+            0,
+            "key 'tuning.max_jobs' is 0 (int); expected an integer from 1 to 500",
+        ),
+        (
+            "tuning.ranges",
+            {"eta": {"type": "continuous", "min": 1, "max": 0}},
+            "key 'tuning.ranges' is {\"eta\": ",
+        ),
+        (
+            "tuning.ranges",
+            {"booster": {"type": "categorical", "values": []}},
+            "key 'tuning.ranges'",
+        ),
+        ("tuning.ranges", {}, "key 'tuning.ranges' is {} (dict)"),
+        ("schedule.expression", "every week", "key 'schedule.expression' is \"every week\" (str)"),
+        ("schedule.enabled", 1, "key 'schedule.enabled' is 1 (int); expected true or false"),
+        ("alarms.period_seconds", 90, "key 'alarms.period_seconds' is 90 (int); expected 60 or a"),
+        ("alarms.latency_p99_ms", 0, "key 'alarms.latency_p99_ms' is 0 (int)"),
+        (
+            "endpoint.variants",
+            [],
+            "key 'endpoint.variants' is [] (list); expected a non-empty list",
+        ),
+        (
+            "endpoint.variants",
+            [{"name": "a b", "weight": 1, "instance_type": "ml.m5.large", "instance_count": 1}],
+            "key 'endpoint.variants[0].name' is \"a b\" (str); expected a variant name",
+        ),
+        (
+            "endpoint.variants",
+            [{"name": "a", "weight": 0, "instance_type": "ml.m5.large", "instance_count": 1}],
+            "key 'endpoint.variants[0].weight' is 0 (int); expected a number from 0.01",
+        ),
+        (
+            "endpoint.serverless",
+            {"memory_size_mb": 1000, "max_concurrency": 5},
+            "key 'endpoint.serverless.memory_size_mb' is 1000 (int); expected one of [1024, ",
+        ),
+        ("endpoint.data_capture", {"sampling_percentage": 0}, "'endpoint.data_capture.sampling"),
+        ("endpoint.autoscaling", {"min_capacity": 1}, "missing key 'endpoint.autoscaling.max_capa"),
         # inconsistent
+        (
+            "deploy.metric",
+            "validation:f1",
+            "key 'deploy.metric' is \"validation:f1\" (str); expected one of the training image's",
+        ),
+        (
+            "deploy.traffic",
+            {"type": "canary"},
+            "key 'deploy.traffic.step_percent' is null (NoneType); expected an integer from 1 "
+            "to 50 for 'canary'",
+        ),
+        (
+            "deploy.traffic",
+            {"type": "linear", "step_percent": 5},
+            "key 'deploy.traffic.step_percent' is 5 (int); expected an integer from 10 to 50 for",
+        ),
+        (
+            "deploy.traffic",
+            {"type": "all_at_once", "step_percent": 10},
+            "key 'deploy.traffic.step_percent' is 10 (int); expected null for 'all_at_once'",
+        ),
+        (
+            "deploy.max_wait_minutes",
+            1440,
+            "key 'workflow.timeout_minutes' is 180 (int); expected more than "
+            "'training.max_runtime_seconds' + 'deploy.max_wait_minutes' (90000 s)",
+        ),
+        (
+            "tuning.objective.metric",
+            "loss",
+            "key 'tuning.objective.metric' is \"loss\" (str); expected one of the training image",
+        ),
+        (
+            "tuning.max_parallel_jobs",
+            9,
+            "key 'tuning.max_parallel_jobs' is 9 (int); expected at most 'tuning.max_jobs' (4)",
+        ),
+        (
+            "tuning.ranges",
+            {"num_round": {"type": "integer", "min": 1, "max": 9}},
+            "key 'tuning.ranges' is [\"num_round\"] (list); expected only hyperparameters that",
+        ),
+        (
+            "schedule.input",
+            {"rowz": 5},
+            "key 'schedule.input' is [\"rowz\"] (list); expected only execution input keys",
+        ),
         (
             "dataset.max_rows",
             10,
@@ -159,3 +266,92 @@ def test_invalid_json_fails_naming_the_file(tmp_path: Path) -> None:
 def test_empty_environment_directory_fails(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no environment files"):
         load_environments(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"endpoint.serverless": {"memory_size_mb": 2048, "max_concurrency": 5}},
+            "key 'endpoint.autoscaling' is {\"min_capacity\": 2, ",
+        ),
+        (
+            {
+                "endpoint.serverless": {"memory_size_mb": 2048, "max_concurrency": 5},
+                "endpoint.autoscaling": None,
+            },
+            'key \'endpoint.data_capture\' is {"sampling_percentage": 20, "capture": "both"} '
+            "(dict); expected null with 'endpoint.serverless' (a serverless endpoint has one",
+        ),
+        (
+            {
+                "endpoint.serverless": {"memory_size_mb": 2048, "max_concurrency": 5},
+                "endpoint.autoscaling": None,
+                "endpoint.data_capture": None,
+                "endpoint.variants": [VARIANT],
+            },
+            "key 'endpoint.variants' is [\"a\"] (list); expected null with 'endpoint.serverless'",
+        ),
+        (
+            {
+                "endpoint.async_inference": {},
+                "endpoint.variants": [VARIANT, {**VARIANT, "name": "b"}],
+            },
+            'key \'endpoint.variants\' is ["a", "b"] (list); expected at most one variant with '
+            "'endpoint.async_inference'",
+        ),
+        (
+            {"endpoint.variants": [VARIANT, VARIANT]},
+            'key \'endpoint.variants\' is ["a", "a"] (list); expected variants with distinct',
+        ),
+        (
+            {"endpoint.autoscaling.min_capacity": 7},
+            "key 'endpoint.autoscaling.min_capacity' is 7 (int); expected at most "
+            "'endpoint.autoscaling.max_capacity' (6)",
+        ),
+        (
+            {"images": {"training_image_uri": "1.dkr.ecr.us-east-1.amazonaws.com/x:1"}},
+            "key 'deploy.metric' is \"validation:rmse\" (str); expected one of the training "
+            "image's metrics []",
+        ),
+    ],
+)
+def test_impossible_combinations_fail_naming_the_key(
+    prod_raw: dict[str, Any], changes: dict[str, Any], message: str
+) -> None:
+    data = prod_raw
+    for path, value in changes.items():
+        data = mutate(data, path, value)
+    with pytest.raises(ConfigError) as error:
+        parse_environment("prod", data)
+    assert str(error.value).startswith("environment 'prod': ")
+    assert message in str(error.value)
+
+
+@pytest.fixture()
+def prod_raw() -> dict[str, Any]:
+    return json.loads((REPO / "environments" / "prod.json").read_text())  # type: ignore[no-any-return]
+
+
+def test_operations_sections_are_optional_and_off_by_default(raw: dict[str, Any]) -> None:
+    for key in ("deploy", "tuning", "schedule", "alarms"):
+        del raw[key]
+    config = parse_environment("dev", raw)
+    assert (config.deploy, config.tuning, config.schedule) == (None, None, None)
+    assert config.deploy_enabled is False
+    assert config.alarms.error_5xx_rate_percent == 1.0
+    assert config.endpoint.variant_names == ("AllTraffic",)
+
+
+def test_dev_and_prod_operations_settings() -> None:
+    dev, prod = load_environment("dev"), load_environment("prod")
+    assert dev.deploy_enabled and prod.deploy_enabled
+    assert dev.deploy_endpoint_name == "mlstack-dev-live"
+    assert dev.deploy is not None and dev.deploy.traffic.type == "all_at_once"
+    assert prod.deploy is not None and prod.deploy.traffic.type == "canary"
+    assert dev.tuning is not None and dev.tuning.enabled is False
+    assert prod.tuning is not None and prod.tuning.enabled is True
+    assert dev.schedule is not None and dev.schedule.enabled is False
+    assert prod.schedule is not None and prod.schedule.enabled is True
+    assert prod.endpoint.autoscaling is not None and prod.endpoint.data_capture is not None
+    assert "validation:rmse" in dev.metric_names()
