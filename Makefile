@@ -22,7 +22,7 @@ CDK := npx --no-install cdk --no-notices
 .PHONY: help setup run synth test lint pytest clean
 
 help:
-	@echo "make run   - set up, then synthesize every environment"
+	@echo "make run   - set up, synthesize every environment, then run dev's workflow locally"
 	@echo "make test  - set up, then lint, test and check every synthesized template"
 
 setup: $(VENV)/.installed node_modules/.installed
@@ -36,7 +36,10 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Synthesize every environment, then run dev's workflow here (no AWS, no Docker) from the
+# definition just synthesized; each run keeps its artifacts in .work/local/<execution name>/.
 run: setup synth
+	$(BIN)/mlstack local run --env dev --workdir .work/local --cdk-out cdk.out
 
 synth: setup
 	rm -rf cdk.out

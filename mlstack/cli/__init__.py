@@ -1,0 +1,139 @@
+"""The ``mlstack`` command.
+
+    mlstack local run    [--env dev] [--rows N] [--seed S] [-H k=v ...] [--workdir DIR]
+    mlstack local serve  [--model PATH | --from-run DIR] [--port P] [--endpoint-name NAME]
+    mlstack run          --env dev [--input JSON]
+    mlstack invoke       --env dev --file data.csv [--content-type T] [--accept T]
+
+Exit status: 0 on success; 1 when the workflow or a call failed (the reason is printed);
+2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _hyperparameter(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected name=value")
+    return name, value
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlstack", description="Run the mlstack workflow locally, or drive a deployed one."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    local = commands.add_parser("local", help="run the workflow or serve a model on this machine")
+    local_commands = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
+    run = local_commands.add_parser(
+        "run",
+        help="execute the environment's synthesized state machine here (no AWS, no Docker)",
+        description="Execute the environment's synthesized state machine on this machine: the "
+        "seeding Lambda's handler against an embedded S3 server, the train and serve programs "
+        "for SageMaker. Defaults come from the definition; options are execution input.",
+    )
+    run.add_argument("--env", default="dev", help="environment (default: dev)")
+    run.add_argument("--rows", type=int, help="dataset rows (input key 'rows')")
+    run.add_argument("--seed", type=int, help="dataset seed (input key 'seed')")
+    run.add_argument(
+        "--hyperparameter",
+        "-H",
+        action="append",
+        type=_hyperparameter,
+        default=[],
+        metavar="NAME=VALUE",
+        help="a hyperparameter override",
+    )
+    run.add_argument("--input", type=_json_object, default={}, help="more execution input (JSON)")
+    run.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(".work/local"),
+        help="where each run's directory goes (default: .work/local)",
+    )
+    run.add_argument("--name", help="execution name (default: local-<time>-<random>)")
+    run.add_argument("--cdk-out", type=Path, help="cloud assembly to reuse when fresh (cdk.out)")
+    run.add_argument(
+        "--environments-dir", type=Path, help="synthesize from these environment files instead"
+    )
+    run.add_argument(
+        "--time-scale",
+        type=float,
+        default=0.01,
+        help="Wait states and retry intervals last this fraction of their "
+        "defined time (default 0.01; 1 = real time)",
+    )
+    run.add_argument("--plain", action="store_true", help="plain lines even on a terminal")
+    run.add_argument("--verbose", "-v", action="store_true", help="show every log line")
+
+    serve = local_commands.add_parser(
+        "serve",
+        help="serve a model behind a SageMaker Runtime InvokeEndpoint gateway",
+        description="Serve a model with the inference image's serve program behind a gateway "
+        "that answers POST /endpoints/NAME/invocations like SageMaker Runtime.",
+    )
+    source = serve.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path, help="a model.tar.gz or a model directory")
+    source.add_argument("--from-run", type=Path, help="a local run's directory")
+    serve.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
+    serve.add_argument("--endpoint-name", help="endpoint name (default: the run's, else 'local')")
+
+    deployed_run = commands.add_parser(
+        "run", help="start and follow an execution of the deployed state machine"
+    )
+    deployed_run.add_argument("--env", default="dev")
+    deployed_run.add_argument("--input", type=_json_object, default={}, help="execution input")
+    deployed_run.add_argument("--name", help="execution name")
+    deployed_run.add_argument("--region", help="AWS region (default: the standard chain's)")
+    deployed_run.add_argument("--poll", type=float, default=5.0, help="seconds between polls")
+    deployed_run.add_argument("--plain", action="store_true")
+
+    invoke = commands.add_parser("invoke", help="call the deployed endpoint")
+    invoke.add_argument("--env", default="dev")
+    invoke.add_argument("--file", type=Path, required=True, help="request body ('-': stdin)")
+    invoke.add_argument("--content-type", default="text/csv")
+    invoke.add_argument("--accept", default=None)
+    invoke.add_argument("--endpoint-name", help="skip the stack lookup")
+    invoke.add_argument("--endpoint-url", help="SageMaker Runtime URL (e.g. mlstack local serve)")
+    invoke.add_argument("--region")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "local" and args.local_command == "run":
+        from mlstack.cli.local import local_run
+
+        return local_run(args)
+    if args.command == "local" and args.local_command == "serve":
+        from mlstack.cli.local import local_serve
+
+        return local_serve(args)
+    from mlstack.cli import deployed
+
+    if args.command == "run":
+        return deployed.run_execution(args)
+    return deployed.invoke(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""``mlstack run`` and ``mlstack invoke``: drive the deployed workflow and endpoint with boto3.
+
+The state machine and the endpoint are found from the stacks' outputs (``<env>-Workflow``
+``StateMachineArn``, ``<env>-Serving`` ``EndpointName``). Credentials and region come from boto3's
+standard chain; a missing one, or a stack that is not deployed, is a one-line message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+from mlstack.local.ui import reporter_for, short_cause
+
+NO_CREDENTIALS = (
+    "no AWS credentials found (boto3's standard chain: environment, ~/.aws/credentials and "
+    "config, SSO, container or instance role). Configure credentials, or run the workflow "
+    "offline with `mlstack local run`."
+)
+
+
+class CommandError(Exception):
+    """A message for the user; the command exits 1."""
+
+
+def _client(service: str, region: str | None, endpoint_url: str | None = None) -> Any:
+    try:
+        return boto3.client(service, region_name=region, endpoint_url=endpoint_url)
+    except NoRegionError:
+        raise CommandError("no AWS region: pass --region or set AWS_REGION") from None
+
+
+def stack_output(env: str, stack: str, key: str, region: str | None) -> str:
+    """Output ``key`` of the deployed stack ``<env>-<stack>``."""
+    name = f"{env}-{stack}"
+    cfn = _client("cloudformation", region)
+    try:
+        stacks = cfn.describe_stacks(StackName=name)["Stacks"]
+    except NoCredentialsError:
+        raise CommandError(NO_CREDENTIALS) from None
+    except ClientError as err:
+        if "does not exist" in str(err):
+            raise CommandError(
+                f"stack {name} is not deployed in {cfn.meta.region_name} "
+                f"(deploy it with `npx cdk deploy '{env}/*'`)"
+            ) from None
+        raise CommandError(f"cannot read stack {name}: {err}") from None
+    for output in stacks[0].get("Outputs", []):
+        if output.get("OutputKey") == key:
+            return str(output["OutputValue"])
+    raise CommandError(f"stack {name} has no output {key}; is it an mlstack {stack} stack?")
+
+
+def _guard(fn: Any, args: argparse.Namespace, command: str) -> int:
+    try:
+        return int(fn(args))
+    except CommandError as err:
+        print(f"mlstack {command}: {err}", file=sys.stderr)
+    except NoCredentialsError:
+        print(f"mlstack {command}: {NO_CREDENTIALS}", file=sys.stderr)
+    except (ClientError, BotoCoreError) as err:
+        print(f"mlstack {command}: {err}", file=sys.stderr)
+    return 1
+
+
+def run_execution(args: argparse.Namespace) -> int:
+    return _guard(_run_execution, args, "run")
+
+
+def invoke(args: argparse.Namespace) -> int:
+    return _guard(_invoke, args, "invoke")
+
+
+_ENTERED = "StateEntered"
+_EXITED = "StateExited"
+
+
+def _run_execution(args: argparse.Namespace) -> int:
+    arn = stack_output(args.env, "Workflow", "StateMachineArn", args.region)
+    sfn = _client("stepfunctions", args.region)
+    start: dict[str, Any] = {"stateMachineArn": arn, "input": json.dumps(args.input)}
+    if args.name:
+        start["name"] = args.name
+    execution_arn = sfn.start_execution(**start)["executionArn"]
+    reporter = reporter_for(sys.stdout, plain=True if args.plain else None)
+    reporter.info(f"started {execution_arn}")
+    seen = 0
+    entered: dict[str, datetime] = {}
+    with reporter:
+        while True:
+            events = _history(sfn, execution_arn)
+            for event in events[seen:]:
+                kind = event["type"]
+                if kind.endswith(_ENTERED):
+                    details = event["stateEnteredEventDetails"]
+                    entered[details["name"]] = event["timestamp"]
+                    reporter.state_entered(details["name"], kind[: -len(_ENTERED)], None)
+                elif kind.endswith(_EXITED):
+                    details = event["stateExitedEventDetails"]
+                    began = entered.get(details["name"], event["timestamp"])
+                    seconds = (event["timestamp"] - began).total_seconds()
+                    reporter.state_exited(details["name"], kind[: -len(_EXITED)], None, seconds)
+            seen = len(events)
+            description = sfn.describe_execution(executionArn=execution_arn)
+            if description["status"] != "RUNNING":
+                break
+            time.sleep(args.poll)
+    status = description["status"]
+    print(f"\nExecution {description.get('name', execution_arn)}: {status}")
+    if status == "SUCCEEDED":
+        print(json.dumps(json.loads(description.get("output") or "null"), indent=2))
+        return 0
+    error = description.get("error", "")
+    cause = description.get("cause", "")
+    print(f"mlstack run: {status}: {error}: {short_cause(cause, 2000)}", file=sys.stderr)
+    return 1
+
+
+def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+        events.extend(page["events"])
+    return events
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    name = args.endpoint_name or stack_output(args.env, "Serving", "EndpointName", args.region)
+    if str(args.file) == "-":
+        body = sys.stdin.buffer.read()
+    else:
+        try:
+            body = args.file.read_bytes()
+        except OSError as err:
+            raise CommandError(f"cannot read {args.file}: {err.strerror}") from None
+    runtime = _client("sagemaker-runtime", args.region, args.endpoint_url)
+    request: dict[str, Any] = {"EndpointName": name, "Body": body, "ContentType": args.content_type}
+    if args.accept:
+        request["Accept"] = args.accept
+    answer = runtime.invoke_endpoint(**request)
+    data = answer["Body"].read()
+    sys.stdout.buffer.write(data)
+    if not data.endswith(b"\n"):
+        sys.stdout.buffer.write(b"\n")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,139 @@
+"""A small HTTP gateway that speaks the SageMaker Runtime ``InvokeEndpoint`` API in front of
+local ``serve`` processes, so unchanged boto3 code gets predictions from them::
+
+    boto3.client("sagemaker-runtime", endpoint_url="http://127.0.0.1:8080").invoke_endpoint(
+        EndpointName="mlstack-dev", Body=b"37,82", ContentType="text/csv")
+
+``POST /endpoints/<name>/invocations`` forwards the body with ``Content-Type``, ``Accept`` and
+``X-Amzn-SageMaker-Custom-Attributes`` to the model's ``/invocations`` and answers as SageMaker
+does: 200 with the model's body and ``Content-Type`` plus ``x-Amzn-Invoked-Production-Variant``;
+an unknown endpoint is a 400 ``ValidationError``; a model's non-2xx answer a 424 ``ModelError``
+carrying the model's status and message. Signatures are not checked.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from mlstack.local.sagemaker import _request
+
+MAX_BODY = 6 * 1024 * 1024  # InvokeEndpoint's payload limit
+
+
+@dataclass(frozen=True)
+class Target:
+    port: int  # the serve process on 127.0.0.1
+    variant: str = "AllTraffic"
+
+
+class Gateway:
+    """The gateway on ``127.0.0.1:port`` (0: a free port) for ``endpoints`` (name -> Target)."""
+
+    def __init__(self, endpoints: Mapping[str, Target], port: int = 0, host: str = "127.0.0.1"):
+        self.endpoints = dict(endpoints)
+        gateway = self
+
+        class Handler(_Handler):
+            owner = gateway
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://{host}:{self.port}"
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Gateway:
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.server.serve_forever()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: Gateway
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status: int, error_type: str, message: str, **extra: Any) -> None:
+        body = json.dumps({"message": message, **extra}).encode()
+        self._send(
+            status,
+            body,
+            {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": error_type},
+        )
+
+    def do_GET(self) -> None:
+        if self.path == "/ping":
+            self._send(200, b"", {})
+            return
+        self._error(404, "UnknownOperationException", f"no operation at GET {self.path}")
+
+    def do_POST(self) -> None:
+        parts = urllib.parse.urlsplit(self.path).path.split("/")
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if len(parts) != 4 or parts[1] != "endpoints" or parts[3] != "invocations":
+            self._error(404, "UnknownOperationException", f"no operation at POST {self.path}")
+            return
+        name = urllib.parse.unquote(parts[2])
+        target = self.owner.endpoints.get(name)
+        if target is None:
+            self._error(400, "ValidationError", f"Endpoint {name} of account local not found.")
+            return
+        if len(body) > MAX_BODY:
+            self._error(413, "ValidationError", "Request payload exceeds 6 MB")
+            return
+        headers = {"Content-Type": self.headers.get("Content-Type", "application/octet-stream")}
+        for header in ("Accept", "X-Amzn-SageMaker-Custom-Attributes"):
+            if self.headers.get(header):
+                headers[header] = self.headers[header]
+        try:
+            status, answer_headers, answer = _request(
+                target.port, "POST", "/invocations", body, headers
+            )
+        except OSError as err:
+            self._error(424, "ModelNotReadyException", f"the model server is not reachable: {err}")
+            return
+        if not 200 <= status < 300:
+            text = answer.decode(errors="replace")
+            self._error(
+                424,
+                "ModelError",
+                f'Received client error ({status}) from primary with message "{text}".',
+                OriginalStatusCode=status,
+                OriginalMessage=text,
+            )
+            return
+        out = {
+            "Content-Type": answer_headers.get("content-type", "application/octet-stream"),
+            "x-Amzn-Invoked-Production-Variant": target.variant,
+        }
+        if "x-amzn-sagemaker-custom-attributes" in answer_headers:
+            out["X-Amzn-SageMaker-Custom-Attributes"] = answer_headers[
+                "x-amzn-sagemaker-custom-attributes"
+            ]
+        self._send(200, answer, out)

@@ -1,0 +1,1 @@
+"""The `mlstack` command line."""

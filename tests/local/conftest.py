@@ -1,0 +1,56 @@
+"""Fixtures: fake AWS settings for every test, and the dev app synthesized once per session."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlstack.local import assembly
+from mlstack.local.runner import RunOptions, RunReport, run
+from mlstack.local.ui import Reporter
+
+LOCAL_RUN_ROWS = 500
+
+
+@pytest.fixture(autouse=True)
+def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test reaches AWS: fake credentials, a region, no instance metadata."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    yield
+
+
+@pytest.fixture(scope="session")
+def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cloud assembly of the dev environment, synthesized in-process (as `cdk synth` would)."""
+    out = tmp_path_factory.mktemp("cdk.out")
+    assembly.synthesize("dev", out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def local_run(cdk_out: Path, tmp_path_factory: pytest.TempPathFactory) -> RunReport:
+    """One successful local run of dev on 500 rows, shared by the tests that inspect it."""
+    with pytest.MonkeyPatch.context() as mp:  # `fake_aws` is per test; this one is per session
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        options = RunOptions(
+            environment="dev",
+            rows=LOCAL_RUN_ROWS,
+            workdir=tmp_path_factory.mktemp("work"),
+            cdk_out=cdk_out,
+            name="test-run-1",
+        )
+        return run(options, Reporter(out=io.StringIO()))
