@@ -105,6 +105,7 @@ def test_run_without_credentials_says_so(
         monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # were a call made: refused
     for command in (["run", "--env", "dev"], ["invoke", "--env", "dev", "--file", "x.csv"]):
         assert main(command) == 1
         err = capsys.readouterr().err
