@@ -4,20 +4,36 @@ from mlstack.constructs.data_bucket import DataBucket
 from mlstack.constructs.dataset_seeder import DatasetSeeder
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.model_images import ModelImage, ModelImages
+from mlstack.constructs.monitoring import (
+    AlarmThresholds,
+    EndpointAlarms,
+    MonitoredEndpoint,
+    WorkflowMonitoring,
+)
 from mlstack.constructs.realtime_endpoint import RealtimeEndpoint
+from mlstack.constructs.retraining_schedule import RetrainingSchedule
 from mlstack.constructs.roles import SageMakerExecutionRole, SeedFunctionRole, StateMachineRole
 from mlstack.constructs.training_workflow import TrainingWorkflow, WorkflowDefaults
+from mlstack.constructs.workflow_options import DeployStage, HyperparameterTuning, TrafficShift
 
 __all__ = [
+    "AlarmThresholds",
     "BucketLayout",
     "DataBucket",
     "DatasetSeeder",
+    "DeployStage",
+    "EndpointAlarms",
+    "HyperparameterTuning",
     "ModelImage",
     "ModelImages",
+    "MonitoredEndpoint",
     "RealtimeEndpoint",
+    "RetrainingSchedule",
     "SageMakerExecutionRole",
     "SeedFunctionRole",
     "StateMachineRole",
+    "TrafficShift",
     "TrainingWorkflow",
     "WorkflowDefaults",
+    "WorkflowMonitoring",
 ]

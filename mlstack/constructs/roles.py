@@ -34,7 +34,7 @@ def validate_name_prefix(owner: str, name_prefix: str) -> None:
         )
 
 
-def _sagemaker_arn(scope: Construct, resource: str, name: str) -> str:
+def sagemaker_arn(scope: Construct, resource: str, name: str) -> str:
     return Stack.of(scope).format_arn(
         service="sagemaker",
         resource=resource,
@@ -265,7 +265,8 @@ class SeedFunctionRole(Construct):
 class StateMachineRole(Construct):
     """Creates the workflow state machine's role.
 
-    It may create, describe and stop only training and transform jobs named ``name_prefix-*``,
+    It may create, describe and stop only training and transform jobs (and, with ``tuning``,
+    hyperparameter tuning jobs) named ``name_prefix-*``,
     create and tag only models named ``name_prefix-*``, pass ``sagemaker_role`` to SageMaker only,
     and manage the two EventBridge rules Step Functions uses to wait for ``.sync`` SageMaker jobs.
     Lambda invoke, SNS publish, logging and tracing grants are added by the tasks themselves.
@@ -274,7 +275,13 @@ class StateMachineRole(Construct):
     """
 
     def __init__(
-        self, scope: Construct, id: str, *, name_prefix: str, sagemaker_role: iam.IRole
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        name_prefix: str,
+        sagemaker_role: iam.IRole,
+        tuning: bool = False,
     ) -> None:
         super().__init__(scope, id)
         validate_name_prefix("StateMachineRole", name_prefix)
@@ -284,9 +291,9 @@ class StateMachineRole(Construct):
             assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
             description=f"Step Functions role of the {name_prefix} training workflow",
         )
-        training_jobs = _sagemaker_arn(self, "training-job", f"{name_prefix}-*")
-        transform_jobs = _sagemaker_arn(self, "transform-job", f"{name_prefix}-*")
-        models = _sagemaker_arn(self, "model", f"{name_prefix}-*")
+        training_jobs = sagemaker_arn(self, "training-job", f"{name_prefix}-*")
+        transform_jobs = sagemaker_arn(self, "transform-job", f"{name_prefix}-*")
+        models = sagemaker_arn(self, "model", f"{name_prefix}-*")
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="RunTrainingJobs",
@@ -314,12 +321,23 @@ class StateMachineRole(Construct):
                 sid="CreateModels", actions=["sagemaker:CreateModel"], resources=[models]
             )
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="TagOnCreate",
-                actions=["sagemaker:AddTags"],
-                resources=[training_jobs, transform_jobs, models],
+        tagged = [training_jobs, transform_jobs, models]
+        if tuning:
+            tuning_jobs = sagemaker_arn(self, "hyper-parameter-tuning-job", f"{name_prefix}-*")
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="RunTuningJobs",
+                    actions=[
+                        "sagemaker:CreateHyperParameterTuningJob",
+                        "sagemaker:DescribeHyperParameterTuningJob",
+                        "sagemaker:StopHyperParameterTuningJob",
+                    ],
+                    resources=[tuning_jobs],
+                )
             )
+            tagged.append(tuning_jobs)
+        self.role.add_to_policy(
+            iam.PolicyStatement(sid="TagOnCreate", actions=["sagemaker:AddTags"], resources=tagged)
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -339,7 +357,7 @@ class StateMachineRole(Construct):
                         resource="rule",
                         resource_name=f"StepFunctionsGetEventsForSageMaker{kind}JobsRule",
                     )
-                    for kind in ("Training", "Transform")
+                    for kind in ("Training", "Transform", *(("Tuning",) if tuning else ()))
                 ],
             )
         )

@@ -8,13 +8,20 @@ from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from mlstack.config import EnvironmentConfig
+from mlstack.config import AlarmsConfig, EnvironmentConfig, thaw
 from mlstack.constructs import (
+    AlarmThresholds,
     DataBucket,
     DatasetSeeder,
+    DeployStage,
+    HyperparameterTuning,
     ModelImages,
+    MonitoredEndpoint,
+    RetrainingSchedule,
+    TrafficShift,
     TrainingWorkflow,
     WorkflowDefaults,
+    WorkflowMonitoring,
 )
 
 R = logs.RetentionDays
@@ -44,7 +51,61 @@ RETENTION_DAYS = {
 }
 
 
+def alarm_thresholds(alarms: AlarmsConfig) -> AlarmThresholds:
+    return AlarmThresholds(
+        error_5xx_rate_percent=alarms.error_5xx_rate_percent,
+        error_4xx_rate_percent=alarms.error_4xx_rate_percent,
+        latency_p99_ms=alarms.latency_p99_ms,
+        async_backlog=alarms.async_backlog,
+        period=Duration.seconds(alarms.period_seconds),
+        evaluation_periods=alarms.evaluation_periods,
+    )
+
+
+def deploy_stage(config: EnvironmentConfig) -> DeployStage | None:
+    deploy = config.deploy
+    if deploy is None or not deploy.enabled:
+        return None
+    return DeployStage(
+        metric=deploy.metric,
+        threshold=deploy.threshold,
+        comparison=deploy.comparison,
+        instance_type=deploy.instance_type,
+        instance_count=deploy.instance_count,
+        candidate_weight=deploy.candidate_weight,
+        traffic=TrafficShift(
+            type=deploy.traffic.type,
+            step_percent=deploy.traffic.step_percent,
+            wait=Duration.seconds(deploy.traffic.wait_seconds),
+            termination_wait=Duration.seconds(deploy.traffic.termination_wait_seconds),
+        ),
+        poll_interval=Duration.seconds(deploy.poll_seconds),
+        max_wait=Duration.minutes(deploy.max_wait_minutes),
+        alarms=alarm_thresholds(config.alarms),
+        endpoint_name=config.deploy_endpoint_name,
+    )
+
+
+def hyperparameter_tuning(config: EnvironmentConfig) -> HyperparameterTuning | None:
+    tuning = config.tuning
+    if tuning is None:
+        return None
+    return HyperparameterTuning(
+        objective_metric=tuning.objective.metric,
+        objective_type=tuning.objective.type,
+        ranges=thaw(tuning.ranges),
+        strategy=tuning.strategy,
+        max_jobs=tuning.max_jobs,
+        max_parallel_jobs=tuning.max_parallel_jobs,
+        enabled=tuning.enabled,
+        early_stopping=tuning.early_stopping,
+    )
+
+
 class WorkflowStack(Stack):
+    """Images, seeding Lambda, state machine (with its optional tuning path and deploy stage),
+    the retraining schedule, and the alarms and dashboard of the environment."""
+
     def __init__(
         self,
         scope: Construct,
@@ -102,6 +163,52 @@ class WorkflowStack(Stack):
             notification_email=config.notification_email,
             log_retention=retention,
             removal_policy=removal,
+            tuning=hyperparameter_tuning(config),
+            deploy=deploy_stage(config),
+        )
+        self.schedule: RetrainingSchedule | None = None
+        if config.schedule is not None:
+            self.schedule = RetrainingSchedule(
+                self,
+                "RetrainingSchedule",
+                state_machine=self.workflow.state_machine,
+                expression=config.schedule.expression,
+                input=thaw(config.schedule.input),
+                enabled=config.schedule.enabled,
+                description=f"mlstack {config.name}: scheduled retraining",
+            )
+        # The Serving stack's endpoint has a fixed name, so its alarms live here, beside the
+        # workflow's and the deploy stage's, on one dashboard.
+        serving = []
+        if config.endpoint.enabled:
+            serving.append(
+                MonitoredEndpoint(
+                    config.name_prefix,
+                    config.endpoint.variant_names,
+                    asynchronous=config.endpoint.async_inference is not None,
+                )
+            )
+        deployed = []
+        deploy_alarms = self.workflow.deploy_alarms
+        if self.workflow.deploy_endpoint_name is not None and deploy_alarms is not None:
+            deployed.append(
+                MonitoredEndpoint(
+                    self.workflow.deploy_endpoint_name,
+                    deploy_stage(config).variant_names,  # type: ignore[union-attr]
+                )
+            )
+        self.monitoring = WorkflowMonitoring(
+            self,
+            "Monitoring",
+            state_machine=self.workflow.state_machine,
+            topic=self.workflow.topic,
+            endpoints=serving,
+            extra_endpoints=deployed,
+            extra_alarms=deploy_alarms.alarms if deploy_alarms else (),
+            thresholds=alarm_thresholds(config.alarms),
         )
         CfnOutput(self, "StateMachineArn", value=self.workflow.state_machine.state_machine_arn)
         CfnOutput(self, "FailureTopicArn", value=self.workflow.topic.topic_arn)
+        CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
+        if self.workflow.deploy_endpoint_name:
+            CfnOutput(self, "DeployEndpointName", value=self.workflow.deploy_endpoint_name)

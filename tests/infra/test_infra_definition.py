@@ -33,17 +33,22 @@ def dev(definitions: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return definitions["dev"]
 
 
-def walk_main_path(definition: dict[str, Any]) -> list[str]:
+def walk_main_path(definition: dict[str, Any], *, stop: str | None = None) -> list[str]:
+    """The states a run passes through when every Choice takes its default."""
     order, name = [], definition["StartAt"]
-    while name:
+    while name and name != stop:
         order.append(name)
         state = definition["States"][name]
-        name = None if state.get("End") else state.get("Next")
+        name = None if state.get("End") else state.get("Next", state.get("Default"))
     return order
 
 
-def test_states_run_in_order(dev: dict[str, Any]) -> None:
-    assert walk_main_path(dev) == MAIN_PATH
+def test_core_states_run_in_order(dev: dict[str, Any]) -> None:
+    # The core path, with the tuning choice (default: train) before Train model and the deploy
+    # stage (from Read validation metric on) between Batch transform and Report results.
+    path = [s for s in walk_main_path(dev, stop="Read validation metric")]
+    assert path == [*MAIN_PATH[:3], "Tune hyperparameters?", *MAIN_PATH[3:6]]
+    assert dev["States"]["Batch transform"]["Next"] == "Read validation metric"
     assert dev["States"]["Report results"]["End"] is True
 
 
@@ -187,8 +192,25 @@ def test_defaults_come_from_each_environments_config(
         "transform_instance_type": "ml.m5.large",
         "transform_instance_count": 1,
         "hyperparameters": {"objective": "reg:logistic", "eval_metric": "rmse", "num_round": "5"},
+        "tune": False,
+        "tuning_strategy": "Random",
+        "tuning_max_jobs": 4,
+        "tuning_max_parallel_jobs": 2,
+        "tuning_objective": {"Type": "Minimize", "MetricName": "validation:rmse"},
+        "tuning_ranges": {
+            "IntegerParameterRanges": [
+                {"Name": "max_depth", "MinValue": "2", "MaxValue": "8", "ScalingType": "Auto"}
+            ],
+            "ContinuousParameterRanges": [
+                {"Name": "eta", "MinValue": "0.1", "MaxValue": "0.5", "ScalingType": "Auto"}
+            ],
+            "CategoricalParameterRanges": [],
+        },
+        "quality_threshold": 0.35,
     }
     assert prod_defaults["rows"] == 100000
+    assert prod_defaults["tune"] is True
+    assert prod_defaults["quality_threshold"] == 0.3
     assert prod_defaults["training_instance_type"] == "ml.m5.xlarge"
 
 

@@ -1,0 +1,311 @@
+"""Alarms and a dashboard for the training workflow and its endpoints."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aws_cdk import Aws, Duration
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+SAGEMAKER_NAMESPACE = "AWS/SageMaker"
+ONE_MINUTE = Duration.minutes(1)
+
+
+@dataclass(frozen=True)
+class AlarmThresholds:
+    """When an endpoint alarm fires: error rates in percent of invocations, p99 model latency,
+    the asynchronous backlog, each over ``evaluation_periods`` periods of ``period``."""
+
+    error_5xx_rate_percent: float = 1.0
+    error_4xx_rate_percent: float = 10.0
+    latency_p99_ms: int = 1000
+    async_backlog: int = 100
+    period: Duration = ONE_MINUTE
+    evaluation_periods: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("error_5xx_rate_percent", "error_4xx_rate_percent"):
+            if not 0 < getattr(self, name) <= 100:
+                raise ValueError(f"AlarmThresholds.{name}={getattr(self, name)}: expected 0 to 100")
+        if self.latency_p99_ms < 1 or self.async_backlog < 1 or self.evaluation_periods < 1:
+            raise ValueError(
+                f"AlarmThresholds {self!r}: latency_p99_ms, async_backlog and evaluation_periods "
+                "must be at least 1"
+            )
+
+
+@dataclass(frozen=True)
+class MonitoredEndpoint:
+    """An endpoint to watch, by name (CloudWatch's dimension), with its variant names."""
+
+    endpoint_name: str
+    variant_names: Sequence[str] = ("AllTraffic",)
+    asynchronous: bool = False
+
+
+def variant_metric(
+    endpoint_name: str, variant_name: str, metric_name: str, statistic: str, period: Duration
+) -> cw.Metric:
+    return cw.Metric(
+        namespace=SAGEMAKER_NAMESPACE,
+        metric_name=metric_name,
+        dimensions_map={"EndpointName": endpoint_name, "VariantName": variant_name},
+        statistic=statistic,
+        period=period,
+    )
+
+
+def error_rate(
+    endpoint_name: str, variant_name: str, kind: str, period: Duration
+) -> cw.MathExpression:
+    """Percent of a variant's invocations that answered ``kind`` ('4XX' or '5XX')."""
+    # Metric ids are unique per expression, so several rates can share one graph.
+    suffix = re.sub(r"[^a-z0-9]", "_", f"{kind}_{variant_name}".lower())
+    return cw.MathExpression(
+        expression=f"100 * errors_{suffix} / invocations_{suffix}",
+        using_metrics={
+            f"errors_{suffix}": variant_metric(
+                endpoint_name, variant_name, f"Invocation{kind}Errors", "Sum", period
+            ),
+            f"invocations_{suffix}": variant_metric(
+                endpoint_name, variant_name, "Invocations", "Sum", period
+            ),
+        },
+        label=f"{variant_name} {kind} %",
+        period=period,
+    )
+
+
+def allow_alarm_notifications(topic: sns.ITopic, key: kms.IKey | None) -> None:
+    """Let CloudWatch alarms of this account publish to ``topic`` (and use its KMS key)."""
+    same_account = {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+    topic.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="CloudWatchAlarmsPublish",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["sns:Publish"],
+            resources=[topic.topic_arn],
+            conditions=same_account,
+        )
+    )
+    if key is not None:
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsEncryptNotifications",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],  # in a key policy, '*' is this key
+                conditions=same_account,
+            )
+        )
+
+
+class EndpointAlarms(Construct):
+    """Creates, per variant of ``endpoint``, alarms on the 5xx rate, the 4xx rate and the p99 model
+    latency, and for an asynchronous endpoint one on its backlog; each notifies ``topic``.
+
+    Missing data (no traffic, or an endpoint not created yet) is not breaching.
+
+    Attributes: ``alarms`` (all), ``rollback_alarms`` (5xx and latency: what a blue/green update
+    rolls back on).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        endpoint: MonitoredEndpoint,
+        thresholds: AlarmThresholds | None = None,
+        topic: sns.ITopic | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        t = thresholds or AlarmThresholds()
+        name = endpoint.endpoint_name
+        self.alarms: list[cw.Alarm] = []
+        self.rollback_alarms: list[cw.Alarm] = []
+
+        def alarm(
+            alarm_id: str, metric: cw.IMetric, threshold: float, description: str
+        ) -> cw.Alarm:
+            created = cw.Alarm(
+                self,
+                alarm_id,
+                metric=metric,
+                threshold=threshold,
+                evaluation_periods=t.evaluation_periods,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                alarm_description=description,
+            )
+            if topic is not None:
+                created.add_alarm_action(cw_actions.SnsAction(topic))
+            self.alarms.append(created)
+            return created
+
+        for variant in endpoint.variant_names:
+            self.rollback_alarms.append(
+                alarm(
+                    f"{variant}Errors5xx",
+                    error_rate(name, variant, "5XX", t.period),
+                    t.error_5xx_rate_percent,
+                    f"Endpoint {name} variant {variant}: more than {t.error_5xx_rate_percent}% "
+                    "of invocations answered 5xx",
+                )
+            )
+            alarm(
+                f"{variant}Errors4xx",
+                error_rate(name, variant, "4XX", t.period),
+                t.error_4xx_rate_percent,
+                f"Endpoint {name} variant {variant}: more than {t.error_4xx_rate_percent}% of "
+                "invocations answered 4xx",
+            )
+            self.rollback_alarms.append(
+                alarm(
+                    f"{variant}Latency",
+                    variant_metric(name, variant, "ModelLatency", "p99", t.period),
+                    t.latency_p99_ms * 1000,  # ModelLatency is in microseconds
+                    f"Endpoint {name} variant {variant}: p99 model latency above "
+                    f"{t.latency_p99_ms} ms",
+                )
+            )
+        if endpoint.asynchronous:
+            alarm(
+                "Backlog",
+                cw.Metric(
+                    namespace=SAGEMAKER_NAMESPACE,
+                    metric_name="ApproximateBacklogSize",
+                    dimensions_map={"EndpointName": name},
+                    statistic="Average",
+                    period=t.period,
+                ),
+                t.async_backlog,
+                f"Endpoint {name}: more than {t.async_backlog} queued asynchronous requests",
+            )
+
+
+class WorkflowMonitoring(Construct):
+    """Creates alarms on failed and timed-out executions of ``state_machine``, the
+    :class:`EndpointAlarms` of each endpoint in ``endpoints``, every one notifying ``topic``, and a
+    dashboard with the workflow's and every watched endpoint's figures.
+
+    ``extra_endpoints`` are drawn on the dashboard only (their alarms exist elsewhere, for example
+    the deploy stage's rollback alarms). ``dashboard_name`` defaults to a generated one.
+
+    Attributes: ``alarms``, ``dashboard``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        state_machine: sfn.StateMachine,
+        topic: sns.ITopic,
+        endpoints: Sequence[MonitoredEndpoint] = (),
+        extra_endpoints: Sequence[MonitoredEndpoint] = (),
+        extra_alarms: Sequence[cw.Alarm] = (),
+        thresholds: AlarmThresholds | None = None,
+        dashboard_name: str | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        five_minutes = Duration.minutes(5)
+        self.alarms: list[cw.Alarm] = []
+        for alarm_id, metric, what in (
+            ("ExecutionsFailed", state_machine.metric_failed(period=five_minutes), "failed"),
+            (
+                "ExecutionsTimedOut",
+                state_machine.metric_timed_out(period=five_minutes),
+                "timed out",
+            ),
+        ):
+            alarm = cw.Alarm(
+                self,
+                alarm_id,
+                metric=metric,
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                alarm_description=f"A training workflow execution {what}",
+            )
+            alarm.add_alarm_action(cw_actions.SnsAction(topic))
+            self.alarms.append(alarm)
+        for index, endpoint in enumerate(endpoints):
+            alarms = EndpointAlarms(
+                self, f"Endpoint{index}", endpoint=endpoint, thresholds=thresholds, topic=topic
+            )
+            self.alarms += alarms.alarms
+
+        period = (thresholds or AlarmThresholds()).period
+        self.dashboard = cw.Dashboard(
+            self, "Dashboard", dashboard_name=dashboard_name, default_interval=Duration.days(7)
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Workflow executions",
+                left=[
+                    state_machine.metric_started(period=five_minutes),
+                    state_machine.metric_succeeded(period=five_minutes),
+                    state_machine.metric_failed(period=five_minutes),
+                    state_machine.metric_timed_out(period=five_minutes),
+                ],
+                width=12,
+            ),
+            cw.GraphWidget(
+                title="Workflow execution time",
+                left=[
+                    state_machine.metric_time(statistic="p50", period=five_minutes),
+                    state_machine.metric_time(statistic="Maximum", period=five_minutes),
+                ],
+                width=12,
+            ),
+        )
+        for endpoint in [*endpoints, *extra_endpoints]:
+            name, variants = endpoint.endpoint_name, endpoint.variant_names
+            widgets: list[cw.IWidget] = [
+                cw.GraphWidget(
+                    title=f"{name}: invocations",
+                    left=[variant_metric(name, v, "Invocations", "Sum", period) for v in variants],
+                    width=6,
+                ),
+                cw.GraphWidget(
+                    title=f"{name}: error rates (%)",
+                    left=[error_rate(name, v, k, period) for v in variants for k in ("4XX", "5XX")],
+                    width=6,
+                ),
+                cw.GraphWidget(
+                    title=f"{name}: model latency p99 (us)",
+                    left=[variant_metric(name, v, "ModelLatency", "p99", period) for v in variants],
+                    width=6,
+                ),
+            ]
+            if endpoint.asynchronous:
+                widgets.append(
+                    cw.GraphWidget(
+                        title=f"{name}: asynchronous backlog",
+                        left=[
+                            cw.Metric(
+                                namespace=SAGEMAKER_NAMESPACE,
+                                metric_name="ApproximateBacklogSize",
+                                dimensions_map={"EndpointName": name},
+                                statistic="Average",
+                                period=period,
+                            )
+                        ],
+                        width=6,
+                    )
+                )
+            self.dashboard.add_widgets(*widgets)
+        every_alarm = [*self.alarms, *extra_alarms]
+        self.dashboard.add_widgets(
+            cw.AlarmStatusWidget(alarms=every_alarm, title="Alarms", width=24)
+        )

@@ -1,0 +1,69 @@
+"""Scheduled retraining: an EventBridge Scheduler schedule that starts the training workflow."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from aws_cdk import Aws
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as targets
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+_EXPRESSION = re.compile(r"^(rate\([1-9][0-9]* (minute|hour|day)s?\)|cron\([^()]+\))$")
+
+
+class RetrainingSchedule(Construct):
+    """Creates a schedule (``expression``: ``rate(...)`` or ``cron(...)``, UTC) that starts
+    ``state_machine`` with ``input`` as the execution input, and a role that may only
+    ``states:StartExecution`` that state machine (assumed by EventBridge Scheduler of this
+    account only). ``enabled=False`` creates the schedule switched off.
+
+    Every run gets a fresh execution name from the scheduler, so a fresh run id.
+
+    Attributes: ``schedule``, ``role``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        state_machine: sfn.IStateMachine,
+        expression: str,
+        input: Mapping[str, Any] | None = None,
+        enabled: bool = True,
+        description: str | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        if not _EXPRESSION.fullmatch(expression):
+            raise ValueError(
+                f"RetrainingSchedule expression={expression!r}: expected 'rate(<n> <unit>)' or "
+                "'cron(<six fields>)', such as 'rate(7 days)'"
+            )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            ),
+            description="EventBridge Scheduler: starts the retraining workflow only",
+        )
+        state_machine.grant_start_execution(self.role)
+        self.schedule = scheduler.Schedule(
+            self,
+            "Resource",
+            schedule=scheduler.ScheduleExpression.expression(expression),
+            target=targets.StepFunctionsStartExecution(
+                state_machine,
+                input=scheduler.ScheduleTargetInput.from_object(dict(input or {})),
+                role=self.role,
+                retry_attempts=2,
+            ),
+            enabled=enabled,
+            description=description or "Retrains the model on a schedule",
+        )

@@ -1,0 +1,224 @@
+"""Optional stages of the training workflow: hyperparameter tuning and deployment."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_cdk import Duration
+
+from mlstack.constructs.monitoring import AlarmThresholds
+
+COMPARISONS = {
+    "less_than": "NumericLessThanPath",
+    "less_than_or_equal": "NumericLessThanEqualsPath",
+    "greater_than": "NumericGreaterThanPath",
+    "greater_than_or_equal": "NumericGreaterThanEqualsPath",
+}
+TRAFFIC_TYPES = {"all_at_once": "ALL_AT_ONCE", "canary": "CANARY", "linear": "LINEAR"}
+_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+# SageMaker bounds MaximumExecutionTimeoutInSeconds of a blue/green update to 600..14400.
+MIN_BLUE_GREEN_TIMEOUT, MAX_BLUE_GREEN_TIMEOUT = 600, 14400
+ONE_MINUTE = Duration.minutes(1)
+FIVE_MINUTES = Duration.minutes(5)
+ONE_HOUR = Duration.hours(1)
+
+
+@dataclass(frozen=True)
+class TrafficShift:
+    """How an endpoint update moves traffic to the new (green) fleet.
+
+    ``type``: ``all_at_once``, ``canary`` (``step_percent`` of capacity first, 1..50) or
+    ``linear`` (steps of ``step_percent``, 10..50); ``wait`` between steps (the baking period),
+    ``termination_wait`` before the old fleet is removed.
+    """
+
+    type: str = "all_at_once"
+    step_percent: int | None = None
+    wait: Duration = FIVE_MINUTES
+    termination_wait: Duration = FIVE_MINUTES
+
+    def __post_init__(self) -> None:
+        if self.type not in TRAFFIC_TYPES:
+            raise ValueError(
+                f"TrafficShift type={self.type!r}: expected one of {sorted(TRAFFIC_TYPES)}"
+            )
+        if self.type == "all_at_once" and self.step_percent is not None:
+            raise ValueError(
+                f"TrafficShift step_percent={self.step_percent}: expected None for 'all_at_once'"
+            )
+        low = 10 if self.type == "linear" else 1
+        if self.type != "all_at_once" and not (
+            self.step_percent is not None and low <= self.step_percent <= 50
+        ):
+            raise ValueError(
+                f"TrafficShift step_percent={self.step_percent}: expected {low} to 50 for "
+                f"'{self.type}'"
+            )
+        for name in ("wait", "termination_wait"):
+            if not 0 <= getattr(self, name).to_seconds() <= 3600:
+                raise ValueError(f"TrafficShift {name}: expected 0 to 3600 seconds")
+
+    def routing(self) -> dict[str, Any]:
+        """SageMaker's ``TrafficRoutingConfiguration``."""
+        routing: dict[str, Any] = {
+            "Type": TRAFFIC_TYPES[self.type],
+            "WaitIntervalInSeconds": int(self.wait.to_seconds()),
+        }
+        size = {"Type": "CAPACITY_PERCENT", "Value": self.step_percent}
+        if self.type == "canary":
+            routing["CanarySize"] = size
+        elif self.type == "linear":
+            routing["LinearStepSize"] = size
+        return routing
+
+
+@dataclass(frozen=True)
+class DeployStage:
+    """The deploy stage: a quality gate on ``metric`` (a metric definition of the training image,
+    read from the training job's final metrics) against ``threshold`` by ``comparison``, then a
+    new endpoint configuration and the endpoint created, or updated blue/green with ``traffic``
+    and auto-rollback on the 5xx and latency alarms of ``alarms``.
+
+    ``candidate_weight`` 0: the new model takes all traffic (variant ``Live``); between 0 and 1:
+    A/B, the new model is variant ``Candidate`` with this share and the previously deployed model
+    stays as ``Live`` with the rest. The workflow polls the endpoint every ``poll_interval`` for
+    at most ``max_wait``. ``endpoint_name`` defaults to ``<name_prefix>-live``.
+    """
+
+    metric: str
+    threshold: float
+    comparison: str = "less_than_or_equal"
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    candidate_weight: float = 0.0
+    traffic: TrafficShift = field(default_factory=TrafficShift)
+    poll_interval: Duration = ONE_MINUTE
+    max_wait: Duration = ONE_HOUR
+    alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
+    endpoint_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.comparison not in COMPARISONS:
+            raise ValueError(
+                f"DeployStage comparison={self.comparison!r}: expected one of {sorted(COMPARISONS)}"
+            )
+        if not _INSTANCE_TYPE.fullmatch(self.instance_type):
+            raise ValueError(
+                f"DeployStage instance_type={self.instance_type!r}: expected an ml.* instance type"
+            )
+        if not 1 <= self.instance_count <= 100:
+            raise ValueError(f"DeployStage instance_count={self.instance_count}: expected 1..100")
+        if not 0 <= self.candidate_weight < 1:
+            raise ValueError(
+                f"DeployStage candidate_weight={self.candidate_weight}: expected 0 (no A/B) up "
+                "to, not including, 1"
+            )
+        if self.poll_interval.to_seconds() < 5:
+            raise ValueError("DeployStage poll_interval: expected at least 5 seconds")
+        if self.max_wait.to_seconds() < self.poll_interval.to_seconds():
+            raise ValueError("DeployStage max_wait: expected at least one poll_interval")
+
+    @property
+    def ab_test(self) -> bool:
+        return self.candidate_weight > 0
+
+    @property
+    def variant_names(self) -> tuple[str, ...]:
+        return ("Live", "Candidate") if self.ab_test else ("Live",)
+
+    @property
+    def max_checks(self) -> int:
+        """How many times the wait loop describes the endpoint before it gives up."""
+        return math.ceil(self.max_wait.to_seconds() / self.poll_interval.to_seconds())
+
+    @property
+    def blue_green_timeout_seconds(self) -> int:
+        return int(
+            min(MAX_BLUE_GREEN_TIMEOUT, max(MIN_BLUE_GREEN_TIMEOUT, self.max_wait.to_seconds()))
+        )
+
+
+@dataclass(frozen=True)
+class HyperparameterTuning:
+    """The optional tuning path: a SageMaker tuning job over ``ranges`` optimising
+    ``objective_metric`` (a metric definition of the training image), whose best training job's
+    model then flows into Save model.
+
+    ``ranges`` maps hyperparameter names to ``{"type": "integer"|"continuous", "min", "max",
+    "scaling"}`` or ``{"type": "categorical", "values": [...]}``. ``enabled`` is the default of the
+    execution input key ``tune``; strategy, limits, objective and ranges are defaults of
+    ``tuning_*`` input keys.
+    """
+
+    objective_metric: str
+    ranges: Mapping[str, Mapping[str, Any]]
+    objective_type: str = "Minimize"
+    strategy: str = "Bayesian"
+    max_jobs: int = 10
+    max_parallel_jobs: int = 2
+    enabled: bool = False
+    early_stopping: bool = False
+
+    def __post_init__(self) -> None:
+        if self.objective_type not in ("Minimize", "Maximize"):
+            raise ValueError(
+                f"HyperparameterTuning objective_type={self.objective_type!r}: expected "
+                "'Minimize' or 'Maximize'"
+            )
+        if self.strategy not in ("Bayesian", "Random"):
+            raise ValueError(
+                f"HyperparameterTuning strategy={self.strategy!r}: expected 'Bayesian' or 'Random'"
+            )
+        if not 1 <= self.max_parallel_jobs <= self.max_jobs <= 500:
+            raise ValueError(
+                f"HyperparameterTuning max_jobs={self.max_jobs}, max_parallel_jobs="
+                f"{self.max_parallel_jobs}: expected 1 <= max_parallel_jobs <= max_jobs <= 500"
+            )
+        if not self.ranges:
+            raise ValueError("HyperparameterTuning ranges={}: expected at least one range")
+        self.parameter_ranges()  # validates each range
+
+    def parameter_ranges(self) -> dict[str, list[dict[str, Any]]]:
+        """SageMaker's ``ParameterRanges``."""
+        ranges: dict[str, list[dict[str, Any]]] = {
+            "IntegerParameterRanges": [],
+            "ContinuousParameterRanges": [],
+            "CategoricalParameterRanges": [],
+        }
+        for name, spec in self.ranges.items():
+            kind = spec.get("type")
+            if kind == "categorical" and spec.get("values"):
+                ranges["CategoricalParameterRanges"].append(
+                    {"Name": name, "Values": [str(v) for v in spec["values"]]}
+                )
+            elif kind in ("integer", "continuous") and spec.get("min", 0) < spec.get("max", 0):
+                ranges[f"{kind.capitalize()}ParameterRanges"].append(
+                    {
+                        "Name": name,
+                        "MinValue": str(spec["min"]),
+                        "MaxValue": str(spec["max"]),
+                        "ScalingType": spec.get("scaling", "Auto"),
+                    }
+                )
+            else:
+                raise ValueError(
+                    f"HyperparameterTuning ranges[{name!r}]={dict(spec)!r}: expected "
+                    '{"type": "integer"|"continuous", "min": n, "max": n > min} or '
+                    '{"type": "categorical", "values": [...]}'
+                )
+        return ranges
+
+    def as_state_input(self) -> dict[str, Any]:
+        """The defaults the execution input may override, key by key."""
+        return {
+            "tune": self.enabled,
+            "tuning_strategy": self.strategy,
+            "tuning_max_jobs": self.max_jobs,
+            "tuning_max_parallel_jobs": self.max_parallel_jobs,
+            "tuning_objective": {"Type": self.objective_type, "MetricName": self.objective_metric},
+            "tuning_ranges": self.parameter_ranges(),
+        }
