@@ -8,7 +8,10 @@ Measures, for the reference workflow's model (x, y -> reg:logistic, 5 rounds):
   ``wrk`` when it is installed (``apt-get install wrk``), else a keep-alive Python client;
 * 6 MB CSV batches (about 1 M rows of two features): rows/s end to end over HTTP;
 * the raw limit: the same bytes parsed and predicted in-process (no HTTP, no response text),
-  with the server's own parser and predictor, in one process and in one process per CPU.
+  with the server's own parser and predictor: in one process with a worker's XGBoost threads
+  and with one per CPU, and in one process per CPU (as the server's workers); the better of a
+  run before and one after the servers. Also the same plus writing the CSV response text,
+  to show what serialisation costs.
 
 Prints a Markdown table (the ``## Serving`` section of bench/README.md). CI does not run it.
 """
@@ -21,6 +24,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -172,19 +176,39 @@ def python_single(port: int, connections: int, seconds: int) -> dict[str, float]
 
 
 def batches(port: int, body: bytes, rows: int, requests: int, concurrency: int) -> float:
-    def one(_: int) -> None:
+    """Rows/s of ``requests`` 6 MB requests: one at a time, the median request; else overall.
+
+    Every response is checked (status, and its size against the first, fully parsed one); the
+    first is also counted line by line, outside the timing (the client's work, not the server's).
+    """
+
+    def one(_: int) -> tuple[float, bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        started = time.perf_counter()
         conn.request("POST", "/invocations", body, {"Content-Type": "text/csv"})
         resp = conn.getresponse()
         out = resp.read()
-        if resp.status != 200 or out.rstrip(b"\n").count(b"\n") + 1 != rows:
-            raise RuntimeError(f"status {resp.status}: {out[:200]!r}")
+        elapsed = time.perf_counter() - started
         conn.close()
+        if resp.status != 200:
+            raise RuntimeError(f"status {resp.status}: {out[:200]!r}")
+        return elapsed, out
 
-    one(0)  # warm-up
+    _, first = one(0)  # warm-up, checked in full
+    if first.rstrip(b"\n").count(b"\n") + 1 != rows:
+        raise RuntimeError(f"expected {rows} predictions: {first[:200]!r}")
+
+    def checked(i: int) -> float:
+        elapsed, out = one(i)
+        if len(out) != len(first):
+            raise RuntimeError(f"response of {len(out)} bytes, expected {len(first)}")
+        return elapsed
+
+    if concurrency == 1:
+        return rows / statistics.median(checked(i) for i in range(requests))
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(one, range(requests)))
+        list(pool.map(checked, range(requests)))
     return rows * requests / (time.perf_counter() - started)
 
 
@@ -205,23 +229,35 @@ def raw_single(base: Path, seconds: float) -> float:
     return n / seconds
 
 
-def _raw_batch_worker(args: tuple[str, bytes, int, int, int]) -> float:
-    base, body, rows, repeats, threads = args
+def _raw_batch_worker(args: tuple[str, bytes, int, int, int, bool]) -> float:
+    """Rows/s of the median parse + predict (+ CSV text when ``text``) of ``body``."""
+    base, body, rows, repeats, threads, text = args
     predictor = _raw_predictor(base, threads)
-    predictor.predict(codecs.parse_request(body, codecs.CSV, 2))
-    started = time.perf_counter()
-    for _ in range(repeats):
-        predictor.predict(codecs.parse_request(body, codecs.CSV, 2))
-    return rows * repeats / (time.perf_counter() - started)
+    times = []
+    for i in range(repeats + 1):  # the first is a warm-up
+        started = time.perf_counter()
+        predictions = predictor.predict(codecs.parse_request(body, codecs.CSV, 2))
+        if text:
+            codecs.format_response(predictions, codecs.CSV, batch=True)
+        if i:
+            times.append(time.perf_counter() - started)
+    return rows / statistics.median(times)
 
 
-def raw_batch(base: Path, body: bytes, rows: int, repeats: int, processes: int) -> float:
+def raw_batch(
+    base: Path, body: bytes, rows: int, repeats: int, processes: int, threads: int, text: bool
+) -> float:
+    """In-process rows/s: one process with ``threads`` XGBoost threads, or the sum over
+    ``processes`` processes running at once (spawned: no fork after OpenMP)."""
+    job = (str(base), body, rows, repeats, threads, text)
     if processes == 1:
-        return _raw_batch_worker((str(base), body, rows, repeats, cpu_count()))
-    ctx = multiprocessing.get_context("spawn")  # no fork after OpenMP
-    with ctx.Pool(processes) as pool:
-        rates = pool.map(_raw_batch_worker, [(str(base), body, rows, repeats, 1)] * processes)
-    return sum(rates)
+        return _raw_batch_worker(job)
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        return sum(pool.map(_raw_batch_worker, [job] * processes))
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 # -- main -------------------------------------------------------------------------------------
@@ -230,19 +266,31 @@ def raw_batch(base: Path, body: bytes, rows: int, repeats: int, processes: int) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=10, help="per single-record run")
-    parser.add_argument("--batches", type=int, default=6, help="6 MB requests per batch run")
+    parser.add_argument("--batches", type=int, default=10, help="6 MB requests per batch run")
     args = parser.parse_args()
     cpus = cpu_count()
+    worker_threads = ServerConfig.from_env({}).predict_threads  # what each `serve` worker gets
     single = wrk_single if shutil.which("wrk") else python_single
     loadgen = "wrk 4.1 (1 thread)" if single is wrk_single else "Python http.client threads"
     body, rows = batch_body()
+    load_before = load_average()
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         train(base / "model")
-        raw1 = raw_single(base, 3)
-        rawb1 = raw_batch(base, body, rows, args.batches, 1)
-        rawbn = raw_batch(base, body, rows, args.batches, cpus)
+
+        def limits() -> dict[str, float]:
+            n = args.batches
+            return {
+                "single": raw_single(base, 3),
+                "b1": raw_batch(base, body, rows, n, 1, worker_threads, False),
+                "b1_all": raw_batch(base, body, rows, n, 1, cpus, False),
+                "b1_text": raw_batch(base, body, rows, n, 1, worker_threads, True),
+                "bn": raw_batch(base, body, rows, n, cpus, 1, False),
+                "bn_text": raw_batch(base, body, rows, n, cpus, 1, True),
+            }
+
+        before = limits()
         servers = {}
         for name, start in (("serve", start_serve), ("flask", start_flask)):
             proc, port = start(base)
@@ -250,14 +298,17 @@ def main() -> None:
                 s1 = single(port, 1, args.seconds)
                 s4 = single(port, 4, args.seconds)
                 b1 = batches(port, body, rows, args.batches, 1)
-                bn = batches(port, body, rows, args.batches, cpus)
+                bn = batches(port, body, rows, args.batches * cpus, cpus)
             finally:
                 proc.terminate()
                 proc.wait(30)
             servers[name] = (s1, s4, b1, bn)
+        after = limits()
+    raw = {k: max(before[k], after[k]) for k in before}  # the better of two runs: the limit
 
     print(
-        f"CPUs: {cpus}; single-record load: {loadgen}; batch body: {len(body)} bytes, {rows} rows"
+        f"CPUs: {cpus}; single-record load: {loadgen}; batch body: {len(body)} bytes, {rows} rows;"
+        f" load average (1, 5, 15 min) before: {load_before}, after: {load_average()}"
     )
     print()
     print(
@@ -272,15 +323,25 @@ def main() -> None:
             f"| {s4['rps']:,.0f} ({s4['p50']:.2f} / {s4['p99']:.2f}) | {b1:,.0f} | {bn:,.0f} |"
         )
     print(
-        f"| raw parse + predict, in-process | {raw1:,.0f} (1 process) | n/a "
-        f"| {rawb1:,.0f} (1 process, {cpus} XGBoost threads) | {rawbn:,.0f} ({cpus} processes) |"
+        f"| raw parse + predict, in-process | {raw['single']:,.0f} (1 process) | n/a "
+        f"| {raw['b1']:,.0f} (1 process, {worker_threads} XGBoost thread(s) as a worker); "
+        f"{raw['b1_all']:,.0f} ({cpus} threads) | {raw['bn']:,.0f} ({cpus} processes) |"
+    )
+    print(
+        f"| raw parse + predict + CSV response text | n/a | n/a | {raw['b1_text']:,.0f} "
+        f"| {raw['bn_text']:,.0f} |"
     )
     serve, flask = servers["serve"], servers["flask"]
+    strict = max(raw["b1"], raw["b1_all"])
     print()
     print(f"single-record req/s, serve / Flask: 1 conn {serve[0]['rps'] / flask[0]['rps']:.1f}x, "
           f"4 conns {serve[1]['rps'] / flask[1]['rps']:.1f}x")  # fmt: skip
-    print(f"batch rows/s, serve / raw limit: 1 at a time {serve[2] / rawb1:.2f}x, "
-          f"{cpus} at a time vs {cpus} raw processes {serve[3] / rawbn:.2f}x")  # fmt: skip
+    print(f"batch rows/s, serve / raw parse + predict: 1 at a time {serve[2] / strict:.2f}x "
+          f"(best raw threads), {serve[2] / raw['b1']:.2f}x (a worker's threads); "
+          f"{cpus} at a time vs {cpus} raw processes {serve[3] / raw['bn']:.2f}x")  # fmt: skip
+    text1, textn = serve[2] / raw["b1_text"], serve[3] / raw["bn_text"]
+    print(f"batch rows/s, serve / raw parse + predict + CSV text: 1 at a time {text1:.2f}x, "
+          f"{cpus} at a time {textn:.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

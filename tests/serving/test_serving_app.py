@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 from mlstack_containers.serving import app as app_module
+from mlstack_containers.serving import codecs
 from mlstack_containers.serving.app import Predictor
 
 from tests.serving.conftest import reference_data
@@ -62,3 +63,92 @@ def test_other_inputs_take_the_public_api(monkeypatch):
         np.testing.assert_array_equal(predictor.predict(x), booster.inplace_predict(x))
     assert not calls
     assert app_module._XGB_PREDICT_DENSE is not None  # the pinned XGBoost has the C entry point
+
+
+# -- large CSV bodies: parsed, predicted and written piece by piece -----------------------------
+
+
+def _app(booster: xgb.Booster, batch: bool) -> app_module.InferenceApp:
+    from mlstack_containers.serving.config import ServerConfig
+
+    return app_module.InferenceApp(Predictor(booster, 2), ServerConfig(batch=batch))
+
+
+def _invoke(app, body: bytes, accept: str = "text/csv") -> tuple[str, bytes]:
+    import io
+
+    seen = {}
+    environ = {
+        "PATH_INFO": "/invocations",
+        "REQUEST_METHOD": "POST",
+        "CONTENT_TYPE": "text/csv",
+        "HTTP_ACCEPT": accept,
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+    }
+    parts = app(environ, lambda status, headers: seen.update(status=status, headers=headers))
+    out = b"".join(parts)
+    assert dict(seen["headers"])["Content-Length"] == str(len(out))
+    return seen["status"], out
+
+
+def _large_csv(rows: int, seed: int = 0) -> tuple[np.ndarray, bytes]:
+    rng = np.random.default_rng(seed)
+    features = rng.integers(0, 101, size=(rows, 2)).astype(np.float32)
+    return features, "\n".join(f"{a:.0f},{b:.0f}" for a, b in features.tolist()).encode()
+
+
+@pytest.fixture
+def small_pieces(monkeypatch):
+    monkeypatch.setattr(app_module, "PIECE_BYTES", 4096)  # many pieces from a small body
+
+
+@pytest.mark.parametrize("model", ["logistic", "softprob"])
+@pytest.mark.parametrize("batch", [True, False])
+@pytest.mark.parametrize(
+    "accept",
+    ["text/csv", "application/json", "application/jsonlines", "application/x-recordio-protobuf"],
+)
+def test_pipelined_csv_answers_exactly_as_the_whole_body(small_pieces, model, batch, accept):
+    booster = _booster(MODELS[model])
+    app = _app(booster, batch)
+    features, body = _large_csv(20_000)
+    body = body + b"\n\n"  # trailing blank lines: a piece may hold nothing
+    status, got = _invoke(app, body, accept)
+    assert status == "200 OK", got[:300]
+    want = codecs.format_response(booster.inplace_predict(features), accept, batch=batch)
+    assert got == want
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [(b"1,2,3", "number of columns changed from 2 to 3 at row"), (b"1,x", "invalid CSV")],
+)
+def test_error_in_a_late_piece_is_the_whole_body_error(small_pieces, bad_line, message):
+    app = _app(_booster(MODELS["logistic"]), True)
+    _, body = _large_csv(20_000)
+    lines = body.split(b"\n")
+    lines[-10] = bad_line
+    bad = b"\n".join(lines)
+    status, got = _invoke(app, bad)
+    assert status.startswith("400"), got[:300]
+    assert message in got.decode()
+    with pytest.raises(codecs.ClientError) as whole:
+        codecs.parse_request(bad, codecs.CSV, 2)
+    assert got.decode() == whole.value.message  # same text, e.g. the same line number
+
+
+def test_line_pieces_keep_whole_lines():
+    body = b"1,2\n3,4\n55,66\n7,8"
+    for size in (1, 3, 5, 100):
+        pieces = app_module._line_pieces(body, size)
+        assert b"".join(pieces) == body
+        assert all(p.endswith(b"\n") for p in pieces[:-1])
+
+
+def test_wrong_width_in_pieces_is_the_whole_body_error(small_pieces):
+    app = _app(_booster(MODELS["logistic"]), True)
+    body = b"\n".join([b"1,2,3"] * 5000)
+    status, got = _invoke(app, body)
+    assert status.startswith("400")
+    assert got == b"each record must have 2 features, the request has 3"

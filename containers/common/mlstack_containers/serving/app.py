@@ -12,6 +12,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,8 @@ CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 _CUSTOM_ATTRIBUTES_ENV = "HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES"
 # A body this far over the limit is not drained before the 413 (the connection is closed).
 _DRAIN_FACTOR = 4
+# CSV bodies from twice this size are parsed, predicted and written piece by piece (pipelined).
+PIECE_BYTES = 1 << 20
 
 StartResponse = Callable[..., Any]
 
@@ -133,6 +136,7 @@ class InferenceApp:
                 "MaxPayloadInMB": config.max_payload_mb,
             }
         ).encode()
+        self._pipeline: ThreadPoolExecutor | None = None  # started by the first large CSV
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -142,35 +146,90 @@ class InferenceApp:
             if path == "/invocations":
                 if method != "POST":
                     raise codecs.ClientError(405, "use POST for /invocations")
-                status, ctype, body = 200, *self.invocations(environ)
+                status, ctype, parts = 200, *self.invocations(environ)
                 attributes = environ.get(_CUSTOM_ATTRIBUTES_ENV)
                 if attributes is not None:
                     headers.append((CUSTOM_ATTRIBUTES, attributes))
             elif path == "/ping":
                 if method not in ("GET", "HEAD"):
                     raise codecs.ClientError(405, "use GET for /ping")
-                status, ctype, body = 200, "text/plain", b""
+                status, ctype, parts = 200, "text/plain", []
             elif path == "/execution-parameters":
-                status, ctype, body = 200, codecs.JSON, self.execution_parameters
+                status, ctype, parts = 200, codecs.JSON, [self.execution_parameters]
             else:
                 raise codecs.ClientError(404, f"no such path {path!r}")
         except codecs.ClientError as exc:
-            status, ctype, body = exc.status, "text/plain; charset=utf-8", exc.message.encode()
+            status, ctype, parts = exc.status, "text/plain; charset=utf-8", [exc.message.encode()]
             log.debug("client error %d: %s", exc.status, exc.message)
         except Exception as exc:  # the server's fault: answer 500, keep the worker
             log.exception("error while handling %s %s", method, path)
-            status, ctype, body = 500, "text/plain; charset=utf-8", f"server error: {exc}".encode()
-        headers += [("Content-Type", ctype), ("Content-Length", str(len(body)))]
+            status, ctype = 500, "text/plain; charset=utf-8"
+            parts = [f"server error: {exc}".encode()]
+        length = sum(map(len, parts))
+        headers += [("Content-Type", ctype), ("Content-Length", str(length))]
         start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
-        return [body]
+        return parts
 
-    def invocations(self, environ: dict[str, Any]) -> tuple[str, bytes]:
+    def invocations(self, environ: dict[str, Any]) -> tuple[str, list[bytes]]:
+        """The response type and body (in pieces: they are sent one after the other)."""
         kind = codecs.request_type(environ.get("CONTENT_TYPE"))
         accept = codecs.response_type(environ.get("HTTP_ACCEPT"))
         body = self.read_body(environ)
+        if kind == codecs.CSV and len(body) >= 2 * PIECE_BYTES:
+            parts = self.pipelined_csv(body, accept)
+            if parts is not None:
+                return accept, parts
         features = codecs.parse_request(body, kind, self.predictor.num_features)
         predictions = self.predictor.predict(features)
-        return accept, codecs.format_response(predictions, accept, batch=self.config.batch)
+        return accept, [codecs.format_response(predictions, accept, batch=self.config.batch)]
+
+    def pipelined_csv(self, body: bytes, accept: str) -> list[bytes] | None:
+        """A large CSV body in ~1 MiB pieces of whole lines: while this thread parses a piece
+        (numpy's parser holds the GIL), a prediction thread predicts and writes the previous
+        one (XGBoost and most of the writer release it), so a lone large request uses two
+        CPUs. The same answer as the whole body at once; None when a piece is not valid CSV of
+        the model's width, and the caller then parses the whole body for the exact error.
+        """
+        if self._pipeline is None:
+            self._pipeline = ThreadPoolExecutor(1, thread_name_prefix="predict")
+        jobs: list[Future[tuple[int, Any]]] = []
+        try:
+            for piece in _line_pieces(body, PIECE_BYTES):
+                try:
+                    features = codecs.parse_csv(piece)
+                except codecs.ClientError:
+                    return None
+                if features.shape[0] == 0:
+                    continue  # blank lines only
+                if features.shape[1] != self.predictor.num_features:
+                    return None
+                jobs.append(self._pipeline.submit(self._predict_piece, features, accept))
+            if not jobs:
+                return None
+            results = [job.result() for job in jobs]
+        finally:
+            for job in jobs:
+                job.cancel()  # no-op for finished jobs; stops queued ones after an error
+        if accept == codecs.JSON:  # one JSON document: formatted whole
+            predictions = np.concatenate([r for _, r in results])
+            return [codecs.format_response(predictions, accept, batch=self.config.batch)]
+        if accept == codecs.RECORDIO:
+            sep = b""  # a stream of records
+        elif accept == codecs.CSV and not self.config.batch and results[0][0] == 1:
+            sep = b","  # realtime single predictions: one line
+        else:
+            sep = b"\n"  # a line per record
+        parts = [results[0][1]]
+        for _, text in results[1:]:
+            parts += [sep, text] if sep else [text]
+        return parts
+
+    def _predict_piece(self, features: np.ndarray, accept: str) -> tuple[int, Any]:
+        predictions = self.predictor.predict(features)
+        if accept == codecs.JSON:
+            return predictions.ndim, predictions
+        text = codecs.format_response(predictions, accept, batch=self.config.batch)
+        return predictions.ndim, text
 
     def read_body(self, environ: dict[str, Any]) -> bytes:
         limit = self.config.max_payload_bytes
@@ -204,6 +263,19 @@ class InferenceApp:
             if not chunk:
                 break
             left -= len(chunk)
+
+
+def _line_pieces(body: bytes, size: int) -> list[bytes]:
+    """``body`` cut after the first newline past every ``size`` bytes (whole lines each)."""
+    pieces, start = [], 0
+    while start < len(body):
+        end = body.find(b"\n", start + size)
+        if end < 0:
+            pieces.append(body[start:])
+            break
+        pieces.append(body[start : end + 1])
+        start = end + 1
+    return pieces
 
 
 _REASONS = {
