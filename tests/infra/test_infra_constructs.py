@@ -5,17 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk.assertions import Match, Template
 
 from mlstack.constructs import (
     BucketLayout,
     DataBucket,
     DatasetSeeder,
+    DeployStage,
+    HyperparameterTuning,
     ModelImage,
     ModelImages,
     RealtimeEndpoint,
+    RetrainingSchedule,
+    TrafficShift,
     TrainingWorkflow,
 )
 from tests.infra.conftest import new_stack
@@ -385,3 +390,160 @@ def test_endpoint_rejects_uri_as_key() -> None:
             model_data_key="s3://b/m.tar.gz",
             key=data.key,
         )
+
+
+# --- Workflow options: deploy stage, tuning, schedule ---------------------------------------
+
+
+RANGES = {"eta": {"type": "continuous", "min": 0.1, "max": 0.5}}
+
+
+def _workflow(**props: Any) -> TrainingWorkflow:
+    stack = new_stack()
+    data = DataBucket(stack, "Data")
+    images = ModelImages(stack, "Images")
+    seeder = DatasetSeeder(stack, "Seeder", bucket=data.bucket)
+    return TrainingWorkflow(
+        stack,
+        "Workflow",
+        bucket=data.bucket,
+        images=images,
+        seed_function=seeder.function,
+        name_prefix="demo",
+        **props,
+    )
+
+
+@pytest.mark.parametrize(
+    ("props", "message"),
+    [
+        (
+            {"deploy": DeployStage(metric="validation:f1", threshold=0.5)},
+            "TrainingWorkflow deploy.metric='validation:f1': expected one of the training "
+            "image's metric definitions ['train:auc', ",
+        ),
+        (
+            {"tuning": HyperparameterTuning(objective_metric="loss", ranges=RANGES)},
+            "TrainingWorkflow tuning.objective_metric='loss': expected one of the training "
+            "image's metric definitions",
+        ),
+        (
+            {
+                "tuning": HyperparameterTuning(
+                    objective_metric="validation:rmse",
+                    ranges={"num_round": {"type": "integer", "min": 1, "max": 50}},
+                )
+            },
+            "TrainingWorkflow tuning.ranges: ['num_round'] are also fixed in "
+            "defaults.hyperparameters; a hyperparameter is either static or tuned",
+        ),
+        (
+            {"deploy": DeployStage(metric="validation:rmse", threshold=1, endpoint_name="a_b")},
+            "TrainingWorkflow deploy.endpoint_name='a_b': expected at most 63 letters",
+        ),
+    ],
+)
+def test_workflow_rejects_impossible_optional_stages(props: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as error:
+        _workflow(**props)
+    assert str(error.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: DeployStage(metric="m", threshold=1, comparison="lte"),
+            "DeployStage comparison='lte': expected one of ['greater_than', ",
+        ),
+        (
+            lambda: DeployStage(metric="m", threshold=1, candidate_weight=1),
+            "DeployStage candidate_weight=1: expected 0 (no A/B) up to, not including, 1",
+        ),
+        (
+            lambda: DeployStage(metric="m", threshold=1, instance_type="m5.large"),
+            "DeployStage instance_type='m5.large': expected an ml.* instance type",
+        ),
+        (lambda: TrafficShift(type="canary"), "TrafficShift step_percent=None: expected 1 to 50"),
+        (
+            lambda: TrafficShift(type="linear", step_percent=5),
+            "TrafficShift step_percent=5: expected 10 to 50 for 'linear'",
+        ),
+        (
+            lambda: TrafficShift(step_percent=5),
+            "TrafficShift step_percent=5: expected None for 'all_at_once'",
+        ),
+        (
+            lambda: HyperparameterTuning(
+                objective_metric="m", ranges={"eta": {"type": "continuous", "min": 1, "max": 0}}
+            ),
+            "HyperparameterTuning ranges['eta']=",
+        ),
+        (
+            lambda: HyperparameterTuning(objective_metric="m", ranges=RANGES, max_parallel_jobs=20),
+            "HyperparameterTuning max_jobs=10, max_parallel_jobs=20: expected 1 <= ",
+        ),
+        (
+            lambda: HyperparameterTuning(objective_metric="m", ranges=RANGES, strategy="Grid"),
+            "HyperparameterTuning strategy='Grid': expected 'Bayesian' or 'Random'",
+        ),
+    ],
+)
+def test_option_objects_reject_bad_values(make: Any, message: str) -> None:
+    with pytest.raises(ValueError) as error:
+        make()
+    assert str(error.value).startswith(message)
+
+
+def test_tuning_ranges_render_as_sagemaker_parameter_ranges() -> None:
+    tuning = HyperparameterTuning(
+        objective_metric="validation:auc",
+        objective_type="Maximize",
+        ranges={
+            "max_depth": {"type": "integer", "min": 3, "max": 9},
+            "eta": {"type": "continuous", "min": 0.01, "max": 0.3, "scaling": "Logarithmic"},
+            "booster": {"type": "categorical", "values": ["gbtree", "dart"]},
+        },
+    )
+    assert tuning.as_state_input()["tuning_ranges"] == {
+        "IntegerParameterRanges": [
+            {"Name": "max_depth", "MinValue": "3", "MaxValue": "9", "ScalingType": "Auto"}
+        ],
+        "ContinuousParameterRanges": [
+            {"Name": "eta", "MinValue": "0.01", "MaxValue": "0.3", "ScalingType": "Logarithmic"}
+        ],
+        "CategoricalParameterRanges": [{"Name": "booster", "Values": ["gbtree", "dart"]}],
+    }
+    assert tuning.as_state_input()["tuning_objective"] == {
+        "Type": "Maximize",
+        "MetricName": "validation:auc",
+    }
+
+
+def test_linear_traffic_and_timeout_bounds() -> None:
+    stage = DeployStage(
+        metric="m",
+        threshold=1,
+        traffic=TrafficShift(type="linear", step_percent=20, wait=Duration.minutes(2)),
+        max_wait=Duration.minutes(5),
+        poll_interval=Duration.seconds(45),
+    )
+    assert stage.traffic.routing() == {
+        "Type": "LINEAR",
+        "WaitIntervalInSeconds": 120,
+        "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 20},
+    }
+    assert stage.blue_green_timeout_seconds == 600  # SageMaker's minimum
+    assert stage.max_checks == 7  # ceil(300 / 45)
+
+
+def test_schedule_rejects_a_bad_expression() -> None:
+    stack = new_stack()
+    machine = sfn.StateMachine(
+        stack, "M", definition_body=sfn.DefinitionBody.from_chainable(sfn.Pass(stack, "P"))
+    )
+    with pytest.raises(ValueError) as error:
+        RetrainingSchedule(stack, "S", state_machine=machine, expression="weekly")
+    assert str(error.value).startswith(
+        "RetrainingSchedule expression='weekly': expected 'rate(<n> <unit>)' or 'cron("
+    )
