@@ -16,7 +16,7 @@ from mlstack.local.sagemaker import extract_model
 
 
 def local_run(args: argparse.Namespace) -> int:
-    from mlstack.local.runner import RunOptions, format_summary, run
+    from mlstack.local.runner import RunOptions, format_summary, run, shown
     from mlstack.local.ui import reporter_for
 
     options = RunOptions(
@@ -42,7 +42,7 @@ def local_run(args: argparse.Namespace) -> int:
     if not report.ok:
         print(
             f"\nmlstack local run: {report.status}: {report.failure_reason}\n"
-            f"Every artifact is kept in {report.run_dir}",
+            f"Every artifact is kept in {shown(report.run_dir)}",
             file=sys.stderr,
         )
         return 1

@@ -256,12 +256,20 @@ def _write_execution(report: RunReport, result: ExecutionResult) -> None:
     (report.run_dir / "execution.json").write_text(json.dumps(data, indent=2, default=str), "utf-8")
 
 
+def shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def format_summary(report: RunReport) -> str:
     """The closing summary: names, metrics, URIs, accuracy and time by step."""
     lines = [
         f"Local run {report.name} of {report.environment}: {report.status} "
         f"in {report.seconds:.1f} s",
-        f"  Work dir          {report.run_dir}",
+        f"  Work dir          {shown(report.run_dir)}",
     ]
     out = report.output if isinstance(report.output, dict) else {}
     for job in report.training_jobs:

@@ -97,7 +97,7 @@ class ServeProcess:
     proc: subprocess.Popen[bytes]
     port: int
     log_path: Path
-    _pump: threading.Thread | None = None
+    reader: threading.Thread | None = None
 
     def request(
         self,
@@ -117,11 +117,11 @@ class ServeProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self._pump is not None:
-            self._pump.join(5)
+        if self.reader is not None:
+            self.reader.join(5)
 
 
-def _pump(
+def pump_lines(
     stream: Any,
     log_path: Path,
     source: str,
@@ -175,10 +175,10 @@ def start_serve(
         start_new_session=True,
     )
     server = ServeProcess(proc, port, log_path)
-    server._pump = threading.Thread(
-        target=_pump, args=(proc.stdout, log_path, source, sink), daemon=True
+    server.reader = threading.Thread(
+        target=pump_lines, args=(proc.stdout, log_path, source, sink), daemon=True
     )
-    server._pump.start()
+    server.reader.start()
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -439,7 +439,7 @@ class LocalSageMaker:
             start_new_session=True,
         )
         pump = threading.Thread(
-            target=_pump, args=(proc.stdout, log_path, name, self.log, on_line), daemon=True
+            target=pump_lines, args=(proc.stdout, log_path, name, self.log, on_line), daemon=True
         )
         pump.start()
         max_runtime = desc["StoppingCondition"].get("MaxRuntimeInSeconds")

@@ -4,7 +4,7 @@
 resource                                                   local handler
 =========================================================  ========================================
 ``arn:aws:states:::lambda:invoke`` (and a function ARN)    the function's handler from its code
-                                                           asset, in this process, with its
+                                                           asset, in a child process, with its
                                                            environment; S3 is the embedded server
 ``…:sagemaker:createTrainingJob[.sync]``                   the training image's ``train``
 ``…:sagemaker:createModel``                                the model registry
@@ -24,143 +24,107 @@ local handler fails with ``Local.UnsupportedResource`` naming the state and the 
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
-import io
 import json
 import os
+import subprocess
 import sys
 import threading
-import time
-import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from mlstack.local.asl import StatesError, TaskCall
 from mlstack.local.assembly import LambdaFunction, LocalAssembly
 from mlstack.local.s3 import EmbeddedS3
-from mlstack.local.sagemaker import JobFailed, LocalSageMaker, LogSink, SageMakerError
+from mlstack.local.sagemaker import JobFailed, LocalSageMaker, LogSink, SageMakerError, pump_lines
 
-_ENV_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of a block, then restore the old ones."""
-    with _ENV_LOCK:
-        old = {k: os.environ.get(k) for k in values}
-        os.environ.update(values)
-        try:
-            yield
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-
-
-class _LineWriter(io.TextIOBase):
-    """A text stream that hands each complete line to ``sink`` and appends it to a file."""
-
-    def __init__(self, source: str, sink: LogSink | None, path: Path) -> None:
-        self.source = source
-        self.sink = sink
-        self.path = path
-        self.buffer_ = ""
-
-    def write(self, text: str) -> int:
-        self.buffer_ += text
-        while "\n" in self.buffer_:
-            line, self.buffer_ = self.buffer_.split("\n", 1)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(line + "\n")
-            if self.sink:
-                self.sink(self.source, line)
-        return len(text)
-
-
-class _LambdaContext:
-    def __init__(self, fn: LambdaFunction, request_id: str) -> None:
-        self.function_name = fn.name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = fn.arn
-        self.memory_limit_in_mb = fn.memory_mb
-        self.aws_request_id = request_id
-        self.log_group_name = f"/aws/lambda/{fn.name}"
-        self.log_stream_name = "local"
-        self._deadline = time.monotonic() + fn.timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+RUNTIME = Path(__file__).resolve().parent / "lambda_runtime.py"
 
 
 class LocalLambda:
-    """Runs a Python function's handler from its code asset, in this process."""
+    """Runs a Python function's handler from its code asset in a child process per invocation
+    (``lambda_runtime.py``): the function's environment, module state and logging stay its own,
+    as in a Lambda sandbox. S3 calls reach the embedded server through ``AWS_ENDPOINT_URL_S3``.
+    """
 
     def __init__(self, root: Path, s3: EmbeddedS3, region: str, log: LogSink | None) -> None:
         self.root = root
         self.s3 = s3
         self.region = region
         self.log = log
-        self._modules: dict[str, tuple[ModuleType, Callable[..., Any], _LineWriter]] = {}
 
-    def _load(self, fn: LambdaFunction) -> tuple[Callable[..., Any], _LineWriter]:
-        if fn.arn in self._modules:
-            _, handler, out = self._modules[fn.arn]
-            return handler, out
+    def invoke(self, fn: LambdaFunction, payload: Any) -> Any:
+        """Call the handler; return its result, or raise StatesError as Step Functions would."""
         if not fn.runtime.startswith("python"):
             raise StatesError(
                 "Local.UnsupportedResource",
                 f"function {fn.name}: runtime {fn.runtime} does not run locally",
             )
-        module_name, _, attr = fn.handler.rpartition(".")
-        path = fn.code_dir / (module_name.replace(".", "/") + ".py")
-        if not path.is_file():
-            raise StatesError("Lambda.ResourceNotFoundException", f"no handler module {path}")
-        out = _LineWriter(fn.name, self.log, self.root / "lambda" / f"{fn.logical_id}.log")
-        spec = importlib.util.spec_from_file_location(f"mlstack_local_lambda_{fn.logical_id}", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses and pickling look modules up there
-        sys.path.insert(0, str(fn.code_dir))
-        try:
-            with contextlib.redirect_stdout(out):  # a logger bound to sys.stdout writes to `out`
-                spec.loader.exec_module(module)
-        finally:
-            sys.path.remove(str(fn.code_dir))
-        handler = getattr(module, attr)
-        self._modules[fn.arn] = (module, handler, out)
-        return handler, out
-
-    def invoke(self, fn: LambdaFunction, payload: Any) -> Any:
-        """Call the handler; return its result, or raise StatesError as Step Functions would."""
-        handler, out = self._load(fn)
+        module_name = fn.handler.rpartition(".")[0]
+        if not (fn.code_dir / (module_name.replace(".", "/") + ".py")).is_file():
+            raise StatesError(
+                "Lambda.ResourceNotFoundException", f"no module {module_name} in {fn.code_dir}"
+            )
         request_id = str(uuid.uuid4())
-        event = json.loads(json.dumps(payload))  # what crosses the wire is JSON
+        log_path = self.root / "lambda" / f"{fn.logical_id}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        result_file = self.root / "lambda" / f"{request_id}.json"
         env = {
-            **fn.environment,
+            **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
             **self.s3.environment(),
+            **fn.environment,
             "AWS_LAMBDA_FUNCTION_NAME": fn.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "MLSTACK_LAMBDA_ARN": fn.arn,
+            "MLSTACK_LAMBDA_REQUEST_ID": request_id,
+            "MLSTACK_LAMBDA_TIMEOUT": str(fn.timeout_seconds),
+            "PYTHONUNBUFFERED": "1",
         }
-        with patched_environ(env), contextlib.redirect_stdout(out):
-            try:
-                result = handler(event, _LambdaContext(fn, request_id))
-            except Exception as err:
-                error = {
-                    "errorMessage": str(err),
-                    "errorType": type(err).__name__,
-                    "requestId": request_id,
-                    "stackTrace": traceback.format_tb(err.__traceback__),
-                }
-                raise StatesError(type(err).__name__, json.dumps(error)) from err
-        return json.loads(json.dumps(result))
+        proc = subprocess.Popen(
+            [sys.executable, str(RUNTIME), fn.handler, str(fn.code_dir), str(result_file)],
+            env=env,
+            cwd=fn.code_dir,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        pump = threading.Thread(
+            target=pump_lines, args=(proc.stdout, log_path, fn.name, self.log), daemon=True
+        )
+        pump.start()
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(payload).encode())
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=fn.timeout_seconds)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            pump.join(5)
+            raise StatesError(
+                "Sandbox.Timedout",
+                json.dumps(
+                    {
+                        "errorMessage": f"Task timed out after {fn.timeout_seconds} seconds",
+                        "errorType": "Sandbox.Timedout",
+                        "requestId": request_id,
+                    }
+                ),
+            ) from None
+        pump.join(5)
+        if not result_file.is_file():
+            raise StatesError(
+                "Lambda.Unknown", f"the function exited with status {proc.returncode} and no result"
+            )
+        outcome = json.loads(result_file.read_text(encoding="utf-8"))
+        result_file.unlink()
+        if "errorType" in outcome:
+            raise StatesError(
+                outcome["errorType"], json.dumps({**outcome, "requestId": request_id})
+            )
+        return outcome["result"]
 
 
 def _http_metadata() -> dict[str, Any]:

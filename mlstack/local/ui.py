@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -80,12 +81,25 @@ class Reporter:
 
     # --- programs -------------------------------------------------------------------------
     def log(self, source: str, line: str) -> None:
-        interesting = "train" in line or "error" in line.lower() or source == "sns"
-        if self.verbose or interesting:
+        if self.verbose or interesting(source, line):
             self.emit(f"  {source[-24:]} | {line}")
 
     def metric(self, job: str, name: str, value: float) -> None:
         self.metrics[name] = value
+
+
+_ROUND = re.compile(r"^\[\d+\]\t")
+
+
+def interesting(source: str, line: str) -> bool:
+    """Shown without --verbose: training rounds and messages, errors, notifications."""
+    return (
+        _ROUND.match(line) is not None
+        or line.startswith("mlstack-train:")
+        or '"level": "ERROR"' in line
+        or "Traceback" in line
+        or source == "sns"
+    )
 
 
 def short_cause(cause: str, limit: int = 300) -> str:
@@ -126,8 +140,7 @@ class RichReporter(Reporter):
         pass
 
     def log(self, source: str, line: str) -> None:
-        interesting = "train" in line or "error" in line.lower() or source == "sns"
-        if self.verbose or interesting:
+        if self.verbose or interesting(source, line):
             from rich.text import Text
 
             self.console.print(Text(f"{source[-24:]} | {line}", style="dim"))
