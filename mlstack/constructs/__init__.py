@@ -10,7 +10,14 @@ from mlstack.constructs.monitoring import (
     MonitoredEndpoint,
     WorkflowMonitoring,
 )
-from mlstack.constructs.realtime_endpoint import RealtimeEndpoint
+from mlstack.constructs.realtime_endpoint import (
+    AsyncInference,
+    DataCapture,
+    EndpointVariant,
+    RealtimeEndpoint,
+    ServerlessInference,
+    VariantAutoscaling,
+)
 from mlstack.constructs.retraining_schedule import RetrainingSchedule
 from mlstack.constructs.roles import SageMakerExecutionRole, SeedFunctionRole, StateMachineRole
 from mlstack.constructs.training_workflow import TrainingWorkflow, WorkflowDefaults
@@ -18,11 +25,14 @@ from mlstack.constructs.workflow_options import DeployStage, HyperparameterTunin
 
 __all__ = [
     "AlarmThresholds",
+    "AsyncInference",
     "BucketLayout",
     "DataBucket",
+    "DataCapture",
     "DatasetSeeder",
     "DeployStage",
     "EndpointAlarms",
+    "EndpointVariant",
     "HyperparameterTuning",
     "ModelImage",
     "ModelImages",
@@ -31,9 +41,11 @@ __all__ = [
     "RetrainingSchedule",
     "SageMakerExecutionRole",
     "SeedFunctionRole",
+    "ServerlessInference",
     "StateMachineRole",
     "TrafficShift",
     "TrainingWorkflow",
+    "VariantAutoscaling",
     "WorkflowDefaults",
     "WorkflowMonitoring",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 _PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]*/$")
 
@@ -12,21 +12,26 @@ _PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]*/$")
 class BucketLayout:
     """Key prefixes of the data bucket, each ending in ``/``.
 
-    ``datasets`` holds the seeded train/test CSVs, ``models`` the training jobs' model artifacts,
-    ``transform_output`` the batch transform results.
+    ``datasets`` holds the seeded train/validation/test CSVs, ``models`` the training jobs' model
+    artifacts, ``transform_output`` the batch transform results, ``data_capture`` what endpoints
+    capture of their requests and responses, ``async_inference`` the results (``output/``) and
+    failures (``failures/``) of asynchronous endpoints.
     """
 
     datasets: str = "datasets/"
     models: str = "models/"
     transform_output: str = "transform-output/"
+    data_capture: str = "data-capture/"
+    async_inference: str = "async-inference/"
 
     def __post_init__(self) -> None:
-        for name in ("datasets", "models", "transform_output"):
+        names = [f.name for f in fields(self)]
+        for name in names:
             value = getattr(self, name)
             if not _PREFIX.fullmatch(value):
                 raise ValueError(
                     f"BucketLayout.{name}={value!r}: expected lower-case letters, digits and "
                     "dashes ending in '/', such as 'datasets/'"
                 )
-        if len({self.datasets, self.models, self.transform_output}) != 3:
+        if len({getattr(self, n) for n in names}) != len(names):
             raise ValueError(f"BucketLayout prefixes must be distinct, got {self!r}")

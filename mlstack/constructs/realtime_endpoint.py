@@ -1,34 +1,170 @@
-"""SageMaker realtime endpoint: model, endpoint configuration and endpoint."""
+"""SageMaker realtime endpoint: models, endpoint configuration and endpoint, with production
+variants (A/B), autoscaling, data capture, serverless and asynchronous inference."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from aws_cdk import ArnFormat, Stack
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from mlstack.constructs._nag import acknowledge, acknowledge_scoped_wildcards, default_policy
+from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.model_images import ModelImage
 
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
+FIVE_MINUTES = Duration.minutes(5)
+ONE_MINUTE = Duration.minutes(1)
+
+
+@dataclass(frozen=True)
+class ServerlessInference:
+    """A serverless variant: ``memory_size_mb`` (1024..6144 in steps of 1024) and
+    ``max_concurrency`` (1..200) instead of instances."""
+
+    memory_size_mb: int = 2048
+    max_concurrency: int = 5
+
+    def __post_init__(self) -> None:
+        if self.memory_size_mb not in SERVERLESS_MEMORY_SIZES:
+            raise ValueError(
+                f"ServerlessInference memory_size_mb={self.memory_size_mb}: expected one of "
+                f"{list(SERVERLESS_MEMORY_SIZES)}"
+            )
+        if not 1 <= self.max_concurrency <= 200:
+            raise ValueError(
+                f"ServerlessInference max_concurrency={self.max_concurrency}: expected 1..200"
+            )
+
+
+@dataclass(frozen=True)
+class VariantAutoscaling:
+    """Target tracking on SageMakerVariantInvocationsPerInstance between ``min_capacity`` and
+    ``max_capacity`` instances."""
+
+    min_capacity: int = 1
+    max_capacity: int = 4
+    target_invocations_per_instance: int = 100
+    scale_in_cooldown: Duration = FIVE_MINUTES
+    scale_out_cooldown: Duration = ONE_MINUTE
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_capacity <= self.max_capacity <= 100:
+            raise ValueError(
+                f"VariantAutoscaling min_capacity={self.min_capacity}, max_capacity="
+                f"{self.max_capacity}: expected 1 <= min_capacity <= max_capacity <= 100"
+            )
+        if self.target_invocations_per_instance < 1:
+            raise ValueError(
+                "VariantAutoscaling target_invocations_per_instance="
+                f"{self.target_invocations_per_instance}: expected at least 1"
+            )
+
+
+@dataclass(frozen=True)
+class EndpointVariant:
+    """One production variant: ``weight`` shares traffic with the others (A/B testing);
+    ``instance_type`` x ``instance_count``, or ``serverless``; ``model_data_key`` (in the
+    endpoint's ``model_data_bucket``) defaults to the endpoint's model; ``autoscaling``
+    registers the variant with Application Auto Scaling."""
+
+    name: str = "AllTraffic"
+    weight: float = 1.0
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    model_data_key: str | None = None
+    serverless: ServerlessInference | None = None
+    autoscaling: VariantAutoscaling | None = None
+
+    def __post_init__(self) -> None:
+        if not _ENDPOINT_NAME.fullmatch(self.name):
+            raise ValueError(
+                f"EndpointVariant name={self.name!r}: expected at most 63 letters, digits and "
+                "dashes"
+            )
+        if self.weight <= 0:
+            raise ValueError(f"EndpointVariant {self.name} weight={self.weight}: expected > 0")
+        if not _INSTANCE_TYPE.fullmatch(self.instance_type):
+            raise ValueError(
+                f"EndpointVariant {self.name} instance_type={self.instance_type!r}: expected an "
+                "ml.* instance type"
+            )
+        if not 1 <= self.instance_count <= 100:
+            raise ValueError(
+                f"EndpointVariant {self.name} instance_count={self.instance_count}: expected 1..100"
+            )
+        if self.serverless is not None and self.autoscaling is not None:
+            raise ValueError(
+                f"EndpointVariant {self.name}: serverless and autoscaling exclude each other (a "
+                "serverless variant scales itself)"
+            )
+
+
+@dataclass(frozen=True)
+class DataCapture:
+    """Capture ``sampling_percentage`` % of requests and/or responses into the bucket."""
+
+    sampling_percentage: int = 100
+    capture_input: bool = True
+    capture_output: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.sampling_percentage <= 100:
+            raise ValueError(
+                f"DataCapture sampling_percentage={self.sampling_percentage}: expected 1..100"
+            )
+        if not (self.capture_input or self.capture_output):
+            raise ValueError("DataCapture: capture_input or capture_output must be True")
+
+
+@dataclass(frozen=True)
+class AsyncInference:
+    """Asynchronous inference: requests queue; results and failures go to the bucket, and with
+    ``notifications`` to a success and an error topic (encrypted with the endpoint's key)."""
+
+    max_concurrent_invocations_per_instance: int = 4
+    notifications: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_concurrent_invocations_per_instance <= 1000:
+            raise ValueError(
+                "AsyncInference max_concurrent_invocations_per_instance="
+                f"{self.max_concurrent_invocations_per_instance}: expected 1..1000"
+            )
 
 
 class RealtimeEndpoint(Construct):
     """Creates a SageMaker model (``image`` + the artifact ``model_data_key`` in
-    ``model_data_bucket``), an endpoint configuration (one variant of ``instance_type`` x
-    ``instance_count``, storage encrypted with ``key``) and the endpoint.
+    ``model_data_bucket``, plus one model per variant with its own ``model_data_key``), an
+    endpoint configuration (storage encrypted with ``key``) and the endpoint.
+
+    ``variants`` (default: one ``variant_name`` of ``instance_type`` x ``instance_count``) share
+    traffic by weight (A/B testing); each is instance-based, optionally autoscaled, or
+    ``serverless`` (then the only variant, without network isolation, data capture or
+    asynchronous inference). ``data_capture`` writes requests/responses under
+    ``layout.data_capture`` of ``output_bucket`` (default: ``model_data_bucket``);
+    ``async_inference`` writes results and failures under ``layout.async_inference`` and
+    notifies ``success_topic``/``error_topic``. Impossible combinations raise ``ValueError``.
 
     The endpoint configuration has no fixed name: any change creates a new one and CloudFormation
     points the endpoint at it, so the endpoint (named ``endpoint_name``, or by CloudFormation
-    when None) keeps its name. Without ``role`` a role is created that may read only the artifact,
-    decrypt with ``key``, pull only ``image`` and write the endpoint's logs.
+    when None) keeps its name. Without ``role`` a role is created that may read only the
+    artifacts, use ``key``, pull only ``image``, write the endpoint's logs and its capture/async
+    prefixes, and publish to its topics.
 
-    Attributes: ``model``, ``endpoint_config``, ``endpoint``, ``role``, ``endpoint_name``.
+    Attributes: ``model`` (the default variant's), ``models`` (by variant), ``endpoint_config``,
+    ``endpoint``, ``role``, ``endpoint_name``, ``variants``, ``scalable_targets`` (by variant),
+    ``success_topic``, ``error_topic``.
     """
 
     def __init__(
@@ -46,8 +182,24 @@ class RealtimeEndpoint(Construct):
         endpoint_name: str | None = None,
         variant_name: str = "AllTraffic",
         network_isolation: bool = True,
+        variants: Sequence[EndpointVariant] | None = None,
+        data_capture: DataCapture | None = None,
+        async_inference: AsyncInference | None = None,
+        output_bucket: s3.IBucket | None = None,
+        layout: BucketLayout | None = None,
     ) -> None:
         super().__init__(scope, id)
+        if variants is None:
+            variants = [
+                EndpointVariant(
+                    name=variant_name, instance_type=instance_type, instance_count=instance_count
+                )
+            ]
+        variants = list(variants)
+        _check_variants(variants, data_capture, async_inference, network_isolation)
+        self.variants = variants
+        layout = layout or BucketLayout()
+        output_bucket = output_bucket or model_data_bucket
         if not _INSTANCE_TYPE.fullmatch(instance_type):
             raise ValueError(
                 f"RealtimeEndpoint instance_type={instance_type!r}: expected an ml.* instance type"
@@ -64,7 +216,20 @@ class RealtimeEndpoint(Construct):
                 f"RealtimeEndpoint model_data_key={model_data_key!r}: expected an object key "
                 "inside model_data_bucket, such as 'models/release/model.tar.gz'"
             )
-        model_data_url = f"s3://{model_data_bucket.bucket_name}/{model_data_key}"
+        artifact_keys = sorted(
+            {model_data_key} | {v.model_data_key for v in variants if v.model_data_key}
+        )
+        for artifact in artifact_keys:
+            if artifact.startswith(("/", "s3://")):
+                raise ValueError(
+                    f"RealtimeEndpoint variants: model_data_key={artifact!r}: expected an object "
+                    "key inside model_data_bucket"
+                )
+        writes = []
+        if data_capture is not None:
+            writes.append(layout.data_capture)
+        if async_inference is not None:
+            writes.append(layout.async_inference)
 
         if role is None:
             created = iam.Role(
@@ -77,10 +242,36 @@ class RealtimeEndpoint(Construct):
                 iam.PolicyStatement(
                     sid="ReadModelArtifact",
                     actions=["s3:GetObject"],
-                    resources=[model_data_bucket.arn_for_objects(model_data_key)],
+                    resources=[model_data_bucket.arn_for_objects(k) for k in artifact_keys],
                 )
             )
             key.grant_decrypt(created)
+            if writes:
+                created.add_to_policy(
+                    iam.PolicyStatement(
+                        sid="WriteCaptureAndResults",
+                        actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                        resources=[output_bucket.arn_for_objects(f"{p}*") for p in writes],
+                    )
+                )
+                created.add_to_policy(
+                    iam.PolicyStatement(
+                        sid="EncryptCaptureAndResults",
+                        actions=["kms:GenerateDataKey", "kms:Encrypt"],
+                        resources=[key.key_arn],
+                    )
+                )
+            if async_inference is not None:
+                # InvokeEndpointAsync names an input object; the endpoint reads it as this role.
+                created.add_to_policy(
+                    iam.PolicyStatement(
+                        sid="ReadAsyncRequests",
+                        actions=["s3:GetObject"],
+                        resources=[
+                            output_bucket.arn_for_objects(f"{layout.async_inference}input/*")
+                        ],
+                    )
+                )
             image.grant_pull(created)
             stack = Stack.of(self)
             log_group = f"/aws/sagemaker/Endpoints/{endpoint_name or '*'}"
@@ -120,36 +311,94 @@ class RealtimeEndpoint(Construct):
                 [
                     (f"log-group:{log_group}:log-stream:*", "Log streams of this endpoint only."),
                     (f"log-group:{log_group}", "The log group of this endpoint only."),
+                    *[(f"/{p}*", f"Objects under the '{p}' prefix only.") for p in writes],
+                    (
+                        f"/{layout.async_inference}input/*",
+                        "Asynchronous requests of this endpoint only.",
+                    ),
                 ],
             )
             role = created
         self.role = role
 
-        self.model = sagemaker.CfnModel(
-            self,
-            "Model",
-            execution_role_arn=role.role_arn,
-            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
-                image=image.image_uri, model_data_url=model_data_url, mode="SingleModel"
-            ),
-            enable_network_isolation=network_isolation,
-        )
-        # The model is validated on creation: its role must already carry its policy.
-        self.model.node.add_dependency(role)
+        def model(model_id: str, artifact: str) -> sagemaker.CfnModel:
+            created_model = sagemaker.CfnModel(
+                self,
+                model_id,
+                execution_role_arn=role.role_arn,
+                primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                    image=image.image_uri,
+                    model_data_url=f"s3://{model_data_bucket.bucket_name}/{artifact}",
+                    mode="SingleModel",
+                ),
+                enable_network_isolation=network_isolation,
+            )
+            # The model is validated on creation: its role must already carry its policy.
+            created_model.node.add_dependency(role)
+            return created_model
 
+        self.model = model("Model", model_data_key)
+        self.models: dict[str, sagemaker.CfnModel] = {}
+        for v in variants:
+            if v.model_data_key and v.model_data_key != model_data_key:
+                self.models[v.name] = model(f"Model{_id_part(v.name)}", v.model_data_key)
+            else:
+                self.models[v.name] = self.model
+
+        self.success_topic: sns.Topic | None = None
+        self.error_topic: sns.Topic | None = None
+        async_config = None
+        if async_inference is not None:
+            notification = None
+            if async_inference.notifications:
+                self.success_topic = sns.Topic(
+                    self, "AsyncSuccess", master_key=key, enforce_ssl=True
+                )
+                self.error_topic = sns.Topic(self, "AsyncErrors", master_key=key, enforce_ssl=True)
+                for topic in (self.success_topic, self.error_topic):
+                    topic.grant_publish(role)
+                notification = sagemaker.CfnEndpointConfig.AsyncInferenceNotificationConfigProperty(
+                    success_topic=self.success_topic.topic_arn,
+                    error_topic=self.error_topic.topic_arn,
+                )
+            prefix = f"s3://{output_bucket.bucket_name}/{layout.async_inference}"
+            async_config = sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty(
+                output_config=sagemaker.CfnEndpointConfig.AsyncInferenceOutputConfigProperty(
+                    s3_output_path=f"{prefix}output/",
+                    s3_failure_path=f"{prefix}failures/",
+                    kms_key_id=key.key_arn,
+                    notification_config=notification,
+                ),
+                client_config=sagemaker.CfnEndpointConfig.AsyncInferenceClientConfigProperty(
+                    max_concurrent_invocations_per_instance=(
+                        async_inference.max_concurrent_invocations_per_instance
+                    )
+                ),
+            )
+        capture_config = None
+        if data_capture is not None:
+            modes = [m for m, on in (("Input", data_capture.capture_input),
+                                     ("Output", data_capture.capture_output)) if on]  # fmt: skip
+            capture_config = sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
+                enable_capture=True,
+                initial_sampling_percentage=data_capture.sampling_percentage,
+                destination_s3_uri=f"s3://{output_bucket.bucket_name}/{layout.data_capture}",
+                kms_key_id=key.key_arn,
+                capture_options=[
+                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode=m) for m in modes
+                ],
+            )
+        serverless = any(v.serverless for v in variants)
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "Config",
-            kms_key_id=key.key_arn,
+            # Serverless endpoints have no volumes and refuse a KmsKeyId.
+            kms_key_id=None if serverless else key.key_arn,
             production_variants=[
-                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name=variant_name,
-                    model_name=self.model.attr_model_name,
-                    initial_instance_count=instance_count,
-                    instance_type=instance_type,
-                    initial_variant_weight=1.0,
-                )
+                _production_variant(v, self.models[v.name].attr_model_name) for v in variants
             ],
+            data_capture_config=capture_config,
+            async_inference_config=async_config,
         )
         self.endpoint = sagemaker.CfnEndpoint(
             self,
@@ -158,3 +407,108 @@ class RealtimeEndpoint(Construct):
             endpoint_name=endpoint_name,
         )
         self.endpoint_name = self.endpoint.attr_endpoint_name
+
+        self.scalable_targets: dict[str, appscaling.ScalableTarget] = {}
+        # Application Auto Scaling acts on SageMaker through its service-linked role (created
+        # on first use); a role of our own would need sagemaker:UpdateEndpointWeightsAndCapacities.
+        scaling_role = iam.Role.from_role_arn(
+            self,
+            "ScalingRole",
+            Stack.of(self).format_arn(
+                service="iam",
+                region="",
+                resource="role",
+                resource_name="aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+                "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+            ),
+        )
+        for v in variants:
+            if v.autoscaling is None:
+                continue
+            scaling = v.autoscaling
+            target = appscaling.ScalableTarget(
+                self,
+                f"Scaling{_id_part(v.name)}",
+                service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
+                resource_id=f"endpoint/{self.endpoint_name}/variant/{v.name}",
+                scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+                role=scaling_role,
+                min_capacity=scaling.min_capacity,
+                max_capacity=scaling.max_capacity,
+            )
+            target.node.add_dependency(self.endpoint)
+            target.scale_to_track_metric(
+                "InvocationsPerInstance",
+                target_value=scaling.target_invocations_per_instance,
+                predefined_metric=(
+                    appscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE
+                ),
+                scale_in_cooldown=scaling.scale_in_cooldown,
+                scale_out_cooldown=scaling.scale_out_cooldown,
+            )
+            self.scalable_targets[v.name] = target
+
+
+def _id_part(name: str) -> str:
+    return "".join(c for c in name.title() if c.isalnum())
+
+
+def _production_variant(
+    variant: EndpointVariant, model_name: str
+) -> sagemaker.CfnEndpointConfig.ProductionVariantProperty:
+    if variant.serverless is not None:
+        return sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+            variant_name=variant.name,
+            model_name=model_name,
+            initial_variant_weight=variant.weight,
+            serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
+                memory_size_in_mb=variant.serverless.memory_size_mb,
+                max_concurrency=variant.serverless.max_concurrency,
+            ),
+        )
+    return sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+        variant_name=variant.name,
+        model_name=model_name,
+        initial_instance_count=variant.instance_count,
+        instance_type=variant.instance_type,
+        initial_variant_weight=variant.weight,
+    )
+
+
+def _check_variants(
+    variants: list[EndpointVariant],
+    data_capture: DataCapture | None,
+    async_inference: AsyncInference | None,
+    network_isolation: bool,
+) -> None:
+    names = [v.name for v in variants]
+    if not 1 <= len(variants) <= 10:
+        raise ValueError(f"RealtimeEndpoint variants={names}: expected 1 to 10 variants")
+    if len(set(names)) != len(names):
+        raise ValueError(f"RealtimeEndpoint variants={names}: expected distinct names")
+    serverless = [v.name for v in variants if v.serverless is not None]
+    if serverless:
+        if len(variants) > 1:
+            raise ValueError(
+                f"RealtimeEndpoint variants={names}: a serverless variant ({serverless[0]!r}) "
+                "must be the endpoint's only variant"
+            )
+        if data_capture is not None:
+            raise ValueError(
+                "RealtimeEndpoint data_capture: a serverless endpoint does not support data "
+                "capture; expected data_capture=None"
+            )
+        if async_inference is not None:
+            raise ValueError(
+                "RealtimeEndpoint async_inference: asynchronous inference needs instance-based "
+                "variants, not serverless"
+            )
+        if network_isolation:
+            raise ValueError(
+                "RealtimeEndpoint network_isolation=True: a serverless endpoint does not support "
+                "network isolation; expected network_isolation=False"
+            )
+    if async_inference is not None and len(variants) > 1:
+        raise ValueError(
+            f"RealtimeEndpoint async_inference: expected exactly one variant, got {names}"
+        )

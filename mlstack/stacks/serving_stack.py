@@ -4,16 +4,94 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from mlstack.config import EnvironmentConfig
-from mlstack.constructs import DataBucket, ModelImage, RealtimeEndpoint
+from mlstack.constructs import (
+    AsyncInference,
+    DataBucket,
+    DataCapture,
+    EndpointVariant,
+    ModelImage,
+    RealtimeEndpoint,
+    ServerlessInference,
+    VariantAutoscaling,
+)
 from mlstack.constructs.model_images import CONTAINERS_DIR
 
 
+def _split(artifact: str) -> tuple[str | None, str]:
+    """(bucket name or None for the data bucket, key) of a config model artifact."""
+    if artifact.startswith("s3://"):
+        bucket_name, _, key = artifact.removeprefix("s3://").partition("/")
+        return bucket_name, key
+    return None, artifact
+
+
+def endpoint_variants(config: EnvironmentConfig) -> list[EndpointVariant]:
+    """The config's variants as construct props (one ``AllTraffic`` variant by default)."""
+    endpoint = config.endpoint
+    assert endpoint.model_artifact is not None
+    bucket_name, _ = _split(endpoint.model_artifact)
+    scaling = endpoint.autoscaling
+    autoscaling = (
+        VariantAutoscaling(
+            min_capacity=scaling.min_capacity,
+            max_capacity=scaling.max_capacity,
+            target_invocations_per_instance=scaling.target_invocations_per_instance,
+            scale_in_cooldown=Duration.seconds(scaling.scale_in_cooldown_seconds),
+            scale_out_cooldown=Duration.seconds(scaling.scale_out_cooldown_seconds),
+        )
+        if scaling
+        else None
+    )
+    if endpoint.serverless is not None:
+        return [
+            EndpointVariant(
+                serverless=ServerlessInference(
+                    memory_size_mb=endpoint.serverless.memory_size_mb,
+                    max_concurrency=endpoint.serverless.max_concurrency,
+                )
+            )
+        ]
+    if not endpoint.variants:
+        return [
+            EndpointVariant(
+                instance_type=endpoint.instance_type,
+                instance_count=endpoint.instance_count,
+                autoscaling=autoscaling,
+            )
+        ]
+    variants = []
+    for index, variant in enumerate(endpoint.variants):
+        key = None
+        if variant.model_artifact is not None:
+            variant_bucket, key = _split(variant.model_artifact)
+            if variant_bucket != bucket_name:
+                raise ValueError(
+                    f"environment '{config.name}': endpoint.variants[{index}].model_artifact "
+                    f"{variant.model_artifact!r}: expected an artifact in the same bucket as "
+                    "endpoint.model_artifact"
+                )
+        variants.append(
+            EndpointVariant(
+                name=variant.name,
+                weight=variant.weight,
+                instance_type=variant.instance_type,
+                instance_count=variant.instance_count,
+                model_data_key=key,
+                autoscaling=autoscaling,
+            )
+        )
+    return variants
+
+
 class ServingStack(Stack):
+    """The Serving endpoint of one environment (CloudFormation-managed, name ``mlstack-<env>``):
+    variants, autoscaling, data capture, serverless or asynchronous inference from the config."""
+
     def __init__(
         self,
         scope: Construct,
@@ -29,11 +107,12 @@ class ServingStack(Stack):
         artifact = config.endpoint.model_artifact
         if artifact is None:
             raise ValueError(f"environment '{config.name}': endpoint.model_artifact is null")
-        if artifact.startswith("s3://"):
-            bucket_name, _, key = artifact.removeprefix("s3://").partition("/")
-            bucket = s3.Bucket.from_bucket_name(self, "ArtifactBucket", bucket_name)
-        else:
-            bucket, key = data.bucket, artifact
+        bucket_name, key = _split(artifact)
+        bucket = (
+            s3.Bucket.from_bucket_name(self, "ArtifactBucket", bucket_name)
+            if bucket_name
+            else data.bucket
+        )
         image = ModelImage(
             self,
             "InferenceImage",
@@ -41,6 +120,8 @@ class ServingStack(Stack):
             file=None if config.images.inference_image_uri else "inference/Dockerfile",
             image_uri=config.images.inference_image_uri,
         )
+        capture = config.endpoint.data_capture
+        asynchronous = config.endpoint.async_inference
         self.endpoint = RealtimeEndpoint(
             self,
             "Endpoint",
@@ -48,8 +129,26 @@ class ServingStack(Stack):
             model_data_bucket=bucket,
             model_data_key=key,
             key=data.key,
-            instance_type=config.endpoint.instance_type,
-            instance_count=config.endpoint.instance_count,
             endpoint_name=config.name_prefix,
+            variants=endpoint_variants(config),
+            # Serverless endpoints do not support network isolation.
+            network_isolation=config.endpoint.serverless is None,
+            data_capture=DataCapture(
+                sampling_percentage=capture.sampling_percentage,
+                capture_input=capture.capture in ("both", "input"),
+                capture_output=capture.capture in ("both", "output"),
+            )
+            if capture
+            else None,
+            async_inference=AsyncInference(
+                max_concurrent_invocations_per_instance=(
+                    asynchronous.max_concurrent_invocations_per_instance
+                ),
+                notifications=asynchronous.notifications,
+            )
+            if asynchronous
+            else None,
+            output_bucket=data.bucket,
+            layout=data.layout,
         )
         CfnOutput(self, "EndpointName", value=self.endpoint.endpoint_name)
