@@ -56,8 +56,8 @@ def _model_from_run(run_dir: Path, endpoint_name: str | None) -> tuple[Path, str
 
     endpoints = deployed_endpoints(run_dir)
     if endpoints:
-        name = endpoint_name if endpoint_name in endpoints else next(iter(endpoints))
-        return Path(endpoints[name]["model_dir"]), name
+        chosen = endpoint_name if endpoint_name in endpoints else next(iter(endpoints))
+        return Path(endpoints[chosen]["model_dir"]), endpoint_name or chosen
     execution = run_dir / "execution.json"
     if not execution.is_file():
         raise ValueError(f"{run_dir} is not a local run's directory (no execution.json)")

@@ -1,11 +1,13 @@
 """The JSONPath subset Amazon States Language uses: ``$``, ``.name``, ``['name']``, ``[n]``,
-``[*]``/``.*`` and ``[start:end]``. Reference paths (InputPath, ResultPath, OutputPath, a Choice
+``[*]``/``.*``, ``[start:end]`` and filters ``[?(@.a.b == 'x')]`` (``== != < <= > >=``, a bare
+``@.a`` for presence, ``&&``/``||``). Reference paths (InputPath, ResultPath, OutputPath, a Choice
 rule's Variable) must be definite: no wildcard or slice.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +21,7 @@ class PathError(ValueError):
 
 @dataclass(frozen=True)
 class _Step:
-    kind: str  # "key", "index", "wild", "slice"
+    kind: str  # "key", "index", "wild", "slice", "filter"
     key: str = ""
     index: int = 0
     end: int | None = None
@@ -46,6 +48,11 @@ def _parse(path: str) -> tuple[str, list[_Step]]:
             steps.append(_Step("key", key=m.group()))
             i = m.end()
         elif c == "[":
+            if path.startswith("[?(", i):
+                close = _filter_end(path, i + 3)
+                steps.append(_Step("filter", key=path[i + 3 : close]))
+                i = close + 2
+                continue
             end = path.find("]", i)
             if path[i + 1 : i + 2] in ("'", '"'):
                 quote = path[i + 1]
@@ -79,6 +86,90 @@ def _parse(path: str) -> tuple[str, list[_Step]]:
         else:
             raise PathError(f"path {path!r}: unexpected {c!r} at {i}")
     return root, steps
+
+
+def _filter_end(path: str, i: int) -> int:
+    """Index of the ``)]`` that closes the filter expression starting at ``i``."""
+    quote = ""
+    depth = 0
+    while i < len(path):
+        c = path[i]
+        if quote:
+            if c == quote:
+                quote = ""
+        elif c in "'\"":
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            if depth == 0 and path.startswith(")]", i):
+                return i
+            depth -= 1
+        i += 1
+    raise PathError(f"path {path!r}: unterminated filter expression")
+
+
+_COMPARISON = re.compile(
+    r"^\s*@(?P<path>[^=!<>\s]*)\s*(?:(?P<op>==|!=|<=|>=|<|>)\s*(?P<literal>.+?))?\s*$"
+)
+_OPERATORS = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def _literal(text: str, path: str) -> Any:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise PathError(f"path {path!r}: {text!r} is not a literal") from None
+
+
+def _split_top(expr: str, token: str) -> list[str]:
+    parts, quote, start, i = [], "", 0, 0
+    while i < len(expr):
+        c = expr[i]
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif expr.startswith(token, i):
+            parts.append(expr[start:i])
+            start = i + len(token)
+            i += len(token)
+            continue
+        i += 1
+    parts.append(expr[start:])
+    return parts
+
+
+def _predicate(expr: str, item: Any, path: str) -> bool:
+    """A filter expression: ``@.a.b OP literal`` or ``@.a.b``, joined by ``||`` and ``&&``."""
+    if len(alternatives := _split_top(expr, "||")) > 1:
+        return any(_predicate(e, item, path) for e in alternatives)
+    if len(conjuncts := _split_top(expr, "&&")) > 1:
+        return all(_predicate(e, item, path) for e in conjuncts)
+    m = _COMPARISON.match(expr)
+    if m is None:
+        raise PathError(f"path {path!r}: filter {expr!r} is not supported")
+    try:
+        value = get(item, "$" + m["path"])
+    except PathError:
+        return False
+    if m["op"] is None:
+        return True
+    expected = _literal(m["literal"], path)
+    try:
+        return bool(_OPERATORS[m["op"]](value, expected))
+    except TypeError:
+        return False
 
 
 def is_definite(path: str) -> bool:
@@ -119,6 +210,11 @@ def get(data: Any, path: str) -> Any:
                     found.extend(value.values())
                 elif isinstance(value, list):
                     found.extend(value)
+            elif step.kind == "filter":
+                multiple = True
+                items = value if isinstance(value, list) else []
+                items = list(value.values()) if isinstance(value, dict) else items
+                found.extend(item for item in items if _predicate(step.key, item, path))
             else:
                 multiple = True
                 if isinstance(value, list):

@@ -223,7 +223,13 @@ def run(options: RunOptions, reporter: Reporter) -> RunReport:
 
 
 def _state_steps(result: ExecutionResult) -> list[tuple[str, float]]:
-    return [(r.name, r.seconds) for r in result.history]
+    """Seconds per state in first-visit order; a state visited n > 1 times is ``name (n times)``."""
+    totals: dict[str, float] = {}
+    visits: dict[str, int] = {}
+    for r in result.history:
+        totals[r.name] = totals.get(r.name, 0.0) + r.seconds
+        visits[r.name] = visits.get(r.name, 0) + 1
+    return [(f"{n} ({visits[n]} times)" if visits[n] > 1 else n, t) for n, t in totals.items()]
 
 
 def _failure(result: ExecutionResult) -> tuple[str | None, str | None]:
@@ -296,6 +302,13 @@ def format_summary(report: RunReport) -> str:
             "transform_output_uri",
         ) and isinstance(value, str | int | float):
             lines.append(f"  {key:<17} {value}")
+    from mlstack.local.sagemaker import deployed_endpoints
+
+    for name in deployed_endpoints(report.run_dir):
+        lines.append(
+            f"  Endpoint          {name} (InService locally; serve it with "
+            f"`mlstack local serve --from-run {shown(report.run_dir)}`)"
+        )
     if report.accuracy:
         a = report.accuracy
         lines.append(

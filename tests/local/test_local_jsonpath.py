@@ -33,3 +33,16 @@ def test_put_creates_objects_and_leaves_the_input_alone() -> None:
     assert result["new"] == {"deep": 5} and "new" not in DATA
     assert jsonpath.put(DATA, "$", 7) == 7
     assert jsonpath.put(DATA, "$.a.b[0]", 0)["a"]["b"][0] == 0
+
+
+METRICS = {"m": [{"Name": "train:rmse", "Value": 0.1}, {"Name": "validation:rmse", "Value": 0.2}]}
+
+
+def test_filter_expressions_select_matching_items() -> None:
+    assert jsonpath.get(METRICS, "$.m[?(@.Name == 'validation:rmse')].Value") == [0.2]
+    assert jsonpath.get(METRICS, '$.m[?(@.Value >= 0.1 && @.Name != "train:rmse")].Name') == [
+        "validation:rmse"
+    ]
+    assert jsonpath.get(METRICS, "$.m[?(@.Value < 0 || @.Name == 'train:rmse')].Value") == [0.1]
+    assert jsonpath.get(METRICS, "$.m[?(@.Missing)]") == []
+    assert not jsonpath.is_definite("$.m[?(@.Value)]")

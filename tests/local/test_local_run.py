@@ -35,7 +35,8 @@ def report(local_run: RunReport) -> RunReport:
 def test_the_run_succeeds_reusing_the_fresh_assembly(report: RunReport) -> None:
     assert report.status == "SUCCEEDED", report.failure_reason
     assert not report.synthesized
-    assert report.states[: len(SUCCESS_PATH)] == SUCCESS_PATH
+    visited = [s for s in report.states if s in SUCCESS_PATH]
+    assert visited == SUCCESS_PATH  # in this order, whatever states the workflow adds between
     assert "Notify failure" not in report.states
 
 
@@ -83,7 +84,7 @@ def test_summary_and_execution_record(report: RunReport) -> None:
         assert text in summary
     record = json.loads((report.run_dir / "execution.json").read_text())
     assert record["status"] == "SUCCEEDED"
-    assert [s["name"] for s in record["states"]][:6] == SUCCESS_PATH
+    assert [s["name"] for s in record["states"] if s["name"] in SUCCESS_PATH] == SUCCESS_PATH
     assert {s["step"] for s in record["steps"]} >= {"Start S3", "Train model", "Archive"}
 
 
