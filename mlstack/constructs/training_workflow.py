@@ -161,7 +161,15 @@ class TrainingWorkflow(Construct):
     ``<name_prefix>-<run_id>-<t|m|b><redrive count>-<retry count>``: unique per attempt, at most
     63 characters. ``execution_role`` defaults to a new :class:`SageMakerExecutionRole`.
 
-    Attributes: ``state_machine``, ``execution_role``, ``topic``, ``log_group``, ``role``.
+    ``tuning`` adds the optional tuning path (a Choice on the input's ``tune`` before Train model:
+    Tune model -> Read best training job -> Save model). ``deploy`` adds the deploy stage after
+    Batch transform: quality gate on a final training metric, a new endpoint configuration,
+    create or blue/green-update the endpoint (auto-rollback on ``deploy_alarms``) and a bounded
+    wait until it is in service; every failure, a rejected model included, ends in Notify failure.
+    The topic accepts notifications from CloudWatch alarms of the account.
+
+    Attributes: ``state_machine``, ``execution_role``, ``topic``, ``log_group``, ``role``,
+    ``deploy_endpoint_name`` and ``deploy_alarms`` (None without ``deploy``).
     """
 
     def __init__(
@@ -683,7 +691,8 @@ class TrainingWorkflow(Construct):
         self.state_machine = sfn.StateMachine(
             self,
             "Resource",
-            comment=f"{name_prefix}: generate dataset, train, save model, batch transform",
+            comment=f"{name_prefix}: generate dataset, train, save model, batch transform"
+            + (", deploy" if deploy is not None else ""),
             definition_body=sfn.DefinitionBody.from_chainable(load_defaults),
             state_machine_type=sfn.StateMachineType.STANDARD,
             role=self.role,
