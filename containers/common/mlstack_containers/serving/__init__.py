@@ -1,6 +1,6 @@
 """The inference server of the mlstack inference image (``serve``).
 
-SageMaker starts the image as ``serve``: a pre-fork HTTP server (gunicorn, one synchronous worker
+SageMaker starts the image as ``serve``: a pre-fork HTTP server (gunicorn, one ``gthread`` worker
 process per CPU by default) answering ``GET /ping``, ``POST /invocations`` and
 ``GET /execution-parameters`` on port 8080 (or ``SAGEMAKER_BIND_TO_PORT``), with the model loaded
 from ``/opt/ml/model`` (``$SAGEMAKER_BASE_DIR/model``).
