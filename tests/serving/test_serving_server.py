@@ -385,3 +385,28 @@ def test_access_log_line_format(server):
     match = pattern.search(server.log_text())
     assert match, server.log_text()[-2000:]
     assert int(match.group(1)) == len(server.request("GET", "/execution-parameters").body)
+
+
+def test_sigterm_drains_a_pipelined_batch_and_the_worker_exits(trained):
+    # A CSV body of 2 MiB or more runs through each worker's prediction thread: that thread
+    # must neither lose the in-flight answer nor keep the worker from exiting.
+    base, booster = trained
+    srv = start_serve(base, booster, SAGEMAKER_MODEL_SERVER_WORKERS="1", SAGEMAKER_BATCH="true")
+    features, _ = reference_data(600_000, seed=6)
+    body = "\n".join(f"{int(a)},{int(b)}" for a, b in features).encode()
+    assert len(body) > 2 * 1024 * 1024
+    warm = srv.invoke(body, "text/csv")  # the prediction thread now exists
+    assert warm.status == 200
+    with ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(srv.invoke, body, "text/csv")
+        time.sleep(0.2)
+        started = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        srv.proc.wait(30)
+        elapsed = time.monotonic() - started
+        resp = in_flight.result(timeout=30)
+    assert srv.proc.returncode == 0
+    assert elapsed < 10
+    assert resp.status == 200
+    assert resp.body == warm.body
+    assert_close([float(v) for v in resp.text.split("\n")], expected(srv, features))
