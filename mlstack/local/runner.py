@@ -23,7 +23,7 @@ from typing import Any
 from mlstack.local import assembly as assembly_mod
 from mlstack.local.asl import ExecutionResult, Interpreter
 from mlstack.local.s3 import EmbeddedS3, parse_uri
-from mlstack.local.sagemaker import LocalSageMaker
+from mlstack.local.sagemaker import LocalSageMaker, deployed_endpoints
 from mlstack.local.tasks import TaskDispatcher
 from mlstack.local.ui import Reporter, short_cause
 
@@ -281,30 +281,23 @@ def format_summary(report: RunReport) -> str:
     for job in report.training_jobs:
         metrics = ", ".join(f"{k}={v:.5g}" for k, v in sorted(job["metrics"].items()))
         lines.append(f"  Training job      {job['name']} ({job['status']}) {metrics}")
-    for label, key in (
-        ("Model", "model_name"),
-        ("Model artifact", "model_artifact_uri"),
-        ("Transform job", "transform_job_name"),
-        ("Transform output", "transform_output_uri"),
-    ):
+    labelled = {
+        "model_name": "Model",
+        "model_artifact_uri": "Model artifact",
+        "transform_job_name": "Transform job",
+        "transform_output_uri": "Transform output",
+        "endpoint_config_name": "Endpoint config",
+    }
+    for key, label in labelled.items():
         if key in out:
             lines.append(f"  {label:<17} {out[key]}")
-    for key, value in out.items():  # whatever a newer workflow adds (endpoint, …)
-        if key not in (
-            "run_id",
-            "dataset",
-            "hyperparameters",
-            "model_arn",
-            "training_job_name",
-            "model_name",
-            "model_artifact_uri",
-            "transform_job_name",
-            "transform_output_uri",
-        ) and isinstance(value, str | int | float):
+    deployed = deployed_endpoints(report.run_dir)
+    shown_keys = {"run_id", "dataset", "hyperparameters", "model_arn", "training_job_name"}
+    shown_keys |= labelled.keys() | ({"endpoint_name"} if deployed else set())
+    for key, value in out.items():  # whatever a newer workflow adds
+        if key not in shown_keys and isinstance(value, str | int | float):
             lines.append(f"  {key:<17} {value}")
-    from mlstack.local.sagemaker import deployed_endpoints
-
-    for name in deployed_endpoints(report.run_dir):
+    for name in deployed:
         lines.append(
             f"  Endpoint          {name} (InService locally; serve it with "
             f"`mlstack local serve --from-run {shown(report.run_dir)}`)"
