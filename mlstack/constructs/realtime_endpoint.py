@@ -16,9 +16,10 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from mlstack.constructs._nag import acknowledge, acknowledge_scoped_wildcards, default_policy
+from mlstack.constructs._nag import acknowledge_scoped_wildcards
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.model_images import ModelImage
+from mlstack.constructs.roles import allow_sagemaker_metrics
 
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -290,22 +291,7 @@ class RealtimeEndpoint(Construct):
                     ],
                 )
             )
-            created.add_to_policy(
-                iam.PolicyStatement(
-                    sid="PutSageMakerMetrics",
-                    actions=["cloudwatch:PutMetricData"],
-                    resources=["*"],  # PutMetricData has no resource-level permissions
-                    conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
-                )
-            )
-            policy = default_policy(created)
-            acknowledge(
-                policy,
-                "AwsSolutions-IAM5[Resource::*]",
-                "Only ecr:GetAuthorizationToken and cloudwatch:PutMetricData (limited to the "
-                "/aws/sagemaker/* namespaces by condition) use '*': neither has resource-level "
-                "permissions.",
-            )
+            policy = allow_sagemaker_metrics(created)
             acknowledge_scoped_wildcards(
                 policy,
                 [

@@ -52,6 +52,32 @@ def _log_arn(scope: Construct, name: str) -> str:
     )
 
 
+def allow_sagemaker_metrics(role: iam.Role) -> Construct:
+    """Let a role SageMaker runs as put metrics into SageMaker's namespaces; returns its policy.
+
+    ``cloudwatch:PutMetricData`` and ``ecr:GetAuthorizationToken`` (added by the image pull grant)
+    have no resource-level permissions, so the policy's ``Resource: "*"`` finding is acknowledged
+    here, once for every such role.
+    """
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="PutSageMakerMetrics",
+            actions=["cloudwatch:PutMetricData"],
+            resources=["*"],
+            conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+        )
+    )
+    policy = default_policy(role)
+    acknowledge(
+        policy,
+        "AwsSolutions-IAM5[Resource::*]",
+        "Only ecr:GetAuthorizationToken and cloudwatch:PutMetricData (limited to the "
+        "/aws/sagemaker/* namespaces by condition) use '*': neither has resource-level "
+        "permissions.",
+    )
+    return policy
+
+
 class SageMakerExecutionRole(Construct):
     """Creates the role SageMaker jobs, models and endpoints run as.
 
@@ -150,15 +176,7 @@ class SageMakerExecutionRole(Construct):
                 ],
             )
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="PutSageMakerMetrics",
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],  # PutMetricData has no resource-level permissions
-                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
-            )
-        )
-        policy = default_policy(self.role)
+        policy = allow_sagemaker_metrics(self.role)
         acknowledge(
             policy,
             "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
@@ -168,13 +186,6 @@ class SageMakerExecutionRole(Construct):
             policy,
             "AwsSolutions-IAM5[Action::kms:ReEncrypt*]",
             "Key grant (ReEncryptFrom, ReEncryptTo) on the one bucket key.",
-        )
-        acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "Only ecr:GetAuthorizationToken and cloudwatch:PutMetricData (limited to the "
-            "/aws/sagemaker/* namespaces by condition) use '*': neither has resource-level "
-            "permissions.",
         )
         acknowledge_scoped_wildcards(
             policy,
