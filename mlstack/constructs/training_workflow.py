@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cw
@@ -20,7 +20,33 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from mlstack.constructs._deploy_states import (
+    CHECK_ENDPOINT,
+    COMPARISON_SYMBOLS,
+    COUNT_ENDPOINT_CHECK,
+    CREATE_ENDPOINT,
+    CREATE_ENDPOINT_CONFIG,
+    DEPLOYMENT_ROLLED_BACK,
+    DESCRIBE_ENDPOINT,
+    ENDPOINT_EXISTS,
+    ENDPOINT_FAILED,
+    ENDPOINT_MISSING,
+    ENDPOINT_NOT_IN_SERVICE,
+    ENDPOINT_READY,
+    ENDPOINT_WAIT_TIMED_OUT,
+    PLAN_ENDPOINT_UPDATE,
+    PLAN_NEW_ENDPOINT,
+    QUALITY_GATE,
+    READ_METRIC,
+    REJECT_MODEL,
+    START_ENDPOINT_WAIT,
+    UPDATE_ENDPOINT,
+    WAIT_FOR_ENDPOINT,
+    deploy_states,
+)
 from mlstack.constructs._nag import acknowledge, default_policy
+from mlstack.constructs._state_builder import SAGEMAKER_TRANSIENT_ERRORS
+from mlstack.constructs._state_builder import StateBuilder as _StateBuilder
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.model_images import ModelImages
 from mlstack.constructs.monitoring import (
@@ -36,6 +62,56 @@ from mlstack.constructs.roles import (
 )
 from mlstack.constructs.workflow_options import DeployStage, HyperparameterTuning
 
+# The deploy stage's names live in _deploy_states; they are listed here so that every name of
+# this module's contract stays importable from it.
+__all__ = [
+    "APPLY_OVERRIDES",
+    "BATCH_TRANSFORM",
+    "CHECK_ENDPOINT",
+    "COMPARISON_SYMBOLS",
+    "COUNT_ENDPOINT_CHECK",
+    "CREATE_ENDPOINT",
+    "CREATE_ENDPOINT_CONFIG",
+    "DEFAULT_MAX_RUNTIME",
+    "DEFAULT_TIMEOUT",
+    "DEPLOYMENT_ROLLED_BACK",
+    "DESCRIBE_ENDPOINT",
+    "ENDPOINT_EXISTS",
+    "ENDPOINT_FAILED",
+    "ENDPOINT_MISSING",
+    "ENDPOINT_NOT_IN_SERVICE",
+    "ENDPOINT_READY",
+    "ENDPOINT_WAIT_TIMED_OUT",
+    "GENERATE_DATASET",
+    "LAMBDA_TRANSIENT_ERRORS",
+    "LOAD_DEFAULTS",
+    "MAX_REDRIVE_DIGITS",
+    "NOTIFY_FAILURE",
+    "PLAN_ENDPOINT_UPDATE",
+    "PLAN_NEW_ENDPOINT",
+    "QUALITY_GATE",
+    "READ_BEST_TRAINING_JOB",
+    "READ_METRIC",
+    "REJECT_MODEL",
+    "REPORT_RESULTS",
+    "RUN_ID_LENGTH",
+    "SAGEMAKER_NAME_LIMIT",
+    "SAGEMAKER_TRANSIENT_ERRORS",
+    "SAVE_MODEL",
+    "SNS_TRANSIENT_ERRORS",
+    "START_ENDPOINT_WAIT",
+    "TRAIN_MODEL",
+    "TUNE_MODEL",
+    "TUNE_OR_TRAIN",
+    "TUNING_JOB_NAME_LIMIT",
+    "TUNING_SUFFIX_LENGTH",
+    "UPDATE_ENDPOINT",
+    "WAIT_FOR_ENDPOINT",
+    "WORKFLOW_FAILED",
+    "TrainingWorkflow",
+    "WorkflowDefaults",
+]
+
 SAGEMAKER_NAME_LIMIT = 63
 TUNING_JOB_NAME_LIMIT = 32  # HyperParameterTuningJobName is shorter than other SageMaker names
 TUNING_SUFFIX_LENGTH = 8  # the first group of a fresh UUID: 8 hex digits
@@ -50,26 +126,14 @@ LAMBDA_TRANSIENT_ERRORS = [
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 ]
-# Throttling and service-side errors of the SageMaker API. A job that runs and fails raises
-# States.TaskFailed instead, which is not retried: the same inputs would fail again.
-SAGEMAKER_TRANSIENT_ERRORS = [
-    "SageMaker.AmazonSageMakerException",
-    "SageMaker.ThrottlingException",
-    "SageMaker.InternalFailure",
-    "SageMaker.ServiceUnavailable",
-]
 _ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-COMPARISON_SYMBOLS = {
-    "less_than": "<",
-    "less_than_or_equal": "<=",
-    "greater_than": ">",
-    "greater_than_or_equal": ">=",
-}
 SNS_TRANSIENT_ERRORS = [
     "SNS.ThrottledException",
     "SNS.InternalErrorException",
     "SNS.KMSThrottlingException",
 ]
+# Static hyperparameters: the defaults, overridden key by key by the execution input.
+_HYPERPARAMETERS = "States.JsonMerge($.default_hyperparameters, $.args.hyperparameters, false)"
 
 # The names of the states, in order; part of the definition's contract with its readers.
 LOAD_DEFAULTS = "Load defaults"
@@ -83,27 +147,8 @@ REPORT_RESULTS = "Report results"
 TUNE_OR_TRAIN = "Tune hyperparameters?"
 TUNE_MODEL = "Tune model"
 READ_BEST_TRAINING_JOB = "Read best training job"
-# The optional deploy stage, between Batch transform and Report results.
-READ_METRIC = "Read validation metric"
-QUALITY_GATE = "Quality gate"
-REJECT_MODEL = "Reject model"
-DESCRIBE_ENDPOINT = "Describe endpoint"
-ENDPOINT_MISSING = "Is endpoint missing?"
-PLAN_NEW_ENDPOINT = "Plan new endpoint"
-PLAN_ENDPOINT_UPDATE = "Plan endpoint update"
-CREATE_ENDPOINT_CONFIG = "Create endpoint config"
-ENDPOINT_EXISTS = "Endpoint exists?"
-CREATE_ENDPOINT = "Create endpoint"
-UPDATE_ENDPOINT = "Update endpoint"
-START_ENDPOINT_WAIT = "Start endpoint wait"
-WAIT_FOR_ENDPOINT = "Wait for endpoint"
-CHECK_ENDPOINT = "Check endpoint status"
-ENDPOINT_READY = "Endpoint ready?"
-COUNT_ENDPOINT_CHECK = "Count endpoint check"
-ENDPOINT_FAILED = "Endpoint failed"
-ENDPOINT_NOT_IN_SERVICE = "Endpoint not in service"
-DEPLOYMENT_ROLLED_BACK = "Deployment rolled back"
-ENDPOINT_WAIT_TIMED_OUT = "Endpoint wait timed out"
+# The optional deploy stage, between Batch transform and Report results: its state names
+# (READ_METRIC ... ENDPOINT_WAIT_TIMED_OUT) are defined in _deploy_states.
 NOTIFY_FAILURE = "Notify failure"
 WORKFLOW_FAILED = "Workflow failed"
 
@@ -197,52 +242,19 @@ class TrainingWorkflow(Construct):
         deploy: DeployStage | None = None,
     ) -> None:
         super().__init__(scope, id)
-        validate_name_prefix("TrainingWorkflow", name_prefix)
-        if not 1 <= max_attempts <= 9:
-            raise ValueError(f"TrainingWorkflow max_attempts={max_attempts}: expected 1 to 9")
-        longest = len(name_prefix) + 1 + RUN_ID_LENGTH + 2 + MAX_REDRIVE_DIGITS + 1 + 1
-        if longest > SAGEMAKER_NAME_LIMIT:  # pragma: no cover - guarded by validate_name_prefix
-            raise ValueError(f"TrainingWorkflow name_prefix={name_prefix!r} is too long")
-        if timeout.to_seconds() <= training_max_runtime.to_seconds():
-            raise ValueError(
-                f"TrainingWorkflow timeout={timeout.to_seconds()}s: expected more than "
-                f"training_max_runtime ({training_max_runtime.to_seconds()}s)"
-            )
-        if not 1 <= training_volume_size_gb <= 16384:
-            raise ValueError(
-                f"TrainingWorkflow training_volume_size_gb={training_volume_size_gb}: "
-                "expected 1 to 16384"
-            )
         self.defaults = defaults or WorkflowDefaults()
         self.name_prefix = name_prefix
-        metric_names = sorted(m["Name"] for m in images.training_metric_definitions)
-        if deploy is not None and deploy.metric not in metric_names:
-            raise ValueError(
-                f"TrainingWorkflow deploy.metric={deploy.metric!r}: expected one of the training "
-                f"image's metric definitions {metric_names}"
-            )
-        if tuning is not None:
-            if tuning.objective_metric not in metric_names:
-                raise ValueError(
-                    f"TrainingWorkflow tuning.objective_metric={tuning.objective_metric!r}: "
-                    f"expected one of the training image's metric definitions {metric_names}"
-                )
-            static = sorted(set(tuning.ranges) & set(self.defaults.hyperparameters))
-            if static:
-                raise ValueError(
-                    f"TrainingWorkflow tuning.ranges: {static} are also fixed in "
-                    "defaults.hyperparameters; a hyperparameter is either static or tuned"
-                )
-        if len(name_prefix) + 1 + TUNING_SUFFIX_LENGTH > TUNING_JOB_NAME_LIMIT:  # pragma: no cover
-            raise ValueError(f"TrainingWorkflow name_prefix={name_prefix!r} is too long")
-        self.deploy_endpoint_name: str | None = None
-        if deploy is not None:
-            self.deploy_endpoint_name = deploy.endpoint_name or f"{name_prefix}-live"
-            if not _ENDPOINT_NAME.fullmatch(self.deploy_endpoint_name):
-                raise ValueError(
-                    f"TrainingWorkflow deploy.endpoint_name={self.deploy_endpoint_name!r}: "
-                    "expected at most 63 letters, digits and dashes"
-                )
+        self.deploy_endpoint_name: str | None = _validate_props(
+            name_prefix=name_prefix,
+            defaults=self.defaults,
+            images=images,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            training_max_runtime=training_max_runtime,
+            training_volume_size_gb=training_volume_size_gb,
+            tuning=tuning,
+            deploy=deploy,
+        )
         layout = layout or BucketLayout()
         key = key or bucket.encryption_key
         if key is None:
@@ -262,7 +274,6 @@ class TrainingWorkflow(Construct):
                 images=[images.training, images.inference],
             ).role
         self.execution_role = execution_role
-
         self.topic = sns.Topic(
             self,
             "FailureTopic",
@@ -272,7 +283,6 @@ class TrainingWorkflow(Construct):
         )
         if notification_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(notification_email))
-
         self.log_group = logs.LogGroup(
             self, "Logs", retention=log_retention, removal_policy=removal_policy
         )
@@ -283,6 +293,56 @@ class TrainingWorkflow(Construct):
             sagemaker_role=execution_role,
             tuning=tuning is not None,
         ).role
+        self._grant_state_machine_role(seed_function, key)
+        allow_alarm_notifications(self.topic, key)
+        self.deploy_alarms: EndpointAlarms | None = (
+            self._deploy_alarms(deploy, key) if deploy is not None else None
+        )
+
+        p = _StateBuilder(
+            name_prefix=name_prefix,
+            bucket_name=bucket.bucket_name,
+            layout=layout,
+            key_arn=key.key_arn,
+            role_arn=execution_role.role_arn,
+            network_isolation=network_isolation,
+            max_attempts=max_attempts,
+        )
+        job = _training_job(p, images, training_volume_size_gb, training_max_runtime, deploy)
+        core = self._core_states(p, job, images, seed_function, tuning, deploy)
+        notify_failure = self._failure_states()
+        for state in core.tasks():
+            state.add_catch(notify_failure, errors=["States.ALL"], result_path="$.error")
+        self._chain(core)
+        if deploy is not None:
+            core.batch_transform.next(
+                self._deploy_states(deploy, p, key, core.report_results, notify_failure)
+            )
+        else:
+            core.batch_transform.next(core.report_results)
+
+        self.state_machine = sfn.StateMachine(
+            self,
+            "Resource",
+            comment=f"{name_prefix}: generate dataset, train, save model, batch transform"
+            + (", deploy" if deploy is not None else ""),
+            definition_body=sfn.DefinitionBody.from_chainable(core.load_defaults),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            role=self.role,
+            timeout=timeout,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+        )
+        acknowledge(
+            default_policy(self.role),
+            "AwsSolutions-IAM5[Resource::*]",
+            "Only the X-Ray tracing actions and the CloudWatch Logs delivery actions that the "
+            "state machine's logging needs use '*': none has resource-level permissions.",
+        )
+
+    def _grant_state_machine_role(self, seed_function: lambda_.IFunction, key: kms.IKey) -> None:
         # Explicit statements rather than grant_invoke/grant_publish: the definition calls the
         # unqualified function ARN (no versions or aliases) and needs no kms:GenerateDataKey*.
         self.role.add_to_principal_policy(
@@ -305,409 +365,19 @@ class TrainingWorkflow(Construct):
                 conditions={"StringEquals": {"kms:ViaService": f"sns.{Aws.REGION}.amazonaws.com"}},
             )
         )
-        allow_alarm_notifications(self.topic, key)
-        self.deploy_alarms: EndpointAlarms | None = None
-        if deploy is not None and self.deploy_endpoint_name is not None:
-            self.deploy_alarms = EndpointAlarms(
-                self,
-                "DeployAlarms",
-                endpoint=MonitoredEndpoint(self.deploy_endpoint_name, deploy.variant_names),
-                thresholds=deploy.alarms,
-                topic=self.topic,
-            )
-            self._allow_deploy(
-                name_prefix, self.deploy_endpoint_name, key, self.deploy_alarms.rollback_alarms
-            )
 
-        p = _StateBuilder(
-            name_prefix=name_prefix,
-            bucket_name=bucket.bucket_name,
-            layout=layout,
-            key_arn=key.key_arn,
-            role_arn=execution_role.role_arn,
-            network_isolation=network_isolation,
-        )
-
-        def retry_sagemaker(state: sfn.CustomState) -> None:
-            state.add_retry(
-                errors=SAGEMAKER_TRANSIENT_ERRORS,
-                interval=Duration.seconds(10),
-                max_attempts=max_attempts,
-                backoff_rate=2,
-                max_delay=Duration.minutes(5),
-                jitter_strategy=sfn.JitterType.FULL,
-            )
-
-        state_defaults = self.defaults.as_state_input()
-        if tuning is not None:
-            state_defaults.update(tuning.as_state_input())
-        if deploy is not None:
-            state_defaults["quality_threshold"] = deploy.threshold
-        load_defaults = sfn.CustomState(
+    def _deploy_alarms(self, deploy: DeployStage, key: kms.IKey) -> EndpointAlarms:
+        """The deployed endpoint's alarms (its rollback alarms) and the role's right to deploy."""
+        assert self.deploy_endpoint_name is not None
+        alarms = EndpointAlarms(
             self,
-            LOAD_DEFAULTS,
-            state_json={
-                "Type": "Pass",
-                "Comment": "Defaults from the environment's config; the input overrides them.",
-                "Parameters": {
-                    "defaults": state_defaults,
-                    "overrides.$": "$",
-                    "run_id.$": "States.Hash($$.Execution.Name, 'MD5')",
-                },
-            },
+            "DeployAlarms",
+            endpoint=MonitoredEndpoint(self.deploy_endpoint_name, deploy.variant_names),
+            thresholds=deploy.alarms,
+            topic=self.topic,
         )
-        apply_overrides = sfn.CustomState(
-            self,
-            APPLY_OVERRIDES,
-            state_json={
-                "Type": "Pass",
-                "Parameters": {
-                    "run_id.$": "$.run_id",
-                    "args.$": "States.JsonMerge($.defaults, $.overrides, false)",
-                    "default_hyperparameters.$": "$.defaults.hyperparameters",
-                },
-            },
-        )
-        generate_dataset = sfn.CustomState(
-            self,
-            GENERATE_DATASET,
-            state_json={
-                "Type": "Task",
-                "Resource": f"arn:{Aws.PARTITION}:states:::lambda:invoke",
-                "Parameters": {
-                    "FunctionName": seed_function.function_arn,
-                    "Payload": {
-                        "run_id.$": "$.run_id",
-                        "rows.$": "$.args.rows",
-                        "seed.$": "$.args.seed",
-                    },
-                },
-                "ResultSelector": {
-                    f"{k}.$": f"$.Payload.{k}"
-                    for k in (
-                        "run_id",
-                        "rows",
-                        "seed",
-                        "train_uri",
-                        "train_prefix",
-                        "validation_uri",
-                        "validation_prefix",
-                        "test_uri",
-                        "test_prefix",
-                    )
-                },
-                "ResultPath": "$.dataset",
-            },
-        )
-        generate_dataset.add_retry(
-            errors=LAMBDA_TRANSIENT_ERRORS,
-            interval=Duration.seconds(2),
-            max_attempts=max_attempts,
-            backoff_rate=2,
-            jitter_strategy=sfn.JitterType.FULL,
-        )
-
-        algorithm: dict[str, Any] = {
-            "TrainingImage": images.training_image_uri,
-            "TrainingInputMode": "File",
-        }
-        if images.training_metric_definitions:
-            algorithm["MetricDefinitions"] = images.training_metric_definitions
-        # DescribeTrainingJob's answer (the .sync result), cut to what later states read; the
-        # final metrics feed the deploy stage's quality gate.
-        training_result = {
-            "TrainingJobName.$": "$.TrainingJobName",
-            "TrainingJobArn.$": "$.TrainingJobArn",
-            "HyperParameters.$": "$.HyperParameters",
-            "ModelArtifacts.$": "$.ModelArtifacts",
-        }
-        if deploy is not None:
-            training_result["FinalMetricDataList.$"] = "$.FinalMetricDataList"
-        output_config = {
-            "S3OutputPath": f"s3://{bucket.bucket_name}/{layout.models}",
-            "KmsKeyId": key.key_arn,
-        }
-        resource_config = {
-            "InstanceType.$": "$.args.training_instance_type",
-            "InstanceCount.$": "$.args.training_instance_count",
-            "VolumeSizeInGB": training_volume_size_gb,
-            "VolumeKmsKeyId": key.key_arn,
-        }
-        stopping = {"MaxRuntimeInSeconds": int(training_max_runtime.to_seconds())}
-        hyperparameters = (
-            "States.JsonMerge($.default_hyperparameters, $.args.hyperparameters, false)"
-        )
-        train_model = sfn.CustomState(
-            self,
-            TRAIN_MODEL,
-            state_json={
-                "Type": "Task",
-                "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTrainingJob.sync",
-                "Parameters": {
-                    "TrainingJobName.$": p.name("t"),
-                    "RoleArn": execution_role.role_arn,
-                    "AlgorithmSpecification": algorithm,
-                    "HyperParameters.$": hyperparameters,
-                    "InputDataConfig": p.channels(),
-                    "OutputDataConfig": output_config,
-                    "ResourceConfig": resource_config,
-                    "StoppingCondition": stopping,
-                    "EnableNetworkIsolation": network_isolation,
-                    "Tags": p.tags(),
-                },
-                "ResultSelector": training_result,
-                "ResultPath": "$.training",
-            },
-        )
-        retry_sagemaker(train_model)
-
-        tuning_states: list[sfn.CustomState] = []
-        tune_or_train: sfn.Choice | None = None
-        if tuning is not None:
-            tune_model = sfn.CustomState(
-                self,
-                TUNE_MODEL,
-                state_json={
-                    "Type": "Task",
-                    "Resource": (
-                        f"arn:{Aws.PARTITION}:states:::sagemaker:createHyperParameterTuningJob.sync"
-                    ),
-                    "Parameters": {
-                        "HyperParameterTuningJobName.$": p.tuning_job_name(),
-                        "HyperParameterTuningJobConfig": {
-                            "Strategy.$": "$.args.tuning_strategy",
-                            "HyperParameterTuningJobObjective.$": "$.args.tuning_objective",
-                            "ResourceLimits": {
-                                "MaxNumberOfTrainingJobs.$": "$.args.tuning_max_jobs",
-                                "MaxParallelTrainingJobs.$": "$.args.tuning_max_parallel_jobs",
-                            },
-                            "ParameterRanges.$": "$.args.tuning_ranges",
-                            "TrainingJobEarlyStoppingType": "Auto"
-                            if tuning.early_stopping
-                            else "Off",
-                        },
-                        "TrainingJobDefinition": {
-                            "AlgorithmSpecification": algorithm,
-                            "RoleArn": execution_role.role_arn,
-                            "StaticHyperParameters.$": hyperparameters,
-                            "InputDataConfig": p.channels(),
-                            "OutputDataConfig": output_config,
-                            "ResourceConfig": resource_config,
-                            "StoppingCondition": stopping,
-                            "EnableNetworkIsolation": network_isolation,
-                        },
-                        "Tags": p.tags(),
-                    },
-                    "ResultSelector": {
-                        "HyperParameterTuningJobName.$": "$.HyperParameterTuningJobName",
-                        "HyperParameterTuningJobArn.$": "$.HyperParameterTuningJobArn",
-                        "BestTrainingJob.$": "$.BestTrainingJob",
-                    },
-                    "ResultPath": "$.tuning",
-                },
-            )
-            retry_sagemaker(tune_model)
-            read_best = sfn.CustomState(
-                self,
-                READ_BEST_TRAINING_JOB,
-                state_json={
-                    "Type": "Task",
-                    "Resource": (
-                        f"arn:{Aws.PARTITION}:states:::aws-sdk:sagemaker:describeTrainingJob"
-                    ),
-                    "Parameters": {"TrainingJobName.$": "$.tuning.BestTrainingJob.TrainingJobName"},
-                    "ResultSelector": training_result,
-                    "ResultPath": "$.training",
-                },
-            )
-            retry_sagemaker(read_best)
-            tuning_states = [tune_model, read_best]
-            tune_or_train = sfn.Choice(
-                self,
-                TUNE_OR_TRAIN,
-                comment="Execution input 'tune' (default from the config) picks the path.",
-            )
-
-        save_model = sfn.CustomState(
-            self,
-            SAVE_MODEL,
-            state_json={
-                "Type": "Task",
-                "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createModel",
-                "Parameters": {
-                    "ModelName.$": p.name("m"),
-                    "ExecutionRoleArn": execution_role.role_arn,
-                    "PrimaryContainer": {
-                        "Image": images.inference_image_uri,
-                        "ModelDataUrl.$": "$.training.ModelArtifacts.S3ModelArtifacts",
-                        "Mode": "SingleModel",
-                    },
-                    "EnableNetworkIsolation": network_isolation,
-                    "Tags": p.tags(),
-                },
-                # CreateModel answers only the ARN; SageMaker ARNs end in the (lower-case) name.
-                "ResultSelector": {
-                    "ModelArn.$": "$.ModelArn",
-                    "ModelName.$": "States.ArrayGetItem(States.StringSplit($.ModelArn, '/'), 1)",
-                },
-                "ResultPath": "$.model",
-            },
-        )
-        retry_sagemaker(save_model)
-
-        batch_transform = sfn.CustomState(
-            self,
-            BATCH_TRANSFORM,
-            state_json={
-                "Type": "Task",
-                "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTransformJob.sync",
-                "Parameters": {
-                    "TransformJobName.$": p.name("b"),
-                    "ModelName.$": "$.model.ModelName",
-                    "BatchStrategy": "MultiRecord",
-                    "TransformInput": {
-                        "ContentType": "text/csv",
-                        "CompressionType": "None",
-                        "SplitType": "Line",
-                        "DataSource": {
-                            "S3DataSource": {
-                                "S3DataType": "S3Prefix",
-                                "S3Uri.$": "$.dataset.test_prefix",
-                            }
-                        },
-                    },
-                    "TransformOutput": {
-                        "S3OutputPath.$": (
-                            f"States.Format('s3://{bucket.bucket_name}/"
-                            f"{layout.transform_output}{{}}/', $.run_id)"
-                        ),
-                        "Accept": "text/csv",
-                        "AssembleWith": "Line",
-                        "KmsKeyId": key.key_arn,
-                    },
-                    "TransformResources": {
-                        "InstanceType.$": "$.args.transform_instance_type",
-                        "InstanceCount.$": "$.args.transform_instance_count",
-                        "VolumeKmsKeyId": key.key_arn,
-                    },
-                    "Tags": p.tags(),
-                },
-                "ResultSelector": {
-                    "TransformJobName.$": "$.TransformJobName",
-                    "TransformJobArn.$": "$.TransformJobArn",
-                    "TransformOutput.$": "$.TransformOutput",
-                },
-                "ResultPath": "$.transform",
-            },
-        )
-        retry_sagemaker(batch_transform)
-
-        report: dict[str, Any] = {}
-        if deploy is not None:
-            report = {
-                "endpoint_name": self.deploy_endpoint_name,
-                "endpoint_config_name.$": "$.endpoint_config.EndpointConfigName",
-                "quality_gate": {
-                    "metric": deploy.metric,
-                    "value.$": "$.gate.values[0]",
-                    "threshold.$": "$.gate.threshold",
-                    "comparison": deploy.comparison,
-                },
-            }
-        report_results = sfn.CustomState(
-            self,
-            REPORT_RESULTS,
-            state_json={
-                "Type": "Pass",
-                "Parameters": {
-                    **report,
-                    "run_id.$": "$.run_id",
-                    "dataset.$": "$.dataset",
-                    "hyperparameters.$": "$.training.HyperParameters",
-                    "training_job_name.$": "$.training.TrainingJobName",
-                    "model_name.$": "$.model.ModelName",
-                    "model_arn.$": "$.model.ModelArn",
-                    "model_artifact_uri.$": "$.training.ModelArtifacts.S3ModelArtifacts",
-                    "transform_job_name.$": "$.transform.TransformJobName",
-                    "transform_output_uri.$": "$.transform.TransformOutput.S3OutputPath",
-                },
-            },
-        )
-
-        workflow_failed = sfn.Fail(
-            self, WORKFLOW_FAILED, error_path="$.error.Error", cause_path="$.error.Cause"
-        )
-        notify_failure = sfn.CustomState(
-            self,
-            NOTIFY_FAILURE,
-            state_json={
-                "Type": "Task",
-                "Resource": f"arn:{Aws.PARTITION}:states:::sns:publish",
-                "Parameters": {
-                    "TopicArn": self.topic.topic_arn,
-                    "Subject": f"{name_prefix} training workflow failed",
-                    "Message.$": (
-                        "States.Format('Execution {} failed: {}', $$.Execution.Id, "
-                        "States.JsonToString($.error))"
-                    ),
-                },
-                "ResultPath": "$.notification",
-            },
-        )
-        notify_failure.add_retry(
-            errors=SNS_TRANSIENT_ERRORS,
-            interval=Duration.seconds(2),
-            max_attempts=3,
-            backoff_rate=2,
-            jitter_strategy=sfn.JitterType.FULL,
-        )
-        notify_failure.add_catch(
-            workflow_failed, errors=["States.ALL"], result_path="$.notify_error"
-        )
-        notify_failure.next(workflow_failed)
-
-        for state in (generate_dataset, train_model, save_model, batch_transform, *tuning_states):
-            state.add_catch(notify_failure, errors=["States.ALL"], result_path="$.error")
-
-        chain = load_defaults.next(apply_overrides).next(generate_dataset)
-        if tune_or_train is not None:
-            tune_model, read_best = tuning_states
-            chain = chain.next(
-                tune_or_train.when(
-                    sfn.Condition.boolean_equals("$.args.tune", True), tune_model
-                ).otherwise(train_model)
-            )
-            tune_model.next(read_best).next(save_model)
-            train_model.next(save_model)
-        else:
-            chain = chain.next(train_model).next(save_model)
-        save_model.next(batch_transform)
-        if deploy is not None:
-            batch_transform.next(
-                self._deploy_states(deploy, p, key, report_results, notify_failure, retry_sagemaker)
-            )
-        else:
-            batch_transform.next(report_results)
-        self.state_machine = sfn.StateMachine(
-            self,
-            "Resource",
-            comment=f"{name_prefix}: generate dataset, train, save model, batch transform"
-            + (", deploy" if deploy is not None else ""),
-            definition_body=sfn.DefinitionBody.from_chainable(load_defaults),
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            role=self.role,
-            timeout=timeout,
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
-            ),
-        )
-        acknowledge(
-            default_policy(self.role),
-            "AwsSolutions-IAM5[Resource::*]",
-            "Only the X-Ray tracing actions and the CloudWatch Logs delivery actions that the "
-            "state machine's logging needs use '*': none has resource-level permissions.",
-        )
+        self._allow_deploy(self.name_prefix, self.deploy_endpoint_name, key, alarms.rollback_alarms)
+        return alarms
 
     def _allow_deploy(
         self, name_prefix: str, endpoint_name: str, key: kms.IKey, alarms: Sequence[cw.Alarm]
@@ -752,6 +422,367 @@ class TrainingWorkflow(Construct):
             )
         )
 
+    def _core_states(
+        self,
+        p: _StateBuilder,
+        job: _TrainingJob,
+        images: ModelImages,
+        seed_function: lambda_.IFunction,
+        tuning: HyperparameterTuning | None,
+        deploy: DeployStage | None,
+    ) -> _CoreStates:
+        """The states of the core path and, with ``tuning``, of the tuning path, unchained."""
+        load_defaults, apply_overrides = self._input_states(tuning, deploy)
+        generate_dataset = self._generate_dataset(seed_function, p.max_attempts)
+        train_model = self._train_model(p, job)
+        # Built here rather than by the caller so that states are created in definition order.
+        tuning_states = self._tuning_states(p, job, tuning) if tuning is not None else None
+        return _CoreStates(
+            load_defaults=load_defaults,
+            apply_overrides=apply_overrides,
+            generate_dataset=generate_dataset,
+            train_model=train_model,
+            tuning=tuning_states,
+            save_model=self._save_model(p, images),
+            batch_transform=self._batch_transform(p),
+            report_results=self._report_results(deploy),
+        )
+
+    def _input_states(
+        self, tuning: HyperparameterTuning | None, deploy: DeployStage | None
+    ) -> tuple[sfn.CustomState, sfn.CustomState]:
+        """Load defaults and Apply overrides: the run's arguments and its ``run_id``."""
+        state_defaults = self.defaults.as_state_input()
+        if tuning is not None:
+            state_defaults.update(tuning.as_state_input())
+        if deploy is not None:
+            state_defaults["quality_threshold"] = deploy.threshold
+        load_defaults = sfn.CustomState(
+            self,
+            LOAD_DEFAULTS,
+            state_json={
+                "Type": "Pass",
+                "Comment": "Defaults from the environment's config; the input overrides them.",
+                "Parameters": {
+                    "defaults": state_defaults,
+                    "overrides.$": "$",
+                    "run_id.$": "States.Hash($$.Execution.Name, 'MD5')",
+                },
+            },
+        )
+        apply_overrides = sfn.CustomState(
+            self,
+            APPLY_OVERRIDES,
+            state_json={
+                "Type": "Pass",
+                "Parameters": {
+                    "run_id.$": "$.run_id",
+                    "args.$": "States.JsonMerge($.defaults, $.overrides, false)",
+                    "default_hyperparameters.$": "$.defaults.hyperparameters",
+                },
+            },
+        )
+        return load_defaults, apply_overrides
+
+    def _generate_dataset(
+        self, seed_function: lambda_.IFunction, max_attempts: int
+    ) -> sfn.CustomState:
+        generate_dataset = sfn.CustomState(
+            self,
+            GENERATE_DATASET,
+            state_json={
+                "Type": "Task",
+                "Resource": f"arn:{Aws.PARTITION}:states:::lambda:invoke",
+                "Parameters": {
+                    "FunctionName": seed_function.function_arn,
+                    "Payload": {
+                        "run_id.$": "$.run_id",
+                        "rows.$": "$.args.rows",
+                        "seed.$": "$.args.seed",
+                    },
+                },
+                "ResultSelector": {
+                    f"{k}.$": f"$.Payload.{k}"
+                    for k in (
+                        "run_id",
+                        "rows",
+                        "seed",
+                        "train_uri",
+                        "train_prefix",
+                        "validation_uri",
+                        "validation_prefix",
+                        "test_uri",
+                        "test_prefix",
+                    )
+                },
+                "ResultPath": "$.dataset",
+            },
+        )
+        generate_dataset.add_retry(
+            errors=LAMBDA_TRANSIENT_ERRORS,
+            interval=Duration.seconds(2),
+            max_attempts=max_attempts,
+            backoff_rate=2,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        return generate_dataset
+
+    def _train_model(self, p: _StateBuilder, job: _TrainingJob) -> sfn.CustomState:
+        train_model = sfn.CustomState(
+            self,
+            TRAIN_MODEL,
+            state_json={
+                "Type": "Task",
+                "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTrainingJob.sync",
+                "Parameters": {
+                    "TrainingJobName.$": p.name("t"),
+                    "RoleArn": p.role_arn,
+                    "AlgorithmSpecification": job.algorithm,
+                    "HyperParameters.$": _HYPERPARAMETERS,
+                    "InputDataConfig": p.channels(),
+                    "OutputDataConfig": job.output_config,
+                    "ResourceConfig": job.resource_config,
+                    "StoppingCondition": job.stopping,
+                    "EnableNetworkIsolation": p.network_isolation,
+                    "Tags": p.tags(),
+                },
+                "ResultSelector": job.result,
+                "ResultPath": "$.training",
+            },
+        )
+        p.retry_sagemaker(train_model)
+        return train_model
+
+    def _tuning_states(
+        self, p: _StateBuilder, job: _TrainingJob, tuning: HyperparameterTuning
+    ) -> _TuningStates:
+        """Tune model -> Read best training job, and the Choice that picks tuning or training."""
+        tune_model = sfn.CustomState(
+            self,
+            TUNE_MODEL,
+            state_json={
+                "Type": "Task",
+                "Resource": (
+                    f"arn:{Aws.PARTITION}:states:::sagemaker:createHyperParameterTuningJob.sync"
+                ),
+                "Parameters": {
+                    "HyperParameterTuningJobName.$": p.tuning_job_name(),
+                    "HyperParameterTuningJobConfig": {
+                        "Strategy.$": "$.args.tuning_strategy",
+                        "HyperParameterTuningJobObjective.$": "$.args.tuning_objective",
+                        "ResourceLimits": {
+                            "MaxNumberOfTrainingJobs.$": "$.args.tuning_max_jobs",
+                            "MaxParallelTrainingJobs.$": "$.args.tuning_max_parallel_jobs",
+                        },
+                        "ParameterRanges.$": "$.args.tuning_ranges",
+                        "TrainingJobEarlyStoppingType": "Auto" if tuning.early_stopping else "Off",
+                    },
+                    "TrainingJobDefinition": {
+                        "AlgorithmSpecification": job.algorithm,
+                        "RoleArn": p.role_arn,
+                        "StaticHyperParameters.$": _HYPERPARAMETERS,
+                        "InputDataConfig": p.channels(),
+                        "OutputDataConfig": job.output_config,
+                        "ResourceConfig": job.resource_config,
+                        "StoppingCondition": job.stopping,
+                        "EnableNetworkIsolation": p.network_isolation,
+                    },
+                    "Tags": p.tags(),
+                },
+                "ResultSelector": {
+                    "HyperParameterTuningJobName.$": "$.HyperParameterTuningJobName",
+                    "HyperParameterTuningJobArn.$": "$.HyperParameterTuningJobArn",
+                    "BestTrainingJob.$": "$.BestTrainingJob",
+                },
+                "ResultPath": "$.tuning",
+            },
+        )
+        p.retry_sagemaker(tune_model)
+        # The best job's description has the shape of Train model's result, so Save model and
+        # the deploy stage read either path the same way.
+        read_best = sfn.CustomState(
+            self,
+            READ_BEST_TRAINING_JOB,
+            state_json={
+                "Type": "Task",
+                "Resource": f"arn:{Aws.PARTITION}:states:::aws-sdk:sagemaker:describeTrainingJob",
+                "Parameters": {"TrainingJobName.$": "$.tuning.BestTrainingJob.TrainingJobName"},
+                "ResultSelector": job.result,
+                "ResultPath": "$.training",
+            },
+        )
+        p.retry_sagemaker(read_best)
+        tune_or_train = sfn.Choice(
+            self,
+            TUNE_OR_TRAIN,
+            comment="Execution input 'tune' (default from the config) picks the path.",
+        )
+        return _TuningStates(tune_or_train, tune_model, read_best)
+
+    def _save_model(self, p: _StateBuilder, images: ModelImages) -> sfn.CustomState:
+        save_model = sfn.CustomState(
+            self,
+            SAVE_MODEL,
+            state_json={
+                "Type": "Task",
+                "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createModel",
+                "Parameters": {
+                    "ModelName.$": p.name("m"),
+                    "ExecutionRoleArn": p.role_arn,
+                    "PrimaryContainer": {
+                        "Image": images.inference_image_uri,
+                        "ModelDataUrl.$": "$.training.ModelArtifacts.S3ModelArtifacts",
+                        "Mode": "SingleModel",
+                    },
+                    "EnableNetworkIsolation": p.network_isolation,
+                    "Tags": p.tags(),
+                },
+                # CreateModel answers only the ARN; SageMaker ARNs end in the (lower-case) name.
+                "ResultSelector": {
+                    "ModelArn.$": "$.ModelArn",
+                    "ModelName.$": "States.ArrayGetItem(States.StringSplit($.ModelArn, '/'), 1)",
+                },
+                "ResultPath": "$.model",
+            },
+        )
+        p.retry_sagemaker(save_model)
+        return save_model
+
+    def _batch_transform(self, p: _StateBuilder) -> sfn.CustomState:
+        batch_transform = sfn.CustomState(
+            self,
+            BATCH_TRANSFORM,
+            state_json={
+                "Type": "Task",
+                "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTransformJob.sync",
+                "Parameters": {
+                    "TransformJobName.$": p.name("b"),
+                    "ModelName.$": "$.model.ModelName",
+                    "BatchStrategy": "MultiRecord",
+                    "TransformInput": {
+                        "ContentType": "text/csv",
+                        "CompressionType": "None",
+                        "SplitType": "Line",
+                        "DataSource": {
+                            "S3DataSource": {
+                                "S3DataType": "S3Prefix",
+                                "S3Uri.$": "$.dataset.test_prefix",
+                            }
+                        },
+                    },
+                    "TransformOutput": {
+                        "S3OutputPath.$": (
+                            f"States.Format('s3://{p.bucket_name}/"
+                            f"{p.layout.transform_output}{{}}/', $.run_id)"
+                        ),
+                        "Accept": "text/csv",
+                        "AssembleWith": "Line",
+                        "KmsKeyId": p.key_arn,
+                    },
+                    "TransformResources": {
+                        "InstanceType.$": "$.args.transform_instance_type",
+                        "InstanceCount.$": "$.args.transform_instance_count",
+                        "VolumeKmsKeyId": p.key_arn,
+                    },
+                    "Tags": p.tags(),
+                },
+                "ResultSelector": {
+                    "TransformJobName.$": "$.TransformJobName",
+                    "TransformJobArn.$": "$.TransformJobArn",
+                    "TransformOutput.$": "$.TransformOutput",
+                },
+                "ResultPath": "$.transform",
+            },
+        )
+        p.retry_sagemaker(batch_transform)
+        return batch_transform
+
+    def _report_results(self, deploy: DeployStage | None) -> sfn.CustomState:
+        report: dict[str, Any] = {}
+        if deploy is not None:
+            report = {
+                "endpoint_name": self.deploy_endpoint_name,
+                "endpoint_config_name.$": "$.endpoint_config.EndpointConfigName",
+                "quality_gate": {
+                    "metric": deploy.metric,
+                    "value.$": "$.gate.values[0]",
+                    "threshold.$": "$.gate.threshold",
+                    "comparison": deploy.comparison,
+                },
+            }
+        return sfn.CustomState(
+            self,
+            REPORT_RESULTS,
+            state_json={
+                "Type": "Pass",
+                "Parameters": {
+                    **report,
+                    "run_id.$": "$.run_id",
+                    "dataset.$": "$.dataset",
+                    "hyperparameters.$": "$.training.HyperParameters",
+                    "training_job_name.$": "$.training.TrainingJobName",
+                    "model_name.$": "$.model.ModelName",
+                    "model_arn.$": "$.model.ModelArn",
+                    "model_artifact_uri.$": "$.training.ModelArtifacts.S3ModelArtifacts",
+                    "transform_job_name.$": "$.transform.TransformJobName",
+                    "transform_output_uri.$": "$.transform.TransformOutput.S3OutputPath",
+                },
+            },
+        )
+
+    def _failure_states(self) -> sfn.CustomState:
+        """Notify failure -> Workflow failed; returns Notify failure, the target of every catch."""
+        workflow_failed = sfn.Fail(
+            self, WORKFLOW_FAILED, error_path="$.error.Error", cause_path="$.error.Cause"
+        )
+        notify_failure = sfn.CustomState(
+            self,
+            NOTIFY_FAILURE,
+            state_json={
+                "Type": "Task",
+                "Resource": f"arn:{Aws.PARTITION}:states:::sns:publish",
+                "Parameters": {
+                    "TopicArn": self.topic.topic_arn,
+                    "Subject": f"{self.name_prefix} training workflow failed",
+                    "Message.$": (
+                        "States.Format('Execution {} failed: {}', $$.Execution.Id, "
+                        "States.JsonToString($.error))"
+                    ),
+                },
+                "ResultPath": "$.notification",
+            },
+        )
+        notify_failure.add_retry(
+            errors=SNS_TRANSIENT_ERRORS,
+            interval=Duration.seconds(2),
+            max_attempts=3,
+            backoff_rate=2,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        # A failed notification must not hide the workflow's own error: end in the Fail state.
+        notify_failure.add_catch(
+            workflow_failed, errors=["States.ALL"], result_path="$.notify_error"
+        )
+        notify_failure.next(workflow_failed)
+        return notify_failure
+
+    @staticmethod
+    def _chain(core: _CoreStates) -> None:
+        """Load defaults -> ... -> Batch transform; the tuning path rejoins at Save model."""
+        chain = core.load_defaults.next(core.apply_overrides).next(core.generate_dataset)
+        if core.tuning is not None:
+            tuning = core.tuning
+            chain.next(
+                tuning.tune_or_train.when(
+                    sfn.Condition.boolean_equals("$.args.tune", True), tuning.tune_model
+                ).otherwise(core.train_model)
+            )
+            tuning.tune_model.next(tuning.read_best).next(core.save_model)
+            core.train_model.next(core.save_model)
+        else:
+            chain.next(core.train_model).next(core.save_model)
+        core.save_model.next(core.batch_transform)
+
     def _deploy_states(
         self,
         deploy: DeployStage,
@@ -759,346 +790,154 @@ class TrainingWorkflow(Construct):
         key: kms.IKey,
         report_results: sfn.IChainable,
         notify_failure: sfn.IChainable,
-        retry: Callable[[sfn.CustomState], None],
     ) -> sfn.IChainable:
         """Quality gate -> endpoint config -> create or blue/green update -> bounded wait."""
         assert self.deploy_endpoint_name is not None and self.deploy_alarms is not None
-        name = self.deploy_endpoint_name
-        partition = Aws.PARTITION
-
-        def task(state_id: str, resource: str, body: dict[str, Any]) -> sfn.CustomState:
-            state = sfn.CustomState(
-                self,
-                state_id,
-                state_json={
-                    "Type": "Task",
-                    "Resource": f"arn:{partition}:states:::{resource}",
-                    **body,
-                },
-            )
-            retry(state)
-            state.add_catch(notify_failure, errors=["States.ALL"], result_path="$.error")
-            return state
-
-        def failure(state_id: str, error: str, cause: str) -> sfn.CustomState:
-            state = sfn.CustomState(
-                self,
-                state_id,
-                state_json={
-                    "Type": "Pass",
-                    "Parameters": {"Error": error, "Cause.$": cause},
-                    "ResultPath": "$.error",
-                },
-            )
-            state.next(notify_failure)
-            return state
-
-        read_metric = sfn.CustomState(
+        return deploy_states(
             self,
-            READ_METRIC,
-            state_json={
-                "Type": "Pass",
-                "Comment": "The gate's metric from the training job's final metrics "
-                "([] when the job did not report it).",
-                "Parameters": {
-                    "metric": deploy.metric,
-                    "values.$": (
-                        "$.training.FinalMetricDataList"
-                        f"[?(@.MetricName == '{deploy.metric}')].Value"
-                    ),
-                    "threshold.$": "$.args.quality_threshold",
-                },
-                "ResultPath": "$.gate",
-            },
+            deploy,
+            p,
+            endpoint_name=self.deploy_endpoint_name,
+            key=key,
+            rollback_alarms=self.deploy_alarms.rollback_alarms,
+            report_results=report_results,
+            notify_failure=notify_failure,
         )
-        symbol = COMPARISON_SYMBOLS[deploy.comparison]
-        reject = failure(
-            REJECT_MODEL,
-            "QualityGateFailed",
-            f"States.Format('Model {{}} has {deploy.metric} = {{}}; the quality gate requires "
-            f"{symbol} {{}}. Nothing was deployed.', $.model.ModelName, $.gate.values, "
-            "$.gate.threshold)",
-        )
-        compare = {
-            "less_than": sfn.Condition.number_less_than_json_path,
-            "less_than_or_equal": sfn.Condition.number_less_than_equals_json_path,
-            "greater_than": sfn.Condition.number_greater_than_json_path,
-            "greater_than_or_equal": sfn.Condition.number_greater_than_equals_json_path,
-        }[deploy.comparison]
-        passes = compare("$.gate.values[0]", "$.gate.threshold")
 
-        describe = sfn.CustomState(
-            self,
-            DESCRIBE_ENDPOINT,
-            state_json={
-                "Type": "Task",
-                "Resource": f"arn:{partition}:states:::aws-sdk:sagemaker:describeEndpoint",
-                "Parameters": {"EndpointName": name},
-                "ResultSelector": {
-                    "EndpointConfigName.$": "$.EndpointConfigName",
-                    "EndpointStatus.$": "$.EndpointStatus",
-                },
-                "ResultPath": "$.endpoint",
-            },
-        )
-        retry(describe)
-        missing = sfn.Choice(
-            self, ENDPOINT_MISSING, comment="DescribeEndpoint fails for an absent endpoint."
-        )
-        describe.add_catch(missing, errors=["States.ALL"], result_path="$.error")
 
-        def variant(variant_name: str, model: str, weight: float) -> dict[str, Any]:
-            return {
-                "VariantName": variant_name,
-                "ModelName.$": model,
-                "InstanceType": deploy.instance_type,
-                "InitialInstanceCount": deploy.instance_count,
-                "InitialVariantWeight": weight,
-            }
-
-        new_model = "$.model.ModelName"
-        if deploy.ab_test:
-            share = deploy.candidate_weight
-            rest = round(1 - share, 6)
-            # The live configuration is named '<model name>-<retry>' (see below): its model is
-            # the configuration name without its last dash-separated part.
-            parts = "States.StringSplit($.endpoint.EndpointConfigName, '-')"
-            first = p.name_prefix.count("-") + 1
-            current_model = (
-                f"States.Format('{p.name_prefix}-{{}}-{{}}-{{}}', "
-                + ", ".join(f"States.ArrayGetItem({parts}, {first + i})" for i in range(3))
-                + ")"
+def _validate_props(
+    *,
+    name_prefix: str,
+    defaults: WorkflowDefaults,
+    images: ModelImages,
+    max_attempts: int,
+    timeout: Duration,
+    training_max_runtime: Duration,
+    training_volume_size_gb: int,
+    tuning: HyperparameterTuning | None,
+    deploy: DeployStage | None,
+) -> str | None:
+    """Reject impossible props at synth time; returns the deploy stage's endpoint name."""
+    validate_name_prefix("TrainingWorkflow", name_prefix)
+    if not 1 <= max_attempts <= 9:
+        raise ValueError(f"TrainingWorkflow max_attempts={max_attempts}: expected 1 to 9")
+    longest = len(name_prefix) + 1 + RUN_ID_LENGTH + 2 + MAX_REDRIVE_DIGITS + 1 + 1
+    if longest > SAGEMAKER_NAME_LIMIT:  # pragma: no cover - guarded by validate_name_prefix
+        raise ValueError(f"TrainingWorkflow name_prefix={name_prefix!r} is too long")
+    if timeout.to_seconds() <= training_max_runtime.to_seconds():
+        raise ValueError(
+            f"TrainingWorkflow timeout={timeout.to_seconds()}s: expected more than "
+            f"training_max_runtime ({training_max_runtime.to_seconds()}s)"
+        )
+    if not 1 <= training_volume_size_gb <= 16384:
+        raise ValueError(
+            f"TrainingWorkflow training_volume_size_gb={training_volume_size_gb}: "
+            "expected 1 to 16384"
+        )
+    metric_names = sorted(m["Name"] for m in images.training_metric_definitions)
+    if deploy is not None and deploy.metric not in metric_names:
+        raise ValueError(
+            f"TrainingWorkflow deploy.metric={deploy.metric!r}: expected one of the training "
+            f"image's metric definitions {metric_names}"
+        )
+    if tuning is not None:
+        if tuning.objective_metric not in metric_names:
+            raise ValueError(
+                f"TrainingWorkflow tuning.objective_metric={tuning.objective_metric!r}: "
+                f"expected one of the training image's metric definitions {metric_names}"
             )
-            # On creation both variants serve the new model, so every later configuration has
-            # the same variant names (a blue/green update requires that).
-            new_variants = [
-                variant("Live", new_model, rest),
-                variant("Candidate", new_model, share),
-            ]
-            update_variants = [
-                variant("Live", current_model, rest),
-                variant("Candidate", new_model, share),
-            ]
-        else:
-            new_variants = update_variants = [variant("Live", new_model, 1.0)]
-
-        def plan(state_id: str, exists: bool, variants: list[dict[str, Any]]) -> sfn.CustomState:
-            return sfn.CustomState(
-                self,
-                state_id,
-                state_json={
-                    "Type": "Pass",
-                    "Parameters": {"exists": exists, "variants": variants},
-                    "ResultPath": "$.deployment",
-                },
+        static = sorted(set(tuning.ranges) & set(defaults.hyperparameters))
+        if static:
+            raise ValueError(
+                f"TrainingWorkflow tuning.ranges: {static} are also fixed in "
+                "defaults.hyperparameters; a hyperparameter is either static or tuned"
             )
-
-        plan_new = plan(PLAN_NEW_ENDPOINT, False, new_variants)
-        plan_update = plan(PLAN_ENDPOINT_UPDATE, True, update_variants)
-        create_config = task(
-            CREATE_ENDPOINT_CONFIG,
-            "sagemaker:createEndpointConfig",
-            {
-                "Parameters": {
-                    # '<model name>-<retry>': unique per attempt, at most 63 characters.
-                    "EndpointConfigName.$": (
-                        "States.Format('{}-{}', $.model.ModelName, $$.State.RetryCount)"
-                    ),
-                    "ProductionVariants.$": "$.deployment.variants",
-                    "KmsKeyId": key.key_arn,
-                    "Tags": p.tags(),
-                },
-                "ResultSelector": {
-                    "EndpointConfigArn.$": "$.EndpointConfigArn",
-                    "EndpointConfigName.$": (
-                        "States.ArrayGetItem(States.StringSplit($.EndpointConfigArn, '/'), 1)"
-                    ),
-                },
-                "ResultPath": "$.endpoint_config",
-            },
+    if len(name_prefix) + 1 + TUNING_SUFFIX_LENGTH > TUNING_JOB_NAME_LIMIT:  # pragma: no cover
+        raise ValueError(f"TrainingWorkflow name_prefix={name_prefix!r} is too long")
+    if deploy is None:
+        return None
+    endpoint_name = deploy.endpoint_name or f"{name_prefix}-live"
+    if not _ENDPOINT_NAME.fullmatch(endpoint_name):
+        raise ValueError(
+            f"TrainingWorkflow deploy.endpoint_name={endpoint_name!r}: "
+            "expected at most 63 letters, digits and dashes"
         )
-        exists = sfn.Choice(self, ENDPOINT_EXISTS)
-        create = task(
-            CREATE_ENDPOINT,
-            "sagemaker:createEndpoint",
-            {
-                "Parameters": {
-                    "EndpointName": name,
-                    "EndpointConfigName.$": "$.endpoint_config.EndpointConfigName",
-                    "Tags": p.tags(),
-                },
-                "ResultPath": "$.endpoint_request",
-            },
-        )
-        update = task(
-            UPDATE_ENDPOINT,
-            "sagemaker:updateEndpoint",
-            {
-                "Parameters": {
-                    "EndpointName": name,
-                    "EndpointConfigName.$": "$.endpoint_config.EndpointConfigName",
-                    "DeploymentConfig": {
-                        "BlueGreenUpdatePolicy": {
-                            "TrafficRoutingConfiguration": deploy.traffic.routing(),
-                            "TerminationWaitInSeconds": int(
-                                deploy.traffic.termination_wait.to_seconds()
-                            ),
-                            "MaximumExecutionTimeoutInSeconds": deploy.blue_green_timeout_seconds,
-                        },
-                        "AutoRollbackConfiguration": {
-                            "Alarms": [
-                                {"AlarmName": alarm.alarm_name}
-                                for alarm in self.deploy_alarms.rollback_alarms
-                            ]
-                        },
-                    },
-                },
-                "ResultPath": "$.endpoint_request",
-            },
-        )
-        start_wait = sfn.CustomState(
-            self,
-            START_ENDPOINT_WAIT,
-            state_json={"Type": "Pass", "Result": {"checks": 0}, "ResultPath": "$.wait"},
-        )
-        wait = sfn.Wait(self, WAIT_FOR_ENDPOINT, time=sfn.WaitTime.duration(deploy.poll_interval))
-        check = task(
-            CHECK_ENDPOINT,
-            "aws-sdk:sagemaker:describeEndpoint",
-            {"Parameters": {"EndpointName": name}, "ResultPath": "$.status"},
-        )
-        count = sfn.CustomState(
-            self,
-            COUNT_ENDPOINT_CHECK,
-            state_json={
-                "Type": "Pass",
-                "Parameters": {"checks.$": "States.MathAdd($.wait.checks, 1)"},
-                "ResultPath": "$.wait",
-            },
-        )
-        ready = sfn.Choice(self, ENDPOINT_READY)
-        status = "$.status.EndpointStatus"
-        in_service = sfn.Condition.string_equals(status, "InService")
-        failed = sfn.Condition.or_(
-            sfn.Condition.string_equals(status, "Failed"),
-            sfn.Condition.string_equals(status, "UpdateRollbackFailed"),
-        )
-        ended = sfn.Condition.or_(
-            failed,
-            sfn.Condition.string_equals(status, "OutOfService"),
-            sfn.Condition.string_equals(status, "Deleting"),
-        )
-        minutes = round(deploy.max_wait.to_seconds() / 60)
-        ready.when(
-            sfn.Condition.and_(
-                in_service,
-                sfn.Condition.string_equals_json_path(
-                    "$.status.EndpointConfigName", "$.endpoint_config.EndpointConfigName"
-                ),
-            ),
-            report_results,
-        ).when(
-            in_service,
-            failure(
-                DEPLOYMENT_ROLLED_BACK,
-                "DeploymentRolledBack",
-                "States.Format('Endpoint {} rolled back to configuration {}: {} did not survive "
-                "the update (a rollback alarm fired or the new fleet failed).', "
-                "$.status.EndpointName, $.status.EndpointConfigName, "
-                "$.endpoint_config.EndpointConfigName)",
-            ),
-        ).when(
-            sfn.Condition.and_(failed, sfn.Condition.is_present("$.status.FailureReason")),
-            failure(
-                ENDPOINT_FAILED,
-                "EndpointFailed",
-                "States.Format('Endpoint {} is {}: {}', $.status.EndpointName, "
-                "$.status.EndpointStatus, $.status.FailureReason)",
-            ),
-        ).when(
-            ended,
-            failure(
-                ENDPOINT_NOT_IN_SERVICE,
-                "EndpointNotInService",
-                "States.Format('Endpoint {} is {}', $.status.EndpointName, "
-                "$.status.EndpointStatus)",
-            ),
-        ).when(
-            sfn.Condition.number_greater_than_equals("$.wait.checks", deploy.max_checks),
-            failure(
-                ENDPOINT_WAIT_TIMED_OUT,
-                "EndpointWaitTimedOut",
-                f"States.Format('Endpoint {{}} is still {{}} after {deploy.max_checks} checks "
-                f"in {minutes} minutes', $.status.EndpointName, $.status.EndpointStatus)",
-            ),
-        ).otherwise(wait)
-
-        gate = sfn.Choice(self, QUALITY_GATE, comment=f"{deploy.metric} {symbol} threshold?")
-        gate.when(sfn.Condition.not_(sfn.Condition.is_present("$.gate.values[0]")), reject).when(
-            sfn.Condition.not_(sfn.Condition.is_numeric("$.gate.threshold")), reject
-        ).when(passes, describe).otherwise(reject)
-        missing.when(
-            sfn.Condition.string_matches("$.error.Cause", "*Could not find endpoint*"), plan_new
-        ).otherwise(notify_failure)
-        describe.next(plan_update)
-        plan_new.next(create_config)
-        plan_update.next(create_config)
-        create_config.next(exists)
-        exists.when(sfn.Condition.boolean_equals("$.deployment.exists", True), update).otherwise(
-            create
-        )
-        create.next(start_wait)
-        update.next(start_wait)
-        start_wait.next(wait).next(check).next(count).next(ready)
-        read_metric.next(gate)
-        return read_metric
+    return endpoint_name
 
 
-@dataclass(frozen=True)
-class _StateBuilder:
-    name_prefix: str
-    bucket_name: str
-    layout: BucketLayout
-    key_arn: str
-    role_arn: str
-    network_isolation: bool
+class _TrainingJob(NamedTuple):
+    """The parts of a training job that Train model and Tune model's job definition share."""
 
-    def name(self, kind: str) -> str:
-        """A SageMaker name unique per run, redrive and retry: a retry never reuses a taken name."""
+    algorithm: dict[str, Any]
+    # DescribeTrainingJob's answer (the .sync result), cut to what later states read.
+    result: dict[str, str]
+    output_config: dict[str, str]
+    resource_config: dict[str, Any]
+    stopping: dict[str, int]
+
+
+def _training_job(
+    p: _StateBuilder,
+    images: ModelImages,
+    volume_size_gb: int,
+    max_runtime: Duration,
+    deploy: DeployStage | None,
+) -> _TrainingJob:
+    algorithm: dict[str, Any] = {
+        "TrainingImage": images.training_image_uri,
+        "TrainingInputMode": "File",
+    }
+    if images.training_metric_definitions:
+        algorithm["MetricDefinitions"] = images.training_metric_definitions
+    result = {
+        "TrainingJobName.$": "$.TrainingJobName",
+        "TrainingJobArn.$": "$.TrainingJobArn",
+        "HyperParameters.$": "$.HyperParameters",
+        "ModelArtifacts.$": "$.ModelArtifacts",
+    }
+    # The final metrics feed the deploy stage's quality gate.
+    if deploy is not None:
+        result["FinalMetricDataList.$"] = "$.FinalMetricDataList"
+    return _TrainingJob(
+        algorithm=algorithm,
+        result=result,
+        output_config={
+            "S3OutputPath": f"s3://{p.bucket_name}/{p.layout.models}",
+            "KmsKeyId": p.key_arn,
+        },
+        resource_config={
+            "InstanceType.$": "$.args.training_instance_type",
+            "InstanceCount.$": "$.args.training_instance_count",
+            "VolumeSizeInGB": volume_size_gb,
+            "VolumeKmsKeyId": p.key_arn,
+        },
+        stopping={"MaxRuntimeInSeconds": int(max_runtime.to_seconds())},
+    )
+
+
+class _TuningStates(NamedTuple):
+    tune_or_train: sfn.Choice
+    tune_model: sfn.CustomState
+    read_best: sfn.CustomState
+
+
+class _CoreStates(NamedTuple):
+    load_defaults: sfn.CustomState
+    apply_overrides: sfn.CustomState
+    generate_dataset: sfn.CustomState
+    train_model: sfn.CustomState
+    tuning: _TuningStates | None
+    save_model: sfn.CustomState
+    batch_transform: sfn.CustomState
+    report_results: sfn.CustomState
+
+    def tasks(self) -> tuple[sfn.CustomState, ...]:
+        """The Task states whose failures go to Notify failure."""
+        tuning = (self.tuning.tune_model, self.tuning.read_best) if self.tuning is not None else ()
         return (
-            f"States.Format('{self.name_prefix}-{{}}-{kind}{{}}-{{}}', $.run_id, "
-            "$$.Execution.RedriveCount, $$.State.RetryCount)"
+            self.generate_dataset,
+            self.train_model,
+            self.save_model,
+            self.batch_transform,
+            *tuning,
         )
-
-    def tuning_job_name(self) -> str:
-        """``<name_prefix>-<8 hex digits of a fresh UUID>``: tuning job names are limited to 32
-        characters, too few for the run id; a retry draws a new UUID, so never a taken name."""
-        return (
-            f"States.Format('{self.name_prefix}-{{}}', "
-            "States.ArrayGetItem(States.StringSplit(States.UUID(), '-'), 0))"
-        )
-
-    def channels(self) -> list[dict[str, Any]]:
-        """The seeded ``train`` and ``validation`` sets (the image evaluates the latter every
-        round: early stopping, best iteration, and the metric the quality gate reads)."""
-        return [
-            {
-                "ChannelName": channel,
-                "ContentType": "text/csv",
-                "CompressionType": "None",
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri.$": f"$.dataset.{channel}_prefix",
-                        "S3DataDistributionType": "FullyReplicated",
-                    }
-                },
-            }
-            for channel in ("train", "validation")
-        ]
-
-    def tags(self) -> list[dict[str, str]]:
-        return [
-            {"Key": "mlstack:workflow", "Value": self.name_prefix},
-            {"Key": "mlstack:run-id", "Value.$": "$.run_id"},
-        ]

@@ -1,0 +1,405 @@
+"""The training workflow's optional deploy stage, between Batch transform and Report results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from aws_cdk import Aws
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from mlstack.constructs._state_builder import StateBuilder
+from mlstack.constructs.workflow_options import DeployStage
+
+READ_METRIC = "Read validation metric"
+QUALITY_GATE = "Quality gate"
+REJECT_MODEL = "Reject model"
+DESCRIBE_ENDPOINT = "Describe endpoint"
+ENDPOINT_MISSING = "Is endpoint missing?"
+PLAN_NEW_ENDPOINT = "Plan new endpoint"
+PLAN_ENDPOINT_UPDATE = "Plan endpoint update"
+CREATE_ENDPOINT_CONFIG = "Create endpoint config"
+ENDPOINT_EXISTS = "Endpoint exists?"
+CREATE_ENDPOINT = "Create endpoint"
+UPDATE_ENDPOINT = "Update endpoint"
+START_ENDPOINT_WAIT = "Start endpoint wait"
+WAIT_FOR_ENDPOINT = "Wait for endpoint"
+CHECK_ENDPOINT = "Check endpoint status"
+ENDPOINT_READY = "Endpoint ready?"
+COUNT_ENDPOINT_CHECK = "Count endpoint check"
+ENDPOINT_FAILED = "Endpoint failed"
+ENDPOINT_NOT_IN_SERVICE = "Endpoint not in service"
+DEPLOYMENT_ROLLED_BACK = "Deployment rolled back"
+ENDPOINT_WAIT_TIMED_OUT = "Endpoint wait timed out"
+
+COMPARISON_SYMBOLS = {
+    "less_than": "<",
+    "less_than_or_equal": "<=",
+    "greater_than": ">",
+    "greater_than_or_equal": ">=",
+}
+_COMPARE = {
+    "less_than": sfn.Condition.number_less_than_json_path,
+    "less_than_or_equal": sfn.Condition.number_less_than_equals_json_path,
+    "greater_than": sfn.Condition.number_greater_than_json_path,
+    "greater_than_or_equal": sfn.Condition.number_greater_than_equals_json_path,
+}
+
+
+def deploy_states(
+    scope: Construct,
+    deploy: DeployStage,
+    p: StateBuilder,
+    *,
+    endpoint_name: str,
+    key: kms.IKey,
+    rollback_alarms: Sequence[cw.Alarm],
+    report_results: sfn.IChainable,
+    notify_failure: sfn.IChainable,
+) -> sfn.IChainable:
+    """Quality gate -> endpoint config -> create or blue/green update -> bounded wait.
+
+    The states are created in ``scope`` (the workflow), so their IDs are the state names.
+    """
+    return _DeployStates(
+        scope, deploy, p, endpoint_name, key, rollback_alarms, report_results, notify_failure
+    ).build()
+
+
+class _DeployStates:
+    def __init__(
+        self,
+        scope: Construct,
+        deploy: DeployStage,
+        p: StateBuilder,
+        endpoint_name: str,
+        key: kms.IKey,
+        rollback_alarms: Sequence[cw.Alarm],
+        report_results: sfn.IChainable,
+        notify_failure: sfn.IChainable,
+    ) -> None:
+        self.scope = scope
+        self.deploy = deploy
+        self.p = p
+        self.name = endpoint_name
+        self.key = key
+        self.rollback_alarms = rollback_alarms
+        self.report_results = report_results
+        self.notify_failure = notify_failure
+        self.symbol = COMPARISON_SYMBOLS[deploy.comparison]
+
+    def build(self) -> sfn.IChainable:
+        # Creation order only shapes the construct tree (tree.json), which this order keeps;
+        # the definition follows the transitions wired at the end.
+        read_metric = self._read_metric()
+        reject = self._failure(
+            REJECT_MODEL,
+            "QualityGateFailed",
+            f"States.Format('Model {{}} has {self.deploy.metric} = {{}}; the quality gate "
+            f"requires {self.symbol} {{}}. Nothing was deployed.', $.model.ModelName, "
+            "$.gate.values, $.gate.threshold)",
+        )
+        passes = _COMPARE[self.deploy.comparison]("$.gate.values[0]", "$.gate.threshold")
+        describe, missing = self._describe_endpoint()
+        new_variants, update_variants = self._variants()
+        plan_new = self._plan(PLAN_NEW_ENDPOINT, False, new_variants)
+        plan_update = self._plan(PLAN_ENDPOINT_UPDATE, True, update_variants)
+        create_config = self._create_endpoint_config()
+        exists = sfn.Choice(self.scope, ENDPOINT_EXISTS)
+        create = self._create_endpoint()
+        update = self._update_endpoint()
+        start_wait = sfn.CustomState(
+            self.scope,
+            START_ENDPOINT_WAIT,
+            state_json={"Type": "Pass", "Result": {"checks": 0}, "ResultPath": "$.wait"},
+        )
+        wait = sfn.Wait(
+            self.scope, WAIT_FOR_ENDPOINT, time=sfn.WaitTime.duration(self.deploy.poll_interval)
+        )
+        check = self._task(
+            CHECK_ENDPOINT,
+            "aws-sdk:sagemaker:describeEndpoint",
+            {"Parameters": {"EndpointName": self.name}, "ResultPath": "$.status"},
+        )
+        count = sfn.CustomState(
+            self.scope,
+            COUNT_ENDPOINT_CHECK,
+            state_json={
+                "Type": "Pass",
+                "Parameters": {"checks.$": "States.MathAdd($.wait.checks, 1)"},
+                "ResultPath": "$.wait",
+            },
+        )
+        ready = self._endpoint_ready(wait)
+
+        gate = sfn.Choice(
+            self.scope, QUALITY_GATE, comment=f"{self.deploy.metric} {self.symbol} threshold?"
+        )
+        gate.when(sfn.Condition.not_(sfn.Condition.is_present("$.gate.values[0]")), reject).when(
+            sfn.Condition.not_(sfn.Condition.is_numeric("$.gate.threshold")), reject
+        ).when(passes, describe).otherwise(reject)
+        missing.when(
+            sfn.Condition.string_matches("$.error.Cause", "*Could not find endpoint*"), plan_new
+        ).otherwise(self.notify_failure)
+        describe.next(plan_update)
+        plan_new.next(create_config)
+        plan_update.next(create_config)
+        create_config.next(exists)
+        exists.when(sfn.Condition.boolean_equals("$.deployment.exists", True), update).otherwise(
+            create
+        )
+        create.next(start_wait)
+        update.next(start_wait)
+        start_wait.next(wait).next(check).next(count).next(ready)
+        read_metric.next(gate)
+        return read_metric
+
+    def _task(self, state_id: str, resource: str, body: dict[str, Any]) -> sfn.CustomState:
+        state = sfn.CustomState(
+            self.scope,
+            state_id,
+            state_json={
+                "Type": "Task",
+                "Resource": f"arn:{Aws.PARTITION}:states:::{resource}",
+                **body,
+            },
+        )
+        self.p.retry_sagemaker(state)
+        state.add_catch(self.notify_failure, errors=["States.ALL"], result_path="$.error")
+        return state
+
+    def _failure(self, state_id: str, error: str, cause: str) -> sfn.CustomState:
+        state = sfn.CustomState(
+            self.scope,
+            state_id,
+            state_json={
+                "Type": "Pass",
+                "Parameters": {"Error": error, "Cause.$": cause},
+                "ResultPath": "$.error",
+            },
+        )
+        state.next(self.notify_failure)
+        return state
+
+    def _read_metric(self) -> sfn.CustomState:
+        metric = self.deploy.metric
+        return sfn.CustomState(
+            self.scope,
+            READ_METRIC,
+            state_json={
+                "Type": "Pass",
+                "Comment": "The gate's metric from the training job's final metrics "
+                "([] when the job did not report it).",
+                "Parameters": {
+                    "metric": metric,
+                    "values.$": (
+                        f"$.training.FinalMetricDataList[?(@.MetricName == '{metric}')].Value"
+                    ),
+                    "threshold.$": "$.args.quality_threshold",
+                },
+                "ResultPath": "$.gate",
+            },
+        )
+
+    def _describe_endpoint(self) -> tuple[sfn.CustomState, sfn.Choice]:
+        describe = sfn.CustomState(
+            self.scope,
+            DESCRIBE_ENDPOINT,
+            state_json={
+                "Type": "Task",
+                "Resource": f"arn:{Aws.PARTITION}:states:::aws-sdk:sagemaker:describeEndpoint",
+                "Parameters": {"EndpointName": self.name},
+                "ResultSelector": {
+                    "EndpointConfigName.$": "$.EndpointConfigName",
+                    "EndpointStatus.$": "$.EndpointStatus",
+                },
+                "ResultPath": "$.endpoint",
+            },
+        )
+        self.p.retry_sagemaker(describe)
+        missing = sfn.Choice(
+            self.scope, ENDPOINT_MISSING, comment="DescribeEndpoint fails for an absent endpoint."
+        )
+        # Not _task's catch: an absent endpoint is the expected first-deploy path, not a failure.
+        describe.add_catch(missing, errors=["States.ALL"], result_path="$.error")
+        return describe, missing
+
+    def _variant(self, variant_name: str, model: str, weight: float) -> dict[str, Any]:
+        return {
+            "VariantName": variant_name,
+            "ModelName.$": model,
+            "InstanceType": self.deploy.instance_type,
+            "InitialInstanceCount": self.deploy.instance_count,
+            "InitialVariantWeight": weight,
+        }
+
+    def _variants(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The production variants of a new endpoint and of an update of the live one."""
+        new_model = "$.model.ModelName"
+        if not self.deploy.ab_test:
+            variants = [self._variant("Live", new_model, 1.0)]
+            return variants, variants
+        share = self.deploy.candidate_weight
+        rest = round(1 - share, 6)
+        # The live configuration is named '<model name>-<retry>' (see below): its model is
+        # the configuration name without its last dash-separated part.
+        prefix = self.p.name_prefix
+        parts = "States.StringSplit($.endpoint.EndpointConfigName, '-')"
+        first = prefix.count("-") + 1
+        current_model = (
+            f"States.Format('{prefix}-{{}}-{{}}-{{}}', "
+            + ", ".join(f"States.ArrayGetItem({parts}, {first + i})" for i in range(3))
+            + ")"
+        )
+        # On creation both variants serve the new model, so every later configuration has
+        # the same variant names (a blue/green update requires that).
+        new_variants = [
+            self._variant("Live", new_model, rest),
+            self._variant("Candidate", new_model, share),
+        ]
+        update_variants = [
+            self._variant("Live", current_model, rest),
+            self._variant("Candidate", new_model, share),
+        ]
+        return new_variants, update_variants
+
+    def _plan(self, state_id: str, exists: bool, variants: list[dict[str, Any]]) -> sfn.CustomState:
+        return sfn.CustomState(
+            self.scope,
+            state_id,
+            state_json={
+                "Type": "Pass",
+                "Parameters": {"exists": exists, "variants": variants},
+                "ResultPath": "$.deployment",
+            },
+        )
+
+    def _create_endpoint_config(self) -> sfn.CustomState:
+        return self._task(
+            CREATE_ENDPOINT_CONFIG,
+            "sagemaker:createEndpointConfig",
+            {
+                "Parameters": {
+                    # '<model name>-<retry>': unique per attempt, at most 63 characters.
+                    "EndpointConfigName.$": (
+                        "States.Format('{}-{}', $.model.ModelName, $$.State.RetryCount)"
+                    ),
+                    "ProductionVariants.$": "$.deployment.variants",
+                    "KmsKeyId": self.key.key_arn,
+                    "Tags": self.p.tags(),
+                },
+                "ResultSelector": {
+                    "EndpointConfigArn.$": "$.EndpointConfigArn",
+                    "EndpointConfigName.$": (
+                        "States.ArrayGetItem(States.StringSplit($.EndpointConfigArn, '/'), 1)"
+                    ),
+                },
+                "ResultPath": "$.endpoint_config",
+            },
+        )
+
+    def _create_endpoint(self) -> sfn.CustomState:
+        return self._task(
+            CREATE_ENDPOINT,
+            "sagemaker:createEndpoint",
+            {
+                "Parameters": {
+                    "EndpointName": self.name,
+                    "EndpointConfigName.$": "$.endpoint_config.EndpointConfigName",
+                    "Tags": self.p.tags(),
+                },
+                "ResultPath": "$.endpoint_request",
+            },
+        )
+
+    def _update_endpoint(self) -> sfn.CustomState:
+        traffic = self.deploy.traffic
+        return self._task(
+            UPDATE_ENDPOINT,
+            "sagemaker:updateEndpoint",
+            {
+                "Parameters": {
+                    "EndpointName": self.name,
+                    "EndpointConfigName.$": "$.endpoint_config.EndpointConfigName",
+                    "DeploymentConfig": {
+                        "BlueGreenUpdatePolicy": {
+                            "TrafficRoutingConfiguration": traffic.routing(),
+                            "TerminationWaitInSeconds": int(traffic.termination_wait.to_seconds()),
+                            "MaximumExecutionTimeoutInSeconds": (
+                                self.deploy.blue_green_timeout_seconds
+                            ),
+                        },
+                        "AutoRollbackConfiguration": {
+                            "Alarms": [
+                                {"AlarmName": alarm.alarm_name} for alarm in self.rollback_alarms
+                            ]
+                        },
+                    },
+                },
+                "ResultPath": "$.endpoint_request",
+            },
+        )
+
+    def _endpoint_ready(self, wait: sfn.Wait) -> sfn.Choice:
+        ready = sfn.Choice(self.scope, ENDPOINT_READY)
+        status = "$.status.EndpointStatus"
+        in_service = sfn.Condition.string_equals(status, "InService")
+        failed = sfn.Condition.or_(
+            sfn.Condition.string_equals(status, "Failed"),
+            sfn.Condition.string_equals(status, "UpdateRollbackFailed"),
+        )
+        ended = sfn.Condition.or_(
+            failed,
+            sfn.Condition.string_equals(status, "OutOfService"),
+            sfn.Condition.string_equals(status, "Deleting"),
+        )
+        max_checks = self.deploy.max_checks
+        minutes = round(self.deploy.max_wait.to_seconds() / 60)
+        # InService on another configuration means SageMaker rolled the update back.
+        ready.when(
+            sfn.Condition.and_(
+                in_service,
+                sfn.Condition.string_equals_json_path(
+                    "$.status.EndpointConfigName", "$.endpoint_config.EndpointConfigName"
+                ),
+            ),
+            self.report_results,
+        ).when(
+            in_service,
+            self._failure(
+                DEPLOYMENT_ROLLED_BACK,
+                "DeploymentRolledBack",
+                "States.Format('Endpoint {} rolled back to configuration {}: {} did not survive "
+                "the update (a rollback alarm fired or the new fleet failed).', "
+                "$.status.EndpointName, $.status.EndpointConfigName, "
+                "$.endpoint_config.EndpointConfigName)",
+            ),
+        ).when(
+            sfn.Condition.and_(failed, sfn.Condition.is_present("$.status.FailureReason")),
+            self._failure(
+                ENDPOINT_FAILED,
+                "EndpointFailed",
+                "States.Format('Endpoint {} is {}: {}', $.status.EndpointName, "
+                "$.status.EndpointStatus, $.status.FailureReason)",
+            ),
+        ).when(
+            ended,
+            self._failure(
+                ENDPOINT_NOT_IN_SERVICE,
+                "EndpointNotInService",
+                "States.Format('Endpoint {} is {}', $.status.EndpointName, "
+                "$.status.EndpointStatus)",
+            ),
+        ).when(
+            sfn.Condition.number_greater_than_equals("$.wait.checks", max_checks),
+            self._failure(
+                ENDPOINT_WAIT_TIMED_OUT,
+                "EndpointWaitTimedOut",
+                f"States.Format('Endpoint {{}} is still {{}} after {max_checks} checks "
+                f"in {minutes} minutes', $.status.EndpointName, $.status.EndpointStatus)",
+            ),
+        ).otherwise(wait)
+        return ready

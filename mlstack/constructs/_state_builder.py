@@ -1,0 +1,81 @@
+"""Plain values and helpers shared by the states of the training workflow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import Duration
+from aws_cdk import aws_stepfunctions as sfn
+
+from mlstack.constructs.layout import BucketLayout
+
+# Throttling and service-side errors of the SageMaker API. A job that runs and fails raises
+# States.TaskFailed instead, which is not retried: the same inputs would fail again.
+SAGEMAKER_TRANSIENT_ERRORS = [
+    "SageMaker.AmazonSageMakerException",
+    "SageMaker.ThrottlingException",
+    "SageMaker.InternalFailure",
+    "SageMaker.ServiceUnavailable",
+]
+
+
+@dataclass(frozen=True)
+class StateBuilder:
+    name_prefix: str
+    bucket_name: str
+    layout: BucketLayout
+    key_arn: str
+    role_arn: str
+    network_isolation: bool
+    max_attempts: int
+
+    def retry_sagemaker(self, state: sfn.CustomState) -> None:
+        state.add_retry(
+            errors=SAGEMAKER_TRANSIENT_ERRORS,
+            interval=Duration.seconds(10),
+            max_attempts=self.max_attempts,
+            backoff_rate=2,
+            max_delay=Duration.minutes(5),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+
+    def name(self, kind: str) -> str:
+        """A SageMaker name unique per run, redrive and retry: a retry never reuses a taken name."""
+        return (
+            f"States.Format('{self.name_prefix}-{{}}-{kind}{{}}-{{}}', $.run_id, "
+            "$$.Execution.RedriveCount, $$.State.RetryCount)"
+        )
+
+    def tuning_job_name(self) -> str:
+        """``<name_prefix>-<8 hex digits of a fresh UUID>``: tuning job names are limited to 32
+        characters, too few for the run id; a retry draws a new UUID, so never a taken name."""
+        return (
+            f"States.Format('{self.name_prefix}-{{}}', "
+            "States.ArrayGetItem(States.StringSplit(States.UUID(), '-'), 0))"
+        )
+
+    def channels(self) -> list[dict[str, Any]]:
+        """The seeded ``train`` and ``validation`` sets (the image evaluates the latter every
+        round: early stopping, best iteration, and the metric the quality gate reads)."""
+        return [
+            {
+                "ChannelName": channel,
+                "ContentType": "text/csv",
+                "CompressionType": "None",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri.$": f"$.dataset.{channel}_prefix",
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+            for channel in ("train", "validation")
+        ]
+
+    def tags(self) -> list[dict[str, str]]:
+        return [
+            {"Key": "mlstack:workflow", "Value": self.name_prefix},
+            {"Key": "mlstack:run-id", "Value.$": "$.run_id"},
+        ]
