@@ -6,12 +6,12 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from mlstack.local import assembly
 from mlstack.local.runner import RunOptions, RunReport, run
 from mlstack.local.ui import Reporter
+from tests.fake_aws import use_fake_aws
 
 LOCAL_RUN_ROWS = 500
 
@@ -19,17 +19,7 @@ LOCAL_RUN_ROWS = 500
 @pytest.fixture(autouse=True)
 def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No test reaches AWS: fake credentials, a region, no instance metadata."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # no credentials cached across tests
+    use_fake_aws(monkeypatch)
     yield
 
 
