@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -19,6 +20,7 @@ from constructs import Construct
 from mlstack.constructs._nag import acknowledge_scoped_wildcards
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.model_images import ModelImage
+from mlstack.constructs.monitoring import variant_metric
 from mlstack.constructs.roles import allow_sagemaker_metrics
 
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
@@ -166,6 +168,9 @@ class RealtimeEndpoint(Construct):
     Attributes: ``model`` (the default variant's), ``models`` (by variant), ``endpoint_config``,
     ``endpoint``, ``role``, ``endpoint_name``, ``variants``, ``scalable_targets`` (by variant),
     ``success_topic``, ``error_topic``.
+
+    Methods: ``grant_invoke(grantee)``; ``metric(name)``, ``metric_invocations()``,
+    ``metric_model_latency()`` and ``metric_errors('4XX'|'5XX')``, per variant.
     """
 
     def __init__(
@@ -433,6 +438,68 @@ class RealtimeEndpoint(Construct):
                 scale_out_cooldown=scaling.scale_out_cooldown,
             )
             self.scalable_targets[v.name] = target
+        self._asynchronous = async_inference is not None
+
+    def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` call InvokeEndpoint (and InvokeEndpointAsync when the endpoint is
+        asynchronous) on this endpoint only.
+
+        The resource is the endpoint's ARN, which ``Ref`` of AWS::SageMaker::Endpoint returns;
+        both actions support the ``endpoint`` resource type (Service Authorization Reference,
+        "Actions defined by Amazon SageMaker").
+        """
+        actions = ["sagemaker:InvokeEndpoint"]
+        if self._asynchronous:
+            actions.append("sagemaker:InvokeEndpointAsync")
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=actions, resource_arns=[self.endpoint.ref]
+        )
+
+    def metric(
+        self,
+        metric_name: str,
+        *,
+        variant_name: str | None = None,
+        statistic: str = "Sum",
+        period: Duration = FIVE_MINUTES,
+    ) -> cw.Metric:
+        """A metric of ``variant_name`` (default: the first variant) in SageMaker's
+        ``AWS/SageMaker`` namespace, by ``EndpointName`` and ``VariantName``."""
+        return variant_metric(
+            self.endpoint_name,
+            self._variant_name(variant_name),
+            metric_name,
+            statistic,
+            period,
+        )
+
+    def metric_invocations(self, *, variant_name: str | None = None) -> cw.Metric:
+        """Requests sent to the variant's model: ``Invocations``, summed over 5 minutes."""
+        return self.metric("Invocations", variant_name=variant_name)
+
+    def metric_model_latency(
+        self, *, variant_name: str | None = None, statistic: str = "p99"
+    ) -> cw.Metric:
+        """Time the model took to answer, in microseconds: ``ModelLatency``, p99 by default."""
+        return self.metric("ModelLatency", variant_name=variant_name, statistic=statistic)
+
+    def metric_errors(self, kind: str = "5XX", *, variant_name: str | None = None) -> cw.Metric:
+        """Invocations answered with a ``kind`` ('4XX' or '5XX') status: summed over 5 minutes."""
+        if kind not in ("4XX", "5XX"):
+            raise ValueError(
+                f"RealtimeEndpoint.metric_errors kind={kind!r}: expected '4XX' or '5XX'"
+            )
+        return self.metric(f"Invocation{kind}Errors", variant_name=variant_name)
+
+    def _variant_name(self, variant_name: str | None) -> str:
+        names = [v.name for v in self.variants]
+        if variant_name is None:
+            return names[0]
+        if variant_name not in names:
+            raise ValueError(
+                f"RealtimeEndpoint variant_name={variant_name!r}: expected one of {names}"
+            )
+        return variant_name
 
 
 def _id_part(name: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from aws_cdk import Duration, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
 from mlstack.constructs import (
@@ -310,3 +311,120 @@ def test_prod_serving_endpoint_autoscales_and_captures(synthesized: SynthesizedA
             )
         },
     )
+
+
+# --- grant and metric helpers -------------------------------------------------------------
+# Expected names come from "Monitor SageMaker AI with Amazon CloudWatch"
+# (https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html): namespace
+# AWS/SageMaker, dimensions EndpointName and VariantName; Invocations and Invocation4XX/5XXErrors
+# are counts (Sum); ModelLatency is in microseconds. The actions come from the Service
+# Authorization Reference for SageMaker (InvokeEndpoint, InvokeEndpointAsync: resource type
+# "endpoint").
+
+
+def helper_template(**props: Any) -> tuple[Template, str]:
+    stack = new_stack("Helpers")
+    served = endpoint(stack, **props)
+    caller = iam.Role(stack, "Caller", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    served.grant_invoke(caller)
+    for name, metric in (
+        ("Invocations", served.metric_invocations()),
+        ("Latency", served.metric_model_latency()),
+        ("Errors5xx", served.metric_errors()),
+        ("Errors4xx", served.metric_errors("4XX", variant_name=served.variants[-1].name)),
+    ):
+        metric.create_alarm(stack, name, threshold=1, evaluation_periods=1)
+    endpoint_id = stack.get_logical_id(served.endpoint)
+    return Template.from_stack(stack), endpoint_id
+
+
+def test_grant_invoke_allows_invoke_endpoint_on_this_endpoint_only() -> None:
+    template, endpoint_id = helper_template()
+    template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": [
+                    {
+                        "Action": "sagemaker:InvokeEndpoint",
+                        "Effect": "Allow",
+                        "Resource": {"Ref": endpoint_id},
+                    }
+                ]
+            },
+            "Roles": [{"Ref": Match.string_like_regexp("^Caller")}],
+        },
+    )
+
+
+def test_grant_invoke_of_an_async_endpoint_adds_invoke_endpoint_async() -> None:
+    template, endpoint_id = helper_template(async_inference=AsyncInference())
+    template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": [
+                    {
+                        "Action": ["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointAsync"],
+                        "Effect": "Allow",
+                        "Resource": {"Ref": endpoint_id},
+                    }
+                ]
+            },
+            "Roles": [{"Ref": Match.string_like_regexp("^Caller")}],
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("metric_name", "statistic"),
+    [
+        ("Invocations", {"Statistic": "Sum"}),
+        ("ModelLatency", {"ExtendedStatistic": "p99"}),
+        ("Invocation5XXErrors", {"Statistic": "Sum"}),
+    ],
+)
+def test_metric_helpers_read_sagemaker_metrics_of_the_first_variant(
+    metric_name: str, statistic: dict[str, str]
+) -> None:
+    template, _ = helper_template()
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "AWS/SageMaker",
+            "MetricName": metric_name,
+            "Period": 300,
+            "Dimensions": Match.array_with(
+                [
+                    {"Name": "EndpointName", "Value": Match.any_value()},
+                    {"Name": "VariantName", "Value": "AllTraffic"},
+                ]
+            ),
+            **statistic,
+        },
+    )
+
+
+def test_metric_helpers_take_a_variant_by_name() -> None:
+    template, _ = helper_template(
+        variants=[EndpointVariant(name="Current"), EndpointVariant(name="Candidate", weight=0.1)]
+    )
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "Invocation4XXErrors",
+            "Dimensions": Match.array_with([{"Name": "VariantName", "Value": "Candidate"}]),
+        },
+    )
+
+
+def test_metric_of_an_unknown_variant_is_refused() -> None:
+    served = endpoint(new_stack("UnknownVariant"))
+    with pytest.raises(ValueError, match=r"variant_name='Blue': expected one of \['AllTraffic'\]"):
+        served.metric_invocations(variant_name="Blue")
+
+
+def test_metric_errors_takes_4xx_or_5xx_only() -> None:
+    served = endpoint(new_stack("ErrorKind"))
+    with pytest.raises(ValueError, match=r"kind='500': expected '4XX' or '5XX'"):
+        served.metric_errors("500")
