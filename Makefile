@@ -19,7 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 CDK := npx --no-install cdk --no-notices
 
-.PHONY: help setup run synth test lint pytest clean
+.PHONY: help setup run synth test lint pytest diagram clean
 
 help:
 	@echo "make run   - set up, synthesize every environment, then run dev's workflow locally"
@@ -55,6 +55,14 @@ lint: setup
 
 pytest: setup
 	$(BIN)/pytest
+
+# docs/architecture-<env>.{dot,svg}: the synthesized app as a picture (needs Graphviz's `dot`).
+diagram: synth
+	@command -v dot >/dev/null || { echo "Graphviz is missing: apt-get install graphviz (or brew install graphviz)"; exit 1; }
+	for env in $$(ls cdk.out | sed -n 's/^assembly-//p'); do \
+	  $(PY) scripts/architecture_diagram.py cdk.out --stage $$env --dot docs/architecture-$$env.dot; \
+	  dot -Tsvg docs/architecture-$$env.dot -o docs/architecture-$$env.svg; \
+	done
 
 clean:
 	rm -rf cdk.out $(VENV) node_modules
