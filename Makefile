@@ -19,7 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 CDK := npx --no-install cdk --no-notices
 
-.PHONY: help setup run synth test lint pytest clean
+.PHONY: help setup run synth test lint pytest images-check clean
 
 help:
 	@echo "make run   - set up, synthesize every environment, then run dev's workflow locally"
@@ -55,6 +55,11 @@ lint: setup
 
 pytest: setup
 	$(BIN)/pytest
+
+# Not part of `make test`: as root, installs buildah/podman/mmdebstrap/runc with apt-get, builds
+# both images from their Dockerfiles and runs them as SageMaker does (docs/containers.md).
+images-check:
+	scripts/images-check
 
 clean:
 	rm -rf cdk.out $(VENV) node_modules
