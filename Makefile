@@ -19,7 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 CDK := npx --no-install cdk --no-notices
 
-.PHONY: help setup run synth test lint pytest diagram clean
+.PHONY: help setup run synth test lint pytest diagram images-check clean
 
 help:
 	@echo "make run   - set up, synthesize every environment, then run dev's workflow locally"
@@ -63,6 +63,11 @@ diagram: synth
 	  $(PY) scripts/architecture_diagram.py cdk.out --stage $$env --dot docs/architecture-$$env.dot; \
 	  dot -Tsvg docs/architecture-$$env.dot -o docs/architecture-$$env.svg; \
 	done
+
+# Not part of `make test`: as root, installs buildah/podman/mmdebstrap/runc with apt-get, builds
+# both images from their Dockerfiles and runs them as SageMaker does (docs/containers.md).
+images-check:
+	scripts/images-check
 
 clean:
 	rm -rf cdk.out $(VENV) node_modules

@@ -11,10 +11,12 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from mlstack.assets import runtime_path
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.roles import SeedFunctionRole
 
-SEED_CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "seed"
+# The function's code: the checkout's lambda/seed/, or the copy an installed wheel carries.
+SEED_CODE_DIR = runtime_path("lambda/seed")
 MAX_SEED_ROWS = 1_000_000  # what fits in the function's 256 MB
 DEFAULT_TIMEOUT = Duration.minutes(5)
 

@@ -13,7 +13,10 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-CONTAINERS_DIR = Path(__file__).resolve().parents[2] / "containers"
+from mlstack.assets import runtime_path
+
+# The images' build context: the checkout's containers/, or the copy an installed wheel carries.
+CONTAINERS_DIR = runtime_path("containers")
 
 # <account>.dkr.ecr.<region>.<domain>/<repository>[:tag|@digest]
 _ECR_IMAGE_URI = re.compile(
