@@ -19,7 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 CDK := npx --no-install cdk --no-notices
 
-.PHONY: help setup run synth test lint pytest clean
+.PHONY: help setup run synth test lint pytest docs clean
 
 help:
 	@echo "make run   - set up, synthesize every environment, then run dev's workflow locally"
@@ -55,6 +55,10 @@ lint: setup
 
 pytest: setup
 	$(BIN)/pytest
+
+# Regenerate the generated documentation (a test fails when it is stale).
+docs: setup
+	$(PY) -m mlstack.execution_input_docs
 
 clean:
 	rm -rf cdk.out $(VENV) node_modules

@@ -17,6 +17,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from mlstack import rules
+
 ENVIRONMENTS_DIR = Path(__file__).resolve().parents[1] / "environments"
 
 ENV_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,11}$")
@@ -733,34 +735,9 @@ def _check_tuning(env: str, config: EnvironmentConfig, metrics: tuple[str, ...])
         )
 
 
-# Execution input keys a schedule may set (the workflow's defaults, plus its optional paths).
-INPUT_KEYS = (
-    "rows",
-    "seed",
-    "training_instance_type",
-    "training_instance_count",
-    "transform_instance_type",
-    "transform_instance_count",
-    "hyperparameters",
-)
-TUNING_INPUT_KEYS = (
-    "tune",
-    "tuning_strategy",
-    "tuning_max_jobs",
-    "tuning_max_parallel_jobs",
-    "tuning_objective",
-    "tuning_ranges",
-)
-DEPLOY_INPUT_KEYS = ("quality_threshold",)
-
-
 def input_keys(config: EnvironmentConfig) -> tuple[str, ...]:
     """The keys an execution input may override in this environment."""
-    return (
-        INPUT_KEYS
-        + (TUNING_INPUT_KEYS if config.tuning is not None else ())
-        + (DEPLOY_INPUT_KEYS if config.deploy_enabled else ())
-    )
+    return rules.input_keys(tuning=config.tuning is not None, deploy=config.deploy_enabled)
 
 
 def _check_operations(config: EnvironmentConfig) -> None:

@@ -4,7 +4,7 @@ The page is rendered from the JSON Schema in each environment's synthesized stat
 definition (the ``Validate input`` state's payload), which is generated from
 ``mlstack.rules.execution_input_model``; the wording of each expectation is the validation
 Lambda's own, so the page says what an error message would say. Regenerate with
-``python -m mlstack.execution_input_docs`` (``make docs``); a test fails when the page is stale.
+``python -m mlstack.execution_input_docs`` (`make docs`); a test fails when the page is stale.
 """
 
 from __future__ import annotations
