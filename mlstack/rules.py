@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
 # --- patterns ----------------------------------------------------------------------------------
 
@@ -31,22 +31,74 @@ HYPERPARAMETER_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,256}$"
 INTEGER_STRING_PATTERN = r"^-?[0-9]+$"
 NUMBER_STRING_PATTERN = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
 
+ENV_NAME_PATTERN = r"^[a-z][a-z0-9]{0,11}$"
+ACCOUNT_PATTERN = r"^[0-9]{12}$"
+REGION_PATTERN = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
+S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+$"
+S3_KEY_PATTERN = r"^[A-Za-z0-9!_.*'()/-]+$"
+# A model.tar.gz: an s3:// URI, or a key in the data bucket (not starting with "/").
+MODEL_ARTIFACT_PATTERN = (
+    r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+|[A-Za-z0-9!_.*'()-][A-Za-z0-9!_.*'()/-]*)$"
+)
+SCHEDULE_EXPRESSION_PATTERN = r"^(rate\([1-9][0-9]* (minute|hour|day)s?\)|cron\([^()]+\))$"
+
 # --- ranges and allowed values -----------------------------------------------------------------
 
 MAX_INSTANCE_COUNT = 100
 MAX_DATASET_ROWS = 1_000_000  # what the seeding Lambda fits in 256 MB
 MAX_SEED = 2**32 - 1
 MAX_TUNING_JOBS = 500
+MAX_TRAINING_RUNTIME_SECONDS = 28 * 24 * 3600  # SageMaker's limit for MaxRuntimeInSeconds
 SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
+# CloudWatch Logs only accepts these retention periods.
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+)  # fmt: skip
+COMPARISONS = ("less_than", "less_than_or_equal", "greater_than", "greater_than_or_equal")
+TRAFFIC_TYPES = ("all_at_once", "canary", "linear")
 TUNING_STRATEGIES = ("Bayesian", "Random")
 OBJECTIVE_TYPES = ("Minimize", "Maximize")
 SCALING_TYPES = ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic")
 
-InstanceType = Annotated[str, Field(pattern=INSTANCE_TYPE_PATTERN, examples=["ml.m5.xlarge"])]
+InstanceType = Annotated[
+    str,
+    Field(
+        pattern=INSTANCE_TYPE_PATTERN,
+        examples=["ml.m5.xlarge"],
+        description="a SageMaker instance type such as 'ml.m5.xlarge'",
+    ),
+]
 InstanceCount = Annotated[int, Field(ge=1, le=MAX_INSTANCE_COUNT)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 TuningJobCount = Annotated[int, Field(ge=1, le=MAX_TUNING_JOBS)]
 HyperparameterName = Annotated[str, Field(pattern=HYPERPARAMETER_NAME_PATTERN)]
+
+
+def integer(low: int, high: int) -> Any:
+    """An integer from ``low`` to ``high``."""
+    return Annotated[int, Field(ge=low, le=high)]
+
+
+def number(low: float | None = None, high: float | None = None) -> Any:
+    """A JSON number (an integer stays an integer) from ``low`` to ``high``."""
+    schema: dict[str, Any] = {"type": "number"}
+    if low is not None:
+        schema["minimum"] = low
+    if high is not None:
+        schema["maximum"] = high
+    return Annotated[int | float, Field(ge=low, le=high), WithJsonSchema(schema)]
+
+
+def one_of(*values: Any) -> Any:
+    """Exactly one of ``values``."""
+    return Literal[values]
+
+
+def text(pattern: str, description: str) -> Any:
+    """A string matching ``pattern``; ``description`` says what it is in words."""
+    return Annotated[str, Field(pattern=pattern, description=description)]
 
 
 def matches(pattern: str, value: object) -> bool:
