@@ -13,9 +13,10 @@ from constructs import Construct
 
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.roles import SeedFunctionRole
+from mlstack.rules import MAX_DATASET_ROWS
 
 SEED_CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "seed"
-MAX_SEED_ROWS = 1_000_000  # what fits in the function's 256 MB
+MAX_SEED_ROWS = MAX_DATASET_ROWS  # what fits in the function's 256 MB
 DEFAULT_TIMEOUT = Duration.minutes(5)
 
 

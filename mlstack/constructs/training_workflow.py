@@ -66,6 +66,7 @@ from mlstack.constructs.workflow_options import DeployStage, HyperparameterTunin
 from mlstack.rules import (
     CORE_INPUT_KEYS,
     MAX_DATASET_ROWS,
+    NAME_PATTERN,
     execution_input_model,
     execution_input_schema,
 )
@@ -138,7 +139,7 @@ LAMBDA_TRANSIENT_ERRORS = [
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 ]
-_ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_ENDPOINT_NAME = re.compile(NAME_PATTERN)
 SNS_TRANSIENT_ERRORS = [
     "SNS.ThrottledException",
     "SNS.InternalErrorException",
