@@ -495,26 +495,27 @@ def _words(values: list[Any]) -> str:
     return f"one of {values}"
 
 
-def _resolve(node: dict[str, Any]) -> dict[str, Any]:
+def _resolve(node: dict[str, Any], root: dict[str, Any] | None = None) -> dict[str, Any]:
     while "$ref" in node:
-        node = _full_schema()["$defs"][node["$ref"].rsplit("/", 1)[1]]
+        node = (root or _full_schema())["$defs"][node["$ref"].rsplit("/", 1)[1]]
     return node
 
 
-def expected(node: dict[str, Any]) -> str:
-    """What a schema node accepts, in words (the end of a config error)."""
-    node = _resolve(node)
+def expected(node: dict[str, Any], root: dict[str, Any] | None = None) -> str:
+    """What a schema node accepts, in words (the end of a config error); ``root`` resolves
+    ``$ref`` (default: the environment's schema)."""
+    node = _resolve(node, root)
     about = node.get("description")
     if about and node.get("type") in ("string", "array"):
         return str(about)
     if "anyOf" in node:
-        options = [_resolve(n) for n in node["anyOf"]]
+        options = [_resolve(n, root) for n in node["anyOf"]]
         if {"type": "null"} in options:
             rest = [o for o in options if o != {"type": "null"}]
             if len(rest) == 1 and rest[0].get("type") == "array" and rest[0].get("minItems"):
-                return expected(rest[0])  # an empty list is the mistake to name, not null
-            return "null or " + (expected(rest[0]) if len(rest) == 1 else "a value")
-        return " or ".join(expected(o) for o in options)
+                return expected(rest[0], root)  # an empty list is the mistake to name, not null
+            return "null or " + (expected(rest[0], root) if len(rest) == 1 else "a value")
+        return " or ".join(expected(o, root) for o in options)
     if "const" in node:
         return repr(node["const"])
     if "enum" in node:
@@ -535,7 +536,12 @@ def expected(node: dict[str, Any]) -> str:
     if "properties" in node:
         return "an object"  # a section; its docstring is no expectation
     if kind == "object":
+        items = node.get("additionalProperties")
+        if not about and isinstance(items, dict) and items.get("type") == "string":
+            return "an object of strings"
         return str(about or "an object")
+    if "pattern" in node:
+        return f"a string matching {node['pattern']}"
     return str(node.get("description", "a string"))
 
 
@@ -749,14 +755,53 @@ def _check_operations(config: EnvironmentConfig) -> Iterator[str]:
     if config.tuning is not None:
         yield from _check_tuning(env, config, metrics)
     if config.schedule is not None:
-        unknown = sorted(set(config.schedule.input) - set(input_keys(config)))
-        if unknown:
+        yield from _check_schedule_input(env, config)
+
+
+def _check_schedule_input(env: str, config: EnvironmentConfig) -> Iterator[str]:
+    """The schedule's input against the execution input the workflow's first state accepts
+    (``mlstack.rules.execution_input_model``), so a bad one fails synth, not every run."""
+    assert config.schedule is not None
+    given = thaw(config.schedule.input)
+    unknown = sorted(set(given) - set(input_keys(config)))
+    if unknown:
+        yield _inconsistent(
+            env, "schedule.input", unknown, f"only execution input keys {list(input_keys(config))}"
+        )
+        return
+    model = rules.execution_input_model(
+        None,
+        max_rows=config.dataset.max_rows,
+        hyperparameter_names=(
+            rules.training_image_hyperparameters()
+            if config.images.training_image_uri is None
+            else None
+        ),
+        metric_names=config.metric_names(),
+        tuning=config.tuning is not None,
+        deploy=config.deploy_enabled,
+    )
+    try:
+        model.model_validate_json(json.dumps(given))
+    except ValidationError as err:
+        # The input's descriptions say what a key sets; the expectation comes from its rule.
+        schema = _without_descriptions(rules.execution_input_schema(model))
+        for error in err.errors():
+            key = str(error["loc"][0])
             yield _inconsistent(
                 env,
-                "schedule.input",
-                unknown,
-                f"only execution input keys {list(input_keys(config))}",
+                f"schedule.input.{key}",
+                given[key],
+                expected(schema["properties"][key], schema),
             )
+
+
+def _without_descriptions(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_descriptions(v) for k, v in node.items() if k != "description"}
+    if isinstance(node, list):
+        return [_without_descriptions(v) for v in node]
+    return node
 
 
 def input_keys(config: EnvironmentConfig) -> tuple[str, ...]:
@@ -801,7 +846,7 @@ def parse_environment(name: str, data: Any) -> EnvironmentConfig:
         )
     config, problems = _field_problems(name, data)
     if config is not None:
-        problems = [*_check_consistency(config), *_check_operations(config)]
+        problems = list(dict.fromkeys([*_check_consistency(config), *_check_operations(config)]))
     if problems:
         raise ConfigError("\n".join(f"environment '{name}': {p}" for p in problems))
     assert config is not None

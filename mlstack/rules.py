@@ -184,7 +184,7 @@ def _described(kind: Any, description: str) -> Any:
 
 
 def execution_input_model(
-    defaults: Mapping[str, Any],
+    defaults: Mapping[str, Any] | None,
     *,
     max_rows: int = MAX_DATASET_ROWS,
     hyperparameter_names: Sequence[str] | None = None,
@@ -195,7 +195,8 @@ def execution_input_model(
     """The execution input one workflow accepts: every key optional, none unknown.
 
     ``defaults``: the workflow's default for each key (documentation; the definition applies
-    them). ``hyperparameter_names``: what the training image knows (None: any valid name).
+    them); None to only check an input. ``hyperparameter_names``: what the training image
+    knows (None: any valid name).
     ``metric_names``: the training image's metrics, the only tuning objectives.
     """
     name: Any = (
@@ -237,6 +238,9 @@ def execution_input_model(
             _described(float, "The deploy stage's quality gate compares the metric with this"),
             None,
         )
+    if defaults is None:  # only to check an input: no key is required
+        model: type[BaseModel] = create_model("ExecutionInput", __config__=_STRICT, **fields)
+        return model
     for key, (kind, _) in list(fields.items()):
         if key not in defaults:
             raise ValueError(f"execution input key {key!r} has no default in the workflow")
@@ -244,8 +248,8 @@ def execution_input_model(
     unknown = sorted(set(defaults) - set(fields))
     if unknown:
         raise ValueError(f"workflow defaults {unknown} are not execution input keys")
-    model: type[BaseModel] = create_model("ExecutionInput", __config__=_STRICT, **fields)
-    return model
+    checked: type[BaseModel] = create_model("ExecutionInput", __config__=_STRICT, **fields)
+    return checked
 
 
 def _tuning_fields(name: Any, metric_names: Sequence[str]) -> dict[str, Any]:

@@ -429,3 +429,22 @@ def test_an_editor_reading_the_schema_flags_what_synth_refuses(
     assert list(Draft202012Validator(json.loads(SCHEMA.read_text())).iter_errors(data))
     with pytest.raises(ConfigError):
         parse_environment("dev", data)
+
+
+def test_the_schedules_input_is_checked_like_an_execution_input(raw: dict[str, Any]) -> None:
+    """The rules of the workflow's Validate input state (mlstack.rules), applied at synth."""
+    data = mutate(
+        raw,
+        "schedule.input",
+        {"rows": 0, "hyperparameters": {"num_round": 5}, "tuning_strategy": "Grid"},
+    )
+    with pytest.raises(ConfigError) as error:
+        parse_environment("dev", data)
+    assert str(error.value).splitlines() == [
+        "environment 'dev': key 'schedule.input.rows' is 0 (int); expected an integer from 1 "
+        "to 1000000",
+        "environment 'dev': key 'schedule.input.hyperparameters' is {\"num_round\": 5} (dict); "
+        "expected an object of strings",
+        "environment 'dev': key 'schedule.input.tuning_strategy' is \"Grid\" (str); expected "
+        "'Bayesian' or 'Random'",
+    ]
