@@ -58,6 +58,8 @@ pytest: setup
 
 # Regenerate the generated documentation (a test fails when it is stale).
 docs: setup
+	$(PY) -m mlstack.config
+	$(PY) -m mlstack.config_docs
 	$(PY) -m mlstack.execution_input_docs
 
 clean:

@@ -448,3 +448,12 @@ def test_the_schedules_input_is_checked_like_an_execution_input(raw: dict[str, A
         "environment 'dev': key 'schedule.input.tuning_strategy' is \"Grid\" (str); expected "
         "'Bayesian' or 'Random'",
     ]
+
+
+def test_docs_configuration_is_generated_from_the_schema() -> None:
+    from mlstack import config_docs
+    from mlstack.config import json_schema
+
+    assert config_docs.DOC.read_text(encoding="utf-8") == config_docs.render(json_schema()), (
+        "docs/configuration.md is stale: run `python -m mlstack.config_docs`"
+    )
