@@ -518,8 +518,12 @@ class TrainingWorkflow(Construct):
         try:
             model.model_validate(self._state_defaults(self.defaults, tuning, deploy))
         except ValidationError as err:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}={e['input']!r}: {e['msg']}"
+                for e in err.errors()
+            )
             raise ValueError(
-                f"TrainingWorkflow defaults: the workflow would refuse its own defaults: {err}"
+                f"TrainingWorkflow defaults: the execution input would refuse them: {problems}"
             ) from None
         return execution_input_schema(model)
 

@@ -164,3 +164,26 @@ def test_docs_execution_input_is_generated_from_the_definitions(
 
 def test_the_readme_links_the_execution_input_reference() -> None:
     assert "(docs/execution-input.md)" in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_defaults_the_input_rules_refuse_fail_at_synth() -> None:
+    """A direct user of the construct gets the same rules as an execution's input."""
+    from aws_cdk import Stack
+
+    from mlstack.constructs import DataBucket, DatasetSeeder, ModelImages, TrainingWorkflow
+    from mlstack.constructs.training_workflow import WorkflowDefaults
+    from tests.infra.conftest import new_app
+
+    stack = Stack(new_app(), "Defaults")
+    data = DataBucket(stack, "Data")
+    seeder = DatasetSeeder(stack, "Seeder", bucket=data.bucket, key=data.key)
+    with pytest.raises(ValueError, match=r"training_instance_type='m5\.large': String should match"):
+        TrainingWorkflow(
+            stack,
+            "Workflow",
+            bucket=data.bucket,
+            images=ModelImages(stack, "Images"),
+            seed_function=seeder.function,
+            name_prefix="t",
+            defaults=WorkflowDefaults(training_instance_type="m5.large"),
+        )
