@@ -177,7 +177,9 @@ def test_defaults_the_input_rules_refuse_fail_at_synth() -> None:
     stack = Stack(new_app(), "Defaults")
     data = DataBucket(stack, "Data")
     seeder = DatasetSeeder(stack, "Seeder", bucket=data.bucket, key=data.key)
-    with pytest.raises(ValueError, match=r"training_instance_type='m5\.large': String should match"):
+    with pytest.raises(
+        ValueError, match=r"training_instance_type='m5\.large': String should match"
+    ):
         TrainingWorkflow(
             stack,
             "Workflow",
