@@ -19,7 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 CDK := npx --no-install cdk --no-notices
 
-.PHONY: help setup run synth test lint pytest diagram images-check clean
+.PHONY: help setup run synth test lint pytest docs diagram images-check clean
 
 help:
 	@echo "make run   - set up, synthesize every environment, then run dev's workflow locally"
@@ -68,6 +68,12 @@ diagram: synth
 # both images from their Dockerfiles and runs them as SageMaker does (docs/containers.md).
 images-check:
 	scripts/images-check
+
+# Regenerate the generated documentation (a test fails when it is stale).
+docs: setup
+	$(PY) -m mlstack.config
+	$(PY) -m mlstack.config_docs
+	$(PY) -m mlstack.execution_input_docs
 
 clean:
 	rm -rf cdk.out $(VENV) node_modules

@@ -1,7 +1,7 @@
 """Build hook: the wheel carries the runtime code that mlstack's constructs build assets from.
 
 The repository keeps that code in its top-level ``containers/`` (the images' build context) and
-``lambda/seed/`` (the seeding function), the one committed copy. A wheel installed in another
+``lambda/seed/`` and ``lambda/validate_input/`` (the functions), the one committed copy. A wheel installed in another
 project has no checkout beside it, so building the wheel copies those trees into
 ``mlstack/_bundled/`` inside the wheel, where ``mlstack.assets.runtime_path`` finds them.
 An editable install copies nothing: it imports from the checkout, which has the trees.
@@ -22,7 +22,7 @@ from setuptools.command.build_py import build_py
 ROOT = Path(__file__).resolve().parent
 # Keep in step with mlstack/assets.py (BUNDLED_DIR, and the trees it resolves).
 BUNDLED = Path("mlstack", "_bundled")
-TREES = ("containers", "lambda/seed")
+TREES = ("containers", "lambda/seed", "lambda/validate_input")
 ALWAYS_SKIPPED = (
     "__pycache__",
     "*.py[cod]",

@@ -15,7 +15,7 @@ CHECKOUT_DIR = _PACKAGE_DIR.parent
 
 
 def runtime_path(relative: str) -> Path:
-    """The directory ``relative`` (``"containers"`` or ``"lambda/seed"``): the wheel's copy when
+    """The directory ``relative`` (``"containers"``, ``"lambda/seed"``, ...): the wheel's copy when
     this package was installed from a wheel, else the checkout's."""
     bundled = BUNDLED_DIR / relative
     return bundled if bundled.is_dir() else CHECKOUT_DIR / relative

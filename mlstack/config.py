@@ -1,305 +1,241 @@
 """Environment configuration: the one place an environment's settings are read and validated.
 
 Each environment is a JSON file ``environments/<name>.json``. :func:`load_environment` reads one
-into a frozen :class:`EnvironmentConfig`; any missing, unknown or ill-typed key raises
-:class:`ConfigError` naming the environment, the key and what is expected. Stacks hand the typed
-values to constructs; constructs never read configuration themselves.
+into a frozen :class:`EnvironmentConfig`. The sections are pydantic v2 dataclasses (strict types,
+unknown keys forbidden) whose constraints come from :mod:`mlstack.rules`; every missing, unknown
+or ill-typed key is reported at once in one :class:`ConfigError`, each naming the environment,
+the key, its value and what is expected. What is expected is worded from the rule itself (its
+JSON Schema), so no check repeats its bounds in a text. Checks across keys are the named
+``_check_*`` functions below. ``environments/schema.json`` is generated from these classes
+(:func:`json_schema`); each environment file points at it with ``"$schema"`` so editors complete
+and check keys. Stacks hand the typed values to constructs; constructs never read configuration.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from functools import cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic.dataclasses import dataclass
+
+from mlstack import rules
+from mlstack.rules import (
+    HYPERPARAMETER_NAME_PATTERN,
+    INSTANCE_TYPE_PATTERN,
+    LOG_RETENTION_DAYS,
+    MAX_DATASET_ROWS,
+    MAX_INSTANCE_COUNT,
+    MAX_SEED,
+    MAX_TRAINING_RUNTIME_SECONDS,
+    SERVERLESS_MEMORY_SIZES,
+    InstanceType,
+    integer,
+    number,
+    one_of,
+    text,
+)
 
 ENVIRONMENTS_DIR = Path(__file__).resolve().parents[1] / "environments"
-
-ENV_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,11}$")
-INSTANCE_TYPE_PATTERN = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
-ACCOUNT_PATTERN = re.compile(r"^[0-9]{12}$")
-REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
-S3_URI_PATTERN = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+$")
-S3_KEY_PATTERN = re.compile(r"^[A-Za-z0-9!_.*'()/-]+$")
-HYPERPARAMETER_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,256}$")
-VARIANT_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-SCHEDULE_EXPRESSION_PATTERN = re.compile(
-    r"^(rate\([1-9][0-9]* (minute|hour|day)s?\)|cron\([^()]+\))$"
-)
+SCHEMA_FILE = ENVIRONMENTS_DIR / "schema.json"
+SCHEMA_REFERENCE = "./schema.json"  # what each environment file's "$schema" says
 DEFAULT_METRIC_DEFINITIONS = (
     Path(__file__).resolve().parents[1] / "containers" / "training" / "metric_definitions.json"
 )
-SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
-COMPARISONS = ("less_than", "less_than_or_equal", "greater_than", "greater_than_or_equal")
-TRAFFIC_TYPES = ("all_at_once", "canary", "linear")
+# Re-exported for readers of the config: each rule lives in mlstack.rules.
+__all__ = [
+    "INSTANCE_TYPE_PATTERN",
+    "LOG_RETENTION_DAYS",
+    "MAX_DATASET_ROWS",
+    "SERVERLESS_MEMORY_SIZES",
+    "ConfigError",
+    "EnvironmentConfig",
+    "input_keys",
+    "json_schema",
+    "load_environment",
+    "load_environments",
+    "parse_environment",
+    "thaw",
+]
 
-# CloudWatch Logs only accepts these retention periods.
-LOG_RETENTION_DAYS = (
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
-    3288, 3653,
-)  # fmt: skip
-MAX_DATASET_ROWS = 1_000_000  # what the seeding Lambda fits in 256 MB
-MAX_TRAINING_RUNTIME_SECONDS = 28 * 24 * 3600  # SageMaker's limit for MaxRuntimeInSeconds
+_STRICT = ConfigDict(strict=True, extra="forbid")
 
 
 class ConfigError(ValueError):
     """An environment's configuration is missing a key, has an unknown key or an ill-typed value."""
 
 
-def _meta(expected: str, check: Callable[[Any], bool]) -> dict[str, Any]:
-    return {"expected": expected, "check": check}
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _strings(values: Any) -> Any:
+    """Hyperparameter values as SageMaker takes them: strings (numbers converted once, here)."""
+    if not isinstance(values, dict):
+        return values
+    if any(isinstance(v, bool) or not isinstance(v, str | int | float) for v in values.values()):
+        raise ValueError("values must be strings or numbers")
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
 
 
-def _int_in(low: int, high: int) -> Callable[[Any], bool]:
-    return lambda v: _is_int(v) and low <= v <= high
+def _metric_definitions(value: Any) -> Any:
+    try:
+        definitions = _METRIC_DEFINITIONS.validate_json(json.dumps(value))
+    except ValidationError:
+        raise ValueError('not a list of {"Name": str, "Regex": str} objects') from None
+    return [dataclasses.asdict(d) for d in definitions]
 
 
-def _matches(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
-    return lambda v: isinstance(v, str) and pattern.fullmatch(v) is not None
-
-
-def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    return lambda v: v is None or check(v)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _number_in(low: float, high: float) -> Callable[[Any], bool]:
-    return lambda v: _is_number(v) and low <= v <= high
-
-
-def _one_of(*allowed: Any) -> Callable[[Any], bool]:
-    return lambda v: isinstance(v, type(allowed[0])) and v in allowed
-
-
-def _is_bool(value: Any) -> bool:
-    return isinstance(value, bool)
-
-
-def _section(cls: type[Any], *, optional: bool = False, many: bool = False) -> dict[str, Any]:
-    """Metadata of a field holding a nested section (``optional``: may be null; ``many``: a
-    non-empty list of them)."""
-    what = (
-        "a non-empty list of objects" if many else "null or an object" if optional else "an object"
-    )
-    return {"section": cls, "optional": optional, "many": many, "expected": what}
-
-
-def _is_range(value: Any) -> bool:
-    if not isinstance(value, dict) or value.get("type") not in (
-        "integer",
-        "continuous",
-        "categorical",
-    ):
-        return False
-    if value["type"] == "categorical":
-        values = value.get("values")
-        return (
-            set(value) == {"type", "values"}
-            and isinstance(values, list)
-            and bool(values)
-            and all(isinstance(v, str) and v for v in values)
-        )
-    check = _is_int if value["type"] == "integer" else _is_number
-    return (
-        set(value) <= {"type", "min", "max", "scaling"}
-        and check(value.get("min"))
-        and check(value.get("max"))
-        and value["min"] < value["max"]
-        and value.get("scaling", "Auto") in ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic")
+def _raw_ranges(ranges: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Typed ranges back to the plain mappings the constructs take (no absent key added)."""
+    return MappingProxyType(
+        {
+            name: MappingProxyType(
+                {k: v for k, v in dataclasses.asdict(spec).items() if v is not None}
+            )
+            for name, spec in ranges.items()
+        }
     )
 
 
-def _is_ranges(value: Any) -> bool:
-    return (
-        isinstance(value, dict)
-        and bool(value)
-        and all(
-            isinstance(k, str) and HYPERPARAMETER_NAME_PATTERN.fullmatch(k) and _is_range(v)
-            for k, v in value.items()
-        )
-    )
+# --- small types -------------------------------------------------------------------------------
 
-
-def _is_hyperparameters(value: Any) -> bool:
-    return isinstance(value, dict) and all(
-        isinstance(k, str)
-        and HYPERPARAMETER_NAME_PATTERN.fullmatch(k) is not None
-        and (isinstance(v, str | float) or _is_int(v))
-        for k, v in value.items()
-    )
-
-
-def _is_metric_definitions(value: Any) -> bool:
-    return isinstance(value, list) and all(
-        isinstance(item, dict)
-        and set(item) == {"Name", "Regex"}
-        and all(isinstance(item[k], str) and item[k] for k in item)
-        for item in value
-    )
-
-
-def _is_model_artifact(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    if value.startswith("s3://"):
-        return S3_URI_PATTERN.fullmatch(value) is not None
-    return S3_KEY_PATTERN.fullmatch(value) is not None and not value.startswith("/")
-
-
-INSTANCE_TYPE = _meta(
-    "a SageMaker instance type such as 'ml.m5.xlarge'", _matches(INSTANCE_TYPE_PATTERN)
+Count = Annotated[int, Field(ge=1, le=MAX_INSTANCE_COUNT)]
+Rows = Annotated[int, Field(ge=1, le=MAX_DATASET_ROWS)]
+Flag = bool
+Seconds = integer(0, 3600)
+Percent = number(0.01, 100)
+NonEmpty = Annotated[str, Field(min_length=1)]
+ModelArtifact = text(
+    rules.MODEL_ARTIFACT_PATTERN,
+    "an 's3://bucket/key' URI or a key inside the data bucket such as "
+    "'models/release/model.tar.gz'",
 )
-INSTANCE_COUNT = _meta("an integer from 1 to 100", _int_in(1, 100))
+ImageUri = Annotated[str, Field(min_length=1, description="an ECR image URI")]
+MetricName = Annotated[
+    str,
+    Field(
+        min_length=1, description="a metric name of the training image, such as 'validation:rmse'"
+    ),
+]
+Hyperparameters = Annotated[
+    Mapping[Annotated[str, Field(pattern=HYPERPARAMETER_NAME_PATTERN)], str],
+    BeforeValidator(_strings),
+    AfterValidator(MappingProxyType),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": {"pattern": HYPERPARAMETER_NAME_PATTERN},
+            "additionalProperties": {"type": ["string", "number"]},
+            "description": "an object mapping hyperparameter names to strings or numbers",
+        }
+    ),
+]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class DatasetConfig:
     """Synthetic dataset generated by the seeding Lambda at the start of each run."""
 
-    rows: int = field(
-        metadata=_meta(f"an integer from 1 to {MAX_DATASET_ROWS}", _int_in(1, MAX_DATASET_ROWS))
-    )
-    seed: int = field(metadata=_meta("an integer from 0 to 2**32 - 1", _int_in(0, 2**32 - 1)))
-    max_rows: int = field(
-        metadata=_meta(f"an integer from 1 to {MAX_DATASET_ROWS}", _int_in(1, MAX_DATASET_ROWS))
-    )
+    rows: Rows
+    seed: integer(0, MAX_SEED)
+    max_rows: Rows
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class TrainingConfig:
     """SageMaker training job defaults (each run may override type, count and hyperparameters)."""
 
-    instance_type: str = field(metadata=INSTANCE_TYPE)
-    instance_count: int = field(metadata=INSTANCE_COUNT)
-    volume_size_gb: int = field(metadata=_meta("an integer from 1 to 16384", _int_in(1, 16384)))
-    max_runtime_seconds: int = field(
-        metadata=_meta(
-            f"an integer from 1 to {MAX_TRAINING_RUNTIME_SECONDS}",
-            _int_in(1, MAX_TRAINING_RUNTIME_SECONDS),
-        )
-    )
-    hyperparameters: Mapping[str, str] = field(
-        metadata=_meta(
-            "an object mapping hyperparameter names to strings or numbers", _is_hyperparameters
-        )
-    )
+    instance_type: InstanceType
+    instance_count: Count
+    volume_size_gb: integer(1, 16384)
+    max_runtime_seconds: integer(1, MAX_TRAINING_RUNTIME_SECONDS)
+    hyperparameters: Hyperparameters
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class TransformConfig:
     """Batch transform job defaults (each run may override type and count)."""
 
-    instance_type: str = field(metadata=INSTANCE_TYPE)
-    instance_count: int = field(metadata=INSTANCE_COUNT)
+    instance_type: InstanceType
+    instance_count: Count
 
 
-MODEL_ARTIFACT = _meta(
-    "null, an 's3://bucket/key' URI or a key inside the data bucket such as "
-    "'models/release/model.tar.gz'",
-    _optional(_is_model_artifact),
-)
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class VariantConfig:
     """One production variant of the Serving endpoint (A/B testing: several, with weights)."""
 
-    name: str = field(
-        metadata=_meta(
-            "a variant name: up to 63 letters, digits and dashes", _matches(VARIANT_NAME_PATTERN)
-        )
-    )
-    weight: float = field(metadata=_meta("a number from 0.01 to 1000", _number_in(0.01, 1000)))
-    instance_type: str = field(metadata=INSTANCE_TYPE)
-    instance_count: int = field(metadata=INSTANCE_COUNT)
-    model_artifact: str | None = field(default=None, metadata=MODEL_ARTIFACT)
+    name: text(rules.NAME_PATTERN, "a variant name: up to 63 letters, digits and dashes")
+    weight: number(0.01, 1000)
+    instance_type: InstanceType
+    instance_count: Count
+    model_artifact: ModelArtifact | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class AutoscalingConfig:
     """Target tracking on invocations per instance, applied to every instance-based variant."""
 
-    min_capacity: int = field(metadata=INSTANCE_COUNT)
-    max_capacity: int = field(metadata=INSTANCE_COUNT)
-    target_invocations_per_instance: int = field(
-        metadata=_meta("an integer from 1 to 1000000", _int_in(1, 1_000_000))
-    )
-    scale_in_cooldown_seconds: int = field(
-        default=300, metadata=_meta("an integer from 0 to 3600", _int_in(0, 3600))
-    )
-    scale_out_cooldown_seconds: int = field(
-        default=60, metadata=_meta("an integer from 0 to 3600", _int_in(0, 3600))
-    )
+    min_capacity: Count
+    max_capacity: Count
+    target_invocations_per_instance: integer(1, 1_000_000)
+    scale_in_cooldown_seconds: Seconds = 300
+    scale_out_cooldown_seconds: Seconds = 60
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class DataCaptureConfig:
     """Capture of requests and responses into the data bucket (KMS-encrypted)."""
 
-    sampling_percentage: int = field(metadata=_meta("an integer from 1 to 100", _int_in(1, 100)))
-    capture: Literal["both", "input", "output"] = field(
-        default="both",
-        metadata=_meta("'both', 'input' or 'output'", _one_of("both", "input", "output")),
-    )
+    sampling_percentage: integer(1, 100)
+    capture: one_of("both", "input", "output") = "both"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class ServerlessConfig:
     """Serverless inference instead of instances (one variant; no capture, no autoscaling)."""
 
-    memory_size_mb: int = field(
-        metadata=_meta(
-            f"one of {list(SERVERLESS_MEMORY_SIZES)}",
-            lambda v: _is_int(v) and v in SERVERLESS_MEMORY_SIZES,
-        )
-    )
-    max_concurrency: int = field(metadata=_meta("an integer from 1 to 200", _int_in(1, 200)))
+    memory_size_mb: one_of(*SERVERLESS_MEMORY_SIZES)
+    max_concurrency: integer(1, 200)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class AsyncInferenceConfig:
     """Asynchronous inference: results and failures in the data bucket, SNS notifications."""
 
-    max_concurrent_invocations_per_instance: int = field(
-        default=4, metadata=_meta("an integer from 1 to 1000", _int_in(1, 1000))
-    )
-    notifications: bool = field(default=True, metadata=_meta("true or false", _is_bool))
+    max_concurrent_invocations_per_instance: integer(1, 1000) = 4
+    notifications: Flag = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class EndpointConfig:
     """Realtime endpoint: deployed only when ``model_artifact`` names a model.tar.gz."""
 
-    model_artifact: str | None = field(metadata=MODEL_ARTIFACT)
-    instance_type: str = field(metadata=INSTANCE_TYPE)
-    instance_count: int = field(metadata=INSTANCE_COUNT)
-    variants: tuple[VariantConfig, ...] | None = field(
-        default=None, metadata=_section(VariantConfig, optional=True, many=True)
-    )
-    autoscaling: AutoscalingConfig | None = field(
-        default=None, metadata=_section(AutoscalingConfig, optional=True)
-    )
-    data_capture: DataCaptureConfig | None = field(
-        default=None, metadata=_section(DataCaptureConfig, optional=True)
-    )
-    serverless: ServerlessConfig | None = field(
-        default=None, metadata=_section(ServerlessConfig, optional=True)
-    )
-    async_inference: AsyncInferenceConfig | None = field(
-        default=None, metadata=_section(AsyncInferenceConfig, optional=True)
-    )
+    model_artifact: ModelArtifact | None
+    instance_type: InstanceType
+    instance_count: Count
+    variants: Annotated[tuple[VariantConfig, ...], Field(min_length=1)] | None = None
+    autoscaling: AutoscalingConfig | None = None
+    data_capture: DataCaptureConfig | None = None
+    serverless: ServerlessConfig | None = None
+    async_inference: AsyncInferenceConfig | None = None
 
     @property
     def enabled(self) -> bool:
@@ -310,215 +246,201 @@ class EndpointConfig:
         return tuple(v.name for v in self.variants) if self.variants else ("AllTraffic",)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
+class MetricDefinition:
+    """A metric of the training image: its name and the regular expression on its log."""
+
+    Name: NonEmpty
+    Regex: NonEmpty
+
+
+@dataclass(frozen=True, config=_STRICT)
 class ImagesConfig:
     """Container images; ``null`` builds the image from ``containers/`` as an ECR asset."""
 
-    training_image_uri: str | None = field(
-        default=None,
-        metadata=_meta(
-            "null or an ECR image URI", _optional(lambda v: isinstance(v, str) and bool(v))
-        ),
-    )
-    inference_image_uri: str | None = field(
-        default=None,
-        metadata=_meta(
-            "null or an ECR image URI", _optional(lambda v: isinstance(v, str) and bool(v))
-        ),
-    )
-    training_metric_definitions: tuple[Mapping[str, str], ...] | None = field(
-        default=None,
-        metadata=_meta(
-            'null or a list of {"Name": str, "Regex": str} objects',
-            _optional(_is_metric_definitions),
-        ),
-    )
+    training_image_uri: ImageUri | None = None
+    inference_image_uri: ImageUri | None = None
+    training_metric_definitions: (
+        Annotated[
+            tuple[Mapping[str, str], ...],
+            BeforeValidator(_metric_definitions),
+            AfterValidator(_freeze),
+            WithJsonSchema(
+                {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "Name": {"type": "string", "minLength": 1},
+                            "Regex": {"type": "string", "minLength": 1},
+                        },
+                        "required": ["Name", "Regex"],
+                        "additionalProperties": False,
+                    },
+                    "description": 'a list of {"Name": str, "Regex": str} objects',
+                }
+            ),
+        ]
+        | None
+    ) = None
 
 
-@dataclass(frozen=True)
+_METRIC_DEFINITIONS = TypeAdapter(list[MetricDefinition])
+
+
+@dataclass(frozen=True, config=_STRICT)
 class WorkflowConfig:
     """Training workflow (state machine) settings."""
 
-    timeout_minutes: int = field(
-        metadata=_meta("an integer from 1 to 525600 (one year)", _int_in(1, 525_600))
-    )
-    log_retention_days: int = field(
-        metadata=_meta(
-            f"one of CloudWatch Logs' retention periods {list(LOG_RETENTION_DAYS)}",
-            lambda v: _is_int(v) and v in LOG_RETENTION_DAYS,
-        )
-    )
+    timeout_minutes: integer(1, 525_600)
+    log_retention_days: Annotated[
+        one_of(*LOG_RETENTION_DAYS), Field(description="CloudWatch Logs' retention periods")
+    ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class TrafficConfig:
     """How an endpoint update shifts traffic to the new fleet (SageMaker blue/green)."""
 
-    type: Literal["all_at_once", "canary", "linear"] = field(
-        metadata=_meta("'all_at_once', 'canary' or 'linear'", _one_of(*TRAFFIC_TYPES))
-    )
-    step_percent: int | None = field(
-        default=None,
-        metadata=_meta(
-            "null (all_at_once) or the percentage of capacity per step: 1 to 50 for canary, "
-            "10 to 50 for linear",
-            _optional(_int_in(1, 50)),
-        ),
-    )
-    wait_seconds: int = field(
-        default=300, metadata=_meta("an integer from 0 to 3600", _int_in(0, 3600))
-    )
-    termination_wait_seconds: int = field(
-        default=300, metadata=_meta("an integer from 0 to 3600", _int_in(0, 3600))
-    )
+    type: one_of(*rules.TRAFFIC_TYPES)
+    step_percent: integer(1, 50) | None = None
+    wait_seconds: Seconds = 300
+    termination_wait_seconds: Seconds = 300
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class DeployConfig:
     """The workflow's deploy stage: quality gate, then create or blue/green-update an endpoint."""
 
-    enabled: bool = field(metadata=_meta("true or false", _is_bool))
-    metric: str = field(
-        metadata=_meta(
-            "a metric name of the training image, such as 'validation:rmse'",
-            lambda v: isinstance(v, str) and bool(v),
-        )
-    )
-    threshold: float = field(metadata=_meta("a number", _is_number))
-    comparison: str = field(metadata=_meta(f"one of {list(COMPARISONS)}", _one_of(*COMPARISONS)))
-    instance_type: str = field(metadata=INSTANCE_TYPE)
-    instance_count: int = field(metadata=INSTANCE_COUNT)
+    enabled: Flag
+    metric: MetricName
+    threshold: number()
+    comparison: one_of(*rules.COMPARISONS)
+    instance_type: InstanceType
+    instance_count: Count
     traffic: TrafficConfig
-    candidate_weight: float = field(
-        default=0.0,
-        metadata=_meta(
-            "a number from 0 (the new model takes all traffic) to 0.99 (A/B: the new model "
-            "gets this share, the previous one the rest)",
-            _number_in(0, 0.99),
+    candidate_weight: Annotated[
+        number(0, 0.99),
+        Field(
+            description="0: the new model takes all traffic; above: A/B, the new model gets "
+            "this share, the previous one the rest"
         ),
-    )
-    poll_seconds: int = field(
-        default=60, metadata=_meta("an integer from 5 to 3600", _int_in(5, 3600))
-    )
-    max_wait_minutes: int = field(
-        default=60, metadata=_meta("an integer from 1 to 1440", _int_in(1, 1440))
-    )
+    ] = 0.0
+    poll_seconds: integer(5, 3600) = 60
+    max_wait_minutes: integer(1, 1440) = 60
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class ObjectiveConfig:
     """The tuning job's objective: a metric of the training image, minimised or maximised."""
 
-    metric: str = field(
-        metadata=_meta(
-            "a metric name of the training image", lambda v: isinstance(v, str) and bool(v)
-        )
-    )
-    type: str = field(metadata=_meta("'Minimize' or 'Maximize'", _one_of("Minimize", "Maximize")))
+    metric: MetricName
+    type: one_of(*rules.OBJECTIVE_TYPES)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
+class NumericRange:
+    """An integer or continuous hyperparameter range."""
+
+    type: one_of("integer", "continuous")
+    min: number()
+    max: number()
+    scaling: one_of(*rules.SCALING_TYPES) | None = None
+
+    def __post_init__(self) -> None:
+        if not self.min < self.max:
+            raise ValueError("min must be less than max")
+        if self.type == "integer" and not (isinstance(self.min, int) and isinstance(self.max, int)):
+            raise ValueError("an integer range takes integer bounds")
+
+
+@dataclass(frozen=True, config=_STRICT)
+class CategoricalRange:
+    """A categorical hyperparameter range."""
+
+    type: one_of("categorical")
+    values: Annotated[tuple[NonEmpty, ...], Field(min_length=1)]
+
+
+Ranges = Annotated[
+    Mapping[
+        Annotated[str, Field(pattern=HYPERPARAMETER_NAME_PATTERN)],
+        Annotated[NumericRange | CategoricalRange, Field(discriminator="type")],
+    ],
+    Field(
+        min_length=1,
+        description='an object mapping hyperparameter names to {"type": "integer" or '
+        '"continuous", "min": n, "max": n (min < max), "scaling": "Auto", "Linear", '
+        '"Logarithmic" or "ReverseLogarithmic" (optional)} or {"type": "categorical", "values": '
+        "[strings]}",
+    ),
+    AfterValidator(_raw_ranges),
+]
+
+
+@dataclass(frozen=True, config=_STRICT)
 class TuningConfig:
     """Optional hyperparameter tuning path (``enabled``: taken by default; the input decides)."""
 
-    enabled: bool = field(metadata=_meta("true or false", _is_bool))
-    strategy: str = field(metadata=_meta("'Bayesian' or 'Random'", _one_of("Bayesian", "Random")))
-    max_jobs: int = field(metadata=_meta("an integer from 1 to 500", _int_in(1, 500)))
-    max_parallel_jobs: int = field(metadata=_meta("an integer from 1 to 100", _int_in(1, 100)))
+    enabled: Flag
+    strategy: one_of(*rules.TUNING_STRATEGIES)
+    max_jobs: integer(1, rules.MAX_TUNING_JOBS)
+    max_parallel_jobs: integer(1, 100)
     objective: ObjectiveConfig
-    ranges: Mapping[str, Mapping[str, Any]] = field(
-        metadata=_meta(
-            'an object mapping hyperparameter names to {"type": "integer" or "continuous", '
-            '"min": n, "max": n (min < max), "scaling": "Auto", "Linear", "Logarithmic" or '
-            '"ReverseLogarithmic" (optional)} or {"type": "categorical", "values": [strings]}',
-            _is_ranges,
-        )
-    )
-    early_stopping: bool = field(default=False, metadata=_meta("true or false", _is_bool))
+    ranges: Ranges
+    early_stopping: Flag = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class ScheduleConfig:
     """Scheduled retraining: an EventBridge Scheduler schedule that starts the workflow."""
 
-    expression: str = field(
-        metadata=_meta(
-            "an EventBridge Scheduler expression such as 'rate(7 days)' or 'cron(0 3 ? * SUN *)'",
-            _matches(SCHEDULE_EXPRESSION_PATTERN),
-        )
+    expression: text(
+        rules.SCHEDULE_EXPRESSION_PATTERN,
+        "an EventBridge Scheduler expression such as 'rate(7 days)' or 'cron(0 3 ? * SUN *)'",
     )
-    enabled: bool = field(default=False, metadata=_meta("true or false", _is_bool))
-    input: Mapping[str, Any] = field(
-        default_factory=lambda: MappingProxyType({}),
-        metadata=_meta("an object (the execution input)", lambda v: isinstance(v, dict)),
-    )
+    enabled: Flag = False
+    input: Annotated[
+        Mapping[str, Any],
+        Field(description="an object (the execution input)"),
+        AfterValidator(_freeze),
+    ] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class AlarmsConfig:
     """Thresholds of the endpoint alarms (also the deploy stage's auto-rollback alarms)."""
 
-    error_5xx_rate_percent: float = field(
-        default=1.0, metadata=_meta("a number from 0.01 to 100", _number_in(0.01, 100))
-    )
-    error_4xx_rate_percent: float = field(
-        default=10.0, metadata=_meta("a number from 0.01 to 100", _number_in(0.01, 100))
-    )
-    latency_p99_ms: int = field(
-        default=1000, metadata=_meta("an integer from 1 to 3600000", _int_in(1, 3_600_000))
-    )
-    async_backlog: int = field(
-        default=100, metadata=_meta("an integer from 1 to 1000000", _int_in(1, 1_000_000))
-    )
-    period_seconds: int = field(
-        default=60,
-        metadata=_meta(
-            "60 or a multiple of 60 up to 86400",
-            lambda v: _is_int(v) and 60 <= v <= 86400 and v % 60 == 0,
-        ),
-    )
-    evaluation_periods: int = field(
-        default=3, metadata=_meta("an integer from 1 to 100", _int_in(1, 100))
-    )
+    error_5xx_rate_percent: Percent = 1.0
+    error_4xx_rate_percent: Percent = 10.0
+    latency_p99_ms: integer(1, 3_600_000) = 1000
+    async_backlog: integer(1, 1_000_000) = 100
+    period_seconds: Annotated[
+        int,
+        Field(ge=60, le=86400, multiple_of=60, description="60 or a multiple of 60 up to 86400"),
+    ] = 60
+    evaluation_periods: integer(1, 100) = 3
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class EnvironmentConfig:
     """Everything that differs between environments, typed and validated."""
 
-    name: str
-    removal_policy: Literal["destroy", "retain"] = field(
-        metadata=_meta("'destroy' or 'retain'", lambda v: v in ("destroy", "retain"))
-    )
-    notification_email: str | None = field(
-        metadata=_meta("null or an e-mail address", _optional(_matches(EMAIL_PATTERN)))
-    )
+    name: Annotated[str, Field(pattern=rules.ENV_NAME_PATTERN)]
+    removal_policy: one_of("destroy", "retain")
+    notification_email: text(rules.EMAIL_PATTERN, "an e-mail address") | None
     dataset: DatasetConfig
     training: TrainingConfig
     transform: TransformConfig
     endpoint: EndpointConfig
     workflow: WorkflowConfig
-    images: ImagesConfig = field(default_factory=ImagesConfig)
-    deploy: DeployConfig | None = field(
-        default=None, metadata=_section(DeployConfig, optional=True)
-    )
-    tuning: TuningConfig | None = field(
-        default=None, metadata=_section(TuningConfig, optional=True)
-    )
-    schedule: ScheduleConfig | None = field(
-        default=None, metadata=_section(ScheduleConfig, optional=True)
-    )
-    alarms: AlarmsConfig = field(default_factory=AlarmsConfig, metadata=_section(AlarmsConfig))
-    account: str | None = field(
-        default=None,
-        metadata=_meta("null or a 12-digit AWS account ID", _optional(_matches(ACCOUNT_PATTERN))),
-    )
-    region: str | None = field(
-        default=None,
-        metadata=_meta(
-            "null or an AWS region such as 'eu-west-1'", _optional(_matches(REGION_PATTERN))
-        ),
-    )
+    images: ImagesConfig = dataclasses.field(default_factory=ImagesConfig)
+    deploy: DeployConfig | None = None
+    tuning: TuningConfig | None = None
+    schedule: ScheduleConfig | None = None
+    alarms: AlarmsConfig = dataclasses.field(default_factory=AlarmsConfig)
+    account: text(rules.ACCOUNT_PATTERN, "a 12-digit AWS account ID") | None = None
+    region: text(rules.REGION_PATTERN, "an AWS region such as 'eu-west-1'") | None = None
 
     @property
     def retain_data(self) -> bool:
@@ -546,111 +468,192 @@ class EnvironmentConfig:
         return tuple(d["Name"] for d in definitions or ())
 
 
-def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
+# --- errors in words ---------------------------------------------------------------------------
 
 
 def _describe(value: Any) -> str:
     return f"{json.dumps(value)} ({type(value).__name__})"
 
 
-def _build(cls: type[Any], data: Any, path: str, env: str, extra: dict[str, Any]) -> Any:
-    where = f"'{path}'" if path else "the top level"
+@cache
+def _adapter() -> TypeAdapter[EnvironmentConfig]:
+    return TypeAdapter(EnvironmentConfig)
+
+
+@cache
+def _full_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = _adapter().json_schema()
+    return schema
+
+
+def _words(values: list[Any]) -> str:
+    shown = [repr(v) for v in values]
+    if len(shown) == 2:
+        return f"{shown[0]} or {shown[1]}"
+    if len(shown) == 3:
+        return f"{shown[0]}, {shown[1]} or {shown[2]}"
+    return f"one of {values}"
+
+
+def _resolve(node: dict[str, Any], root: dict[str, Any] | None = None) -> dict[str, Any]:
+    while "$ref" in node:
+        node = (root or _full_schema())["$defs"][node["$ref"].rsplit("/", 1)[1]]
+    return node
+
+
+def expected(node: dict[str, Any], root: dict[str, Any] | None = None) -> str:
+    """What a schema node accepts, in words (the end of a config error); ``root`` resolves
+    ``$ref`` (default: the environment's schema)."""
+    node = _resolve(node, root)
+    about = node.get("description")
+    if about and node.get("type") in ("string", "array"):
+        return str(about)
+    if "anyOf" in node:
+        options = [_resolve(n, root) for n in node["anyOf"]]
+        if {"type": "null"} in options:
+            rest = [o for o in options if o != {"type": "null"}]
+            if len(rest) == 1 and rest[0].get("type") == "array" and rest[0].get("minItems"):
+                return expected(rest[0], root)  # an empty list is the mistake to name, not null
+            return "null or " + (expected(rest[0], root) if len(rest) == 1 else "a value")
+        return " or ".join(expected(o, root) for o in options)
+    if "const" in node:
+        return repr(node["const"])
+    if "enum" in node:
+        values = list(node["enum"])
+        return f"one of {about} {values}" if about else _words(values)
+    kind = node.get("type")
+    if kind in ("integer", "number") and about and "multipleOf" in node:
+        return str(about)
+    if kind in ("integer", "number"):
+        noun = "an integer" if kind == "integer" else "a number"
+        if "minimum" in node and "maximum" in node:
+            noun += f" from {node['minimum']} to {node['maximum']}"
+        return f"{noun} ({about})" if about else noun
+    if kind == "boolean":
+        return "true or false"
+    if kind == "array":
+        return "a non-empty list of objects" if node.get("minItems") else "a list"
+    if "properties" in node:
+        return "an object"  # a section; its docstring is no expectation
+    if kind == "object":
+        items = node.get("additionalProperties")
+        if not about and isinstance(items, dict) and items.get("type") == "string":
+            return "an object of strings"
+        return str(about or "an object")
+    if "pattern" in node:
+        return f"a string matching {node['pattern']}"
+    return str(node.get("description", "a string"))
+
+
+def _field_schema(path: list[str | int]) -> tuple[dict[str, Any] | None, int]:
+    """The schema of the key at ``path`` and how much of the path names config keys (the rest,
+    inside a mapping such as ``hyperparameters``, belongs to one value)."""
+    node: dict[str, Any] = _full_schema()
+    depth = 0
+    for part in path:
+        node = _resolve(node)
+        options = [_resolve(n) for n in node.get("anyOf", [node])]
+        section = next((o for o in options if "properties" in o or o.get("type") == "array"), None)
+        if section is None:
+            break
+        if isinstance(part, int) and section.get("type") == "array":
+            node = section["items"]
+        elif isinstance(part, str) and part in section.get("properties", {}):
+            node = section["properties"][part]
+        else:
+            break
+        depth += 1
+    return (node if depth else None), depth
+
+
+def _path_text(path: list[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _value_at(data: Any, path: list[str | int]) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _problem(error: Mapping[str, Any], data: Any) -> str:
+    # Union branches and validator wrappers add segments that name no key.
+    loc: list[str | int] = [
+        p for p in error["loc"] if isinstance(p, int) or ("[" not in p and p not in _BRANCHES)
+    ]
+    kind = error["type"]
+    if kind == "none_required":
+        return ""  # the null branch of an optional key: the other branch says what is wrong
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        parent, _ = _field_schema(loc[:-1])
+        allowed = sorted(_resolve(parent or _full_schema()).get("properties", {}))
+        allowed = [k for k in allowed if k != "name"] if len(loc) == 1 else allowed
+        return f"unknown key '{_path_text(loc)}'; expected only {allowed}"
+    node, depth = _field_schema(loc)
+    key = loc[:depth]
+    if kind == "missing":
+        return f"missing key '{_path_text(key)}'; expected {expected(node or {})}"
+    value = _value_at(data, key)
+    if kind in ("dataclass_type", "dataclass_exact_type") and depth == len(loc):
+        where = f"'{_path_text(key)}'" if key else "the top level"
+        return f"{where} must be an object, got {_describe(value)}"
+    return f"key '{_path_text(key)}' is {_describe(value)}; expected {expected(node or {})}"
+
+
+_BRANCHES = {"int", "float", "str", "bool", "none", "tuple", "list", "dict"}
+
+
+def _field_problems(name: str, data: Any) -> tuple[EnvironmentConfig | None, list[str]]:
     if not isinstance(data, dict):
-        raise ConfigError(f"environment '{env}': {where} must be an object, got {_describe(data)}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in extra}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(
-            f"environment '{env}': unknown key '{path + '.' if path else ''}{unknown[0]}'; "
-            f"expected only {sorted(fields)}"
-        )
-    values: dict[str, Any] = dict(extra)
-    for name, f in fields.items():
-        key = f"{path}.{name}" if path else name
-        if name not in data:
-            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
-                continue
-            expected = f.metadata.get("expected", "an object")
-            raise ConfigError(f"environment '{env}': missing key '{key}'; expected {expected}")
-        value = data[name]
-        section = f.metadata.get("section")
-        if section is not None:
-            if value is None and f.metadata["optional"]:
-                values[name] = None
-            elif f.metadata["many"]:
-                if not isinstance(value, list) or not value:
-                    raise ConfigError(
-                        f"environment '{env}': key '{key}' is {_describe(value)}; "
-                        f"expected {f.metadata['expected']}"
-                    )
-                values[name] = tuple(
-                    _build(section, item, f"{key}[{i}]", env, {}) for i, item in enumerate(value)
-                )
-            else:
-                values[name] = _build(section, value, key, env, {})
-            continue
-        if isinstance(f.type, str) and f.type.endswith("Config") and "|" not in f.type:
-            values[name] = _build(_SECTIONS[f.type], value, key, env, {})
-            continue
-        if not f.metadata["check"](value):
-            raise ConfigError(
-                f"environment '{env}': key '{key}' is {_describe(value)}; "
-                f"expected {f.metadata['expected']}"
-            )
-        if name == "hyperparameters":
-            # SageMaker takes hyperparameters as strings; convert once, here.
-            value = {k: v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
-        values[name] = _freeze(value)
-    return cls(**values)
+        return None, [f"the top level must be an object, got {_describe(data)}"]
+    if "name" in data:
+        return None, ["unknown key 'name'; the environment's name is its file's name"]
+    data = {k: v for k, v in data.items() if k != "$schema"}
+    try:
+        return _adapter().validate_json(json.dumps({**data, "name": name})), []
+    except ValidationError as err:
+        problems: list[str] = []
+        errors = err.errors()
+        for error in errors:
+            inner = [e for e in errors if e["loc"][: len(error["loc"])] == error["loc"] != e["loc"]]
+            if error["type"] == "too_short" and inner:
+                continue  # a list counted after its items failed: the items say why
+            text = _problem(error, data)
+            if text and text not in problems:
+                problems.append(text)
+        return None, problems
 
 
-_SECTIONS: dict[str, type[Any]] = {
-    cls.__name__: cls
-    for cls in (
-        DatasetConfig,
-        TrainingConfig,
-        TransformConfig,
-        EndpointConfig,
-        ImagesConfig,
-        WorkflowConfig,
-        TrafficConfig,
-        ObjectiveConfig,
-    )
-}
+# --- checks across keys ------------------------------------------------------------------------
 
 
-def _check_consistency(config: EnvironmentConfig) -> None:
-    env = config.name
+def _check_consistency(config: EnvironmentConfig) -> Iterator[str]:
     if config.dataset.rows > config.dataset.max_rows:
-        raise ConfigError(
-            f"environment '{env}': key 'dataset.rows' is {config.dataset.rows}; expected at most "
+        yield (
+            f"key 'dataset.rows' is {config.dataset.rows}; expected at most "
             f"'dataset.max_rows' ({config.dataset.max_rows})"
         )
     if config.workflow.timeout_minutes * 60 <= config.training.max_runtime_seconds:
-        raise ConfigError(
-            f"environment '{env}': key 'workflow.timeout_minutes' is "
+        yield (
+            f"key 'workflow.timeout_minutes' is "
             f"{config.workflow.timeout_minutes}; expected more than "
             f"'training.max_runtime_seconds' ({config.training.max_runtime_seconds} s) so that "
             "the workflow outlives its training job"
         )
 
 
-def _inconsistent(env: str, key: str, value: Any, expected: str) -> ConfigError:
-    return ConfigError(
-        f"environment '{env}': key '{key}' is {_describe(value)}; expected {expected}"
-    )
+def _inconsistent(env: str, key: str, value: Any, expected: str) -> str:
+    return f"key '{key}' is {_describe(value)}; expected {expected}"
 
 
-def _check_endpoint(env: str, endpoint: EndpointConfig) -> None:
+def _check_endpoint(env: str, endpoint: EndpointConfig) -> Iterator[str]:
     variants = endpoint.variants or ()
     names = [v.name for v in variants]
     if len(set(names)) != len(names):
-        raise _inconsistent(env, "endpoint.variants", names, "variants with distinct names")
+        yield _inconsistent(env, "endpoint.variants", names, "variants with distinct names")
     if endpoint.serverless is not None:
         for key, value in (
             ("variants", names or None),
@@ -659,7 +662,7 @@ def _check_endpoint(env: str, endpoint: EndpointConfig) -> None:
             ("async_inference", endpoint.async_inference),
         ):
             if value is not None:
-                raise _inconsistent(
+                yield _inconsistent(
                     env,
                     f"endpoint.{key}",
                     value if isinstance(value, list) else dataclasses.asdict(value),
@@ -667,12 +670,12 @@ def _check_endpoint(env: str, endpoint: EndpointConfig) -> None:
                     "no instances to scale, no data capture and no asynchronous inference)",
                 )
     if endpoint.async_inference is not None and len(variants) > 1:
-        raise _inconsistent(
+        yield _inconsistent(
             env, "endpoint.variants", names, "at most one variant with 'endpoint.async_inference'"
         )
     scaling = endpoint.autoscaling
     if scaling is not None and scaling.min_capacity > scaling.max_capacity:
-        raise _inconsistent(
+        yield _inconsistent(
             env,
             "endpoint.autoscaling.min_capacity",
             scaling.min_capacity,
@@ -680,9 +683,9 @@ def _check_endpoint(env: str, endpoint: EndpointConfig) -> None:
         )
 
 
-def _check_deploy(env: str, deploy: DeployConfig, metrics: tuple[str, ...]) -> None:
+def _check_deploy(env: str, deploy: DeployConfig, metrics: tuple[str, ...]) -> Iterator[str]:
     if deploy.metric not in metrics:
-        raise _inconsistent(
+        yield _inconsistent(
             env,
             "deploy.metric",
             deploy.metric,
@@ -690,14 +693,14 @@ def _check_deploy(env: str, deploy: DeployConfig, metrics: tuple[str, ...]) -> N
         )
     traffic = deploy.traffic
     if traffic.type == "all_at_once" and traffic.step_percent is not None:
-        raise _inconsistent(
+        yield _inconsistent(
             env, "deploy.traffic.step_percent", traffic.step_percent, "null for 'all_at_once'"
         )
     low = 10 if traffic.type == "linear" else 1
     if traffic.type != "all_at_once" and not (
         traffic.step_percent is not None and low <= traffic.step_percent <= 50
     ):
-        raise _inconsistent(
+        yield _inconsistent(
             env,
             "deploy.traffic.step_percent",
             traffic.step_percent,
@@ -705,18 +708,18 @@ def _check_deploy(env: str, deploy: DeployConfig, metrics: tuple[str, ...]) -> N
         )
 
 
-def _check_tuning(env: str, config: EnvironmentConfig, metrics: tuple[str, ...]) -> None:
+def _check_tuning(env: str, config: EnvironmentConfig, metrics: tuple[str, ...]) -> Iterator[str]:
     tuning = config.tuning
     assert tuning is not None
     if tuning.objective.metric not in metrics:
-        raise _inconsistent(
+        yield _inconsistent(
             env,
             "tuning.objective.metric",
             tuning.objective.metric,
             f"one of the training image's metrics {list(metrics)}",
         )
     if tuning.max_parallel_jobs > tuning.max_jobs:
-        raise _inconsistent(
+        yield _inconsistent(
             env,
             "tuning.max_parallel_jobs",
             tuning.max_parallel_jobs,
@@ -724,7 +727,7 @@ def _check_tuning(env: str, config: EnvironmentConfig, metrics: tuple[str, ...])
         )
     static = sorted(set(tuning.ranges) & set(config.training.hyperparameters))
     if static:
-        raise _inconsistent(
+        yield _inconsistent(
             env,
             "tuning.ranges",
             static,
@@ -733,46 +736,16 @@ def _check_tuning(env: str, config: EnvironmentConfig, metrics: tuple[str, ...])
         )
 
 
-# Execution input keys a schedule may set (the workflow's defaults, plus its optional paths).
-INPUT_KEYS = (
-    "rows",
-    "seed",
-    "training_instance_type",
-    "training_instance_count",
-    "transform_instance_type",
-    "transform_instance_count",
-    "hyperparameters",
-)
-TUNING_INPUT_KEYS = (
-    "tune",
-    "tuning_strategy",
-    "tuning_max_jobs",
-    "tuning_max_parallel_jobs",
-    "tuning_objective",
-    "tuning_ranges",
-)
-DEPLOY_INPUT_KEYS = ("quality_threshold",)
-
-
-def input_keys(config: EnvironmentConfig) -> tuple[str, ...]:
-    """The keys an execution input may override in this environment."""
-    return (
-        INPUT_KEYS
-        + (TUNING_INPUT_KEYS if config.tuning is not None else ())
-        + (DEPLOY_INPUT_KEYS if config.deploy_enabled else ())
-    )
-
-
-def _check_operations(config: EnvironmentConfig) -> None:
+def _check_operations(config: EnvironmentConfig) -> Iterator[str]:
     env = config.name
-    _check_endpoint(env, config.endpoint)
+    yield from _check_endpoint(env, config.endpoint)
     metrics = config.metric_names()
     if config.deploy is not None:
-        _check_deploy(env, config.deploy, metrics)
+        yield from _check_deploy(env, config.deploy, metrics)
         if config.deploy_enabled:
             needed = config.training.max_runtime_seconds + config.deploy.max_wait_minutes * 60
             if config.workflow.timeout_minutes * 60 <= needed:
-                raise _inconsistent(
+                yield _inconsistent(
                     env,
                     "workflow.timeout_minutes",
                     config.workflow.timeout_minutes,
@@ -780,16 +753,76 @@ def _check_operations(config: EnvironmentConfig) -> None:
                     f"({needed} s) so that the workflow outlives training and deployment",
                 )
     if config.tuning is not None:
-        _check_tuning(env, config, metrics)
+        yield from _check_tuning(env, config, metrics)
     if config.schedule is not None:
-        unknown = sorted(set(config.schedule.input) - set(input_keys(config)))
-        if unknown:
-            raise _inconsistent(
+        yield from _check_schedule_input(env, config)
+
+
+def _check_schedule_input(env: str, config: EnvironmentConfig) -> Iterator[str]:
+    """The schedule's input against the execution input the workflow's first state accepts
+    (``mlstack.rules.execution_input_model``), so a bad one fails synth, not every run."""
+    assert config.schedule is not None
+    given = thaw(config.schedule.input)
+    unknown = sorted(set(given) - set(input_keys(config)))
+    if unknown:
+        yield _inconsistent(
+            env, "schedule.input", unknown, f"only execution input keys {list(input_keys(config))}"
+        )
+        return
+    model = rules.execution_input_model(
+        None,
+        max_rows=config.dataset.max_rows,
+        hyperparameter_names=(
+            rules.training_image_hyperparameters()
+            if config.images.training_image_uri is None
+            else None
+        ),
+        metric_names=config.metric_names(),
+        tuning=config.tuning is not None,
+        deploy=config.deploy_enabled,
+    )
+    try:
+        model.model_validate_json(json.dumps(given))
+    except ValidationError as err:
+        # The input's descriptions say what a key sets; the expectation comes from its rule.
+        schema = _without_descriptions(rules.execution_input_schema(model))
+        for error in err.errors():
+            key = str(error["loc"][0])
+            yield _inconsistent(
                 env,
-                "schedule.input",
-                unknown,
-                f"only execution input keys {list(input_keys(config))}",
+                f"schedule.input.{key}",
+                given[key],
+                expected(schema["properties"][key], schema),
             )
+
+
+def _without_descriptions(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_descriptions(v) for k, v in node.items() if k != "description"}
+    if isinstance(node, list):
+        return [_without_descriptions(v) for v in node]
+    return node
+
+
+def input_keys(config: EnvironmentConfig) -> tuple[str, ...]:
+    """The keys an execution input may override in this environment."""
+    return rules.input_keys(tuning=config.tuning is not None, deploy=config.deploy_enabled)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of an environment file (``environments/schema.json``)."""
+    schema = json.loads(json.dumps(_full_schema()))
+    schema["properties"].pop("name")
+    schema["required"].remove("name")
+    schema["properties"] = {
+        "$schema": {"type": "string", "description": "this schema (editors read it)"},
+        **schema["properties"],
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "mlstack environment",
+        **schema,
+    }
 
 
 def thaw(value: Any) -> Any:
@@ -802,15 +835,21 @@ def thaw(value: Any) -> Any:
 
 
 def parse_environment(name: str, data: Any) -> EnvironmentConfig:
-    """Validate one environment's raw settings and return them as a frozen, typed object."""
-    if not ENV_NAME_PATTERN.fullmatch(name):
+    """Validate one environment's raw settings and return them as a frozen, typed object.
+
+    Every problem is reported at once: all those of single keys, else all of the checks across
+    keys (they need well-typed keys to run)."""
+    if not rules.matches(rules.ENV_NAME_PATTERN, name):
         raise ConfigError(
-            f"environment '{name}': the name must match {ENV_NAME_PATTERN.pattern} "
+            f"environment '{name}': the name must match {rules.ENV_NAME_PATTERN} "
             "(lower-case letters and digits, at most 12 characters)"
         )
-    config: EnvironmentConfig = _build(EnvironmentConfig, data, "", name, {"name": name})
-    _check_consistency(config)
-    _check_operations(config)
+    config, problems = _field_problems(name, data)
+    if config is not None:
+        problems = list(dict.fromkeys([*_check_consistency(config), *_check_operations(config)]))
+    if problems:
+        raise ConfigError("\n".join(f"environment '{name}': {p}" for p in problems))
+    assert config is not None
     return config
 
 
@@ -827,8 +866,13 @@ def load_environment(name: str, directory: Path = ENVIRONMENTS_DIR) -> Environme
 
 
 def load_environments(directory: Path = ENVIRONMENTS_DIR) -> dict[str, EnvironmentConfig]:
-    """Every ``*.json`` in ``directory``, by environment name, in name order."""
-    names = sorted(p.stem for p in directory.glob("*.json"))
+    """Every environment file in ``directory`` (``*.json`` but the schema), by name, in order."""
+    names = sorted(p.stem for p in directory.glob("*.json") if p.name != SCHEMA_FILE.name)
     if not names:
         raise ConfigError(f"no environment files (*.json) in {directory}")
     return {name: load_environment(name, directory) for name in names}
+
+
+if __name__ == "__main__":
+    SCHEMA_FILE.write_text(json.dumps(json_schema(), indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {SCHEMA_FILE}")

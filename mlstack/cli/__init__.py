@@ -103,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     deployed_run.add_argument("--env", default="dev")
     deployed_run.add_argument("--input", type=_json_object, default={}, help="execution input")
     deployed_run.add_argument("--name", help="execution name")
-    deployed_run.add_argument("--region", help="AWS region (default: the standard chain's)")
+    deployed_run.add_argument(
+        "--region", help="AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION, the profile's)"
+    )
     deployed_run.add_argument("--poll", type=float, default=5.0, help="seconds between polls")
     deployed_run.add_argument("--plain", action="store_true")
 
@@ -114,7 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("--accept", default=None)
     invoke.add_argument("--endpoint-name", help="skip the stack lookup")
     invoke.add_argument("--endpoint-url", help="SageMaker Runtime URL (e.g. mlstack local serve)")
-    invoke.add_argument("--region")
+    invoke.add_argument(
+        "--region",
+        help="AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION, the profile's; a local "
+        "--endpoint-url needs none)",
+    )
     return parser
 
 

@@ -1,16 +1,21 @@
 """``mlstack run`` and ``mlstack invoke``: drive the deployed workflow and endpoint with boto3.
 
 The state machine and the endpoint are found from the stacks' outputs (``<env>-Workflow``
-``StateMachineArn``, ``<env>-Serving`` ``EndpointName``). Credentials and region come from boto3's
-standard chain; a missing one, or a stack that is not deployed, is a one-line message.
+``StateMachineArn``, ``<env>-Serving`` ``EndpointName``). The region is ``--region``, else
+``AWS_REGION``, else boto3's chain; credentials come from boto3's standard chain; a missing one,
+or a stack that is not deployed, is a one-line message naming what was read. ``invoke`` with an
+``--endpoint-url`` on this machine (``mlstack local serve``) needs neither: it signs with dummy
+credentials and any region.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+import urllib.parse
 from datetime import datetime
 from typing import Any
 
@@ -20,21 +25,54 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from mlstack.local.ui import reporter_for, short_cause
 
 NO_CREDENTIALS = (
-    "no AWS credentials found (boto3's standard chain: environment, ~/.aws/credentials and "
-    "config, SSO, container or instance role). Configure credentials, or run the workflow "
-    "offline with `mlstack local run`."
+    "no AWS credentials found (boto3's standard chain: AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY, the profile AWS_PROFILE names in ~/.aws/credentials or ~/.aws/config "
+    "(AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE), SSO, a container or instance role). "
+    "Configure credentials, or run the workflow offline with `mlstack local run`."
 )
+NO_REGION = (
+    "no AWS region: pass --region, or set AWS_REGION or AWS_DEFAULT_REGION, or `region` in the "
+    "profile of ~/.aws/config (AWS_CONFIG_FILE, AWS_PROFILE)"
+)
+# A server on this machine (`mlstack local serve`) checks neither the region nor the signature,
+# but SigV4 signing needs both: these stand in when none is configured.
+LOCAL_REGION = "us-east-1"
+LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class CommandError(Exception):
     """A message for the user; the command exits 1."""
 
 
+def is_local(endpoint_url: str | None) -> bool:
+    """``endpoint_url`` names a server on this machine (a loopback address)."""
+    if not endpoint_url:
+        return False
+    host = urllib.parse.urlsplit(endpoint_url).hostname or ""
+    return host in _LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def _region(region: str | None) -> str | None:
+    """``--region``, else AWS_REGION, else boto3's own chain (AWS_DEFAULT_REGION, the profile)."""
+    return region or os.environ.get("AWS_REGION") or None
+
+
 def _client(service: str, region: str | None, endpoint_url: str | None = None) -> Any:
+    region = _region(region)
+    if is_local(endpoint_url):
+        # Real credentials are never sent to a local server, and none are looked up (no wait
+        # on an instance metadata service that a laptop does not have).
+        return boto3.client(
+            service,
+            region_name=region or LOCAL_REGION,
+            endpoint_url=endpoint_url,
+            **LOCAL_CREDENTIALS,
+        )
     try:
         return boto3.client(service, region_name=region, endpoint_url=endpoint_url)
     except NoRegionError:
-        raise CommandError("no AWS region: pass --region or set AWS_REGION") from None
+        raise CommandError(NO_REGION) from None
 
 
 def stack_output(env: str, stack: str, key: str, region: str | None) -> str:

@@ -14,10 +14,11 @@ from constructs import Construct
 from mlstack.assets import runtime_path
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.roles import SeedFunctionRole
+from mlstack.rules import MAX_DATASET_ROWS
 
 # The function's code: the checkout's lambda/seed/, or the copy an installed wheel carries.
 SEED_CODE_DIR = runtime_path("lambda/seed")
-MAX_SEED_ROWS = 1_000_000  # what fits in the function's 256 MB
+MAX_SEED_ROWS = MAX_DATASET_ROWS  # what fits in the function's 256 MB
 DEFAULT_TIMEOUT = Duration.minutes(5)
 
 

@@ -14,6 +14,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from mlstack.assets import runtime_path
+from mlstack.rules import training_image_hyperparameters
 
 # The images' build context: the checkout's containers/, or the copy an installed wheel carries.
 CONTAINERS_DIR = runtime_path("containers")
@@ -103,9 +104,13 @@ class ModelImages(Construct):
     definitions are read from ``training/metric_definitions.json``. Hand in
     ``training_image_uri``/``inference_image_uri`` to use existing images instead; metric
     definitions for an existing training image are then ``training_metric_definitions`` (optional).
+    The hyperparameter names a built training image accepts are read from its own table
+    (``common/mlstack_containers/hyperparameters.py``); for an existing image they are
+    ``training_hyperparameter_names`` (optional; None: unknown, any valid name is passed on).
 
     Attributes: ``training``, ``inference`` (:class:`ModelImage`), ``training_image_uri``,
-    ``inference_image_uri``, ``training_metric_definitions``; ``grant_pull(grantee)``.
+    ``inference_image_uri``, ``training_metric_definitions``, ``training_hyperparameter_names``;
+    ``grant_pull(grantee)``.
     """
 
     def __init__(
@@ -117,6 +122,7 @@ class ModelImages(Construct):
         training_image_uri: str | None = None,
         inference_image_uri: str | None = None,
         training_metric_definitions: Sequence[Mapping[str, str]] | None = None,
+        training_hyperparameter_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.training = ModelImage(
@@ -139,6 +145,13 @@ class ModelImages(Construct):
         self.training_metric_definitions: list[dict[str, str]] = [
             _metric_definition(item, i) for i, item in enumerate(training_metric_definitions or [])
         ]
+        if training_hyperparameter_names is None and training_image_uri is None:
+            training_hyperparameter_names = training_image_hyperparameters(containers_directory)
+        self.training_hyperparameter_names: tuple[str, ...] | None = (
+            tuple(training_hyperparameter_names)
+            if training_hyperparameter_names is not None
+            else None
+        )
         self.training_image_uri = self.training.image_uri
         self.inference_image_uri = self.inference.image_uri
 

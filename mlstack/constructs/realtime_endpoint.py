@@ -22,10 +22,10 @@ from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.model_images import ModelImage
 from mlstack.constructs.monitoring import variant_metric
 from mlstack.constructs.roles import allow_sagemaker_metrics
+from mlstack.rules import INSTANCE_TYPE_PATTERN, NAME_PATTERN, SERVERLESS_MEMORY_SIZES
 
-_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
-_ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
+_INSTANCE_TYPE = re.compile(INSTANCE_TYPE_PATTERN)
+_ENDPOINT_NAME = re.compile(NAME_PATTERN)
 FIVE_MINUTES = Duration.minutes(5)
 ONE_MINUTE = Duration.minutes(1)
 

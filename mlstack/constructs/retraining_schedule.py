@@ -13,7 +13,9 @@ from aws_cdk import aws_scheduler_targets as targets
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-_EXPRESSION = re.compile(r"^(rate\([1-9][0-9]* (minute|hour|day)s?\)|cron\([^()]+\))$")
+from mlstack.rules import SCHEDULE_EXPRESSION_PATTERN
+
+_EXPRESSION = re.compile(SCHEDULE_EXPRESSION_PATTERN)
 
 
 class RetrainingSchedule(Construct):

@@ -19,6 +19,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+from pydantic import ValidationError
 
 from mlstack.constructs._deploy_states import (
     CHECK_ENDPOINT,
@@ -47,6 +48,7 @@ from mlstack.constructs._deploy_states import (
 from mlstack.constructs._nag import acknowledge, default_policy
 from mlstack.constructs._state_builder import SAGEMAKER_TRANSIENT_ERRORS
 from mlstack.constructs._state_builder import StateBuilder as _StateBuilder
+from mlstack.constructs.input_validator import InputValidator
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.model_images import ModelImages
 from mlstack.constructs.monitoring import (
@@ -61,6 +63,13 @@ from mlstack.constructs.roles import (
     validate_name_prefix,
 )
 from mlstack.constructs.workflow_options import DeployStage, HyperparameterTuning
+from mlstack.rules import (
+    CORE_INPUT_KEYS,
+    MAX_DATASET_ROWS,
+    NAME_PATTERN,
+    execution_input_model,
+    execution_input_schema,
+)
 
 # The deploy stage's names live in _deploy_states; they are listed here so that every name of
 # this module's contract stays importable from it.
@@ -83,6 +92,8 @@ __all__ = [
     "ENDPOINT_READY",
     "ENDPOINT_WAIT_TIMED_OUT",
     "GENERATE_DATASET",
+    "INPUT_VALID",
+    "INVALID_EXECUTION_INPUT",
     "LAMBDA_TRANSIENT_ERRORS",
     "LOAD_DEFAULTS",
     "MAX_REDRIVE_DIGITS",
@@ -92,6 +103,7 @@ __all__ = [
     "QUALITY_GATE",
     "READ_BEST_TRAINING_JOB",
     "READ_METRIC",
+    "REJECT_INPUT",
     "REJECT_MODEL",
     "REPORT_RESULTS",
     "RUN_ID_LENGTH",
@@ -106,6 +118,7 @@ __all__ = [
     "TUNING_JOB_NAME_LIMIT",
     "TUNING_SUFFIX_LENGTH",
     "UPDATE_ENDPOINT",
+    "VALIDATE_INPUT",
     "WAIT_FOR_ENDPOINT",
     "WORKFLOW_FAILED",
     "TrainingWorkflow",
@@ -126,7 +139,7 @@ LAMBDA_TRANSIENT_ERRORS = [
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 ]
-_ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_ENDPOINT_NAME = re.compile(NAME_PATTERN)
 SNS_TRANSIENT_ERRORS = [
     "SNS.ThrottledException",
     "SNS.InternalErrorException",
@@ -136,6 +149,9 @@ SNS_TRANSIENT_ERRORS = [
 _HYPERPARAMETERS = "States.JsonMerge($.default_hyperparameters, $.args.hyperparameters, false)"
 
 # The names of the states, in order; part of the definition's contract with its readers.
+VALIDATE_INPUT = "Validate input"
+INPUT_VALID = "Input valid?"
+REJECT_INPUT = "Reject input"
 LOAD_DEFAULTS = "Load defaults"
 APPLY_OVERRIDES = "Apply overrides"
 GENERATE_DATASET = "Generate dataset"
@@ -151,6 +167,8 @@ READ_BEST_TRAINING_JOB = "Read best training job"
 # (READ_METRIC ... ENDPOINT_WAIT_TIMED_OUT) are defined in _deploy_states.
 NOTIFY_FAILURE = "Notify failure"
 WORKFLOW_FAILED = "Workflow failed"
+# The error of an execution whose input the workflow refuses.
+INVALID_EXECUTION_INPUT = "InvalidExecutionInput"
 
 
 @dataclass(frozen=True)
@@ -182,24 +200,26 @@ class WorkflowDefaults:
                 )
 
     def as_state_input(self) -> dict[str, Any]:
-        return {
-            "rows": self.rows,
-            "seed": self.seed,
-            "training_instance_type": self.training_instance_type,
-            "training_instance_count": self.training_instance_count,
-            "transform_instance_type": self.transform_instance_type,
-            "transform_instance_count": self.transform_instance_count,
-            "hyperparameters": dict(self.hyperparameters),
-        }
+        """The default of each core execution input key (``mlstack.rules.CORE_INPUT_KEYS``)."""
+        values = {key: getattr(self, key) for key in CORE_INPUT_KEYS}
+        values["hyperparameters"] = dict(self.hyperparameters)
+        return values
 
 
 class TrainingWorkflow(Construct):
     """Creates the training state machine, its role, log group and an encrypted failure topic.
 
-    States: Load defaults -> Apply overrides -> Generate dataset (``seed_function``) -> Train model
-    (``createTrainingJob.sync``) -> Save model (``createModel``) -> Batch transform
-    (``createTransformJob.sync``) -> Report results. Any failure is published to ``topic`` and ends
-    in the ``Workflow failed`` Fail state carrying the error and cause.
+    States: Validate input -> Load defaults -> Apply overrides -> Generate dataset
+    (``seed_function``) -> Train model (``createTrainingJob.sync``) -> Save model
+    (``createModel``) -> Batch transform (``createTransformJob.sync``) -> Report results. Any
+    failure is published to ``topic`` and ends in the ``Workflow failed`` Fail state carrying the
+    error and cause.
+
+    Validate input checks the execution input against :attr:`input_schema` (generated from
+    ``mlstack.rules.execution_input_model``: the keys below, their types and ranges, at most
+    ``max_rows`` rows, the training image's hyperparameter names when they are known) with the
+    ``input_validator`` Lambda; an input it refuses fails the execution with error
+    ``InvalidExecutionInput`` and a cause naming each bad key, before anything is generated.
 
     The execution input may override any key of ``defaults`` (``hyperparameters`` key by key).
     Every run gets ``run_id`` = MD5 of the execution name; job and model names are
@@ -214,7 +234,8 @@ class TrainingWorkflow(Construct):
     The topic accepts notifications from CloudWatch alarms of the account.
 
     Attributes: ``state_machine``, ``execution_role``, ``topic``, ``log_group``, ``role``,
-    ``deploy_endpoint_name`` and ``deploy_alarms`` (None without ``deploy``).
+    ``input_validator``, ``input_schema``, ``deploy_endpoint_name`` and ``deploy_alarms`` (None
+    without ``deploy``).
     """
 
     def __init__(
@@ -240,6 +261,7 @@ class TrainingWorkflow(Construct):
         max_attempts: int = 4,
         tuning: HyperparameterTuning | None = None,
         deploy: DeployStage | None = None,
+        max_rows: int = MAX_DATASET_ROWS,
     ) -> None:
         super().__init__(scope, id)
         self.defaults = defaults or WorkflowDefaults()
@@ -293,6 +315,10 @@ class TrainingWorkflow(Construct):
             sagemaker_role=execution_role,
             tuning=tuning is not None,
         ).role
+        self.input_validator = InputValidator(
+            self, "InputValidator", log_retention=log_retention, removal_policy=removal_policy
+        )
+        self.input_schema = self._input_schema(images, tuning, deploy, max_rows)
         self._grant_state_machine_role(seed_function, key)
         allow_alarm_notifications(self.topic, key)
         self.deploy_alarms: EndpointAlarms | None = (
@@ -313,7 +339,7 @@ class TrainingWorkflow(Construct):
         notify_failure = self._failure_states()
         for state in core.tasks():
             state.add_catch(notify_failure, errors=["States.ALL"], result_path="$.error")
-        self._chain(core)
+        self._chain(core, notify_failure)
         if deploy is not None:
             core.batch_transform.next(
                 self._deploy_states(deploy, p, key, core.report_results, notify_failure)
@@ -326,7 +352,7 @@ class TrainingWorkflow(Construct):
             "Resource",
             comment=f"{name_prefix}: generate dataset, train, save model, batch transform"
             + (", deploy" if deploy is not None else ""),
-            definition_body=sfn.DefinitionBody.from_chainable(core.load_defaults),
+            definition_body=sfn.DefinitionBody.from_chainable(core.validate_input),
             state_machine_type=sfn.StateMachineType.STANDARD,
             role=self.role,
             timeout=timeout,
@@ -350,6 +376,13 @@ class TrainingWorkflow(Construct):
                 sid="InvokeSeedFunction",
                 actions=["lambda:InvokeFunction"],
                 resources=[seed_function.function_arn],
+            )
+        )
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="InvokeInputValidator",
+                actions=["lambda:InvokeFunction"],
+                resources=[self.input_validator.function.function_arn],
             )
         )
         self.role.add_to_principal_policy(
@@ -432,12 +465,16 @@ class TrainingWorkflow(Construct):
         deploy: DeployStage | None,
     ) -> _CoreStates:
         """The states of the core path and, with ``tuning``, of the tuning path, unchained."""
+        validate_input, input_valid, reject_input = self._validation_states(p.max_attempts)
         load_defaults, apply_overrides = self._input_states(tuning, deploy)
         generate_dataset = self._generate_dataset(seed_function, p.max_attempts)
         train_model = self._train_model(p, job)
         # Built here rather than by the caller so that states are created in definition order.
         tuning_states = self._tuning_states(p, job, tuning) if tuning is not None else None
         return _CoreStates(
+            validate_input=validate_input,
+            input_valid=input_valid,
+            reject_input=reject_input,
             load_defaults=load_defaults,
             apply_overrides=apply_overrides,
             generate_dataset=generate_dataset,
@@ -448,15 +485,94 @@ class TrainingWorkflow(Construct):
             report_results=self._report_results(deploy),
         )
 
-    def _input_states(
-        self, tuning: HyperparameterTuning | None, deploy: DeployStage | None
-    ) -> tuple[sfn.CustomState, sfn.CustomState]:
-        """Load defaults and Apply overrides: the run's arguments and its ``run_id``."""
-        state_defaults = self.defaults.as_state_input()
+    @staticmethod
+    def _state_defaults(
+        defaults: WorkflowDefaults,
+        tuning: HyperparameterTuning | None,
+        deploy: DeployStage | None,
+    ) -> dict[str, Any]:
+        """The default of every execution input key this workflow accepts."""
+        state_defaults = defaults.as_state_input()
         if tuning is not None:
             state_defaults.update(tuning.as_state_input())
         if deploy is not None:
             state_defaults["quality_threshold"] = deploy.threshold
+        return state_defaults
+
+    def _input_schema(
+        self,
+        images: ModelImages,
+        tuning: HyperparameterTuning | None,
+        deploy: DeployStage | None,
+        max_rows: int,
+    ) -> dict[str, Any]:
+        """The JSON Schema of the execution input; the defaults must pass it too."""
+        model = execution_input_model(
+            self._state_defaults(self.defaults, tuning, deploy),
+            max_rows=max_rows,
+            hyperparameter_names=images.training_hyperparameter_names,
+            metric_names=[m["Name"] for m in images.training_metric_definitions],
+            tuning=tuning is not None,
+            deploy=deploy is not None,
+        )
+        try:
+            model.model_validate(self._state_defaults(self.defaults, tuning, deploy))
+        except ValidationError as err:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}={e['input']!r}: {e['msg']}"
+                for e in err.errors()
+            )
+            raise ValueError(
+                f"TrainingWorkflow defaults: the execution input would refuse them: {problems}"
+            ) from None
+        return execution_input_schema(model)
+
+    def _validation_states(
+        self, max_attempts: int
+    ) -> tuple[sfn.CustomState, sfn.Choice, sfn.CustomState]:
+        """Validate input -> Input valid? -> (no) Reject input: the input checked before any
+        other state, against :attr:`input_schema`, by the validation Lambda."""
+        validate_input = sfn.CustomState(
+            self,
+            VALIDATE_INPUT,
+            state_json={
+                "Type": "Task",
+                "Comment": "The execution input against the schema of mlstack.rules.",
+                "Resource": f"arn:{Aws.PARTITION}:states:::lambda:invoke",
+                "Parameters": {
+                    "FunctionName": self.input_validator.function.function_arn,
+                    "Payload": {"input.$": "$", "schema": self.input_schema},
+                },
+                "ResultSelector": {"valid.$": "$.Payload.valid", "message.$": "$.Payload.message"},
+                # Load defaults reads the input from the context object, so the result may
+                # replace it: this works for an input that is not even an object.
+                "ResultPath": "$",
+            },
+        )
+        validate_input.add_retry(
+            errors=LAMBDA_TRANSIENT_ERRORS,
+            interval=Duration.seconds(2),
+            max_attempts=max_attempts,
+            backoff_rate=2,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        input_valid = sfn.Choice(self, INPUT_VALID)
+        reject_input = sfn.CustomState(
+            self,
+            REJECT_INPUT,
+            state_json={
+                "Type": "Pass",
+                "Parameters": {"Error": INVALID_EXECUTION_INPUT, "Cause.$": "$.message"},
+                "ResultPath": "$.error",
+            },
+        )
+        return validate_input, input_valid, reject_input
+
+    def _input_states(
+        self, tuning: HyperparameterTuning | None, deploy: DeployStage | None
+    ) -> tuple[sfn.CustomState, sfn.CustomState]:
+        """Load defaults and Apply overrides: the run's arguments and its ``run_id``."""
+        state_defaults = self._state_defaults(self.defaults, tuning, deploy)
         load_defaults = sfn.CustomState(
             self,
             LOAD_DEFAULTS,
@@ -465,7 +581,7 @@ class TrainingWorkflow(Construct):
                 "Comment": "Defaults from the environment's config; the input overrides them.",
                 "Parameters": {
                     "defaults": state_defaults,
-                    "overrides.$": "$",
+                    "overrides.$": "$$.Execution.Input",
                     "run_id.$": "States.Hash($$.Execution.Name, 'MD5')",
                 },
             },
@@ -767,8 +883,15 @@ class TrainingWorkflow(Construct):
         return notify_failure
 
     @staticmethod
-    def _chain(core: _CoreStates) -> None:
-        """Load defaults -> ... -> Batch transform; the tuning path rejoins at Save model."""
+    def _chain(core: _CoreStates, notify_failure: sfn.IChainable) -> None:
+        """Validate input -> Load defaults -> ... -> Batch transform; the tuning path rejoins
+        at Save model; a refused input goes to Notify failure."""
+        core.validate_input.next(
+            core.input_valid.when(
+                sfn.Condition.boolean_equals("$.valid", False),
+                core.reject_input.next(notify_failure),
+            ).otherwise(core.load_defaults)
+        )
         chain = core.load_defaults.next(core.apply_overrides).next(core.generate_dataset)
         if core.tuning is not None:
             tuning = core.tuning
@@ -922,6 +1045,9 @@ class _TuningStates(NamedTuple):
 
 
 class _CoreStates(NamedTuple):
+    validate_input: sfn.CustomState
+    input_valid: sfn.Choice
+    reject_input: sfn.CustomState
     load_defaults: sfn.CustomState
     apply_overrides: sfn.CustomState
     generate_dataset: sfn.CustomState
@@ -935,6 +1061,7 @@ class _CoreStates(NamedTuple):
         """The Task states whose failures go to Notify failure."""
         tuning = (self.tuning.tune_model, self.tuning.read_best) if self.tuning is not None else ()
         return (
+            self.validate_input,
             self.generate_dataset,
             self.train_model,
             self.save_model,

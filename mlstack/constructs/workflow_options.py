@@ -11,6 +11,13 @@ from typing import Any
 from aws_cdk import Duration
 
 from mlstack.constructs.monitoring import AlarmThresholds
+from mlstack.rules import (
+    INSTANCE_TYPE_PATTERN,
+    MAX_INSTANCE_COUNT,
+    MAX_TUNING_JOBS,
+    OBJECTIVE_TYPES,
+    TUNING_STRATEGIES,
+)
 
 COMPARISONS = {
     "less_than": "NumericLessThanPath",
@@ -19,7 +26,7 @@ COMPARISONS = {
     "greater_than_or_equal": "NumericGreaterThanEqualsPath",
 }
 TRAFFIC_TYPES = {"all_at_once": "ALL_AT_ONCE", "canary": "CANARY", "linear": "LINEAR"}
-_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+_INSTANCE_TYPE = re.compile(INSTANCE_TYPE_PATTERN)
 # SageMaker bounds MaximumExecutionTimeoutInSeconds of a blue/green update to 600..14400.
 MIN_BLUE_GREEN_TIMEOUT, MAX_BLUE_GREEN_TIMEOUT = 600, 14400
 ONE_MINUTE = Duration.minutes(1)
@@ -110,7 +117,7 @@ class DeployStage:
             raise ValueError(
                 f"DeployStage instance_type={self.instance_type!r}: expected an ml.* instance type"
             )
-        if not 1 <= self.instance_count <= 100:
+        if not 1 <= self.instance_count <= MAX_INSTANCE_COUNT:
             raise ValueError(f"DeployStage instance_count={self.instance_count}: expected 1..100")
         if not 0 <= self.candidate_weight < 1:
             raise ValueError(
@@ -164,16 +171,16 @@ class HyperparameterTuning:
     early_stopping: bool = False
 
     def __post_init__(self) -> None:
-        if self.objective_type not in ("Minimize", "Maximize"):
+        if self.objective_type not in OBJECTIVE_TYPES:
             raise ValueError(
                 f"HyperparameterTuning objective_type={self.objective_type!r}: expected "
                 "'Minimize' or 'Maximize'"
             )
-        if self.strategy not in ("Bayesian", "Random"):
+        if self.strategy not in TUNING_STRATEGIES:
             raise ValueError(
                 f"HyperparameterTuning strategy={self.strategy!r}: expected 'Bayesian' or 'Random'"
             )
-        if not 1 <= self.max_parallel_jobs <= self.max_jobs <= 500:
+        if not 1 <= self.max_parallel_jobs <= self.max_jobs <= MAX_TUNING_JOBS:
             raise ValueError(
                 f"HyperparameterTuning max_jobs={self.max_jobs}, max_parallel_jobs="
                 f"{self.max_parallel_jobs}: expected 1 <= max_parallel_jobs <= max_jobs <= 500"

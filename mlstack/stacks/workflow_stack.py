@@ -165,6 +165,7 @@ class WorkflowStack(Stack):
             removal_policy=removal,
             tuning=hyperparameter_tuning(config),
             deploy=deploy_stage(config),
+            max_rows=config.dataset.max_rows,
         )
         self.schedule: RetrainingSchedule | None = None
         if config.schedule is not None:

@@ -149,3 +149,75 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["local", "run", "-H", "no-equals-sign"])
     assert exit_.value.code == 2
     assert "expected name=value" in capsys.readouterr().err
+
+
+def no_aws_configuration(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """A fresh machine: no AWS variable, an empty HOME (no ~/.aws), no instance metadata."""
+    import os
+
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no wait on 169.254.169.254
+
+
+def test_without_a_region_the_message_names_what_the_command_reads(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_aws_configuration(monkeypatch, tmp_path)
+    for command in (["run", "--env", "dev"], ["invoke", "--env", "dev", "--file", "x.csv"]):
+        assert main(command) == 1
+        err = capsys.readouterr().err
+        assert "no AWS region: pass --region, or set AWS_REGION or AWS_DEFAULT_REGION" in err
+
+
+@pytest.mark.parametrize("variable", ["AWS_REGION", "AWS_DEFAULT_REGION"])
+def test_the_region_variable_the_message_names_is_read(
+    variable: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    no_aws_configuration(monkeypatch, tmp_path)
+    monkeypatch.setenv(variable, "eu-west-1")
+    assert main(["invoke", "--env", "dev", "--file", "x.csv"]) == 1
+    err = capsys.readouterr().err
+    # Past the region: now it is the credentials that are missing, and it says what it read.
+    assert "no AWS region" not in err
+    assert "no AWS credentials found" in err and "AWS_ACCESS_KEY_ID" in err
+
+
+def test_invoke_with_a_local_endpoint_signs_with_dummy_credentials_and_no_region(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_aws_configuration(monkeypatch, tmp_path)
+    data = tmp_path / "data.csv"
+    data.write_bytes(b"5,90\n")
+    sent: list[Any] = []
+
+    def answer(request: Any, **kwargs: Any) -> None:
+        sent.append(request)
+        raise SystemExit(0)  # stop before the (absent) server is called
+
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    boto3.setup_default_session()
+    boto3.DEFAULT_SESSION.events.register(  # type: ignore[union-attr]
+        "before-send.sagemaker-runtime.InvokeEndpoint", answer
+    )
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "invoke",
+                "--endpoint-url",
+                "http://127.0.0.1:9",
+                "--endpoint-name",
+                "e",
+                "--file",
+                str(data),
+            ]
+        )
+    (request,) = sent
+    # SigV4 with the stand-in key and region (AWS docs: "Elements of an AWS API request
+    # signature": Credential=<key>/<date>/<region>/<service>/aws4_request).
+    assert "Credential=local/" in request.headers["Authorization"].decode()
+    assert "/us-east-1/sagemaker/aws4_request" in request.headers["Authorization"].decode()

@@ -355,3 +355,105 @@ def test_dev_and_prod_operations_settings() -> None:
     assert prod.schedule is not None and prod.schedule.enabled is True
     assert prod.endpoint.autoscaling is not None and prod.endpoint.data_capture is not None
     assert "validation:rmse" in dev.metric_names()
+
+
+def test_every_problem_of_single_keys_is_reported_at_once(raw: dict[str, Any]) -> None:
+    data = mutate(raw, "training.instance_count", "two")
+    data = mutate(data, "dataset.rows", 0)
+    data = mutate(data, "colour", "blue")
+    with pytest.raises(ConfigError) as error:
+        parse_environment("dev", data)
+    lines = str(error.value).splitlines()
+    assert lines == [
+        "environment 'dev': key 'dataset.rows' is 0 (int); expected an integer from 1 to 1000000",
+        "environment 'dev': key 'training.instance_count' is \"two\" (str); expected an integer "
+        "from 1 to 100",
+        "environment 'dev': unknown key 'colour'; expected only ['account', 'alarms', 'dataset', "
+        "'deploy', 'endpoint', 'images', 'notification_email', 'region', 'removal_policy', "
+        "'schedule', 'training', 'transform', 'tuning', 'workflow']",
+    ]
+
+
+def test_every_inconsistency_is_reported_at_once(prod_raw: dict[str, Any]) -> None:
+    data = mutate(prod_raw, "tuning.max_parallel_jobs", 99)
+    data = mutate(data, "endpoint.autoscaling.min_capacity", 7)
+    with pytest.raises(ConfigError) as error:
+        parse_environment("prod", data)
+    text = str(error.value)
+    assert "key 'tuning.max_parallel_jobs' is 99 (int); expected at most 'tuning.max_jobs'" in text
+    assert "key 'endpoint.autoscaling.min_capacity' is 7 (int); expected at most" in text
+
+
+SCHEMA = REPO / "environments" / "schema.json"
+
+
+def test_the_environment_schema_is_generated_from_the_config_classes() -> None:
+    from mlstack.config import json_schema
+
+    assert json.loads(SCHEMA.read_text()) == json_schema(), (
+        "environments/schema.json is stale: run `python -m mlstack.config`"
+    )
+
+
+def test_every_environment_file_points_at_the_schema_and_passes_it() -> None:
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads(SCHEMA.read_text())
+    Draft202012Validator.check_schema(schema)
+    for path in sorted((REPO / "environments").glob("*.json")):
+        if path == SCHEMA:
+            continue
+        data = json.loads(path.read_text())
+        assert data["$schema"] == "./schema.json", path.name
+        assert list(Draft202012Validator(schema).iter_errors(data)) == [], path.name
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("colour", "blue"),
+        ("training.instance_typo", "ml.m5.large"),
+        ("training.instance_count", "two"),
+        ("training.instance_type", "m5.large"),
+        ("deploy.comparison", "lte"),
+        ("workflow.log_retention_days", 31),
+    ],
+)
+def test_an_editor_reading_the_schema_flags_what_synth_refuses(
+    raw: dict[str, Any], path: str, value: Any
+) -> None:
+    """The schema is an independent check (jsonschema, not pydantic) of the same mistakes."""
+    from jsonschema import Draft202012Validator
+
+    data = mutate(raw, path, value)
+    assert list(Draft202012Validator(json.loads(SCHEMA.read_text())).iter_errors(data))
+    with pytest.raises(ConfigError):
+        parse_environment("dev", data)
+
+
+def test_the_schedules_input_is_checked_like_an_execution_input(raw: dict[str, Any]) -> None:
+    """The rules of the workflow's Validate input state (mlstack.rules), applied at synth."""
+    data = mutate(
+        raw,
+        "schedule.input",
+        {"rows": 0, "hyperparameters": {"num_round": 5}, "tuning_strategy": "Grid"},
+    )
+    with pytest.raises(ConfigError) as error:
+        parse_environment("dev", data)
+    assert str(error.value).splitlines() == [
+        "environment 'dev': key 'schedule.input.rows' is 0 (int); expected an integer from 1 "
+        "to 1000000",
+        "environment 'dev': key 'schedule.input.hyperparameters' is {\"num_round\": 5} (dict); "
+        "expected an object of strings",
+        "environment 'dev': key 'schedule.input.tuning_strategy' is \"Grid\" (str); expected "
+        "'Bayesian' or 'Random'",
+    ]
+
+
+def test_docs_configuration_is_generated_from_the_schema() -> None:
+    from mlstack import config_docs
+    from mlstack.config import json_schema
+
+    assert config_docs.DOC.read_text(encoding="utf-8") == config_docs.render(json_schema()), (
+        "docs/configuration.md is stale: run `python -m mlstack.config_docs`"
+    )

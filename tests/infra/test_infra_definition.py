@@ -10,6 +10,8 @@ import pytest
 from tests.infra.conftest import SynthesizedApp, state_machine_definition
 
 MAIN_PATH = [
+    "Validate input",
+    "Input valid?",
     "Load defaults",
     "Apply overrides",
     "Generate dataset",
@@ -47,7 +49,7 @@ def test_core_states_run_in_order(dev: dict[str, Any]) -> None:
     # The core path, with the tuning choice (default: train) before Train model and the deploy
     # stage (from Read validation metric on) between Batch transform and Report results.
     path = [s for s in walk_main_path(dev, stop="Read validation metric")]
-    assert path == [*MAIN_PATH[:3], "Tune hyperparameters?", *MAIN_PATH[3:6]]
+    assert path == [*MAIN_PATH[:5], "Tune hyperparameters?", *MAIN_PATH[5:8]]
     assert dev["States"]["Batch transform"]["Next"] == "Read validation metric"
     assert dev["States"]["Report results"]["End"] is True
 
@@ -217,7 +219,8 @@ def test_defaults_come_from_each_environments_config(
 def test_input_overrides_defaults_and_hyperparameters_key_by_key(dev: dict[str, Any]) -> None:
     load = dev["States"]["Load defaults"]["Parameters"]
     apply = dev["States"]["Apply overrides"]["Parameters"]
-    assert load["overrides.$"] == "$"
+    # The input itself, not the state: Validate input replaced the state with its verdict.
+    assert load["overrides.$"] == "$$.Execution.Input"
     assert apply["args.$"] == "States.JsonMerge($.defaults, $.overrides, false)"
     train = dev["States"]["Train model"]["Parameters"]
     assert train["HyperParameters.$"] == (

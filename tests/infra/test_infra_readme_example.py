@@ -31,7 +31,7 @@ def test_example_builds_a_stack_of_its_own(example: dict[str, Any]) -> None:
 def test_example_stack_has_the_workflow_with_its_prefix(example: dict[str, Any]) -> None:
     template = Template.from_stack(example["stack"])
     template.resource_count_is("AWS::StepFunctions::StateMachine", 1)
-    template.resource_count_is("AWS::Lambda::Function", 1)
+    template.resource_count_is("AWS::Lambda::Function", 2)  # the seeder and the input validator
     template.has_resource_properties(
         "AWS::IAM::Policy",
         {

@@ -99,6 +99,7 @@ def test_wheel_carries_the_seed_code_and_metric_definitions(
     wheel_files: dict[str, zipfile.ZipInfo],
 ) -> None:
     assert f"{BUNDLED}/lambda/seed/handler.py" in wheel_files
+    assert f"{BUNDLED}/lambda/validate_input/handler.py" in wheel_files
     assert f"{BUNDLED}/containers/training/metric_definitions.json" in wheel_files
 
 
@@ -139,11 +140,13 @@ OTHER_TEAMS_APP = textwrap.dedent(
 
     import mlstack
     from mlstack.constructs import DatasetSeeder, ModelImages
+    from mlstack.constructs.input_validator import InputValidator
 
     app = cdk.App(outdir=sys.argv[1])
     stack = cdk.Stack(app, "OtherTeam")
     ModelImages(stack, "Images")
     DatasetSeeder(stack, "Seeder", bucket=s3.Bucket(stack, "Data"))
+    InputValidator(stack, "Validator")  # what TrainingWorkflow creates first
     app.synth()
     print(json.dumps({"mlstack": mlstack.__file__}))
     """
@@ -230,15 +233,27 @@ def test_model_images_default_build_context_lands_in_cdk_out(
     assert os.access(context / program, os.X_OK)
 
 
-def test_dataset_seeder_default_code_lands_in_cdk_out(
-    other_team: dict[str, Path], assets: dict[str, dict[str, dict[str, str]]]
+@pytest.mark.parametrize(
+    ("construct", "source_dir"), [("Seeder", "seed"), ("Validator", "validate_input")]
+)
+def test_lambda_default_code_lands_in_cdk_out(
+    other_team: dict[str, Path],
+    assets: dict[str, dict[str, dict[str, str]]],
+    construct: str,
+    source_dir: str,
 ) -> None:
     template = json.loads((other_team["cdk_out"] / "OtherTeam.template.json").read_text())
     (function,) = [
-        r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"
+        r
+        for logical_id, r in template["Resources"].items()
+        if r["Type"] == "AWS::Lambda::Function" and logical_id.startswith(construct)
     ]
     assert function["Properties"]["Handler"] == "handler.handler"
     key = function["Properties"]["Code"]["S3Key"]
     (source,) = [f["source"] for h, f in assets["files"].items() if key.startswith(h)]
     assert source["packaging"] == "zip"
-    assert (other_team["cdk_out"] / source["path"] / "handler.py").is_file()
+    packaged = other_team["cdk_out"] / source["path"]
+    checkout = REPO / "lambda" / source_dir
+    assert sorted(p.name for p in packaged.glob("*.py")) == sorted(
+        p.name for p in checkout.glob("*.py")
+    )

@@ -1,0 +1,82 @@
+"""The execution-input validation Lambda (code in ``lambda/validate_input/``), its role and logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from mlstack.assets import runtime_path
+from mlstack.constructs._nag import acknowledge_scoped_wildcards, default_policy
+
+# The function's code: the checkout's lambda/validate_input/, or the copy a wheel carries.
+VALIDATE_INPUT_CODE_DIR = runtime_path("lambda/validate_input")
+
+
+class InputValidator(Construct):
+    """Creates the Lambda function that checks an execution input against a JSON Schema
+    (Python, standard library only, 128 MB), its log group and a role that may only write to
+    that log group: the function reads nothing and writes nothing else.
+
+    The schema travels in each invocation's event (the state machine definition holds it), so
+    one function serves any workflow. See ``lambda/validate_input/handler.py`` for the event.
+
+    Args:
+        log_retention: retention of the function's log group (default one year).
+        removal_policy: of the log group (default RETAIN).
+        code_directory: the function's code (default ``lambda/validate_input``).
+
+    Attributes: ``function``, ``role``, ``log_group``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        code_directory: Path = VALIDATE_INPUT_CODE_DIR,
+    ) -> None:
+        super().__init__(scope, id)
+        if not (code_directory / "handler.py").is_file():
+            raise ValueError(f"InputValidator code_directory={code_directory}: no handler.py there")
+        self.log_group = logs.LogGroup(
+            self, "LogGroup", retention=log_retention, removal_policy=removal_policy
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Execution input validation Lambda: writes its own logs only",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            )
+        )
+        acknowledge_scoped_wildcards(
+            default_policy(self.role),
+            [(":*", "Log streams of the function's own log group only.")],
+        )
+        self.function = lambda_.Function(
+            self,
+            "Resource",
+            description="Checks a training workflow execution's input before anything starts",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            architecture=lambda_.Architecture.ARM_64,
+            handler="handler.handler",
+            code=lambda_.Code.from_asset(
+                str(code_directory), exclude=["__pycache__", "*.pyc", "tests", ".pytest_cache"]
+            ),
+            memory_size=128,
+            timeout=Duration.seconds(10),
+            role=self.role,
+            log_group=self.log_group,
+        )

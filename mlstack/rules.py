@@ -1,0 +1,321 @@
+"""The rules a value must follow, each defined once: patterns, ranges and allowed values.
+
+The environment configuration (:mod:`mlstack.config`), the constructs and the execution input of
+the training workflow import their checks from here, so a rule cannot drift between layers.
+Rules are pydantic v2 types (``Annotated`` constraints), so the same definition validates in
+Python and renders as JSON Schema (``pattern``, ``minimum``, ``enum``...).
+
+The execution input is a pydantic model too: :func:`execution_input_model` builds it for one
+workflow (which optional paths it has, what its seeder and its training image accept) and
+:func:`execution_input_schema` renders it as the JSON Schema that the workflow's first state
+hands to the validation Lambda (``lambda/validate_input``) with every execution.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, cast
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
+
+# --- patterns ----------------------------------------------------------------------------------
+
+INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
+# SageMaker's names of endpoints, endpoint configurations and production variants.
+NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
+HYPERPARAMETER_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,256}$"
+# SageMaker's ParameterRanges take their bounds as strings.
+INTEGER_STRING_PATTERN = r"^-?[0-9]+$"
+NUMBER_STRING_PATTERN = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
+
+ENV_NAME_PATTERN = r"^[a-z][a-z0-9]{0,11}$"
+ACCOUNT_PATTERN = r"^[0-9]{12}$"
+REGION_PATTERN = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
+S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+$"
+S3_KEY_PATTERN = r"^[A-Za-z0-9!_.*'()/-]+$"
+# A model.tar.gz: an s3:// URI, or a key in the data bucket (not starting with "/").
+MODEL_ARTIFACT_PATTERN = (
+    r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+|[A-Za-z0-9!_.*'()-][A-Za-z0-9!_.*'()/-]*)$"
+)
+SCHEDULE_EXPRESSION_PATTERN = r"^(rate\([1-9][0-9]* (minute|hour|day)s?\)|cron\([^()]+\))$"
+
+# --- ranges and allowed values -----------------------------------------------------------------
+
+MAX_INSTANCE_COUNT = 100
+MAX_DATASET_ROWS = 1_000_000  # what the seeding Lambda fits in 256 MB
+MAX_SEED = 2**32 - 1
+MAX_TUNING_JOBS = 500
+MAX_TRAINING_RUNTIME_SECONDS = 28 * 24 * 3600  # SageMaker's limit for MaxRuntimeInSeconds
+SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
+# CloudWatch Logs only accepts these retention periods.
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+)  # fmt: skip
+COMPARISONS = ("less_than", "less_than_or_equal", "greater_than", "greater_than_or_equal")
+TRAFFIC_TYPES = ("all_at_once", "canary", "linear")
+TUNING_STRATEGIES = ("Bayesian", "Random")
+OBJECTIVE_TYPES = ("Minimize", "Maximize")
+SCALING_TYPES = ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic")
+
+InstanceType = Annotated[
+    str,
+    Field(
+        pattern=INSTANCE_TYPE_PATTERN,
+        examples=["ml.m5.xlarge"],
+        description="a SageMaker instance type such as 'ml.m5.xlarge'",
+    ),
+]
+InstanceCount = Annotated[int, Field(ge=1, le=MAX_INSTANCE_COUNT)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+TuningJobCount = Annotated[int, Field(ge=1, le=MAX_TUNING_JOBS)]
+HyperparameterName = Annotated[str, Field(pattern=HYPERPARAMETER_NAME_PATTERN)]
+
+
+def integer(low: int, high: int) -> Any:
+    """An integer from ``low`` to ``high``."""
+    return Annotated[int, Field(ge=low, le=high)]
+
+
+def number(low: float | None = None, high: float | None = None) -> Any:
+    """A JSON number (an integer stays an integer) from ``low`` to ``high``."""
+    schema: dict[str, Any] = {"type": "number"}
+    if low is not None:
+        schema["minimum"] = low
+    if high is not None:
+        schema["maximum"] = high
+    return Annotated[int | float, Field(ge=low, le=high), WithJsonSchema(schema)]
+
+
+def one_of(*values: Any) -> Any:
+    """Exactly one of ``values``."""
+    return Literal[values]
+
+
+def text(pattern: str, description: str) -> Any:
+    """A string matching ``pattern``; ``description`` says what it is in words."""
+    return Annotated[str, Field(pattern=pattern, description=description)]
+
+
+def matches(pattern: str, value: object) -> bool:
+    """``value`` is a string matching ``pattern`` as JSON Schema reads it (``$``: end of text)."""
+    return isinstance(value, str) and re.fullmatch(pattern.removesuffix("$"), value) is not None
+
+
+def rows_type(max_rows: int = MAX_DATASET_ROWS) -> Any:
+    return Annotated[int, Field(ge=1, le=max_rows)]
+
+
+# --- the training image's hyperparameters ------------------------------------------------------
+
+CONTAINERS_DIR = Path(__file__).resolve().parents[1] / "containers"
+
+
+def training_image_hyperparameters(
+    containers_dir: Path = CONTAINERS_DIR,
+) -> tuple[str, ...] | None:
+    """The hyperparameter names the training image built from ``containers_dir`` accepts (None
+    when that directory has no table): the keys of ``SPECS`` in the image's
+    ``mlstack_containers/hyperparameters.py``, read from its source (not imported, so the app
+    needs no container package installed)."""
+    path = containers_dir / "common" / "mlstack_containers" / "hyperparameters.py"
+    if not path.is_file():
+        return None
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and node.target.id == "SPECS"
+            and isinstance(node.value, ast.Dict)
+        ):
+            return tuple(sorted(ast.literal_eval(k) for k in node.value.keys if k is not None))
+    raise ValueError(f"{path}: no SPECS table of hyperparameters")
+
+
+# --- the execution input -----------------------------------------------------------------------
+
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+# Keys of each group, in the order the workflow's defaults list them.
+CORE_INPUT_KEYS = (
+    "rows",
+    "seed",
+    "training_instance_type",
+    "training_instance_count",
+    "transform_instance_type",
+    "transform_instance_count",
+    "hyperparameters",
+)
+TUNING_INPUT_KEYS = (
+    "tune",
+    "tuning_strategy",
+    "tuning_max_jobs",
+    "tuning_max_parallel_jobs",
+    "tuning_objective",
+    "tuning_ranges",
+)
+DEPLOY_INPUT_KEYS = ("quality_threshold",)
+
+
+def input_keys(*, tuning: bool, deploy: bool) -> tuple[str, ...]:
+    """The keys an execution input may set, given the workflow's optional paths."""
+    return (
+        CORE_INPUT_KEYS
+        + (TUNING_INPUT_KEYS if tuning else ())
+        + (DEPLOY_INPUT_KEYS if deploy else ())
+    )
+
+
+def _one_of(values: Sequence[str]) -> Any:
+    return Literal[tuple(values)]
+
+
+def list_of(kind: Any) -> Any:
+    """``list[kind]`` for a type built at run time."""
+    return cast(Any, list)[kind]
+
+
+def _described(kind: Any, description: str) -> Any:
+    return Annotated[kind, Field(description=description)]
+
+
+def execution_input_model(
+    defaults: Mapping[str, Any] | None,
+    *,
+    max_rows: int = MAX_DATASET_ROWS,
+    hyperparameter_names: Sequence[str] | None = None,
+    metric_names: Sequence[str] = (),
+    tuning: bool = False,
+    deploy: bool = False,
+) -> type[BaseModel]:
+    """The execution input one workflow accepts: every key optional, none unknown.
+
+    ``defaults``: the workflow's default for each key (documentation; the definition applies
+    them); None to only check an input. ``hyperparameter_names``: what the training image
+    knows (None: any valid name).
+    ``metric_names``: the training image's metrics, the only tuning objectives.
+    """
+    name: Any = (
+        _one_of(sorted(hyperparameter_names))
+        if hyperparameter_names is not None
+        else HyperparameterName
+    )
+    fields: dict[str, Any] = {
+        "rows": (_described(rows_type(max_rows), "Rows of the generated dataset"), None),
+        "seed": (_described(Seed, "Seed of the generated dataset"), None),
+        "training_instance_type": (
+            _described(InstanceType, "Instance type of the training job(s)"),
+            None,
+        ),
+        "training_instance_count": (
+            _described(InstanceCount, "Instances of each training job"),
+            None,
+        ),
+        "transform_instance_type": (
+            _described(InstanceType, "Instance type of the batch transform job"),
+            None,
+        ),
+        "transform_instance_count": (
+            _described(InstanceCount, "Instances of the batch transform job"),
+            None,
+        ),
+        "hyperparameters": (
+            _described(
+                dict[name, str],
+                "Merged key by key into the defaults; SageMaker takes every value as a string",
+            ),
+            None,
+        ),
+    }
+    if tuning:
+        fields.update(_tuning_fields(name, metric_names))
+    if deploy:
+        fields["quality_threshold"] = (
+            _described(float, "The deploy stage's quality gate compares the metric with this"),
+            None,
+        )
+    if defaults is None:  # only to check an input: no key is required
+        model: type[BaseModel] = create_model("ExecutionInput", __config__=_STRICT, **fields)
+        return model
+    for key, (kind, _) in list(fields.items()):
+        if key not in defaults:
+            raise ValueError(f"execution input key {key!r} has no default in the workflow")
+        fields[key] = (kind, defaults[key])
+    unknown = sorted(set(defaults) - set(fields))
+    if unknown:
+        raise ValueError(f"workflow defaults {unknown} are not execution input keys")
+    checked: type[BaseModel] = create_model("ExecutionInput", __config__=_STRICT, **fields)
+    return checked
+
+
+def _tuning_fields(name: Any, metric_names: Sequence[str]) -> dict[str, Any]:
+    metric: Any = _one_of(metric_names) if metric_names else str
+    objective = create_model(
+        "TuningObjective",
+        __config__=_STRICT,
+        Type=(_one_of(OBJECTIVE_TYPES), ...),
+        MetricName=(metric, ...),
+    )
+
+    def numeric_range(kind: str, pattern: str) -> Any:
+        bound = Annotated[str, Field(pattern=pattern)]
+        return create_model(
+            f"{kind}ParameterRange",
+            __config__=_STRICT,
+            Name=(name, ...),
+            MinValue=(bound, ...),
+            MaxValue=(bound, ...),
+            ScalingType=(_one_of(SCALING_TYPES), "Auto"),
+        )
+
+    categorical = create_model(
+        "CategoricalParameterRange",
+        __config__=_STRICT,
+        Name=(name, ...),
+        Values=(Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)], ...),
+    )
+    ranges = create_model(
+        "ParameterRanges",
+        __config__=_STRICT,
+        IntegerParameterRanges=(list_of(numeric_range("Integer", INTEGER_STRING_PATTERN)), []),
+        ContinuousParameterRanges=(list_of(numeric_range("Continuous", NUMBER_STRING_PATTERN)), []),
+        CategoricalParameterRanges=(list_of(categorical), []),
+    )
+    return {
+        "tune": (_described(bool, "Take the tuning path instead of one training job"), None),
+        "tuning_strategy": (_described(_one_of(TUNING_STRATEGIES), "Tuning strategy"), None),
+        "tuning_max_jobs": (_described(TuningJobCount, "Training jobs of the tuning job"), None),
+        "tuning_max_parallel_jobs": (
+            _described(TuningJobCount, "Training jobs run at the same time"),
+            None,
+        ),
+        "tuning_objective": (
+            _described(objective, "SageMaker's HyperParameterTuningJobObjective"),
+            None,
+        ),
+        "tuning_ranges": (_described(ranges, "SageMaker's ParameterRanges"), None),
+    }
+
+
+def execution_input_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model as JSON Schema (draft 2020-12), without pydantic's generated titles."""
+    schema = _drop_titles(model.model_json_schema(mode="validation"))
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def _drop_titles(node: Any, *, in_properties: bool = False) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: v
+            if not in_properties and k in ("default", "examples", "enum", "const")
+            else _drop_titles(v, in_properties=k in ("properties", "$defs") and not in_properties)
+            for k, v in node.items()
+            if in_properties or k != "title"
+        }
+    if isinstance(node, list):
+        return [_drop_titles(v) for v in node]
+    return node
