@@ -1,9 +1,9 @@
 """Build hook: the wheel carries the runtime code that mlstack's constructs build assets from.
 
 The repository keeps that code in its top-level ``containers/`` (the images' build context) and
-``lambda/seed/`` and ``lambda/validate_input/`` (the functions), the one committed copy. A wheel installed in another
-project has no checkout beside it, so building the wheel copies those trees into
-``mlstack/_bundled/`` inside the wheel, where ``mlstack.assets.runtime_path`` finds them.
+``lambda/seed/`` and ``lambda/validate_input/`` (the functions), the one committed copy. A wheel
+installed in another project has no checkout beside it, so building the wheel copies those trees
+into ``mlstack/_bundled/`` inside the wheel, where ``mlstack.assets.runtime_path`` finds them.
 An editable install copies nothing: it imports from the checkout, which has the trees.
 
 Only what a build needs is copied: never caches, virtual environments, build output or tests;
