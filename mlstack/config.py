@@ -207,7 +207,7 @@ class TransformConfig:
 
 MODEL_ARTIFACT = _meta(
     "null, an 's3://bucket/key' URI or a key inside the data bucket such as "
-    "'models/release/model.tar.gz'",
+    "'releases/v1/model.tar.gz'",
     _optional(_is_model_artifact),
 )
 

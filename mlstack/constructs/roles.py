@@ -52,6 +52,28 @@ def _log_arn(scope: Construct, name: str) -> str:
     )
 
 
+def allow_volume_encryption(role: iam.IRole, key: kms.IKey, *, sid: str) -> None:
+    """Let SageMaker, acting for ``role``, encrypt the ML storage volumes with ``key``.
+
+    ``kms:CreateGrant`` only for a grant to an AWS service (``kms:GrantIsForAWSResource``);
+    ``kms:DescribeKey`` unconditioned: that condition key is not supported by DescribeKey (Service
+    Authorization Reference, AWS KMS), so a statement conditioned on it never allows DescribeKey.
+    """
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid=sid,
+            actions=["kms:CreateGrant"],
+            resources=[key.key_arn],
+            conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid=f"{sid}DescribeKey", actions=["kms:DescribeKey"], resources=[key.key_arn]
+        )
+    )
+
+
 def allow_sagemaker_metrics(role: iam.Role) -> Construct:
     """Let a role SageMaker runs as put metrics into SageMaker's namespaces; returns its policy.
 
@@ -143,14 +165,7 @@ class SageMakerExecutionRole(Construct):
             )
         )
         key.grant_encrypt_decrypt(self.role)
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="EncryptJobVolumes",
-                actions=["kms:CreateGrant", "kms:DescribeKey"],
-                resources=[key.key_arn],
-                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
-            )
-        )
+        allow_volume_encryption(self.role, key, sid="EncryptJobVolumes")
         for image in images:
             image.grant_pull(self.role)
         log_groups = [
@@ -168,12 +183,21 @@ class SageMakerExecutionRole(Construct):
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="WriteOwnLogs",
-                actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                 resources=[
                     _log_arn(self, f"/aws/sagemaker/TrainingJobs:log-stream:{name_prefix}-*"),
                     _log_arn(self, f"/aws/sagemaker/TransformJobs:log-stream:{name_prefix}-*"),
                     _log_arn(self, f"/aws/sagemaker/Endpoints/{name_prefix}*:log-stream:*"),
                 ],
+            )
+        )
+        # DescribeLogStreams is authorized on the log group, not on a stream (Service
+        # Authorization Reference, CloudWatch Logs: DescribeLogStreams -> log-group*).
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DescribeOwnLogStreams",
+                actions=["logs:DescribeLogStreams"],
+                resources=[_log_arn(self, g) for g in log_groups],
             )
         )
         policy = allow_sagemaker_metrics(self.role)
@@ -349,6 +373,13 @@ class StateMachineRole(Construct):
             tagged.append(tuning_jobs)
         self.role.add_to_policy(
             iam.PolicyStatement(sid="TagOnCreate", actions=["sagemaker:AddTags"], resources=tagged)
+        )
+        # Step Functions' SageMaker integration reads the tags of what it created (the policies
+        # it documents include sagemaker:ListTags); ListTags has resource-level permissions.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListTagsOfOwnResources", actions=["sagemaker:ListTags"], resources=tagged
+            )
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
