@@ -47,6 +47,7 @@ from mlstack.constructs._deploy_states import (
 from mlstack.constructs._nag import acknowledge, default_policy
 from mlstack.constructs._state_builder import SAGEMAKER_TRANSIENT_ERRORS
 from mlstack.constructs._state_builder import StateBuilder as _StateBuilder
+from mlstack.constructs.endpoint_cleanup import EndpointCleanup
 from mlstack.constructs.instance_storage import local_storage_patterns
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.model_images import ModelImages
@@ -365,6 +366,15 @@ class TrainingWorkflow(Construct):
                 destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
             ),
         )
+        self.endpoint_cleanup: EndpointCleanup | None = None
+        if self.deploy_endpoint_name is not None and removal_policy == RemovalPolicy.DESTROY:
+            # The deploy stage's endpoint is no CloudFormation resource: without this, deleting
+            # the stack leaves it billing, on a key the same destroy schedules for deletion.
+            # Deleted after the state machine, which could create the endpoint again.
+            self.endpoint_cleanup = EndpointCleanup(
+                self, "EndpointCleanup", endpoint_name=self.deploy_endpoint_name
+            )
+            self.state_machine.node.add_dependency(self.endpoint_cleanup.resource)
         acknowledge(
             default_policy(self.role),
             "AwsSolutions-IAM5[Resource::*]",

@@ -465,6 +465,17 @@ def resource_calls(log: CallLog) -> None:
                     str(target["Arn"]),
                     f"schedule {lid}",
                 )
+            elif kind == "Custom::EndpointCleanup":
+                # Its deletion: the function deletes the endpoint and waits until it is gone.
+                function = str(r.resolve(stack, props["ServiceToken"]))
+                role, log_group = _function_role_and_logs(log, function)
+                endpoint = log.arn("sagemaker", f"endpoint/{str(props['EndpointName']).lower()}")
+                why = f"endpoint clean-up {lid} on stack deletion"
+                log.record(role, "sagemaker:DeleteEndpoint", endpoint, why)
+                log.record(role, "sagemaker:DescribeEndpoint", endpoint, why)
+                stream = log.arn("logs", f"log-group:{log_group}:log-stream:2026/01/01/[$LATEST]0")
+                log.record(role, "logs:CreateLogStream", stream, why)
+                log.record(role, "logs:PutLogEvents", stream, why)
             elif kind == "AWS::CloudWatch::Alarm":
                 alarm = log.arn("cloudwatch", f"alarm:{r.name(stack, lid)}")
                 for action in r.resolve(stack, props.get("AlarmActions", [])):
@@ -472,8 +483,14 @@ def resource_calls(log: CallLog) -> None:
                         continue
                     context = {"aws:SourceArn": alarm, "aws:SourceAccount": log.account}
                     why = f"alarm {lid} notifies"
-                    log.record("cloudwatch.amazonaws.com", "sns:Publish", str(action), why,
-                               **context, **TLS)  # fmt: skip
+                    log.record(
+                        "cloudwatch.amazonaws.com",
+                        "sns:Publish",
+                        str(action),
+                        why,
+                        **context,
+                        **TLS,
+                    )
                     key = log.topic_keys.get(str(action))
                     if key:
                         kms_context = {
@@ -482,8 +499,9 @@ def resource_calls(log: CallLog) -> None:
                             "kms:ViaService": f"sns.{log.region}.amazonaws.com",
                         }
                         for kms_action in ("kms:GenerateDataKey", "kms:Decrypt"):
-                            log.record("cloudwatch.amazonaws.com", kms_action, key, why,
-                                       **kms_context)  # fmt: skip
+                            log.record(
+                                "cloudwatch.amazonaws.com", kms_action, key, why, **kms_context
+                            )
             elif kind == "AWS::StepFunctions::StateMachine":
                 role = str(r.resolve(stack, props["RoleArn"]))
                 why = "state machine logging (created or updated with a log destination)"

@@ -126,8 +126,12 @@ class ServingStack(Stack):
         releases = data.layout.releases
         for index, variant in enumerate(config.endpoint.variants or ()):
             if variant.model_artifact is not None and _split(variant.model_artifact)[0] is None:
-                _check_released(config.name, f"variants[{index}].model_artifact",
-                                variant.model_artifact, releases)  # fmt: skip
+                _check_released(
+                    config.name,
+                    f"variants[{index}].model_artifact",
+                    variant.model_artifact,
+                    releases,
+                )
         if bucket_name is None:
             _check_released(config.name, "model_artifact", key, releases)
         bucket = (

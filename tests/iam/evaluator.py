@@ -64,8 +64,12 @@ def condition_matches(operator: str, key: str, expected: Any, context: Mapping[s
         return all((key not in context) == (str(v).lower() == "true") for v in values)
     if_exists = operator.endswith("IfExists")
     operator = operator.removesuffix("IfExists")
-    negated = {"StringNotEquals": "StringEquals", "StringNotLike": "StringLike",
-               "ArnNotEquals": "ArnEquals", "ArnNotLike": "ArnLike"}  # fmt: skip
+    negated = {
+        "StringNotEquals": "StringEquals",
+        "StringNotLike": "StringLike",
+        "ArnNotEquals": "ArnEquals",
+        "ArnNotLike": "ArnLike",
+    }
     if key not in context:
         # A negated operator matches a request without the key (IAM user guide, "Condition
         # element": condition keys that are not present in the request).

@@ -375,3 +375,30 @@ def test_cloudwatch_may_use_the_key_only_for_this_stacks_alarms_and_topic(
         "arn:aws:sns:us-east-1:123456789012:dev-Workflow-*"
     )
     assert Stack.of(synthesized.stages["dev"].workflow).stack_name == "dev-Workflow"
+
+
+# --- 10. cdk destroy and the workflow-owned endpoint ------------------------------------------
+
+
+def test_dev_destroy_deletes_the_deploy_stages_endpoint_before_its_key(
+    synthesized: SynthesizedApp,
+) -> None:
+    template = synthesized.json("dev", "workflow")
+    (cleanup_id,) = [
+        lid for lid, r in template["Resources"].items() if r["Type"] == "Custom::EndpointCleanup"
+    ]
+    assert template["Resources"][cleanup_id]["Properties"]["EndpointName"] == "mlstack-dev-live"
+    # The key lives in the Data stack, which the Workflow stack depends on: CloudFormation
+    # deletes the Workflow stack, this resource (so the endpoint) with it, before the key.
+    assert synthesized.stages["dev"].workflow.dependencies == [synthesized.stages["dev"].data]
+    (machine,) = [
+        r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
+    ]
+    assert cleanup_id in machine["DependsOn"]
+
+
+def test_prod_destroy_keeps_the_deploy_stages_endpoint(synthesized: SynthesizedApp) -> None:
+    # prod retains what it serves, as it retains its data (docs/deploying.md names the command).
+    template = synthesized.json("prod", "workflow")
+    kinds = {r["Type"] for r in template["Resources"].values()}
+    assert "Custom::EndpointCleanup" not in kinds
