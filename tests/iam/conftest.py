@@ -47,8 +47,9 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def run_local(
-    env: str, directory: Path, workdir: Path, log: CallLog, executions: dict[str, dict[str, Any]]
+    env: str, workdir: Path, log: CallLog, executions: dict[str, dict[str, Any]]
 ) -> dict[str, list[str]]:
+    """Execute the environment's definition once per input, in one local SageMaker registry."""
     resolved = log.assembly
     paths = {}
     with EmbeddedS3(resolved.region) as s3:
@@ -154,7 +155,7 @@ def record(env: str, tmp: Path) -> Recorded:
         "deploy-create": {"rows": ROWS, "tune": False},
         "deploy-update": {"rows": ROWS, "tune": False},
     }
-    paths = run_local(env, directory, tmp / "work", log, executions)
+    paths = run_local(env, tmp / "work", log, executions)
     paths["tuning"] = tuning_path(log)
     resource_calls(log)
     return Recorded(env, log, paths)
