@@ -125,8 +125,7 @@ Percent = number(0.01, 100)
 NonEmpty = Annotated[str, Field(min_length=1)]
 ModelArtifact = text(
     rules.MODEL_ARTIFACT_PATTERN,
-    "an 's3://bucket/key' URI or a key inside the data bucket such as "
-    "'models/release/model.tar.gz'",
+    "an 's3://bucket/key' URI or a key inside the data bucket such as 'releases/v1/model.tar.gz'",
 )
 ImageUri = Annotated[str, Field(min_length=1, description="an ECR image URI")]
 MetricName = Annotated[

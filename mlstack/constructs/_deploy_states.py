@@ -12,6 +12,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from mlstack.constructs._state_builder import StateBuilder
+from mlstack.constructs.instance_storage import has_local_storage
 from mlstack.constructs.workflow_options import DeployStage
 
 READ_METRIC = "Read validation metric"
@@ -167,7 +168,7 @@ class _DeployStates:
                 **body,
             },
         )
-        self.p.retry_sagemaker(state)
+        self.p.retry_sagemaker(state, sdk=resource.startswith("aws-sdk:"))
         state.add_catch(self.notify_failure, errors=["States.ALL"], result_path="$.error")
         return state
 
@@ -219,7 +220,7 @@ class _DeployStates:
                 "ResultPath": "$.endpoint",
             },
         )
-        self.p.retry_sagemaker(describe)
+        self.p.retry_sagemaker(describe, sdk=True)
         missing = sfn.Choice(
             self.scope, ENDPOINT_MISSING, comment="DescribeEndpoint fails for an absent endpoint."
         )
@@ -288,7 +289,12 @@ class _DeployStates:
                         "States.Format('{}-{}', $.model.ModelName, $$.State.RetryCount)"
                     ),
                     "ProductionVariants.$": "$.deployment.variants",
-                    "KmsKeyId": self.key.key_arn,
+                    # Not for instance types with local NVMe storage: SageMaker refuses it.
+                    **(
+                        {}
+                        if has_local_storage(self.deploy.instance_type)
+                        else {"KmsKeyId": self.key.key_arn}
+                    ),
                     "Tags": self.p.tags(),
                 },
                 "ResultSelector": {

@@ -12,11 +12,16 @@ from mlstack.constructs.layout import BucketLayout
 
 # Throttling and service-side errors of the SageMaker API. A job that runs and fails raises
 # States.TaskFailed instead, which is not retried: the same inputs would fail again.
-SAGEMAKER_TRANSIENT_ERRORS = [
-    "SageMaker.AmazonSageMakerException",
+# Optimized integrations (arn:aws:states:::sagemaker:...) raise every API error as
+# SageMaker.AmazonSageMakerException. AWS SDK integrations (arn:aws:states:::aws-sdk:sagemaker:...)
+# raise "SageMaker." + the error code, always ending in "Exception" even where the API reference
+# omits it (Step Functions developer guide, "AWS SDK service integrations": error names), so
+# InternalFailure becomes SageMaker.InternalFailureException.
+SAGEMAKER_TRANSIENT_ERRORS = ["SageMaker.AmazonSageMakerException"]
+SAGEMAKER_SDK_TRANSIENT_ERRORS = [
     "SageMaker.ThrottlingException",
-    "SageMaker.InternalFailure",
-    "SageMaker.ServiceUnavailable",
+    "SageMaker.InternalFailureException",
+    "SageMaker.ServiceUnavailableException",
 ]
 
 
@@ -30,9 +35,10 @@ class StateBuilder:
     network_isolation: bool
     max_attempts: int
 
-    def retry_sagemaker(self, state: sfn.CustomState) -> None:
+    def retry_sagemaker(self, state: sfn.CustomState, *, sdk: bool = False) -> None:
+        """Retry transient API errors: ``sdk`` for an ``aws-sdk:sagemaker:*`` task."""
         state.add_retry(
-            errors=SAGEMAKER_TRANSIENT_ERRORS,
+            errors=SAGEMAKER_SDK_TRANSIENT_ERRORS if sdk else SAGEMAKER_TRANSIENT_ERRORS,
             interval=Duration.seconds(10),
             max_attempts=self.max_attempts,
             backoff_rate=2,

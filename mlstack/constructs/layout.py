@@ -15,7 +15,9 @@ class BucketLayout:
     ``datasets`` holds the seeded train/validation/test CSVs, ``models`` the training jobs' model
     artifacts, ``transform_output`` the batch transform results, ``data_capture`` what endpoints
     capture of their requests and responses, ``async_inference`` the results (``output/``) and
-    failures (``failures/``) of asynchronous endpoints.
+    failures (``failures/``) of asynchronous endpoints, ``releases`` the model artifacts released
+    for the Serving endpoint: no role of the workflow may write there, so no job can replace what
+    the Serving endpoint serves.
     """
 
     datasets: str = "datasets/"
@@ -23,6 +25,7 @@ class BucketLayout:
     transform_output: str = "transform-output/"
     data_capture: str = "data-capture/"
     async_inference: str = "async-inference/"
+    releases: str = "releases/"
 
     def __post_init__(self) -> None:
         names = [f.name for f in fields(self)]

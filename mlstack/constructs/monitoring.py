@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Aws, Duration
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
@@ -85,25 +85,46 @@ def error_rate(
 
 
 def allow_alarm_notifications(topic: sns.ITopic, key: kms.IKey | None) -> None:
-    """Let CloudWatch alarms of this account publish to ``topic`` (and use its KMS key)."""
-    same_account = {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+    """Let CloudWatch alarms of ``topic``'s stack publish to ``topic`` and use its KMS key.
+
+    Both grants are scoped to the alarms' ARNs with ``aws:SourceArn`` (re:Post knowledge center,
+    "CloudWatch alarm SNS notifications"; Amazon SNS developer guide, "Key management": event
+    sources from AWS services with an encrypted topic), and the key's use to this topic by the
+    encryption context SNS sends (``kms:EncryptionContext:aws:sns:topicArn``). CloudFormation
+    names alarms ``<stack name>-<logical id>-<suffix>``, so the stack name scopes them without a
+    reference from the key's stack to the alarms' (which would be a cycle).
+    """
+    stack = Stack.of(topic)
+    alarms = stack.format_arn(
+        service="cloudwatch",
+        resource="alarm",
+        resource_name=f"{stack.stack_name}-*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+    from_alarms = {"ArnLike": {"aws:SourceArn": alarms}}
     topic.add_to_resource_policy(
         iam.PolicyStatement(
             sid="CloudWatchAlarmsPublish",
             principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
             actions=["sns:Publish"],
             resources=[topic.topic_arn],
-            conditions=same_account,
+            conditions=from_alarms,
         )
     )
     if key is not None:
+        topics = stack.format_arn(
+            service="sns", resource=f"{stack.stack_name}-*", arn_format=ArnFormat.NO_RESOURCE_NAME
+        )
         key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="CloudWatchAlarmsEncryptNotifications",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resources=["*"],  # in a key policy, '*' is this key
-                conditions=same_account,
+                conditions={
+                    **from_alarms,
+                    "StringLike": {"kms:EncryptionContext:aws:sns:topicArn": topics},
+                },
             )
         )
 

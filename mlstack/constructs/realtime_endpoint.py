@@ -18,6 +18,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from mlstack.constructs._nag import acknowledge_scoped_wildcards
+from mlstack.constructs.instance_storage import has_local_storage
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.model_images import ModelImage
 from mlstack.constructs.monitoring import variant_metric
@@ -220,7 +221,7 @@ class RealtimeEndpoint(Construct):
         if not model_data_key or model_data_key.startswith(("/", "s3://")):
             raise ValueError(
                 f"RealtimeEndpoint model_data_key={model_data_key!r}: expected an object key "
-                "inside model_data_bucket, such as 'models/release/model.tar.gz'"
+                "inside model_data_bucket, such as 'releases/v1/model.tar.gz'"
             )
         artifact_keys = sorted(
             {model_data_key} | {v.model_data_key for v in variants if v.model_data_key}
@@ -380,22 +381,38 @@ class RealtimeEndpoint(Construct):
                 ],
             )
         serverless = any(v.serverless for v in variants)
+        local_storage = any(
+            v.serverless is None and has_local_storage(v.instance_type) for v in variants
+        )
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "Config",
-            # Serverless endpoints have no volumes and refuse a KmsKeyId.
-            kms_key_id=None if serverless else key.key_arn,
+            # Serverless endpoints have no volumes, and instance types with local NVMe storage
+            # encrypt it themselves: SageMaker refuses a KmsKeyId for either.
+            kms_key_id=None if serverless or local_storage else key.key_arn,
             production_variants=[
                 _production_variant(v, self.models[v.name].attr_model_name) for v in variants
             ],
             data_capture_config=capture_config,
             async_inference_config=async_config,
         )
+        autoscaled = any(v.autoscaling is not None for v in variants)
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Resource",
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
             endpoint_name=endpoint_name,
+            # Application Auto Scaling owns an autoscaled variant's instance count: an update to a
+            # new configuration keeps it (RetainAllVariantProperties) while weights and data
+            # capture still come from the configuration (ExcludeRetainedVariantProperties);
+            # AWS::SageMaker::Endpoint in the CloudFormation resource reference.
+            retain_all_variant_properties=True if autoscaled else None,
+            exclude_retained_variant_properties=[
+                sagemaker.CfnEndpoint.VariantPropertyProperty(variant_property_type=t)
+                for t in ("DesiredWeight", "DataCaptureConfig")
+            ]
+            if autoscaled
+            else None,
         )
         self.endpoint_name = self.endpoint.attr_endpoint_name
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, Fn, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -48,7 +48,9 @@ from mlstack.constructs._deploy_states import (
 from mlstack.constructs._nag import acknowledge, default_policy
 from mlstack.constructs._state_builder import SAGEMAKER_TRANSIENT_ERRORS
 from mlstack.constructs._state_builder import StateBuilder as _StateBuilder
+from mlstack.constructs.endpoint_cleanup import EndpointCleanup
 from mlstack.constructs.input_validator import InputValidator
+from mlstack.constructs.instance_storage import local_storage_patterns
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.model_images import ModelImages
 from mlstack.constructs.monitoring import (
@@ -59,6 +61,7 @@ from mlstack.constructs.monitoring import (
 from mlstack.constructs.roles import (
     SageMakerExecutionRole,
     StateMachineRole,
+    allow_volume_encryption,
     sagemaker_arn,
     validate_name_prefix,
 )
@@ -112,7 +115,15 @@ __all__ = [
     "SAVE_MODEL",
     "SNS_TRANSIENT_ERRORS",
     "START_ENDPOINT_WAIT",
+    "TRAINING_RESOURCES",
+    "TRAINING_STORAGE",
     "TRAIN_MODEL",
+    "TRAIN_ON_ENCRYPTED_VOLUME",
+    "TRAIN_ON_INSTANCE_STORAGE",
+    "TRANSFORM_ON_ENCRYPTED_VOLUME",
+    "TRANSFORM_ON_INSTANCE_STORAGE",
+    "TRANSFORM_RESOURCES",
+    "TRANSFORM_STORAGE",
     "TUNE_MODEL",
     "TUNE_OR_TRAIN",
     "TUNING_JOB_NAME_LIMIT",
@@ -165,6 +176,16 @@ TUNE_MODEL = "Tune model"
 READ_BEST_TRAINING_JOB = "Read best training job"
 # The optional deploy stage, between Batch transform and Report results: its state names
 # (READ_METRIC ... ENDPOINT_WAIT_TIMED_OUT) are defined in _deploy_states.
+# Between Apply overrides and Generate dataset: the job resources, with a volume KMS key only
+# for instance types without local NVMe storage (the input may pick either kind).
+TRAINING_STORAGE = "Training instance storage?"
+TRAIN_ON_INSTANCE_STORAGE = "Train on instance storage"
+TRAIN_ON_ENCRYPTED_VOLUME = "Train on encrypted volume"
+TRANSFORM_STORAGE = "Transform instance storage?"
+TRANSFORM_ON_INSTANCE_STORAGE = "Transform on instance storage"
+TRANSFORM_ON_ENCRYPTED_VOLUME = "Transform on encrypted volume"
+TRAINING_RESOURCES = "$.resources.training"
+TRANSFORM_RESOURCES = "$.resources.transform"
 NOTIFY_FAILURE = "Notify failure"
 WORKFLOW_FAILED = "Workflow failed"
 # The error of an execution whose input the workflow refuses.
@@ -305,8 +326,18 @@ class TrainingWorkflow(Construct):
         )
         if notification_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(notification_email))
+        # Under /aws/vendedlogs/: CloudWatch Logs resource policies are limited to 5,120
+        # characters, and Step Functions' logging best practice is this prefix, which one policy
+        # statement covers ("Logging Step Functions execution history in CloudWatch Logs"). The
+        # stack's id makes the name unique per deployment: a retained group never blocks a
+        # redeploy.
+        stack_id = Fn.select(2, Fn.split("/", Aws.STACK_ID))
         self.log_group = logs.LogGroup(
-            self, "Logs", retention=log_retention, removal_policy=removal_policy
+            self,
+            "Logs",
+            log_group_name=f"/aws/vendedlogs/states/{name_prefix}-workflow-{stack_id}",
+            retention=log_retention,
+            removal_policy=removal_policy,
         )
         self.role = StateMachineRole(
             self,
@@ -361,6 +392,15 @@ class TrainingWorkflow(Construct):
                 destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
             ),
         )
+        self.endpoint_cleanup: EndpointCleanup | None = None
+        if self.deploy_endpoint_name is not None and removal_policy == RemovalPolicy.DESTROY:
+            # The deploy stage's endpoint is no CloudFormation resource: without this, deleting
+            # the stack leaves it billing, on a key the same destroy schedules for deletion.
+            # Deleted after the state machine, which could create the endpoint again.
+            self.endpoint_cleanup = EndpointCleanup(
+                self, "EndpointCleanup", endpoint_name=self.deploy_endpoint_name
+            )
+            self.state_machine.node.add_dependency(self.endpoint_cleanup.resource)
         acknowledge(
             default_policy(self.role),
             "AwsSolutions-IAM5[Resource::*]",
@@ -420,7 +460,11 @@ class TrainingWorkflow(Construct):
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="CreateEndpointConfigs",
-                actions=["sagemaker:CreateEndpointConfig", "sagemaker:AddTags"],
+                actions=[
+                    "sagemaker:CreateEndpointConfig",
+                    "sagemaker:AddTags",
+                    "sagemaker:ListTags",
+                ],
                 resources=[configs],
             )
         )
@@ -432,12 +476,15 @@ class TrainingWorkflow(Construct):
                     "sagemaker:UpdateEndpoint",
                     "sagemaker:DescribeEndpoint",
                     "sagemaker:AddTags",
+                    "sagemaker:ListTags",
                 ],
                 resources=[endpoint, configs],
             )
         )
-        # UpdateEndpoint checks its auto-rollback alarms with the caller's permissions.
-        self.role.add_to_principal_policy(
+        # A blue/green update with auto-rollback: SageMaker reads the rollback alarms as the
+        # *execution role* ("Auto-Rollback Configuration and Monitoring", SageMaker developer
+        # guide: the execution role needs cloudwatch:DescribeAlarms on those alarms).
+        self.execution_role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="ReadRollbackAlarms",
                 actions=["cloudwatch:DescribeAlarms"],
@@ -446,14 +493,7 @@ class TrainingWorkflow(Construct):
         )
         # An endpoint configuration with KmsKeyId: SageMaker creates a grant for the volumes as
         # the caller of CreateEndpoint/UpdateEndpoint.
-        self.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="EncryptEndpointStorage",
-                actions=["kms:CreateGrant", "kms:DescribeKey"],
-                resources=[key.key_arn],
-                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
-            )
-        )
+        allow_volume_encryption(self.role, key, sid="EncryptEndpointStorage")
 
     def _core_states(
         self,
@@ -467,6 +507,23 @@ class TrainingWorkflow(Construct):
         """The states of the core path and, with ``tuning``, of the tuning path, unchained."""
         validate_input, input_valid, reject_input = self._validation_states(p.max_attempts)
         load_defaults, apply_overrides = self._input_states(tuning, deploy)
+        training_storage = self._storage_choice(
+            p,
+            (TRAINING_STORAGE, TRAIN_ON_INSTANCE_STORAGE, TRAIN_ON_ENCRYPTED_VOLUME),
+            "$.args.training_instance_type",
+            job.resource_config,
+            TRAINING_RESOURCES,
+        )
+        transform_storage = self._storage_choice(
+            p,
+            (TRANSFORM_STORAGE, TRANSFORM_ON_INSTANCE_STORAGE, TRANSFORM_ON_ENCRYPTED_VOLUME),
+            "$.args.transform_instance_type",
+            {
+                "InstanceType.$": "$.args.transform_instance_type",
+                "InstanceCount.$": "$.args.transform_instance_count",
+            },
+            TRANSFORM_RESOURCES,
+        )
         generate_dataset = self._generate_dataset(seed_function, p.max_attempts)
         train_model = self._train_model(p, job)
         # Built here rather than by the caller so that states are created in definition order.
@@ -477,6 +534,8 @@ class TrainingWorkflow(Construct):
             reject_input=reject_input,
             load_defaults=load_defaults,
             apply_overrides=apply_overrides,
+            training_storage=training_storage,
+            transform_storage=transform_storage,
             generate_dataset=generate_dataset,
             train_model=train_model,
             tuning=tuning_states,
@@ -484,6 +543,43 @@ class TrainingWorkflow(Construct):
             batch_transform=self._batch_transform(p),
             report_results=self._report_results(deploy),
         )
+
+    def _storage_choice(
+        self,
+        p: _StateBuilder,
+        names: tuple[str, str, str],
+        instance_type_path: str,
+        resources: dict[str, Any],
+        result_path: str,
+    ) -> sfn.Choice:
+        """A Choice on the instance type: its resources with ``VolumeKmsKeyId`` only where
+        SageMaker accepts one (see :mod:`mlstack.constructs.instance_storage`)."""
+        choice_name, local_name, encrypted_name = names
+        choice = sfn.Choice(
+            self,
+            choice_name,
+            comment="SageMaker refuses VolumeKmsKeyId for instance types with local NVMe storage",
+        )
+        local = sfn.CustomState(
+            self,
+            local_name,
+            state_json={"Type": "Pass", "Parameters": resources, "ResultPath": result_path},
+        )
+        encrypted = sfn.CustomState(
+            self,
+            encrypted_name,
+            state_json={
+                "Type": "Pass",
+                "Parameters": {**resources, "VolumeKmsKeyId": p.key_arn},
+                "ResultPath": result_path,
+            },
+        )
+        matches = [
+            sfn.Condition.string_matches(instance_type_path, pattern)
+            for pattern in local_storage_patterns()
+        ]
+        choice.when(sfn.Condition.or_(*matches), local).otherwise(encrypted)
+        return choice
 
     @staticmethod
     def _state_defaults(
@@ -657,7 +753,7 @@ class TrainingWorkflow(Construct):
                     "HyperParameters.$": _HYPERPARAMETERS,
                     "InputDataConfig": p.channels(),
                     "OutputDataConfig": job.output_config,
-                    "ResourceConfig": job.resource_config,
+                    "ResourceConfig.$": TRAINING_RESOURCES,
                     "StoppingCondition": job.stopping,
                     "EnableNetworkIsolation": p.network_isolation,
                     "Tags": p.tags(),
@@ -699,7 +795,7 @@ class TrainingWorkflow(Construct):
                         "StaticHyperParameters.$": _HYPERPARAMETERS,
                         "InputDataConfig": p.channels(),
                         "OutputDataConfig": job.output_config,
-                        "ResourceConfig": job.resource_config,
+                        "ResourceConfig.$": TRAINING_RESOURCES,
                         "StoppingCondition": job.stopping,
                         "EnableNetworkIsolation": p.network_isolation,
                     },
@@ -727,7 +823,7 @@ class TrainingWorkflow(Construct):
                 "ResultPath": "$.training",
             },
         )
-        p.retry_sagemaker(read_best)
+        p.retry_sagemaker(read_best, sdk=True)
         tune_or_train = sfn.Choice(
             self,
             TUNE_OR_TRAIN,
@@ -795,11 +891,7 @@ class TrainingWorkflow(Construct):
                         "AssembleWith": "Line",
                         "KmsKeyId": p.key_arn,
                     },
-                    "TransformResources": {
-                        "InstanceType.$": "$.args.transform_instance_type",
-                        "InstanceCount.$": "$.args.transform_instance_count",
-                        "VolumeKmsKeyId": p.key_arn,
-                    },
+                    "TransformResources.$": TRANSFORM_RESOURCES,
                     "Tags": p.tags(),
                 },
                 "ResultSelector": {
@@ -884,15 +976,18 @@ class TrainingWorkflow(Construct):
 
     @staticmethod
     def _chain(core: _CoreStates, notify_failure: sfn.IChainable) -> None:
-        """Validate input -> Load defaults -> ... -> Batch transform; the tuning path rejoins
-        at Save model; a refused input goes to Notify failure."""
+        """Validate input -> Load defaults -> Apply overrides -> instance storage choices ->
+        Generate dataset -> ... -> Batch transform; the tuning path rejoins at Save model; a
+        refused input goes to Notify failure."""
         core.validate_input.next(
             core.input_valid.when(
                 sfn.Condition.boolean_equals("$.valid", False),
                 core.reject_input.next(notify_failure),
             ).otherwise(core.load_defaults)
         )
-        chain = core.load_defaults.next(core.apply_overrides).next(core.generate_dataset)
+        core.load_defaults.next(core.apply_overrides).next(core.training_storage)
+        core.training_storage.afterwards().next(core.transform_storage)
+        chain = core.transform_storage.afterwards().next(core.generate_dataset)
         if core.tuning is not None:
             tuning = core.tuning
             chain.next(
@@ -1032,7 +1127,6 @@ def _training_job(
             "InstanceType.$": "$.args.training_instance_type",
             "InstanceCount.$": "$.args.training_instance_count",
             "VolumeSizeInGB": volume_size_gb,
-            "VolumeKmsKeyId": p.key_arn,
         },
         stopping={"MaxRuntimeInSeconds": int(max_runtime.to_seconds())},
     )
@@ -1050,6 +1144,8 @@ class _CoreStates(NamedTuple):
     reject_input: sfn.CustomState
     load_defaults: sfn.CustomState
     apply_overrides: sfn.CustomState
+    training_storage: sfn.Choice
+    transform_storage: sfn.Choice
     generate_dataset: sfn.CustomState
     train_model: sfn.CustomState
     tuning: _TuningStates | None

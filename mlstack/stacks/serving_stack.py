@@ -88,6 +88,17 @@ def endpoint_variants(config: EnvironmentConfig) -> list[EndpointVariant]:
     return variants
 
 
+def _check_released(env: str, key_name: str, key: str, releases: str) -> None:
+    """A model served from the data bucket must be a released one: under ``releases``, where no
+    role of the workflow may write (docs/deploying.md, "Releasing a model")."""
+    if not key.startswith(releases):
+        raise ValueError(
+            f"environment '{env}': endpoint.{key_name} {key!r}: expected a released artifact "
+            f"under '{releases}' of the data bucket (such as '{releases}<version>/model.tar.gz'; "
+            "see docs/deploying.md) or an s3:// URI"
+        )
+
+
 class ServingStack(Stack):
     """The Serving endpoint of one environment (CloudFormation-managed, name ``mlstack-<env>``):
     variants, autoscaling, data capture, serverless or asynchronous inference from the config."""
@@ -102,12 +113,27 @@ class ServingStack(Stack):
         **kwargs: Any,
     ):
         super().__init__(
-            scope, id, description=f"mlstack {config.name}: realtime endpoint", **kwargs
+            scope,
+            id,
+            description=f"mlstack {config.name}: realtime endpoint",
+            termination_protection=config.retain_data,
+            **kwargs,
         )
         artifact = config.endpoint.model_artifact
         if artifact is None:
             raise ValueError(f"environment '{config.name}': endpoint.model_artifact is null")
         bucket_name, key = _split(artifact)
+        releases = data.layout.releases
+        for index, variant in enumerate(config.endpoint.variants or ()):
+            if variant.model_artifact is not None and _split(variant.model_artifact)[0] is None:
+                _check_released(
+                    config.name,
+                    f"variants[{index}].model_artifact",
+                    variant.model_artifact,
+                    releases,
+                )
+        if bucket_name is None:
+            _check_released(config.name, "model_artifact", key, releases)
         bucket = (
             s3.Bucket.from_bucket_name(self, "ArtifactBucket", bucket_name)
             if bucket_name

@@ -116,7 +116,12 @@ class WorkflowStack(Stack):
         **kwargs: Any,
     ):
         super().__init__(
-            scope, id, description=f"mlstack {config.name}: training workflow", **kwargs
+            scope,
+            id,
+            description=f"mlstack {config.name}: training workflow",
+            # It owns the deploy stage's endpoint (mlstack-<env>-live) and its alarms.
+            termination_protection=config.retain_data,
+            **kwargs,
         )
         removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
         retention = RETENTION_DAYS[config.workflow.log_retention_days]

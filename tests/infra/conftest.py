@@ -12,9 +12,12 @@ from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
 
 from mlstack.app import build_app
+from mlstack.config import EnvironmentConfig, parse_environment
 from mlstack.stacks import MlStackStage
 
 REPO = Path(__file__).resolve().parents[2]
+# What the release step (docs/deploying.md) puts into prod's config once a model is released.
+RELEASED_ARTIFACT = "releases/v1/model.tar.gz"
 
 
 def cdk_context() -> dict[str, Any]:
@@ -48,6 +51,25 @@ class SynthesizedApp:
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     app = build_app(new_app(outdir=str(tmp_path_factory.mktemp("cdk.out"))))
     app.synth()  # runs the AwsSolutions validation plugin; raises on unacknowledged findings
+    stages = {c.node.id: c for c in app.node.children if isinstance(c, MlStackStage)}
+    return SynthesizedApp(app=app, stages=stages)
+
+
+def released_config(name: str = "prod") -> EnvironmentConfig:
+    """A shipped environment's config after the release step: it names a released model."""
+    data = json.loads((REPO / "environments" / f"{name}.json").read_text())
+    data["endpoint"]["model_artifact"] = RELEASED_ARTIFACT
+    return parse_environment(name, data)
+
+
+@pytest.fixture(scope="session")
+def released(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
+    """prod after its first release: the same config plus a released model artifact."""
+    app = build_app(
+        new_app(outdir=str(tmp_path_factory.mktemp("cdk.out"))),
+        environments={"prod": released_config("prod")},
+    )
+    app.synth()
     stages = {c.node.id: c for c in app.node.children if isinstance(c, MlStackStage)}
     return SynthesizedApp(app=app, stages=stages)
 
@@ -88,6 +110,11 @@ def render_tokens(value: Any) -> str:
         for name, literal in PSEUDO.items():
             text = text.replace("${" + name + "}", literal)
         return str(text)
+    if "Fn::Select" in value:
+        index, items = value["Fn::Select"]
+        if "Fn::Split" in items and items["Fn::Split"][1] == {"Ref": "AWS::StackId"}:
+            stack_id = "arn:aws:cloudformation:us-east-1:123456789012:stack/s/0000-stack-guid"
+            return stack_id.split(items["Fn::Split"][0])[index]
     if "Fn::ImportValue" in value or "Fn::GetStackOutput" in value:
         reference = value.get("Fn::ImportValue") or value["Fn::GetStackOutput"]["OutputName"]
         name = render_tokens(reference)

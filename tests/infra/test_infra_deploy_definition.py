@@ -77,7 +77,12 @@ def test_every_new_task_is_retried_and_caught(dev: dict[str, Any]) -> None:
             continue
         state = states(dev)[name]
         (retry,) = state["Retry"]
-        assert "SageMaker.ThrottlingException" in retry["ErrorEquals"]
+        expected_retry = (
+            "SageMaker.ThrottlingException"
+            if ":aws-sdk:" in state["Resource"]
+            else "SageMaker.AmazonSageMakerException"
+        )
+        assert expected_retry in retry["ErrorEquals"]
         (catch,) = state["Catch"]
         expected = "Is endpoint missing?" if name == "Describe endpoint" else "Notify failure"
         assert catch == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": expected}

@@ -45,10 +45,12 @@ def test_committed_diagram_matches_the_synthesized_app(cdk_out: Path, stage: str
 
 def test_every_stack_is_a_box_and_cross_stack_reads_are_arrows(cdk_out: Path) -> None:
     dot = diagram.to_dot("prod", diagram.stacks_of(cdk_out, "prod"))
-    for stack in ("prod-Data", "prod-Workflow", "prod-Serving"):
+    for stack in ("prod-Data", "prod-Workflow"):
         assert f'label="{stack}"' in dot
-    # The workflow, the seeder and the endpoint read the data stack's bucket (GetStackOutput).
-    for source in ("prod-Workflow/Workflow", "prod-Workflow/Seeder", "prod-Serving/Endpoint"):
+    # Prod ships with no released model, so no Serving stack (docs/deploying.md).
+    assert "prod-Serving" not in dot
+    # The workflow and the seeder read the data stack's bucket (GetStackOutput).
+    for source in ("prod-Workflow/Workflow", "prod-Workflow/Seeder"):
         assert f'"{source}" -> "prod-Data/DataBucket";' in dot
     # Image assets are drawn, and the state machine (which runs them) points at them.
     assert '"prod-Workflow/Workflow" -> "prod-Workflow/Images";' in dot

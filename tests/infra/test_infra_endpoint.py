@@ -287,8 +287,8 @@ def test_bad_feature_props_raise_naming_the_prop(make: Any, message: str) -> Non
 # --- prod's Serving stack -----------------------------------------------------------------
 
 
-def test_prod_serving_endpoint_autoscales_and_captures(synthesized: SynthesizedApp) -> None:
-    serving = synthesized.template("prod", "serving")
+def test_prod_serving_endpoint_autoscales_and_captures(released: SynthesizedApp) -> None:
+    serving = released.template("prod", "serving")
     serving.has_resource_properties(
         "AWS::ApplicationAutoScaling::ScalableTarget", {"MinCapacity": 2, "MaxCapacity": 6}
     )

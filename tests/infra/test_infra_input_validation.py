@@ -57,7 +57,7 @@ def test_the_definition_starts_with_the_input_validation(
     assert choice["Default"] == "Load defaults"
     # Nothing else runs before the verdict: Load defaults is the only way on.
     assert definition["States"]["Load defaults"]["Next"] == "Apply overrides"
-    assert definition["States"]["Apply overrides"]["Next"] == "Generate dataset"
+    assert definition["States"]["Apply overrides"]["Next"] == "Training instance storage?"
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -137,13 +137,15 @@ def test_failed_and_timed_out_executions_alarm_the_topic(
     ],
 )
 def test_endpoint_alarms_per_variant(
-    synthesized: SynthesizedApp,
+    request: pytest.FixtureRequest,
     env: str,
     endpoints: dict[str, set[str]],
     count: int,
     latency_us: int,
 ) -> None:
-    template = synthesized.json(env, "workflow")
+    # prod's Serving endpoint (mlstack-prod) exists once a model is released.
+    source = request.getfixturevalue("released" if env == "prod" else "synthesized")
+    template = source.json(env, "workflow")
     alarms = resources(template, "AWS::CloudWatch::Alarm").values()
     assert len(alarms) == count
     seen: dict[str, set[str]] = {}
@@ -183,9 +185,10 @@ def test_error_rate_alarms_divide_errors_by_invocations(synthesized: Synthesized
     [("dev", ["mlstack-dev-live"]), ("prod", ["mlstack-prod", "mlstack-prod-live"])],
 )
 def test_one_dashboard_per_environment_with_workflow_and_endpoints(
-    synthesized: SynthesizedApp, env: str, names: list[str]
+    request: pytest.FixtureRequest, env: str, names: list[str]
 ) -> None:
-    template = synthesized.json(env, "workflow")
+    source = request.getfixturevalue("released" if env == "prod" else "synthesized")
+    template = source.json(env, "workflow")
     (dashboard,) = resources(template, "AWS::CloudWatch::Dashboard").values()
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
     assert "Workflow executions" in body
@@ -248,6 +251,7 @@ def test_state_machine_may_deploy_only_its_endpoint(synthesized: SynthesizedApp,
         "sagemaker:UpdateEndpoint",
         "sagemaker:DescribeEndpoint",
         "sagemaker:AddTags",
+        "sagemaker:ListTags",
     }
     ends = sorted(tail(r).rsplit(":", 1)[1] for r in deploy["Resource"])
     assert ends == [f"endpoint-config/mlstack-{env}-*", f"endpoint/mlstack-{env}-live"]

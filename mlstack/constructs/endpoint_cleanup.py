@@ -1,0 +1,88 @@
+"""Deletes an endpoint that CloudFormation does not own when its stack is deleted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import CfnResource, CustomResource, Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from mlstack.constructs._nag import acknowledge_scoped_wildcards, default_policy
+from mlstack.constructs.roles import sagemaker_arn
+
+CODE_DIR = Path(__file__).resolve().parent / "endpoint_cleanup_code"
+
+
+class EndpointCleanup(Construct):
+    """Creates a custom resource whose deletion deletes the SageMaker endpoint ``endpoint_name``
+    (for example the one a workflow's deploy stage creates), with a function whose role may only
+    describe and delete that endpoint and write its own log group.
+
+    Everything else in the stack that the endpoint uses (its alarms, and through the stack's
+    dependencies the KMS key of another stack) is deleted after it: add dependencies with
+    ``node.add_dependency`` on this construct's ``resource``.
+
+    Attributes: ``resource``, ``function``, ``role``.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, endpoint_name: str) -> None:
+        super().__init__(scope, id)
+        log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Deletes endpoint {endpoint_name} when its stack is deleted",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DeleteTheEndpoint",
+                actions=["sagemaker:DeleteEndpoint", "sagemaker:DescribeEndpoint"],
+                resources=[sagemaker_arn(self, "endpoint", endpoint_name)],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn],
+            )
+        )
+        acknowledge_scoped_wildcards(
+            default_policy(self.role), [(":*", "Log streams of the function's own log group only.")]
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=f"Deletes endpoint {endpoint_name} when its stack is deleted",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            architecture=lambda_.Architecture.ARM_64,
+            handler="index.handler",
+            code=lambda_.Code.from_asset(
+                str(CODE_DIR), exclude=["__pycache__", "*.pyc", "__init__.py"]
+            ),
+            timeout=Duration.minutes(15),
+            memory_size=128,
+            role=self.role,
+            log_group=log_group,
+        )
+        self.resource = CustomResource(
+            self,
+            "Resource",
+            service_token=self.function.function_arn,
+            resource_type="Custom::EndpointCleanup",
+            properties={"EndpointName": endpoint_name},
+        )
+        # On deletion the function must still have its permissions and its log group.
+        policy = default_policy(self.role).node.default_child
+        assert isinstance(policy, CfnResource)
+        self.resource.node.add_dependency(policy)
+        self.resource.node.add_dependency(log_group)

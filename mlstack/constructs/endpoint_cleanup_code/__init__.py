@@ -1,0 +1,1 @@
+"""The endpoint clean-up function's code (a Lambda asset: ``index.handler``)."""

@@ -1,0 +1,574 @@
+"""Every AWS call a run of the workflow makes, by principal, as real AWS would authorize it.
+
+Local mode executes the synthesized workflow; this module records, beside it, the requests AWS
+would authorize for each call: which principal (a role ARN, or a service principal such as
+``cloudwatch.amazonaws.com``), which IAM action on which resource ARN, and the request context
+keys a policy condition may test. The IAM proof (``tests/iam``) evaluates each recorded call
+against the synthesized policies. Nothing here changes what a run does.
+
+Where each call comes from:
+
+* the state machine role: :class:`RecordingDispatcher` wraps the Task handler and derives each
+  task's calls from its resource and parameters (Step Functions developer guide, "IAM policies
+  for integrated services": the SageMaker, Lambda and SNS pages), plus the ``.sync`` managed
+  EventBridge rules and ``iam:PassRole`` with the service the role is passed to;
+* the SageMaker execution role: :class:`RecordingS3` records the S3 reads and writes local
+  SageMaker makes for jobs and endpoints (with the KMS use behind SSE-KMS objects), and the
+  dispatcher adds what a job or endpoint does besides (image pull, logs, metrics, volume key) from
+  the request that started it (SageMaker developer guide, "CreateTrainingJob API: execution role
+  permissions" and its CreateTransformJob, CreateModel and deployment guardrails pages);
+* the seeding function's role: the objects the function wrote (a listing before and after the
+  Lambda task) and its log stream;
+* the scheduler's role, CloudWatch alarms and the state machine's logging and tracing: from the
+  synthesized resources (:func:`resource_calls`), which local mode does not run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlstack.local.asl import TaskCall
+from mlstack.local.assembly import LocalAssembly, Resolver
+from mlstack.local.s3 import EmbeddedS3, parse_uri
+
+TLS = {"aws:SecureTransport": "true"}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request AWS authorizes: ``principal`` may do ``action`` on ``resource`` given
+    ``context`` (condition keys); ``why`` names what made it."""
+
+    principal: str
+    action: str
+    resource: str
+    context: tuple[tuple[str, str], ...] = ()
+    why: str = ""
+
+    @property
+    def context_map(self) -> dict[str, str]:
+        return dict(self.context)
+
+    def __str__(self) -> str:
+        extra = ", ".join(f"{k}={v}" for k, v in self.context)
+        return f"{self.action} on {self.resource}" + (f" [{extra}]" if extra else "")
+
+
+@dataclass
+class CallLog:
+    """The calls of one or more executions of one environment's workflow."""
+
+    assembly: LocalAssembly
+    calls: list[Call] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        a = self.assembly
+        self.resolver = StackResolver(a.templates, region=a.region, account=a.account)
+        self.region, self.account = a.region, a.account
+        self.bucket_keys = _bucket_keys(a, self.resolver)
+        self.topic_keys = _topic_keys(a, self.resolver)
+        self.execution_role = ""  # the role SageMaker acts as; set by the first job or model
+
+    def record(self, principal: str, action: str, resource: str, why: str, **context: str) -> None:
+        self.calls.append(Call(principal, action, resource, tuple(sorted(context.items())), why))
+
+    def arn(self, service: str, resource: str, *, region: bool = True) -> str:
+        return f"arn:aws:{service}:{self.region if region else ''}:{self.account}:{resource}"
+
+    def by_principal(self) -> dict[str, list[Call]]:
+        grouped: dict[str, list[Call]] = {}
+        for call in self.calls:
+            grouped.setdefault(call.principal, []).append(call)
+        return grouped
+
+    # --- S3 with SSE-KMS ----------------------------------------------------------------------
+
+    def s3_read(self, principal: str, bucket: str, key: str, why: str) -> None:
+        self.record(principal, "s3:GetObject", f"arn:aws:s3:::{bucket}/{key}", why, **TLS)
+        self._kms_via_s3(principal, bucket, "kms:Decrypt", why)
+
+    def s3_write(self, principal: str, bucket: str, key: str, why: str) -> None:
+        self.record(principal, "s3:PutObject", f"arn:aws:s3:::{bucket}/{key}", why, **TLS)
+        self._kms_via_s3(principal, bucket, "kms:GenerateDataKey", why)
+
+    def s3_list(self, principal: str, bucket: str, prefix: str, why: str) -> None:
+        self.record(
+            principal,
+            "s3:ListBucket",
+            f"arn:aws:s3:::{bucket}",
+            why,
+            **TLS,
+            **{"s3:prefix": prefix},
+        )
+
+    def _kms_via_s3(self, principal: str, bucket: str, action: str, why: str) -> None:
+        key = self.bucket_keys.get(bucket)
+        if key is None:
+            return
+        # With an S3 Bucket Key the encryption context is the bucket's ARN (S3 user guide,
+        # "Reducing the cost of SSE-KMS with Amazon S3 Bucket Keys").
+        self.record(
+            principal,
+            action,
+            key,
+            why,
+            **{
+                "kms:ViaService": f"s3.{self.region}.amazonaws.com",
+                "kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{bucket}",
+            },
+        )
+
+    # --- what SageMaker does as the execution role besides S3 ----------------------------------
+
+    def image_pull(self, principal: str, image_uri: str, why: str) -> None:
+        """SageMaker's pull of a private ECR image as ``principal``."""
+        match = re.fullmatch(r"(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.[a-z0-9.]+/([^:@]+).*", image_uri)
+        if match is None:
+            return
+        account, region, repository = match.groups()
+        self.record(principal, "ecr:GetAuthorizationToken", "*", why)
+        repo = f"arn:aws:ecr:{region}:{account}:repository/{repository}"
+        for action in ("BatchCheckLayerAvailability", "GetDownloadUrlForLayer", "BatchGetImage"):
+            self.record(principal, f"ecr:{action}", repo, why)
+
+    def job_logs(self, principal: str, group: str, stream: str, namespace: str, why: str) -> None:
+        group_arn = self.arn("logs", f"log-group:{group}")
+        self.record(principal, "logs:CreateLogGroup", group_arn, why)
+        self.record(principal, "logs:DescribeLogStreams", group_arn, why)
+        stream_arn = f"{group_arn}:log-stream:{stream}"
+        self.record(principal, "logs:CreateLogStream", stream_arn, why)
+        self.record(principal, "logs:PutLogEvents", stream_arn, why)
+        self.record(
+            principal, "cloudwatch:PutMetricData", "*", why, **{"cloudwatch:namespace": namespace}
+        )
+
+    def volume_key(self, principal: str, key_arn: str, why: str) -> None:
+        """An ML storage volume encrypted with ``key_arn`` (EBS: "How Amazon EBS uses AWS KMS":
+        DescribeKey, CreateGrant for the service, GenerateDataKeyWithoutPlaintext, Decrypt).
+        ``kms:GrantIsForAWSResource`` is in the context of CreateGrant only: DescribeKey does
+        not support it (Service Authorization Reference, AWS KMS)."""
+        via = {"kms:ViaService": f"ec2.{self.region}.amazonaws.com"}
+        self.record(principal, "kms:DescribeKey", key_arn, why, **via)
+        self.record(
+            principal,
+            "kms:CreateGrant",
+            key_arn,
+            why,
+            **via,
+            **{"kms:GrantIsForAWSResource": "true"},
+        )
+        self.record(principal, "kms:GenerateDataKeyWithoutPlaintext", key_arn, why, **via)
+        self.record(principal, "kms:Decrypt", key_arn, why, **via)
+
+
+class StackResolver(Resolver):
+    """The assembly's resolver, plus the stack pseudo parameters policies may use."""
+
+    def _ref_any(self, stack: str, name: str) -> str:
+        if name == "AWS::StackName":
+            return stack
+        if name == "AWS::StackId":
+            guid = hashlib.md5(stack.encode()).hexdigest()
+            return f"arn:aws:cloudformation:{self.region}:{self.account}:stack/{stack}/{guid}"
+        return super()._ref_any(stack, name)
+
+    def attribute(self, stack: str, logical_id: str, attr: str) -> str:
+        kind = self._resource(stack, logical_id)["Type"]
+        if kind == "AWS::CloudWatch::Alarm" and attr == "Arn":
+            # arn:aws:cloudwatch:<region>:<account>:alarm:<name> (CloudWatch resource types).
+            name = self.name(stack, logical_id)
+            return f"arn:aws:cloudwatch:{self.region}:{self.account}:alarm:{name}"
+        return super().attribute(stack, logical_id, attr)
+
+
+class RecordingS3:
+    """The embedded S3 as local SageMaker uses it, recording each request as the execution role."""
+
+    def __init__(self, s3: EmbeddedS3, log: CallLog) -> None:
+        self._s3 = s3
+        self._log = log
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s3, name)
+
+    @property
+    def _principal(self) -> str:
+        return self._log.execution_role
+
+    def keys(self, bucket: str, prefix: str = "") -> Iterator[str]:
+        self._log.s3_list(self._principal, bucket, prefix, "SageMaker lists an input prefix")
+        return self._s3.keys(bucket, prefix)
+
+    def read(self, uri: str) -> bytes:
+        bucket, key = parse_uri(uri)
+        self._log.s3_read(self._principal, bucket, key, "SageMaker reads an input or model")
+        return self._s3.read(uri)
+
+    def write(self, uri: str, data: bytes, content_type: str | None = None) -> None:
+        bucket, key = parse_uri(uri)
+        self._log.s3_write(self._principal, bucket, key, "SageMaker writes a model or output")
+        self._s3.write(uri, data, content_type)
+
+    def download_prefix(self, uri: str, dest: Path) -> list[Path]:
+        bucket, prefix = parse_uri(uri)
+        why = f"File-mode channel {uri}"
+        self._log.s3_list(self._principal, bucket, prefix, why)
+        for key in self._s3.keys(bucket, prefix):
+            if not key.endswith("/"):
+                self._log.s3_read(self._principal, bucket, key, why)
+        return self._s3.download_prefix(uri, dest)
+
+
+class RecordingDispatcher:
+    """Wraps the local Task handler: records the calls each Task state makes, then runs it."""
+
+    def __init__(
+        self, handler: Callable[[TaskCall], Any], log: CallLog, s3: EmbeddedS3 | None = None
+    ) -> None:
+        self.handler = handler
+        self.log = log
+        self.s3 = s3
+        self.role = log.assembly.state_machine_role_arn
+        self.models: dict[str, Mapping[str, Any]] = {}  # by lower-case name
+        self.configs: dict[str, Mapping[str, Any]] = {}  # endpoint configs by lower-case name
+
+    def __call__(self, call: TaskCall) -> Any:
+        task_calls(self.log, self.role, call, self.configs)
+        self._remember(call)
+        before = self._objects() if _is_lambda(call.resource) else None
+        result = self.handler(call)
+        if before is not None:
+            self._seeded(call, before)
+        self._service_side(call)
+        return result
+
+    # --- what the request hands SageMaker --------------------------------------------------
+
+    def _remember(self, call: TaskCall) -> None:
+        p = call.parameters if isinstance(call.parameters, dict) else {}
+        action = _action(call.resource)
+        if action == "createModel":
+            self.models[str(p.get("ModelName", "")).lower()] = p
+        if action == "createEndpointConfig":
+            self.configs[str(p.get("EndpointConfigName", "")).lower()] = p
+        role = p.get("RoleArn") or p.get("ExecutionRoleArn")
+        role = role or p.get("TrainingJobDefinition", {}).get("RoleArn")
+        if role and not self.log.execution_role:
+            self.log.execution_role = str(role)
+
+    def _service_side(self, call: TaskCall) -> None:
+        """What SageMaker then does as the execution role, other than S3 (recorded live)."""
+        log, p = self.log, call.parameters if isinstance(call.parameters, dict) else {}
+        action = _action(call.resource)
+        if action == "createTrainingJob":
+            role, name = str(p["RoleArn"]), str(p["TrainingJobName"])
+            why = f"training job {name}"
+            log.image_pull(role, p["AlgorithmSpecification"]["TrainingImage"], why)
+            log.job_logs(
+                role,
+                "/aws/sagemaker/TrainingJobs",
+                f"{name}/algo-1-0",
+                "/aws/sagemaker/TrainingJobs",
+                why,
+            )
+            key = p.get("ResourceConfig", {}).get("VolumeKmsKeyId")
+            if key:
+                log.volume_key(role, key, why)
+        elif action == "createTransformJob":
+            model = self.models.get(str(p["ModelName"]).lower(), {})
+            role, name = (
+                str(model.get("ExecutionRoleArn", log.execution_role)),
+                str(p["TransformJobName"]),
+            )
+            why = f"transform job {name}"
+            log.image_pull(role, model.get("PrimaryContainer", {}).get("Image", ""), why)
+            log.job_logs(
+                role,
+                "/aws/sagemaker/TransformJobs",
+                f"{name}/i-0",
+                "/aws/sagemaker/TransformJobs",
+                why,
+            )
+            key = p.get("TransformResources", {}).get("VolumeKmsKeyId")
+            if key:
+                log.volume_key(role, key, why)
+        elif action in ("createEndpoint", "updateEndpoint"):
+            name = str(p["EndpointName"])
+            config = self.configs.get(str(p["EndpointConfigName"]).lower(), {})
+            for variant in config.get("ProductionVariants", []):
+                model = self.models.get(str(variant["ModelName"]).lower(), {})
+                role = str(model.get("ExecutionRoleArn", log.execution_role))
+                why = f"endpoint {name} variant {variant['VariantName']}"
+                log.image_pull(role, model.get("PrimaryContainer", {}).get("Image", ""), why)
+                log.job_logs(
+                    role,
+                    f"/aws/sagemaker/Endpoints/{name}",
+                    f"{variant['VariantName']}/i-0",
+                    "/aws/sagemaker/Endpoints",
+                    why,
+                )
+            alarms = p.get("DeploymentConfig", {}).get("AutoRollbackConfiguration", {})
+            for alarm in alarms.get("Alarms", []):
+                # "Auto-Rollback Configuration and Monitoring": the execution role reads them.
+                log.record(
+                    log.execution_role,
+                    "cloudwatch:DescribeAlarms",
+                    log.arn("cloudwatch", f"alarm:{alarm['AlarmName']}"),
+                    f"blue/green update of {name}: rollback alarms",
+                )
+
+    # --- the seeding function -------------------------------------------------------------
+
+    def _objects(self) -> set[tuple[str, str]]:
+        if self.s3 is None:
+            return set()
+        return {(b, k) for b in self.log.assembly.buckets for k in self.s3.keys(b)}
+
+    def _seeded(self, call: TaskCall, before: set[tuple[str, str]]) -> None:
+        p = call.parameters if isinstance(call.parameters, dict) else {}
+        function = str(p.get("FunctionName", call.resource))
+        role, log_group = _function_role_and_logs(self.log, function)
+        why = f"seeding function ({call.state_name})"
+        for bucket, key in sorted(self._objects() - before):
+            self.log.s3_write(role, bucket, key, why)
+        stream = self.log.arn("logs", f"log-group:{log_group}:log-stream:2026/01/01/[$LATEST]0")
+        self.log.record(role, "logs:CreateLogStream", stream, why)
+        self.log.record(role, "logs:PutLogEvents", stream, why)
+
+
+def task_calls(
+    log: CallLog,
+    role: str,
+    call: TaskCall,
+    configs: Mapping[str, Mapping[str, Any]] = {},
+) -> None:
+    """Record what the state machine role is authorized for when Step Functions runs ``call``
+    (Step Functions developer guide, "IAM policies for integrated services")."""
+    p = call.parameters if isinstance(call.parameters, dict) else {}
+    why = f"state {call.state_name!r}"
+    resource = call.resource
+    if _is_lambda(resource):
+        function = str(p.get("FunctionName", resource))
+        if not function.startswith("arn:"):
+            function = log.arn("lambda", f"function:{function}")
+        log.record(role, "lambda:InvokeFunction", function, why)
+        return
+    action = _action(resource)
+    if resource.endswith(":::sns:publish"):
+        topic = str(p["TopicArn"])
+        log.record(role, "sns:Publish", topic, why, **TLS)
+        key = log.topic_keys.get(topic)
+        if key:
+            # Publishing to an encrypted topic: the publisher needs GenerateDataKey and Decrypt
+            # (Amazon SNS developer guide, "Key management"); SNS calls KMS on its behalf.
+            context = {
+                "kms:ViaService": f"sns.{log.region}.amazonaws.com",
+                "kms:EncryptionContext:aws:sns:topicArn": topic,
+            }
+            log.record(role, "kms:GenerateDataKey", key, why, **context)
+            log.record(role, "kms:Decrypt", key, why, **context)
+        return
+    if ":sagemaker:" not in resource and ":aws-sdk:sagemaker:" not in resource:
+        return
+    sdk = ":aws-sdk:" in resource
+    sync = resource.endswith(".sync")
+    kinds = {
+        "createTrainingJob": ("training-job", "TrainingJobName", "Training"),
+        "createTransformJob": ("transform-job", "TransformJobName", "Transform"),
+        "createHyperParameterTuningJob": (
+            "hyper-parameter-tuning-job",
+            "HyperParameterTuningJobName",
+            "Tuning",
+        ),
+        "createModel": ("model", "ModelName", None),
+        "createEndpointConfig": ("endpoint-config", "EndpointConfigName", None),
+        "createEndpoint": ("endpoint", "EndpointName", None),
+        "updateEndpoint": ("endpoint", "EndpointName", None),
+        "describeEndpoint": ("endpoint", "EndpointName", None),
+        "describeTrainingJob": ("training-job", "TrainingJobName", None),
+    }
+    if action not in kinds:
+        return
+    kind, name_key, rule = kinds[action]
+    target = log.arn("sagemaker", f"{kind}/{str(p.get(name_key, '')).lower()}")
+    api = action[0].upper() + action[1:]
+    log.record(role, f"sagemaker:{api}", target, why)
+    if sdk:
+        return  # an AWS SDK integration makes exactly the API call it names
+    if action in ("createEndpoint", "updateEndpoint"):
+        config_name = str(p.get("EndpointConfigName", "")).lower()
+        log.record(
+            role, f"sagemaker:{api}", log.arn("sagemaker", f"endpoint-config/{config_name}"), why
+        )
+        key = configs.get(config_name, {}).get("KmsKeyId")
+        if key:
+            # The endpoint's volumes: SageMaker creates a grant as the caller (SageMaker API
+            # permissions reference: CreateEndpoint needs kms:CreateGrant when the endpoint
+            # configuration has a KmsKeyId).
+            via = {"kms:ViaService": f"sagemaker.{log.region}.amazonaws.com"}
+            log.record(role, "kms:DescribeKey", str(key), why, **via)
+            log.record(
+                role,
+                "kms:CreateGrant",
+                str(key),
+                why,
+                **via,
+                **{"kms:GrantIsForAWSResource": "true"},
+            )
+    if p.get("Tags") and action != "updateEndpoint":
+        # Tags at creation need sagemaker:AddTags on the new resource.
+        log.record(role, "sagemaker:AddTags", target, why)
+    # The optimized SageMaker integration reads the resource's tags.
+    log.record(role, "sagemaker:ListTags", target, why)
+    passed = p.get("RoleArn") or p.get("ExecutionRoleArn")
+    passed = passed or p.get("TrainingJobDefinition", {}).get("RoleArn")
+    if passed:
+        log.record(
+            role,
+            "iam:PassRole",
+            str(passed),
+            why,
+            **{"iam:PassedToService": "sagemaker.amazonaws.com"},
+        )
+    if sync:
+        describe = api.replace("Create", "Describe", 1)
+        log.record(role, f"sagemaker:{describe}", target, why)
+        for event_action in ("PutTargets", "PutRule", "DescribeRule"):
+            log.record(
+                role,
+                f"events:{event_action}",
+                log.arn("events", f"rule/StepFunctionsGetEventsForSageMaker{rule}JobsRule"),
+                why,
+            )
+
+
+def resource_calls(log: CallLog) -> None:
+    """Calls of what local mode does not run, from the synthesized resources: the scheduler's
+    StartExecution, CloudWatch alarms publishing to an encrypted topic, and the state machine
+    role's logging and tracing (Step Functions: "IAM policies for logging to CloudWatch Logs",
+    "AWS X-Ray and Step Functions")."""
+    r = log.resolver
+    for stack, template in log.assembly.templates.items():
+        for lid, resource in template.get("Resources", {}).items():
+            props = resource.get("Properties", {})
+            kind = resource["Type"]
+            if kind == "AWS::Scheduler::Schedule":
+                target = r.resolve(stack, props["Target"])
+                log.record(
+                    str(target["RoleArn"]),
+                    "states:StartExecution",
+                    str(target["Arn"]),
+                    f"schedule {lid}",
+                )
+            elif kind == "Custom::EndpointCleanup":
+                # Its deletion: the function deletes the endpoint and waits until it is gone.
+                function = str(r.resolve(stack, props["ServiceToken"]))
+                role, log_group = _function_role_and_logs(log, function)
+                endpoint = log.arn("sagemaker", f"endpoint/{str(props['EndpointName']).lower()}")
+                why = f"endpoint clean-up {lid} on stack deletion"
+                log.record(role, "sagemaker:DeleteEndpoint", endpoint, why)
+                log.record(role, "sagemaker:DescribeEndpoint", endpoint, why)
+                stream = log.arn("logs", f"log-group:{log_group}:log-stream:2026/01/01/[$LATEST]0")
+                log.record(role, "logs:CreateLogStream", stream, why)
+                log.record(role, "logs:PutLogEvents", stream, why)
+            elif kind == "AWS::CloudWatch::Alarm":
+                alarm = log.arn("cloudwatch", f"alarm:{r.name(stack, lid)}")
+                for action in r.resolve(stack, props.get("AlarmActions", [])):
+                    if ":sns:" not in str(action):
+                        continue
+                    context = {"aws:SourceArn": alarm, "aws:SourceAccount": log.account}
+                    why = f"alarm {lid} notifies"
+                    log.record(
+                        "cloudwatch.amazonaws.com",
+                        "sns:Publish",
+                        str(action),
+                        why,
+                        **context,
+                        **TLS,
+                    )
+                    key = log.topic_keys.get(str(action))
+                    if key:
+                        kms_context = {
+                            **context,
+                            "kms:EncryptionContext:aws:sns:topicArn": str(action),
+                            "kms:ViaService": f"sns.{log.region}.amazonaws.com",
+                        }
+                        for kms_action in ("kms:GenerateDataKey", "kms:Decrypt"):
+                            log.record(
+                                "cloudwatch.amazonaws.com", kms_action, key, why, **kms_context
+                            )
+            elif kind == "AWS::StepFunctions::StateMachine":
+                role = str(r.resolve(stack, props["RoleArn"]))
+                why = "state machine logging (created or updated with a log destination)"
+                if props.get("LoggingConfiguration"):
+                    for action in (
+                        "CreateLogDelivery",
+                        "GetLogDelivery",
+                        "UpdateLogDelivery",
+                        "DeleteLogDelivery",
+                        "ListLogDeliveries",
+                        "PutResourcePolicy",
+                        "DescribeResourcePolicies",
+                        "DescribeLogGroups",
+                    ):
+                        log.record(role, f"logs:{action}", "*", why)
+                if props.get("TracingConfiguration", {}).get("Enabled"):
+                    for action in (
+                        "PutTraceSegments",
+                        "PutTelemetryRecords",
+                        "GetSamplingRules",
+                        "GetSamplingTargets",
+                    ):
+                        log.record(role, f"xray:{action}", "*", "X-Ray tracing of executions")
+
+
+def _is_lambda(resource: str) -> bool:
+    return resource.startswith("arn:aws:lambda:") or resource.endswith(":::lambda:invoke")
+
+
+def _action(resource: str) -> str:
+    """``createTrainingJob`` of ``arn:aws:states:::sagemaker:createTrainingJob.sync``."""
+    return resource.rsplit(":", 1)[-1].split(".", 1)[0]
+
+
+def _bucket_keys(assembly: LocalAssembly, r: Resolver) -> dict[str, str]:
+    keys = {}
+    for stack, template in assembly.templates.items():
+        for lid, resource in template.get("Resources", {}).items():
+            if resource["Type"] != "AWS::S3::Bucket":
+                continue
+            rules = resource.get("Properties", {}).get("BucketEncryption", {})
+            for rule in rules.get("ServerSideEncryptionConfiguration", []):
+                key = rule.get("ServerSideEncryptionByDefault", {}).get("KMSMasterKeyID")
+                if key:
+                    keys[r.ref(stack, lid)] = str(r.resolve(stack, key))
+    return keys
+
+
+def _topic_keys(assembly: LocalAssembly, r: Resolver) -> dict[str, str]:
+    keys = {}
+    for stack, template in assembly.templates.items():
+        for lid, resource in template.get("Resources", {}).items():
+            key = resource.get("Properties", {}).get("KmsMasterKeyId")
+            if resource["Type"] == "AWS::SNS::Topic" and key:
+                keys[r.ref(stack, lid)] = str(r.resolve(stack, key))
+    return keys
+
+
+def _function_role_and_logs(log: CallLog, function: str) -> tuple[str, str]:
+    r = log.resolver
+    for stack, template in log.assembly.templates.items():
+        for lid, resource in template.get("Resources", {}).items():
+            if resource["Type"] != "AWS::Lambda::Function":
+                continue
+            if function not in (r.ref(stack, lid), r.attribute(stack, lid, "Arn")):
+                continue
+            props = resource["Properties"]
+            group = r.resolve(stack, props.get("LoggingConfig", {}).get("LogGroup", ""))
+            return str(r.resolve(stack, props["Role"])), str(group or f"/aws/lambda/{lid}")
+    raise ValueError(f"no function {function} in the assembly")

@@ -1,0 +1,169 @@
+"""The calls of dev's and prod's workflow, recorded once per session.
+
+Each environment's app is synthesized in-process (as ``cdk synth`` would) and its state machine
+definition executed by local mode twice in one SageMaker registry: the first execution creates
+the deploy stage's endpoint, the second updates it (blue/green, with the rollback alarms). The
+tuning path, which local mode does not run, is executed by the same interpreter with stand-in
+task results, so its Task states' calls are derived from the rendered definition (their
+parameters are what Step Functions would send), its transform job failing so that the run also
+takes the failure path (Notify failure publishes to the encrypted topic). The execution role's
+calls for the tuning job's training jobs are derived from its TrainingJobDefinition, as
+SageMaker runs each one like a training job.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlstack.local import assembly as assembly_mod
+from mlstack.local.access import CallLog, RecordingDispatcher, RecordingS3, resource_calls
+from mlstack.local.asl import Interpreter, StatesError, TaskCall
+from mlstack.local.s3 import EmbeddedS3
+from mlstack.local.sagemaker import LocalSageMaker
+from mlstack.local.tasks import TaskDispatcher
+from mlstack.local.ui import Reporter
+from tests.fake_aws import use_fake_aws
+
+ROWS = 300
+
+
+@dataclass
+class Recorded:
+    environment: str
+    log: CallLog
+    paths: dict[str, list[str]]  # execution -> states it passed
+
+
+@pytest.fixture(autouse=True)
+def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    use_fake_aws(monkeypatch)
+    yield
+
+
+def run_local(
+    env: str, workdir: Path, log: CallLog, executions: dict[str, dict[str, Any]]
+) -> dict[str, list[str]]:
+    """Execute the environment's definition once per input, in one local SageMaker registry."""
+    resolved = log.assembly
+    paths = {}
+    with EmbeddedS3(resolved.region) as s3:
+        for bucket in resolved.buckets:
+            s3.create_bucket(bucket)
+        sagemaker = LocalSageMaker(
+            workdir,
+            RecordingS3(s3, log),  # type: ignore[arg-type]
+            resolved.images,
+            region=resolved.region,
+            account=resolved.account,
+        )
+        dispatcher = RecordingDispatcher(TaskDispatcher(resolved, s3, sagemaker, workdir), log, s3)
+        interpreter = Interpreter(
+            resolved.definition,
+            dispatcher,
+            listener=Reporter(out=io.StringIO()),
+            time_scale=0.002,
+            state_machine_arn=resolved.state_machine_arn,
+            role_arn=resolved.state_machine_role_arn,
+        )
+        try:
+            for name, execution_input in executions.items():
+                result = interpreter.execute(execution_input, name=f"{env}-{name}")
+                assert result.status == "SUCCEEDED", (env, name, result.error, result.cause)
+                paths[name] = result.states
+        finally:
+            sagemaker.stop()
+    return paths
+
+
+def tuning_path(log: CallLog) -> list[str]:
+    """Execute the definition with tune=true, tasks answered by stand-ins; record the calls."""
+    resolved = log.assembly
+    (bucket,) = log.bucket_keys  # the data bucket (the access-log bucket has no KMS key)
+    answers: dict[str, Any] = {
+        "Validate input": {"Payload": {"valid": True, "message": ""}},
+        "Generate dataset": {
+            "Payload": {
+                "run_id": "r",
+                "rows": ROWS,
+                "seed": 1,
+                **{
+                    f"{c}_{kind}": f"s3://{bucket}/datasets/r/{c}/"
+                    + (f"{c}.csv" if kind == "uri" else "")
+                    for c in ("train", "validation", "test")
+                    for kind in ("uri", "prefix")
+                },
+            }
+        },
+    }
+
+    def stand_in(call: TaskCall) -> Any:
+        if call.state_name == "Tune model":
+            name = call.parameters["HyperParameterTuningJobName"]
+            # SageMaker names a tuning job's training jobs <tuning job>-<NNN>-<8 hex digits>.
+            return {
+                "HyperParameterTuningJobName": name,
+                "HyperParameterTuningJobArn": "arn",
+                "BestTrainingJob": {"TrainingJobName": f"{name}-003-1a2b3c4d"},
+            }
+        if call.state_name == "Read best training job":
+            return {
+                "TrainingJobName": call.parameters["TrainingJobName"],
+                "TrainingJobArn": "arn",
+                "HyperParameters": {},
+                "ModelArtifacts": {"S3ModelArtifacts": f"s3://{bucket}/models/x/model.tar.gz"},
+                "FinalMetricDataList": [],
+            }
+        if call.state_name == "Save model":
+            return {"ModelArn": f"arn:aws:sagemaker:r:1:model/{call.parameters['ModelName']}"}
+        if call.state_name == "Batch transform":
+            # The transform job fails: the run takes the failure path (Notify failure).
+            raise StatesError("States.TaskFailed", '{"FailureReason": "stand-in failure"}')
+        return answers.get(call.state_name, {})
+
+    def record_tuning(call: TaskCall) -> Any:
+        p = call.parameters
+        if call.state_name == "Tune model":
+            job = p["TrainingJobDefinition"]
+            role = job["RoleArn"]
+            why = "a training job of the tuning job"
+            for channel in job["InputDataConfig"]:
+                uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+                prefix = uri.removeprefix(f"s3://{bucket}/")
+                log.s3_list(role, bucket, prefix, why)
+                log.s3_read(role, bucket, prefix + "part.csv", why)
+            output = job["OutputDataConfig"]["S3OutputPath"].removeprefix(f"s3://{bucket}/")
+            log.s3_write(role, bucket, f"{output}job/output/model.tar.gz", why)
+        return stand_in(call)
+
+    dispatcher = RecordingDispatcher(record_tuning, log)
+    result = Interpreter(resolved.definition, dispatcher, time_scale=0).execute(
+        {"tune": True, "rows": ROWS}, name="tuning"
+    )
+    return result.states
+
+
+def record(env: str, tmp: Path) -> Recorded:
+    directory = assembly_mod.synthesize(env, tmp / "cdk.out")
+    resolved = assembly_mod.read(directory, env)
+    log = CallLog(resolved)
+    executions = {
+        "deploy-create": {"rows": ROWS, "tune": False},
+        "deploy-update": {"rows": ROWS, "tune": False},
+    }
+    paths = run_local(env, tmp / "work", log, executions)
+    paths["tuning"] = tuning_path(log)
+    resource_calls(log)
+    return Recorded(env, log, paths)
+
+
+@pytest.fixture(scope="session")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Recorded]:
+    with pytest.MonkeyPatch.context() as mp:
+        use_fake_aws(mp)
+        return {env: record(env, tmp_path_factory.mktemp(f"iam-{env}")) for env in ("dev", "prod")}

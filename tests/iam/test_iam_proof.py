@@ -1,0 +1,207 @@
+"""Offline proof that the synthesized IAM is sufficient and no wider than the workflow needs.
+
+Every call recorded for dev's and prod's workflow (training, tuning, deploy create and update;
+see conftest.py) is evaluated against the policies that decide it: the principal's identity
+policies and, where they apply, the key policy, the bucket policy and the topic policy. The
+reverse: every identity-policy action of the workflow's principals that no recorded call
+exercised must be listed in UNEXERCISED with the call that needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from mlstack.local.access import Call
+from tests.iam.conftest import Recorded
+from tests.iam.evaluator import AwsStatement, SynthesizedPolicies
+
+ENVIRONMENTS = ("dev", "prod")
+
+# Actions the recorded runs do not exercise, by principal kind, each with the call that needs it.
+# Each statement in mlstack/constructs says the same beside the grant.
+UNEXERCISED = {
+    ("state-machine", "sagemaker:StopTrainingJob"): (
+        "Step Functions stops a .sync training job when the execution is stopped or times out "
+        "(Step Functions: 'Run a Job (.sync)'; its SageMaker policy lists StopTrainingJob)"
+    ),
+    ("state-machine", "sagemaker:StopTransformJob"): ("the same for a .sync transform job"),
+    ("state-machine", "sagemaker:StopHyperParameterTuningJob"): ("the same for a .sync tuning job"),
+    ("execution", "s3:AbortMultipartUpload"): (
+        "SageMaker uploads a large model or transform output in parts and aborts a failed upload"
+    ),
+    ("seed", "s3:AbortMultipartUpload"): (
+        "lambda/seed aborts its multipart upload when a part fails (datasets over 5 MiB)"
+    ),
+    ("seed", "kms:Decrypt"): (
+        "CompleteMultipartUpload of an SSE-KMS object decrypts the data key (S3 user guide, "
+        "'Uploading with multipart upload and SSE-KMS'); the seeder uses multipart above 5 MiB"
+    ),
+}
+
+
+def principals(recorded: Recorded) -> dict[str, str]:
+    """Role ARN -> kind, for the workflow's principals."""
+    log = recorded.log
+    kinds = {log.assembly.state_machine_role_arn: "state-machine", log.execution_role: "execution"}
+    for call in log.calls:
+        if call.action == "states:StartExecution":
+            kinds[call.principal] = "scheduler"
+        if "seeding function" in call.why:
+            kinds[call.principal] = "seed"
+        if "endpoint clean-up" in call.why:
+            kinds[call.principal] = "cleanup"
+    return kinds
+
+
+@pytest.fixture(scope="module")
+def policies(recorded: dict[str, Recorded]) -> dict[str, SynthesizedPolicies]:
+    return {env: SynthesizedPolicies(r.log.assembly) for env, r in recorded.items()}
+
+
+def unique(calls: list[Call]) -> list[Call]:
+    return list(dict.fromkeys(calls))
+
+
+def test_every_path_ran(recorded: dict[str, Recorded]) -> None:
+    for env, r in recorded.items():
+        create, update, tuning = (r.paths[k] for k in ("deploy-create", "deploy-update", "tuning"))
+        assert "Create endpoint" in create and "Update endpoint" not in create, env
+        assert "Update endpoint" in update and "Create endpoint" not in update, env
+        assert "Tune model" in tuning and "Read best training job" in tuning, env
+        assert tuning[-2:] == ["Notify failure", "Workflow failed"], env
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_each_principal_makes_the_calls_the_issue_lists(
+    recorded: dict[str, Recorded], env: str
+) -> None:
+    r = recorded[env]
+    kinds = principals(r)
+    # dev also deletes its deploy stage's endpoint when its stack is deleted (prod retains it).
+    cleanup = {"cleanup"} if env == "dev" else set()
+    assert set(kinds.values()) == {"state-machine", "execution", "scheduler", "seed", *cleanup}
+    actions: dict[str, set[str]] = {}
+    for call in r.log.calls:
+        actions.setdefault(kinds.get(call.principal, call.principal), set()).add(call.action)
+    assert {
+        "lambda:InvokeFunction",
+        "sagemaker:CreateTrainingJob",
+        "sagemaker:ListTags",
+        "sagemaker:CreateHyperParameterTuningJob",
+        "sagemaker:CreateModel",
+        "sagemaker:CreateTransformJob",
+        "sagemaker:CreateEndpointConfig",
+        "sagemaker:CreateEndpoint",
+        "sagemaker:UpdateEndpoint",
+        "sagemaker:DescribeEndpoint",
+        "events:PutRule",
+        "iam:PassRole",
+        "sns:Publish",
+        "kms:GenerateDataKey",
+    } <= actions["state-machine"]
+    assert {
+        "s3:ListBucket",
+        "s3:GetObject",
+        "s3:PutObject",
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "kms:CreateGrant",
+        "ecr:BatchGetImage",
+        "logs:PutLogEvents",
+        "cloudwatch:PutMetricData",
+        "cloudwatch:DescribeAlarms",
+    } <= actions["execution"]
+    assert {"s3:PutObject", "kms:GenerateDataKey", "logs:PutLogEvents"} <= actions["seed"]
+    assert actions["scheduler"] == {"states:StartExecution"}
+    assert {"sns:Publish", "kms:GenerateDataKey"} <= actions["cloudwatch.amazonaws.com"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_recorded_call_is_allowed(
+    recorded: dict[str, Recorded], policies: dict[str, SynthesizedPolicies], env: str
+) -> None:
+    decide = policies[env].decide
+    names = policies[env].role_names
+    missing = [
+        f"{names.get(d.call.principal, d.call.principal)} may not {d.call} "
+        f"({d.call.why}): {d.missing}"
+        for d in map(decide, unique(recorded[env].log.calls))
+        if not d.allowed
+    ]
+    assert missing == [], "\n".join(missing)
+
+
+def granted_actions(
+    policies: SynthesizedPolicies, role: str
+) -> Iterator[tuple[str, int, str, dict[str, object]]]:
+    for policy in policies.identity.get(role, []):
+        for index, statement in enumerate(policy.statements):
+            actions = statement["Action"]
+            for action in actions if isinstance(actions, list) else [actions]:
+                yield policy.name, index, action, statement
+
+
+def unexercised(r: Recorded, policies: SynthesizedPolicies) -> dict[tuple[str, str], list[str]]:
+    """(principal kind, granted action) -> where granted, for grants no allowed call used."""
+    kinds = principals(r)
+    used: set[tuple[str, int, str]] = set()
+    for call in unique(r.log.calls):
+        decision = policies.decide(call)
+        for name, index in decision.used:
+            used.add((name, index, call.action.lower()))
+    found: dict[tuple[str, str], list[str]] = {}
+    for role, kind in kinds.items():
+        for name, index, action, statement in granted_actions(policies, role):
+            statement_used = any(
+                n == name
+                and i == index
+                and AwsStatement({"Action": action})._check_element_matches("Action", a)
+                for n, i, a in used
+            )
+            if not statement_used:
+                where = f"{name} statement {statement.get('Sid', index)}"
+                found.setdefault((kind, action), []).append(where)
+    return found
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_grant_is_exercised_or_explained(
+    recorded: dict[str, Recorded], policies: dict[str, SynthesizedPolicies], env: str
+) -> None:
+    found = unexercised(recorded[env], policies[env])
+    unexplained = {k: v for k, v in found.items() if k not in UNEXERCISED}
+    assert unexplained == {}
+    # Every explanation is still needed: a grant since exercised or removed leaves the table.
+    stale = set(UNEXERCISED) - set().union(
+        *(unexercised(r, policies[e]) for e, r in recorded.items())
+    )
+    assert stale == set()
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_no_workflow_principal_may_replace_a_released_model(
+    recorded: dict[str, Recorded], policies: dict[str, SynthesizedPolicies], env: str
+) -> None:
+    # What the Serving endpoint serves lives under releases/ (docs/deploying.md): no job, the
+    # seeding function or the state machine may write there, though they may write models/.
+    r = recorded[env]
+    (bucket,) = r.log.bucket_keys
+    for role, kind in principals(r).items():
+        for key in ("releases/v1/model.tar.gz", "releases/model.tar.gz"):
+            call = Call(
+                role,
+                "s3:PutObject",
+                f"arn:aws:s3:::{bucket}/{key}",
+                (("aws:SecureTransport", "true"),),
+            )
+            assert not policies[env].decide(call).allowed, (kind, key)
+    execution = r.log.execution_role
+    model = Call(
+        execution,
+        "s3:PutObject",
+        f"arn:aws:s3:::{bucket}/models/x/model.tar.gz",
+        (("aws:SecureTransport", "true"),),
+    )
+    assert policies[env].decide(model).allowed
