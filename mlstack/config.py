@@ -295,6 +295,49 @@ class WorkflowConfig:
     log_retention_days: Annotated[
         one_of(*LOG_RETENTION_DAYS), Field(description="CloudWatch Logs' retention periods")
     ]
+    lambda_reserved_concurrency: Annotated[
+        integer(1, rules.MAX_RESERVED_CONCURRENCY) | None,
+        Field(
+            description="reserved concurrency of the seeding and input-validation Lambdas; null "
+            "in an account whose Lambda concurrency limit is 10 (Lambda keeps 10 unreserved, so "
+            "any reservation fails the deploy): see docs/security.md"
+        ),
+    ] = 5
+
+
+@dataclass(frozen=True, config=_STRICT)
+class ExistingVpcConfig:
+    """A VPC of your own: jobs, models and functions run in its subnets (it must reach S3,
+    SageMaker, ECR, CloudWatch, STS and KMS: docs/security.md)."""
+
+    vpc_id: text(rules.VPC_ID_PATTERN, "a VPC ID such as 'vpc-0123456789abcdef0'")
+    subnet_ids: Annotated[
+        tuple[text(rules.SUBNET_ID_PATTERN, "a subnet ID such as 'subnet-0123456789abcdef0'"), ...],
+        Field(min_length=1, max_length=rules.MAX_SUBNETS),
+    ]
+    security_group_ids: Annotated[
+        tuple[
+            text(rules.SECURITY_GROUP_ID_PATTERN, "a security group ID such as 'sg-0123abcd'"), ...
+        ],
+        Field(max_length=rules.MAX_EXTRA_SECURITY_GROUPS),
+    ] = ()
+
+
+@dataclass(frozen=True, config=_STRICT)
+class NetworkConfig:
+    """Network isolation: where jobs, models, endpoints and the Lambdas run (docs/security.md)."""
+
+    vpc: Annotated[
+        one_of("create") | ExistingVpcConfig | None,
+        Field(
+            description="'create': a VPC of private isolated subnets with VPC endpoints and no "
+            "internet path; an existing VPC's IDs; null: no VPC (AWS-managed networking)"
+        ),
+    ] = None
+
+    @property
+    def isolated(self) -> bool:
+        return self.vpc is not None
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -438,6 +481,7 @@ class EnvironmentConfig:
     tuning: TuningConfig | None = None
     schedule: ScheduleConfig | None = None
     alarms: AlarmsConfig = dataclasses.field(default_factory=AlarmsConfig)
+    network: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
     account: text(rules.ACCOUNT_PATTERN, "a 12-digit AWS account ID") | None = None
     region: text(rules.REGION_PATTERN, "an AWS region such as 'eu-west-1'") | None = None
 

@@ -12,7 +12,10 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from mlstack.assets import runtime_path
+from mlstack.constructs._lambda import DEFAULT_RESERVED_CONCURRENCY, acknowledge_lambda_findings
+from mlstack.constructs._nag import skip_checkov
 from mlstack.constructs.layout import BucketLayout
+from mlstack.constructs.network import Placement
 from mlstack.constructs.roles import SeedFunctionRole
 from mlstack.rules import MAX_DATASET_ROWS
 
@@ -30,6 +33,10 @@ class DatasetSeeder(Construct):
     ``.../validation/validation.csv`` (a fifth of the rows, at least one) and
     ``.../test/test.csv``;
     ``default_rows``/``default_seed`` apply when an event has none, ``max_rows`` caps requests.
+    ``reserved_concurrency`` (default 5; None leaves it unreserved, for accounts whose Lambda
+    concurrency limit is 10) both guarantees and caps concurrent runs; ``placement`` runs the
+    function in those VPC subnets and security groups (its role gets the network-interface
+    permissions Lambda documents for that).
 
     Attributes: ``function``, ``role``, ``log_group``.
     """
@@ -50,6 +57,8 @@ class DatasetSeeder(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         log_level: str = "INFO",
+        reserved_concurrency: int | None = DEFAULT_RESERVED_CONCURRENCY,
+        placement: Placement | None = None,
     ) -> None:
         super().__init__(scope, id)
         if not 1 <= max_rows <= MAX_SEED_ROWS:
@@ -84,6 +93,10 @@ class DatasetSeeder(Construct):
             timeout=timeout,
             role=self.role,
             log_group=self.log_group,
+            reserved_concurrent_executions=reserved_concurrency,
+            vpc=placement.vpc if placement else None,
+            vpc_subnets=placement.subnet_selection() if placement else None,
+            security_groups=list(placement.security_groups) if placement else None,
             environment={
                 "BUCKET_NAME": bucket.bucket_name,
                 "DATASET_PREFIX": layout.datasets,
@@ -92,4 +105,13 @@ class DatasetSeeder(Construct):
                 "MAX_ROWS": str(max_rows),
                 "LOG_LEVEL": log_level,
             },
+        )
+        if placement is not None:
+            placement.grant_network_interfaces(self.role, service="lambda")
+        acknowledge_lambda_findings(self.function, reserved_concurrency, placement)
+        skip_checkov(
+            self.function,
+            "CKV_AWS_173",
+            "The environment holds no secret (bucket name, prefix, row counts); Lambda encrypts "
+            "it at rest with its AWS managed key.",
         )

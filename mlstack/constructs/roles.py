@@ -17,7 +17,12 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from mlstack.constructs._nag import acknowledge, acknowledge_scoped_wildcards, default_policy
+from mlstack.constructs._nag import (
+    acknowledge,
+    acknowledge_inline_policy,
+    acknowledge_scoped_wildcards,
+    default_policy,
+)
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.model_images import ModelImage
 
@@ -156,6 +161,7 @@ class SageMakerExecutionRole(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"SageMaker execution role for {name_prefix} jobs, models and endpoints",
         )
+        acknowledge_inline_policy(self.role)
         readable = [layout.datasets, layout.models]
         writable = [layout.models, layout.transform_output]
         self.role.add_to_policy(
@@ -282,6 +288,7 @@ class SeedFunctionRole(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="Seeding Lambda: writes datasets only",
         )
+        acknowledge_inline_policy(self.role)
         # AbortMultipartUpload: lambda/seed aborts its multipart upload (datasets over 5 MiB)
         # when a part fails.
         self.role.add_to_policy(
@@ -352,6 +359,7 @@ class StateMachineRole(Construct):
             assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
             description=f"Step Functions role of the {name_prefix} training workflow",
         )
+        acknowledge_inline_policy(self.role)
         training_jobs = sagemaker_arn(self, "training-job", f"{name_prefix}-*")
         transform_jobs = sagemaker_arn(self, "transform-job", f"{name_prefix}-*")
         models = sagemaker_arn(self, "model", f"{name_prefix}-*")

@@ -476,6 +476,10 @@ def resource_calls(log: CallLog) -> None:
                 stream = log.arn("logs", f"log-group:{log_group}:log-stream:2026/01/01/[$LATEST]0")
                 log.record(role, "logs:CreateLogStream", stream, why)
                 log.record(role, "logs:PutLogEvents", stream, why)
+            elif kind == "AWS::Lambda::Function" and props.get("VpcConfig"):
+                role = str(r.resolve(stack, props["Role"]))
+                vpc = r.resolve(stack, props["VpcConfig"])
+                network_interfaces(log, role, vpc, stack, "lambda", f"function {lid} in a VPC")
             elif kind == "AWS::CloudWatch::Alarm":
                 alarm = log.arn("cloudwatch", f"alarm:{r.name(stack, lid)}")
                 for action in r.resolve(stack, props.get("AlarmActions", [])):
@@ -525,6 +529,62 @@ def resource_calls(log: CallLog) -> None:
                         "GetSamplingTargets",
                     ):
                         log.record(role, f"xray:{action}", "*", "X-Ray tracing of executions")
+
+
+# What a service does with the role of a function, job or model it places in a VPC: Lambda
+# ("Giving Lambda functions access to resources in an Amazon VPC") when the function is created
+# or updated, SageMaker ("Give SageMaker access to resources in your Amazon VPC") when a job or
+# endpoint starts.
+ENI_CALLS = {
+    "lambda": (
+        ("ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses"),
+        ("ec2:UnassignPrivateIpAddresses",),
+        ("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"),
+    ),
+    "sagemaker": (
+        ("ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface"),
+        ("ec2:DeleteNetworkInterfacePermission",),
+        (
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeVpcs",
+            "ec2:DescribeDhcpOptions",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeSecurityGroups",
+        ),
+    ),
+}
+
+
+def network_interfaces(
+    log: CallLog, role: str, vpc_config: Mapping[str, Any], stack: str, service: str, why: str
+) -> None:
+    """The EC2 calls ``service`` makes as ``role`` to attach to the subnets and security groups
+    of ``vpc_config`` (a Lambda ``VpcConfig`` or SageMaker's, resolved)."""
+    subnets = [str(s) for s in vpc_config.get("SubnetIds", vpc_config.get("Subnets", []))]
+    groups = [str(g) for g in vpc_config.get("SecurityGroupIds", [])]
+    vpc = _vpc_of(log, stack, subnets)
+    interface = log.arn("ec2", "network-interface/eni-0123456789abcdef0")
+    log.record(role, "ec2:CreateNetworkInterface", interface, why)
+    for subnet in subnets:
+        log.record(role, "ec2:CreateNetworkInterface", log.arn("ec2", f"subnet/{subnet}"), why)
+    for group in groups:
+        log.record(
+            role, "ec2:CreateNetworkInterface", log.arn("ec2", f"security-group/{group}"), why
+        )
+    on_interface, more, describe = ENI_CALLS[service]
+    context = {"ec2:Vpc": log.arn("ec2", f"vpc/{vpc}")} if vpc else {}
+    for action in (*on_interface, *more):
+        log.record(role, action, interface, why, **context)
+    for action in describe:
+        log.record(role, action, "*", why)
+
+
+def _vpc_of(log: CallLog, stack: str, subnets: list[str]) -> str | None:
+    r = log.resolver
+    for lid, resource in log.assembly.templates[stack].get("Resources", {}).items():
+        if resource["Type"] == "AWS::EC2::Subnet" and r.ref(stack, lid) in subnets:
+            return str(r.resolve(stack, resource["Properties"]["VpcId"]))
+    return None
 
 
 def _is_lambda(resource: str) -> bool:

@@ -19,6 +19,7 @@ from mlstack.constructs import (
     ServerlessInference,
     VariantAutoscaling,
 )
+from mlstack.constructs._nag import acknowledge_inline_policy
 from mlstack.constructs.model_images import CONTAINERS_DIR
 
 
@@ -177,4 +178,5 @@ class ServingStack(Stack):
             output_bucket=data.bucket,
             layout=data.layout,
         )
+        acknowledge_inline_policy(self.endpoint.role)
         CfnOutput(self, "EndpointName", value=self.endpoint.endpoint_name)
