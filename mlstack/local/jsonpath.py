@@ -186,11 +186,12 @@ def root_of(path: str) -> str:
 def get(data: Any, path: str) -> Any:
     """The value ``path`` selects in ``data`` (a list when the path has a wildcard or slice).
 
-    A definite path that names nothing raises :class:`PathError`.
+    A definite path that names nothing raises :class:`PathError`; a path with a wildcard, slice
+    or filter anywhere selects ``[]`` then (AWS: ``$.items[*]`` over a missing ``items`` is ``[]``).
     """
     _, steps = _parse(path)
     values = [data]
-    multiple = False
+    multiple = any(s.kind not in ("key", "index") for s in steps)
     for step in steps:
         found: list[Any] = []
         for value in values:
@@ -221,6 +222,24 @@ def get(data: Any, path: str) -> Any:
                     found.extend(value[step.index : step.end])
         values = found
     return values if multiple else values[0]
+
+
+def normalized(path: str) -> str:
+    """The path in bracket notation, as AWS quotes it in errors (``$['a']['b'][0]``)."""
+    root, steps = _parse(path)
+    parts = []
+    for s in steps:
+        if s.kind == "key":
+            parts.append(f"['{s.key}']")
+        elif s.kind == "index":
+            parts.append(f"[{s.index}]")
+        elif s.kind == "wild":
+            parts.append("[*]")
+        elif s.kind == "slice":
+            parts.append(f"[{s.index}:{'' if s.end is None else s.end}]")
+        else:
+            parts.append(f"[?({s.key})]")
+    return root + "".join(parts)
 
 
 def exists(data: Any, path: str) -> bool:
