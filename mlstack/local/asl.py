@@ -423,7 +423,18 @@ class Interpreter:
         result: ExecutionResult,
         deadline: float | None,
     ) -> list[Any]:
-        items = self._path(state.get("ItemsPath", "$"), effective, ctx)
+        items_path = state.get("ItemsPath", "$")
+        try:
+            root = ctx if items_path.startswith("$$") else effective
+            items = jsonpath.get(
+                root, items_path[1:] if items_path.startswith("$$") else items_path
+            )
+        except jsonpath.PathError:
+            raise StatesError(
+                "States.Runtime",
+                f"The JSONPath '{items_path}' could not be found in the input "
+                f"'{_compact(effective)}'",
+            ) from None
         if not isinstance(items, list):
             raise StatesError(
                 "States.Runtime",
@@ -435,11 +446,23 @@ class Interpreter:
         outputs = []
         for index, item in enumerate(items):
             item_ctx = {**ctx, "Map": {"Item": {"Index": index, "Value": item}}}
+            iteration_id = self._event(result)  # MapIterationStarted
             if selector_key in state:
-                item_input = self._template(state[selector_key], effective, item_ctx, name)
+                try:
+                    item_input = self._template(state[selector_key], effective, item_ctx, name)
+                except StatesError as err:
+                    # Evaluated in the iteration: the cause names the path, not the field, and
+                    # the event is the iteration's (LocalStack's recorded AWS behaviour).
+                    m = re.match(r"The JSONPath '(.*)' specified for the field", err.cause)
+                    if err.error == "States.Runtime" and m:
+                        err.cause = (
+                            f"The JSONPath '{m[1]}' could not be found in the input "
+                            f"'{_compact(effective)}'"
+                        )
+                    err.locate(name, iteration_id)
+                    raise
             else:
                 item_input = item
-            self._event(result)  # MapIterationStarted
             outputs.append(
                 self._run(processor, item_input, self._branch_ctx(ctx), result, deadline)
             )
@@ -529,6 +552,13 @@ class Interpreter:
         if intrinsics.is_intrinsic(expr):
             try:
                 return intrinsics.evaluate(expr, data, ctx)
+            except intrinsics.ArgumentPathError as err:
+                # LocalStack's recorded AWS text (moto's port): the field is named this way.
+                raise StatesError(
+                    "States.Runtime",
+                    f"The JSONPath '{err.path}' specified for the field 'ArgumentJsonPath' could "
+                    f"not be found in the input '{_compact(err.root)}'",
+                ) from None
             except intrinsics.IntrinsicError as err:
                 raise StatesError("States.IntrinsicFailure", f"state {name!r}: {err}") from None
         if expr.startswith("$"):

@@ -41,6 +41,15 @@ class IntrinsicError(ValueError):
     """An intrinsic function is malformed or its arguments are not what it takes."""
 
 
+class ArgumentPathError(IntrinsicError):
+    """A path argument selects nothing (AWS: a ``States.Runtime`` error, not an intrinsic one)."""
+
+    def __init__(self, path: str, root: Any) -> None:
+        super().__init__(f"the path {path!r} selects nothing")
+        self.path = path
+        self.root = root
+
+
 @dataclass(frozen=True)
 class _Literal:
     value: Any
@@ -193,8 +202,8 @@ class _Evaluator:
             path = node.path[1:] if node.path.startswith("$$") else node.path
             try:
                 return jsonpath.get(root, path)
-            except jsonpath.PathError as err:
-                raise IntrinsicError(str(err)) from None
+            except jsonpath.PathError:
+                raise ArgumentPathError(node.path, root) from None
         return self.call(node)
 
     def call(self, call: _Call) -> Any:
