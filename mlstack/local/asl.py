@@ -360,7 +360,11 @@ class Interpreter:
                     catcher = self._catcher(state, err)
                     if catcher is None:
                         raise
-                    error_output = {"Error": err.error, "Cause": err.cause}
+                    # An error without a cause has none in the catcher's output
+                    # (input-output-resultpath.html: {"error": {"Error": "Error here"}}).
+                    error_output = {"Error": err.error}
+                    if err.cause:
+                        error_output["Cause"] = err.cause
                     path = catcher.get("ResultPath", "$")
                     output = raw if path is None else self._put(raw, path, error_output)
                     raise _Caught(output, catcher["Next"], (err.error, err.cause)) from None
