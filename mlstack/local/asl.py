@@ -645,9 +645,16 @@ class Interpreter:
         raise StatesError("States.NoChoiceMatched", f"state {name!r}: no choice rule matched")
 
     def _value(self, path: str, data: Any, ctx: Any, name: str) -> Any:
-        return (
-            self._get(ctx, path[1:], name) if path.startswith("$$") else self._get(data, path, name)
-        )
+        root, rel = (ctx, path[1:]) if path.startswith("$$") else (data, path)
+        try:
+            return jsonpath.get(root, rel)
+        except jsonpath.PathError:
+            # AWS's recorded cause (an execution's ExecutionFailed event): a Choice rule over a
+            # missing field fails the execution rather than taking the Default.
+            raise StatesError(
+                "States.Runtime",
+                "Invalid path: The choice state's condition path references an undefined value.",
+            ) from None
 
     def _rule(self, rule: Mapping[str, Any], data: Any, ctx: Any, name: str) -> bool:
         if "And" in rule:

@@ -4,9 +4,10 @@ state machines — Pass, Choice, Wait (0 s), Succeed, Fail, Parallel, Map, with 
 paths and intrinsic functions over generated input. Status, output, error and cause (with
 AWS's "entered at the event id #N") must agree.
 
-Where moto is wrong, the generator leaves the construct out and ``MOTO_IS_WRONG`` keeps it: each
-case runs on both, asserts the local result is AWS's documented one and that moto still
-differs (so a moto fix is noticed), with the citation.
+Where moto is wrong, the generator leaves the construct out (or ``MOTO_CAUSE_BUGS`` names moto's
+failure) and ``MOTO_IS_WRONG`` keeps it: each case runs on both, asserts the local result is
+AWS's documented or recorded one and that moto still differs (so a moto fix is noticed), with
+the citation.
 
 Bounded for ``make test``: ``DIFFERENTIAL_EXAMPLES`` machines (default 150), each executed once
 by each interpreter (moto needs ~50 ms per execution once warm).
@@ -333,3 +334,82 @@ def test_local_agrees_with_moto(sfn: Any, rnd: random.Random) -> None:
     assert (local.status, local.error) == (moto.status, moto.error), f"{local} != {moto}{context}"
     assert local.output == moto.output, context
     assert _same_cause(local.cause, moto.cause), f"{local.cause!r} != {moto.cause!r}{context}"
+
+
+# --- where moto is wrong ------------------------------------------------------------------------
+
+
+class Kept(NamedTuple):
+    """A divergence kept: AWS's documented or recorded result, and where it is written."""
+
+    states: dict[str, Any]
+    data: Any
+    aws: Outcome
+    citation: str
+
+
+def _runtime(state: str, event: int, cause: str) -> Outcome:
+    return Outcome(
+        "FAILED",
+        None,
+        "States.Runtime",
+        f"An error occurred while executing the state '{state}' (entered at the event id "
+        f"#{event}). {cause}",
+    )
+
+
+MOTO_IS_WRONG = {
+    "choice-over-a-missing-field-fails": Kept(
+        {"C": {"Type": "Choice", "Choices": [{"Variable": "$.zz", "NumericEquals": 1,
+                                              "Next": "S"}], "Default": "S"},
+         "S": {"Type": "Succeed"}},
+        {"a": 1},
+        _runtime("C", 2, "Invalid path: The choice state's condition path references an "
+                 "undefined value."),
+        "A recorded AWS ExecutionFailed event quoted in a public 'Step Chooser' README on "
+        "GitHub ('ChoiceCatchBug'; the search index does not name its repository) — not an "
+        "AWS page; the developer guide's Choice page offers IsPresent to test a field that may "
+        "be absent. moto takes the Default.",
+    ),
+    "math-add-of-float-literals": Kept(
+        {"P": {"Type": "Pass", "Parameters": {"v.$": "States.MathAdd(1.49, 1.5)"}, "End": True}},
+        {},
+        Outcome("SUCCEEDED", {"v": 3}, None, None),
+        "intrinsic-functions.html (States.MathAdd: non-integer arguments are rounded to the "
+        "nearest integer) and issue 12's recorded AWS execution (1.49 + 1.5 -> 3). moto "
+        "refuses the definition (its parser has no float literal argument).",
+    ),
+    "runtime-error-in-a-parallel-branch": Kept(
+        {"P": {"Type": "Parallel", "Branches": [{"StartAt": "B", "States": {
+            "B": {"Type": "Pass", "OutputPath": "$.nope", "End": True}}}], "End": True}},
+        {},
+        _runtime("B", 4, "Invalid path '$.nope' : No results for path: $['nope']"),
+        "amazon-states-language-parallel-state.html: if a branch fails, the Parallel state "
+        "fails with its error. moto fails re-raising it ('Custom Error Names MUST NOT begin "
+        "with the prefix States.').",
+    ),
+    "string-output": Kept(
+        {"P": {"Type": "Pass", "Result": "text", "End": True}},
+        {},
+        Outcome("SUCCEEDED", "text", None, None),
+        "API reference, DescribeExecution: output is 'the JSON output data of the "
+        "execution' ('\"text\"'); moto answers the bare string (run_moto reads both).",
+    ),
+}  # fmt: skip
+
+
+def _moto_outcome(client: Any, case: Kept) -> Outcome | str:
+    definition = {"StartAt": next(iter(case.states)), "States": case.states}
+    try:
+        return run_moto(client, definition, case.data)
+    except Exception as err:  # moto refused the definition
+        return f"{type(err).__name__}: {err}"
+
+
+@pytest.mark.parametrize("case", MOTO_IS_WRONG.values(), ids=list(MOTO_IS_WRONG))
+def test_where_moto_is_wrong_local_gives_awss_result(sfn: Any, case: Kept) -> None:
+    definition = {"StartAt": next(iter(case.states)), "States": case.states}
+    assert run_local(definition, case.data) == case.aws, case.citation
+    if case.aws.output == "text":
+        return  # run_moto already accepts moto's unquoted string: nothing more to show
+    assert _moto_outcome(sfn, case) != case.aws, f"moto now agrees: drop this case ({case})"
