@@ -260,8 +260,10 @@ def put(data: Any, path: str, value: Any) -> Any:
         return value
     if any(s.kind not in ("key", "index") for s in steps):
         raise PathError(f"ResultPath {path!r} must be a reference path (no wildcard or slice)")
-    result = copy.deepcopy(data) if isinstance(data, dict | list) else {}
-    if not isinstance(result, dict) and steps[0].kind == "key":
+    result = copy.deepcopy(data)
+    if not isinstance(result, dict | list) or (
+        not isinstance(result, dict) and steps[0].kind == "key"
+    ):
         raise PathError(f"cannot apply ResultPath {path!r} to a non-object input")
     node: Any = result
     for i, step in enumerate(steps):
