@@ -321,6 +321,7 @@ def build_input(rnd: random.Random) -> dict[str, Any]:
     max_examples=EXAMPLES,
     deadline=None,
     derandomize=True,
+    database=None,  # derandomized: nothing to replay, and no .hypothesis/ in the tree
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(rnd=st.randoms(use_true_random=False))
