@@ -49,12 +49,17 @@ Features = np.ndarray | scipy.sparse.csr_matrix
 
 
 class ClientError(Exception):
-    """A request the server cannot answer because of the client; ``status`` is the HTTP code."""
+    """A request the server cannot answer because of the client; ``status`` is the HTTP code.
 
-    def __init__(self, status: int, message: str) -> None:
+    ``close``: the connection cannot serve another request after this answer (the body's
+    framing is broken or only partly read).
+    """
+
+    def __init__(self, status: int, message: str, *, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.close = close
 
 
 def media_type(header: str | None) -> str:
@@ -175,20 +180,58 @@ def _rows(value: Any) -> list[Any]:
 
 def _row(value: Any) -> Any:
     if isinstance(value, dict):
+        if "data" in value:  # SageMaker's common JSON format for dense features
+            return _common_format_values(value["data"])
         if "features" not in value:
-            raise ClientError(400, 'each JSON record object must have "features"')
+            raise ClientError(
+                400,
+                'each JSON record object must have "features" (a list of numbers) or '
+                '"data": {"features": {"values": [...]}}',
+            )
         return value["features"]
     return value
+
+
+def _common_format_values(data: Any) -> Any:
+    """``{"features": {"values": [...]}}``: the ``data`` of a record in SageMaker's common JSON
+    request format (dense; see the "Common Data Formats for Inference" page of the SageMaker
+    Developer Guide)."""
+    features = data.get("features") if isinstance(data, dict) else None
+    values = features.get("values") if isinstance(features, dict) else None
+    if values is None:
+        raise ClientError(400, 'a "data" record must be {"features": {"values": [numbers]}}')
+    if features.get("keys") is not None:
+        raise ClientError(
+            400,
+            'sparse "keys" in a JSON record are not supported: send the dense "values", '
+            "or use text/libsvm or application/x-recordio-protobuf for sparse records",
+        )
+    return values
 
 
 def _matrix(rows: list[Any]) -> np.ndarray:
     try:
         matrix = np.asarray(rows, dtype=np.float32)
+    except OverflowError:  # an integer beyond any float (a 400-digit literal)
+        where = _too_large(rows)
+        raise ClientError(400, f"a number in the records is too large: {where}") from None
     except (ValueError, TypeError, RecursionError) as exc:
         raise ClientError(400, f"records must be lists of numbers of one length: {exc}") from None
     if matrix.ndim != 2:
         raise ClientError(400, f"records must be flat lists of numbers (got {matrix.ndim}-D data)")
     return matrix
+
+
+def _too_large(rows: list[Any]) -> str:
+    """Where the first integer too large for a float is (record and position)."""
+    for i, row in enumerate(rows):
+        for j, v in enumerate(row if isinstance(row, list) else [row]):
+            if isinstance(v, int) and not isinstance(v, bool):
+                try:
+                    float(v)
+                except OverflowError:
+                    return f"record {i}, value {j} has {len(str(v))} digits"
+    return "an integer is beyond the float range"
 
 
 def _loads(text: bytes, what: str) -> Any:
