@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
-from mlstack_containers import recordio
+from mlstack_containers import model_io, recordio
 from mlstack_containers.serving import codecs
+
+from tests.serving.conftest import free_port
+from tests.training.test_training_model_permissions import drop_to_image_user, serve_command
 
 RECORDIO = "application/x-recordio-protobuf"
 CSV_LINE = b"37,82"
@@ -236,3 +245,38 @@ def test_sparse_keys_in_the_common_json_format_get_a_400_saying_what_to_send(ser
     resp = server.invoke(json.dumps(body).encode(), "application/json")
     assert resp.status == 400
     assert "text/libsvm" in resp.text
+
+
+# -- 7. a model the server cannot read -------------------------------------------------------
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_unreadable_model_stops_the_server_with_one_line_naming_file_and_reason(
+    trained, workers
+):
+    _, booster = trained
+    base = Path(tempfile.mkdtemp(prefix="mlstack-unreadable-"))
+    try:
+        base.chmod(0o755)
+        model_io.save_model(booster, base / "model")
+        (base / "model" / model_io.MODEL_FILENAME).chmod(0o600)  # root's only
+        env = {
+            **os.environ,
+            "SAGEMAKER_BASE_DIR": str(base),
+            "SAGEMAKER_BIND_TO_PORT": str(free_port()),
+            "MLSTACK_BIND_HOST": "127.0.0.1",
+            "MLSTACK_PYTHON": sys.executable,
+            "SAGEMAKER_MODEL_SERVER_WORKERS": workers,
+        }
+        done = subprocess.run(
+            [*drop_to_image_user(), *serve_command()], env=env, capture_output=True, timeout=60
+        )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    assert done.returncode != 0
+    lines = (done.stdout + done.stderr).decode().strip().splitlines()
+    model_file = base / "model" / model_io.MODEL_FILENAME
+    assert lines == [
+        f"serve: cannot load the model: cannot read model file {model_file}: Permission denied"
+    ]
