@@ -144,6 +144,7 @@ def parse_csv(body: bytes) -> np.ndarray:
     def load(**kwargs: Any) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
+            warnings.simplefilter("ignore", RuntimeWarning)  # 1e999: inf, as float() reads it
             return np.loadtxt(
                 io.BytesIO(body), delimiter=",", dtype=np.float32, ndmin=2, encoding=None, **kwargs
             )
@@ -211,7 +212,8 @@ def _common_format_values(data: Any) -> Any:
 
 def _matrix(rows: list[Any]) -> np.ndarray:
     try:
-        matrix = np.asarray(rows, dtype=np.float32)
+        with np.errstate(over="ignore"):  # 1e300 is inf in float32, as in a CSV request
+            matrix = np.asarray(rows, dtype=np.float32)
     except OverflowError:  # an integer beyond any float (a 400-digit literal)
         where = _too_large(rows)
         raise ClientError(400, f"a number in the records is too large: {where}") from None
@@ -472,6 +474,18 @@ def _format_matrix(v: np.ndarray, sep: np.ndarray | bytes) -> bytes:
     return out[out != 0].tobytes()[:-1]
 
 
+_JSON_NON_FINITE = {b"nan": b"NaN", b"inf": b"Infinity", b"-inf": b"-Infinity"}
+
+
+def _json_floats(values: np.ndarray) -> list[bytes]:
+    """:func:`format_floats` with a non-finite value written as Python's ``json`` writes and
+    reads it (``NaN``, ``Infinity``): ``nan`` and ``inf`` are not JSON at all."""
+    texts = format_floats(values)
+    if np.isfinite(values).all():
+        return texts
+    return [_JSON_NON_FINITE.get(t, t) for t in texts]
+
+
 def format_response(predictions: np.ndarray, accept: str, *, batch: bool) -> bytes:
     """Predictions (one per row, or a vector per row for multi-class) in the ``accept`` type.
 
@@ -490,10 +504,10 @@ def format_response(predictions: np.ndarray, accept: str, *, batch: bool) -> byt
         seps[:, -1] = ord("\n")
         return format_joined(preds, seps.ravel())
     if preds.ndim == 1:
-        items = format_floats(preds)
+        items = _json_floats(preds)
     else:
         width = preds.shape[1]
-        flat = format_floats(preds)
+        flat = _json_floats(preds)
         items = [b"[" + b", ".join(flat[i : i + width]) + b"]" for i in range(0, len(flat), width)]
     scores = [b'{"score": ' + item + b"}" for item in items]
     if accept == JSONLINES:
