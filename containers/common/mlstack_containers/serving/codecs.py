@@ -17,6 +17,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
+try:  # the CSV fast path (the inference image installs it; the reference parser is numpy's)
+    import pandas as _pandas
+except ImportError:  # pragma: no cover
+    _pandas = None
+
 from mlstack_containers import recordio
 
 CSV = "text/csv"
@@ -139,8 +144,37 @@ def parse_request(body: bytes, kind: str, num_features: int) -> Features:
 
 
 def parse_csv(body: bytes) -> np.ndarray:
-    """Numbers only, no header, one record per line; an empty field is a missing value."""
+    """Numbers only, no header, one record per line; an empty field is a missing value.
 
+    pandas' C parser when it reads the body as a rectangle of numbers (5-7x faster than
+    ``np.loadtxt`` on 6 MB batches, measured in bench/serving.py); otherwise ``np.loadtxt``,
+    the reference, decides: its result or its error message.
+    """
+    fast = _parse_csv_pandas(body)
+    return fast if fast is not None else _parse_csv_numpy(body)
+
+
+def _parse_csv_pandas(body: bytes) -> np.ndarray | None:
+    if _pandas is None:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # 1e999: inf, as np.loadtxt
+            frame = _pandas.read_csv(
+                io.BytesIO(body), header=None, dtype=np.float32, engine="c", skip_blank_lines=True
+            )
+        matrix = frame.to_numpy(np.float32)
+    except Exception:  # any doubt: np.loadtxt reads it or says what is wrong
+        return None
+    rows, width = matrix.shape
+    # pandas fills a short line with NaN: a rectangle has exactly (width - 1) commas a row.
+    # "#" starts a comment for np.loadtxt, not for pandas.
+    if rows == 0 or body.count(b",") != rows * (width - 1) or b"#" in body:
+        return None
+    return np.ascontiguousarray(matrix)
+
+
+def _parse_csv_numpy(body: bytes) -> np.ndarray:
     def load(**kwargs: Any) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
@@ -150,7 +184,6 @@ def parse_csv(body: bytes) -> np.ndarray:
             )
 
     try:
-        # numpy's C parser: the fastest CSV reader in the image (measured in bench/serving.py).
         return load()
     except ValueError as fast_error:
         try:
