@@ -41,7 +41,7 @@ from mlstack_containers import model_io
 from mlstack_containers.serving import codecs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving import free_port, load_average, wait_ready  # noqa: E402
+from serving import free_port, load_average, wait_ready
 
 REPO = Path(__file__).resolve().parents[1]
 SERVE = REPO / "containers" / "inference" / "serve"

@@ -116,7 +116,7 @@ def main() -> None:
         same = features.tobytes() == matrix.tobytes() and got_labels.tobytes() == labels.tobytes()
         figures[name] = seconds
         print(f"| {name} | {seconds * 1000:.1f} | {args.records / seconds:,.0f} | {same} |")
-    served, upb = list(figures.values())[0], list(figures.values())[2]
+    served, _, upb = figures.values()
     print()
     print(f"as served / upb: {upb / served:.1f}x faster; load average after: "
           f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}")  # fmt: skip
