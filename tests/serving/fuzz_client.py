@@ -245,6 +245,7 @@ class Connection:
         self.port = port
         self.timeout = timeout
         self.sock: socket.socket | None = None
+        self.previous = ""  # the request before, on this connection
 
     def close(self) -> None:
         if self.sock is not None:
@@ -255,6 +256,7 @@ class Connection:
         if request.shut_wr:
             self.close()  # a half-closed connection serves one request
         if self.sock is None:
+            self.previous = "(new connection)"
             self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
         tally.sent += 1
         try:
@@ -265,10 +267,11 @@ class Connection:
             resp.begin()
             resp.read()
         except (OSError, http.client.HTTPException) as exc:
-            tally.fail(f"{type(exc).__name__}: {exc} on {request.label}")
+            tally.fail(f"{type(exc).__name__}: {exc} on {request.label} after {self.previous}")
             self.close()
             return None
         tally.statuses[resp.status] += 1
+        self.previous = f"{request.label} answered {resp.status}"
         if resp.status >= 500:
             tally.fail(f"{resp.status} on {request.label}")
         if request.shut_wr or (resp.getheader("Connection") or "").lower() == "close":

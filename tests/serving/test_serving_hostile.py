@@ -174,6 +174,7 @@ def test_bad_chunked_framing_is_answered_promptly_with_a_4xx(
         ("/invocations", "text/csv", "application/xml", 406),
         ("/nope", "text/csv", "text/csv", 404),
         ("/ping", "text/csv", "text/csv", 405),
+        ("/execution-parameters", "text/csv", "text/csv", 200),
     ],
 )
 @pytest.mark.parametrize("size", [100 * 1024, 5 * 1024 * 1024])
@@ -193,6 +194,24 @@ def test_keep_alive_survives_an_early_error_with_a_large_unread_body(
         second = conn.getresponse()
         assert second.status == 200
         assert 0 < float(second.read()) < 0.5  # (37, 82) is below y = 3x + 5
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("path", ["/nope", "/ping", "/invocations"])
+def test_an_early_answer_to_a_body_over_the_limit_arrives_before_the_close(
+    server, pids_unchanged, path
+):
+    # The server reads what the client sends (up to 4x the limit) before it closes: the
+    # client, still sending, gets the answer instead of a broken pipe.
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        body = b"1,2\n" * (7 * 1024 * 1024 // 4)
+        conn.request("POST", path, body=body, headers={"Content-Type": "image/png"})
+        resp = conn.getresponse()
+        assert resp.status in (404, 405, 415)
+        assert resp.getheader("Connection") == "close"
+        assert resp.read()
     finally:
         conn.close()
 

@@ -162,16 +162,17 @@ class InferenceApp:
         except codecs.ClientError as exc:
             status, ctype, parts = exc.status, "text/plain; charset=utf-8", [exc.message.encode()]
             log.debug("client error %d: %s", exc.status, exc.message)
-            # The connection stays usable only when the whole body has been read: what the
-            # client sent beyond it would be taken for the next request.
-            if exc.close or not self._finish_body(environ):
+            if exc.close:
                 _close_after(start_response)
         except Exception as exc:  # the server's fault: answer 500, keep the worker
             log.exception("error while handling %s %s", method, path)
             status, ctype = 500, "text/plain; charset=utf-8"
             parts = [f"server error: {exc}".encode()]
-            if not self._finish_body(environ):
-                _close_after(start_response)
+        # The connection stays usable only when the whole body has been read (an answer
+        # given before reading it: an error, /ping or /execution-parameters with a body):
+        # what the client sent beyond it would be taken for the next request.
+        if not environ.get(_BODY_READ) and not self._finish_body(environ):
+            _close_after(start_response)
         length = sum(map(len, parts))
         headers += [("Content-Type", ctype), ("Content-Length", str(length))]
         start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
@@ -294,12 +295,18 @@ class InferenceApp:
         if environ.get(_BODY_READ):
             return True
         environ[_BODY_READ] = True
+        raw_length = environ.get("CONTENT_LENGTH") or ""
+        if raw_length in ("", "0") and "HTTP_TRANSFER_ENCODING" not in environ:
+            return True  # no body (every GET /ping)
         try:
             length = _content_length(environ)
         except codecs.ClientError:
             return False
         limit = self.config.max_payload_bytes
         if length is not None and length > limit:
+            # Too much to keep the connection for, but read (some of) it so that the client,
+            # still sending, receives the answer rather than a reset.
+            self._drain(environ, length)
             return False
         try:
             with _read_timeout(environ, self.config.body_timeout):
