@@ -114,7 +114,8 @@ def main() -> int:
     print(f"worker PIDs unchanged: {same_workers}; /ping after: {ping}; prediction after: "
           f"{answer.status} {answer.body == expected}")  # fmt: skip
     print(f"RSS (master + workers): start {rss[0] / 1024:.1f} MiB, peak {max(rss) / 1024:.1f} "
-          f"MiB, end {rss[-1] / 1024:.1f} MiB")  # fmt: skip
+          f"MiB, end {rss[-1] / 1024:.1f} MiB; every 5 s (MiB): "
+          f"{', '.join(f'{v / 1024:.0f}' for v in rss[::5])}")  # fmt: skip
     for line in tally.failures[:10] + wrong[:10]:
         print("  ", line)
     ok = not tally.failures and not wrong and same_workers and ping == 200
