@@ -148,6 +148,7 @@ CHUNKED = "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n" 
         (b"a\r\n37,82\r\n0\r\n\r\n", True, 400),  # 10 bytes announced, 5 + the end sent
         (b"5\r\n37,82\r\n0\r\nTrailer: x\r\n", True, 400),  # trailer section never ends
         (b"5\r\n37,82\r\n0\r\nbad trailer\r\n\r\n", False, 400),
+        (b"5\r\n37,82\r\n0\r\nTrailer: x\r\n\r\n", False, 400),  # a forbidden trailer field
         (b"5\r\n37,82XX0\r\n\r\n", False, 400),  # no CRLF after the chunk
         (b"ffffffffffffffff\r\n37,82", False, 413),
         (b"7fffffff\r\n37,82", False, 413),
