@@ -242,6 +242,16 @@ def test_a_malformed_content_length_is_a_400(server, pids_unchanged, value):
     assert status == 400
 
 
+@pytest.mark.parametrize("value", ["abc", "-1"])
+def test_gunicorns_own_400_for_a_malformed_content_length_reaches_a_client_still_sending(
+    server, pids_unchanged, value
+):
+    head = f"POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\nContent-Length: {value}"
+    status, headers, _ = post_raw(server.port, head, b"1,2\n" * (2 * 1024 * 1024), shut_wr=True)
+    assert status == 400
+    assert headers.get("connection") == "close"
+
+
 # -- SageMaker's common JSON format ------------------------------------------------------------
 
 

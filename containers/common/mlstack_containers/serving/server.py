@@ -22,6 +22,7 @@ import traceback
 from typing import Any
 
 import gunicorn.http.message
+import gunicorn.util
 import numpy as np
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
@@ -117,6 +118,24 @@ def bound_chunks(limit: int) -> None:
     gunicorn.http.message.ChunkedReader = BoundedChunkedReader  # type: ignore[attr-defined]
 
 
+_close_graceful = gunicorn.util.close_graceful
+
+
+def linger_on_close(limit: int) -> None:
+    """Let gunicorn's lingering close read up to ``limit`` bytes (its default: 64 KiB).
+
+    gunicorn answers a request it cannot parse (a malformed ``Content-Length``, a bad header)
+    itself, then half-closes and reads what the client still sends before closing, so that the
+    client gets the 400 rather than a reset; past 64 KiB it closes with unread data, which
+    resets the connection. Here it reads up to the payload limit's drain (within its own 2 s).
+    """
+
+    def close_graceful(sock: Any, timeout: float = 2.0, max_drain: int = 65536) -> None:
+        _close_graceful(sock, timeout=timeout, max_drain=max(max_drain, limit))
+
+    gunicorn.util.close_graceful = close_graceful
+
+
 WORKER_CLASSES = {"gthread": f"{__name__}.BalancedThreadWorker", "sync": "sync"}
 
 
@@ -152,6 +171,7 @@ class Server(BaseApplication):  # type: ignore[misc]
     def load(self) -> InferenceApp:
         """Runs in each worker process, after the fork."""
         bound_chunks(self.config.max_payload_bytes)
+        linger_on_close(4 * self.config.max_payload_bytes)
         started = time.monotonic()
         try:
             predictor = Predictor.load(self.config)
