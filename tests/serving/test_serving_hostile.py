@@ -19,7 +19,7 @@ import pytest
 from mlstack_containers import model_io, recordio
 from mlstack_containers.serving import codecs
 
-from tests.serving.conftest import free_port
+from tests.serving.conftest import free_port, start_serve, stop_serve
 from tests.training.test_training_model_permissions import drop_to_image_user, serve_command
 
 RECORDIO = "application/x-recordio-protobuf"
@@ -310,3 +310,26 @@ def test_an_unreadable_model_stops_the_server_with_one_line_naming_file_and_reas
     assert lines == [
         f"serve: cannot load the model: cannot read model file {model_file}: Permission denied"
     ]
+
+
+# -- a client that stops sending -------------------------------------------------------------
+
+
+def test_a_client_that_stops_sending_its_body_gets_a_408_and_frees_the_thread(trained):
+    base, booster = trained
+    server = start_serve(
+        base, booster, SAGEMAKER_MODEL_SERVER_WORKERS="1", MLSTACK_BODY_TIMEOUT="1"
+    )
+    try:
+        for head, body in (
+            ("POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\nContent-Length: 100", b"1,2"),
+            (CHUNKED, b"a\r\n37,82\r\n0\r\n\r\n"),  # 10 bytes announced: waits for 1 more
+        ):
+            started = time.monotonic()
+            status, headers, text = post_raw(server.port, head, body)  # the socket stays open
+            assert status == 408, text
+            assert headers.get("connection") == "close"
+            assert time.monotonic() - started < 5
+        assert server.invoke(CSV_LINE, "text/csv").status == 200
+    finally:
+        stop_serve(server)
