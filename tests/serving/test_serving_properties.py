@@ -276,9 +276,12 @@ def test_the_pandas_csv_fast_path_reads_exactly_what_np_loadtxt_reads(matrix, fm
 
 
 @FAST
-@given(rows=st.lists(st.lists(number_text, min_size=0, max_size=4), min_size=1, max_size=5))
-def test_the_csv_fast_path_never_accepts_what_np_loadtxt_rejects_differently(rows):
-    body = "\n".join(",".join(r) for r in rows).encode()
+@given(
+    rows=st.lists(st.lists(number_text, min_size=0, max_size=4), min_size=1, max_size=5),
+    newline=st.sampled_from(["\n", "\r\n", "\r"]),
+)
+def test_the_csv_fast_path_never_accepts_what_np_loadtxt_rejects_differently(rows, newline):
+    body = newline.join(",".join(r) for r in rows).encode()
     fast = codecs._parse_csv_pandas(body)
     if fast is None:
         return
