@@ -166,7 +166,9 @@ def _parse_csv_pandas(body: bytes) -> np.ndarray | None:
     # Where pandas and np.loadtxt read differently, np.loadtxt decides: whitespace (pandas
     # skips a line of spaces, np.loadtxt reads it as a record of missing values) and a lone
     # CR (a line end for pandas only). Each check is a memchr-speed scan (~0.5 ms for 6 MB).
-    if any(c in body for c in _PANDAS_DIFFERS) or body.count(b"\r") != body.count(b"\r\n"):
+    if any(c in body for c in _PANDAS_DIFFERS):
+        return None
+    if b"\r" in body and body.count(b"\r") != body.count(b"\r\n"):  # count: ~8 ms for 6 MB
         return None
     try:
         with warnings.catch_warnings():
@@ -178,9 +180,11 @@ def _parse_csv_pandas(body: bytes) -> np.ndarray | None:
     except Exception:  # any doubt: np.loadtxt reads it or says what is wrong
         return None
     rows, width = matrix.shape
+    if rows == 0 or b"#" in body:  # "#" starts a comment for np.loadtxt, not for pandas
+        return None
     # pandas fills a short line with NaN: a rectangle has exactly (width - 1) commas a row.
-    # "#" starts a comment for np.loadtxt, not for pandas.
-    if rows == 0 or body.count(b",") != rows * (width - 1) or b"#" in body:
+    # A short line leaves a NaN in the last column, so without one there is no need to count.
+    if np.isnan(matrix[:, -1]).any() and body.count(b",") != rows * (width - 1):
         return None
     return np.ascontiguousarray(matrix)
 
