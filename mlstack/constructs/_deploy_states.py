@@ -53,7 +53,7 @@ _COMPARE = {
 def deploy_states(
     scope: Construct,
     deploy: DeployStage,
-    p: StateBuilder,
+    builder: StateBuilder,
     *,
     endpoint_name: str,
     key: kms.IKey,
@@ -66,7 +66,7 @@ def deploy_states(
     The states are created in ``scope`` (the workflow), so their IDs are the state names.
     """
     return _DeployStates(
-        scope, deploy, p, endpoint_name, key, rollback_alarms, report_results, notify_failure
+        scope, deploy, builder, endpoint_name, key, rollback_alarms, report_results, notify_failure
     ).build()
 
 
@@ -75,7 +75,7 @@ class _DeployStates:
         self,
         scope: Construct,
         deploy: DeployStage,
-        p: StateBuilder,
+        builder: StateBuilder,
         endpoint_name: str,
         key: kms.IKey,
         rollback_alarms: Sequence[cw.Alarm],
@@ -84,7 +84,7 @@ class _DeployStates:
     ) -> None:
         self.scope = scope
         self.deploy = deploy
-        self.p = p
+        self.builder = builder
         self.name = endpoint_name
         self.key = key
         self.rollback_alarms = rollback_alarms
@@ -168,7 +168,7 @@ class _DeployStates:
                 **body,
             },
         )
-        self.p.retry_sagemaker(state, sdk=resource.startswith("aws-sdk:"))
+        self.builder.retry_sagemaker(state, sdk=resource.startswith("aws-sdk:"))
         state.add_catch(self.notify_failure, errors=["States.ALL"], result_path="$.error")
         return state
 
@@ -220,7 +220,7 @@ class _DeployStates:
                 "ResultPath": "$.endpoint",
             },
         )
-        self.p.retry_sagemaker(describe, sdk=True)
+        self.builder.retry_sagemaker(describe, sdk=True)
         missing = sfn.Choice(
             self.scope, ENDPOINT_MISSING, comment="DescribeEndpoint fails for an absent endpoint."
         )
@@ -247,7 +247,7 @@ class _DeployStates:
         rest = round(1 - share, 6)
         # The live configuration is named '<model name>-<retry>' (see below): its model is
         # the configuration name without its last dash-separated part.
-        prefix = self.p.name_prefix
+        prefix = self.builder.name_prefix
         parts = "States.StringSplit($.endpoint.EndpointConfigName, '-')"
         first = prefix.count("-") + 1
         current_model = (
@@ -295,7 +295,7 @@ class _DeployStates:
                         if has_local_storage(self.deploy.instance_type)
                         else {"KmsKeyId": self.key.key_arn}
                     ),
-                    "Tags": self.p.tags(),
+                    "Tags": self.builder.tags(),
                 },
                 "ResultSelector": {
                     "EndpointConfigArn.$": "$.EndpointConfigArn",
@@ -315,7 +315,7 @@ class _DeployStates:
                 "Parameters": {
                     "EndpointName": self.name,
                     "EndpointConfigName.$": "$.endpoint_config.EndpointConfigName",
-                    "Tags": self.p.tags(),
+                    "Tags": self.builder.tags(),
                 },
                 "ResultPath": "$.endpoint_request",
             },
