@@ -13,28 +13,29 @@ from constructs import Construct
 
 from mlstack.constructs._state_builder import StateBuilder
 from mlstack.constructs.instance_storage import has_local_storage
+from mlstack.constructs.state_names import (
+    CHECK_ENDPOINT,
+    COUNT_ENDPOINT_CHECK,
+    CREATE_ENDPOINT,
+    CREATE_ENDPOINT_CONFIG,
+    DEPLOYMENT_ROLLED_BACK,
+    DESCRIBE_ENDPOINT,
+    ENDPOINT_EXISTS,
+    ENDPOINT_FAILED,
+    ENDPOINT_MISSING,
+    ENDPOINT_NOT_IN_SERVICE,
+    ENDPOINT_READY,
+    ENDPOINT_WAIT_TIMED_OUT,
+    PLAN_ENDPOINT_UPDATE,
+    PLAN_NEW_ENDPOINT,
+    QUALITY_GATE,
+    READ_METRIC,
+    REJECT_MODEL,
+    START_ENDPOINT_WAIT,
+    UPDATE_ENDPOINT,
+    WAIT_FOR_ENDPOINT,
+)
 from mlstack.constructs.workflow_options import DeployStage
-
-READ_METRIC = "Read validation metric"
-QUALITY_GATE = "Quality gate"
-REJECT_MODEL = "Reject model"
-DESCRIBE_ENDPOINT = "Describe endpoint"
-ENDPOINT_MISSING = "Is endpoint missing?"
-PLAN_NEW_ENDPOINT = "Plan new endpoint"
-PLAN_ENDPOINT_UPDATE = "Plan endpoint update"
-CREATE_ENDPOINT_CONFIG = "Create endpoint config"
-ENDPOINT_EXISTS = "Endpoint exists?"
-CREATE_ENDPOINT = "Create endpoint"
-UPDATE_ENDPOINT = "Update endpoint"
-START_ENDPOINT_WAIT = "Start endpoint wait"
-WAIT_FOR_ENDPOINT = "Wait for endpoint"
-CHECK_ENDPOINT = "Check endpoint status"
-ENDPOINT_READY = "Endpoint ready?"
-COUNT_ENDPOINT_CHECK = "Count endpoint check"
-ENDPOINT_FAILED = "Endpoint failed"
-ENDPOINT_NOT_IN_SERVICE = "Endpoint not in service"
-DEPLOYMENT_ROLLED_BACK = "Deployment rolled back"
-ENDPOINT_WAIT_TIMED_OUT = "Endpoint wait timed out"
 
 COMPARISON_SYMBOLS = {
     "less_than": "<",

@@ -21,32 +21,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 from pydantic import ValidationError
 
-from mlstack.constructs._deploy_states import (
-    CHECK_ENDPOINT,
-    COMPARISON_SYMBOLS,
-    COUNT_ENDPOINT_CHECK,
-    CREATE_ENDPOINT,
-    CREATE_ENDPOINT_CONFIG,
-    DEPLOYMENT_ROLLED_BACK,
-    DESCRIBE_ENDPOINT,
-    ENDPOINT_EXISTS,
-    ENDPOINT_FAILED,
-    ENDPOINT_MISSING,
-    ENDPOINT_NOT_IN_SERVICE,
-    ENDPOINT_READY,
-    ENDPOINT_WAIT_TIMED_OUT,
-    PLAN_ENDPOINT_UPDATE,
-    PLAN_NEW_ENDPOINT,
-    QUALITY_GATE,
-    READ_METRIC,
-    REJECT_MODEL,
-    START_ENDPOINT_WAIT,
-    UPDATE_ENDPOINT,
-    WAIT_FOR_ENDPOINT,
-    deploy_states,
-)
+from mlstack.constructs._deploy_states import deploy_states
 from mlstack.constructs._nag import acknowledge, default_policy
-from mlstack.constructs._state_builder import SAGEMAKER_TRANSIENT_ERRORS
 from mlstack.constructs._state_builder import StateBuilder as _StateBuilder
 from mlstack.constructs.endpoint_cleanup import EndpointCleanup
 from mlstack.constructs.input_validator import InputValidator
@@ -65,6 +41,30 @@ from mlstack.constructs.roles import (
     sagemaker_arn,
     validate_name_prefix,
 )
+from mlstack.constructs.state_names import (
+    APPLY_OVERRIDES,
+    BATCH_TRANSFORM,
+    GENERATE_DATASET,
+    INPUT_VALID,
+    INVALID_EXECUTION_INPUT,
+    LOAD_DEFAULTS,
+    NOTIFY_FAILURE,
+    READ_BEST_TRAINING_JOB,
+    REJECT_INPUT,
+    REPORT_RESULTS,
+    SAVE_MODEL,
+    TRAIN_MODEL,
+    TRAIN_ON_ENCRYPTED_VOLUME,
+    TRAIN_ON_INSTANCE_STORAGE,
+    TRAINING_STORAGE,
+    TRANSFORM_ON_ENCRYPTED_VOLUME,
+    TRANSFORM_ON_INSTANCE_STORAGE,
+    TRANSFORM_STORAGE,
+    TUNE_MODEL,
+    TUNE_OR_TRAIN,
+    VALIDATE_INPUT,
+    WORKFLOW_FAILED,
+)
 from mlstack.constructs.workflow_options import DeployStage, HyperparameterTuning
 from mlstack.rules import (
     CORE_INPUT_KEYS,
@@ -74,67 +74,7 @@ from mlstack.rules import (
     execution_input_schema,
 )
 
-# The deploy stage's names live in _deploy_states; they are listed here so that every name of
-# this module's contract stays importable from it.
-__all__ = [
-    "APPLY_OVERRIDES",
-    "BATCH_TRANSFORM",
-    "CHECK_ENDPOINT",
-    "COMPARISON_SYMBOLS",
-    "COUNT_ENDPOINT_CHECK",
-    "CREATE_ENDPOINT",
-    "CREATE_ENDPOINT_CONFIG",
-    "DEFAULT_MAX_RUNTIME",
-    "DEFAULT_TIMEOUT",
-    "DEPLOYMENT_ROLLED_BACK",
-    "DESCRIBE_ENDPOINT",
-    "ENDPOINT_EXISTS",
-    "ENDPOINT_FAILED",
-    "ENDPOINT_MISSING",
-    "ENDPOINT_NOT_IN_SERVICE",
-    "ENDPOINT_READY",
-    "ENDPOINT_WAIT_TIMED_OUT",
-    "GENERATE_DATASET",
-    "INPUT_VALID",
-    "INVALID_EXECUTION_INPUT",
-    "LAMBDA_TRANSIENT_ERRORS",
-    "LOAD_DEFAULTS",
-    "MAX_REDRIVE_DIGITS",
-    "NOTIFY_FAILURE",
-    "PLAN_ENDPOINT_UPDATE",
-    "PLAN_NEW_ENDPOINT",
-    "QUALITY_GATE",
-    "READ_BEST_TRAINING_JOB",
-    "READ_METRIC",
-    "REJECT_INPUT",
-    "REJECT_MODEL",
-    "REPORT_RESULTS",
-    "RUN_ID_LENGTH",
-    "SAGEMAKER_NAME_LIMIT",
-    "SAGEMAKER_TRANSIENT_ERRORS",
-    "SAVE_MODEL",
-    "SNS_TRANSIENT_ERRORS",
-    "START_ENDPOINT_WAIT",
-    "TRAINING_RESOURCES",
-    "TRAINING_STORAGE",
-    "TRAIN_MODEL",
-    "TRAIN_ON_ENCRYPTED_VOLUME",
-    "TRAIN_ON_INSTANCE_STORAGE",
-    "TRANSFORM_ON_ENCRYPTED_VOLUME",
-    "TRANSFORM_ON_INSTANCE_STORAGE",
-    "TRANSFORM_RESOURCES",
-    "TRANSFORM_STORAGE",
-    "TUNE_MODEL",
-    "TUNE_OR_TRAIN",
-    "TUNING_JOB_NAME_LIMIT",
-    "TUNING_SUFFIX_LENGTH",
-    "UPDATE_ENDPOINT",
-    "VALIDATE_INPUT",
-    "WAIT_FOR_ENDPOINT",
-    "WORKFLOW_FAILED",
-    "TrainingWorkflow",
-    "WorkflowDefaults",
-]
+__all__ = ["DEFAULT_MAX_RUNTIME", "DEFAULT_TIMEOUT", "TrainingWorkflow", "WorkflowDefaults"]
 
 SAGEMAKER_NAME_LIMIT = 63
 TUNING_JOB_NAME_LIMIT = 32  # HyperParameterTuningJobName is shorter than other SageMaker names
@@ -159,37 +99,8 @@ SNS_TRANSIENT_ERRORS = [
 # Static hyperparameters: the defaults, overridden key by key by the execution input.
 _HYPERPARAMETERS = "States.JsonMerge($.default_hyperparameters, $.args.hyperparameters, false)"
 
-# The names of the states, in order; part of the definition's contract with its readers.
-VALIDATE_INPUT = "Validate input"
-INPUT_VALID = "Input valid?"
-REJECT_INPUT = "Reject input"
-LOAD_DEFAULTS = "Load defaults"
-APPLY_OVERRIDES = "Apply overrides"
-GENERATE_DATASET = "Generate dataset"
-TRAIN_MODEL = "Train model"
-SAVE_MODEL = "Save model"
-BATCH_TRANSFORM = "Batch transform"
-REPORT_RESULTS = "Report results"
-# The optional tuning path (a Choice before Train model).
-TUNE_OR_TRAIN = "Tune hyperparameters?"
-TUNE_MODEL = "Tune model"
-READ_BEST_TRAINING_JOB = "Read best training job"
-# The optional deploy stage, between Batch transform and Report results: its state names
-# (READ_METRIC ... ENDPOINT_WAIT_TIMED_OUT) are defined in _deploy_states.
-# Between Apply overrides and Generate dataset: the job resources, with a volume KMS key only
-# for instance types without local NVMe storage (the input may pick either kind).
-TRAINING_STORAGE = "Training instance storage?"
-TRAIN_ON_INSTANCE_STORAGE = "Train on instance storage"
-TRAIN_ON_ENCRYPTED_VOLUME = "Train on encrypted volume"
-TRANSFORM_STORAGE = "Transform instance storage?"
-TRANSFORM_ON_INSTANCE_STORAGE = "Transform on instance storage"
-TRANSFORM_ON_ENCRYPTED_VOLUME = "Transform on encrypted volume"
 TRAINING_RESOURCES = "$.resources.training"
 TRANSFORM_RESOURCES = "$.resources.transform"
-NOTIFY_FAILURE = "Notify failure"
-WORKFLOW_FAILED = "Workflow failed"
-# The error of an execution whose input the workflow refuses.
-INVALID_EXECUTION_INPUT = "InvalidExecutionInput"
 
 
 @dataclass(frozen=True)
