@@ -241,6 +241,17 @@ class WorkloadNetwork(Construct):
                     group, HTTPS, f"HTTPS from {group.node.id}"
                 )
 
+    def grant_sagemaker(self, role: iam.IRole) -> None:
+        """Give ``role`` (the execution role of jobs and models) the network-interface
+        permissions SageMaker documents for VPC mode, in the training and inference groups."""
+        groups = {
+            g.node.path: g
+            for g in (*self.training.security_groups, *self.inference.security_groups)
+        }
+        Placement(self.vpc, self.training.subnets, list(groups.values())).grant_network_interfaces(
+            role, service="sagemaker"
+        )
+
     def _group(self, id: str, description: str) -> ec2.SecurityGroup:
         group = ec2.SecurityGroup(
             self, id, vpc=self.vpc, description=description, allow_all_outbound=False

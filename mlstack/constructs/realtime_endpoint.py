@@ -22,6 +22,7 @@ from mlstack.constructs.instance_storage import has_local_storage
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.model_images import ModelImage
 from mlstack.constructs.monitoring import variant_metric
+from mlstack.constructs.network import Placement
 from mlstack.constructs.roles import allow_sagemaker_metrics
 from mlstack.rules import INSTANCE_TYPE_PATTERN, NAME_PATTERN, SERVERLESS_MEMORY_SIZES
 
@@ -164,7 +165,9 @@ class RealtimeEndpoint(Construct):
     points the endpoint at it, so the endpoint (named ``endpoint_name``, or by CloudFormation
     when None) keeps its name. Without ``role`` a role is created that may read only the
     artifacts, use ``key``, pull only ``image``, write the endpoint's logs and its capture/async
-    prefixes, and publish to its topics.
+    prefixes, and publish to its topics. ``placement`` (a ``WorkloadNetwork``'s ``inference``)
+    gives every model a ``VpcConfig`` in those subnets and security groups and the created role
+    the network-interface permissions SageMaker documents for VPC mode.
 
     Attributes: ``model`` (the default variant's), ``models`` (by variant), ``endpoint_config``,
     ``endpoint``, ``role``, ``endpoint_name``, ``variants``, ``scalable_targets`` (by variant),
@@ -194,8 +197,10 @@ class RealtimeEndpoint(Construct):
         async_inference: AsyncInference | None = None,
         output_bucket: s3.IBucket | None = None,
         layout: BucketLayout | None = None,
+        placement: Placement | None = None,
     ) -> None:
         super().__init__(scope, id)
+        self._placement = placement
         if variants is None:
             variants = [
                 EndpointVariant(
@@ -230,6 +235,9 @@ class RealtimeEndpoint(Construct):
                 endpoint_name=endpoint_name,
             )
         )
+        if placement is not None:
+            # SageMaker attaches the endpoint's instances to the VPC as this role.
+            placement.grant_network_interfaces(self.role, service="sagemaker")
         self.model, self.models = self._models(
             image, model_data_bucket, model_data_key, network_isolation
         )
@@ -368,6 +376,12 @@ class RealtimeEndpoint(Construct):
                     mode="SingleModel",
                 ),
                 enable_network_isolation=network_isolation,
+                vpc_config=sagemaker.CfnModel.VpcConfigProperty(
+                    security_group_ids=self._placement.security_group_ids,
+                    subnets=self._placement.subnet_ids,
+                )
+                if self._placement is not None
+                else None,
             )
             # The model is validated on creation: its role must already carry its policy.
             model.node.add_dependency(self.role)

@@ -279,6 +279,8 @@ class RecordingDispatcher:
             key = p.get("ResourceConfig", {}).get("VolumeKmsKeyId")
             if key:
                 log.volume_key(role, key, why)
+            if p.get("VpcConfig"):
+                network_interfaces(log, role, p["VpcConfig"], "sagemaker", why)
         elif action == "createTransformJob":
             model = self.models.get(str(p["ModelName"]).lower(), {})
             role, name = (
@@ -297,6 +299,8 @@ class RecordingDispatcher:
             key = p.get("TransformResources", {}).get("VolumeKmsKeyId")
             if key:
                 log.volume_key(role, key, why)
+            if model.get("VpcConfig"):
+                network_interfaces(log, role, model["VpcConfig"], "sagemaker", why)
         elif action in ("createEndpoint", "updateEndpoint"):
             name = str(p["EndpointName"])
             config = self.configs.get(str(p["EndpointConfigName"]).lower(), {})
@@ -312,6 +316,8 @@ class RecordingDispatcher:
                     "/aws/sagemaker/Endpoints",
                     why,
                 )
+                if model.get("VpcConfig"):
+                    network_interfaces(log, role, model["VpcConfig"], "sagemaker", why)
             alarms = p.get("DeploymentConfig", {}).get("AutoRollbackConfiguration", {})
             for alarm in alarms.get("Alarms", []):
                 # "Auto-Rollback Configuration and Monitoring": the execution role reads them.
@@ -479,7 +485,7 @@ def resource_calls(log: CallLog) -> None:
             elif kind == "AWS::Lambda::Function" and props.get("VpcConfig"):
                 role = str(r.resolve(stack, props["Role"]))
                 vpc = r.resolve(stack, props["VpcConfig"])
-                network_interfaces(log, role, vpc, stack, "lambda", f"function {lid} in a VPC")
+                network_interfaces(log, role, vpc, "lambda", f"function {lid} in a VPC")
             elif kind == "AWS::CloudWatch::Alarm":
                 alarm = log.arn("cloudwatch", f"alarm:{r.name(stack, lid)}")
                 for action in r.resolve(stack, props.get("AlarmActions", [])):
@@ -556,13 +562,13 @@ ENI_CALLS = {
 
 
 def network_interfaces(
-    log: CallLog, role: str, vpc_config: Mapping[str, Any], stack: str, service: str, why: str
+    log: CallLog, role: str, vpc_config: Mapping[str, Any], service: str, why: str
 ) -> None:
     """The EC2 calls ``service`` makes as ``role`` to attach to the subnets and security groups
     of ``vpc_config`` (a Lambda ``VpcConfig`` or SageMaker's, resolved)."""
     subnets = [str(s) for s in vpc_config.get("SubnetIds", vpc_config.get("Subnets", []))]
     groups = [str(g) for g in vpc_config.get("SecurityGroupIds", [])]
-    vpc = _vpc_of(log, stack, subnets)
+    vpc = _vpc_of(log, subnets)
     interface = log.arn("ec2", "network-interface/eni-0123456789abcdef0")
     log.record(role, "ec2:CreateNetworkInterface", interface, why)
     for subnet in subnets:
@@ -579,11 +585,12 @@ def network_interfaces(
         log.record(role, action, "*", why)
 
 
-def _vpc_of(log: CallLog, stack: str, subnets: list[str]) -> str | None:
+def _vpc_of(log: CallLog, subnets: list[str]) -> str | None:
     r = log.resolver
-    for lid, resource in log.assembly.templates[stack].get("Resources", {}).items():
-        if resource["Type"] == "AWS::EC2::Subnet" and r.ref(stack, lid) in subnets:
-            return str(r.resolve(stack, resource["Properties"]["VpcId"]))
+    for stack, template in log.assembly.templates.items():
+        for lid, resource in template.get("Resources", {}).items():
+            if resource["Type"] == "AWS::EC2::Subnet" and r.ref(stack, lid) in subnets:
+                return str(r.resolve(stack, resource["Properties"]["VpcId"]))
     return None
 
 

@@ -147,6 +147,12 @@ def run(options: RunOptions, reporter: Reporter) -> RunReport:
         ("Synthesize" if assembly.synthesized else "Read assembly", time.perf_counter() - t)
     )
     reporter.info(f"{options.environment}: state machine definition {how}")
+    if "VpcConfig" in json.dumps(assembly.definition):
+        # The config's network section was validated when the app was synthesized.
+        reporter.info(
+            "network isolation (the VpcConfig of jobs and models) is ignored locally: "
+            "jobs, models and functions run as local processes"
+        )
 
     t = time.perf_counter()
     s3 = EmbeddedS3(assembly.region)

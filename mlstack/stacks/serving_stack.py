@@ -18,6 +18,7 @@ from mlstack.constructs import (
     RealtimeEndpoint,
     ServerlessInference,
     VariantAutoscaling,
+    WorkloadNetwork,
 )
 from mlstack.constructs._nag import acknowledge_inline_policy
 from mlstack.constructs.model_images import CONTAINERS_DIR
@@ -111,6 +112,7 @@ class ServingStack(Stack):
         *,
         config: EnvironmentConfig,
         data: DataBucket,
+        network: WorkloadNetwork | None = None,
         **kwargs: Any,
     ):
         super().__init__(
@@ -177,6 +179,8 @@ class ServingStack(Stack):
             else None,
             output_bucket=data.bucket,
             layout=data.layout,
+            # A serverless endpoint has no VPC configuration of its own.
+            placement=network.inference if network and not config.endpoint.serverless else None,
         )
         acknowledge_inline_policy(self.endpoint.role)
         CfnOutput(self, "EndpointName", value=self.endpoint.endpoint_name)

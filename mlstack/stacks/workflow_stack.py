@@ -226,6 +226,8 @@ class WorkflowStack(Stack):
             tuning=hyperparameter_tuning(config),
             deploy=deploy_stage(config),
             max_rows=config.dataset.max_rows,
+            network=self.network,
+            validator_reserved_concurrency=config.workflow.lambda_reserved_concurrency,
         )
         self.schedule: RetrainingSchedule | None = None
         if config.schedule is not None:
