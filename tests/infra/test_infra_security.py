@@ -179,3 +179,175 @@ def test_prod_seeder_runs_in_the_isolated_subnets(synthesized: SynthesizedApp) -
     config = template["Resources"]["Seeder6BEE5FF8"]["Properties"]["VpcConfig"]
     subnets = set(resources_of(template, "AWS::EC2::Subnet"))
     assert {s["Ref"] for s in config["SubnetIds"]} == subnets
+
+
+def _definition(synthesized: SynthesizedApp, env: str) -> dict[str, Any]:
+    from tests.infra.conftest import state_machine_definition
+
+    return state_machine_definition(synthesized.json(env, "workflow"))
+
+
+def _group_id(template: dict[str, Any], name: str) -> str:
+    (logical_id,) = [
+        k
+        for k, v in resources_of(template, "AWS::EC2::SecurityGroup").items()
+        if k.startswith(f"Network{name}")
+    ]
+    return logical_id
+
+
+def test_prod_training_runs_in_the_vpc_with_encrypted_inter_host_traffic(
+    synthesized: SynthesizedApp,
+) -> None:
+    from mlstack.constructs.state_names import SAVE_MODEL, TRAIN_MODEL, TUNE_MODEL
+
+    states = _definition(synthesized, "prod")["States"]
+    flat = json.dumps(states)
+    train = next(s for s in _walk(states) if _is(s, TRAIN_MODEL))
+    parameters = train["Parameters"]
+    assert parameters["EnableInterContainerTrafficEncryption"] is True
+    assert parameters["EnableNetworkIsolation"] is True
+    assert set(parameters["VpcConfig"]) == {"SecurityGroupIds", "Subnets"}
+    assert len(parameters["VpcConfig"]["Subnets"]) == 2
+    assert "networktraining" in json.dumps(parameters["VpcConfig"]["SecurityGroupIds"])
+    tune = next((s for s in _walk(states) if _is(s, TUNE_MODEL)), None)
+    if tune is not None:
+        definition = tune["Parameters"]["TrainingJobDefinition"]
+        assert definition["VpcConfig"] == parameters["VpcConfig"]
+        assert definition["EnableInterContainerTrafficEncryption"] is True
+    model = next(s for s in _walk(states) if _is(s, SAVE_MODEL))["Parameters"]
+    assert "networkinference" in json.dumps(model["VpcConfig"]["SecurityGroupIds"])
+    assert model["EnableNetworkIsolation"] is True
+    assert "VpcConfig" not in json.dumps(_definition(synthesized, "dev"))
+    assert flat.count('"VpcConfig"') >= 2
+
+
+def _walk(states: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every state, nested ones included, each tagged with its name."""
+    found = []
+    for name, state in states.items():
+        tagged = {**state, "__name": name}
+        found.append(tagged)
+        for branch in state.get("Branches", []):
+            found += _walk(branch["States"])
+        if "Iterator" in state:
+            found += _walk(state["Iterator"]["States"])
+        if "ItemProcessor" in state:
+            found += _walk(state["ItemProcessor"]["States"])
+    return found
+
+
+def _is(state: dict[str, Any], name: str) -> bool:
+    return bool(state.get("__name") == name)
+
+
+def test_prod_serving_models_run_in_the_vpc(released: SynthesizedApp) -> None:
+    template = released.json("prod", "serving")
+    models = resources_of(template, "AWS::SageMaker::Model")
+    assert models
+    for model in models.values():
+        config = model["Properties"]["VpcConfig"]
+        assert len(config["Subnets"]) == 2
+        assert "NetworkInference" in json.dumps(config["SecurityGroupIds"])
+
+
+def test_prod_lambdas_run_in_the_vpc(synthesized: SynthesizedApp) -> None:
+    template = synthesized.json("prod", "workflow")
+    functions = resources_of(template, "AWS::Lambda::Function")
+    assert functions
+    for function in functions.values():
+        groups = function["Properties"]["VpcConfig"]["SecurityGroupIds"]
+        assert groups == [{"Fn::GetAtt": [_group_id(template, "Functions"), "GroupId"]}]
+
+
+def test_security_groups_are_least_privilege(synthesized: SynthesizedApp) -> None:
+    template = synthesized.json("prod", "workflow")
+    training = _group_id(template, "Training")
+    endpoints = _group_id(template, "Endpoints")
+    groups = resources_of(template, "AWS::EC2::SecurityGroup")
+    for logical_id, group in groups.items():
+        # No group admits traffic from an address range: only from our groups.
+        assert "SecurityGroupIngress" not in group["Properties"], logical_id
+        for rule in group["Properties"].get("SecurityGroupEgress", []):
+            if rule.get("CidrIp") == "255.255.255.255/32":
+                continue  # CDK's placeholder for "no egress" (the endpoints' group)
+            assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", 443, 443)
+    ingress = resources_of(template, "AWS::EC2::SecurityGroupIngress").values()
+    sources = {
+        (
+            r["Properties"]["GroupId"]["Fn::GetAtt"][0],
+            r["Properties"]["SourceSecurityGroupId"]["Fn::GetAtt"][0],
+            r["Properties"]["IpProtocol"],
+            r["Properties"].get("FromPort"),
+        )
+        for r in ingress
+    }
+    # Multi-host training: its own self-referencing rule, all traffic.
+    assert (training, training, "-1", None) in sources
+    # The endpoints admit HTTPS from the three workload groups only.
+    assert {s for s in sources if s[0] == endpoints} == {
+        (endpoints, _group_id(template, name), "tcp", 443)
+        for name in ("Training", "Inference", "Functions")
+    }
+    assert {s for s in sources if s[0] != endpoints} == {(training, training, "-1", None)}
+
+
+def test_execution_role_gets_the_documented_vpc_permissions_scoped(
+    synthesized: SynthesizedApp,
+) -> None:
+    template = synthesized.json("prod", "workflow")
+    (policy,) = [
+        p
+        for k, p in resources_of(template, "AWS::IAM::Policy").items()
+        if k.startswith("WorkflowExecutionRole")
+    ]
+    statements = {s.get("Sid"): s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    create = statements["CreateNetworkInterfacesInOurSubnets"]
+    assert create["Action"] == "ec2:CreateNetworkInterface"
+    flat = json.dumps(create["Resource"])
+    assert flat.count(":subnet/") == 2 and "NetworkTraining" in flat and "NetworkInference" in flat
+    manage = statements["ManageNetworkInterfacesInOurVpc"]
+    # "Give SageMaker access to resources in your Amazon VPC".
+    assert sorted(manage["Action"]) == [
+        "ec2:CreateNetworkInterfacePermission",
+        "ec2:DeleteNetworkInterface",
+        "ec2:DeleteNetworkInterfacePermission",
+    ]
+    assert "NetworkVpc" in json.dumps(manage["Condition"]["ArnEquals"]["ec2:Vpc"])
+    assert sorted(statements["DescribeNetwork"]["Action"]) == [
+        "ec2:DescribeDhcpOptions",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeVpcs",
+    ]
+
+
+def test_an_existing_vpc_is_used_as_configured(tmp_path: Path) -> None:
+    from mlstack.app import build_app
+    from mlstack.config import parse_environment
+    from tests.infra.conftest import REPO
+
+    data = json.loads((REPO / "environments" / "dev.json").read_text())
+    data["network"] = {
+        "vpc": {
+            "vpc_id": "vpc-0123456789abcdef0",
+            "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+            "security_group_ids": ["sg-0123456789abcdef0"],
+        }
+    }
+    app = build_app(
+        new_app(outdir=str(tmp_path)), environments={"dev": parse_environment("dev", data)}
+    )
+    app.synth()  # the four engines pass
+    stage = app.node.find_child("dev")
+    template = json.loads(
+        (tmp_path / "assembly-dev" / f"{stage.workflow.artifact_id}.template.json").read_text()  # type: ignore[attr-defined]
+    )
+    assert resources_of(template, "AWS::EC2::VPC") == {}
+    assert resources_of(template, "AWS::EC2::VPCEndpoint") == {}
+    for group in resources_of(template, "AWS::EC2::SecurityGroup").values():
+        assert group["Properties"]["VpcId"] == "vpc-0123456789abcdef0"
+    seeder = template["Resources"]["Seeder6BEE5FF8"]["Properties"]["VpcConfig"]
+    assert seeder["SubnetIds"] == ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+    assert "sg-0123456789abcdef0" in seeder["SecurityGroupIds"]
