@@ -351,3 +351,10 @@ def test_an_existing_vpc_is_used_as_configured(tmp_path: Path) -> None:
     seeder = template["Resources"]["Seeder6BEE5FF8"]["Properties"]["VpcConfig"]
     assert seeder["SubnetIds"] == ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
     assert "sg-0123456789abcdef0" in seeder["SecurityGroupIds"]
+
+
+def test_local_mode_says_it_ignores_the_network(synthesized: SynthesizedApp) -> None:
+    from mlstack.local.runner import NETWORK_IGNORED, network_notice
+
+    assert network_notice(_definition(synthesized, "prod")) == NETWORK_IGNORED
+    assert network_notice(_definition(synthesized, "dev")) is None
