@@ -303,7 +303,6 @@ class WorkloadNetwork(Construct):
         flow_log_role = flow_log.node.try_find_child("IAMRole")
         if isinstance(flow_log_role, iam.Role):
             acknowledge_inline_policy(flow_log_role)
-        stack = Stack.of(self)
         s3_endpoint = vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
         s3_endpoint.add_to_policy(
             iam.PolicyStatement(
@@ -341,14 +340,12 @@ class WorkloadNetwork(Construct):
                 security_groups=[self.endpoints_security_group],
                 open=False,
             )
-            for statement in _endpoint_statements(stack, id, keys):
+            for statement in _endpoint_statements(id, keys):
                 endpoint.add_to_policy(statement)
         return vpc
 
 
-def _endpoint_statements(
-    stack: Stack, id: str, keys: Sequence[kms.IKey]
-) -> list[iam.PolicyStatement]:
+def _endpoint_statements(id: str, keys: Sequence[kms.IKey]) -> list[iam.PolicyStatement]:
     """This account's principals only, for the calls the workload makes, on this account's
     resources wherever the action takes one."""
 
