@@ -26,9 +26,10 @@ class DatasetSeeder(Construct):
     """Creates the seeding Lambda function (Python, boto3 only, 256 MB), its log group and a role
     that may only put objects under ``layout.datasets`` of ``bucket``.
 
-    The function writes ``<datasets><run_id>/train/train.csv``,
-    ``.../validation/validation.csv`` (a fifth of the rows, at least one) and
-    ``.../test/test.csv``;
+    The function writes the dataset in shards of ``rows_per_shard`` rows, one object per split
+    and shard: ``<datasets><run_id>/train/part-00000.csv``, ``.../validation/part-00000.csv``
+    (a fifth of the shard's rows, at least one) and ``.../test/part-00000.csv``; an event with a
+    ``shard`` writes only that shard (one iteration of a Map state);
     ``default_rows``/``default_seed`` apply when an event has none, ``max_rows`` caps requests.
 
     Attributes: ``function``, ``role``, ``log_group``.

@@ -719,11 +719,10 @@ class TrainingWorkflow(Construct):
                         "run_id",
                         "rows",
                         "seed",
-                        "train_uri",
+                        "rows_per_shard",
+                        "shards",
                         "train_prefix",
-                        "validation_uri",
                         "validation_prefix",
-                        "test_uri",
                         "test_prefix",
                     )
                 },

@@ -92,11 +92,11 @@ def tuning_path(log: CallLog) -> list[str]:
                 "run_id": "r",
                 "rows": ROWS,
                 "seed": 1,
+                "rows_per_shard": ROWS,
+                "shards": 1,
                 **{
-                    f"{c}_{kind}": f"s3://{bucket}/datasets/r/{c}/"
-                    + (f"{c}.csv" if kind == "uri" else "")
+                    f"{c}_prefix": f"s3://{bucket}/datasets/r/{c}/"
                     for c in ("train", "validation", "test")
-                    for kind in ("uri", "prefix")
                 },
             }
         },

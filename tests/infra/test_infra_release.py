@@ -223,11 +223,10 @@ def run_until(definition: dict[str, Any], execution_input: dict[str, Any], stop:
                     "run_id",
                     "rows",
                     "seed",
-                    "train_uri",
+                    "rows_per_shard",
+                    "shards",
                     "train_prefix",
-                    "validation_uri",
                     "validation_prefix",
-                    "test_uri",
                     "test_prefix",
                 )
             }
