@@ -156,6 +156,9 @@ class DatasetConfig:
     rows: Rows
     seed: integer(0, MAX_SEED)
     max_rows: Rows
+    # One object per split and shard: ShardedByS3Key deals them over training hosts, a batch
+    # transform over its instances.
+    rows_per_shard: integer(1, rules.MAX_ROWS_PER_SHARD) = rules.DEFAULT_ROWS_PER_SHARD
 
 
 @dataclass(frozen=True, config=_STRICT)

@@ -14,7 +14,7 @@ from constructs import Construct
 from mlstack.assets import runtime_path
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.roles import SeedFunctionRole
-from mlstack.rules import MAX_DATASET_ROWS
+from mlstack.rules import DEFAULT_ROWS_PER_SHARD, MAX_DATASET_ROWS, MAX_ROWS_PER_SHARD
 
 # The function's code: the checkout's lambda/seed/, or the copy an installed wheel carries.
 SEED_CODE_DIR = runtime_path("lambda/seed")
@@ -30,7 +30,8 @@ class DatasetSeeder(Construct):
     and shard: ``<datasets><run_id>/train/part-00000.csv``, ``.../validation/part-00000.csv``
     (a fifth of the shard's rows, at least one) and ``.../test/part-00000.csv``; an event with a
     ``shard`` writes only that shard (one iteration of a Map state);
-    ``default_rows``/``default_seed`` apply when an event has none, ``max_rows`` caps requests.
+    ``default_rows``/``default_seed``/``rows_per_shard`` apply when an event has none,
+    ``max_rows`` caps requests.
 
     Attributes: ``function``, ``role``, ``log_group``.
     """
@@ -46,6 +47,7 @@ class DatasetSeeder(Construct):
         default_rows: int = 1000,
         default_seed: int = 42,
         max_rows: int = MAX_SEED_ROWS,
+        rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
         code_directory: Path = SEED_CODE_DIR,
         timeout: Duration = DEFAULT_TIMEOUT,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
@@ -58,6 +60,11 @@ class DatasetSeeder(Construct):
         if not 1 <= default_rows <= max_rows:
             raise ValueError(
                 f"DatasetSeeder default_rows={default_rows}: expected 1 to max_rows ({max_rows})"
+            )
+        if not 1 <= rows_per_shard <= MAX_ROWS_PER_SHARD:
+            raise ValueError(
+                f"DatasetSeeder rows_per_shard={rows_per_shard}: expected 1 to "
+                f"{MAX_ROWS_PER_SHARD} (what one invocation writes within its timeout)"
             )
         if default_seed < 0:
             raise ValueError(f"DatasetSeeder default_seed={default_seed}: expected >= 0")
@@ -91,6 +98,7 @@ class DatasetSeeder(Construct):
                 "DEFAULT_ROWS": str(default_rows),
                 "DEFAULT_SEED": str(default_seed),
                 "MAX_ROWS": str(max_rows),
+                "ROWS_PER_SHARD": str(rows_per_shard),
                 "LOG_LEVEL": log_level,
             },
         )

@@ -9,7 +9,12 @@ regexes applied to the log (``FinalMetricDataList``), ``model.tar.gz`` at
 ``/execution-parameters`` and ``/invocations`` with ``SplitType``/``BatchStrategy``/
 ``MaxPayloadInMB``/``MaxConcurrentTransforms``, output ``<S3OutputPath>/<input key>.out``.
 
-Differences: one host whatever ``InstanceCount`` (recorded, not simulated), File input mode only,
+``InstanceCount`` N trains on N processes (``algo-1``..``algo-N``, each its own ``/opt/ml`` tree and
+``resourceconfig.json``, the image's XGBoost collective on loopback); a ``ShardedByS3Key``
+channel gives host i every N-th object from the i-th in key order, a ``FullyReplicated`` one
+all of them; the model is the first host's.
+
+Differences: File input mode only,
 no ``DataProcessing`` filters, a ``.sync`` and a plain create both return once the job ended.
 Endpoints: a "deployed" endpoint is its config and model in the registry, served by ``serve`` on a
 loopback port; ``DescribeEndpoint`` says ``InService`` once it answered ``/ping``.
@@ -30,7 +35,7 @@ import sys
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +72,34 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def _wait_hosts(procs: Sequence[subprocess.Popen[bytes]], limit: float | None) -> tuple[bool, int]:
+    """Wait for every host's process; a host that fails ends the others (SageMaker stops a job
+    whose host failed). Returns (ran past ``limit``, index of the host to report: the first that
+    failed, else 0)."""
+    deadline = None if limit is None else time.monotonic() + limit
+    failed: int | None = None
+    stopped = False
+    while any(proc.poll() is None for proc in procs):
+        failed = next((i for i, proc in enumerate(procs) if proc.poll() not in (None, 0)), None)
+        late = deadline is not None and time.monotonic() > deadline
+        if failed is not None or late:
+            stopped = late and failed is None
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    proc.wait(120)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            break
+        time.sleep(0.05)
+    if failed is None:
+        failed = next((i for i, proc in enumerate(procs) if proc.returncode != 0), 0)
+    return stopped, failed
 
 
 def _now_ms() -> int:
@@ -371,10 +404,12 @@ class LocalSageMaker:
         with self._lock:
             self.training_jobs[name.lower()] = desc
         job_dir = self.root / "jobs" / name
-        base = job_dir / "opt" / "ml"
-        config = base / "input" / "config"
-        config.mkdir(parents=True, exist_ok=True)
-        (config / "hyperparameters.json").write_text(json.dumps(hyperparameters), "utf-8")
+        count = int(resources.get("InstanceCount", 1))
+        hosts = [f"algo-{i}" for i in range(1, count + 1)]
+        # One host keeps the plain layout; N hosts get a tree each, as N instances have.
+        bases = (
+            [job_dir / "opt" / "ml"] if count == 1 else [job_dir / h / "opt" / "ml" for h in hosts]
+        )
         channels = {}
         for channel in desc["InputDataConfig"]:
             cname = channel["ChannelName"]
@@ -388,13 +423,15 @@ class LocalSageMaker:
                 "CompressionType": channel.get("CompressionType", "None"),
             }
             channels[cname] = {k: v for k, v in channels[cname].items() if v is not None}
-        (config / "inputdataconfig.json").write_text(json.dumps(channels), "utf-8")
-        (config / "resourceconfig.json").write_text(
-            json.dumps(
-                {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "lo"}
-            ),
-            "utf-8",
-        )
+        for host, base in zip(hosts, bases, strict=True):
+            config = base / "input" / "config"
+            config.mkdir(parents=True, exist_ok=True)
+            (config / "hyperparameters.json").write_text(json.dumps(hyperparameters), "utf-8")
+            (config / "inputdataconfig.json").write_text(json.dumps(channels), "utf-8")
+            (config / "resourceconfig.json").write_text(
+                json.dumps({"current_host": host, "hosts": hosts, "network_interface_name": "lo"}),
+                "utf-8",
+            )
         desc["SecondaryStatus"] = "Downloading"
         for channel in desc["InputDataConfig"]:
             source = channel.get("DataSource", {}).get("S3DataSource", {})
@@ -402,26 +439,32 @@ class LocalSageMaker:
                 raise SageMakerError(
                     "ValidationException", "local mode reads S3Prefix channels only"
                 )
-            dest = base / "input" / "data" / channel["ChannelName"]
-            dest.mkdir(parents=True, exist_ok=True)
-            files = self.s3.download_prefix(source["S3Uri"], dest)
-            if not files:
-                return self._training_failed(
-                    desc,
-                    f"ClientError: no objects under {source['S3Uri']} (channel "
-                    f"{channel['ChannelName']})",
+            sharded = source.get("S3DataDistributionType") == "ShardedByS3Key" and count > 1
+            for index, (host, base) in enumerate(zip(hosts, bases, strict=True)):
+                dest = base / "input" / "data" / channel["ChannelName"]
+                dest.mkdir(parents=True, exist_ok=True)
+                files = self.s3.download_prefix(
+                    source["S3Uri"], dest, (index, count) if sharded else None
                 )
-        if self.log and int(resources.get("InstanceCount", 1)) > 1:
-            self.log(
-                name,
-                f"local mode trains on one host (InstanceCount is {resources['InstanceCount']})",
-            )
+                if not files:
+                    where = (
+                        f" for {host}: ShardedByS3Key deals the objects over {count} instances,"
+                        f" so the prefix needs at least {count} objects"
+                        if sharded
+                        else ""
+                    )
+                    return self._training_failed(
+                        desc,
+                        f"ClientError: no objects under {source['S3Uri']} (channel "
+                        f"{channel['ChannelName']}){where}",
+                    )
         desc["SecondaryStatus"] = "Training"
         definitions = [
             (d["Name"], re.compile(d["Regex"])) for d in algorithm.get("MetricDefinitions", [])
         ]
         metrics: dict[str, dict[str, Any]] = {}
         stopped_early = threading.Event()
+        procs: list[subprocess.Popen[bytes]] = []
 
         def on_line(line: str) -> None:
             for metric_name, regex in definitions:
@@ -446,52 +489,65 @@ class LocalSageMaker:
                         stopped_early.set()
                         if self.log:
                             self.log(name, "stopped early by the tuning job (median rule)")
-                        proc.send_signal(signal.SIGTERM)
+                        for running in procs:
+                            running.send_signal(signal.SIGTERM)
 
         env = {
             **os.environ,
             **{str(k): str(v) for k, v in p.get("Environment", {}).items()},
-            "SAGEMAKER_BASE_DIR": str(base),
             "MLSTACK_PYTHON": sys.executable,
             "PYTHONUNBUFFERED": "1",
             "TRAINING_JOB_NAME": name,
             "TRAINING_JOB_ARN": desc["TrainingJobArn"],
         }
+        if count > 1:
+            # The hosts find each other on loopback: the image's collective resolves algo-N
+            # through this map instead of SageMaker's DNS.
+            env["MLSTACK_HOST_ADDRESSES"] = json.dumps(dict.fromkeys(hosts, "127.0.0.1"))
+            env["MLSTACK_TRACKER_PORT"] = str(free_port())
         if image.python_path is not None:
             env["PYTHONPATH"] = str(image.python_path)
         log_path = job_dir / "train.log"
-        proc = subprocess.Popen(
-            [str(image.program("train"))],
-            env=env,
-            cwd=base,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        pump = threading.Thread(
-            target=pump_lines, args=(proc.stdout, log_path, name, self.log, on_line), daemon=True
-        )
-        pump.start()
+        pumps = []
+        for index, (host, base) in enumerate(zip(hosts, bases, strict=True)):
+            proc = subprocess.Popen(
+                [str(image.program("train"))],
+                env={**env, "SAGEMAKER_BASE_DIR": str(base)},
+                cwd=base,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            procs.append(proc)
+            # CloudWatch gets every host's log; metrics are read from the first host's.
+            pump = threading.Thread(
+                target=pump_lines,
+                args=(
+                    proc.stdout,
+                    log_path if count == 1 else job_dir / f"train-{host}.log",
+                    name if count == 1 else f"{name}/{host}",
+                    self.log,
+                    on_line if index == 0 else None,
+                ),
+                daemon=True,
+            )
+            pump.start()
+            pumps.append(pump)
         max_runtime = desc["StoppingCondition"].get("MaxRuntimeInSeconds")
-        stopped = False
-        try:
-            proc.wait(timeout=float(max_runtime) if max_runtime else None)
-        except subprocess.TimeoutExpired:
-            stopped = True
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        pump.join(10)
+        stopped, failed_host = _wait_hosts(procs, float(max_runtime) if max_runtime else None)
+        for pump in pumps:
+            pump.join(10)
+        proc = procs[failed_host]
+        base = bases[failed_host]
+        if count > 1:
+            log_path = job_dir / f"train-{hosts[failed_host]}.log"
         desc["FinalMetricDataList"] = list(metrics.values())
         desc["TrainingEndTime"] = _now_ms()
         desc["TrainingTimeInSeconds"] = desc["BillableTimeInSeconds"] = max(
             1, (desc["TrainingEndTime"] - started) // 1000
         )
         if proc.returncode == 0 and stopped_early.is_set() and not stopped:
-            model_dir = base / "model"
+            model_dir = bases[0] / "model"
             archive = job_dir / "output" / "model.tar.gz"
             archive.parent.mkdir(parents=True, exist_ok=True)
             pack_model(model_dir, archive)
@@ -516,7 +572,7 @@ class LocalSageMaker:
                 desc,
                 f"AlgorithmError: {reason or 'see ' + str(log_path)}, exit code: {proc.returncode}",
             )
-        model_dir = base / "model"
+        model_dir = bases[0] / "model"  # the first host's, as the image saves the model there
         archive = job_dir / "output" / "model.tar.gz"
         archive.parent.mkdir(parents=True, exist_ok=True)
         pack_model(model_dir, archive)

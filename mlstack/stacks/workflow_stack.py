@@ -141,6 +141,7 @@ class WorkflowStack(Stack):
             default_rows=config.dataset.rows,
             default_seed=config.dataset.seed,
             max_rows=config.dataset.max_rows,
+            rows_per_shard=config.dataset.rows_per_shard,
             log_retention=retention,
             removal_policy=removal,
         )

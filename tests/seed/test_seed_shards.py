@@ -99,3 +99,9 @@ def test_rows_per_shard_default_comes_from_the_environment(s3, monkeypatch):
     monkeypatch.setenv("ROWS_PER_SHARD", "4")
     result = seed_handler.handler({"run_id": "env", "rows": 10}, None)
     assert (result["rows_per_shard"], result["shards"]) == (4, 3)
+
+
+def test_the_shard_limit_is_the_one_the_configuration_checks():
+    from mlstack import rules
+
+    assert seed_handler.MAX_ROWS_PER_SHARD == rules.MAX_ROWS_PER_SHARD
