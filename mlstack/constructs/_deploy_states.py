@@ -13,28 +13,29 @@ from constructs import Construct
 
 from mlstack.constructs._state_builder import StateBuilder
 from mlstack.constructs.instance_storage import has_local_storage
+from mlstack.constructs.state_names import (
+    CHECK_ENDPOINT,
+    COUNT_ENDPOINT_CHECK,
+    CREATE_ENDPOINT,
+    CREATE_ENDPOINT_CONFIG,
+    DEPLOYMENT_ROLLED_BACK,
+    DESCRIBE_ENDPOINT,
+    ENDPOINT_EXISTS,
+    ENDPOINT_FAILED,
+    ENDPOINT_MISSING,
+    ENDPOINT_NOT_IN_SERVICE,
+    ENDPOINT_READY,
+    ENDPOINT_WAIT_TIMED_OUT,
+    PLAN_ENDPOINT_UPDATE,
+    PLAN_NEW_ENDPOINT,
+    QUALITY_GATE,
+    READ_METRIC,
+    REJECT_MODEL,
+    START_ENDPOINT_WAIT,
+    UPDATE_ENDPOINT,
+    WAIT_FOR_ENDPOINT,
+)
 from mlstack.constructs.workflow_options import DeployStage
-
-READ_METRIC = "Read validation metric"
-QUALITY_GATE = "Quality gate"
-REJECT_MODEL = "Reject model"
-DESCRIBE_ENDPOINT = "Describe endpoint"
-ENDPOINT_MISSING = "Is endpoint missing?"
-PLAN_NEW_ENDPOINT = "Plan new endpoint"
-PLAN_ENDPOINT_UPDATE = "Plan endpoint update"
-CREATE_ENDPOINT_CONFIG = "Create endpoint config"
-ENDPOINT_EXISTS = "Endpoint exists?"
-CREATE_ENDPOINT = "Create endpoint"
-UPDATE_ENDPOINT = "Update endpoint"
-START_ENDPOINT_WAIT = "Start endpoint wait"
-WAIT_FOR_ENDPOINT = "Wait for endpoint"
-CHECK_ENDPOINT = "Check endpoint status"
-ENDPOINT_READY = "Endpoint ready?"
-COUNT_ENDPOINT_CHECK = "Count endpoint check"
-ENDPOINT_FAILED = "Endpoint failed"
-ENDPOINT_NOT_IN_SERVICE = "Endpoint not in service"
-DEPLOYMENT_ROLLED_BACK = "Deployment rolled back"
-ENDPOINT_WAIT_TIMED_OUT = "Endpoint wait timed out"
 
 COMPARISON_SYMBOLS = {
     "less_than": "<",
@@ -53,7 +54,7 @@ _COMPARE = {
 def deploy_states(
     scope: Construct,
     deploy: DeployStage,
-    p: StateBuilder,
+    builder: StateBuilder,
     *,
     endpoint_name: str,
     key: kms.IKey,
@@ -66,7 +67,7 @@ def deploy_states(
     The states are created in ``scope`` (the workflow), so their IDs are the state names.
     """
     return _DeployStates(
-        scope, deploy, p, endpoint_name, key, rollback_alarms, report_results, notify_failure
+        scope, deploy, builder, endpoint_name, key, rollback_alarms, report_results, notify_failure
     ).build()
 
 
@@ -75,7 +76,7 @@ class _DeployStates:
         self,
         scope: Construct,
         deploy: DeployStage,
-        p: StateBuilder,
+        builder: StateBuilder,
         endpoint_name: str,
         key: kms.IKey,
         rollback_alarms: Sequence[cw.Alarm],
@@ -84,7 +85,7 @@ class _DeployStates:
     ) -> None:
         self.scope = scope
         self.deploy = deploy
-        self.p = p
+        self.builder = builder
         self.name = endpoint_name
         self.key = key
         self.rollback_alarms = rollback_alarms
@@ -168,7 +169,7 @@ class _DeployStates:
                 **body,
             },
         )
-        self.p.retry_sagemaker(state, sdk=resource.startswith("aws-sdk:"))
+        self.builder.retry_sagemaker(state, sdk=resource.startswith("aws-sdk:"))
         state.add_catch(self.notify_failure, errors=["States.ALL"], result_path="$.error")
         return state
 
@@ -220,7 +221,7 @@ class _DeployStates:
                 "ResultPath": "$.endpoint",
             },
         )
-        self.p.retry_sagemaker(describe, sdk=True)
+        self.builder.retry_sagemaker(describe, sdk=True)
         missing = sfn.Choice(
             self.scope, ENDPOINT_MISSING, comment="DescribeEndpoint fails for an absent endpoint."
         )
@@ -247,7 +248,7 @@ class _DeployStates:
         rest = round(1 - share, 6)
         # The live configuration is named '<model name>-<retry>' (see below): its model is
         # the configuration name without its last dash-separated part.
-        prefix = self.p.name_prefix
+        prefix = self.builder.name_prefix
         parts = "States.StringSplit($.endpoint.EndpointConfigName, '-')"
         first = prefix.count("-") + 1
         current_model = (
@@ -295,7 +296,7 @@ class _DeployStates:
                         if has_local_storage(self.deploy.instance_type)
                         else {"KmsKeyId": self.key.key_arn}
                     ),
-                    "Tags": self.p.tags(),
+                    "Tags": self.builder.tags(),
                 },
                 "ResultSelector": {
                     "EndpointConfigArn.$": "$.EndpointConfigArn",
@@ -315,7 +316,7 @@ class _DeployStates:
                 "Parameters": {
                     "EndpointName": self.name,
                     "EndpointConfigName.$": "$.endpoint_config.EndpointConfigName",
-                    "Tags": self.p.tags(),
+                    "Tags": self.builder.tags(),
                 },
                 "ResultPath": "$.endpoint_request",
             },

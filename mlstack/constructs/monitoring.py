@@ -149,7 +149,7 @@ class EndpointAlarms(Construct):
         topic: sns.ITopic | None = None,
     ) -> None:
         super().__init__(scope, id)
-        t = thresholds or AlarmThresholds()
+        thresholds = thresholds or AlarmThresholds()
         name = endpoint.endpoint_name
         self.alarms: list[cw.Alarm] = []
         self.rollback_alarms: list[cw.Alarm] = []
@@ -162,7 +162,7 @@ class EndpointAlarms(Construct):
                 alarm_id,
                 metric=metric,
                 threshold=threshold,
-                evaluation_periods=t.evaluation_periods,
+                evaluation_periods=thresholds.evaluation_periods,
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
                 alarm_description=description,
@@ -176,26 +176,26 @@ class EndpointAlarms(Construct):
             self.rollback_alarms.append(
                 alarm(
                     f"{variant}Errors5xx",
-                    error_rate(name, variant, "5XX", t.period),
-                    t.error_5xx_rate_percent,
-                    f"Endpoint {name} variant {variant}: more than {t.error_5xx_rate_percent}% "
-                    "of invocations answered 5xx",
+                    error_rate(name, variant, "5XX", thresholds.period),
+                    thresholds.error_5xx_rate_percent,
+                    f"Endpoint {name} variant {variant}: more than "
+                    f"{thresholds.error_5xx_rate_percent}% of invocations answered 5xx",
                 )
             )
             alarm(
                 f"{variant}Errors4xx",
-                error_rate(name, variant, "4XX", t.period),
-                t.error_4xx_rate_percent,
-                f"Endpoint {name} variant {variant}: more than {t.error_4xx_rate_percent}% of "
-                "invocations answered 4xx",
+                error_rate(name, variant, "4XX", thresholds.period),
+                thresholds.error_4xx_rate_percent,
+                f"Endpoint {name} variant {variant}: more than "
+                f"{thresholds.error_4xx_rate_percent}% of invocations answered 4xx",
             )
             self.rollback_alarms.append(
                 alarm(
                     f"{variant}Latency",
-                    variant_metric(name, variant, "ModelLatency", "p99", t.period),
-                    t.latency_p99_ms * 1000,  # ModelLatency is in microseconds
+                    variant_metric(name, variant, "ModelLatency", "p99", thresholds.period),
+                    thresholds.latency_p99_ms * 1000,  # ModelLatency is in microseconds
                     f"Endpoint {name} variant {variant}: p99 model latency above "
-                    f"{t.latency_p99_ms} ms",
+                    f"{thresholds.latency_p99_ms} ms",
                 )
             )
         if endpoint.asynchronous:
@@ -206,10 +206,11 @@ class EndpointAlarms(Construct):
                     metric_name="ApproximateBacklogSize",
                     dimensions_map={"EndpointName": name},
                     statistic="Average",
-                    period=t.period,
+                    period=thresholds.period,
                 ),
-                t.async_backlog,
-                f"Endpoint {name}: more than {t.async_backlog} queued asynchronous requests",
+                thresholds.async_backlog,
+                f"Endpoint {name}: more than {thresholds.async_backlog} queued asynchronous "
+                "requests",
             )
 
 

@@ -202,122 +202,166 @@ class RealtimeEndpoint(Construct):
                     name=variant_name, instance_type=instance_type, instance_count=instance_count
                 )
             ]
-        variants = list(variants)
-        _check_variants(variants, data_capture, async_inference, network_isolation)
-        self.variants = variants
+        self.variants = list(variants)
+        artifact_keys = _validate(
+            self.variants,
+            instance_type=instance_type,
+            instance_count=instance_count,
+            endpoint_name=endpoint_name,
+            model_data_key=model_data_key,
+            data_capture=data_capture,
+            async_inference=async_inference,
+            network_isolation=network_isolation,
+        )
         layout = layout or BucketLayout()
         output_bucket = output_bucket or model_data_bucket
-        if not _INSTANCE_TYPE.fullmatch(instance_type):
-            raise ValueError(
-                f"RealtimeEndpoint instance_type={instance_type!r}: expected an ml.* instance type"
+        self.role = (
+            role
+            if role is not None
+            else self._role(
+                image=image,
+                key=key,
+                model_data_bucket=model_data_bucket,
+                artifact_keys=artifact_keys,
+                output_bucket=output_bucket,
+                layout=layout,
+                data_capture=data_capture,
+                async_inference=async_inference,
+                endpoint_name=endpoint_name,
             )
-        if not 1 <= instance_count <= 100:
-            raise ValueError(f"RealtimeEndpoint instance_count={instance_count}: expected 1..100")
-        if endpoint_name is not None and not _ENDPOINT_NAME.fullmatch(endpoint_name):
-            raise ValueError(
-                f"RealtimeEndpoint endpoint_name={endpoint_name!r}: expected at most 63 letters, "
-                "digits and dashes, starting with a letter or digit"
-            )
-        if not model_data_key or model_data_key.startswith(("/", "s3://")):
-            raise ValueError(
-                f"RealtimeEndpoint model_data_key={model_data_key!r}: expected an object key "
-                "inside model_data_bucket, such as 'releases/v1/model.tar.gz'"
-            )
-        artifact_keys = sorted(
-            {model_data_key} | {v.model_data_key for v in variants if v.model_data_key}
         )
-        for artifact in artifact_keys:
-            if artifact.startswith(("/", "s3://")):
-                raise ValueError(
-                    f"RealtimeEndpoint variants: model_data_key={artifact!r}: expected an object "
-                    "key inside model_data_bucket"
-                )
-        writes = []
-        if data_capture is not None:
-            writes.append(layout.data_capture)
-        if async_inference is not None:
-            writes.append(layout.async_inference)
+        self.model, self.models = self._models(
+            image, model_data_bucket, model_data_key, network_isolation
+        )
+        self.success_topic: sns.Topic | None = None
+        self.error_topic: sns.Topic | None = None
+        async_config = (
+            self._async_config(async_inference, key, output_bucket, layout)
+            if async_inference is not None
+            else None
+        )
+        capture_config = (
+            _capture_config(data_capture, key, output_bucket, layout)
+            if data_capture is not None
+            else None
+        )
+        self.endpoint_config = self._endpoint_config(key, capture_config, async_config)
+        self.endpoint = self._endpoint(endpoint_name)
+        self.endpoint_name = self.endpoint.attr_endpoint_name
+        self.scalable_targets = self._autoscaling()
+        self._asynchronous = async_inference is not None
 
-        if role is None:
-            created = iam.Role(
-                self,
-                "Role",
-                assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-                description="Realtime endpoint: reads its model artifact and writes its logs",
+    def _role(
+        self,
+        *,
+        image: ModelImage,
+        key: kms.IKey,
+        model_data_bucket: s3.IBucket,
+        artifact_keys: list[str],
+        output_bucket: s3.IBucket,
+        layout: BucketLayout,
+        data_capture: DataCapture | None,
+        async_inference: AsyncInference | None,
+        endpoint_name: str | None,
+    ) -> iam.Role:
+        """The endpoint's own role: reads only the artifacts, uses ``key``, pulls only
+        ``image``, writes the endpoint's logs and its capture/async prefixes."""
+        write_prefixes = []
+        if data_capture is not None:
+            write_prefixes.append(layout.data_capture)
+        if async_inference is not None:
+            write_prefixes.append(layout.async_inference)
+        role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="Realtime endpoint: reads its model artifact and writes its logs",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadModelArtifact",
+                actions=["s3:GetObject"],
+                resources=[model_data_bucket.arn_for_objects(k) for k in artifact_keys],
             )
-            created.add_to_policy(
+        )
+        key.grant_decrypt(role)
+        if write_prefixes:
+            role.add_to_policy(
                 iam.PolicyStatement(
-                    sid="ReadModelArtifact",
+                    sid="WriteCaptureAndResults",
+                    actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                    resources=[output_bucket.arn_for_objects(f"{p}*") for p in write_prefixes],
+                )
+            )
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="EncryptCaptureAndResults",
+                    actions=["kms:GenerateDataKey", "kms:Encrypt"],
+                    resources=[key.key_arn],
+                )
+            )
+        if async_inference is not None:
+            # InvokeEndpointAsync names an input object; the endpoint reads it as this role.
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="ReadAsyncRequests",
                     actions=["s3:GetObject"],
-                    resources=[model_data_bucket.arn_for_objects(k) for k in artifact_keys],
+                    resources=[output_bucket.arn_for_objects(f"{layout.async_inference}input/*")],
                 )
             )
-            key.grant_decrypt(created)
-            if writes:
-                created.add_to_policy(
-                    iam.PolicyStatement(
-                        sid="WriteCaptureAndResults",
-                        actions=["s3:PutObject", "s3:AbortMultipartUpload"],
-                        resources=[output_bucket.arn_for_objects(f"{p}*") for p in writes],
+        image.grant_pull(role)
+        log_group = self._allow_own_logs(role, endpoint_name)
+        acknowledge_scoped_wildcards(
+            allow_sagemaker_metrics(role),
+            [
+                (f"log-group:{log_group}:log-stream:*", "Log streams of this endpoint only."),
+                (f"log-group:{log_group}", "The log group of this endpoint only."),
+                *[(f"/{p}*", f"Objects under the '{p}' prefix only.") for p in write_prefixes],
+                (
+                    f"/{layout.async_inference}input/*",
+                    "Asynchronous requests of this endpoint only.",
+                ),
+            ],
+        )
+        return role
+
+    def _allow_own_logs(self, role: iam.Role, endpoint_name: str | None) -> str:
+        """Let ``role`` write the endpoint's log group (all endpoints' when the name is left to
+        CloudFormation); returns the log group's name."""
+        log_group = f"/aws/sagemaker/Endpoints/{endpoint_name or '*'}"
+        stack = Stack.of(self)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name=name,
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
                     )
-                )
-                created.add_to_policy(
-                    iam.PolicyStatement(
-                        sid="EncryptCaptureAndResults",
-                        actions=["kms:GenerateDataKey", "kms:Encrypt"],
-                        resources=[key.key_arn],
-                    )
-                )
-            if async_inference is not None:
-                # InvokeEndpointAsync names an input object; the endpoint reads it as this role.
-                created.add_to_policy(
-                    iam.PolicyStatement(
-                        sid="ReadAsyncRequests",
-                        actions=["s3:GetObject"],
-                        resources=[
-                            output_bucket.arn_for_objects(f"{layout.async_inference}input/*")
-                        ],
-                    )
-                )
-            image.grant_pull(created)
-            stack = Stack.of(self)
-            log_group = f"/aws/sagemaker/Endpoints/{endpoint_name or '*'}"
-            created.add_to_policy(
-                iam.PolicyStatement(
-                    sid="WriteOwnLogs",
-                    actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                    resources=[
-                        stack.format_arn(
-                            service="logs",
-                            resource="log-group",
-                            resource_name=name,
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                        for name in (log_group, f"{log_group}:log-stream:*")
-                    ],
-                )
-            )
-            policy = allow_sagemaker_metrics(created)
-            acknowledge_scoped_wildcards(
-                policy,
-                [
-                    (f"log-group:{log_group}:log-stream:*", "Log streams of this endpoint only."),
-                    (f"log-group:{log_group}", "The log group of this endpoint only."),
-                    *[(f"/{p}*", f"Objects under the '{p}' prefix only.") for p in writes],
-                    (
-                        f"/{layout.async_inference}input/*",
-                        "Asynchronous requests of this endpoint only.",
-                    ),
+                    for name in (log_group, f"{log_group}:log-stream:*")
                 ],
             )
-            role = created
-        self.role = role
+        )
+        return log_group
 
-        def model(model_id: str, artifact: str) -> sagemaker.CfnModel:
-            created_model = sagemaker.CfnModel(
+    def _models(
+        self,
+        image: ModelImage,
+        model_data_bucket: s3.IBucket,
+        model_data_key: str,
+        network_isolation: bool,
+    ) -> tuple[sagemaker.CfnModel, dict[str, sagemaker.CfnModel]]:
+        """The default model, then one model per variant with an artifact of its own; returns
+        the default model and every variant's model by variant name."""
+
+        def new_model(model_id: str, artifact: str) -> sagemaker.CfnModel:
+            model = sagemaker.CfnModel(
                 self,
                 model_id,
-                execution_role_arn=role.role_arn,
+                execution_role_arn=self.role.role_arn,
                 primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                     image=image.image_uri,
                     model_data_url=f"s3://{model_data_bucket.bucket_name}/{artifact}",
@@ -326,78 +370,82 @@ class RealtimeEndpoint(Construct):
                 enable_network_isolation=network_isolation,
             )
             # The model is validated on creation: its role must already carry its policy.
-            created_model.node.add_dependency(role)
-            return created_model
+            model.node.add_dependency(self.role)
+            return model
 
-        self.model = model("Model", model_data_key)
-        self.models: dict[str, sagemaker.CfnModel] = {}
-        for v in variants:
-            if v.model_data_key and v.model_data_key != model_data_key:
-                self.models[v.name] = model(f"Model{_id_part(v.name)}", v.model_data_key)
+        default_model = new_model("Model", model_data_key)
+        models: dict[str, sagemaker.CfnModel] = {}
+        for variant in self.variants:
+            if variant.model_data_key and variant.model_data_key != model_data_key:
+                models[variant.name] = new_model(
+                    f"Model{_id_part(variant.name)}", variant.model_data_key
+                )
             else:
-                self.models[v.name] = self.model
+                models[variant.name] = default_model
+        return default_model, models
 
-        self.success_topic: sns.Topic | None = None
-        self.error_topic: sns.Topic | None = None
-        async_config = None
-        if async_inference is not None:
-            notification = None
-            if async_inference.notifications:
-                self.success_topic = sns.Topic(
-                    self, "AsyncSuccess", master_key=key, enforce_ssl=True
-                )
-                self.error_topic = sns.Topic(self, "AsyncErrors", master_key=key, enforce_ssl=True)
-                for topic in (self.success_topic, self.error_topic):
-                    topic.grant_publish(role)
-                notification = sagemaker.CfnEndpointConfig.AsyncInferenceNotificationConfigProperty(
-                    success_topic=self.success_topic.topic_arn,
-                    error_topic=self.error_topic.topic_arn,
-                )
-            prefix = f"s3://{output_bucket.bucket_name}/{layout.async_inference}"
-            async_config = sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty(
-                output_config=sagemaker.CfnEndpointConfig.AsyncInferenceOutputConfigProperty(
-                    s3_output_path=f"{prefix}output/",
-                    s3_failure_path=f"{prefix}failures/",
-                    kms_key_id=key.key_arn,
-                    notification_config=notification,
-                ),
-                client_config=sagemaker.CfnEndpointConfig.AsyncInferenceClientConfigProperty(
-                    max_concurrent_invocations_per_instance=(
-                        async_inference.max_concurrent_invocations_per_instance
-                    )
-                ),
+    def _async_config(
+        self,
+        async_inference: AsyncInference,
+        key: kms.IKey,
+        output_bucket: s3.IBucket,
+        layout: BucketLayout,
+    ) -> sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty:
+        """Where asynchronous results and failures go; with notifications, creates
+        :attr:`success_topic` and :attr:`error_topic` and lets the role publish to them."""
+        notification = None
+        if async_inference.notifications:
+            self.success_topic = sns.Topic(self, "AsyncSuccess", master_key=key, enforce_ssl=True)
+            self.error_topic = sns.Topic(self, "AsyncErrors", master_key=key, enforce_ssl=True)
+            for topic in (self.success_topic, self.error_topic):
+                topic.grant_publish(self.role)
+            notification = sagemaker.CfnEndpointConfig.AsyncInferenceNotificationConfigProperty(
+                success_topic=self.success_topic.topic_arn,
+                error_topic=self.error_topic.topic_arn,
             )
-        capture_config = None
-        if data_capture is not None:
-            modes = [m for m, on in (("Input", data_capture.capture_input),
-                                     ("Output", data_capture.capture_output)) if on]  # fmt: skip
-            capture_config = sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
-                enable_capture=True,
-                initial_sampling_percentage=data_capture.sampling_percentage,
-                destination_s3_uri=f"s3://{output_bucket.bucket_name}/{layout.data_capture}",
+        prefix = f"s3://{output_bucket.bucket_name}/{layout.async_inference}"
+        return sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty(
+            output_config=sagemaker.CfnEndpointConfig.AsyncInferenceOutputConfigProperty(
+                s3_output_path=f"{prefix}output/",
+                s3_failure_path=f"{prefix}failures/",
                 kms_key_id=key.key_arn,
-                capture_options=[
-                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode=m) for m in modes
-                ],
-            )
-        serverless = any(v.serverless for v in variants)
-        local_storage = any(
-            v.serverless is None and has_local_storage(v.instance_type) for v in variants
+                notification_config=notification,
+            ),
+            client_config=sagemaker.CfnEndpointConfig.AsyncInferenceClientConfigProperty(
+                max_concurrent_invocations_per_instance=(
+                    async_inference.max_concurrent_invocations_per_instance
+                )
+            ),
         )
-        self.endpoint_config = sagemaker.CfnEndpointConfig(
+
+    def _endpoint_config(
+        self,
+        key: kms.IKey,
+        capture_config: sagemaker.CfnEndpointConfig.DataCaptureConfigProperty | None,
+        async_config: sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty | None,
+    ) -> sagemaker.CfnEndpointConfig:
+        """The endpoint configuration: every variant, with its model, data capture and
+        asynchronous inference."""
+        serverless = any(v.serverless for v in self.variants)
+        local_storage = any(
+            v.serverless is None and has_local_storage(v.instance_type) for v in self.variants
+        )
+        return sagemaker.CfnEndpointConfig(
             self,
             "Config",
             # Serverless endpoints have no volumes, and instance types with local NVMe storage
             # encrypt it themselves: SageMaker refuses a KmsKeyId for either.
             kms_key_id=None if serverless or local_storage else key.key_arn,
             production_variants=[
-                _production_variant(v, self.models[v.name].attr_model_name) for v in variants
+                _production_variant(v, self.models[v.name].attr_model_name) for v in self.variants
             ],
             data_capture_config=capture_config,
             async_inference_config=async_config,
         )
-        autoscaled = any(v.autoscaling is not None for v in variants)
-        self.endpoint = sagemaker.CfnEndpoint(
+
+    def _endpoint(self, endpoint_name: str | None) -> sagemaker.CfnEndpoint:
+        autoscaled = any(v.autoscaling is not None for v in self.variants)
+        return sagemaker.CfnEndpoint(
             self,
             "Resource",
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
@@ -414,9 +462,10 @@ class RealtimeEndpoint(Construct):
             if autoscaled
             else None,
         )
-        self.endpoint_name = self.endpoint.attr_endpoint_name
 
-        self.scalable_targets: dict[str, appscaling.ScalableTarget] = {}
+    def _autoscaling(self) -> dict[str, appscaling.ScalableTarget]:
+        """A scalable target with target tracking for each variant with ``autoscaling``."""
+        scalable_targets: dict[str, appscaling.ScalableTarget] = {}
         # Application Auto Scaling acts on SageMaker through its service-linked role (created
         # on first use); a role of our own would need sagemaker:UpdateEndpointWeightsAndCapacities.
         scaling_role = iam.Role.from_role_arn(
@@ -430,15 +479,15 @@ class RealtimeEndpoint(Construct):
                 "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
             ),
         )
-        for v in variants:
-            if v.autoscaling is None:
+        for variant in self.variants:
+            scaling = variant.autoscaling
+            if scaling is None:
                 continue
-            scaling = v.autoscaling
             target = appscaling.ScalableTarget(
                 self,
-                f"Scaling{_id_part(v.name)}",
+                f"Scaling{_id_part(variant.name)}",
                 service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
-                resource_id=f"endpoint/{self.endpoint_name}/variant/{v.name}",
+                resource_id=f"endpoint/{self.endpoint_name}/variant/{variant.name}",
                 scalable_dimension="sagemaker:variant:DesiredInstanceCount",
                 role=scaling_role,
                 min_capacity=scaling.min_capacity,
@@ -454,8 +503,8 @@ class RealtimeEndpoint(Construct):
                 scale_in_cooldown=scaling.scale_in_cooldown,
                 scale_out_cooldown=scaling.scale_out_cooldown,
             )
-            self.scalable_targets[v.name] = target
-        self._asynchronous = async_inference is not None
+            scalable_targets[variant.name] = target
+        return scalable_targets
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` call InvokeEndpoint (and InvokeEndpointAsync when the endpoint is
@@ -542,6 +591,70 @@ def _production_variant(
         initial_instance_count=variant.instance_count,
         instance_type=variant.instance_type,
         initial_variant_weight=variant.weight,
+    )
+
+
+def _validate(
+    variants: list[EndpointVariant],
+    *,
+    instance_type: str,
+    instance_count: int,
+    endpoint_name: str | None,
+    model_data_key: str,
+    data_capture: DataCapture | None,
+    async_inference: AsyncInference | None,
+    network_isolation: bool,
+) -> list[str]:
+    """Reject impossible props at synth time; returns every artifact key the endpoint reads."""
+    _check_variants(variants, data_capture, async_inference, network_isolation)
+    if not _INSTANCE_TYPE.fullmatch(instance_type):
+        raise ValueError(
+            f"RealtimeEndpoint instance_type={instance_type!r}: expected an ml.* instance type"
+        )
+    if not 1 <= instance_count <= 100:
+        raise ValueError(f"RealtimeEndpoint instance_count={instance_count}: expected 1..100")
+    if endpoint_name is not None and not _ENDPOINT_NAME.fullmatch(endpoint_name):
+        raise ValueError(
+            f"RealtimeEndpoint endpoint_name={endpoint_name!r}: expected at most 63 letters, "
+            "digits and dashes, starting with a letter or digit"
+        )
+    if not model_data_key or model_data_key.startswith(("/", "s3://")):
+        raise ValueError(
+            f"RealtimeEndpoint model_data_key={model_data_key!r}: expected an object key "
+            "inside model_data_bucket, such as 'releases/v1/model.tar.gz'"
+        )
+    artifact_keys = sorted(
+        {model_data_key} | {v.model_data_key for v in variants if v.model_data_key}
+    )
+    for artifact in artifact_keys:
+        if artifact.startswith(("/", "s3://")):
+            raise ValueError(
+                f"RealtimeEndpoint variants: model_data_key={artifact!r}: expected an object "
+                "key inside model_data_bucket"
+            )
+    return artifact_keys
+
+
+def _capture_config(
+    data_capture: DataCapture, key: kms.IKey, output_bucket: s3.IBucket, layout: BucketLayout
+) -> sagemaker.CfnEndpointConfig.DataCaptureConfigProperty:
+    """Capture the sampled requests and/or responses under ``layout.data_capture``."""
+    modes = [
+        mode
+        for mode, enabled in (
+            ("Input", data_capture.capture_input),
+            ("Output", data_capture.capture_output),
+        )
+        if enabled
+    ]
+    return sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
+        enable_capture=True,
+        initial_sampling_percentage=data_capture.sampling_percentage,
+        destination_s3_uri=f"s3://{output_bucket.bucket_name}/{layout.data_capture}",
+        kms_key_id=key.key_arn,
+        capture_options=[
+            sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode=mode) for mode in modes
+        ],
     )
 
 

@@ -21,32 +21,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 from pydantic import ValidationError
 
-from mlstack.constructs._deploy_states import (
-    CHECK_ENDPOINT,
-    COMPARISON_SYMBOLS,
-    COUNT_ENDPOINT_CHECK,
-    CREATE_ENDPOINT,
-    CREATE_ENDPOINT_CONFIG,
-    DEPLOYMENT_ROLLED_BACK,
-    DESCRIBE_ENDPOINT,
-    ENDPOINT_EXISTS,
-    ENDPOINT_FAILED,
-    ENDPOINT_MISSING,
-    ENDPOINT_NOT_IN_SERVICE,
-    ENDPOINT_READY,
-    ENDPOINT_WAIT_TIMED_OUT,
-    PLAN_ENDPOINT_UPDATE,
-    PLAN_NEW_ENDPOINT,
-    QUALITY_GATE,
-    READ_METRIC,
-    REJECT_MODEL,
-    START_ENDPOINT_WAIT,
-    UPDATE_ENDPOINT,
-    WAIT_FOR_ENDPOINT,
-    deploy_states,
-)
+from mlstack.constructs._deploy_states import deploy_states
 from mlstack.constructs._nag import acknowledge, default_policy
-from mlstack.constructs._state_builder import SAGEMAKER_TRANSIENT_ERRORS
 from mlstack.constructs._state_builder import StateBuilder as _StateBuilder
 from mlstack.constructs.endpoint_cleanup import EndpointCleanup
 from mlstack.constructs.input_validator import InputValidator
@@ -65,6 +41,30 @@ from mlstack.constructs.roles import (
     sagemaker_arn,
     validate_name_prefix,
 )
+from mlstack.constructs.state_names import (
+    APPLY_OVERRIDES,
+    BATCH_TRANSFORM,
+    GENERATE_DATASET,
+    INPUT_VALID,
+    INVALID_EXECUTION_INPUT,
+    LOAD_DEFAULTS,
+    NOTIFY_FAILURE,
+    READ_BEST_TRAINING_JOB,
+    REJECT_INPUT,
+    REPORT_RESULTS,
+    SAVE_MODEL,
+    TRAIN_MODEL,
+    TRAIN_ON_ENCRYPTED_VOLUME,
+    TRAIN_ON_INSTANCE_STORAGE,
+    TRAINING_STORAGE,
+    TRANSFORM_ON_ENCRYPTED_VOLUME,
+    TRANSFORM_ON_INSTANCE_STORAGE,
+    TRANSFORM_STORAGE,
+    TUNE_MODEL,
+    TUNE_OR_TRAIN,
+    VALIDATE_INPUT,
+    WORKFLOW_FAILED,
+)
 from mlstack.constructs.workflow_options import DeployStage, HyperparameterTuning
 from mlstack.rules import (
     CORE_INPUT_KEYS,
@@ -74,67 +74,7 @@ from mlstack.rules import (
     execution_input_schema,
 )
 
-# The deploy stage's names live in _deploy_states; they are listed here so that every name of
-# this module's contract stays importable from it.
-__all__ = [
-    "APPLY_OVERRIDES",
-    "BATCH_TRANSFORM",
-    "CHECK_ENDPOINT",
-    "COMPARISON_SYMBOLS",
-    "COUNT_ENDPOINT_CHECK",
-    "CREATE_ENDPOINT",
-    "CREATE_ENDPOINT_CONFIG",
-    "DEFAULT_MAX_RUNTIME",
-    "DEFAULT_TIMEOUT",
-    "DEPLOYMENT_ROLLED_BACK",
-    "DESCRIBE_ENDPOINT",
-    "ENDPOINT_EXISTS",
-    "ENDPOINT_FAILED",
-    "ENDPOINT_MISSING",
-    "ENDPOINT_NOT_IN_SERVICE",
-    "ENDPOINT_READY",
-    "ENDPOINT_WAIT_TIMED_OUT",
-    "GENERATE_DATASET",
-    "INPUT_VALID",
-    "INVALID_EXECUTION_INPUT",
-    "LAMBDA_TRANSIENT_ERRORS",
-    "LOAD_DEFAULTS",
-    "MAX_REDRIVE_DIGITS",
-    "NOTIFY_FAILURE",
-    "PLAN_ENDPOINT_UPDATE",
-    "PLAN_NEW_ENDPOINT",
-    "QUALITY_GATE",
-    "READ_BEST_TRAINING_JOB",
-    "READ_METRIC",
-    "REJECT_INPUT",
-    "REJECT_MODEL",
-    "REPORT_RESULTS",
-    "RUN_ID_LENGTH",
-    "SAGEMAKER_NAME_LIMIT",
-    "SAGEMAKER_TRANSIENT_ERRORS",
-    "SAVE_MODEL",
-    "SNS_TRANSIENT_ERRORS",
-    "START_ENDPOINT_WAIT",
-    "TRAINING_RESOURCES",
-    "TRAINING_STORAGE",
-    "TRAIN_MODEL",
-    "TRAIN_ON_ENCRYPTED_VOLUME",
-    "TRAIN_ON_INSTANCE_STORAGE",
-    "TRANSFORM_ON_ENCRYPTED_VOLUME",
-    "TRANSFORM_ON_INSTANCE_STORAGE",
-    "TRANSFORM_RESOURCES",
-    "TRANSFORM_STORAGE",
-    "TUNE_MODEL",
-    "TUNE_OR_TRAIN",
-    "TUNING_JOB_NAME_LIMIT",
-    "TUNING_SUFFIX_LENGTH",
-    "UPDATE_ENDPOINT",
-    "VALIDATE_INPUT",
-    "WAIT_FOR_ENDPOINT",
-    "WORKFLOW_FAILED",
-    "TrainingWorkflow",
-    "WorkflowDefaults",
-]
+__all__ = ["DEFAULT_MAX_RUNTIME", "DEFAULT_TIMEOUT", "TrainingWorkflow", "WorkflowDefaults"]
 
 SAGEMAKER_NAME_LIMIT = 63
 TUNING_JOB_NAME_LIMIT = 32  # HyperParameterTuningJobName is shorter than other SageMaker names
@@ -159,37 +99,8 @@ SNS_TRANSIENT_ERRORS = [
 # Static hyperparameters: the defaults, overridden key by key by the execution input.
 _HYPERPARAMETERS = "States.JsonMerge($.default_hyperparameters, $.args.hyperparameters, false)"
 
-# The names of the states, in order; part of the definition's contract with its readers.
-VALIDATE_INPUT = "Validate input"
-INPUT_VALID = "Input valid?"
-REJECT_INPUT = "Reject input"
-LOAD_DEFAULTS = "Load defaults"
-APPLY_OVERRIDES = "Apply overrides"
-GENERATE_DATASET = "Generate dataset"
-TRAIN_MODEL = "Train model"
-SAVE_MODEL = "Save model"
-BATCH_TRANSFORM = "Batch transform"
-REPORT_RESULTS = "Report results"
-# The optional tuning path (a Choice before Train model).
-TUNE_OR_TRAIN = "Tune hyperparameters?"
-TUNE_MODEL = "Tune model"
-READ_BEST_TRAINING_JOB = "Read best training job"
-# The optional deploy stage, between Batch transform and Report results: its state names
-# (READ_METRIC ... ENDPOINT_WAIT_TIMED_OUT) are defined in _deploy_states.
-# Between Apply overrides and Generate dataset: the job resources, with a volume KMS key only
-# for instance types without local NVMe storage (the input may pick either kind).
-TRAINING_STORAGE = "Training instance storage?"
-TRAIN_ON_INSTANCE_STORAGE = "Train on instance storage"
-TRAIN_ON_ENCRYPTED_VOLUME = "Train on encrypted volume"
-TRANSFORM_STORAGE = "Transform instance storage?"
-TRANSFORM_ON_INSTANCE_STORAGE = "Transform on instance storage"
-TRANSFORM_ON_ENCRYPTED_VOLUME = "Transform on encrypted volume"
 TRAINING_RESOURCES = "$.resources.training"
 TRANSFORM_RESOURCES = "$.resources.transform"
-NOTIFY_FAILURE = "Notify failure"
-WORKFLOW_FAILED = "Workflow failed"
-# The error of an execution whose input the workflow refuses.
-INVALID_EXECUTION_INPUT = "InvalidExecutionInput"
 
 
 @dataclass(frozen=True)
@@ -299,53 +210,15 @@ class TrainingWorkflow(Construct):
             deploy=deploy,
         )
         layout = layout or BucketLayout()
-        key = key or bucket.encryption_key
-        if key is None:
-            raise ValueError(
-                "TrainingWorkflow key=None and the bucket has no encryption_key: hand in the KMS "
-                "key that encrypts the bucket"
-            )
-
-        if execution_role is None:
-            execution_role = SageMakerExecutionRole(
-                self,
-                "ExecutionRole",
-                bucket=bucket,
-                key=key,
-                layout=layout,
-                name_prefix=name_prefix,
-                images=[images.training, images.inference],
-            ).role
-        self.execution_role = execution_role
-        self.topic = sns.Topic(
-            self,
-            "FailureTopic",
-            display_name=f"{name_prefix} training workflow failures",
-            master_key=key,
-            enforce_ssl=True,
+        key = _bucket_key(bucket, key)
+        self.execution_role = (
+            execution_role
+            if execution_role is not None
+            else self._new_execution_role(bucket, key, layout, images)
         )
-        if notification_email:
-            self.topic.add_subscription(subscriptions.EmailSubscription(notification_email))
-        # Under /aws/vendedlogs/: CloudWatch Logs resource policies are limited to 5,120
-        # characters, and Step Functions' logging best practice is this prefix, which one policy
-        # statement covers ("Logging Step Functions execution history in CloudWatch Logs"). The
-        # stack's id makes the name unique per deployment: a retained group never blocks a
-        # redeploy.
-        stack_id = Fn.select(2, Fn.split("/", Aws.STACK_ID))
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/vendedlogs/states/{name_prefix}-workflow-{stack_id}",
-            retention=log_retention,
-            removal_policy=removal_policy,
-        )
-        self.role = StateMachineRole(
-            self,
-            "Role",
-            name_prefix=name_prefix,
-            sagemaker_role=execution_role,
-            tuning=tuning is not None,
-        ).role
+        self.topic = self._failure_topic(key, notification_email)
+        self.log_group = self._log_group(log_retention, removal_policy)
+        self.role = self._state_machine_role(tuning)
         self.input_validator = InputValidator(
             self, "InputValidator", log_retention=log_retention, removal_policy=removal_policy
         )
@@ -355,35 +228,116 @@ class TrainingWorkflow(Construct):
         self.deploy_alarms: EndpointAlarms | None = (
             self._deploy_alarms(deploy, key) if deploy is not None else None
         )
+        builder = self._state_builder(bucket, layout, key, network_isolation, max_attempts)
+        job = _training_job(builder, images, training_volume_size_gb, training_max_runtime, deploy)
+        start = self._definition(builder, job, images, seed_function, tuning, deploy, key)
+        self.state_machine = self._state_machine(start, timeout, deploy)
+        self.endpoint_cleanup = self._endpoint_cleanup(removal_policy)
 
-        p = _StateBuilder(
-            name_prefix=name_prefix,
-            bucket_name=bucket.bucket_name,
+    def _new_execution_role(
+        self, bucket: s3.IBucket, key: kms.IKey, layout: BucketLayout, images: ModelImages
+    ) -> iam.IRole:
+        """The role SageMaker's jobs and models run as, when none is handed in."""
+        return SageMakerExecutionRole(
+            self,
+            "ExecutionRole",
+            bucket=bucket,
+            key=key,
             layout=layout,
-            key_arn=key.key_arn,
-            role_arn=execution_role.role_arn,
-            network_isolation=network_isolation,
-            max_attempts=max_attempts,
+            name_prefix=self.name_prefix,
+            images=[images.training, images.inference],
+        ).role
+
+    def _state_machine_role(self, tuning: HyperparameterTuning | None) -> iam.Role:
+        return StateMachineRole(
+            self,
+            "Role",
+            name_prefix=self.name_prefix,
+            sagemaker_role=self.execution_role,
+            tuning=tuning is not None,
+        ).role
+
+    def _failure_topic(self, key: kms.IKey, notification_email: str | None) -> sns.Topic:
+        topic = sns.Topic(
+            self,
+            "FailureTopic",
+            display_name=f"{self.name_prefix} training workflow failures",
+            master_key=key,
+            enforce_ssl=True,
         )
-        job = _training_job(p, images, training_volume_size_gb, training_max_runtime, deploy)
-        core = self._core_states(p, job, images, seed_function, tuning, deploy)
+        if notification_email:
+            topic.add_subscription(subscriptions.EmailSubscription(notification_email))
+        return topic
+
+    def _log_group(
+        self, log_retention: logs.RetentionDays, removal_policy: RemovalPolicy
+    ) -> logs.LogGroup:
+        # Under /aws/vendedlogs/: CloudWatch Logs resource policies are limited to 5,120
+        # characters, and Step Functions' logging best practice is this prefix, which one policy
+        # statement covers ("Logging Step Functions execution history in CloudWatch Logs"). The
+        # stack's id makes the name unique per deployment: a retained group never blocks a
+        # redeploy.
+        stack_id = Fn.select(2, Fn.split("/", Aws.STACK_ID))
+        return logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/vendedlogs/states/{self.name_prefix}-workflow-{stack_id}",
+            retention=log_retention,
+            removal_policy=removal_policy,
+        )
+
+    def _definition(
+        self,
+        builder: _StateBuilder,
+        job: _TrainingJob,
+        images: ModelImages,
+        seed_function: lambda_.IFunction,
+        tuning: HyperparameterTuning | None,
+        deploy: DeployStage | None,
+        key: kms.IKey,
+    ) -> sfn.IChainable:
+        """Every state, chained, with every task's failure caught; returns the first state."""
+        core = self._core_states(builder, job, images, seed_function, tuning, deploy)
         notify_failure = self._failure_states()
         for state in core.tasks():
             state.add_catch(notify_failure, errors=["States.ALL"], result_path="$.error")
         self._chain(core, notify_failure)
         if deploy is not None:
             core.batch_transform.next(
-                self._deploy_states(deploy, p, key, core.report_results, notify_failure)
+                self._deploy_states(deploy, builder, key, core.report_results, notify_failure)
             )
         else:
             core.batch_transform.next(core.report_results)
+        return core.validate_input
 
-        self.state_machine = sfn.StateMachine(
+    def _state_builder(
+        self,
+        bucket: s3.IBucket,
+        layout: BucketLayout,
+        key: kms.IKey,
+        network_isolation: bool,
+        max_attempts: int,
+    ) -> _StateBuilder:
+        """What the SageMaker task states share: names, tags, retries, bucket, key and role."""
+        return _StateBuilder(
+            name_prefix=self.name_prefix,
+            bucket_name=bucket.bucket_name,
+            layout=layout,
+            key_arn=key.key_arn,
+            role_arn=self.execution_role.role_arn,
+            network_isolation=network_isolation,
+            max_attempts=max_attempts,
+        )
+
+    def _state_machine(
+        self, start: sfn.IChainable, timeout: Duration, deploy: DeployStage | None
+    ) -> sfn.StateMachine:
+        state_machine = sfn.StateMachine(
             self,
             "Resource",
-            comment=f"{name_prefix}: generate dataset, train, save model, batch transform"
+            comment=f"{self.name_prefix}: generate dataset, train, save model, batch transform"
             + (", deploy" if deploy is not None else ""),
-            definition_body=sfn.DefinitionBody.from_chainable(core.validate_input),
+            definition_body=sfn.DefinitionBody.from_chainable(start),
             state_machine_type=sfn.StateMachineType.STANDARD,
             role=self.role,
             timeout=timeout,
@@ -392,21 +346,23 @@ class TrainingWorkflow(Construct):
                 destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
             ),
         )
-        self.endpoint_cleanup: EndpointCleanup | None = None
-        if self.deploy_endpoint_name is not None and removal_policy == RemovalPolicy.DESTROY:
-            # The deploy stage's endpoint is no CloudFormation resource: without this, deleting
-            # the stack leaves it billing, on a key the same destroy schedules for deletion.
-            # Deleted after the state machine, which could create the endpoint again.
-            self.endpoint_cleanup = EndpointCleanup(
-                self, "EndpointCleanup", endpoint_name=self.deploy_endpoint_name
-            )
-            self.state_machine.node.add_dependency(self.endpoint_cleanup.resource)
         acknowledge(
             default_policy(self.role),
             "AwsSolutions-IAM5[Resource::*]",
             "Only the X-Ray tracing actions and the CloudWatch Logs delivery actions that the "
             "state machine's logging needs use '*': none has resource-level permissions.",
         )
+        return state_machine
+
+    def _endpoint_cleanup(self, removal_policy: RemovalPolicy) -> EndpointCleanup | None:
+        if self.deploy_endpoint_name is None or removal_policy != RemovalPolicy.DESTROY:
+            return None
+        # The deploy stage's endpoint is no CloudFormation resource: without this, deleting
+        # the stack leaves it billing, on a key the same destroy schedules for deletion.
+        # Deleted after the state machine, which could create the endpoint again.
+        cleanup = EndpointCleanup(self, "EndpointCleanup", endpoint_name=self.deploy_endpoint_name)
+        self.state_machine.node.add_dependency(cleanup.resource)
+        return cleanup
 
     def _grant_state_machine_role(self, seed_function: lambda_.IFunction, key: kms.IKey) -> None:
         # Explicit statements rather than grant_invoke/grant_publish: the definition calls the
@@ -497,7 +453,7 @@ class TrainingWorkflow(Construct):
 
     def _core_states(
         self,
-        p: _StateBuilder,
+        builder: _StateBuilder,
         job: _TrainingJob,
         images: ModelImages,
         seed_function: lambda_.IFunction,
@@ -505,17 +461,17 @@ class TrainingWorkflow(Construct):
         deploy: DeployStage | None,
     ) -> _CoreStates:
         """The states of the core path and, with ``tuning``, of the tuning path, unchained."""
-        validate_input, input_valid, reject_input = self._validation_states(p.max_attempts)
+        validate_input, input_valid, reject_input = self._validation_states(builder.max_attempts)
         load_defaults, apply_overrides = self._input_states(tuning, deploy)
         training_storage = self._storage_choice(
-            p,
+            builder,
             (TRAINING_STORAGE, TRAIN_ON_INSTANCE_STORAGE, TRAIN_ON_ENCRYPTED_VOLUME),
             "$.args.training_instance_type",
             job.resource_config,
             TRAINING_RESOURCES,
         )
         transform_storage = self._storage_choice(
-            p,
+            builder,
             (TRANSFORM_STORAGE, TRANSFORM_ON_INSTANCE_STORAGE, TRANSFORM_ON_ENCRYPTED_VOLUME),
             "$.args.transform_instance_type",
             {
@@ -524,10 +480,10 @@ class TrainingWorkflow(Construct):
             },
             TRANSFORM_RESOURCES,
         )
-        generate_dataset = self._generate_dataset(seed_function, p.max_attempts)
-        train_model = self._train_model(p, job)
+        generate_dataset = self._generate_dataset(seed_function, builder.max_attempts)
+        train_model = self._train_model(builder, job)
         # Built here rather than by the caller so that states are created in definition order.
-        tuning_states = self._tuning_states(p, job, tuning) if tuning is not None else None
+        tuning_states = self._tuning_states(builder, job, tuning) if tuning is not None else None
         return _CoreStates(
             validate_input=validate_input,
             input_valid=input_valid,
@@ -539,14 +495,14 @@ class TrainingWorkflow(Construct):
             generate_dataset=generate_dataset,
             train_model=train_model,
             tuning=tuning_states,
-            save_model=self._save_model(p, images),
-            batch_transform=self._batch_transform(p),
+            save_model=self._save_model(builder, images),
+            batch_transform=self._batch_transform(builder),
             report_results=self._report_results(deploy),
         )
 
     def _storage_choice(
         self,
-        p: _StateBuilder,
+        builder: _StateBuilder,
         names: tuple[str, str, str],
         instance_type_path: str,
         resources: dict[str, Any],
@@ -570,7 +526,7 @@ class TrainingWorkflow(Construct):
             encrypted_name,
             state_json={
                 "Type": "Pass",
-                "Parameters": {**resources, "VolumeKmsKeyId": p.key_arn},
+                "Parameters": {**resources, "VolumeKmsKeyId": builder.key_arn},
                 "ResultPath": result_path,
             },
         )
@@ -615,8 +571,8 @@ class TrainingWorkflow(Construct):
             model.model_validate(self._state_defaults(self.defaults, tuning, deploy))
         except ValidationError as err:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])}={e['input']!r}: {e['msg']}"
-                for e in err.errors()
+                f"{'.'.join(str(part) for part in error['loc'])}={error['input']!r}: {error['msg']}"
+                for error in err.errors()
             )
             raise ValueError(
                 f"TrainingWorkflow defaults: the execution input would refuse them: {problems}"
@@ -738,7 +694,7 @@ class TrainingWorkflow(Construct):
         )
         return generate_dataset
 
-    def _train_model(self, p: _StateBuilder, job: _TrainingJob) -> sfn.CustomState:
+    def _train_model(self, builder: _StateBuilder, job: _TrainingJob) -> sfn.CustomState:
         train_model = sfn.CustomState(
             self,
             TRAIN_MODEL,
@@ -746,26 +702,26 @@ class TrainingWorkflow(Construct):
                 "Type": "Task",
                 "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTrainingJob.sync",
                 "Parameters": {
-                    "TrainingJobName.$": p.name("t"),
-                    "RoleArn": p.role_arn,
+                    "TrainingJobName.$": builder.name("t"),
+                    "RoleArn": builder.role_arn,
                     "AlgorithmSpecification": job.algorithm,
                     "HyperParameters.$": _HYPERPARAMETERS,
-                    "InputDataConfig": p.channels(),
+                    "InputDataConfig": builder.channels(),
                     "OutputDataConfig": job.output_config,
                     "ResourceConfig.$": TRAINING_RESOURCES,
                     "StoppingCondition": job.stopping,
-                    "EnableNetworkIsolation": p.network_isolation,
-                    "Tags": p.tags(),
+                    "EnableNetworkIsolation": builder.network_isolation,
+                    "Tags": builder.tags(),
                 },
                 "ResultSelector": job.result,
                 "ResultPath": "$.training",
             },
         )
-        p.retry_sagemaker(train_model)
+        builder.retry_sagemaker(train_model)
         return train_model
 
     def _tuning_states(
-        self, p: _StateBuilder, job: _TrainingJob, tuning: HyperparameterTuning
+        self, builder: _StateBuilder, job: _TrainingJob, tuning: HyperparameterTuning
     ) -> _TuningStates:
         """Tune model -> Read best training job, and the Choice that picks tuning or training."""
         tune_model = sfn.CustomState(
@@ -777,7 +733,7 @@ class TrainingWorkflow(Construct):
                     f"arn:{Aws.PARTITION}:states:::sagemaker:createHyperParameterTuningJob.sync"
                 ),
                 "Parameters": {
-                    "HyperParameterTuningJobName.$": p.tuning_job_name(),
+                    "HyperParameterTuningJobName.$": builder.tuning_job_name(),
                     "HyperParameterTuningJobConfig": {
                         "Strategy.$": "$.args.tuning_strategy",
                         "HyperParameterTuningJobObjective.$": "$.args.tuning_objective",
@@ -790,15 +746,15 @@ class TrainingWorkflow(Construct):
                     },
                     "TrainingJobDefinition": {
                         "AlgorithmSpecification": job.algorithm,
-                        "RoleArn": p.role_arn,
+                        "RoleArn": builder.role_arn,
                         "StaticHyperParameters.$": _HYPERPARAMETERS,
-                        "InputDataConfig": p.channels(),
+                        "InputDataConfig": builder.channels(),
                         "OutputDataConfig": job.output_config,
                         "ResourceConfig.$": TRAINING_RESOURCES,
                         "StoppingCondition": job.stopping,
-                        "EnableNetworkIsolation": p.network_isolation,
+                        "EnableNetworkIsolation": builder.network_isolation,
                     },
-                    "Tags": p.tags(),
+                    "Tags": builder.tags(),
                 },
                 "ResultSelector": {
                     "HyperParameterTuningJobName.$": "$.HyperParameterTuningJobName",
@@ -808,7 +764,7 @@ class TrainingWorkflow(Construct):
                 "ResultPath": "$.tuning",
             },
         )
-        p.retry_sagemaker(tune_model)
+        builder.retry_sagemaker(tune_model)
         # The best job's description has the shape of Train model's result, so Save model and
         # the deploy stage read either path the same way.
         read_best = sfn.CustomState(
@@ -822,7 +778,7 @@ class TrainingWorkflow(Construct):
                 "ResultPath": "$.training",
             },
         )
-        p.retry_sagemaker(read_best, sdk=True)
+        builder.retry_sagemaker(read_best, sdk=True)
         tune_or_train = sfn.Choice(
             self,
             TUNE_OR_TRAIN,
@@ -830,7 +786,7 @@ class TrainingWorkflow(Construct):
         )
         return _TuningStates(tune_or_train, tune_model, read_best)
 
-    def _save_model(self, p: _StateBuilder, images: ModelImages) -> sfn.CustomState:
+    def _save_model(self, builder: _StateBuilder, images: ModelImages) -> sfn.CustomState:
         save_model = sfn.CustomState(
             self,
             SAVE_MODEL,
@@ -838,15 +794,15 @@ class TrainingWorkflow(Construct):
                 "Type": "Task",
                 "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createModel",
                 "Parameters": {
-                    "ModelName.$": p.name("m"),
-                    "ExecutionRoleArn": p.role_arn,
+                    "ModelName.$": builder.name("m"),
+                    "ExecutionRoleArn": builder.role_arn,
                     "PrimaryContainer": {
                         "Image": images.inference_image_uri,
                         "ModelDataUrl.$": "$.training.ModelArtifacts.S3ModelArtifacts",
                         "Mode": "SingleModel",
                     },
-                    "EnableNetworkIsolation": p.network_isolation,
-                    "Tags": p.tags(),
+                    "EnableNetworkIsolation": builder.network_isolation,
+                    "Tags": builder.tags(),
                 },
                 # CreateModel answers only the ARN; SageMaker ARNs end in the (lower-case) name.
                 "ResultSelector": {
@@ -856,10 +812,10 @@ class TrainingWorkflow(Construct):
                 "ResultPath": "$.model",
             },
         )
-        p.retry_sagemaker(save_model)
+        builder.retry_sagemaker(save_model)
         return save_model
 
-    def _batch_transform(self, p: _StateBuilder) -> sfn.CustomState:
+    def _batch_transform(self, builder: _StateBuilder) -> sfn.CustomState:
         batch_transform = sfn.CustomState(
             self,
             BATCH_TRANSFORM,
@@ -867,7 +823,7 @@ class TrainingWorkflow(Construct):
                 "Type": "Task",
                 "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTransformJob.sync",
                 "Parameters": {
-                    "TransformJobName.$": p.name("b"),
+                    "TransformJobName.$": builder.name("b"),
                     "ModelName.$": "$.model.ModelName",
                     "BatchStrategy": "MultiRecord",
                     "TransformInput": {
@@ -883,15 +839,15 @@ class TrainingWorkflow(Construct):
                     },
                     "TransformOutput": {
                         "S3OutputPath.$": (
-                            f"States.Format('s3://{p.bucket_name}/"
-                            f"{p.layout.transform_output}{{}}/', $.run_id)"
+                            f"States.Format('s3://{builder.bucket_name}/"
+                            f"{builder.layout.transform_output}{{}}/', $.run_id)"
                         ),
                         "Accept": "text/csv",
                         "AssembleWith": "Line",
-                        "KmsKeyId": p.key_arn,
+                        "KmsKeyId": builder.key_arn,
                     },
                     "TransformResources.$": TRANSFORM_RESOURCES,
-                    "Tags": p.tags(),
+                    "Tags": builder.tags(),
                 },
                 "ResultSelector": {
                     "TransformJobName.$": "$.TransformJobName",
@@ -901,7 +857,7 @@ class TrainingWorkflow(Construct):
                 "ResultPath": "$.transform",
             },
         )
-        p.retry_sagemaker(batch_transform)
+        builder.retry_sagemaker(batch_transform)
         return batch_transform
 
     def _report_results(self, deploy: DeployStage | None) -> sfn.CustomState:
@@ -1003,7 +959,7 @@ class TrainingWorkflow(Construct):
     def _deploy_states(
         self,
         deploy: DeployStage,
-        p: _StateBuilder,
+        builder: _StateBuilder,
         key: kms.IKey,
         report_results: sfn.IChainable,
         notify_failure: sfn.IChainable,
@@ -1013,7 +969,7 @@ class TrainingWorkflow(Construct):
         return deploy_states(
             self,
             deploy,
-            p,
+            builder,
             endpoint_name=self.deploy_endpoint_name,
             key=key,
             rollback_alarms=self.deploy_alarms.rollback_alarms,
@@ -1082,6 +1038,16 @@ def _validate_props(
     return endpoint_name
 
 
+def _bucket_key(bucket: s3.IBucket, key: kms.IKey | None) -> kms.IKey:
+    key = key or bucket.encryption_key
+    if key is None:
+        raise ValueError(
+            "TrainingWorkflow key=None and the bucket has no encryption_key: hand in the KMS "
+            "key that encrypts the bucket"
+        )
+    return key
+
+
 class _TrainingJob(NamedTuple):
     """The parts of a training job that Train model and Tune model's job definition share."""
 
@@ -1094,7 +1060,7 @@ class _TrainingJob(NamedTuple):
 
 
 def _training_job(
-    p: _StateBuilder,
+    builder: _StateBuilder,
     images: ModelImages,
     volume_size_gb: int,
     max_runtime: Duration,
@@ -1119,8 +1085,8 @@ def _training_job(
         algorithm=algorithm,
         result=result,
         output_config={
-            "S3OutputPath": f"s3://{p.bucket_name}/{p.layout.models}",
-            "KmsKeyId": p.key_arn,
+            "S3OutputPath": f"s3://{builder.bucket_name}/{builder.layout.models}",
+            "KmsKeyId": builder.key_arn,
         },
         resource_config={
             "InstanceType.$": "$.args.training_instance_type",

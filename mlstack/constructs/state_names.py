@@ -1,0 +1,53 @@
+"""The names of the training workflow's states and of its input error: the definition's
+contract with its readers (tests, the local runner, dashboards, anyone reading an execution's
+history). One home, imported by the constructs that build the states."""
+
+# The core path, in order.
+VALIDATE_INPUT = "Validate input"
+INPUT_VALID = "Input valid?"
+REJECT_INPUT = "Reject input"
+LOAD_DEFAULTS = "Load defaults"
+APPLY_OVERRIDES = "Apply overrides"
+GENERATE_DATASET = "Generate dataset"
+TRAIN_MODEL = "Train model"
+SAVE_MODEL = "Save model"
+BATCH_TRANSFORM = "Batch transform"
+REPORT_RESULTS = "Report results"
+# The optional tuning path (a Choice before Train model).
+TUNE_OR_TRAIN = "Tune hyperparameters?"
+TUNE_MODEL = "Tune model"
+READ_BEST_TRAINING_JOB = "Read best training job"
+# Between Apply overrides and Generate dataset: the job resources, with a volume KMS key only
+# for instance types without local NVMe storage (the input may pick either kind).
+TRAINING_STORAGE = "Training instance storage?"
+TRAIN_ON_INSTANCE_STORAGE = "Train on instance storage"
+TRAIN_ON_ENCRYPTED_VOLUME = "Train on encrypted volume"
+TRANSFORM_STORAGE = "Transform instance storage?"
+TRANSFORM_ON_INSTANCE_STORAGE = "Transform on instance storage"
+TRANSFORM_ON_ENCRYPTED_VOLUME = "Transform on encrypted volume"
+NOTIFY_FAILURE = "Notify failure"
+WORKFLOW_FAILED = "Workflow failed"
+# The error of an execution whose input the workflow refuses.
+INVALID_EXECUTION_INPUT = "InvalidExecutionInput"
+
+# The optional deploy stage, between Batch transform and Report results.
+READ_METRIC = "Read validation metric"
+QUALITY_GATE = "Quality gate"
+REJECT_MODEL = "Reject model"
+DESCRIBE_ENDPOINT = "Describe endpoint"
+ENDPOINT_MISSING = "Is endpoint missing?"
+PLAN_NEW_ENDPOINT = "Plan new endpoint"
+PLAN_ENDPOINT_UPDATE = "Plan endpoint update"
+CREATE_ENDPOINT_CONFIG = "Create endpoint config"
+ENDPOINT_EXISTS = "Endpoint exists?"
+CREATE_ENDPOINT = "Create endpoint"
+UPDATE_ENDPOINT = "Update endpoint"
+START_ENDPOINT_WAIT = "Start endpoint wait"
+WAIT_FOR_ENDPOINT = "Wait for endpoint"
+CHECK_ENDPOINT = "Check endpoint status"
+ENDPOINT_READY = "Endpoint ready?"
+COUNT_ENDPOINT_CHECK = "Count endpoint check"
+ENDPOINT_FAILED = "Endpoint failed"
+ENDPOINT_NOT_IN_SERVICE = "Endpoint not in service"
+DEPLOYMENT_ROLLED_BACK = "Deployment rolled back"
+ENDPOINT_WAIT_TIMED_OUT = "Endpoint wait timed out"
