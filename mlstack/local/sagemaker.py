@@ -28,6 +28,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -74,18 +75,26 @@ def free_port() -> int:
         return port
 
 
-def _wait_hosts(procs: Sequence[subprocess.Popen[bytes]], limit: float | None) -> tuple[bool, int]:
+def _wait_hosts(
+    procs: Sequence[subprocess.Popen[bytes]], limit: float | None, interrupt: float | None = None
+) -> tuple[bool, int, bool]:
     """Wait for every host's process; a host that fails ends the others (SageMaker stops a job
-    whose host failed). Returns (ran past ``limit``, index of the host to report: the first that
-    failed, else 0)."""
-    deadline = None if limit is None else time.monotonic() + limit
+    whose host failed). ``interrupt``: SIGTERM every host after that many seconds (a spot
+    interruption). Returns (ran past ``limit``, index of the host to report: the first that
+    failed, else 0, interrupted)."""
+    now = time.monotonic()
+    deadline = None if limit is None else now + limit
+    interrupt_at = None if interrupt is None else now + interrupt
     failed: int | None = None
-    stopped = False
+    stopped = interrupted = False
     while any(proc.poll() is None for proc in procs):
         failed = next((i for i, proc in enumerate(procs) if proc.poll() not in (None, 0)), None)
         late = deadline is not None and time.monotonic() > deadline
-        if failed is not None or late:
-            stopped = late and failed is None
+        interrupted = (
+            failed is None and interrupt_at is not None and time.monotonic() > interrupt_at
+        )
+        if failed is not None or late or interrupted:
+            stopped = late and failed is None and not interrupted
             for proc in procs:
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
@@ -99,7 +108,7 @@ def _wait_hosts(procs: Sequence[subprocess.Popen[bytes]], limit: float | None) -
         time.sleep(0.05)
     if failed is None:
         failed = next((i for i, proc in enumerate(procs) if proc.returncode != 0), 0)
-    return stopped, failed
+    return stopped, failed, interrupted and procs[failed].returncode == 0
 
 
 def _now_ms() -> int:
@@ -277,8 +286,12 @@ class LocalSageMaker:
         account: str = "000000000000",
         log: LogSink | None = None,
         metric: MetricSink | None = None,
+        interrupt_training_after: float | None = None,
     ) -> None:
         self.root = root
+        # Spot interruption on request: a managed-spot training job gets SIGTERM this many
+        # seconds in, once; new processes then resume from its checkpoints.
+        self.interrupt_training_after = interrupt_training_after
         self.s3 = s3
         self.images = images
         self.region = region
@@ -508,35 +521,88 @@ class LocalSageMaker:
         if image.python_path is not None:
             env["PYTHONPATH"] = str(image.python_path)
         log_path = job_dir / "train.log"
-        pumps = []
-        for index, (host, base) in enumerate(zip(hosts, bases, strict=True)):
-            proc = subprocess.Popen(
-                [str(image.program("train"))],
-                env={**env, "SAGEMAKER_BASE_DIR": str(base)},
-                cwd=base,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            procs.append(proc)
-            # CloudWatch gets every host's log; metrics are read from the first host's.
-            pump = threading.Thread(
-                target=pump_lines,
-                args=(
-                    proc.stdout,
-                    log_path if count == 1 else job_dir / f"train-{host}.log",
-                    name if count == 1 else f"{name}/{host}",
-                    self.log,
-                    on_line if index == 0 else None,
-                ),
-                daemon=True,
-            )
-            pump.start()
-            pumps.append(pump)
+        checkpoint_uri = str((p.get("CheckpointConfig") or {}).get("S3Uri") or "")
+        spot = bool(p.get("EnableManagedSpotTraining", False))
+        if checkpoint_uri:
+            desc["CheckpointConfig"] = dict(p["CheckpointConfig"])
+        desc["EnableManagedSpotTraining"] = spot
+
+        def restore_checkpoints() -> None:
+            """SageMaker copies the checkpoint prefix into each (new) instance's
+            /opt/ml/checkpoints before ``train`` starts."""
+            for base in bases:
+                local = base / "checkpoints"
+                shutil.rmtree(local, ignore_errors=True)
+                local.mkdir(parents=True)
+                self.s3.download_prefix(checkpoint_uri, local)
+
+        def save_checkpoints() -> None:
+            """…and uploads the first host's /opt/ml/checkpoints to the prefix."""
+            local = bases[0] / "checkpoints"
+            for path in sorted(local.rglob("*")):
+                if path.is_file():
+                    rel = path.relative_to(local).as_posix()
+                    self.s3.write(f"{checkpoint_uri.rstrip('/')}/{rel}", path.read_bytes())
+
+        def launch() -> tuple[list[threading.Thread], list[subprocess.Popen[bytes]]]:
+            procs.clear()
+            pumps = []
+            if count > 1:
+                env["MLSTACK_TRACKER_PORT"] = str(free_port())
+            for index, (host, base) in enumerate(zip(hosts, bases, strict=True)):
+                proc = subprocess.Popen(
+                    [str(image.program("train"))],
+                    env={**env, "SAGEMAKER_BASE_DIR": str(base)},
+                    cwd=base,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+                procs.append(proc)
+                # CloudWatch gets every host's log; metrics are read from the first host's.
+                pump = threading.Thread(
+                    target=pump_lines,
+                    args=(
+                        proc.stdout,
+                        log_path if count == 1 else job_dir / f"train-{host}.log",
+                        name if count == 1 else f"{name}/{host}",
+                        self.log,
+                        on_line if index == 0 else None,
+                    ),
+                    daemon=True,
+                )
+                pump.start()
+                pumps.append(pump)
+            return pumps, list(procs)
+
         max_runtime = desc["StoppingCondition"].get("MaxRuntimeInSeconds")
-        stopped, failed_host = _wait_hosts(procs, float(max_runtime) if max_runtime else None)
-        for pump in pumps:
-            pump.join(10)
+        interrupt = self.interrupt_training_after if spot and checkpoint_uri else None
+        interruptions = 0
+        while True:
+            if checkpoint_uri:
+                restore_checkpoints()
+            pumps, launched = launch()
+            stopped, failed_host, interrupted = _wait_hosts(
+                launched, float(max_runtime) if max_runtime else None, interrupt
+            )
+            for pump in pumps:
+                pump.join(10)
+            if checkpoint_uri:
+                save_checkpoints()
+            if not interrupted:
+                break
+            # A spot interruption: SageMaker starts the job again on new instances, which
+            # resume from the checkpoints; the first model is discarded with its instance.
+            interruptions += 1
+            interrupt = None
+            desc.setdefault("SecondaryStatusTransitions", []).append(
+                {"Status": "Interrupted", "StatusMessage": "spot interruption (local, requested)"}
+            )
+            if self.log:
+                self.log(name, "spot interruption: SIGTERM sent; resuming from checkpoints")
+            for base in bases:
+                shutil.rmtree(base / "model", ignore_errors=True)
+        procs[:] = launched
         proc = procs[failed_host]
         base = bases[failed_host]
         if count > 1:

@@ -18,6 +18,7 @@ from mlstack.constructs import (
     ModelImages,
     MonitoredEndpoint,
     RetrainingSchedule,
+    SpotTraining,
     TrafficShift,
     TrainingWorkflow,
     WorkflowDefaults,
@@ -84,6 +85,13 @@ def deploy_stage(config: EnvironmentConfig) -> DeployStage | None:
         alarms=alarm_thresholds(config.alarms),
         endpoint_name=config.deploy_endpoint_name,
     )
+
+
+def spot_training(config: EnvironmentConfig) -> SpotTraining | None:
+    spot = config.training.spot
+    if spot is None or not spot.enabled:
+        return None
+    return SpotTraining(max_wait=Duration.seconds(spot.max_wait_seconds))
 
 
 def hyperparameter_tuning(config: EnvironmentConfig) -> HyperparameterTuning | None:
@@ -171,6 +179,7 @@ class WorkflowStack(Stack):
             removal_policy=removal,
             tuning=hyperparameter_tuning(config),
             deploy=deploy_stage(config),
+            spot=spot_training(config),
             max_rows=config.dataset.max_rows,
         )
         self.schedule: RetrainingSchedule | None = None

@@ -118,6 +118,8 @@ def tuning_path(log: CallLog) -> list[str]:
                 "HyperParameters": {},
                 "ModelArtifacts": {"S3ModelArtifacts": f"s3://{bucket}/models/x/model.tar.gz"},
                 "FinalMetricDataList": [],
+                "TrainingTimeInSeconds": 60,
+                "BillableTimeInSeconds": 60,
             }
         if call.state_name == "Save model":
             return {"ModelArn": f"arn:aws:sagemaker:r:1:model/{call.parameters['ModelName']}"}

@@ -237,6 +237,8 @@ def run_until(definition: dict[str, Any], execution_input: dict[str, Any], stop:
             "HyperParameters": {},
             "ModelArtifacts": {"S3ModelArtifacts": "s3://b/m.tar.gz"},
             "FinalMetricDataList": [],
+            "TrainingTimeInSeconds": 60,
+            "BillableTimeInSeconds": 30,
         },
         "Save model": {"ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/m"},
     }

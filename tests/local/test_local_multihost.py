@@ -25,11 +25,15 @@ METRICS = json.loads((REPO / "containers/training/metric_definitions.json").read
 ROWS_PER_SHARD = 3000
 SHARDS = 4
 
-_spec = importlib.util.spec_from_file_location("seed_handler_mh", REPO / "lambda/seed/handler.py")
-assert _spec is not None and _spec.loader is not None
-seed = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = seed  # dataclasses look their module up
-_spec.loader.exec_module(seed)
+# Loaded once under the name tests/seed uses: the handler module sets up the "mlstack.seed"
+# logger on import, and a second copy would replace the first one's handler.
+if "seed_handler" not in sys.modules:
+    _spec = importlib.util.spec_from_file_location("seed_handler", REPO / "lambda/seed/handler.py")
+    assert _spec is not None and _spec.loader is not None
+    _module = importlib.util.module_from_spec(_spec)
+    sys.modules["seed_handler"] = _module  # dataclasses look their module up
+    _spec.loader.exec_module(_module)
+seed = sys.modules["seed_handler"]
 
 
 @pytest.fixture(scope="module")
