@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from mlstack.local.assembly import Image
-from mlstack.local.s3 import EmbeddedS3, parse_uri
+from mlstack.local.s3 import EmbeddedS3, parse_uri, shard_keys
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 MB = 1024 * 1024
@@ -757,9 +757,15 @@ class LocalSageMaker:
         with self._lock:
             self.transform_jobs[name.lower()] = desc
         job_dir = self.root / "jobs" / name
-        base = job_dir / "opt" / "ml"
+        # One instance keeps the plain layout; N instances get a tree and a serve process each.
+        count = int(desc["TransformResources"].get("InstanceCount", 1))
+        bases = (
+            [job_dir / "opt" / "ml"]
+            if count == 1
+            else [job_dir / f"instance-{i}" / "opt" / "ml" for i in range(1, count + 1)]
+        )
+        servers: list[ServeProcess] = []
         try:
-            self._model_dir(model, base)
             image = self._image(model["PrimaryContainer"]["Image"])
             env = {
                 **{
@@ -771,18 +777,24 @@ class LocalSageMaker:
             }
             if "MaxPayloadInMB" in p:
                 env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(p["MaxPayloadInMB"])
-            server = start_serve(
-                image,
-                base,
-                environment=env,
-                log_path=job_dir / "serve.log",
-                source=name,
-                sink=self.log,
-            )
+            for index, base in enumerate(bases, start=1):
+                self._model_dir(model, base)
+                servers.append(
+                    start_serve(
+                        image,
+                        base,
+                        environment=env,
+                        log_path=job_dir / ("serve.log" if count == 1 else f"serve-{index}.log"),
+                        source=name if count == 1 else f"{name}/instance-{index}",
+                        sink=self.log,
+                    )
+                )
         except (RuntimeError, OSError, tarfile.TarError) as err:
+            for server in servers:
+                server.stop()
             return self._transform_failed(desc, f"ClientError: {err}")
         try:
-            strategy, payload_mb, concurrency = self._execution_parameters(server, p)
+            strategy, payload_mb, concurrency = self._execution_parameters(servers[0], p)
             desc.update(
                 BatchStrategy=strategy,
                 MaxPayloadInMB=payload_mb,
@@ -790,29 +802,42 @@ class LocalSageMaker:
             )
             bucket, prefix = parse_uri(source["S3Uri"])
             folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
-            keys = [k for k in self.s3.keys(bucket, prefix) if not k.endswith("/")]
+            keys = shard_keys(self.s3.keys(bucket, prefix), None)
             if not keys:
                 return self._transform_failed(
                     desc, f"ClientError: no objects under {source['S3Uri']}"
                 )
             out_base = tout["S3OutputPath"].rstrip("/")
-            records = 0
-            for key in keys:
-                data = self.s3.read(f"s3://{bucket}/{key}")
-                if tin.get("CompressionType") == "Gzip":
-                    data = gzip.decompress(data)
-                batches = self._batches(data, split, strategy, payload_mb * MB)
-                records += sum(n for _, n in batches)
-                outputs = self._invoke_all(server, batches, tin, tout, concurrency, name)
-                joiner = b"\n" if tout.get("AssembleWith") == "Line" else b""
-                body = joiner.join(o.rstrip(b"\n") if joiner else o for o in outputs)
-                if joiner and body:
-                    body += b"\n"
-                self.s3.write(f"{out_base}/{key[len(folder) :]}.out", body, tout.get("Accept"))
+
+            def transform(server: ServeProcess, objects: list[str]) -> int:
+                records = 0
+                for key in objects:
+                    data = self.s3.read(f"s3://{bucket}/{key}")
+                    if tin.get("CompressionType") == "Gzip":
+                        data = gzip.decompress(data)
+                    batches = self._batches(data, split, strategy, payload_mb * MB)
+                    records += sum(n for _, n in batches)
+                    outputs = self._invoke_all(server, batches, tin, tout, concurrency, name)
+                    joiner = b"\n" if tout.get("AssembleWith") == "Line" else b""
+                    body = joiner.join(o.rstrip(b"\n") if joiner else o for o in outputs)
+                    if joiner and body:
+                        body += b"\n"
+                    self.s3.write(f"{out_base}/{key[len(folder) :]}.out", body, tout.get("Accept"))
+                return records
+
+            # SageMaker spreads an S3Prefix input's objects over the instances: instance i
+            # takes every N-th object from the i-th, each its own output object.
+            with ThreadPoolExecutor(max_workers=count) as pool:
+                shares = [
+                    pool.submit(transform, server, shard_keys(keys, (i, count)))
+                    for i, server in enumerate(servers)
+                ]
+                records = sum(share.result() for share in shares)
         except _TransformError as err:
             return self._transform_failed(desc, f"ClientError: {err}")
         finally:
-            server.stop()
+            for server in servers:
+                server.stop()
         desc["TransformJobStatus"] = "Completed"
         desc["TransformEndTime"] = _now_ms()
         desc["LocalRecords"] = records

@@ -21,6 +21,7 @@ from mlstack.local.sagemaker import JobFailed, LocalSageMaker
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_URI = "000000000000.dkr.ecr.us-east-1.amazonaws.com/train:local"
+SERVE_URI = "000000000000.dkr.ecr.us-east-1.amazonaws.com/serve:local"
 METRICS = json.loads((REPO / "containers/training/metric_definitions.json").read_text())
 ROWS_PER_SHARD = 3000
 SHARDS = 4
@@ -42,7 +43,7 @@ def s3() -> Iterator[EmbeddedS3]:
     server = EmbeddedS3()
     server.client.create_bucket(Bucket="data")
     for shard in range(SHARDS):
-        for split in ("train", "validation"):
+        for split in ("train", "validation", "test"):
             rows = seed.split_rows(ROWS_PER_SHARD, split)
             body = b"".join(seed.generate_rows(rows, 5, split, shard=shard))
             server.client.put_object(
@@ -55,7 +56,8 @@ def s3() -> Iterator[EmbeddedS3]:
 @pytest.fixture()
 def sagemaker(s3: EmbeddedS3, tmp_path: Path) -> LocalSageMaker:
     image = Image(uri=IMAGE_URI, directory=REPO / "containers", dockerfile="training/Dockerfile")
-    return LocalSageMaker(tmp_path / "run", s3, {IMAGE_URI: image})
+    serve = Image(uri=SERVE_URI, directory=REPO / "containers", dockerfile="inference/Dockerfile")
+    return LocalSageMaker(tmp_path / "run", s3, {IMAGE_URI: image, SERVE_URI: serve})
 
 
 def job(name: str, count: int) -> dict[str, Any]:
@@ -141,3 +143,48 @@ def test_more_hosts_than_objects_fails_naming_the_sharding(sagemaker):
         sagemaker.create_training_job(job("too-many", 5))
     reason = failed.value.description["FailureReason"]
     assert "algo-5" in reason and "ShardedByS3Key" in reason and "at least 5 objects" in reason
+
+
+def test_a_two_instance_transform_spreads_the_test_shards_one_output_per_shard(
+    sagemaker, s3, tmp_path
+):
+    trained = sagemaker.create_training_job(job("for-transform", 1))
+    sagemaker.create_model(
+        {
+            "ModelName": "m",
+            "PrimaryContainer": {
+                "Image": SERVE_URI,
+                "ModelDataUrl": trained["ModelArtifacts"]["S3ModelArtifacts"],
+            },
+        }
+    )
+    desc = sagemaker.create_transform_job(
+        {
+            "TransformJobName": "spread",
+            "ModelName": "m",
+            "BatchStrategy": "MultiRecord",
+            "TransformInput": {
+                "ContentType": "text/csv",
+                "SplitType": "Line",
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://data/d/test/"}
+                },
+            },
+            "TransformOutput": {
+                "S3OutputPath": "s3://data/out/",
+                "Accept": "text/csv",
+                "AssembleWith": "Line",
+            },
+            "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 2},
+        }
+    )
+    assert desc["TransformJobStatus"] == "Completed"
+    assert desc["LocalRecords"] == SHARDS * ROWS_PER_SHARD
+    for shard in range(SHARDS):
+        lines = s3.read(f"s3://data/out/part-{shard:05d}.csv.out").splitlines()
+        assert len(lines) == ROWS_PER_SHARD  # one line per input row, per shard
+    root = tmp_path / "run" / "jobs" / "spread"
+    # Each instance's serve process answered the requests of its two shards (one each here).
+    for instance in (1, 2):
+        log = (root / f"serve-{instance}.log").read_text()
+        assert log.count('"POST /invocations HTTP/1.1" 200') == 2, instance
