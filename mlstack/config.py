@@ -655,6 +655,14 @@ def _check_consistency(config: EnvironmentConfig) -> Iterator[str]:
             f"'training.max_runtime_seconds' ({config.training.max_runtime_seconds} s) so that "
             "the workflow outlives its training job"
         )
+    shards = -(-config.dataset.rows // config.dataset.rows_per_shard)
+    if config.training.instance_count > shards:
+        yield (
+            f"key 'training.instance_count' is {config.training.instance_count}; expected at most "
+            f"the dataset's shards ({shards}: 'dataset.rows' {config.dataset.rows} in shards of "
+            f"'dataset.rows_per_shard' {config.dataset.rows_per_shard}): the train channel is "
+            "ShardedByS3Key, so a host beyond the shard count gets no data"
+        )
     spot = config.training.spot
     if spot is not None and spot.enabled:
         if spot.max_wait_seconds < config.training.max_runtime_seconds:

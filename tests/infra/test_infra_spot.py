@@ -98,3 +98,17 @@ def test_a_construct_spot_max_wait_below_the_max_runtime_is_refused() -> None:
         _workflow(
             spot=SpotTraining(max_wait=Duration.minutes(10)), training_max_runtime=Duration.hours(1)
         )
+
+
+def test_more_training_instances_than_shards_fails_synth_naming_the_keys() -> None:
+    data = json.loads((REPO / "environments" / "dev.json").read_text())
+    data["dataset"]["rows_per_shard"] = 2000  # dev's 5000 rows: 3 shards
+    data["training"]["instance_count"] = 4
+    with pytest.raises(ConfigError) as error:
+        parse_environment("dev", data)
+    assert (
+        "key 'training.instance_count' is 4; expected at most the dataset's shards (3: "
+        "'dataset.rows' 5000 in shards of 'dataset.rows_per_shard' 2000)"
+    ) in str(error.value)
+    data["training"]["instance_count"] = 3
+    assert parse_environment("dev", data).training.instance_count == 3
