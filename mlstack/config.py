@@ -156,6 +156,18 @@ class DatasetConfig:
     rows: Rows
     seed: integer(0, MAX_SEED)
     max_rows: Rows
+    # One object per split and shard: ShardedByS3Key deals them over training hosts, a batch
+    # transform over its instances.
+    rows_per_shard: integer(1, rules.MAX_ROWS_PER_SHARD) = rules.DEFAULT_ROWS_PER_SHARD
+
+
+@dataclass(frozen=True, config=_STRICT)
+class SpotConfig:
+    """Managed spot training of the workflow's training job, with checkpoints to resume from."""
+
+    enabled: Flag
+    # SageMaker's MaxWaitTimeInSeconds: the wait for spot capacity plus the run.
+    max_wait_seconds: integer(1, MAX_TRAINING_RUNTIME_SECONDS)
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -167,6 +179,7 @@ class TrainingConfig:
     volume_size_gb: integer(1, 16384)
     max_runtime_seconds: integer(1, MAX_TRAINING_RUNTIME_SECONDS)
     hyperparameters: Hyperparameters
+    spot: SpotConfig | None = None
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -711,6 +724,28 @@ def _check_consistency(config: EnvironmentConfig) -> Iterator[str]:
             f"'training.max_runtime_seconds' ({config.training.max_runtime_seconds} s) so that "
             "the workflow outlives its training job"
         )
+    shards = -(-config.dataset.rows // config.dataset.rows_per_shard)
+    if config.training.instance_count > shards:
+        yield (
+            f"key 'training.instance_count' is {config.training.instance_count}; expected at most "
+            f"the dataset's shards ({shards}: 'dataset.rows' {config.dataset.rows} in shards of "
+            f"'dataset.rows_per_shard' {config.dataset.rows_per_shard}): the train channel is "
+            "ShardedByS3Key, so a host beyond the shard count gets no data"
+        )
+    spot = config.training.spot
+    if spot is not None and spot.enabled:
+        if spot.max_wait_seconds < config.training.max_runtime_seconds:
+            yield (
+                f"key 'training.spot.max_wait_seconds' is {spot.max_wait_seconds}; expected at "
+                f"least 'training.max_runtime_seconds' ({config.training.max_runtime_seconds}): "
+                "SageMaker's MaxWaitTimeInSeconds covers the wait for spot capacity and the run"
+            )
+        if config.workflow.timeout_minutes * 60 <= spot.max_wait_seconds:
+            yield (
+                f"key 'workflow.timeout_minutes' is {config.workflow.timeout_minutes}; expected "
+                f"more than 'training.spot.max_wait_seconds' ({spot.max_wait_seconds} s) so that "
+                "the workflow outlives its spot training job"
+            )
 
 
 def _inconsistent(env: str, key: str, value: Any, expected: str) -> str:

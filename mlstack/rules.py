@@ -55,6 +55,10 @@ SCHEDULE_EXPRESSION_PATTERN = r"^(rate\([1-9][0-9]* (minute|hour|day)s?\)|cron\(
 
 MAX_INSTANCE_COUNT = 100
 MAX_DATASET_ROWS = 1_000_000  # what the seeding Lambda fits in 256 MB
+# The seeding Lambda's own limit (lambda/seed/handler.py; tests/seed pins the two equal): what
+# one invocation writes well within its timeout. Its memory does not grow with the rows.
+MAX_ROWS_PER_SHARD = 10_000_000
+DEFAULT_ROWS_PER_SHARD = 100_000
 MAX_SEED = 2**32 - 1
 MAX_TUNING_JOBS = 500
 MAX_TRAINING_RUNTIME_SECONDS = 28 * 24 * 3600  # SageMaker's limit for MaxRuntimeInSeconds

@@ -9,39 +9,55 @@ Environment (read on every invocation; a bad value raises ``ConfigurationError``
     DEFAULT_ROWS    rows when the event has none; 1..MAX_ROWS; default min(1000, MAX_ROWS).
     DEFAULT_SEED    seed when the event has none; 0..2**53-1; default 42.
     MAX_ROWS        largest ``rows`` an event may ask for; >= 1; default 1000000.
+    ROWS_PER_SHARD  rows of one shard when the event has none; 1..MAX_ROWS_PER_SHARD;
+                    default 1000000.
     LOG_LEVEL       DEBUG, INFO, WARNING, ERROR or CRITICAL; default INFO.
 
 Event (unknown keys are rejected; a bad event raises ``InvalidEventError`` before any S3 call)
     run_id  required str, 1..80 characters from ``[A-Za-z0-9-]`` (an execution name fits).
     rows    optional int, 1..MAX_ROWS; default DEFAULT_ROWS.
     seed    optional int, 0..2**53-1 (JSON-safe integers); default DEFAULT_SEED.
+    rows_per_shard  optional int, 1..MAX_ROWS_PER_SHARD; default ROWS_PER_SHARD.
+    shard   optional int, 0..shards-1: write only this shard (one iteration of the workflow's
+            Map state); absent: write every shard, one after the other.
     Integers are strict: only JSON integers are accepted. ``true``/``false``, floats (even
     ``5.0``) and numeric strings (``"5"``) are rejected, so a mistyped state machine input fails
     loudly instead of being coerced.
 
 Result (a dict)
-    ``{"run_id", "rows", "seed", "train_uri", "train_prefix", "validation_uri",
-    "validation_prefix", "test_uri", "test_prefix"}``;
-    ``*_uri`` is the object (``s3://BUCKET/<DATASET_PREFIX><run_id>/train/train.csv``),
-    ``*_prefix`` its folder, ending in ``/`` (``s3://BUCKET/<DATASET_PREFIX><run_id>/train/``),
-    which is what a SageMaker channel or transform input takes as ``S3Prefix``.
+    ``{"run_id", "rows", "seed", "rows_per_shard", "shards", "shard", "train_prefix",
+    "validation_prefix", "test_prefix"}``; ``shards`` is the shard count
+    (``ceil(rows / rows_per_shard)``), ``shard`` the one written (null: all of them), and
+    ``*_prefix`` the split's folder, ending in ``/``
+    (``s3://BUCKET/<DATASET_PREFIX><run_id>/train/``), which is what a SageMaker channel or
+    transform input takes as ``S3Prefix``: the run's output lists prefixes, not files.
 
-Dataset (the reference workflow's)
-    ``train/train.csv``: ``rows`` lines ``label,x,y``; ``validation/validation.csv``:
-    ``max(1, rows // 5)`` lines ``label,x,y`` (20 %, for the training job's ``validation``
-    channel: evaluation every round, early stopping, the quality gate's metric);
-    ``test/test.csv``: ``rows`` lines ``x,y`` (as many as the training set). x and y are
-    integers in 0..100 inclusive, label is 1 if y >= 3x + 5 else 0. No header, ``\\n`` line
-    endings, ASCII, content type ``text/csv``.
+Dataset (the reference workflow's), in shards
+    Shard ``i`` holds rows ``i * rows_per_shard`` up to ``rows`` (at most ``rows_per_shard``) and
+    writes one object per split, ``<split>/part-<i:05d>.csv``: ``train``: its rows as lines
+    ``label,x,y``; ``validation``: ``max(1, shard rows // 5)`` lines ``label,x,y`` (20 %, for the
+    training job's ``validation`` channel: evaluation every round, early stopping, the quality
+    gate's metric); ``test``: its rows as lines ``x,y``. x and y are integers in 0..100
+    inclusive, label is 1 if y >= 3x + 5 else 0. No header, ``\\n`` line endings, ASCII, content
+    type ``text/csv``. One object per shard is what ``ShardedByS3Key`` distributes over training
+    hosts and what a multi-instance batch transform spreads over its instances.
 
 Determinism
-    The same ``seed`` gives the same bytes, for ever: each file has its own generator,
-    ``random.Random("mlstack-seed:<seed>:<split>")`` for ``train``, ``validation`` and ``test``
-    (string seeding is stable across Python versions), so no file's rows depend on another's,
-    and a file of N rows is the prefix of the file of M > N rows with the same seed. Each row
-    is one draw: ``k = floor(rng.random() * 10201)`` (what ``rng.choices`` over the 101 * 101
-    (x, y) pairs does), then ``x = k // 101``, ``y = k % 101``.
+    A shard's bytes depend only on (seed, shard index, its row count), for ever: each object has
+    its own generator, ``random.Random("mlstack-seed:<seed>:<split>")`` for shard 0 and
+    ``random.Random("mlstack-seed:<seed>:<split>:<shard>")`` for shard i > 0 (string seeding is
+    stable across Python versions), so no object's rows depend on another's, the concurrency and
+    retries of the invocations change nothing, a dataset that fits one shard is byte for byte the
+    unsharded dataset of earlier versions, and an object of N rows is the prefix of the object of
+    M > N rows. Each row is one draw: ``k = floor(rng.random() * 10201)`` (what ``rng.choices``
+    over the 101 * 101 (x, y) pairs does), then ``x = k // 101``, ``y = k % 101``.
     Rows are drawn in file order.
+
+Memory
+    Whatever ``rows`` and ``rows_per_shard`` are, an invocation holds one part buffer (below) and
+    one chunk of rows: about 6 MiB next to the runtime's ~40 MiB, far inside 256 MB
+    (``tests/seed`` measures it). What bounds a shard is time: ``MAX_ROWS_PER_SHARD`` rows
+    are written well within the function's timeout (``bench/README.md``).
 
 Upload
     Each file is streamed: rows are rendered in chunks into a part buffer; when the buffer
@@ -81,6 +97,8 @@ DEFAULT_DATASET_PREFIX = "datasets/"
 DEFAULT_ROWS = 1000
 DEFAULT_SEED = 42
 DEFAULT_MAX_ROWS = 1_000_000
+DEFAULT_ROWS_PER_SHARD = 1_000_000
+MAX_ROWS_PER_SHARD = 10_000_000  # written in well under the function's timeout (bench/README.md)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 Split = Literal["train", "validation", "test"]
@@ -108,6 +126,17 @@ del _PAIRS, _LABELLED
 def split_rows(rows: int, split: Split) -> int:
     """Rows of one file: ``rows`` for train and test, ``max(1, rows // 5)`` for validation."""
     return max(1, rows // VALIDATION_FRACTION) if split == "validation" else rows
+
+
+def shard_count(rows: int, rows_per_shard: int) -> int:
+    """Shards of a dataset: ``ceil(rows / rows_per_shard)``."""
+    return -(-rows // rows_per_shard)
+
+
+def shard_rows(rows: int, rows_per_shard: int, shard: int) -> int:
+    """Rows of shard ``shard`` (before the split's fraction): ``rows_per_shard``, the last one
+    what is left."""
+    return min(rows_per_shard, rows - shard * rows_per_shard)
 
 
 # --- logging ------------------------------------------------------------------------------------
@@ -175,6 +204,7 @@ class Settings:
     default_seed: int
     max_rows: int
     log_level: str
+    rows_per_shard: int = DEFAULT_ROWS_PER_SHARD
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -197,7 +227,10 @@ class Settings:
                 f"LOG_LEVEL={env['LOG_LEVEL']!r} is invalid; "
                 f"expected one of {', '.join(LOG_LEVELS)}"
             )
-        return cls(bucket, prefix, default_rows, default_seed, max_rows, log_level)
+        rows_per_shard = _env_int(
+            env, "ROWS_PER_SHARD", DEFAULT_ROWS_PER_SHARD, 1, MAX_ROWS_PER_SHARD
+        )
+        return cls(bucket, prefix, default_rows, default_seed, max_rows, log_level, rows_per_shard)
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int, low: int, high: int | None) -> int:
@@ -217,11 +250,20 @@ def _env_int(env: Mapping[str, str], name: str, default: int, low: int, high: in
 # --- event --------------------------------------------------------------------------------------
 
 
+EVENT_KEYS = ("run_id", "rows", "seed", "rows_per_shard", "shard")
+
+
 @dataclass(frozen=True)
 class SeedRequest:
     run_id: str
     rows: int
     seed: int
+    rows_per_shard: int = DEFAULT_ROWS_PER_SHARD
+    shard: int | None = None
+
+    @property
+    def shards(self) -> int:
+        return shard_count(self.rows, self.rows_per_shard)
 
     @classmethod
     def from_event(cls, event: Any, settings: Settings) -> SeedRequest:
@@ -230,11 +272,11 @@ class SeedRequest:
                 "event must be a JSON object with keys run_id, rows, seed; "
                 f"got {type(event).__name__}"
             )
-        unknown = sorted(str(key) for key in event if key not in ("run_id", "rows", "seed"))
+        unknown = sorted(str(key) for key in event if key not in EVENT_KEYS)
         if unknown:
             raise InvalidEventError(
                 f"unknown event key(s) {', '.join(repr(k) for k in unknown)}; "
-                "allowed keys: 'run_id' (required), 'rows', 'seed'"
+                "allowed keys: 'run_id' (required), 'rows', 'seed', 'rows_per_shard', 'shard'"
             )
         if "run_id" not in event:
             raise InvalidEventError(
@@ -248,7 +290,21 @@ class SeedRequest:
             )
         rows = _event_int(event, "rows", settings.default_rows, 1, settings.max_rows, "MAX_ROWS")
         seed = _event_int(event, "seed", settings.default_seed, 0, MAX_SEED, "2**53-1")
-        return cls(run_id=run_id, rows=rows, seed=seed)
+        rows_per_shard = _event_int(
+            event,
+            "rows_per_shard",
+            settings.rows_per_shard,
+            1,
+            MAX_ROWS_PER_SHARD,
+            "MAX_ROWS_PER_SHARD, what one invocation writes in time",
+        )
+        shards = shard_count(rows, rows_per_shard)
+        shard = None
+        if event.get("shard") is not None:
+            shard = _event_int(
+                event, "shard", 0, 0, shards - 1, f"shards - 1 for {rows} rows of {rows_per_shard}"
+            )
+        return cls(run_id, rows, seed, rows_per_shard, shard)
 
 
 def _event_int(
@@ -276,38 +332,48 @@ class SeedResult:
     run_id: str
     rows: int
     seed: int
-    train_uri: str
+    rows_per_shard: int
+    shards: int
+    shard: int | None
     train_prefix: str
-    validation_uri: str
     validation_prefix: str
-    test_uri: str
     test_prefix: str
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def dataset_key(settings: Settings, run_id: str, split: Split) -> str:
-    """``<DATASET_PREFIX><run_id>/<split>/<split>.csv``."""
-    return f"{settings.dataset_prefix}{run_id}/{split}/{split}.csv"
+def split_prefix(settings: Settings, run_id: str, split: Split) -> str:
+    """``<DATASET_PREFIX><run_id>/<split>/``."""
+    return f"{settings.dataset_prefix}{run_id}/{split}/"
+
+
+def dataset_key(settings: Settings, run_id: str, split: Split, shard: int) -> str:
+    """``<DATASET_PREFIX><run_id>/<split>/part-<shard:05d>.csv``."""
+    return f"{split_prefix(settings, run_id, split)}part-{shard:05d}.csv"
 
 
 # --- generation ---------------------------------------------------------------------------------
 
 
-def split_rng(seed: int, split: Split) -> random.Random:
-    """The generator of one file: independent per split, fixed by the seed."""
-    return random.Random(f"mlstack-seed:{seed}:{split}")
+def split_rng(seed: int, split: Split, shard: int = 0) -> random.Random:
+    """The generator of one object: independent per split and shard, fixed by the seed (shard 0
+    keeps the unsharded generator, so a one-shard dataset is what earlier versions wrote)."""
+    suffix = f":{shard}" if shard else ""
+    return random.Random(f"mlstack-seed:{seed}:{split}{suffix}")
 
 
 def generate_rows(
-    rows: int, seed: int, split: Split, *, chunk_rows: int = CHUNK_ROWS
+    rows: int, seed: int, split: Split, *, shard: int = 0, chunk_rows: int = CHUNK_ROWS
 ) -> Iterator[bytes]:
-    """Yield the bytes of one CSV file (``rows`` lines of ``split``) in chunks of ``chunk_rows``."""
-    if rows < 0 or chunk_rows < 1:
-        raise ValueError(f"rows must be >= 0 and chunk_rows >= 1; got {rows}, {chunk_rows}")
+    """Yield the bytes of one CSV object (``rows`` lines of ``split``, shard ``shard``) in chunks
+    of ``chunk_rows``."""
+    if rows < 0 or chunk_rows < 1 or shard < 0:
+        raise ValueError(
+            f"rows, shard must be >= 0 and chunk_rows >= 1; got {rows}, {shard}, {chunk_rows}"
+        )
     lines = _LINES[split]
-    choices = split_rng(seed, split).choices
+    choices = split_rng(seed, split, shard).choices
     remaining = rows
     while remaining:
         n = min(chunk_rows, remaining)
@@ -415,27 +481,33 @@ def _abort(client: S3Client, bucket: str, key: str, upload_id: str) -> None:
 def seed_dataset(
     request: SeedRequest, settings: Settings, client: S3Client, *, part_size: int = PART_SIZE
 ) -> SeedResult:
-    """Generate and upload the three files of ``request``; return where they are."""
-    uris: dict[str, str] = {}
-    for split in SPLITS:
-        key = dataset_key(settings, request.run_id, split)
-        chunks = generate_rows(split_rows(request.rows, split), request.seed, split)
-        upload = upload_stream(client, settings.bucket_name, key, chunks, part_size=part_size)
-        logger.debug(
-            "file written",
-            extra={"key": upload.key, "bytes": upload.size, "parts": upload.parts},
-        )
-        uris[split] = f"s3://{settings.bucket_name}/{key}"
+    """Generate and upload the objects of ``request`` (its shard, or every shard); return
+    where they are."""
+    shards = range(request.shards) if request.shard is None else (request.shard,)
+    for shard in shards:
+        rows = shard_rows(request.rows, request.rows_per_shard, shard)
+        for split in SPLITS:
+            key = dataset_key(settings, request.run_id, split, shard)
+            chunks = generate_rows(split_rows(rows, split), request.seed, split, shard=shard)
+            upload = upload_stream(client, settings.bucket_name, key, chunks, part_size=part_size)
+            logger.debug(
+                "file written",
+                extra={"key": upload.key, "bytes": upload.size, "parts": upload.parts},
+            )
+
+    def prefix(split: Split) -> str:
+        return f"s3://{settings.bucket_name}/{split_prefix(settings, request.run_id, split)}"
+
     return SeedResult(
         run_id=request.run_id,
         rows=request.rows,
         seed=request.seed,
-        train_uri=uris["train"],
-        train_prefix=uris["train"].rsplit("/", 1)[0] + "/",
-        validation_uri=uris["validation"],
-        validation_prefix=uris["validation"].rsplit("/", 1)[0] + "/",
-        test_uri=uris["test"],
-        test_prefix=uris["test"].rsplit("/", 1)[0] + "/",
+        rows_per_shard=request.rows_per_shard,
+        shards=request.shards,
+        shard=request.shard,
+        train_prefix=prefix("train"),
+        validation_prefix=prefix("validation"),
+        test_prefix=prefix("test"),
     )
 
 
@@ -476,6 +548,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         "run_id": request.run_id,
         "rows": request.rows,
         "seed": request.seed,
+        "rows_per_shard": request.rows_per_shard,
+        "shard": request.shard,
         "aws_request_id": request_id,
     }
     logger.info("seeding dataset", extra=fields)
@@ -491,7 +565,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         "dataset written",
         extra={
             **fields,
-            "keys": [result.train_uri, result.validation_uri, result.test_uri],
+            "shards": result.shards,
+            "prefixes": [result.train_prefix, result.validation_prefix, result.test_prefix],
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
         },
     )

@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Wait states and retry intervals last this fraction of their "
         "defined time (default 0.01; 1 = real time)",
     )
+    run.add_argument(
+        "--interrupt-training-after",
+        type=float,
+        metavar="SECONDS",
+        help="simulate a spot interruption: SIGTERM a managed-spot training job this many "
+        "seconds in; new train processes resume from its checkpoints",
+    )
     run.add_argument("--plain", action="store_true", help="plain lines even on a terminal")
     run.add_argument("--verbose", "-v", action="store_true", help="show every log line")
 

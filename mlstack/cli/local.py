@@ -30,6 +30,7 @@ def local_run(args: argparse.Namespace) -> int:
         cdk_out=args.cdk_out,
         environments_dir=args.environments_dir,
         time_scale=args.time_scale,
+        interrupt_training_after=args.interrupt_training_after,
     )
     reporter = reporter_for(sys.stdout, verbose=args.verbose, plain=True if args.plain else None)
     try:

@@ -23,7 +23,12 @@ from mlstack.constructs.realtime_endpoint import (
 from mlstack.constructs.retraining_schedule import RetrainingSchedule
 from mlstack.constructs.roles import SageMakerExecutionRole, SeedFunctionRole, StateMachineRole
 from mlstack.constructs.training_workflow import TrainingWorkflow, WorkflowDefaults
-from mlstack.constructs.workflow_options import DeployStage, HyperparameterTuning, TrafficShift
+from mlstack.constructs.workflow_options import (
+    DeployStage,
+    HyperparameterTuning,
+    SpotTraining,
+    TrafficShift,
+)
 
 __all__ = [
     "AlarmThresholds",
@@ -46,6 +51,7 @@ __all__ = [
     "SageMakerExecutionRole",
     "SeedFunctionRole",
     "ServerlessInference",
+    "SpotTraining",
     "StateMachineRole",
     "TrafficShift",
     "TrainingWorkflow",

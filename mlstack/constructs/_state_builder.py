@@ -77,7 +77,14 @@ class StateBuilder:
 
     def channels(self) -> list[dict[str, Any]]:
         """The seeded ``train`` and ``validation`` sets (the image evaluates the latter every
-        round: early stopping, best iteration, and the metric the quality gate reads)."""
+        round: early stopping, best iteration, and the metric the quality gate reads).
+
+        ``train`` is ``ShardedByS3Key``: with N instances each gets about 1/N of its objects
+        (the seeder's shards) and the hosts train together through the image's collective;
+        with one instance that one gets every object, so nothing changes (SageMaker API
+        reference, ``S3DataSource.S3DataDistributionType``). ``validation`` is replicated:
+        every host evaluates on the whole set, so each reports the same metric."""
+        distribution = {"train": "ShardedByS3Key", "validation": "FullyReplicated"}
         return [
             {
                 "ChannelName": channel,
@@ -87,7 +94,7 @@ class StateBuilder:
                     "S3DataSource": {
                         "S3DataType": "S3Prefix",
                         "S3Uri.$": f"$.dataset.{channel}_prefix",
-                        "S3DataDistributionType": "FullyReplicated",
+                        "S3DataDistributionType": distribution[channel],
                     }
                 },
             }

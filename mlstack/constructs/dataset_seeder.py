@@ -17,7 +17,7 @@ from mlstack.constructs._nag import skip_checkov
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.network import Placement
 from mlstack.constructs.roles import SeedFunctionRole
-from mlstack.rules import MAX_DATASET_ROWS
+from mlstack.rules import DEFAULT_ROWS_PER_SHARD, MAX_DATASET_ROWS, MAX_ROWS_PER_SHARD
 
 # The function's code: the checkout's lambda/seed/, or the copy an installed wheel carries.
 SEED_CODE_DIR = runtime_path("lambda/seed")
@@ -29,10 +29,12 @@ class DatasetSeeder(Construct):
     """Creates the seeding Lambda function (Python, boto3 only, 256 MB), its log group and a role
     that may only put objects under ``layout.datasets`` of ``bucket``.
 
-    The function writes ``<datasets><run_id>/train/train.csv``,
-    ``.../validation/validation.csv`` (a fifth of the rows, at least one) and
-    ``.../test/test.csv``;
-    ``default_rows``/``default_seed`` apply when an event has none, ``max_rows`` caps requests.
+    The function writes the dataset in shards of ``rows_per_shard`` rows, one object per split
+    and shard: ``<datasets><run_id>/train/part-00000.csv``, ``.../validation/part-00000.csv``
+    (a fifth of the shard's rows, at least one) and ``.../test/part-00000.csv``; an event with a
+    ``shard`` writes only that shard (one iteration of a Map state);
+    ``default_rows``/``default_seed``/``rows_per_shard`` apply when an event has none,
+    ``max_rows`` caps requests.
     ``reserved_concurrency`` (default 5; None leaves it unreserved, for accounts whose Lambda
     concurrency limit is 10) both guarantees and caps concurrent runs; ``placement`` runs the
     function in those VPC subnets and security groups (its role gets the network-interface
@@ -52,6 +54,7 @@ class DatasetSeeder(Construct):
         default_rows: int = 1000,
         default_seed: int = 42,
         max_rows: int = MAX_SEED_ROWS,
+        rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
         code_directory: Path = SEED_CODE_DIR,
         timeout: Duration = DEFAULT_TIMEOUT,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
@@ -66,6 +69,11 @@ class DatasetSeeder(Construct):
         if not 1 <= default_rows <= max_rows:
             raise ValueError(
                 f"DatasetSeeder default_rows={default_rows}: expected 1 to max_rows ({max_rows})"
+            )
+        if not 1 <= rows_per_shard <= MAX_ROWS_PER_SHARD:
+            raise ValueError(
+                f"DatasetSeeder rows_per_shard={rows_per_shard}: expected 1 to "
+                f"{MAX_ROWS_PER_SHARD} (what one invocation writes within its timeout)"
             )
         if default_seed < 0:
             raise ValueError(f"DatasetSeeder default_seed={default_seed}: expected >= 0")
@@ -103,6 +111,7 @@ class DatasetSeeder(Construct):
                 "DEFAULT_ROWS": str(default_rows),
                 "DEFAULT_SEED": str(default_seed),
                 "MAX_ROWS": str(max_rows),
+                "ROWS_PER_SHARD": str(rows_per_shard),
                 "LOG_LEVEL": log_level,
             },
         )

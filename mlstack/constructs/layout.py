@@ -17,7 +17,8 @@ class BucketLayout:
     capture of their requests and responses, ``async_inference`` the results (``output/``) and
     failures (``failures/``) of asynchronous endpoints, ``releases`` the model artifacts released
     for the Serving endpoint: no role of the workflow may write there, so no job can replace what
-    the Serving endpoint serves.
+    the Serving endpoint serves; ``checkpoints`` the training checkpoints of spot training
+    (``checkpoints/<run_id>/``), from which an interrupted job resumes.
     """
 
     datasets: str = "datasets/"
@@ -26,6 +27,7 @@ class BucketLayout:
     data_capture: str = "data-capture/"
     async_inference: str = "async-inference/"
     releases: str = "releases/"
+    checkpoints: str = "checkpoints/"
 
     def __post_init__(self) -> None:
         names = [f.name for f in fields(self)]

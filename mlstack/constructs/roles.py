@@ -129,7 +129,10 @@ class SageMakerExecutionRole(Construct):
     ``layout.transform_output``, use ``key`` (the bucket's key by default) for those objects and for
     job volumes, pull only ``images``, write logs of resources named ``name_prefix*`` and put
     metrics into SageMaker's namespaces. ``extra_read_object_arns`` adds read access to objects
-    outside the bucket (for example a model artifact elsewhere).
+    outside the bucket (for example a model artifact elsewhere). ``checkpoints``: the jobs
+    checkpoint (spot training), so the role may also list, read and write
+    ``layout.checkpoints``: SageMaker uploads ``/opt/ml/checkpoints`` there and downloads it
+    again when an interrupted job resumes.
 
     Attributes: ``role``.
     """
@@ -145,6 +148,7 @@ class SageMakerExecutionRole(Construct):
         key: kms.IKey | None = None,
         layout: BucketLayout | None = None,
         extra_read_object_arns: Sequence[str] = (),
+        checkpoints: bool = False,
     ) -> None:
         super().__init__(scope, id)
         validate_name_prefix("SageMakerExecutionRole", name_prefix)
@@ -164,6 +168,9 @@ class SageMakerExecutionRole(Construct):
         acknowledge_inline_policy(self.role)
         readable = [layout.datasets, layout.models]
         writable = [layout.models, layout.transform_output]
+        if checkpoints:  # CheckpointConfig: uploaded while training, read back on resume
+            readable.append(layout.checkpoints)
+            writable.append(layout.checkpoints)
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="ListDataAndModels",

@@ -68,7 +68,7 @@ from mlstack.constructs.state_names import (
     VALIDATE_INPUT,
     WORKFLOW_FAILED,
 )
-from mlstack.constructs.workflow_options import DeployStage, HyperparameterTuning
+from mlstack.constructs.workflow_options import DeployStage, HyperparameterTuning, SpotTraining
 from mlstack.rules import (
     CORE_INPUT_KEYS,
     MAX_DATASET_ROWS,
@@ -161,6 +161,10 @@ class TrainingWorkflow(Construct):
     ``<name_prefix>-<run_id>-<t|m|b><redrive count>-<retry count>``: unique per attempt, at most
     63 characters. ``execution_role`` defaults to a new :class:`SageMakerExecutionRole`.
 
+    ``spot`` runs Train model on managed spot capacity with checkpoints under
+    ``<layout.checkpoints><run_id>/`` (its ``max_wait`` at least ``training_max_runtime``); the
+    output then reports training and billable seconds either way.
+
     ``tuning`` adds the optional tuning path (a Choice on the input's ``tune`` before Train model:
     Tune model -> Read best training job -> Save model). ``deploy`` adds the deploy stage after
     Batch transform: quality gate on a final training metric, a new endpoint configuration,
@@ -205,6 +209,7 @@ class TrainingWorkflow(Construct):
         max_rows: int = MAX_DATASET_ROWS,
         network: WorkloadNetwork | None = None,
         validator_reserved_concurrency: int | None = DEFAULT_RESERVED_CONCURRENCY,
+        spot: SpotTraining | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.defaults = defaults or WorkflowDefaults()
@@ -220,12 +225,13 @@ class TrainingWorkflow(Construct):
             tuning=tuning,
             deploy=deploy,
         )
+        _validate_spot(spot, training_max_runtime)
         layout = layout or BucketLayout()
         key = _bucket_key(bucket, key)
         self.execution_role = (
             execution_role
             if execution_role is not None
-            else self._new_execution_role(bucket, key, layout, images)
+            else self._new_execution_role(bucket, key, layout, images, spot is not None)
         )
         self.topic = self._failure_topic(key, notification_email)
         self.log_group = self._log_group(log_retention, removal_policy)
@@ -253,13 +259,20 @@ class TrainingWorkflow(Construct):
                 training_vpc=network.training.vpc_config(),
                 model_vpc=network.inference.vpc_config(),
             )
-        job = _training_job(builder, images, training_volume_size_gb, training_max_runtime, deploy)
+        job = _training_job(
+            builder, images, training_volume_size_gb, training_max_runtime, deploy, spot
+        )
         start = self._definition(builder, job, images, seed_function, tuning, deploy, key)
         self.state_machine = self._state_machine(start, timeout, deploy)
         self.endpoint_cleanup = self._endpoint_cleanup(removal_policy)
 
     def _new_execution_role(
-        self, bucket: s3.IBucket, key: kms.IKey, layout: BucketLayout, images: ModelImages
+        self,
+        bucket: s3.IBucket,
+        key: kms.IKey,
+        layout: BucketLayout,
+        images: ModelImages,
+        checkpoints: bool,
     ) -> iam.IRole:
         """The role SageMaker's jobs and models run as, when none is handed in."""
         return SageMakerExecutionRole(
@@ -270,6 +283,7 @@ class TrainingWorkflow(Construct):
             layout=layout,
             name_prefix=self.name_prefix,
             images=[images.training, images.inference],
+            checkpoints=checkpoints,
         ).role
 
     def _state_machine_role(self, tuning: HyperparameterTuning | None) -> iam.Role:
@@ -699,11 +713,10 @@ class TrainingWorkflow(Construct):
                         "run_id",
                         "rows",
                         "seed",
-                        "train_uri",
+                        "rows_per_shard",
+                        "shards",
                         "train_prefix",
-                        "validation_uri",
                         "validation_prefix",
-                        "test_uri",
                         "test_prefix",
                     )
                 },
@@ -734,9 +747,10 @@ class TrainingWorkflow(Construct):
                     "InputDataConfig": builder.channels(),
                     "OutputDataConfig": job.output_config,
                     "ResourceConfig.$": TRAINING_RESOURCES,
-                    "StoppingCondition": job.stopping,
+                    "StoppingCondition": job.stopping | job.spot_stopping,
                     "EnableNetworkIsolation": builder.network_isolation,
                     **builder.training_network(),
+                    **job.spot,
                     "Tags": builder.tags(),
                 },
                 "ResultSelector": job.result,
@@ -915,6 +929,9 @@ class TrainingWorkflow(Construct):
                     "model_name.$": "$.model.ModelName",
                     "model_arn.$": "$.model.ModelArn",
                     "model_artifact_uri.$": "$.training.ModelArtifacts.S3ModelArtifacts",
+                    # With spot, billable seconds fall below training seconds: the saving.
+                    "training_seconds.$": "$.training.TrainingTimeInSeconds",
+                    "billable_seconds.$": "$.training.BillableTimeInSeconds",
                     "transform_job_name.$": "$.transform.TransformJobName",
                     "transform_output_uri.$": "$.transform.TransformOutput.S3OutputPath",
                 },
@@ -1085,6 +1102,10 @@ class _TrainingJob(NamedTuple):
     output_config: dict[str, str]
     resource_config: dict[str, Any]
     stopping: dict[str, int]
+    # Train model's only: spot parameters, and MaxWaitTimeInSeconds (SageMaker refuses it
+    # without EnableManagedSpotTraining).
+    spot: dict[str, Any]
+    spot_stopping: dict[str, int]
 
 
 def _training_job(
@@ -1093,6 +1114,7 @@ def _training_job(
     volume_size_gb: int,
     max_runtime: Duration,
     deploy: DeployStage | None,
+    spot: SpotTraining | None,
 ) -> _TrainingJob:
     algorithm: dict[str, Any] = {
         "TrainingImage": images.training_image_uri,
@@ -1105,6 +1127,8 @@ def _training_job(
         "TrainingJobArn.$": "$.TrainingJobArn",
         "HyperParameters.$": "$.HyperParameters",
         "ModelArtifacts.$": "$.ModelArtifacts",
+        "TrainingTimeInSeconds.$": "$.TrainingTimeInSeconds",
+        "BillableTimeInSeconds.$": "$.BillableTimeInSeconds",
     }
     # The final metrics feed the deploy stage's quality gate.
     if deploy is not None:
@@ -1122,7 +1146,40 @@ def _training_job(
             "VolumeSizeInGB": volume_size_gb,
         },
         stopping={"MaxRuntimeInSeconds": int(max_runtime.to_seconds())},
+        spot=_spot_parameters(builder, spot),
+        spot_stopping=(
+            {} if spot is None else {"MaxWaitTimeInSeconds": int(spot.max_wait.to_seconds())}
+        ),
     )
+
+
+def _spot_parameters(builder: _StateBuilder, spot: SpotTraining | None) -> dict[str, Any]:
+    """EnableManagedSpotTraining and the run's CheckpointConfig (SageMaker syncs
+    ``/opt/ml/checkpoints`` with it and restores it into the job that resumes)."""
+    if spot is None:
+        return {}
+    return {
+        "EnableManagedSpotTraining": True,
+        "CheckpointConfig": {
+            "S3Uri.$": (
+                f"States.Format('s3://{builder.bucket_name}/{builder.layout.checkpoints}{{}}/', "
+                "$.run_id)"
+            ),
+            "LocalPath": "/opt/ml/checkpoints",
+        },
+    }
+
+
+def _validate_spot(spot: SpotTraining | None, max_runtime: Duration) -> None:
+    if spot is None:
+        return
+    wait, runtime = int(spot.max_wait.to_seconds()), int(max_runtime.to_seconds())
+    if wait < runtime:
+        raise ValueError(
+            f"TrainingWorkflow spot.max_wait={wait}s: expected at least training_max_runtime "
+            f"({runtime}s); SageMaker's MaxWaitTimeInSeconds covers the wait for spot capacity "
+            "and the run"
+        )
 
 
 class _TuningStates(NamedTuple):

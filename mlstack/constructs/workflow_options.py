@@ -150,6 +150,16 @@ class DeployStage:
 
 
 @dataclass(frozen=True)
+class SpotTraining:
+    """Managed spot training for Train model: ``EnableManagedSpotTraining``, at most
+    ``max_wait`` (``MaxWaitTimeInSeconds``: waiting for spot capacity plus running; at least the
+    job's ``MaxRuntimeInSeconds``) and a ``CheckpointConfig`` under the run's
+    ``<checkpoints>/<run_id>/`` prefix, from which SageMaker resumes an interrupted job."""
+
+    max_wait: Duration
+
+
+@dataclass(frozen=True)
 class HyperparameterTuning:
     """The optional tuning path: a SageMaker tuning job over ``ranges`` optimising
     ``objective_metric`` (a metric definition of the training image), whose best training job's

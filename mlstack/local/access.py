@@ -34,7 +34,7 @@ from typing import Any
 
 from mlstack.local.asl import TaskCall
 from mlstack.local.assembly import LocalAssembly, Resolver
-from mlstack.local.s3 import EmbeddedS3, parse_uri
+from mlstack.local.s3 import EmbeddedS3, parse_uri, shard_keys
 
 TLS = {"aws:SecureTransport": "true"}
 
@@ -214,14 +214,15 @@ class RecordingS3:
         self._log.s3_write(self._principal, bucket, key, "SageMaker writes a model or output")
         self._s3.write(uri, data, content_type)
 
-    def download_prefix(self, uri: str, dest: Path) -> list[Path]:
+    def download_prefix(
+        self, uri: str, dest: Path, shard: tuple[int, int] | None = None
+    ) -> list[Path]:
         bucket, prefix = parse_uri(uri)
         why = f"File-mode channel {uri}"
         self._log.s3_list(self._principal, bucket, prefix, why)
-        for key in self._s3.keys(bucket, prefix):
-            if not key.endswith("/"):
-                self._log.s3_read(self._principal, bucket, key, why)
-        return self._s3.download_prefix(uri, dest)
+        for key in shard_keys(self._s3.keys(bucket, prefix), shard):
+            self._log.s3_read(self._principal, bucket, key, why)
+        return self._s3.download_prefix(uri, dest, shard)
 
 
 class RecordingDispatcher:

@@ -43,6 +43,7 @@ class RunOptions:
     cdk_out: Path | None = None
     environments_dir: Path | None = None
     time_scale: float = DEFAULT_TIME_SCALE
+    interrupt_training_after: float | None = None  # seconds; a spot interruption, on request
 
     def execution_input(self) -> dict[str, Any]:
         """Only what the user asked for: every default comes from the definition itself."""
@@ -178,6 +179,7 @@ def run(options: RunOptions, reporter: Reporter) -> RunReport:
         account=assembly.account,
         log=reporter.log,
         metric=reporter.metric,
+        interrupt_training_after=options.interrupt_training_after,
     )
     dispatcher = TaskDispatcher(assembly, s3, sagemaker, run_dir, log=reporter.log)
     execution_input = options.execution_input()

@@ -7,7 +7,7 @@ Code under test is pointed at it with ``AWS_ENDPOINT_URL_S3`` and fake credentia
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,13 @@ FAKE_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
+
+
+def shard_keys(keys: Iterable[str], shard: tuple[int, int] | None) -> list[str]:
+    """The object keys (folders left out) one host reads: all of them, or with ``shard`` (host
+    index, host count) every count-th key from the index, in key order."""
+    objects = sorted(k for k in keys if not k.endswith("/"))
+    return objects if shard is None else objects[shard[0] :: shard[1]]
 
 
 def parse_uri(uri: str) -> tuple[str, str]:
@@ -86,16 +93,19 @@ class EmbeddedS3:
         extra = {"ContentType": content_type} if content_type else {}
         self.client.put_object(Bucket=bucket, Key=key, Body=data, **extra)
 
-    def download_prefix(self, uri: str, dest: Path) -> list[Path]:
+    def download_prefix(
+        self, uri: str, dest: Path, shard: tuple[int, int] | None = None
+    ) -> list[Path]:
         """Download every object under ``uri`` as SageMaker's File mode does: the key tree below
         the prefix's folder is kept (``s3://b/a/train/`` + ``a/train/x.csv`` -> ``dest/x.csv``).
+
+        ``shard`` (host index, host count): only that host's objects, as ``ShardedByS3Key``
+        gives each of N instances 1/N of the objects (keys in order, dealt round robin).
         """
         bucket, prefix = parse_uri(uri)
         folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
         files = []
-        for key in self.keys(bucket, prefix):
-            if key.endswith("/"):
-                continue
+        for key in shard_keys(self.keys(bucket, prefix), shard):
             path = dest / key[len(folder) :]
             path.parent.mkdir(parents=True, exist_ok=True)
             self.client.download_file(bucket, key, str(path))

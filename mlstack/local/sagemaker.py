@@ -9,7 +9,12 @@ regexes applied to the log (``FinalMetricDataList``), ``model.tar.gz`` at
 ``/execution-parameters`` and ``/invocations`` with ``SplitType``/``BatchStrategy``/
 ``MaxPayloadInMB``/``MaxConcurrentTransforms``, output ``<S3OutputPath>/<input key>.out``.
 
-Differences: one host whatever ``InstanceCount`` (recorded, not simulated), File input mode only,
+``InstanceCount`` N trains on N processes (``algo-1``..``algo-N``, each its own ``/opt/ml`` tree and
+``resourceconfig.json``, the image's XGBoost collective on loopback); a ``ShardedByS3Key``
+channel gives host i every N-th object from the i-th in key order, a ``FullyReplicated`` one
+all of them; the model is the first host's.
+
+Differences: File input mode only,
 no ``DataProcessing`` filters, a ``.sync`` and a plain create both return once the job ended.
 Endpoints: a "deployed" endpoint is its config and model in the registry, served by ``serve`` on a
 loopback port; ``DescribeEndpoint`` says ``InService`` once it answered ``/ping``.
@@ -23,6 +28,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,14 +36,14 @@ import sys
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlstack.local.assembly import Image
-from mlstack.local.s3 import EmbeddedS3, parse_uri
+from mlstack.local.s3 import EmbeddedS3, parse_uri, shard_keys
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 MB = 1024 * 1024
@@ -67,6 +73,42 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def _wait_hosts(
+    procs: Sequence[subprocess.Popen[bytes]], limit: float | None, interrupt: float | None = None
+) -> tuple[bool, int, bool]:
+    """Wait for every host's process; a host that fails ends the others (SageMaker stops a job
+    whose host failed). ``interrupt``: SIGTERM every host after that many seconds (a spot
+    interruption). Returns (ran past ``limit``, index of the host to report: the first that
+    failed, else 0, interrupted)."""
+    now = time.monotonic()
+    deadline = None if limit is None else now + limit
+    interrupt_at = None if interrupt is None else now + interrupt
+    failed: int | None = None
+    stopped = interrupted = False
+    while any(proc.poll() is None for proc in procs):
+        failed = next((i for i, proc in enumerate(procs) if proc.poll() not in (None, 0)), None)
+        late = deadline is not None and time.monotonic() > deadline
+        interrupted = (
+            failed is None and interrupt_at is not None and time.monotonic() > interrupt_at
+        )
+        if failed is not None or late or interrupted:
+            stopped = late and failed is None and not interrupted
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    proc.wait(120)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            break
+        time.sleep(0.05)
+    if failed is None:
+        failed = next((i for i, proc in enumerate(procs) if proc.returncode != 0), 0)
+    return stopped, failed, interrupted and procs[failed].returncode == 0
 
 
 def _now_ms() -> int:
@@ -244,8 +286,12 @@ class LocalSageMaker:
         account: str = "000000000000",
         log: LogSink | None = None,
         metric: MetricSink | None = None,
+        interrupt_training_after: float | None = None,
     ) -> None:
         self.root = root
+        # Spot interruption on request: a managed-spot training job gets SIGTERM this many
+        # seconds in, once; new processes then resume from its checkpoints.
+        self.interrupt_training_after = interrupt_training_after
         self.s3 = s3
         self.images = images
         self.region = region
@@ -371,10 +417,12 @@ class LocalSageMaker:
         with self._lock:
             self.training_jobs[name.lower()] = desc
         job_dir = self.root / "jobs" / name
-        base = job_dir / "opt" / "ml"
-        config = base / "input" / "config"
-        config.mkdir(parents=True, exist_ok=True)
-        (config / "hyperparameters.json").write_text(json.dumps(hyperparameters), "utf-8")
+        count = int(resources.get("InstanceCount", 1))
+        hosts = [f"algo-{i}" for i in range(1, count + 1)]
+        # One host keeps the plain layout; N hosts get a tree each, as N instances have.
+        bases = (
+            [job_dir / "opt" / "ml"] if count == 1 else [job_dir / h / "opt" / "ml" for h in hosts]
+        )
         channels = {}
         for channel in desc["InputDataConfig"]:
             cname = channel["ChannelName"]
@@ -388,13 +436,15 @@ class LocalSageMaker:
                 "CompressionType": channel.get("CompressionType", "None"),
             }
             channels[cname] = {k: v for k, v in channels[cname].items() if v is not None}
-        (config / "inputdataconfig.json").write_text(json.dumps(channels), "utf-8")
-        (config / "resourceconfig.json").write_text(
-            json.dumps(
-                {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "lo"}
-            ),
-            "utf-8",
-        )
+        for host, base in zip(hosts, bases, strict=True):
+            config = base / "input" / "config"
+            config.mkdir(parents=True, exist_ok=True)
+            (config / "hyperparameters.json").write_text(json.dumps(hyperparameters), "utf-8")
+            (config / "inputdataconfig.json").write_text(json.dumps(channels), "utf-8")
+            (config / "resourceconfig.json").write_text(
+                json.dumps({"current_host": host, "hosts": hosts, "network_interface_name": "lo"}),
+                "utf-8",
+            )
         desc["SecondaryStatus"] = "Downloading"
         for channel in desc["InputDataConfig"]:
             source = channel.get("DataSource", {}).get("S3DataSource", {})
@@ -402,26 +452,32 @@ class LocalSageMaker:
                 raise SageMakerError(
                     "ValidationException", "local mode reads S3Prefix channels only"
                 )
-            dest = base / "input" / "data" / channel["ChannelName"]
-            dest.mkdir(parents=True, exist_ok=True)
-            files = self.s3.download_prefix(source["S3Uri"], dest)
-            if not files:
-                return self._training_failed(
-                    desc,
-                    f"ClientError: no objects under {source['S3Uri']} (channel "
-                    f"{channel['ChannelName']})",
+            sharded = source.get("S3DataDistributionType") == "ShardedByS3Key" and count > 1
+            for index, (host, base) in enumerate(zip(hosts, bases, strict=True)):
+                dest = base / "input" / "data" / channel["ChannelName"]
+                dest.mkdir(parents=True, exist_ok=True)
+                files = self.s3.download_prefix(
+                    source["S3Uri"], dest, (index, count) if sharded else None
                 )
-        if self.log and int(resources.get("InstanceCount", 1)) > 1:
-            self.log(
-                name,
-                f"local mode trains on one host (InstanceCount is {resources['InstanceCount']})",
-            )
+                if not files:
+                    where = (
+                        f" for {host}: ShardedByS3Key deals the objects over {count} instances,"
+                        f" so the prefix needs at least {count} objects"
+                        if sharded
+                        else ""
+                    )
+                    return self._training_failed(
+                        desc,
+                        f"ClientError: no objects under {source['S3Uri']} (channel "
+                        f"{channel['ChannelName']}){where}",
+                    )
         desc["SecondaryStatus"] = "Training"
         definitions = [
             (d["Name"], re.compile(d["Regex"])) for d in algorithm.get("MetricDefinitions", [])
         ]
         metrics: dict[str, dict[str, Any]] = {}
         stopped_early = threading.Event()
+        procs: list[subprocess.Popen[bytes]] = []
 
         def on_line(line: str) -> None:
             for metric_name, regex in definitions:
@@ -446,52 +502,118 @@ class LocalSageMaker:
                         stopped_early.set()
                         if self.log:
                             self.log(name, "stopped early by the tuning job (median rule)")
-                        proc.send_signal(signal.SIGTERM)
+                        for running in procs:
+                            running.send_signal(signal.SIGTERM)
 
         env = {
             **os.environ,
             **{str(k): str(v) for k, v in p.get("Environment", {}).items()},
-            "SAGEMAKER_BASE_DIR": str(base),
             "MLSTACK_PYTHON": sys.executable,
             "PYTHONUNBUFFERED": "1",
             "TRAINING_JOB_NAME": name,
             "TRAINING_JOB_ARN": desc["TrainingJobArn"],
         }
+        if count > 1:
+            # The hosts find each other on loopback: the image's collective resolves algo-N
+            # through this map instead of SageMaker's DNS.
+            env["MLSTACK_HOST_ADDRESSES"] = json.dumps(dict.fromkeys(hosts, "127.0.0.1"))
+            env["MLSTACK_TRACKER_PORT"] = str(free_port())
         if image.python_path is not None:
             env["PYTHONPATH"] = str(image.python_path)
         log_path = job_dir / "train.log"
-        proc = subprocess.Popen(
-            [str(image.program("train"))],
-            env=env,
-            cwd=base,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        pump = threading.Thread(
-            target=pump_lines, args=(proc.stdout, log_path, name, self.log, on_line), daemon=True
-        )
-        pump.start()
+        checkpoint_uri = str((p.get("CheckpointConfig") or {}).get("S3Uri") or "")
+        spot = bool(p.get("EnableManagedSpotTraining", False))
+        if checkpoint_uri:
+            desc["CheckpointConfig"] = dict(p["CheckpointConfig"])
+        desc["EnableManagedSpotTraining"] = spot
+
+        def restore_checkpoints() -> None:
+            """SageMaker copies the checkpoint prefix into each (new) instance's
+            /opt/ml/checkpoints before ``train`` starts."""
+            for base in bases:
+                local = base / "checkpoints"
+                shutil.rmtree(local, ignore_errors=True)
+                local.mkdir(parents=True)
+                self.s3.download_prefix(checkpoint_uri, local)
+
+        def save_checkpoints() -> None:
+            """…and uploads the first host's /opt/ml/checkpoints to the prefix."""
+            local = bases[0] / "checkpoints"
+            for path in sorted(local.rglob("*")):
+                if path.is_file():
+                    rel = path.relative_to(local).as_posix()
+                    self.s3.write(f"{checkpoint_uri.rstrip('/')}/{rel}", path.read_bytes())
+
+        def launch() -> tuple[list[threading.Thread], list[subprocess.Popen[bytes]]]:
+            procs.clear()
+            pumps = []
+            if count > 1:
+                env["MLSTACK_TRACKER_PORT"] = str(free_port())
+            for index, (host, base) in enumerate(zip(hosts, bases, strict=True)):
+                proc = subprocess.Popen(
+                    [str(image.program("train"))],
+                    env={**env, "SAGEMAKER_BASE_DIR": str(base)},
+                    cwd=base,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+                procs.append(proc)
+                # CloudWatch gets every host's log; metrics are read from the first host's.
+                pump = threading.Thread(
+                    target=pump_lines,
+                    args=(
+                        proc.stdout,
+                        log_path if count == 1 else job_dir / f"train-{host}.log",
+                        name if count == 1 else f"{name}/{host}",
+                        self.log,
+                        on_line if index == 0 else None,
+                    ),
+                    daemon=True,
+                )
+                pump.start()
+                pumps.append(pump)
+            return pumps, list(procs)
+
         max_runtime = desc["StoppingCondition"].get("MaxRuntimeInSeconds")
-        stopped = False
-        try:
-            proc.wait(timeout=float(max_runtime) if max_runtime else None)
-        except subprocess.TimeoutExpired:
-            stopped = True
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        pump.join(10)
+        interrupt = self.interrupt_training_after if spot and checkpoint_uri else None
+        interruptions = 0
+        while True:
+            if checkpoint_uri:
+                restore_checkpoints()
+            pumps, launched = launch()
+            stopped, failed_host, interrupted = _wait_hosts(
+                launched, float(max_runtime) if max_runtime else None, interrupt
+            )
+            for pump in pumps:
+                pump.join(10)
+            if checkpoint_uri:
+                save_checkpoints()
+            if not interrupted:
+                break
+            # A spot interruption: SageMaker starts the job again on new instances, which
+            # resume from the checkpoints; the first model is discarded with its instance.
+            interruptions += 1
+            interrupt = None
+            desc.setdefault("SecondaryStatusTransitions", []).append(
+                {"Status": "Interrupted", "StatusMessage": "spot interruption (local, requested)"}
+            )
+            if self.log:
+                self.log(name, "spot interruption: SIGTERM sent; resuming from checkpoints")
+            for base in bases:
+                shutil.rmtree(base / "model", ignore_errors=True)
+        procs[:] = launched
+        proc = procs[failed_host]
+        base = bases[failed_host]
+        if count > 1:
+            log_path = job_dir / f"train-{hosts[failed_host]}.log"
         desc["FinalMetricDataList"] = list(metrics.values())
         desc["TrainingEndTime"] = _now_ms()
         desc["TrainingTimeInSeconds"] = desc["BillableTimeInSeconds"] = max(
             1, (desc["TrainingEndTime"] - started) // 1000
         )
         if proc.returncode == 0 and stopped_early.is_set() and not stopped:
-            model_dir = base / "model"
+            model_dir = bases[0] / "model"
             archive = job_dir / "output" / "model.tar.gz"
             archive.parent.mkdir(parents=True, exist_ok=True)
             pack_model(model_dir, archive)
@@ -516,7 +638,7 @@ class LocalSageMaker:
                 desc,
                 f"AlgorithmError: {reason or 'see ' + str(log_path)}, exit code: {proc.returncode}",
             )
-        model_dir = base / "model"
+        model_dir = bases[0] / "model"  # the first host's, as the image saves the model there
         archive = job_dir / "output" / "model.tar.gz"
         archive.parent.mkdir(parents=True, exist_ok=True)
         pack_model(model_dir, archive)
@@ -635,9 +757,15 @@ class LocalSageMaker:
         with self._lock:
             self.transform_jobs[name.lower()] = desc
         job_dir = self.root / "jobs" / name
-        base = job_dir / "opt" / "ml"
+        # One instance keeps the plain layout; N instances get a tree and a serve process each.
+        count = int(desc["TransformResources"].get("InstanceCount", 1))
+        bases = (
+            [job_dir / "opt" / "ml"]
+            if count == 1
+            else [job_dir / f"instance-{i}" / "opt" / "ml" for i in range(1, count + 1)]
+        )
+        servers: list[ServeProcess] = []
         try:
-            self._model_dir(model, base)
             image = self._image(model["PrimaryContainer"]["Image"])
             env = {
                 **{
@@ -649,18 +777,24 @@ class LocalSageMaker:
             }
             if "MaxPayloadInMB" in p:
                 env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(p["MaxPayloadInMB"])
-            server = start_serve(
-                image,
-                base,
-                environment=env,
-                log_path=job_dir / "serve.log",
-                source=name,
-                sink=self.log,
-            )
+            for index, base in enumerate(bases, start=1):
+                self._model_dir(model, base)
+                servers.append(
+                    start_serve(
+                        image,
+                        base,
+                        environment=env,
+                        log_path=job_dir / ("serve.log" if count == 1 else f"serve-{index}.log"),
+                        source=name if count == 1 else f"{name}/instance-{index}",
+                        sink=self.log,
+                    )
+                )
         except (RuntimeError, OSError, tarfile.TarError) as err:
+            for server in servers:
+                server.stop()
             return self._transform_failed(desc, f"ClientError: {err}")
         try:
-            strategy, payload_mb, concurrency = self._execution_parameters(server, p)
+            strategy, payload_mb, concurrency = self._execution_parameters(servers[0], p)
             desc.update(
                 BatchStrategy=strategy,
                 MaxPayloadInMB=payload_mb,
@@ -668,29 +802,42 @@ class LocalSageMaker:
             )
             bucket, prefix = parse_uri(source["S3Uri"])
             folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
-            keys = [k for k in self.s3.keys(bucket, prefix) if not k.endswith("/")]
+            keys = shard_keys(self.s3.keys(bucket, prefix), None)
             if not keys:
                 return self._transform_failed(
                     desc, f"ClientError: no objects under {source['S3Uri']}"
                 )
             out_base = tout["S3OutputPath"].rstrip("/")
-            records = 0
-            for key in keys:
-                data = self.s3.read(f"s3://{bucket}/{key}")
-                if tin.get("CompressionType") == "Gzip":
-                    data = gzip.decompress(data)
-                batches = self._batches(data, split, strategy, payload_mb * MB)
-                records += sum(n for _, n in batches)
-                outputs = self._invoke_all(server, batches, tin, tout, concurrency, name)
-                joiner = b"\n" if tout.get("AssembleWith") == "Line" else b""
-                body = joiner.join(o.rstrip(b"\n") if joiner else o for o in outputs)
-                if joiner and body:
-                    body += b"\n"
-                self.s3.write(f"{out_base}/{key[len(folder) :]}.out", body, tout.get("Accept"))
+
+            def transform(server: ServeProcess, objects: list[str]) -> int:
+                records = 0
+                for key in objects:
+                    data = self.s3.read(f"s3://{bucket}/{key}")
+                    if tin.get("CompressionType") == "Gzip":
+                        data = gzip.decompress(data)
+                    batches = self._batches(data, split, strategy, payload_mb * MB)
+                    records += sum(n for _, n in batches)
+                    outputs = self._invoke_all(server, batches, tin, tout, concurrency, name)
+                    joiner = b"\n" if tout.get("AssembleWith") == "Line" else b""
+                    body = joiner.join(o.rstrip(b"\n") if joiner else o for o in outputs)
+                    if joiner and body:
+                        body += b"\n"
+                    self.s3.write(f"{out_base}/{key[len(folder) :]}.out", body, tout.get("Accept"))
+                return records
+
+            # SageMaker spreads an S3Prefix input's objects over the instances: instance i
+            # takes every N-th object from the i-th, each its own output object.
+            with ThreadPoolExecutor(max_workers=count) as pool:
+                shares = [
+                    pool.submit(transform, server, shard_keys(keys, (i, count)))
+                    for i, server in enumerate(servers)
+                ]
+                records = sum(share.result() for share in shares)
         except _TransformError as err:
             return self._transform_failed(desc, f"ClientError: {err}")
         finally:
-            server.stop()
+            for server in servers:
+                server.stop()
         desc["TransformJobStatus"] = "Completed"
         desc["TransformEndTime"] = _now_ms()
         desc["LocalRecords"] = records

@@ -19,6 +19,7 @@ from mlstack.constructs import (
     ModelImages,
     MonitoredEndpoint,
     RetrainingSchedule,
+    SpotTraining,
     TrafficShift,
     TrainingWorkflow,
     WorkflowDefaults,
@@ -87,6 +88,13 @@ def deploy_stage(config: EnvironmentConfig) -> DeployStage | None:
         alarms=alarm_thresholds(config.alarms),
         endpoint_name=config.deploy_endpoint_name,
     )
+
+
+def spot_training(config: EnvironmentConfig) -> SpotTraining | None:
+    spot = config.training.spot
+    if spot is None or not spot.enabled:
+        return None
+    return SpotTraining(max_wait=Duration.seconds(spot.max_wait_seconds))
 
 
 def hyperparameter_tuning(config: EnvironmentConfig) -> HyperparameterTuning | None:
@@ -194,6 +202,7 @@ class WorkflowStack(Stack):
             default_rows=config.dataset.rows,
             default_seed=config.dataset.seed,
             max_rows=config.dataset.max_rows,
+            rows_per_shard=config.dataset.rows_per_shard,
             log_retention=retention,
             removal_policy=removal,
             reserved_concurrency=config.workflow.lambda_reserved_concurrency,
@@ -225,6 +234,7 @@ class WorkflowStack(Stack):
             removal_policy=removal,
             tuning=hyperparameter_tuning(config),
             deploy=deploy_stage(config),
+            spot=spot_training(config),
             max_rows=config.dataset.max_rows,
             network=self.network,
             validator_reserved_concurrency=config.workflow.lambda_reserved_concurrency,

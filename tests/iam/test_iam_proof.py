@@ -205,3 +205,33 @@ def test_no_workflow_principal_may_replace_a_released_model(
         (("aws:SecureTransport", "true"),),
     )
     assert policies[env].decide(model).allowed
+
+
+def test_prod_spot_training_writes_checkpoints_it_may_read_back_and_dev_may_not(
+    recorded: dict[str, Recorded], policies: dict[str, SynthesizedPolicies]
+) -> None:
+    # prod trains on managed spot: SageMaker uploads /opt/ml/checkpoints to the run's
+    # CheckpointConfig prefix (recorded by local mode) and reads it back when a job resumes.
+    r = recorded["prod"]
+    execution = r.log.execution_role
+    writes = [
+        c
+        for c in r.log.calls
+        if c.principal == execution and c.action == "s3:PutObject" and "/checkpoints/" in c.resource
+    ]
+    assert writes
+    assert all(policies["prod"].decide(c).allowed for c in writes)
+    resume = Call(execution, "s3:GetObject", writes[0].resource, writes[0].context)
+    assert policies["prod"].decide(resume).allowed
+    # dev trains on demand: no checkpoints, and its role may not touch that prefix.
+    d = recorded["dev"]
+    assert not any("/checkpoints/" in c.resource for c in d.log.calls)
+    (bucket,) = d.log.bucket_keys
+    for action in ("s3:GetObject", "s3:PutObject"):
+        call = Call(
+            d.log.execution_role,
+            action,
+            f"arn:aws:s3:::{bucket}/checkpoints/r/x",
+            (("aws:SecureTransport", "true"),),
+        )
+        assert not policies["dev"].decide(call).allowed, action

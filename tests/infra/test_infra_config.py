@@ -107,6 +107,12 @@ VARIANT = {"name": "a", "weight": 1, "instance_type": "ml.m5.large", "instance_c
             "key 'dataset.rows' is 2000000 (int); expected an integer from 1 to 1000000",
         ),
         (
+            "dataset.rows_per_shard",
+            20_000_000,
+            "key 'dataset.rows_per_shard' is 20000000 (int); expected an integer from 1 to "
+            "10000000",
+        ),
+        (
             "removal_policy",
             "snapshot",
             "key 'removal_policy' is \"snapshot\" (str); expected 'destroy' or 'retain'",

@@ -273,6 +273,7 @@ def test_seeder_runs_current_python_with_256_mb(template: Template) -> None:
                     "DEFAULT_ROWS": "1000",
                     "DEFAULT_SEED": "42",
                     "MAX_ROWS": "1000000",
+                    "ROWS_PER_SHARD": "100000",
                     "LOG_LEVEL": "INFO",
                 }
             },
@@ -285,6 +286,15 @@ def test_seeder_rejects_defaults_above_max() -> None:
     bucket = s3.Bucket(stack, "B")
     with pytest.raises(ValueError, match=r"default_rows=20: expected 1 to max_rows \(10\)"):
         DatasetSeeder(stack, "Seeder", bucket=bucket, default_rows=20, max_rows=10)
+
+
+def test_seeder_rejects_a_shard_it_could_not_write_in_time() -> None:
+    stack = new_stack()
+    bucket = s3.Bucket(stack, "B")
+    with pytest.raises(
+        ValueError, match=r"rows_per_shard=10000001: expected 1 to 10000000 \(what one invocation"
+    ):
+        DatasetSeeder(stack, "Seeder", bucket=bucket, rows_per_shard=10_000_001)
 
 
 # --- TrainingWorkflow ---------------------------------------------------------------------

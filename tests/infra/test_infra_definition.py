@@ -91,6 +91,14 @@ def test_training_reads_the_seeded_train_and_validation_channels(dev: dict[str, 
         assert channel["DataSource"]["S3DataSource"]["S3Uri.$"] == f"$.dataset.{name}_prefix"
     selected = dev["States"]["Generate dataset"]["ResultSelector"]
     assert selected["validation_prefix.$"] == "$.Payload.validation_prefix"
+    # Data parallel: each training host reads its share of the train shards, all of validation.
+    # (SageMaker API reference, S3DataSource: with ShardedByS3Key "each instance gets
+    # approximately 1/n of the number of S3 objects"; one instance gets them all.)
+    distribution = [
+        c["DataSource"]["S3DataSource"]["S3DataDistributionType"] for c in (train, validation)
+    ]
+    assert distribution == ["ShardedByS3Key", "FullyReplicated"]
+    assert selected["shards.$"] == "$.Payload.shards"
     # The resources are planned by instance type (local NVMe storage takes no volume key).
     assert params["ResourceConfig.$"] == "$.resources.training"
     planned = dev["States"]["Train on encrypted volume"]["Parameters"]

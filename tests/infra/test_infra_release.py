@@ -223,11 +223,10 @@ def run_until(definition: dict[str, Any], execution_input: dict[str, Any], stop:
                     "run_id",
                     "rows",
                     "seed",
-                    "train_uri",
+                    "rows_per_shard",
+                    "shards",
                     "train_prefix",
-                    "validation_uri",
                     "validation_prefix",
-                    "test_uri",
                     "test_prefix",
                 )
             }
@@ -238,6 +237,8 @@ def run_until(definition: dict[str, Any], execution_input: dict[str, Any], stop:
             "HyperParameters": {},
             "ModelArtifacts": {"S3ModelArtifacts": "s3://b/m.tar.gz"},
             "FinalMetricDataList": [],
+            "TrainingTimeInSeconds": 60,
+            "BillableTimeInSeconds": 30,
         },
         "Save model": {"ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/m"},
     }

@@ -58,7 +58,7 @@ def test_model_artifact_is_a_sagemaker_model_tar_gz(report: RunReport) -> None:
     config = report.run_dir / "jobs" / job / "opt" / "ml" / "input" / "config"
     hyperparameters = json.loads((config / "hyperparameters.json").read_text())
     assert hyperparameters["num_round"] == "5" and hyperparameters["objective"] == "reg:logistic"
-    assert (report.run_dir / "jobs" / job / "opt/ml/input/data/train/train.csv").is_file()
+    assert (report.run_dir / "jobs" / job / "opt/ml/input/data/train/part-00000.csv").is_file()
 
 
 def test_training_metrics_are_parsed_from_the_log(report: RunReport) -> None:
@@ -69,7 +69,7 @@ def test_training_metrics_are_parsed_from_the_log(report: RunReport) -> None:
 
 def test_transform_output_has_one_row_per_test_row_and_is_accurate(report: RunReport) -> None:
     out = report.output["transform_output_uri"]
-    output_file = report.run_dir / "s3" / out.removeprefix("s3://") / "test.csv.out"
+    output_file = report.run_dir / "s3" / out.removeprefix("s3://") / "part-00000.csv.out"
     scores = output_file.read_text().splitlines()
     assert len(scores) == ROWS and all(0 <= float(s) <= 1 for s in scores)
     assert report.accuracy is not None and report.accuracy.rows == ROWS
@@ -119,7 +119,7 @@ def test_a_bad_hyperparameter_fails_the_run_with_the_programs_reason(
     assert "max_depth" in (run_dir / "sns.jsonl").read_text()
     job = next((run_dir / "jobs").iterdir())
     assert "max_depth" in (job / "opt/ml/output/failure").read_text()
-    assert next((run_dir / "s3").rglob("train.csv")).is_file()  # the work dir keeps it all
+    assert next((run_dir / "s3").rglob("part-00000.csv")).is_file()  # the work dir keeps it all
 
 
 def test_a_change_to_the_config_defaults_shows_in_template_and_local_run(tmp_path: Path) -> None:

@@ -21,14 +21,18 @@ def _read(s3, uri: str) -> bytes:
 
 def _seed(s3, **event) -> tuple[dict, bytes, bytes]:
     result = seed_handler.handler({"run_id": "run-1", **event}, None)
-    return result, _read(s3, result["train_uri"]), _read(s3, result["test_uri"])
+    return (
+        result,
+        _read(s3, (result["train_prefix"] + "part-00000.csv")),
+        _read(s3, (result["test_prefix"] + "part-00000.csv")),
+    )
 
 
 def test_small_fixed_seed_gives_exact_bytes(s3):
     result, train, test = _seed(s3, rows=5, seed=7)
     assert train == TRAIN_5_SEED_7
     assert test == TEST_5_SEED_7
-    assert _read(s3, result["validation_uri"]) == VALIDATION_5_SEED_7
+    assert _read(s3, (result["validation_prefix"] + "part-00000.csv")) == VALIDATION_5_SEED_7
 
 
 @pytest.mark.parametrize(
@@ -36,7 +40,7 @@ def test_small_fixed_seed_gives_exact_bytes(s3):
 )
 def test_validation_set_is_a_fifth_of_the_rows_and_at_least_one(s3, rows, expected):
     result = seed_handler.handler({"run_id": f"v{rows}", "rows": rows, "seed": 3}, None)
-    body = _read(s3, result["validation_uri"])
+    body = _read(s3, (result["validation_prefix"] + "part-00000.csv"))
     assert body.count(b"\n") == expected
     for line in body.decode("ascii").splitlines():
         label, x, y = (int(v) for v in line.split(","))
@@ -122,11 +126,13 @@ def test_objects_are_csv_under_the_run_folder(s3, bucket):
     result, _, _ = _seed(s3, rows=10, seed=2)
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
     assert keys == [
-        "datasets/run-1/test/test.csv",
-        "datasets/run-1/train/train.csv",
-        "datasets/run-1/validation/validation.csv",
+        "datasets/run-1/test/part-00000.csv",
+        "datasets/run-1/train/part-00000.csv",
+        "datasets/run-1/validation/part-00000.csv",
     ]
     for key in keys:
         head = s3.head_object(Bucket=bucket, Key=key)
         assert head["ContentType"] == "text/csv"
-    assert result["train_uri"] == f"s3://{bucket}/datasets/run-1/train/train.csv"
+    assert (
+        result["train_prefix"] + "part-00000.csv"
+    ) == f"s3://{bucket}/datasets/run-1/train/part-00000.csv"

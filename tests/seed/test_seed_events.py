@@ -124,5 +124,5 @@ def test_bad_environment_fails_naming_the_variable(s3, bucket, monkeypatch, chan
 def test_empty_prefix_writes_at_the_bucket_root(s3, bucket, monkeypatch):
     monkeypatch.setenv("DATASET_PREFIX", "")
     result = seed_handler.handler({"run_id": "r1", "rows": 3}, None)
-    assert result["train_uri"] == f"s3://{bucket}/r1/train/train.csv"
-    assert s3.head_object(Bucket=bucket, Key="r1/test/test.csv")["ContentLength"] > 0
+    assert (result["train_prefix"] + "part-00000.csv") == f"s3://{bucket}/r1/train/part-00000.csv"
+    assert s3.head_object(Bucket=bucket, Key="r1/test/part-00000.csv")["ContentLength"] > 0

@@ -16,32 +16,31 @@ def _log_lines(stream) -> list[dict]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
-def test_result_has_exactly_the_contract_keys_and_points_at_the_objects(s3, bucket):
+def test_result_has_exactly_the_contract_keys_and_points_at_the_prefixes(s3, bucket):
     result = seed_handler.handler({"run_id": "exec-2024-01", "rows": 12, "seed": 5}, None)
     assert result == {
         "run_id": "exec-2024-01",
         "rows": 12,
         "seed": 5,
-        "train_uri": f"s3://{bucket}/datasets/exec-2024-01/train/train.csv",
+        "rows_per_shard": 1_000_000,
+        "shards": 1,
+        "shard": None,
         "train_prefix": f"s3://{bucket}/datasets/exec-2024-01/train/",
-        "validation_uri": f"s3://{bucket}/datasets/exec-2024-01/validation/validation.csv",
         "validation_prefix": f"s3://{bucket}/datasets/exec-2024-01/validation/",
-        "test_uri": f"s3://{bucket}/datasets/exec-2024-01/test/test.csv",
         "test_prefix": f"s3://{bucket}/datasets/exec-2024-01/test/",
     }
     json.dumps(result)  # the state machine receives it as JSON
     for split, lines in (("train", 12), ("validation", 2), ("test", 12)):
-        uri_bucket, key = result[f"{split}_uri"].removeprefix("s3://").split("/", 1)
-        body = s3.get_object(Bucket=uri_bucket, Key=key)["Body"].read()
-        assert body.count(b"\n") == lines
         prefix = result[f"{split}_prefix"].removeprefix(f"s3://{bucket}/")
         listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
-        assert [o["Key"] for o in listed] == [key]
+        assert [o["Key"] for o in listed] == [f"{prefix}part-00000.csv"]
+        body = s3.get_object(Bucket=bucket, Key=listed[0]["Key"])["Body"].read()
+        assert body.count(b"\n") == lines
 
 
 def test_objects_get_the_bucket_default_encryption(s3, bucket):
     result = seed_handler.handler({"run_id": "enc"}, None)
-    key = result["train_uri"].removeprefix(f"s3://{bucket}/")
+    key = (result["train_prefix"] + "part-00000.csv").removeprefix(f"s3://{bucket}/")
     assert s3.head_object(Bucket=bucket, Key=key)["ServerSideEncryption"] == "aws:kms"
 
 
@@ -62,10 +61,11 @@ def test_success_is_logged_as_one_json_object_a_line(s3, log_stream):
     assert done["logger"] == "mlstack.seed"
     assert (done["run_id"], done["rows"], done["seed"]) == ("logged", 3, 4)
     assert done["aws_request_id"] == "req-123"
-    assert done["keys"] == [
-        "s3://mlstack-seed-test/datasets/logged/train/train.csv",
-        "s3://mlstack-seed-test/datasets/logged/validation/validation.csv",
-        "s3://mlstack-seed-test/datasets/logged/test/test.csv",
+    assert done["shards"] == 1
+    assert done["prefixes"] == [
+        "s3://mlstack-seed-test/datasets/logged/train/",
+        "s3://mlstack-seed-test/datasets/logged/validation/",
+        "s3://mlstack-seed-test/datasets/logged/test/",
     ]
     assert isinstance(done["duration_ms"], float) and done["duration_ms"] >= 0
     assert done["timestamp"].endswith("Z")

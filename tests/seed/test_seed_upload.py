@@ -84,7 +84,7 @@ def test_one_million_rows_are_uploaded_in_parts_with_the_right_content(s3, bucke
     elapsed = time.perf_counter() - started
     print(f"1,000,000 rows generated and uploaded to moto in {elapsed:.2f} s")
     for split, rows in (("train", 1_000_000), ("validation", 200_000), ("test", 1_000_000)):
-        key = f"datasets/big/{split}/{split}.csv"
+        key = f"datasets/big/{split}/part-00000.csv"
         expected = b"".join(seed_handler.generate_rows(rows, 11, split))
         head = s3.head_object(Bucket=bucket, Key=key)
         if split == "validation":  # 200,000 rows: under one part, a single PutObject
@@ -203,7 +203,8 @@ def test_one_million_rows_stay_within_a_few_parts_of_memory():
         tracemalloc.stop()
     print(f"peak traced allocation for 1,000,000 rows with 1 MiB parts: {peak / MIB:.2f} MiB")
     sizes = {
-        split: client.part_sizes[f"datasets/mem/{split}/{split}.csv"] for split in ("train", "test")
+        split: client.part_sizes[f"datasets/mem/{split}/part-00000.csv"]
+        for split in ("train", "test")
     }
     assert sum(sizes["train"]) > 7 * MIB
     assert peak < 4 * MIB < (sum(sizes["train"]) + sum(sizes["test"])) / 3
@@ -212,7 +213,7 @@ def test_one_million_rows_stay_within_a_few_parts_of_memory():
         assert all(MIB <= size < MIB + max_chunk for size in full)
         assert 0 < last < MIB + max_chunk
         expected = hashlib.sha256(b"".join(seed_handler.generate_rows(1_000_000, 3, split)))
-        assert client.digests[f"datasets/mem/{split}/{split}.csv"].digest() == expected.digest()
+        assert client.digests[f"datasets/mem/{split}/part-00000.csv"].digest() == expected.digest()
 
 
 def test_default_part_size_keeps_one_million_rows_far_below_lambda_memory():
