@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import jsii
 from aws_cdk import (
     Acknowledgment,
+    Aspects,
     Aws,
     CfnResource,
+    CustomResourceProviderBase,
     Duration,
     FeatureFlags,
+    IAspect,
     RemovalPolicy,
     Stack,
     Validations,
 )
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from mlstack.constructs.layout import BucketLayout
 
 THIRTY_DAYS = Duration.days(30)
-# CDK's singleton provider behind ``auto_delete_objects`` (one per stack).
-AUTO_DELETE_PROVIDER_ID = "Custom::S3AutoDeleteObjectsCustomResourceProvider"
+# The resource type of the custom resource behind ``auto_delete_objects``.
+AUTO_DELETE_RESOURCE_TYPE = "Custom::S3AutoDeleteObjects"
 ONE_YEAR = Duration.days(365)
 
 
@@ -125,21 +129,53 @@ class DataBucket(Construct):
             auto_delete_objects=destroy,
         )
         if destroy:
-            _scope_auto_delete_provider_role(Stack.of(self))
+            ScopedAutoDeleteLogs.apply_to(Stack.of(self))
 
 
-def _scope_auto_delete_provider_role(stack: Stack) -> None:
-    """Swap the AWS managed policy of CDK's auto-delete provider role for a scoped inline one.
+@jsii.implements(IAspect)
+class ScopedAutoDeleteLogs:
+    """An Aspect that swaps the AWS managed policy of CDK's auto-delete provider role for a
+    scoped inline one.
 
     CDK attaches ``AWSLambdaBasicExecutionRole`` (logs in every log group of the account) to the
-    provider that empties the buckets on ``cdk destroy``; accounts that forbid AWS managed
-    policies reject that role. The handler only needs to write its own logs, and CloudFormation
-    names it ``<stack name>-<logical id>-<suffix>``, so the stack name scopes the log groups.
+    provider that empties buckets with ``auto_delete_objects`` on ``cdk destroy``; accounts that
+    forbid AWS managed policies reject that role. The handler only needs to write its own logs,
+    and CloudFormation names it ``<stack name>-<logical id>-<suffix>``, so the stack name scopes
+    the log groups.
+
+    The provider is recognised by what it is, not by where CDK puts it: a
+    ``CustomResourceProviderBase`` whose service token a ``Custom::S3AutoDeleteObjects``
+    resource of the same stack uses; its role is its ``AWS::IAM::Role`` resource.
     """
-    provider = stack.node.try_find_child(AUTO_DELETE_PROVIDER_ID)
-    role = provider.node.try_find_child("Role") if provider else None
-    if not isinstance(role, CfnResource):  # pragma: no cover - CDK moved its provider
-        raise RuntimeError(f"{AUTO_DELETE_PROVIDER_ID}/Role not found in stack {stack.stack_name}")
+
+    def visit(self, node: IConstruct) -> None:
+        if not isinstance(node, CustomResourceProviderBase) or not _empties_buckets(node):
+            return
+        for role in node.node.children:
+            if isinstance(role, CfnResource) and role.cfn_resource_type == "AWS::IAM::Role":
+                _write_own_logs_only(role)
+
+    @staticmethod
+    def apply_to(stack: Stack) -> None:
+        """Add the aspect to ``stack`` once, however many buckets ask for it."""
+        aspects = Aspects.of(stack)
+        if not any(isinstance(aspect, ScopedAutoDeleteLogs) for aspect in aspects.all):
+            aspects.add(ScopedAutoDeleteLogs())
+
+
+def _empties_buckets(provider: CustomResourceProviderBase) -> bool:
+    stack = Stack.of(provider)
+    token = stack.resolve(provider.service_token)
+    return any(
+        isinstance(node, CfnResource)
+        and node.cfn_resource_type == AUTO_DELETE_RESOURCE_TYPE
+        # Read through CfnResource's subclass API: a custom resource has no typed properties.
+        and stack.resolve(node._cfn_properties).get("ServiceToken") == token
+        for node in stack.node.find_all()
+    )
+
+
+def _write_own_logs_only(role: CfnResource) -> None:
     log_groups = (
         f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:/aws/lambda/"
         f"{Aws.STACK_NAME}-*"
