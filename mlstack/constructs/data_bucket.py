@@ -16,6 +16,7 @@ from aws_cdk import (
     Stack,
     Validations,
 )
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct, IConstruct
@@ -130,6 +131,11 @@ class DataBucket(Construct):
         )
         if destroy:
             ScopedAutoDeleteLogs.apply_to(Stack.of(self))
+
+    def grant_read_transform_output(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` read the batch transform output (the predictions), under
+        ``layout.transform_output`` only, and decrypt it with :attr:`key`."""
+        return self.bucket.grant_read(grantee, f"{self.layout.transform_output}*")
 
 
 @jsii.implements(IAspect)

@@ -155,10 +155,9 @@ class ModelImages(Construct):
         self.training_image_uri = self.training.image_uri
         self.inference_image_uri = self.inference.image_uri
 
-    def grant_pull(self, grantee: iam.IGrantable) -> None:
+    def grant_pull(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` pull both images."""
-        self.training.grant_pull(grantee)
-        self.inference.grant_pull(grantee)
+        return self.training.grant_pull(grantee).combine(self.inference.grant_pull(grantee))
 
 
 def _metric_definition(item: Mapping[str, str], index: int) -> dict[str, str]:

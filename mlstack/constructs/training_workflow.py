@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from aws_cdk import Aws, Duration, Fn, RemovalPolicy
+from aws_cdk import ArnFormat, Aws, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -83,6 +83,7 @@ RUN_ID_LENGTH = 32  # hex MD5 of the execution name
 MAX_REDRIVE_DIGITS = 4  # Step Functions redrives an execution at most 1000 times
 DEFAULT_MAX_RUNTIME = Duration.days(1)
 DEFAULT_TIMEOUT = Duration.hours(26)
+FIVE_MINUTES = Duration.minutes(5)
 
 LAMBDA_TRANSIENT_ERRORS = [
     "Lambda.ServiceException",
@@ -233,6 +234,49 @@ class TrainingWorkflow(Construct):
         start = self._definition(builder, job, images, seed_function, tuning, deploy, key)
         self.state_machine = self._state_machine(start, timeout, deploy)
         self.endpoint_cleanup = self._endpoint_cleanup(removal_policy)
+
+    def grant_start_execution(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` start executions of this workflow (``states:StartExecution`` on the
+        state machine only)."""
+        return self.state_machine.grant_start_execution(grantee)
+
+    def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` list this workflow's executions and read their status, output and
+        history, and nothing of other state machines.
+
+        Not ``StateMachine.grant_read``: that adds ``states:DescribeStateMachine`` and
+        ``states:DescribeActivity`` on ``*``, though both take a resource (Service
+        Authorization Reference, "Actions defined by AWS Step Functions").
+        """
+        executions = Stack.of(self).format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{self.state_machine.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["states:ListExecutions", "states:DescribeStateMachine"],
+            resource_arns=[self.state_machine.state_machine_arn],
+        ).combine(
+            iam.Grant.add_to_principal(
+                grantee=grantee,
+                actions=["states:DescribeExecution", "states:GetExecutionHistory"],
+                resource_arns=[executions],
+            )
+        )
+
+    def metric_executions_failed(self, *, period: Duration = FIVE_MINUTES) -> cw.Metric:
+        """Executions that failed: Step Functions' ``ExecutionsFailed``, summed per period."""
+        return self.state_machine.metric_failed(period=period, statistic="Sum")
+
+    def metric_executions_succeeded(self, *, period: Duration = FIVE_MINUTES) -> cw.Metric:
+        """Executions that succeeded: ``ExecutionsSucceeded``, summed per period."""
+        return self.state_machine.metric_succeeded(period=period, statistic="Sum")
+
+    def metric_execution_time(self, *, statistic: str = "p99") -> cw.Metric:
+        """How long executions ran, in milliseconds: ``ExecutionTime``, p99 by default."""
+        return self.state_machine.metric_time(statistic=statistic)
 
     def _new_execution_role(
         self, bucket: s3.IBucket, key: kms.IKey, layout: BucketLayout, images: ModelImages
