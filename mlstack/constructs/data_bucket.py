@@ -32,16 +32,24 @@ ONE_YEAR = Duration.days(365)
 class DataBucket(Construct):
     """Creates a KMS key (rotated), the data bucket encrypted with it and an access log bucket.
 
-    Both buckets block public access and deny non-TLS requests. The data bucket is versioned,
-    logs every request to the log bucket, expires batch transform output after
-    ``transform_output_expiry`` and noncurrent object versions after ``noncurrent_version_expiry``.
+    Both buckets block public access and deny non-TLS requests. The data bucket is versioned and
+    logs every request to the log bucket.
 
-    Props that change behaviour:
-      removal_policy: ``RemovalPolicy.RETAIN`` (default) keeps key and buckets when the stack is
-        deleted; ``DESTROY`` deletes them and empties the buckets first (auto-delete objects).
-      layout: the key prefixes the other constructs use (``self.layout``).
+    Args:
+        removal_policy: ``RemovalPolicy.RETAIN`` (default) keeps key and buckets when the stack
+            is deleted; ``DESTROY`` deletes them and empties the buckets first (auto-delete
+            objects, its provider limited to its own logs). Nothing else is allowed.
+        layout: the key prefixes the other constructs use. Default: ``BucketLayout()``.
+        transform_output_expiry: batch transform output expires after this. Default: 30 days.
+        noncurrent_version_expiry: noncurrent object versions expire after this. Default: 30
+            days.
+        access_log_expiry: access logs expire after this. Default: 365 days.
 
-    Attributes: ``bucket``, ``key``, ``log_bucket``, ``layout``.
+    Attributes:
+        bucket: the data bucket (SSE-KMS with ``key``, versioned).
+        key: the KMS key of the bucket, its topics and the jobs' volumes.
+        log_bucket: the access log bucket (SSE-S3: log delivery cannot use KMS).
+        layout: the key prefixes in use.
     """
 
     def __init__(

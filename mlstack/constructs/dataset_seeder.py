@@ -28,10 +28,27 @@ class DatasetSeeder(Construct):
 
     The function writes ``<datasets><run_id>/train/train.csv``,
     ``.../validation/validation.csv`` (a fifth of the rows, at least one) and
-    ``.../test/test.csv``;
-    ``default_rows``/``default_seed`` apply when an event has none, ``max_rows`` caps requests.
+    ``.../test/test.csv``.
 
-    Attributes: ``function``, ``role``, ``log_group``.
+    Args:
+        bucket: where the datasets go.
+        key: the bucket's KMS key. Default: ``bucket.encryption_key``.
+        layout: the bucket's key prefixes. Default: ``BucketLayout()``.
+        default_rows: rows when an event names none. Default: 1000.
+        default_seed: random seed when an event names none. Default: 42.
+        max_rows: the most rows an event may ask for. Default: ``mlstack.rules.MAX_DATASET_ROWS``
+            (what fits in 256 MB).
+        code_directory: the function's code. Default: ``lambda/seed`` of this package.
+        timeout: the function's timeout. Default: 5 minutes.
+        log_retention: how long its logs are kept. Default: one year.
+        removal_policy: what happens to its log group when the stack is deleted. Default:
+            ``RETAIN``.
+        log_level: the function's ``LOG_LEVEL``. Default: ``"INFO"``.
+
+    Attributes:
+        function: the seeding function.
+        role: its role.
+        log_group: its log group.
     """
 
     def __init__(

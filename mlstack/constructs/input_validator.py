@@ -30,7 +30,10 @@ class InputValidator(Construct):
         removal_policy: of the log group (default RETAIN).
         code_directory: the function's code (default ``lambda/validate_input``).
 
-    Attributes: ``function``, ``role``, ``log_group``.
+    Attributes:
+        function: the validation function.
+        role: its role.
+        log_group: its log group.
     """
 
     def __init__(

@@ -121,12 +121,21 @@ class SageMakerExecutionRole(Construct):
     """Creates the role SageMaker jobs, models and endpoints run as.
 
     It may list and read ``layout.datasets`` and ``layout.models``, write ``layout.models`` and
-    ``layout.transform_output``, use ``key`` (the bucket's key by default) for those objects and for
-    job volumes, pull only ``images``, write logs of resources named ``name_prefix*`` and put
-    metrics into SageMaker's namespaces. ``extra_read_object_arns`` adds read access to objects
-    outside the bucket (for example a model artifact elsewhere).
+    ``layout.transform_output``, use ``key`` for those objects and for job volumes, pull only
+    ``images``, write logs of resources named ``name_prefix*`` and put metrics into SageMaker's
+    namespaces.
 
-    Attributes: ``role``.
+    Args:
+        bucket: the data bucket.
+        name_prefix: the prefix of every job, model and endpoint name it serves.
+        images: the only images it may pull.
+        key: the bucket's KMS key. Default: ``bucket.encryption_key``.
+        layout: the bucket's key prefixes. Default: ``BucketLayout()``.
+        extra_read_object_arns: objects outside the bucket it may read (for example a model
+            artifact elsewhere). Default: none.
+
+    Attributes:
+        role: the IAM role.
     """
 
     def __init__(
@@ -260,7 +269,14 @@ class SeedFunctionRole(Construct):
     """Creates the seeding Lambda's role: put objects under ``layout.datasets`` of ``bucket`` only
     (SSE-KMS with ``key``, multipart included) and write to its own ``log_group``.
 
-    Attributes: ``role``.
+    Args:
+        bucket: the data bucket.
+        log_group: the function's log group, the only one it writes.
+        key: the bucket's KMS key. Default: ``bucket.encryption_key``.
+        layout: the bucket's key prefixes. Default: ``BucketLayout()``.
+
+    Attributes:
+        role: the IAM role.
     """
 
     def __init__(
@@ -327,12 +343,18 @@ class StateMachineRole(Construct):
     """Creates the workflow state machine's role.
 
     It may create, describe and stop only training and transform jobs (and, with ``tuning``,
-    hyperparameter tuning jobs) named ``name_prefix-*``,
-    create and tag only models named ``name_prefix-*``, pass ``sagemaker_role`` to SageMaker only,
-    and manage the two EventBridge rules Step Functions uses to wait for ``.sync`` SageMaker jobs.
-    Lambda invoke, SNS publish, logging and tracing grants are added by the tasks themselves.
+    hyperparameter tuning jobs) named ``name_prefix-*``, create and tag only models named
+    ``name_prefix-*``, pass ``sagemaker_role`` to SageMaker only, and manage the two EventBridge
+    rules Step Functions uses to wait for ``.sync`` SageMaker jobs. Lambda invoke, SNS publish,
+    logging and tracing grants are added by the tasks themselves.
 
-    Attributes: ``role``.
+    Args:
+        name_prefix: the prefix of every job and model name the workflow creates.
+        sagemaker_role: the role it passes to SageMaker, and no other.
+        tuning: also allow hyperparameter tuning jobs. Default: False.
+
+    Attributes:
+        role: the IAM role.
     """
 
     def __init__(

@@ -146,7 +146,7 @@ class TrainingWorkflow(Construct):
     (``seed_function``) -> Train model (``createTrainingJob.sync``) -> Save model
     (``createModel``) -> Batch transform (``createTransformJob.sync``) -> Report results. Any
     failure is published to ``topic`` and ends in the ``Workflow failed`` Fail state carrying the
-    error and cause.
+    error and cause. The state names are in :mod:`mlstack.constructs.state_names`.
 
     Validate input checks the execution input against :attr:`input_schema` (generated from
     ``mlstack.rules.execution_input_model``: the keys below, their types and ranges, at most
@@ -154,21 +154,56 @@ class TrainingWorkflow(Construct):
     ``input_validator`` Lambda; an input it refuses fails the execution with error
     ``InvalidExecutionInput`` and a cause naming each bad key, before anything is generated.
 
-    The execution input may override any key of ``defaults`` (``hyperparameters`` key by key).
     Every run gets ``run_id`` = MD5 of the execution name; job and model names are
     ``<name_prefix>-<run_id>-<t|m|b><redrive count>-<retry count>``: unique per attempt, at most
-    63 characters. ``execution_role`` defaults to a new :class:`SageMakerExecutionRole`.
+    63 characters. The topic accepts notifications from CloudWatch alarms of the account.
 
-    ``tuning`` adds the optional tuning path (a Choice on the input's ``tune`` before Train model:
-    Tune model -> Read best training job -> Save model). ``deploy`` adds the deploy stage after
-    Batch transform: quality gate on a final training metric, a new endpoint configuration,
-    create or blue/green-update the endpoint (auto-rollback on ``deploy_alarms``) and a bounded
-    wait until it is in service; every failure, a rejected model included, ends in Notify failure.
-    The topic accepts notifications from CloudWatch alarms of the account.
+    Methods: ``grant_start_execution(grantee)``, ``grant_read(grantee)``,
+    ``metric_executions_failed()``, ``metric_executions_succeeded()``,
+    ``metric_execution_time()``.
 
-    Attributes: ``state_machine``, ``execution_role``, ``topic``, ``log_group``, ``role``,
-    ``input_validator``, ``input_schema``, ``deploy_endpoint_name`` and ``deploy_alarms`` (None
-    without ``deploy``).
+    Args:
+        bucket: the data bucket (datasets, models, transform output).
+        images: the training and inference images.
+        seed_function: the Lambda that generates the datasets.
+        name_prefix: the prefix of every job, model and endpoint name.
+        defaults: the values an execution input may override (``hyperparameters`` key by key).
+            Default: ``WorkflowDefaults()``.
+        key: the bucket's KMS key. Default: ``bucket.encryption_key``.
+        layout: the bucket's key prefixes. Default: ``BucketLayout()``.
+        execution_role: the role SageMaker's jobs and models run as. Default: a new
+            :class:`SageMakerExecutionRole`.
+        training_volume_size_gb: the training volume, 1 to 16384 GB. Default: 30.
+        training_max_runtime: a training job's longest run. Default: one day.
+        timeout: an execution's longest run, more than ``training_max_runtime``. Default: 26
+            hours.
+        notification_email: subscribed to the failure topic. Default: none.
+        log_retention: how long the execution logs are kept. Default: one year.
+        removal_policy: what happens to the log groups (and, with ``DESTROY`` and ``deploy``,
+            the deployed endpoint) when the stack is deleted. Default: ``RETAIN``.
+        network_isolation: run jobs and models without network access. Default: True.
+        max_attempts: attempts of each task on transient errors, 1 to 9. Default: 4.
+        tuning: adds the optional tuning path (a Choice on the input's ``tune`` before Train
+            model: Tune model -> Read best training job -> Save model). Default: none.
+        deploy: adds the deploy stage after Batch transform: quality gate on a final training
+            metric, a new endpoint configuration, create or blue/green-update the endpoint
+            (auto-rollback on ``deploy_alarms``) and a bounded wait until it is in service.
+            Default: none.
+        max_rows: the most rows an execution input may ask for.
+
+    Attributes:
+        state_machine: the Step Functions state machine.
+        role: the state machine's role.
+        execution_role: the role SageMaker's jobs and models run as.
+        topic: the encrypted failure topic.
+        log_group: the execution log group.
+        input_validator: the :class:`InputValidator` of Validate input.
+        input_schema: the JSON Schema of the execution input.
+        defaults: the defaults in use.
+        name_prefix: the name prefix.
+        deploy_endpoint_name: the deploy stage's endpoint name, or None without ``deploy``.
+        deploy_alarms: the deploy stage's :class:`EndpointAlarms`, or None without ``deploy``.
+        endpoint_cleanup: deletes the deployed endpoint with the stack, or None.
     """
 
     def __init__(

@@ -104,7 +104,17 @@ def hyperparameter_tuning(config: EnvironmentConfig) -> HyperparameterTuning | N
 
 class WorkflowStack(Stack):
     """Images, seeding Lambda, state machine (with its optional tuning path and deploy stage),
-    the retraining schedule, and the alarms and dashboard of the environment."""
+    the retraining schedule, and the alarms and dashboard of the environment.
+
+    Args:
+        config: the environment's validated config.
+        data: the environment's :class:`DataBucket` (from the data stack).
+
+    Attributes:
+        workflow: the :class:`TrainingWorkflow`.
+        schedule: the :class:`RetrainingSchedule`, or None when the config has none.
+        monitoring: the :class:`WorkflowMonitoring`.
+    """
 
     def __init__(
         self,
