@@ -40,12 +40,25 @@ _NOT_MATCHED_BY_ALL = ("States.Runtime", "States.DataLimitExceeded")
 
 
 class StatesError(Exception):
-    """A state failed with an error name and a cause (what Retry and Catch match on)."""
+    """A state failed with an error name and a cause (what Retry and Catch match on).
 
-    def __init__(self, error: str, cause: str = "") -> None:
-        super().__init__(f"{error}: {cause}" if cause else error)
-        self.error = error
-        self.cause = cause
+    A Fail state without ``Error``/``Cause`` fails with neither (``None``), as in AWS.
+    """
+
+    def __init__(self, error: str | None, cause: str | None = "") -> None:
+        super().__init__(f"{error}: {cause}" if cause else str(error))
+        self.error = error or ""  # "" (none) reaches the execution result as None
+        self.cause = cause or ""
+        self.located = False  # the cause names the state and its entered event (States.Runtime)
+
+    def locate(self, state: str, event_id: int) -> None:
+        """Prefix the cause as AWS does for a States.Runtime failure of the execution."""
+        if self.error == "States.Runtime" and not self.located:
+            self.cause = (
+                f"An error occurred while executing the state '{state}' (entered at the event "
+                f"id #{event_id}). {self.cause}"
+            )
+        self.located = True
 
 
 class DefinitionError(ValueError):
@@ -113,6 +126,12 @@ class ExecutionResult:
     cause: str | None = None
     history: list[StateRecord] = field(default_factory=list)
     seconds: float = 0.0
+    events: int = 0  # history events, counted as AWS's GetExecutionHistory numbers them
+
+    def event(self, count: int = 1) -> int:
+        """Add ``count`` history events; the id of the last one."""
+        self.events += count
+        return self.events
 
     @property
     def states(self) -> list[str]:
@@ -228,11 +247,12 @@ class Interpreter:
         timeout = self.definition.get("TimeoutSeconds")
         deadline = started + timeout if timeout else None
         result = ExecutionResult(status="SUCCEEDED")
+        result.event()  # ExecutionStarted
         try:
             result.output = self._run(self.definition, execution_input, context, result, deadline)
         except StatesError as err:
             result.status = "TIMED_OUT" if err.error == "States.Timeout" else "FAILED"
-            result.error, result.cause = err.error, err.cause
+            result.error, result.cause = err.error or None, err.cause or None
         result.seconds = time.time() - started
         return result
 
@@ -254,15 +274,18 @@ class Interpreter:
             state = states[name]
             kind = state["Type"]
             entered = time.time()
+            entered_id = self._event(result)  # <Type>StateEntered
             self.listener.state_entered(name, kind, data)
             try:
                 data, next_name = self._state(name, state, data, context, result, deadline)
             except _Caught as caught:
+                self._event(result)  # <Type>StateExited, towards the catcher's Next
                 seconds = time.time() - entered
                 self._record(result, StateRecord(name, kind, seconds, "caught", *caught.error))
                 self.listener.state_failed(name, kind, *caught.error, seconds)
                 data, next_name = caught.output, caught.next_name
             except StatesError as err:
+                err.locate(name, entered_id)
                 seconds = time.time() - entered
                 self._record(
                     result, StateRecord(name, kind, seconds, "failed", err.error, err.cause)
@@ -270,6 +293,7 @@ class Interpreter:
                 self.listener.state_failed(name, kind, err.error, err.cause, seconds)
                 raise
             else:
+                self._event(result)  # <Type>StateExited
                 seconds = time.time() - entered
                 self._record(result, StateRecord(name, kind, seconds, "succeeded"))
                 self.listener.state_exited(name, kind, data, seconds)
@@ -281,6 +305,10 @@ class Interpreter:
     def _record(self, result: ExecutionResult, record: StateRecord) -> None:
         with self._lock:
             result.history.append(record)
+
+    def _event(self, result: ExecutionResult, count: int = 1) -> int:
+        with self._lock:
+            return result.event(count)
 
     def _state(
         self,
@@ -299,20 +327,22 @@ class Interpreter:
         next_name = None if state.get("End") else state.get("Next")
         if kind == "Fail":
             return self._fail(state, raw, ctx), None
-        effective = self._input_path(state, raw)
+        effective = self._input_path(state, raw, ctx)
         if kind == "Succeed":
-            return self._output_path(state, effective), None
+            return self._output_path(state, effective, ctx), None
         if kind == "Choice":
-            return self._output_path(state, effective), self._choose(name, state, effective, ctx)
+            chosen = self._choose(name, state, effective, ctx)
+            return self._output_path(state, effective, ctx), chosen
         if kind == "Wait":
             self._wait(name, state, effective)
-            return self._output_path(state, effective), next_name
+            return self._output_path(state, effective, ctx), next_name
         if kind == "Pass":
             value = effective
             if "Parameters" in state:
                 value = self._template(state["Parameters"], effective, ctx, name)
             value = state.get("Result", value)
-            return self._output_path(state, self._result_path(state, raw, value)), next_name
+            output = self._output_path(state, self._result_path(state, raw, value), ctx)
+            return output, next_name
         # Task, Parallel, Map: retried and caught.
         attempts: dict[int, int] = {}
         retry_count = 0
@@ -322,7 +352,7 @@ class Interpreter:
                 value = self._work(name, state, effective, ctx, result, deadline)
                 if "ResultSelector" in state:
                     value = self._template(state["ResultSelector"], value, ctx, name)
-                output = self._output_path(state, self._result_path(state, raw, value))
+                output = self._output_path(state, self._result_path(state, raw, value), ctx)
                 return output, next_name
             except StatesError as err:
                 delay = self._retry_delay(state, err, attempts)
@@ -330,7 +360,11 @@ class Interpreter:
                     catcher = self._catcher(state, err)
                     if catcher is None:
                         raise
-                    error_output = {"Error": err.error, "Cause": err.cause}
+                    # An error without a cause has none in the catcher's output
+                    # (input-output-resultpath.html: {"error": {"Error": "Error here"}}).
+                    error_output = {"Error": err.error}
+                    if err.cause:
+                        error_output["Cause"] = err.cause
                     path = catcher.get("ResultPath", "$")
                     output = raw if path is None else self._put(raw, path, error_output)
                     raise _Caught(output, catcher["Next"], (err.error, err.cause)) from None
@@ -350,10 +384,13 @@ class Interpreter:
         kind = state["Type"]
         if kind == "Parallel":
             params = self._parameters(state, "Parameters", effective, ctx, name)
-            return [
+            self._event(result)  # ParallelStateStarted
+            outputs = [
                 self._run(b, params, self._branch_ctx(ctx), result, deadline)
                 for b in state["Branches"]
             ]
+            self._event(result)  # ParallelStateSucceeded
+            return outputs
         if kind == "Map":
             return self._map(name, state, effective, ctx, result, deadline)
         params = self._parameters(state, "Parameters", effective, ctx, name)
@@ -363,12 +400,17 @@ class Interpreter:
             name, state["Resource"], params, ctx["State"]["RetryCount"], timeout, heartbeat, ctx
         )
         started = time.time()
+        # TaskScheduled, TaskStarted (and TaskSubmitted for a .sync job), then the outcome.
+        self._event(result, 3 if ".sync" in call.resource else 2)
         try:
             value = self.task_handler(call)
         except StatesError:
+            self._event(result)  # TaskFailed
             raise
         except Exception as err:  # a handler's own bug or an unexpected failure
+            self._event(result)  # TaskFailed
             raise StatesError("States.TaskFailed", f"{type(err).__name__}: {err}") from err
+        self._event(result)  # TaskSucceeded
         if timeout is not None and time.time() - started > timeout:
             raise StatesError("States.Timeout", f"state {name!r} ran past {timeout} s")
         return value
@@ -385,23 +427,51 @@ class Interpreter:
         result: ExecutionResult,
         deadline: float | None,
     ) -> list[Any]:
-        items = self._get(effective, state.get("ItemsPath", "$"), name)
+        items_path = state.get("ItemsPath", "$")
+        try:
+            root = ctx if items_path.startswith("$$") else effective
+            items = jsonpath.get(
+                root, items_path[1:] if items_path.startswith("$$") else items_path
+            )
+        except jsonpath.PathError:
+            raise StatesError(
+                "States.Runtime",
+                f"The JSONPath '{items_path}' could not be found in the input "
+                f"'{_compact(effective)}'",
+            ) from None
         if not isinstance(items, list):
             raise StatesError(
-                "States.Runtime", f"state {name!r}: ItemsPath does not select an array"
+                "States.Runtime",
+                f"Map state input must be an array but was: {_java_type(items)}",
             )
+        self._event(result)  # MapStateStarted
         processor = state.get("ItemProcessor") or state["Iterator"]
         selector_key = "ItemSelector" if "ItemSelector" in state else "Parameters"
         outputs = []
         for index, item in enumerate(items):
             item_ctx = {**ctx, "Map": {"Item": {"Index": index, "Value": item}}}
+            iteration_id = self._event(result)  # MapIterationStarted
             if selector_key in state:
-                item_input = self._template(state[selector_key], effective, item_ctx, name)
+                try:
+                    item_input = self._template(state[selector_key], effective, item_ctx, name)
+                except StatesError as err:
+                    # Evaluated in the iteration: the cause names the path, not the field, and
+                    # the event is the iteration's (LocalStack's recorded AWS behaviour).
+                    m = re.match(r"The JSONPath '(.*)' specified for the field", err.cause)
+                    if err.error == "States.Runtime" and m:
+                        err.cause = (
+                            f"The JSONPath '{m[1]}' could not be found in the input "
+                            f"'{_compact(effective)}'"
+                        )
+                    err.locate(name, iteration_id)
+                    raise
             else:
                 item_input = item
             outputs.append(
                 self._run(processor, item_input, self._branch_ctx(ctx), result, deadline)
             )
+            self._event(result)  # MapIterationSucceeded
+        self._event(result)  # MapStateSucceeded
         return outputs
 
     def _retry_delay(
@@ -430,23 +500,32 @@ class Interpreter:
         except jsonpath.PathError as err:
             raise StatesError("States.Runtime", f"state {name!r}: {err}") from None
 
+    def _path(self, path: str, data: Any, ctx: Any) -> Any:
+        """A reference path (InputPath, OutputPath, ItemsPath, ...) over the data or, for
+        ``$$``, the context object; AWS's "Invalid path" error when it selects nothing."""
+        root, rel = (ctx, path[1:]) if path.startswith("$$") else (data, path)
+        try:
+            return jsonpath.get(root, rel)
+        except jsonpath.PathError:
+            raise StatesError("States.Runtime", _invalid_path(path)) from None
+
     def _put(self, data: Any, path: str, value: Any) -> Any:
         try:
             return jsonpath.put(data, path, value)
         except jsonpath.PathError as err:
             raise StatesError("States.Runtime", str(err)) from None
 
-    def _input_path(self, state: Mapping[str, Any], raw: Any) -> Any:
+    def _input_path(self, state: Mapping[str, Any], raw: Any, ctx: Any) -> Any:
         if "InputPath" not in state:
             return raw
         path = state["InputPath"]
-        return {} if path is None else self._get(raw, path, "InputPath")
+        return {} if path is None else self._path(path, raw, ctx)
 
-    def _output_path(self, state: Mapping[str, Any], data: Any) -> Any:
+    def _output_path(self, state: Mapping[str, Any], data: Any, ctx: Any) -> Any:
         if "OutputPath" not in state:
             return data
         path = state["OutputPath"]
-        return {} if path is None else self._get(data, path, "OutputPath")
+        return {} if path is None else self._path(path, data, ctx)
 
     def _result_path(self, state: Mapping[str, Any], raw: Any, value: Any) -> Any:
         path = state.get("ResultPath", "$")
@@ -477,12 +556,25 @@ class Interpreter:
         if intrinsics.is_intrinsic(expr):
             try:
                 return intrinsics.evaluate(expr, data, ctx)
+            except intrinsics.ArgumentPathError as err:
+                # LocalStack's recorded AWS text (moto's port): the field is named this way.
+                raise StatesError(
+                    "States.Runtime",
+                    f"The JSONPath '{err.path}' specified for the field 'ArgumentJsonPath' could "
+                    f"not be found in the input '{_compact(err.root)}'",
+                ) from None
             except intrinsics.IntrinsicError as err:
                 raise StatesError("States.IntrinsicFailure", f"state {name!r}: {err}") from None
-        if expr.startswith("$$"):
-            return self._get(ctx, expr[1:], name)
         if expr.startswith("$"):
-            return self._get(data, expr, name)
+            root, path = (ctx, expr[1:]) if expr.startswith("$$") else (data, expr)
+            try:
+                return jsonpath.get(root, path)
+            except jsonpath.PathError:
+                raise StatesError(
+                    "States.Runtime",
+                    f"The JSONPath '{expr}' specified for the field '{key}' could not be found "
+                    f"in the input '{_compact(root)}'",
+                ) from None
         raise StatesError("States.Runtime", f"state {name!r}: {key} {expr!r} is not a path")
 
     def _seconds(self, state: Mapping[str, Any], key: str, data: Any, name: str) -> float | None:
@@ -500,21 +592,39 @@ class Interpreter:
     def _fail(self, state: Mapping[str, Any], raw: Any, ctx: Any) -> Any:
         name = ctx["State"]["Name"]
 
-        def text(key: str) -> str:
+        def text(key: str) -> str | None:
             if f"{key}Path" in state:
                 value = self._dynamic(state[f"{key}Path"], raw, ctx, name, f"{key}Path")
                 return value if isinstance(value, str) else json.dumps(value)
-            return str(state.get(key, ""))
+            return None if state.get(key) is None else str(state[key])
 
-        raise StatesError(text("Error") or "States.Fail", text("Cause"))
+        # No Error (or Cause) fails the execution with none: AWS reports no error name.
+        raise StatesError(text("Error"), text("Cause"))
 
     def _wait(self, name: str, state: Mapping[str, Any], data: Any) -> None:
         if "Seconds" in state:
             seconds = float(state["Seconds"])
         elif "SecondsPath" in state:
-            value = self._get(data, state["SecondsPath"], name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise StatesError("States.Runtime", f"state {name!r}: SecondsPath is not >= 0")
+            path = state["SecondsPath"]
+            try:
+                value = jsonpath.get(data, path)
+            except jsonpath.PathError:
+                raise StatesError(
+                    "States.Runtime",
+                    f"The SecondsPath parameter does not reference an input value: {path}",
+                ) from None
+            # AWS takes a long: 1.5 (or "1") fails, as does a negative number.
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise StatesError(
+                    "States.Runtime",
+                    "The SecondsPath parameter cannot be parsed as a long value: "
+                    f"{path} == {_java_text(value)}",
+                )
+            if value < 0:
+                raise StatesError(
+                    "States.Runtime",
+                    f"The SecondsPath parameter references a negative value: {path} == {value}",
+                )
             seconds = float(value)
         else:
             stamp = state.get("Timestamp")
@@ -535,9 +645,16 @@ class Interpreter:
         raise StatesError("States.NoChoiceMatched", f"state {name!r}: no choice rule matched")
 
     def _value(self, path: str, data: Any, ctx: Any, name: str) -> Any:
-        return (
-            self._get(ctx, path[1:], name) if path.startswith("$$") else self._get(data, path, name)
-        )
+        root, rel = (ctx, path[1:]) if path.startswith("$$") else (data, path)
+        try:
+            return jsonpath.get(root, rel)
+        except jsonpath.PathError:
+            # AWS's recorded cause (an execution's ExecutionFailed event): a Choice rule over a
+            # missing field fails the execution rather than taking the Default.
+            raise StatesError(
+                "States.Runtime",
+                "Invalid path: The choice state's condition path references an undefined value.",
+            ) from None
 
     def _rule(self, rule: Mapping[str, Any], data: Any, ctx: Any, name: str) -> bool:
         if "And" in rule:
@@ -567,6 +684,27 @@ class Interpreter:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _compact(value: Any) -> str:
+    """JSON as AWS quotes an input in an error: no spaces."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _invalid_path(path: str) -> str:
+    try:
+        where = jsonpath.normalized(path[1:] if path.startswith("$$") else path)
+    except jsonpath.PathError:
+        where = path
+    return f"Invalid path '{path}' : No results for path: {where}"
+
+
+def _java_text(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, bool) or value is None else str(value)
+
+
+def _java_type(value: Any) -> str:
+    return type(value).__name__
 
 
 def _matches(value: str, pattern: str) -> bool:

@@ -6,9 +6,19 @@ local ``serve`` processes, so unchanged boto3 code gets predictions from them::
 
 ``POST /endpoints/<name>/invocations`` forwards the body with ``Content-Type``, ``Accept`` and
 ``X-Amzn-SageMaker-Custom-Attributes`` to the model's ``/invocations`` and answers as SageMaker
-does: 200 with the model's body and ``Content-Type`` plus ``x-Amzn-Invoked-Production-Variant``;
-an unknown endpoint is a 400 ``ValidationError``; a model's non-2xx answer a 424 ``ModelError``
-carrying the model's status and message. Signatures are not checked.
+does: 200 with the model's body and ``Content-Type`` plus ``x-Amzn-Invoked-Production-Variant``.
+Errors use the shapes and status codes of the SageMaker Runtime API (InvokeEndpoint, "Errors";
+the same in botocore's ``sagemaker-runtime`` service model):
+
+* an unknown endpoint or a malformed request: 400 ``ValidationError``; a body over 6 MB: 413;
+  both decided from the headers, before the body is read (the connection is then closed);
+* the model answered 4xx or 5xx: 424 ``ModelError`` with ``OriginalStatusCode`` and
+  ``OriginalMessage``, worded as SageMaker words it: "Received client error (4xx) from primary
+  with message ..." or "Received server error (5xx) from primary with message ..." (the
+  wording boto3 users see, e.g. aws/amazon-sagemaker-examples issues 407 and 4324);
+* the model server cannot be reached: 503 ``ServiceUnavailable``.
+
+Signatures are not checked.
 """
 
 from __future__ import annotations
@@ -66,24 +76,32 @@ class Gateway:
 class _Handler(BaseHTTPRequestHandler):
     owner: Gateway
     protocol_version = "HTTP/1.1"
+    timeout = 60  # seconds a client may stay silent (mid-body, or idle between requests)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _send(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+    def _send(
+        self, status: int, body: bytes, headers: Mapping[str, str], close: bool = False
+    ) -> None:
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
+        if close:
+            self.send_header("Connection", "close")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
-    def _error(self, status: int, error_type: str, message: str, **extra: Any) -> None:
+    def _error(
+        self, status: int, error_type: str, message: str, close: bool = False, **extra: Any
+    ) -> None:
         body = json.dumps({"message": message, **extra}).encode()
         self._send(
             status,
             body,
             {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": error_type},
+            close,
         )
 
     def do_GET(self) -> None:
@@ -94,18 +112,31 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         parts = urllib.parse.urlsplit(self.path).path.split("/")
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
         if len(parts) != 4 or parts[1] != "endpoints" or parts[3] != "invocations":
-            self._error(404, "UnknownOperationException", f"no operation at POST {self.path}")
+            self._refuse(404, "UnknownOperationException", f"no operation at POST {self.path}")
+            return
+        raw_length = (self.headers.get("Content-Length") or "0").strip()
+        if not (raw_length.isascii() and raw_length.isdigit()):
+            self._refuse(400, "ValidationError", f"invalid Content-Length {raw_length!r}")
+            return
+        length = int(raw_length)
+        if length > MAX_BODY:
+            self._refuse(413, "ValidationError", "Request payload exceeds 6 MB")
             return
         name = urllib.parse.unquote(parts[2])
         target = self.owner.endpoints.get(name)
+        try:
+            body = self.rfile.read(length) if length else b""
+        except TimeoutError:
+            self._refuse(408, "ValidationError", "the client stopped sending the request body")
+            return
+        if len(body) < length:
+            self._refuse(
+                400, "ValidationError", f"the body ended after {len(body)} of {length} bytes"
+            )
+            return
         if target is None:
             self._error(400, "ValidationError", f"Endpoint {name} of account local not found.")
-            return
-        if len(body) > MAX_BODY:
-            self._error(413, "ValidationError", "Request payload exceeds 6 MB")
             return
         headers = {"Content-Type": self.headers.get("Content-Type", "application/octet-stream")}
         for header in ("Accept", "X-Amzn-SageMaker-Custom-Attributes"):
@@ -116,14 +147,20 @@ class _Handler(BaseHTTPRequestHandler):
                 target.port, "POST", "/invocations", body, headers
             )
         except OSError as err:
-            self._error(424, "ModelNotReadyException", f"the model server is not reachable: {err}")
+            self._error(
+                503,
+                "ServiceUnavailable",
+                f"The service is unavailable: the model server of {name} is not reachable ({err}).",
+            )
             return
         if not 200 <= status < 300:
             text = answer.decode(errors="replace")
+            kind = "server" if status >= 500 else "client"
             self._error(
                 424,
                 "ModelError",
-                f'Received client error ({status}) from primary with message "{text}".',
+                f'Received {kind} error ({status}) from primary with message "{text}". '
+                f"See the log of the endpoint's model server for more information.",
                 OriginalStatusCode=status,
                 OriginalMessage=text,
             )
@@ -137,3 +174,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "x-amzn-sagemaker-custom-attributes"
             ]
         self._send(200, answer, out)
+
+    def _refuse(self, status: int, error_type: str, message: str) -> None:
+        """An error decided before the body was read: the connection closes after it (what
+        the client still sends would be taken for the next request)."""
+        self.close_connection = True
+        self._error(status, error_type, message, close=True)

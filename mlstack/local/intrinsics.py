@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import random
 import re
 import uuid
@@ -38,6 +39,15 @@ _HASHES = {
 
 class IntrinsicError(ValueError):
     """An intrinsic function is malformed or its arguments are not what it takes."""
+
+
+class ArgumentPathError(IntrinsicError):
+    """A path argument selects nothing (AWS: a ``States.Runtime`` error, not an intrinsic one)."""
+
+    def __init__(self, path: str, root: Any) -> None:
+        super().__init__(f"the path {path!r} selects nothing")
+        self.path = path
+        self.root = root
 
 
 @dataclass(frozen=True)
@@ -192,8 +202,8 @@ class _Evaluator:
             path = node.path[1:] if node.path.startswith("$$") else node.path
             try:
                 return jsonpath.get(root, path)
-            except jsonpath.PathError as err:
-                raise IntrinsicError(str(err)) from None
+            except jsonpath.PathError:
+                raise ArgumentPathError(node.path, root) from None
         return self.call(node)
 
     def call(self, call: _Call) -> Any:
@@ -234,15 +244,17 @@ def _need(name: str, ok: bool, what: str) -> None:
 
 
 def _to_text(v: Any) -> str:
+    """An argument as States.Format renders it: strings bare, an object ``{k=v, ...}`` and an
+    array ``[a, b]`` (Java's ``Map``/``List`` text, as AWS writes them)."""
     if isinstance(v, str):
         return v
     if isinstance(v, bool) or v is None:
         return json.dumps(v)
-    if isinstance(v, float) and v.is_integer():
-        return str(v)
-    if _is_number(v):
-        return str(v)
-    raise IntrinsicError(f"States.Format: argument {v!r} is not a string, number, boolean or null")
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}={_to_text(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_to_text(x) for x in v) + "]"
+    return str(v)
 
 
 def _format(template: str, args: list[Any]) -> str:
@@ -365,11 +377,17 @@ def _random(name: str, a: list[Any]) -> Any:
     return rng.randrange(a[0], a[1])
 
 
+def _round_half_up(v: float) -> int:
+    return int(v) if _is_int(v) else math.floor(v + 0.5)
+
+
 def _add(name: str, a: list[Any]) -> Any:
+    # AWS rounds each argument to an integer first, halves up (0.5 -> 1, -1.5 -> -1, -2.5 -> -2):
+    # "States.MathAdd ... if you specify a non-integer value ... rounds it off to the nearest
+    # integer" (Step Functions developer guide, "Intrinsic functions for math operations").
     _arity(name, a, 2)
     _need(name, all(_is_number(v) for v in a), "both arguments must be numbers")
-    total = a[0] + a[1]
-    return int(total) if all(_is_int(v) for v in a) else total
+    return _round_half_up(a[0]) + _round_half_up(a[1])
 
 
 def _split(name: str, a: list[Any]) -> Any:
@@ -385,6 +403,8 @@ def _split(name: str, a: list[Any]) -> Any:
 def _to_json(name: str, a: list[Any]) -> Any:
     _arity(name, a, 1)
     _need(name, isinstance(a[0], str), "the argument must be a string")
+    if not a[0].strip():
+        return None  # AWS: States.StringToJson('') is null
     try:
         return json.loads(a[0])
     except json.JSONDecodeError as err:

@@ -186,11 +186,12 @@ def root_of(path: str) -> str:
 def get(data: Any, path: str) -> Any:
     """The value ``path`` selects in ``data`` (a list when the path has a wildcard or slice).
 
-    A definite path that names nothing raises :class:`PathError`.
+    A definite path that names nothing raises :class:`PathError`; a path with a wildcard, slice
+    or filter anywhere selects ``[]`` then (AWS: ``$.items[*]`` over a missing ``items`` is ``[]``).
     """
     _, steps = _parse(path)
     values = [data]
-    multiple = False
+    multiple = any(s.kind not in ("key", "index") for s in steps)
     for step in steps:
         found: list[Any] = []
         for value in values:
@@ -223,6 +224,24 @@ def get(data: Any, path: str) -> Any:
     return values if multiple else values[0]
 
 
+def normalized(path: str) -> str:
+    """The path in bracket notation, as AWS quotes it in errors (``$['a']['b'][0]``)."""
+    root, steps = _parse(path)
+    parts = []
+    for s in steps:
+        if s.kind == "key":
+            parts.append(f"['{s.key}']")
+        elif s.kind == "index":
+            parts.append(f"[{s.index}]")
+        elif s.kind == "wild":
+            parts.append("[*]")
+        elif s.kind == "slice":
+            parts.append(f"[{s.index}:{'' if s.end is None else s.end}]")
+        else:
+            parts.append(f"[?({s.key})]")
+    return root + "".join(parts)
+
+
 def exists(data: Any, path: str) -> bool:
     try:
         get(data, path)
@@ -241,8 +260,10 @@ def put(data: Any, path: str, value: Any) -> Any:
         return value
     if any(s.kind not in ("key", "index") for s in steps):
         raise PathError(f"ResultPath {path!r} must be a reference path (no wildcard or slice)")
-    result = copy.deepcopy(data) if isinstance(data, dict | list) else {}
-    if not isinstance(result, dict) and steps[0].kind == "key":
+    result = copy.deepcopy(data)
+    if not isinstance(result, dict | list) or (
+        not isinstance(result, dict) and steps[0].kind == "key"
+    ):
         raise PathError(f"cannot apply ResultPath {path!r} to a non-object input")
     node: Any = result
     for i, step in enumerate(steps):

@@ -237,8 +237,10 @@ def _failure(result: ExecutionResult) -> tuple[str | None, str | None]:
     for record in result.history:
         if record.status in ("failed", "caught") and record.state_type != "Fail":
             return record.name, f"{record.error}: {short_cause(record.cause or '', 2000)}"
-    if result.error:
-        return None, f"{result.error}: {short_cause(result.cause or '', 2000)}"
+    if result.error or result.cause:
+        return None, f"{result.error or '(no error name)'}: {short_cause(result.cause or '', 2000)}"
+    if result.status != "SUCCEEDED":  # a Fail state with neither Error nor Cause
+        return None, "a Fail state without Error or Cause"
     return None, None
 
 

@@ -223,6 +223,14 @@ class Endpoint:
     server: ServeProcess | None = field(default=None, repr=False)
 
 
+@dataclass(frozen=True)
+class TrainingHooks:
+    """What a tuning job adds to each of its training jobs."""
+
+    tuning_job_arn: str
+    should_stop: Callable[[str, str, float], bool]  # (job, metric, value): stop it early?
+
+
 class LocalSageMaker:
     """The SageMaker API calls the workflow makes, run on this machine."""
 
@@ -245,6 +253,7 @@ class LocalSageMaker:
         self.log = log
         self.metric = metric
         self.training_jobs: dict[str, dict[str, Any]] = {}
+        self.tuning_jobs: dict[str, dict[str, Any]] = {}
         self.transform_jobs: dict[str, dict[str, Any]] = {}
         self.models: dict[str, dict[str, Any]] = {}
         self.endpoint_configs: dict[str, dict[str, Any]] = {}
@@ -300,6 +309,9 @@ class LocalSageMaker:
                     for k, e in self.endpoints.items()
                 },
                 "training_jobs": sorted(j["TrainingJobName"] for j in self.training_jobs.values()),
+                "tuning_jobs": sorted(
+                    j["HyperParameterTuningJobName"] for j in self.tuning_jobs.values()
+                ),
                 "transform_jobs": sorted(
                     j["TransformJobName"] for j in self.transform_jobs.values()
                 ),
@@ -310,8 +322,14 @@ class LocalSageMaker:
 
     # --- training ----------------------------------------------------------------------------
 
-    def create_training_job(self, p: Mapping[str, Any]) -> dict[str, Any]:
-        """Run the job to its end; return DescribeTrainingJob, or raise JobFailed."""
+    def create_training_job(
+        self, p: Mapping[str, Any], *, hooks: TrainingHooks | None = None
+    ) -> dict[str, Any]:
+        """Run the job to its end; return DescribeTrainingJob, or raise JobFailed.
+
+        ``hooks`` (a tuning job's): its ARN for the description, and a check of each metric
+        value that may stop the job early (``Stopped``, its model kept, as SageMaker does).
+        """
         with self._lock:
             name = self._name("trainingJobName", p.get("TrainingJobName"), self.training_jobs)
             self.training_jobs[name.lower()] = {"TrainingJobName": name}
@@ -348,6 +366,8 @@ class LocalSageMaker:
             "FinalMetricDataList": [],
             "Tags": list(p.get("Tags", [])),
         }
+        if hooks is not None:
+            desc["TuningJobArn"] = hooks.tuning_job_arn
         with self._lock:
             self.training_jobs[name.lower()] = desc
         job_dir = self.root / "jobs" / name
@@ -401,6 +421,7 @@ class LocalSageMaker:
             (d["Name"], re.compile(d["Regex"])) for d in algorithm.get("MetricDefinitions", [])
         ]
         metrics: dict[str, dict[str, Any]] = {}
+        stopped_early = threading.Event()
 
         def on_line(line: str) -> None:
             for metric_name, regex in definitions:
@@ -417,6 +438,15 @@ class LocalSageMaker:
                     }
                     if self.metric:
                         self.metric(name, metric_name, value)
+                    if (
+                        hooks is not None
+                        and not stopped_early.is_set()
+                        and hooks.should_stop(name, metric_name, value)
+                    ):
+                        stopped_early.set()
+                        if self.log:
+                            self.log(name, "stopped early by the tuning job (median rule)")
+                        proc.send_signal(signal.SIGTERM)
 
         env = {
             **os.environ,
@@ -460,6 +490,16 @@ class LocalSageMaker:
         desc["TrainingTimeInSeconds"] = desc["BillableTimeInSeconds"] = max(
             1, (desc["TrainingEndTime"] - started) // 1000
         )
+        if proc.returncode == 0 and stopped_early.is_set() and not stopped:
+            model_dir = base / "model"
+            archive = job_dir / "output" / "model.tar.gz"
+            archive.parent.mkdir(parents=True, exist_ok=True)
+            pack_model(model_dir, archive)
+            self.s3.write(artifact, archive.read_bytes(), "application/x-tar")
+            desc["TrainingJobStatus"] = desc["SecondaryStatus"] = "Stopped"
+            desc["LastModifiedTime"] = _now_ms()
+            self._save_registry()
+            return desc
         if proc.returncode != 0 or stopped:
             failure = base / "output" / "failure"
             reason = (
@@ -496,6 +536,25 @@ class LocalSageMaker:
         desc.pop("ModelArtifacts", None)
         self._save_registry()
         raise JobFailed(desc)
+
+    # --- tuning ------------------------------------------------------------------------------
+
+    def create_hyper_parameter_tuning_job(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        """Run the tuning job to its end (``tuning.run_tuning_job``); return
+        DescribeHyperParameterTuningJob, or raise JobFailed."""
+        from mlstack.local.tuning_job import run_tuning_job
+
+        return run_tuning_job(self, p)
+
+    def describe_hyper_parameter_tuning_job(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        job = self.tuning_jobs.get(str(p.get("HyperParameterTuningJobName", "")).lower())
+        if job is None or "HyperParameterTuningJobArn" not in job:
+            raise SageMakerError(
+                "ResourceNotFound",
+                f"Amazon SageMaker can't find a tuning job with name "
+                f"{p.get('HyperParameterTuningJobName')}",
+            )
+        return job
 
     def describe_training_job(self, p: Mapping[str, Any]) -> dict[str, Any]:
         job = self.training_jobs.get(str(p.get("TrainingJobName", "")).lower())

@@ -7,6 +7,8 @@ resource                                                   local handler
                                                            asset, in a child process, with its
                                                            environment; S3 is the embedded server
 ``…:sagemaker:createTrainingJob[.sync]``                   the training image's ``train``
+``…:sagemaker:createHyperParameterTuningJob[.sync]``       ``train`` processes in parallel
+                                                           (``tuning_job.py``)
 ``…:sagemaker:createModel``                                the model registry
 ``…:sagemaker:createTransformJob[.sync]``                  the inference image's ``serve``
 ``…:sagemaker:createEndpointConfig``, ``createEndpoint``,  the endpoint registry; an endpoint is
@@ -137,6 +139,8 @@ def _http_metadata() -> dict[str, Any]:
 _SAGEMAKER_ACTIONS = {
     "createTrainingJob": "create_training_job",
     "describeTrainingJob": "describe_training_job",
+    "createHyperParameterTuningJob": "create_hyper_parameter_tuning_job",
+    "describeHyperParameterTuningJob": "describe_hyper_parameter_tuning_job",
     "createModel": "create_model",
     "describeModel": "describe_model",
     "createTransformJob": "create_transform_job",
@@ -238,12 +242,6 @@ class TaskDispatcher:
     def _sagemaker(self, call: TaskCall, action: str, *, sdk: bool) -> Any:
         sync = action.endswith(".sync") or action.endswith(".sync:2")
         base = action.split(".", 1)[0]
-        if base == "createHyperParameterTuningJob":
-            raise StatesError(
-                "Local.UnsupportedResource",
-                f"state {call.state_name!r}: local mode does not run hyperparameter tuning jobs "
-                "(run the training path locally, tune in AWS)",
-            )
         method = _SAGEMAKER_ACTIONS.get(base)
         if method is None or action.endswith(".waitForTaskToken"):
             return self._unsupported(call)
@@ -259,7 +257,7 @@ class TaskDispatcher:
             raise StatesError(error, cause) from None
         except JobFailed as failed:
             raise StatesError("States.TaskFailed", json.dumps(failed.description)) from None
-        if sync or base in ("describeTrainingJob", "describeTransformJob") or sdk:
+        if sync or base.startswith("describe") or sdk:
             return result
         # An optimized create without .sync answers what the API answers: the ARN.
         arn_key = next((k for k in result if k.endswith("Arn")), None)

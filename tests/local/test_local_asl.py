@@ -186,7 +186,11 @@ def test_a_choice_variable_that_is_absent_is_a_runtime_error() -> None:
         {"C": {"Type": "Choice", "Choices": [rule], "Default": "S"}, "S": {"Type": "Succeed"}}
     )
     result = run(d, {})
-    assert result.error == "States.Runtime" and "'n'" in str(result.cause)
+    assert result.error == "States.Runtime"
+    assert result.cause == (  # AWS's recorded wording (test_local_differential.MOTO_IS_WRONG)
+        "An error occurred while executing the state 'C' (entered at the event id #2). "
+        "Invalid path: The choice state's condition path references an undefined value."
+    )
 
 
 def test_wait_seconds_path_is_scaled() -> None:

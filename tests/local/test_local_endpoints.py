@@ -154,7 +154,7 @@ def test_deploy_stage_creates_then_updates_a_local_endpoint(
     assert (Path(deployed["mlstack-dev"]["model_dir"]) / "xgboost-model").is_file()
 
 
-def test_tuning_and_unknown_resources_fail_with_a_clear_error(
+def test_a_bad_tuning_request_and_unknown_resources_fail_with_a_clear_error(
     cdk_out: Path, tmp_path: Path
 ) -> None:
     resolved = assembly.read(cdk_out / "assembly-dev", "dev")
@@ -171,8 +171,9 @@ def test_tuning_and_unknown_resources_fail_with_a_clear_error(
     with EmbeddedS3() as s3:
         dispatcher = TaskDispatcher(resolved, s3, LocalSageMaker(tmp_path, s3, {}), tmp_path)
         result = Interpreter({"StartAt": "Tune", "States": states}, dispatcher).execute({})
-    assert result.history[0].error == "Local.UnsupportedResource"
-    assert "hyperparameter tuning" in str(result.history[0].cause)
+    # Tuning runs locally (test_local_tuning.py); a request SageMaker refuses is its refusal.
+    assert result.history[0].error == "SageMaker.AmazonSageMakerException"
+    assert "hyperParameterTuningJobName" in str(result.history[0].cause)
     assert result.error == "Local.UnsupportedResource"
     assert "state 'Queue'" in str(result.cause) and "sqs:sendMessage" in str(result.cause)
 

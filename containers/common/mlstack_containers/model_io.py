@@ -13,6 +13,7 @@ metadata (a model trained elsewhere); the metadata is then read off the booster 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -23,6 +24,10 @@ from typing import Any
 import xgboost as xgb
 
 MODEL_FILENAME = "xgboost-model"
+# World-readable: SageMaker tars /opt/ml/model into model.tar.gz keeping these modes, and the
+# inference image reads the unpacked files as its own unprivileged user (uid 10001).
+FILE_MODE = 0o644
+DIR_MODE = 0o755
 METADATA_FILENAME = "mlstack-model.json"
 METADATA_SCHEMA_VERSION = 1
 
@@ -107,6 +112,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            os.fchmod(fh.fileno(), FILE_MODE)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -119,6 +125,9 @@ def save_model(
     """Write ``booster`` and its metadata into ``model_dir`` (created if missing)."""
     directory = Path(model_dir)
     directory.mkdir(parents=True, exist_ok=True)
+    # Also when /opt/ml/model existed with a stricter mode (another user's: left as it is).
+    with contextlib.suppress(PermissionError):
+        directory.chmod(DIR_MODE)
     metadata = metadata_for(booster, **extra)
     _atomic_write(directory / MODEL_FILENAME, bytes(booster.save_raw("ubj")))
     payload = json.dumps(metadata.to_dict(), indent=2, sort_keys=True) + "\n"
@@ -142,6 +151,27 @@ def load_booster(path: str | os.PathLike[str]) -> xgb.Booster:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"
         raise ModelError(f"{file} is not an XGBoost model: {first}") from None
     return booster
+
+
+def check_readable(model_dir: str | os.PathLike[str]) -> None:
+    """Raise :class:`ModelError` naming the file and the reason when this process cannot
+    read the model directory or a file :func:`load_model` reads (no XGBoost call)."""
+    directory = Path(model_dir)
+    if not directory.is_dir():
+        raise ModelError(f"model directory not found: {directory}")
+    if not os.access(directory, os.R_OK | os.X_OK):
+        raise ModelError(f"cannot read the model directory {directory}: Permission denied")
+    for name in (MODEL_FILENAME, METADATA_FILENAME):
+        file = directory / name
+        if name == METADATA_FILENAME and not file.exists():
+            continue
+        try:
+            with file.open("rb") as fh:
+                fh.read(1)
+        except FileNotFoundError:
+            raise ModelError(f"model file not found: {file}") from None
+        except OSError as exc:
+            raise ModelError(f"cannot read model file {file}: {exc.strerror}") from None
 
 
 def load_model(model_dir: str | os.PathLike[str]) -> LoadedModel:

@@ -31,6 +31,7 @@ Public API: :func:`read_records`, :func:`stream_records`, :func:`decode_record`,
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ _HEADER = struct.Struct("<II")
 
 # Wire types of the protobuf encoding.
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
+_UINT64_MASK = (1 << 64) - 1
 
 
 class RecordIOError(ValueError):
@@ -93,7 +95,7 @@ class Tensor:
     def size(self) -> int:
         """Number of elements the tensor stands for (dense length, or the product of shape)."""
         if self.shape:
-            return int(np.prod(self.shape, dtype=np.int64))
+            return math.prod(self.shape)  # Python ints: a hostile shape cannot overflow
         if self.keys is not None:
             return int(self.keys.max()) + 1 if len(self.keys) else 0
         return len(self.values)
@@ -103,9 +105,8 @@ class Tensor:
         n = self.size if size is None else size
         if self.keys is None:
             return np.asarray(self.values, dtype=np.float32)
+        _check_keys(self.keys, n, "sparse tensor")
         out = np.zeros(n, dtype=np.float32)
-        if len(self.keys) and int(self.keys.max()) >= n:
-            raise RecordIOError(f"sparse key {int(self.keys.max())} is out of range for {n} values")
         out[self.keys.astype(np.intp)] = self.values
         return out
 
@@ -281,7 +282,7 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
         pos += 1
         result |= (b & 0x7F) << shift
         if b < 0x80:
-            return result, pos
+            return result & _UINT64_MASK, pos  # protobuf keeps the low 64 bits
         shift += 7
         if shift > 63:
             raise RecordIOError("varint longer than 10 bytes in Record")
@@ -446,6 +447,45 @@ def decode_record(payload: bytes) -> Record:
     )
 
 
+# The widest feature vector a matrix may have: XGBoost and scipy index columns with int32.
+MAX_WIDTH = (1 << 31) - 1
+
+
+def _check_keys(keys: np.ndarray, size: int, what: str) -> None:
+    """Every key must index one of ``size`` values. Checked on the keys as decoded (uint64),
+    before any cast: 2**64 - 1 cast to int64 is -1, which numpy and XGBoost index with."""
+    if not len(keys):
+        return
+    if keys.dtype.kind == "i" and int(keys.min()) < 0:
+        raise RecordIOError(f"{what} has key {int(keys.min())}: keys must be 0..{size - 1}")
+    top = int(keys.max())
+    if top >= size:
+        raise RecordIOError(f"{what} has key {top}, outside 0..{size - 1}")
+
+
+def _record_width(index: int, r: Record) -> int:
+    """The width a record stands for, after checking its shape against its values and keys."""
+    what = f"record {index}"
+    if r.keys is None:
+        n = len(r.values)
+        if r.shape and math.prod(r.shape) != n:
+            raise RecordIOError(
+                f"{what} has shape {list(r.shape)} ({math.prod(r.shape)} values) "
+                f"but carries {n} values"
+            )
+        return n
+    if r.shape:
+        size = math.prod(r.shape)
+        if size > MAX_WIDTH:
+            raise RecordIOError(f"{what} has shape {list(r.shape)}: over {MAX_WIDTH} features")
+        _check_keys(r.keys, size, what)
+        return size
+    top = int(r.keys.max()) if len(r.keys) else -1
+    if top >= MAX_WIDTH:
+        raise RecordIOError(f"{what} has key {top}, outside 0..{MAX_WIDTH - 1}")
+    return top + 1
+
+
 def to_matrix(
     data: bytes | bytearray | memoryview, num_features: int | None = None
 ) -> tuple[np.ndarray | scipy.sparse.csr_matrix, np.ndarray | None]:
@@ -455,11 +495,19 @@ def to_matrix(
     matrix. The width is ``num_features`` when given, else the widest record. Labels are a
     float32 array when every record has ``label["values"]``, ``None`` when none has; a mix is
     an error. A record whose features have a rank-2 shape is flattened row-major.
+
+    Every record is checked before any index reaches numpy, scipy or XGBoost: a dense record
+    carries exactly the values its shape says, a sparse record's keys lie inside its shape
+    and the width, and every dense record has the width. A violation is a
+    :class:`RecordIOError` naming the record (0-based) and the key or width.
     """
+    uniform = _uniform_dense(data, num_features)
+    if uniform is not None:
+        return uniform
     records = [decode_record(p) for p in read_records(data)]
     if not records:
         raise RecordIOError("no records in RecordIO-protobuf data")
-    widths = [r.num_features for r in records]
+    widths = [_record_width(i, r) for i, r in enumerate(records)]
     width = max(widths) if num_features is None else num_features
     for i, (r, w) in enumerate(zip(records, widths, strict=True)):
         if (not r.is_sparse and w != width) or w > width:
@@ -481,9 +529,8 @@ def to_matrix(
             k = np.flatnonzero(r.values).astype(np.int64)
             v = r.values[k]
         else:
+            _check_keys(r.keys, width, f"record {i}")  # again, right before the cast
             k, v = r.keys.astype(np.int64), r.values
-            if len(k) and int(k.max()) >= width:
-                raise RecordIOError(f"record {i} has key {int(k.max())}, width is {width}")
         cols.append(k)
         vals.append(v.astype(np.float32, copy=False))
         indptr[i + 1] = indptr[i] + len(k)
@@ -492,6 +539,93 @@ def to_matrix(
     )
     matrix.sum_duplicates()
     return matrix, labels
+
+
+def _len_spans(buf: bytes, base: int = 0) -> Iterator[tuple[int, int, int, int]]:
+    """(field number, wire type, start, end) of each field's value, offsets from ``base``."""
+    pos, end = 0, len(buf)
+    while pos < end:
+        tag, pos = _varint(buf, pos)
+        wire = tag & 7
+        if wire == _LEN:
+            n, pos = _varint(buf, pos)
+        elif wire == _VARINT:
+            _, after = _varint(buf, pos)
+            n = after - pos
+        elif wire in (_I32, _I64):
+            n = 4 if wire == _I32 else 8
+        else:
+            raise RecordIOError(f"unsupported wire type {wire}")
+        yield tag >> 3, wire, base + pos, base + pos + n
+        pos += n
+
+
+def _tensor_span(payload: bytes, entry: tuple[int, int, int, int]) -> tuple[int, int] | None:
+    """Where the packed float32 values of a ``{"values": Float32Tensor}`` map entry lie, when
+    the entry holds nothing else (no keys, no shape beyond the dense length)."""
+    _, _, lo, hi = entry
+    parts = list(_len_spans(payload[lo:hi], lo))
+    if [p[:2] for p in parts] != [(1, _LEN), (2, _LEN)] or payload[parts[0][2] : parts[0][3]] != (
+        b"values"
+    ):
+        return None
+    value = list(_len_spans(payload[parts[1][2] : parts[1][3]], parts[1][2]))
+    if [v[:2] for v in value] != [(2, _LEN)]:
+        return None
+    tensor = list(_len_spans(payload[value[0][2] : value[0][3]], value[0][2]))
+    if not tensor or tensor[0][:2] != (1, _LEN) or any(t[0] != 3 for t in tensor[1:]):
+        return None
+    return tensor[0][2], tensor[0][3]
+
+
+def _uniform_dense(
+    data: bytes | bytearray | memoryview, num_features: int | None
+) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """:func:`to_matrix` of a body whose records all share one byte layout, vectorised.
+
+    What SageMaker Spark and the SageMaker SDK write for dense rows: every frame the same
+    length, each a ``Record`` with ``features["values"]`` (float32, packed) and optionally a
+    one-float ``label["values"]``. The first record is decoded and checked in full; every other
+    record must equal it byte for byte outside its float bytes, so it decodes the same way,
+    and the floats are then read for all records at once. ``None`` (the general decoder runs)
+    for anything else.
+    """
+    view = np.frombuffer(data, dtype=np.uint8)
+    if len(view) < 8:
+        return None
+    magic, lrec = _HEADER.unpack_from(view, 0)
+    length = lrec & _LENGTH_MASK
+    frame = 8 + length + _pad(length)
+    if magic != MAGIC or lrec >> 29 or len(view) % frame:
+        return None
+    payload = bytes(view[8 : 8 + length])
+    try:
+        first = decode_record(payload)
+        width = _record_width(0, first)
+        entries = list(_len_spans(payload))
+    except RecordIOError:
+        return None  # the general decoder reports it
+    if first.keys is not None or first.values.dtype != np.float32 or first.shape[1:]:
+        return None
+    if num_features is not None and width != num_features:
+        return None
+    if [e[:2] for e in entries] not in ([(1, _LEN)], [(1, _LEN), (2, _LEN)]):
+        return None
+    spans = [_tensor_span(payload, e) for e in entries]
+    if any(s is None for s in spans) or spans[0][1] - spans[0][0] != 4 * width:  # type: ignore[index]
+        return None
+    if len(spans) == 2 and spans[1][1] - spans[1][0] != 4:  # type: ignore[index]
+        return None
+    rows = view.reshape(-1, frame)
+    fixed = np.ones(frame, dtype=bool)
+    for lo, hi in spans:  # type: ignore[misc]
+        fixed[8 + lo : 8 + hi] = False
+    structure = rows[:, fixed]
+    if not (structure == structure[0]).all():
+        return None
+    columns = [np.ascontiguousarray(rows[:, 8 + lo : 8 + hi]) for lo, hi in spans]  # type: ignore[misc]
+    floats = [c.view("<f4").astype(np.float32, copy=False) for c in columns]
+    return floats[0], floats[1].ravel() if len(floats) == 2 else None
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,11 +7,12 @@ request — however malformed — can take a worker down.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -161,10 +162,17 @@ class InferenceApp:
         except codecs.ClientError as exc:
             status, ctype, parts = exc.status, "text/plain; charset=utf-8", [exc.message.encode()]
             log.debug("client error %d: %s", exc.status, exc.message)
+            if exc.close:
+                _close_after(start_response)
         except Exception as exc:  # the server's fault: answer 500, keep the worker
             log.exception("error while handling %s %s", method, path)
             status, ctype = 500, "text/plain; charset=utf-8"
             parts = [f"server error: {exc}".encode()]
+        # The connection stays usable only when the whole body has been read (an answer
+        # given before reading it: an error, /ping or /execution-parameters with a body):
+        # what the client sent beyond it would be taken for the next request.
+        if not environ.get(_BODY_READ) and not self._finish_body(environ):
+            _close_after(start_response)
         length = sum(map(len, parts))
         headers += [("Content-Type", ctype), ("Content-Length", str(length))]
         start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
@@ -232,37 +240,147 @@ class InferenceApp:
         return predictions.ndim, text
 
     def read_body(self, environ: dict[str, Any]) -> bytes:
+        """The whole request body, or a :class:`~.codecs.ClientError`: 413 over the payload
+        limit, 400 for a malformed ``Content-Length`` or chunked framing, a body shorter than
+        its ``Content-Length`` (the client stopped sending), 408 when the client stalls."""
         limit = self.config.max_payload_bytes
         stream = environ["wsgi.input"]
-        raw_length = environ.get("CONTENT_LENGTH") or ""
-        try:
-            length = int(raw_length) if raw_length.strip() else None
-        except ValueError:
-            raise codecs.ClientError(400, f"invalid Content-Length {raw_length!r}") from None
+        length = _content_length(environ)
+        environ[_BODY_READ] = True  # whatever happens below, nothing more is drained
         if length is not None and length > limit:
-            self._drain(stream, length)
-            raise self._too_large(f"{length} bytes")
-        body = stream.read(length) if length is not None else stream.read(limit + 1)
-        if len(body) > limit:  # chunked upload without a Content-Length
-            self._drain(stream, _DRAIN_FACTOR * limit)
-            raise self._too_large(f"more than {limit} bytes")
+            drained = self._drain(environ, length)
+            raise self._too_large(f"{length} bytes", close=drained < length)
+        with _read_timeout(environ, self.config.body_timeout):
+            body = _read(stream, length if length is not None else limit + 1)
+            if len(body) > limit:  # chunked upload without a Content-Length
+                self._drain(environ, _DRAIN_FACTOR * limit)
+                raise self._too_large(f"more than {limit} bytes", close=True)
+        if length is not None and len(body) < length:
+            raise codecs.ClientError(
+                400,
+                f"the request body ended after {len(body)} of the {length} bytes its "
+                "Content-Length announced; send the whole body",
+                close=True,
+            )
         return body
 
-    def _too_large(self, size: str) -> codecs.ClientError:
+    def _too_large(self, size: str, close: bool) -> codecs.ClientError:
         return codecs.ClientError(
             413,
             f"request body of {size} exceeds the limit of {self.config.max_payload_mb} MB "
             "(SAGEMAKER_MAX_PAYLOAD_IN_MB); split it into smaller requests",
+            close=close,
         )
 
-    def _drain(self, stream: Any, length: int) -> None:
-        # Reading what the client sends lets it receive the 413 instead of a connection reset.
+    def _drain(self, environ: dict[str, Any], length: int) -> int:
+        """Read and drop up to ``length`` bytes (at most ``_DRAIN_FACTOR`` x the limit) of the
+        body, so that the client, still sending, receives the answer instead of a reset."""
         left = min(length, _DRAIN_FACTOR * self.config.max_payload_bytes)
-        while left > 0:
-            chunk = stream.read(min(left, 1 << 20))
-            if not chunk:
-                break
-            left -= len(chunk)
+        drained = 0
+        try:
+            with _read_timeout(environ, self.config.body_timeout):
+                while left > 0:
+                    chunk = environ["wsgi.input"].read(min(left, 1 << 20))
+                    if not chunk:
+                        break
+                    left -= len(chunk)
+                    drained += len(chunk)
+        except codecs.ClientError:
+            return -1
+        return drained
+
+    def _finish_body(self, environ: dict[str, Any]) -> bool:
+        """Read what is left of a body nobody read (an error answered before reading it) up to
+        the payload limit; True when the connection can then serve the next request."""
+        if environ.get(_BODY_READ):
+            return True
+        environ[_BODY_READ] = True
+        raw_length = environ.get("CONTENT_LENGTH") or ""
+        if raw_length in ("", "0") and "HTTP_TRANSFER_ENCODING" not in environ:
+            return True  # no body (every GET /ping)
+        try:
+            length = _content_length(environ)
+        except codecs.ClientError:
+            return False
+        limit = self.config.max_payload_bytes
+        if length is not None and length > limit:
+            # Too much to keep the connection for, but read (some of) it so that the client,
+            # still sending, receives the answer rather than a reset.
+            self._drain(environ, length)
+            return False
+        try:
+            with _read_timeout(environ, self.config.body_timeout):
+                body = _read(environ["wsgi.input"], length if length is not None else limit + 1)
+        except codecs.ClientError:
+            return False
+        return len(body) == length if length is not None else len(body) <= limit
+
+
+class BodyTooLarge(Exception):
+    """Raised by the server's body reader for a chunk larger than the payload limit (see
+    :mod:`.server`): answered 413 at once instead of waiting for the chunk's bytes."""
+
+
+_BODY_READ = "mlstack.body_read"
+
+
+def _content_length(environ: dict[str, Any]) -> int | None:
+    raw = environ.get("CONTENT_LENGTH") or ""
+    if not raw.strip():
+        return None
+    if not (raw.strip().isascii() and raw.strip().isdigit()):  # int() takes "-1", "1_000"
+        raise codecs.ClientError(400, f"invalid Content-Length {raw!r}", close=True)
+    return int(raw)
+
+
+def _read(stream: Any, size: int) -> bytes:
+    """``stream.read(size)``; a framing error while reading is the client's (400)."""
+    try:
+        return stream.read(size)
+    except BodyTooLarge as exc:
+        message = f"{exc}; split it into smaller requests"
+        raise codecs.ClientError(413, message, close=True) from None
+    except TimeoutError:
+        raise codecs.ClientError(
+            408, "the client stopped sending the request body", close=True
+        ) from None
+    except Exception as exc:  # gunicorn's ParseException family, NoMoreData, a reset
+        reason = str(exc) or type(exc).__name__
+        raise codecs.ClientError(
+            400, f"could not read the request body ({type(exc).__name__}: {reason})", close=True
+        ) from None
+
+
+@contextlib.contextmanager
+def _read_timeout(environ: dict[str, Any], seconds: float) -> Iterator[None]:
+    """Bound each read of the body: a client that stops sending gets a 408, not a thread
+    blocked until it goes away. gunicorn hands the socket in ``gunicorn.socket``."""
+    sock = environ.get("gunicorn.socket")
+    previous = None
+    if sock is not None:
+        try:
+            previous = sock.gettimeout()
+            sock.settimeout(seconds)
+        except OSError:
+            sock = None
+    try:
+        yield
+    finally:
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(previous)
+
+
+def _close_after(start_response: StartResponse) -> None:
+    """Answer with ``Connection: close`` and close the connection after the response.
+
+    gunicorn drops a ``Connection`` header an application sets (hop-by-hop); its response
+    object, whose ``start_response`` this is, has ``force_close`` for that. Other WSGI servers:
+    nothing (they close a connection whose body was not read).
+    """
+    force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+    if callable(force_close):
+        force_close()
 
 
 def _line_pieces(body: bytes, size: int) -> list[bytes]:
@@ -285,6 +403,7 @@ _REASONS = {
     405: "Method Not Allowed",
     406: "Not Acceptable",
     413: "Payload Too Large",
+    408: "Request Timeout",
     415: "Unsupported Media Type",
     500: "Internal Server Error",
 }

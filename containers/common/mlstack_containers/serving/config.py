@@ -13,6 +13,8 @@ variable                           default         meaning
                                                    is replaced
 ``MLSTACK_GRACEFUL_TIMEOUT``       ``20``          seconds in-flight requests get after SIGTERM
 ``SAGEMAKER_MAX_PAYLOAD_IN_MB``    ``6``           body limit (413 above it); ``MaxPayloadInMB``
+``MLSTACK_BODY_TIMEOUT``           ``10``          seconds a client may pause while sending a
+                                                   body before it gets a 408
 ``SAGEMAKER_BATCH``                ``false``       batch transform: one CSV line per record
 ``LOG_LEVEL``                      ``info``        debug, info, warning, error or critical
 ``MLSTACK_ACCESS_LOG``             ``true``        a log line per request (never for ``/ping``)
@@ -90,6 +92,7 @@ class ServerConfig:
     timeout: int = 60
     graceful_timeout: int = 20
     max_payload_mb: int = 6
+    body_timeout: int = 10
     batch: bool = False
     log_level: str = "info"
     access_log: bool = True
@@ -119,6 +122,7 @@ class ServerConfig:
             timeout=_int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60),
             graceful_timeout=_int(env, "MLSTACK_GRACEFUL_TIMEOUT", 20, minimum=0),
             max_payload_mb=_int(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6),
+            body_timeout=_int(env, "MLSTACK_BODY_TIMEOUT", 10),
             batch=_bool(env, "SAGEMAKER_BATCH", False),
             log_level=log_level,
             access_log=_bool(env, "MLSTACK_ACCESS_LOG", True),

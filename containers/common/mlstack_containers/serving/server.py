@@ -21,13 +21,16 @@ import time
 import traceback
 from typing import Any
 
+import gunicorn.http.message
+import gunicorn.util
 import numpy as np
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
+from gunicorn.http.body import ChunkedReader
 from gunicorn.workers.gthread import ThreadWorker
 
 from mlstack_containers import model_io
-from mlstack_containers.serving.app import InferenceApp, Predictor
+from mlstack_containers.serving.app import BodyTooLarge, InferenceApp, Predictor
 from mlstack_containers.serving.config import ConfigError, ServerConfig
 
 log = logging.getLogger("mlstack.serving")
@@ -87,6 +90,52 @@ class BalancedThreadWorker(ThreadWorker):  # type: ignore[misc]
         super().accept(listener)
 
 
+class BoundedChunkedReader(ChunkedReader):  # type: ignore[misc]
+    """gunicorn's chunked-body reader that refuses a chunk larger than the payload limit.
+
+    gunicorn accepts any chunk size (``ffffffffffffffff`` included) and waits for that many
+    bytes; a client that announces a huge chunk and sends a few bytes would hold a thread
+    until it hangs up. Here the announced size alone decides: over the limit, the request is
+    answered 413 at once (:class:`~.app.BodyTooLarge`).
+    """
+
+    max_chunk = 6 * 1024 * 1024
+
+    def parse_chunk_size(self, unreader: Any, data: Any = None) -> tuple[int, Any]:
+        size, rest = super().parse_chunk_size(unreader, data)
+        if size > self.max_chunk:
+            raise BodyTooLarge(
+                f"a chunk of {size} bytes exceeds the payload limit of {self.max_chunk} bytes"
+            )
+        return size, rest
+
+
+def bound_chunks(limit: int) -> None:
+    """Make gunicorn's request parser (in this process) read chunked bodies with
+    :class:`BoundedChunkedReader`. gunicorn has no setting for its body readers; its
+    ``Request.set_body_reader`` looks the class up in ``gunicorn.http.message``."""
+    BoundedChunkedReader.max_chunk = limit
+    gunicorn.http.message.ChunkedReader = BoundedChunkedReader  # type: ignore[attr-defined]
+
+
+_close_graceful = gunicorn.util.close_graceful
+
+
+def linger_on_close(limit: int) -> None:
+    """Let gunicorn's lingering close read up to ``limit`` bytes (its default: 64 KiB).
+
+    gunicorn answers a request it cannot parse (a malformed ``Content-Length``, a bad header)
+    itself, then half-closes and reads what the client still sends before closing, so that the
+    client gets the 400 rather than a reset; past 64 KiB it closes with unread data, which
+    resets the connection. Here it reads up to the payload limit's drain (within its own 2 s).
+    """
+
+    def close_graceful(sock: Any, timeout: float = 2.0, max_drain: int = 65536) -> None:
+        _close_graceful(sock, timeout=timeout, max_drain=max(max_drain, limit))
+
+    gunicorn.util.close_graceful = close_graceful
+
+
 WORKER_CLASSES = {"gthread": f"{__name__}.BalancedThreadWorker", "sync": "sync"}
 
 
@@ -121,6 +170,8 @@ class Server(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> InferenceApp:
         """Runs in each worker process, after the fork."""
+        bound_chunks(self.config.max_payload_bytes)
+        linger_on_close(4 * self.config.max_payload_bytes)
         started = time.monotonic()
         try:
             predictor = Predictor.load(self.config)
@@ -158,8 +209,13 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if not config.model_dir.is_dir():
-        sys.exit(f"serve: cannot load the model: model directory not found: {config.model_dir}")
+    try:
+        # Before any worker starts: a model the server's user cannot read (a model.tar.gz
+        # unpacked with modes only root may read) stops it with this one line, not with a
+        # worker boot error per worker.
+        model_io.check_readable(config.model_dir)
+    except model_io.ModelError as exc:
+        sys.exit(f"serve: cannot load the model: {exc}")
     log.info(
         "serving %s on %s:%d with %d %s workers x %d threads",
         config.model_dir,

@@ -1,0 +1,271 @@
+"""CreateHyperParameterTuningJob, locally: training jobs of the job's definition run as parallel
+processes (``MaxParallelTrainingJobs`` at a time, ``MaxNumberOfTrainingJobs`` in all), each with
+the static hyperparameters merged with the tuned ones the strategy suggests
+(:mod:`mlstack.local.tuning`), its objective read from its log with the definition's
+``MetricDefinitions`` (the image's regexes), as SageMaker reads it.
+
+What follows SageMaker (API reference: CreateHyperParameterTuningJob,
+DescribeHyperParameterTuningJob, HyperParameterTrainingJobSummary; developer guide "Stop Training
+Jobs Early"):
+
+- names: the tuning job's name matches ``^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}``; its training jobs
+  are ``<tuning job>-NNN-<8 hex digits>``, tagged with ``TuningJobArn``, and get the
+  hyperparameter ``_tuning_objective_metric``;
+- ``TrainingJobEarlyStoppingType`` ``Auto``: the median stopping rule — a job whose objective
+  at round *i* is worse than the median of the running averages of the finished jobs' objective
+  up to round *i* is stopped (SIGTERM: the image finishes the round and saves its model; the job
+  is ``Stopped`` and its objective counts). Locally the rule applies once 3 jobs have finished;
+- the result is DescribeHyperParameterTuningJob: ``TrainingJobStatusCounters``,
+  ``ObjectiveStatusCounters`` and ``BestTrainingJob`` (a HyperParameterTrainingJobSummary: name,
+  ARN, status, ``TunedHyperParameters``, ``FinalHyperParameterTuningJobObjectiveMetric``, ...);
+  ``Completed`` when one job produced the objective, ``Failed`` (raised as :class:`JobFailed`,
+  ``States.TaskFailed`` in the state machine) when none did.
+
+Refused with a ``ValidationException`` that says so: Hyperband and Grid strategies, warm start,
+``Autotune``, several training job definitions (``TrainingJobDefinitions``), and an objective
+metric the definition's ``MetricDefinitions`` do not name.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import threading
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING, Any
+
+from mlstack.local.sagemaker import JobFailed, SageMakerError, TrainingHooks, _now_ms
+from mlstack.local.tuning import RangeError, Search, parse_ranges
+
+if TYPE_CHECKING:
+    from mlstack.local.sagemaker import LocalSageMaker
+
+TUNING_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$")
+EARLY_STOPPING_MIN_JOBS = 3
+
+
+def _invalid(message: str) -> SageMakerError:
+    return SageMakerError("ValidationException", message)
+
+
+def _positive_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _invalid(f"{what} must be a positive integer, got {value!r}")
+    return value
+
+
+class _MedianRule:
+    """SageMaker's early stopping: the objective at round i against the median of the finished
+    jobs' running averages up to round i (worse: stop)."""
+
+    def __init__(self, metric: str, minimize: bool, enabled: bool) -> None:
+        self.metric = metric
+        self.minimize = minimize
+        self.enabled = enabled
+        self.finished: list[list[float]] = []
+        self.running: dict[str, list[float]] = {}
+        self.lock = threading.Lock()
+
+    def should_stop(self, job: str, metric: str, value: float) -> bool:
+        if metric != self.metric:
+            return False
+        with self.lock:
+            series = self.running.setdefault(job, [])
+            series.append(value)
+            if not self.enabled:
+                return False
+            i = len(series) - 1
+            averages = [sum(c[: i + 1]) / (i + 1) for c in self.finished if len(c) > i]
+            if i < 1 or len(averages) < EARLY_STOPPING_MIN_JOBS:
+                return False
+            median = statistics.median(averages)
+            return value > median if self.minimize else value < median
+
+    def finish(self, job: str) -> None:
+        with self.lock:
+            series = self.running.pop(job, [])
+            if series:
+                self.finished.append(series)
+
+
+def run_tuning_job(sm: LocalSageMaker, p: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate the request as the API would, run the training jobs, return the description."""
+    name = p.get("HyperParameterTuningJobName")
+    if not isinstance(name, str) or not TUNING_NAME.fullmatch(name):
+        raise _invalid(
+            f"1 validation error detected: Value {name!r} at 'hyperParameterTuningJobName' "
+            "failed to satisfy constraint: Member must satisfy regular expression pattern: "
+            "^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}"
+        )
+    for unsupported in ("WarmStartConfig", "Autotune", "TrainingJobDefinitions"):
+        if p.get(unsupported):
+            raise _invalid(f"local mode does not run tuning jobs with {unsupported}")
+    config = dict(p.get("HyperParameterTuningJobConfig") or {})
+    definition = dict(p.get("TrainingJobDefinition") or {})
+    if not definition:
+        raise _invalid("TrainingJobDefinition is required")
+    strategy = config.get("Strategy", "Bayesian")
+    objective = dict(config.get("HyperParameterTuningJobObjective") or {})
+    metric, kind = objective.get("MetricName"), objective.get("Type")
+    if kind not in ("Minimize", "Maximize"):
+        raise _invalid(
+            f"HyperParameterTuningJobObjective.Type must be Minimize or Maximize: {kind!r}"
+        )
+    algorithm = dict(definition.get("AlgorithmSpecification") or {})
+    known = [d.get("Name") for d in algorithm.get("MetricDefinitions", [])]
+    if metric not in known:
+        raise _invalid(
+            f"The objective metric {metric!r} is not defined in "
+            f"AlgorithmSpecification.MetricDefinitions ({', '.join(map(str, known)) or 'none'})"
+        )
+    limits = dict(config.get("ResourceLimits") or {})
+    max_jobs = _positive_int(
+        limits.get("MaxNumberOfTrainingJobs"), "ResourceLimits.MaxNumberOfTrainingJobs"
+    )
+    parallel = _positive_int(
+        limits.get("MaxParallelTrainingJobs"), "ResourceLimits.MaxParallelTrainingJobs"
+    )
+    early = config.get("TrainingJobEarlyStoppingType", "Off")
+    if early not in ("Off", "Auto"):
+        raise _invalid(f"TrainingJobEarlyStoppingType must be Off or Auto: {early!r}")
+    static = {str(k): v for k, v in (definition.get("StaticHyperParameters") or {}).items()}
+    try:
+        ranges = parse_ranges(config.get("ParameterRanges") or {})
+        search = Search(str(strategy), ranges, seed=name, parallel=parallel)
+    except RangeError as err:
+        raise _invalid(str(err)) from None
+    overlap = sorted({r.name for r in ranges} & set(static))
+    if overlap:
+        raise _invalid(f"hyperparameters {overlap} are both static and tuned")
+    sm._image(algorithm.get("TrainingImage"))  # an image this app builds, before any job runs
+
+    with sm._lock:
+        if name.lower() in sm.tuning_jobs:
+            raise SageMakerError("ResourceInUse", f"Tuning job {name!r} already exists")
+        arn = sm.arn("hyper-parameter-tuning-job", name)
+        desc: dict[str, Any] = {
+            "HyperParameterTuningJobName": name,
+            "HyperParameterTuningJobArn": arn,
+            "HyperParameterTuningJobConfig": config,
+            "TrainingJobDefinition": definition,
+            "HyperParameterTuningJobStatus": "InProgress",
+            "CreationTime": _now_ms(),
+            "TrainingJobStatusCounters": {
+                "Completed": 0,
+                "InProgress": 0,
+                "RetryableError": 0,
+                "NonRetryableError": 0,
+                "Stopped": 0,
+            },
+            "ObjectiveStatusCounters": {"Succeeded": 0, "Pending": 0, "Failed": 0},
+        }
+        sm.tuning_jobs[name.lower()] = desc
+    rule = _MedianRule(str(metric), kind == "Minimize", early == "Auto")
+    hooks = TrainingHooks(arn, rule.should_stop)
+    summaries: list[dict[str, Any]] = []
+    observed: list[tuple[dict[str, str], float]] = []
+    pending: dict[Future[dict[str, Any]], tuple[str, dict[str, str]]] = {}
+    counters = desc["TrainingJobStatusCounters"]
+    objectives = desc["ObjectiveStatusCounters"]
+
+    def launch(index: int, pool: ThreadPoolExecutor) -> None:
+        tuned = search.suggest(observed, [t for _, t in pending.values()])
+        job = f"{name}-{index:03d}-{uuid.uuid4().hex[:8]}"
+        request = {
+            "TrainingJobName": job,
+            "AlgorithmSpecification": algorithm,
+            "RoleArn": definition.get("RoleArn"),
+            "HyperParameters": {**static, **tuned, "_tuning_objective_metric": metric},
+            "InputDataConfig": definition.get("InputDataConfig", []),
+            "OutputDataConfig": definition.get("OutputDataConfig", {}),
+            "ResourceConfig": definition.get("ResourceConfig", {}),
+            "StoppingCondition": definition.get("StoppingCondition", {}),
+            "EnableNetworkIsolation": definition.get("EnableNetworkIsolation", False),
+            "Environment": definition.get("Environment", {}),
+            "Tags": list(p.get("Tags", [])),
+        }
+        if sm.log:
+            sm.log(name, f"training job {index}/{max_jobs}: {job} {tuned}")
+        counters["InProgress"] += 1
+        objectives["Pending"] += 1
+        pending[pool.submit(sm.create_training_job, request, hooks=hooks)] = (job, tuned)
+
+    def finished(future: Future[dict[str, Any]]) -> None:
+        job, tuned = pending.pop(future)
+        rule.finish(job)
+        counters["InProgress"] -= 1
+        objectives["Pending"] -= 1
+        try:
+            result = future.result()
+        except JobFailed as failed:
+            result = failed.description
+        except SageMakerError as err:
+            result = {"TrainingJobName": job, "TrainingJobStatus": "Failed",
+                      "FailureReason": f"{err.code}: {err.message}"}  # fmt: skip
+        status = result.get("TrainingJobStatus", "Failed")
+        counters["NonRetryableError" if status == "Failed" else status] += 1
+        final = {m["MetricName"]: m["Value"] for m in result.get("FinalMetricDataList", [])}
+        summary: dict[str, Any] = {
+            "TrainingJobName": job,
+            "TrainingJobArn": result.get("TrainingJobArn", sm.arn("training-job", job)),
+            "TuningJobName": name,
+            "CreationTime": result.get("CreationTime", _now_ms()),
+            "TrainingStartTime": result.get("TrainingStartTime"),
+            "TrainingEndTime": result.get("TrainingEndTime"),
+            "TrainingJobStatus": status,
+            "TunedHyperParameters": tuned,
+        }
+        if status == "Failed":
+            summary["FailureReason"] = result.get("FailureReason", "")
+        if metric in final and status != "Failed":
+            value = float(final[metric])
+            summary["FinalHyperParameterTuningJobObjectiveMetric"] = {
+                "Type": kind,
+                "MetricName": metric,
+                "Value": value,
+            }
+            summary["ObjectiveStatus"] = "Succeeded"
+            objectives["Succeeded"] += 1
+            observed.append((tuned, value if kind == "Minimize" else -value))
+        else:
+            summary["ObjectiveStatus"] = "Failed"
+            objectives["Failed"] += 1
+        summaries.append({k: v for k, v in summary.items() if v is not None})
+
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix=name) as pool:
+        launched = 0
+        while launched < max_jobs or pending:
+            while launched < max_jobs and len(pending) < parallel:
+                launched += 1
+                launch(launched, pool)
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for future in done:
+                finished(future)
+
+    scored = [s for s in summaries if s["ObjectiveStatus"] == "Succeeded"]
+    now = _now_ms()
+    desc.update(HyperParameterTuningEndTime=now, LastModifiedTime=now)
+    if not scored:
+        reasons = sorted({s.get("FailureReason", "no objective metric") for s in summaries})
+        desc["HyperParameterTuningJobStatus"] = "Failed"
+        desc["FailureReason"] = (
+            f"No training job reported the objective metric {metric}: " + "; ".join(reasons)
+        )[:1024]
+        sm._save_registry()
+        raise JobFailed(desc)
+    best = min(
+        scored,
+        key=lambda s: (
+            s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+            * (1 if kind == "Minimize" else -1)
+        ),
+    )
+    desc["BestTrainingJob"] = best
+    desc["HyperParameterTuningJobStatus"] = "Completed"
+    sm._save_registry()
+    if sm.log:
+        value = best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+        sm.log(name, f"best training job {best['TrainingJobName']}: {metric} = {value}")
+    return desc
