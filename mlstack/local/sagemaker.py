@@ -18,13 +18,11 @@ loopback port; ``DescribeEndpoint`` says ``InService`` once it answered ``/ping`
 from __future__ import annotations
 
 import gzip
-import http.client
 import io
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -36,7 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlstack.local import loopback
 from mlstack.local.assembly import Image
+from mlstack.local.loopback import free_port
 from mlstack.local.s3 import EmbeddedS3, parse_uri
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -62,32 +62,8 @@ class JobFailed(Exception):
         self.description = description
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _request(
-    port: int,
-    method: str,
-    path: str,
-    body: bytes | None = None,
-    headers: Mapping[str, str] = {},
-    timeout: float = 60,
-) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request(method, path, body=body, headers=dict(headers))
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
 
 
 @dataclass
@@ -107,7 +83,7 @@ class ServeProcess:
         headers: Mapping[str, str] = {},
         timeout: float = 60,
     ) -> tuple[int, dict[str, str], bytes]:
-        return _request(self.port, method, path, body, headers, timeout)
+        return loopback.request(self.port, method, path, body, headers, timeout)
 
     def stop(self, grace: float = 25) -> None:
         if self.proc.poll() is None:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from mlstack.local.loopback import free_port
 from mlstack.local.runner import RunReport
-from mlstack.local.sagemaker import free_port
 from tests.infra.conftest import REPO
 
 README_URL = "http://127.0.0.1:8080"
