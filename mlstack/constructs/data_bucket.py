@@ -81,13 +81,22 @@ class DataBucket(Construct):
             pending_window=Duration.days(7) if destroy else None,
         )
 
+        self.log_bucket = self._log_bucket(removal_policy, access_log_expiry)
+        self.bucket = self._data_bucket(
+            removal_policy, transform_output_expiry, noncurrent_version_expiry
+        )
+        if destroy:
+            ScopedAutoDeleteLogs.apply_to(Stack.of(self))
+
+    def _log_bucket(self, removal_policy: RemovalPolicy, access_log_expiry: Duration) -> s3.Bucket:
+        destroy = removal_policy == RemovalPolicy.DESTROY
         # S3 server access logs can only be delivered to an SSE-S3 bucket, not an SSE-KMS one.
         # With the feature flag, log delivery is granted by bucket policy and ACLs stay disabled;
         # without it (apps without that flag) CDK grants delivery by ACL, which needs ObjectWriter.
         policy_grants = FeatureFlags.of(self).is_enabled(
             "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
         )
-        self.log_bucket = s3.Bucket(
+        log_bucket = s3.Bucket(
             self,
             "AccessLogs",
             encryption=s3.BucketEncryption.S3_MANAGED,
@@ -101,15 +110,23 @@ class DataBucket(Construct):
             removal_policy=removal_policy,
             auto_delete_objects=destroy,
         )
-        Validations.of(self.log_bucket).acknowledge(
+        Validations.of(log_bucket).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-S1",
                 reason="This is the access log destination of the data bucket; logging it to "
                 "itself would create a feedback loop of log objects.",
             )
         )
+        return log_bucket
 
-        self.bucket = s3.Bucket(
+    def _data_bucket(
+        self,
+        removal_policy: RemovalPolicy,
+        transform_output_expiry: Duration,
+        noncurrent_version_expiry: Duration,
+    ) -> s3.Bucket:
+        destroy = removal_policy == RemovalPolicy.DESTROY
+        return s3.Bucket(
             self,
             "Resource",
             encryption=s3.BucketEncryption.KMS,
@@ -137,8 +154,6 @@ class DataBucket(Construct):
             removal_policy=removal_policy,
             auto_delete_objects=destroy,
         )
-        if destroy:
-            ScopedAutoDeleteLogs.apply_to(Stack.of(self))
 
     def grant_read_transform_output(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` read the batch transform output (the predictions), under

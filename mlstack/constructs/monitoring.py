@@ -17,6 +17,7 @@ from constructs import Construct
 
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
 ONE_MINUTE = Duration.minutes(1)
+FIVE_MINUTES = Duration.minutes(5)
 
 
 @dataclass(frozen=True)
@@ -254,13 +255,34 @@ class WorkflowMonitoring(Construct):
         dashboard_name: str | None = None,
     ) -> None:
         super().__init__(scope, id)
-        five_minutes = Duration.minutes(5)
-        self.alarms: list[cw.Alarm] = []
+        self.alarms = self._workflow_alarms(state_machine, topic)
+        for index, endpoint in enumerate(endpoints):
+            alarms = EndpointAlarms(
+                self, f"Endpoint{index}", endpoint=endpoint, thresholds=thresholds, topic=topic
+            )
+            self.alarms += alarms.alarms
+        self.dashboard = cw.Dashboard(
+            self, "Dashboard", dashboard_name=dashboard_name, default_interval=Duration.days(7)
+        )
+        self.dashboard.add_widgets(*_workflow_widgets(state_machine))
+        period = (thresholds or AlarmThresholds()).period
+        for endpoint in [*endpoints, *extra_endpoints]:
+            self.dashboard.add_widgets(*_endpoint_widgets(endpoint, period))
+        every_alarm = [*self.alarms, *extra_alarms]
+        self.dashboard.add_widgets(
+            cw.AlarmStatusWidget(alarms=every_alarm, title="Alarms", width=24)
+        )
+
+    def _workflow_alarms(
+        self, state_machine: sfn.StateMachine, topic: sns.ITopic
+    ) -> list[cw.Alarm]:
+        """An alarm on failed and one on timed-out executions, each notifying ``topic``."""
+        alarms: list[cw.Alarm] = []
         for alarm_id, metric, what in (
-            ("ExecutionsFailed", state_machine.metric_failed(period=five_minutes), "failed"),
+            ("ExecutionsFailed", state_machine.metric_failed(period=FIVE_MINUTES), "failed"),
             (
                 "ExecutionsTimedOut",
-                state_machine.metric_timed_out(period=five_minutes),
+                state_machine.metric_timed_out(period=FIVE_MINUTES),
                 "timed out",
             ),
         ):
@@ -275,74 +297,67 @@ class WorkflowMonitoring(Construct):
                 alarm_description=f"A training workflow execution {what}",
             )
             alarm.add_alarm_action(cw_actions.SnsAction(topic))
-            self.alarms.append(alarm)
-        for index, endpoint in enumerate(endpoints):
-            alarms = EndpointAlarms(
-                self, f"Endpoint{index}", endpoint=endpoint, thresholds=thresholds, topic=topic
-            )
-            self.alarms += alarms.alarms
+            alarms.append(alarm)
+        return alarms
 
-        period = (thresholds or AlarmThresholds()).period
-        self.dashboard = cw.Dashboard(
-            self, "Dashboard", dashboard_name=dashboard_name, default_interval=Duration.days(7)
-        )
-        self.dashboard.add_widgets(
+
+def _workflow_widgets(state_machine: sfn.StateMachine) -> list[cw.IWidget]:
+    return [
+        cw.GraphWidget(
+            title="Workflow executions",
+            left=[
+                state_machine.metric_started(period=FIVE_MINUTES),
+                state_machine.metric_succeeded(period=FIVE_MINUTES),
+                state_machine.metric_failed(period=FIVE_MINUTES),
+                state_machine.metric_timed_out(period=FIVE_MINUTES),
+            ],
+            width=12,
+        ),
+        cw.GraphWidget(
+            title="Workflow execution time",
+            left=[
+                state_machine.metric_time(statistic="p50", period=FIVE_MINUTES),
+                state_machine.metric_time(statistic="Maximum", period=FIVE_MINUTES),
+            ],
+            width=12,
+        ),
+    ]
+
+
+def _endpoint_widgets(endpoint: MonitoredEndpoint, period: Duration) -> list[cw.IWidget]:
+    """Invocations, error rates and p99 latency per variant; the backlog when asynchronous."""
+    name, variants = endpoint.endpoint_name, endpoint.variant_names
+    widgets: list[cw.IWidget] = [
+        cw.GraphWidget(
+            title=f"{name}: invocations",
+            left=[variant_metric(name, v, "Invocations", "Sum", period) for v in variants],
+            width=6,
+        ),
+        cw.GraphWidget(
+            title=f"{name}: error rates (%)",
+            left=[error_rate(name, v, k, period) for v in variants for k in ("4XX", "5XX")],
+            width=6,
+        ),
+        cw.GraphWidget(
+            title=f"{name}: model latency p99 (us)",
+            left=[variant_metric(name, v, "ModelLatency", "p99", period) for v in variants],
+            width=6,
+        ),
+    ]
+    if endpoint.asynchronous:
+        widgets.append(
             cw.GraphWidget(
-                title="Workflow executions",
+                title=f"{name}: asynchronous backlog",
                 left=[
-                    state_machine.metric_started(period=five_minutes),
-                    state_machine.metric_succeeded(period=five_minutes),
-                    state_machine.metric_failed(period=five_minutes),
-                    state_machine.metric_timed_out(period=five_minutes),
-                ],
-                width=12,
-            ),
-            cw.GraphWidget(
-                title="Workflow execution time",
-                left=[
-                    state_machine.metric_time(statistic="p50", period=five_minutes),
-                    state_machine.metric_time(statistic="Maximum", period=five_minutes),
-                ],
-                width=12,
-            ),
-        )
-        for endpoint in [*endpoints, *extra_endpoints]:
-            name, variants = endpoint.endpoint_name, endpoint.variant_names
-            widgets: list[cw.IWidget] = [
-                cw.GraphWidget(
-                    title=f"{name}: invocations",
-                    left=[variant_metric(name, v, "Invocations", "Sum", period) for v in variants],
-                    width=6,
-                ),
-                cw.GraphWidget(
-                    title=f"{name}: error rates (%)",
-                    left=[error_rate(name, v, k, period) for v in variants for k in ("4XX", "5XX")],
-                    width=6,
-                ),
-                cw.GraphWidget(
-                    title=f"{name}: model latency p99 (us)",
-                    left=[variant_metric(name, v, "ModelLatency", "p99", period) for v in variants],
-                    width=6,
-                ),
-            ]
-            if endpoint.asynchronous:
-                widgets.append(
-                    cw.GraphWidget(
-                        title=f"{name}: asynchronous backlog",
-                        left=[
-                            cw.Metric(
-                                namespace=SAGEMAKER_NAMESPACE,
-                                metric_name="ApproximateBacklogSize",
-                                dimensions_map={"EndpointName": name},
-                                statistic="Average",
-                                period=period,
-                            )
-                        ],
-                        width=6,
+                    cw.Metric(
+                        namespace=SAGEMAKER_NAMESPACE,
+                        metric_name="ApproximateBacklogSize",
+                        dimensions_map={"EndpointName": name},
+                        statistic="Average",
+                        period=period,
                     )
-                )
-            self.dashboard.add_widgets(*widgets)
-        every_alarm = [*self.alarms, *extra_alarms]
-        self.dashboard.add_widgets(
-            cw.AlarmStatusWidget(alarms=every_alarm, title="Alarms", width=24)
+                ],
+                width=6,
+            )
         )
+    return widgets

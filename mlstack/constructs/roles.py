@@ -165,6 +165,41 @@ class SageMakerExecutionRole(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"SageMaker execution role for {name_prefix} jobs, models and endpoints",
         )
+        prefixes = self._allow_data(bucket, key, layout, extra_read_object_arns)
+        for image in images:
+            image.grant_pull(self.role)
+        self._allow_own_logs(name_prefix)
+        acknowledge_scoped_wildcards(
+            allow_sagemaker_metrics(self.role),
+            [
+                *[
+                    (f"/{p}*", f"Objects under the '{p}' prefix of the data bucket only.")
+                    for p in prefixes
+                ],
+                (
+                    f":log-stream:{name_prefix}-*",
+                    f"Log streams of jobs named {name_prefix}-* only.",
+                ),
+                (
+                    f"/aws/sagemaker/Endpoints/{name_prefix}*",
+                    f"Log groups of endpoints named {name_prefix}* only.",
+                ),
+                (
+                    f"/aws/sagemaker/Endpoints/{name_prefix}*:log-stream:*",
+                    f"Log streams of endpoints named {name_prefix}* only.",
+                ),
+            ],
+        )
+
+    def _allow_data(
+        self,
+        bucket: s3.IBucket,
+        key: kms.IKey,
+        layout: BucketLayout,
+        extra_read_object_arns: Sequence[str],
+    ) -> list[str]:
+        """Read datasets and models, write models and transform output, and use ``key`` for
+        them and for job volumes; returns the prefixes read, then those written."""
         readable = [layout.datasets, layout.models]
         writable = [layout.models, layout.transform_output]
         self.role.add_to_policy(
@@ -207,8 +242,10 @@ class SageMakerExecutionRole(Construct):
         )
         allow_volume_encryption(self.role, key, sid="EncryptJobVolumes")
         allow_volume_data_keys(self.role, key, sid="JobVolumeDataKeys")
-        for image in images:
-            image.grant_pull(self.role)
+        return readable + writable
+
+    def _allow_own_logs(self, name_prefix: str) -> None:
+        """Write the logs of jobs and endpoints named ``name_prefix*`` only."""
         log_groups = [
             "/aws/sagemaker/TrainingJobs",
             "/aws/sagemaker/TransformJobs",
@@ -240,28 +277,6 @@ class SageMakerExecutionRole(Construct):
                 actions=["logs:DescribeLogStreams"],
                 resources=[_log_arn(self, g) for g in log_groups],
             )
-        )
-        policy = allow_sagemaker_metrics(self.role)
-        acknowledge_scoped_wildcards(
-            policy,
-            [
-                *[
-                    (f"/{p}*", f"Objects under the '{p}' prefix of the data bucket only.")
-                    for p in readable + writable
-                ],
-                (
-                    f":log-stream:{name_prefix}-*",
-                    f"Log streams of jobs named {name_prefix}-* only.",
-                ),
-                (
-                    f"/aws/sagemaker/Endpoints/{name_prefix}*",
-                    f"Log groups of endpoints named {name_prefix}* only.",
-                ),
-                (
-                    f"/aws/sagemaker/Endpoints/{name_prefix}*:log-stream:*",
-                    f"Log streams of endpoints named {name_prefix}* only.",
-                ),
-            ],
         )
 
 
@@ -374,6 +389,36 @@ class StateMachineRole(Construct):
             assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
             description=f"Step Functions role of the {name_prefix} training workflow",
         )
+        tagged = self._allow_sagemaker_jobs(name_prefix, tuning)
+        self.role.add_to_policy(
+            iam.PolicyStatement(sid="TagOnCreate", actions=["sagemaker:AddTags"], resources=tagged)
+        )
+        # Step Functions' SageMaker integration reads the tags of what it created (the policies
+        # it documents include sagemaker:ListTags); ListTags has resource-level permissions.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListTagsOfOwnResources", actions=["sagemaker:ListTags"], resources=tagged
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PassSageMakerRole",
+                actions=["iam:PassRole"],
+                resources=[sagemaker_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
+        self._allow_sync_job_rules(tuning)
+        acknowledge_scoped_wildcards(
+            default_policy(self.role),
+            [
+                (f"/{name_prefix}-*", f"SageMaker jobs and models named {name_prefix}-* only."),
+            ],
+        )
+
+    def _allow_sagemaker_jobs(self, name_prefix: str, tuning: bool) -> list[str]:
+        """Run training, transform (and tuning) jobs and create models named ``name_prefix-*``;
+        returns their ARN patterns."""
         training_jobs = sagemaker_arn(self, "training-job", f"{name_prefix}-*")
         transform_jobs = sagemaker_arn(self, "transform-job", f"{name_prefix}-*")
         models = sagemaker_arn(self, "model", f"{name_prefix}-*")
@@ -421,24 +466,10 @@ class StateMachineRole(Construct):
                 )
             )
             tagged.append(tuning_jobs)
-        self.role.add_to_policy(
-            iam.PolicyStatement(sid="TagOnCreate", actions=["sagemaker:AddTags"], resources=tagged)
-        )
-        # Step Functions' SageMaker integration reads the tags of what it created (the policies
-        # it documents include sagemaker:ListTags); ListTags has resource-level permissions.
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ListTagsOfOwnResources", actions=["sagemaker:ListTags"], resources=tagged
-            )
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="PassSageMakerRole",
-                actions=["iam:PassRole"],
-                resources=[sagemaker_role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            )
-        )
+        return tagged
+
+    def _allow_sync_job_rules(self, tuning: bool) -> None:
+        """The EventBridge rules Step Functions manages to wait for ``.sync`` SageMaker jobs."""
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="SyncJobEventRules",
@@ -452,10 +483,4 @@ class StateMachineRole(Construct):
                     for kind in ("Training", "Transform", *(("Tuning",) if tuning else ()))
                 ],
             )
-        )
-        acknowledge_scoped_wildcards(
-            default_policy(self.role),
-            [
-                (f"/{name_prefix}-*", f"SageMaker jobs and models named {name_prefix}-* only."),
-            ],
         )

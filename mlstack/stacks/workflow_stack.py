@@ -133,6 +133,17 @@ class WorkflowStack(Stack):
             termination_protection=config.retain_data,
             **kwargs,
         )
+        self.workflow = self._workflow(config, data)
+        self.schedule = self._schedule(config)
+        self.monitoring = self._monitoring(config)
+        CfnOutput(self, "StateMachineArn", value=self.workflow.state_machine.state_machine_arn)
+        CfnOutput(self, "FailureTopicArn", value=self.workflow.topic.topic_arn)
+        CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
+        if self.workflow.deploy_endpoint_name:
+            CfnOutput(self, "DeployEndpointName", value=self.workflow.deploy_endpoint_name)
+
+    def _workflow(self, config: EnvironmentConfig, data: DataBucket) -> TrainingWorkflow:
+        """The images, the seeding Lambda and the training workflow."""
         removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
         retention = RETENTION_DAYS[config.workflow.log_retention_days]
         images = ModelImages(
@@ -154,7 +165,7 @@ class WorkflowStack(Stack):
             log_retention=retention,
             removal_policy=removal,
         )
-        self.workflow = TrainingWorkflow(
+        return TrainingWorkflow(
             self,
             "Workflow",
             bucket=data.bucket,
@@ -182,17 +193,23 @@ class WorkflowStack(Stack):
             deploy=deploy_stage(config),
             max_rows=config.dataset.max_rows,
         )
-        self.schedule: RetrainingSchedule | None = None
-        if config.schedule is not None:
-            self.schedule = RetrainingSchedule(
-                self,
-                "RetrainingSchedule",
-                state_machine=self.workflow.state_machine,
-                expression=config.schedule.expression,
-                input=thaw(config.schedule.input),
-                enabled=config.schedule.enabled,
-                description=f"mlstack {config.name}: scheduled retraining",
-            )
+
+    def _schedule(self, config: EnvironmentConfig) -> RetrainingSchedule | None:
+        if config.schedule is None:
+            return None
+        return RetrainingSchedule(
+            self,
+            "RetrainingSchedule",
+            state_machine=self.workflow.state_machine,
+            expression=config.schedule.expression,
+            input=thaw(config.schedule.input),
+            enabled=config.schedule.enabled,
+            description=f"mlstack {config.name}: scheduled retraining",
+        )
+
+    def _monitoring(self, config: EnvironmentConfig) -> WorkflowMonitoring:
+        """Alarms and one dashboard for the workflow, the Serving endpoint and the deploy
+        stage's endpoint."""
         # The Serving stack's endpoint has a fixed name, so its alarms live here, beside the
         # workflow's and the deploy stage's, on one dashboard.
         serving = []
@@ -213,7 +230,7 @@ class WorkflowStack(Stack):
                     deploy_stage(config).variant_names,  # type: ignore[union-attr]
                 )
             )
-        self.monitoring = WorkflowMonitoring(
+        return WorkflowMonitoring(
             self,
             "Monitoring",
             state_machine=self.workflow.state_machine,
@@ -223,8 +240,3 @@ class WorkflowStack(Stack):
             extra_alarms=deploy_alarms.alarms if deploy_alarms else (),
             thresholds=alarm_thresholds(config.alarms),
         )
-        CfnOutput(self, "StateMachineArn", value=self.workflow.state_machine.state_machine_arn)
-        CfnOutput(self, "FailureTopicArn", value=self.workflow.topic.topic_arn)
-        CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
-        if self.workflow.deploy_endpoint_name:
-            CfnOutput(self, "DeployEndpointName", value=self.workflow.deploy_endpoint_name)
