@@ -299,7 +299,7 @@ class LocalSageMaker:
     # --- training ----------------------------------------------------------------------------
 
     def create_training_job(
-        self, p: Mapping[str, Any], *, hooks: TrainingHooks | None = None
+        self, request: Mapping[str, Any], *, hooks: TrainingHooks | None = None
     ) -> dict[str, Any]:
         """Run the job to its end; return DescribeTrainingJob, or raise JobFailed.
 
@@ -307,126 +307,74 @@ class LocalSageMaker:
         value that may stop the job early (``Stopped``, its model kept, as SageMaker does).
         """
         with self._lock:
-            name = self._name("trainingJobName", p.get("TrainingJobName"), self.training_jobs)
+            name = self._name("trainingJobName", request.get("TrainingJobName"), self.training_jobs)
             self.training_jobs[name.lower()] = {"TrainingJobName": name}
-        algorithm = p.get("AlgorithmSpecification", {})
+        algorithm = request.get("AlgorithmSpecification", {})
         image = self._image(algorithm.get("TrainingImage"))
         if algorithm.get("TrainingInputMode", "File") != "File":
             raise SageMakerError("ValidationException", "local mode runs File input mode only")
-        started = _now_ms()
-        resources = dict(p.get("ResourceConfig", {}))
-        hyperparameters = dict(p.get("HyperParameters", {}))
-        for k, v in hyperparameters.items():
-            if not isinstance(v, str):
-                raise SageMakerError(
-                    "ValidationException", f"hyperparameter {k!r}={v!r}: values must be strings"
-                )
-        output_path = p.get("OutputDataConfig", {}).get("S3OutputPath", "")
-        artifact = f"{output_path.rstrip('/')}/{name}/output/model.tar.gz"
-        desc: dict[str, Any] = {
-            "TrainingJobName": name,
-            "TrainingJobArn": self.arn("training-job", name),
-            "AlgorithmSpecification": dict(algorithm),
-            "RoleArn": p.get("RoleArn"),
-            "HyperParameters": hyperparameters,
-            "InputDataConfig": list(p.get("InputDataConfig", [])),
-            "OutputDataConfig": dict(p.get("OutputDataConfig", {})),
-            "ResourceConfig": resources,
-            "StoppingCondition": dict(p.get("StoppingCondition", {})),
-            "EnableNetworkIsolation": p.get("EnableNetworkIsolation", False),
-            "CreationTime": started,
-            "TrainingStartTime": started,
-            "TrainingJobStatus": "InProgress",
-            "SecondaryStatus": "Starting",
-            "ModelArtifacts": {"S3ModelArtifacts": artifact},
-            "FinalMetricDataList": [],
-            "Tags": list(p.get("Tags", [])),
-        }
-        if hooks is not None:
-            desc["TuningJobArn"] = hooks.tuning_job_arn
+        desc = _training_description(name, self.arn("training-job", name), request, hooks)
         with self._lock:
             self.training_jobs[name.lower()] = desc
         job_dir = self.root / "jobs" / name
         base = job_dir / "opt" / "ml"
-        config = base / "input" / "config"
-        config.mkdir(parents=True, exist_ok=True)
-        (config / "hyperparameters.json").write_text(json.dumps(hyperparameters), "utf-8")
-        channels = {}
-        for channel in desc["InputDataConfig"]:
-            cname = channel["ChannelName"]
-            channels[cname] = {
-                "ContentType": channel.get("ContentType"),
-                "TrainingInputMode": channel.get("InputMode", "File"),
-                "S3DistributionType": channel.get("DataSource", {})
-                .get("S3DataSource", {})
-                .get("S3DataDistributionType", "FullyReplicated"),
-                "RecordWrapperType": channel.get("RecordWrapperType", "None"),
-                "CompressionType": channel.get("CompressionType", "None"),
-            }
-            channels[cname] = {k: v for k, v in channels[cname].items() if v is not None}
-        (config / "inputdataconfig.json").write_text(json.dumps(channels), "utf-8")
-        (config / "resourceconfig.json").write_text(
-            json.dumps(
-                {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "lo"}
-            ),
-            "utf-8",
-        )
+        _write_training_config(base / "input" / "config", desc)
         desc["SecondaryStatus"] = "Downloading"
-        for channel in desc["InputDataConfig"]:
+        missing = self._download_channels(base / "input" / "data", desc["InputDataConfig"])
+        if missing:
+            return self._training_failed(desc, missing)
+        instance_count = int(desc["ResourceConfig"].get("InstanceCount", 1))
+        if self.log and instance_count > 1:
+            self.log(name, f"local mode trains on one host (InstanceCount is {instance_count})")
+        desc["SecondaryStatus"] = "Training"
+        run = self._run_train(desc, image, job_dir, request.get("Environment", {}), hooks)
+        desc["FinalMetricDataList"] = run.metrics
+        desc["TrainingEndTime"] = _now_ms()
+        desc["TrainingTimeInSeconds"] = desc["BillableTimeInSeconds"] = max(
+            1, (desc["TrainingEndTime"] - desc["TrainingStartTime"]) // 1000
+        )
+        return self._finish_training(desc, run, job_dir)
+
+    def _download_channels(self, data_dir: Path, channels: list[dict[str, Any]]) -> str | None:
+        """Each channel's S3 prefix into ``data_dir/<channel>/``; the failure reason of the
+        first empty channel, or None."""
+        for channel in channels:
             source = channel.get("DataSource", {}).get("S3DataSource", {})
             if source.get("S3DataType", "S3Prefix") != "S3Prefix":
                 raise SageMakerError(
                     "ValidationException", "local mode reads S3Prefix channels only"
                 )
-            dest = base / "input" / "data" / channel["ChannelName"]
+            dest = data_dir / channel["ChannelName"]
             dest.mkdir(parents=True, exist_ok=True)
-            files = self.s3.download_prefix(source["S3Uri"], dest)
-            if not files:
-                return self._training_failed(
-                    desc,
+            if not self.s3.download_prefix(source["S3Uri"], dest):
+                return (
                     f"ClientError: no objects under {source['S3Uri']} (channel "
-                    f"{channel['ChannelName']})",
+                    f"{channel['ChannelName']})"
                 )
-        if self.log and int(resources.get("InstanceCount", 1)) > 1:
-            self.log(
-                name,
-                f"local mode trains on one host (InstanceCount is {resources['InstanceCount']})",
-            )
-        desc["SecondaryStatus"] = "Training"
-        definitions = [
-            (d["Name"], re.compile(d["Regex"])) for d in algorithm.get("MetricDefinitions", [])
-        ]
-        metrics: dict[str, dict[str, Any]] = {}
-        stopped_early = threading.Event()
+        return None
 
-        def on_line(line: str) -> None:
-            for metric_name, regex in definitions:
-                m = regex.search(line)
-                if m and m.groups():
-                    try:
-                        value = float(m.group(1))
-                    except ValueError:
-                        continue
-                    metrics[metric_name] = {
-                        "MetricName": metric_name,
-                        "Value": value,
-                        "Timestamp": _now_ms(),
-                    }
-                    if self.metric:
-                        self.metric(name, metric_name, value)
-                    if (
-                        hooks is not None
-                        and not stopped_early.is_set()
-                        and hooks.should_stop(name, metric_name, value)
-                    ):
-                        stopped_early.set()
-                        if self.log:
-                            self.log(name, "stopped early by the tuning job (median rule)")
-                        proc.send_signal(signal.SIGTERM)
-
+    def _run_train(
+        self,
+        desc: dict[str, Any],
+        image: Image,
+        job_dir: Path,
+        environment: Mapping[str, Any],
+        hooks: TrainingHooks | None,
+    ) -> _TrainingRun:
+        """The image's ``train`` program, its output logged and scanned for metrics, stopped
+        at ``MaxRuntimeInSeconds`` (or early, by ``hooks``)."""
+        name = desc["TrainingJobName"]
+        base = job_dir / "opt" / "ml"
+        watcher = _MetricWatcher(
+            name,
+            desc["AlgorithmSpecification"].get("MetricDefinitions", []),
+            hooks,
+            self.log,
+            self.metric,
+        )
         env = {
             **os.environ,
-            **{str(k): str(v) for k, v in p.get("Environment", {}).items()},
+            **{str(k): str(v) for k, v in environment.items()},
             "SAGEMAKER_BASE_DIR": str(base),
             "MLSTACK_PYTHON": sys.executable,
             "PYTHONUNBUFFERED": "1",
@@ -444,16 +392,17 @@ class LocalSageMaker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        watcher.process = proc
         pump = threading.Thread(
-            target=pump_lines, args=(proc.stdout, log_path, name, self.log, on_line), daemon=True
+            target=pump_lines, args=(proc.stdout, log_path, name, self.log, watcher), daemon=True
         )
         pump.start()
         max_runtime = desc["StoppingCondition"].get("MaxRuntimeInSeconds")
-        stopped = False
+        timed_out = False
         try:
             proc.wait(timeout=float(max_runtime) if max_runtime else None)
         except subprocess.TimeoutExpired:
-            stopped = True
+            timed_out = True
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(120)
@@ -461,45 +410,48 @@ class LocalSageMaker:
                 proc.kill()
                 proc.wait()
         pump.join(10)
-        desc["FinalMetricDataList"] = list(metrics.values())
-        desc["TrainingEndTime"] = _now_ms()
-        desc["TrainingTimeInSeconds"] = desc["BillableTimeInSeconds"] = max(
-            1, (desc["TrainingEndTime"] - started) // 1000
+        return _TrainingRun(
+            returncode=proc.returncode,
+            timed_out=timed_out,
+            stopped_early=watcher.stopped_early.is_set(),
+            metrics=list(watcher.metrics.values()),
+            log_path=log_path,
         )
-        if proc.returncode == 0 and stopped_early.is_set() and not stopped:
-            model_dir = base / "model"
-            archive = job_dir / "output" / "model.tar.gz"
-            archive.parent.mkdir(parents=True, exist_ok=True)
-            pack_model(model_dir, archive)
-            self.s3.write(artifact, archive.read_bytes(), "application/x-tar")
-            desc["TrainingJobStatus"] = desc["SecondaryStatus"] = "Stopped"
-            desc["LastModifiedTime"] = _now_ms()
-            self._save_registry()
-            return desc
-        if proc.returncode != 0 or stopped:
+
+    def _finish_training(
+        self, desc: dict[str, Any], run: _TrainingRun, job_dir: Path
+    ) -> dict[str, Any]:
+        """Completed (or Stopped early) with the model uploaded, or Failed with the reason."""
+        base = job_dir / "opt" / "ml"
+        stopped_early = run.returncode == 0 and run.stopped_early and not run.timed_out
+        if not stopped_early and (run.returncode != 0 or run.timed_out):
+            if run.timed_out:
+                max_runtime = desc["StoppingCondition"].get("MaxRuntimeInSeconds")
+                return self._training_failed(
+                    desc,
+                    f"MaxRuntimeExceeded: the job ran past MaxRuntimeInSeconds ({max_runtime})",
+                )
             failure = base / "output" / "failure"
             reason = (
                 failure.read_text("utf-8", errors="replace")[:1024].strip()
                 if failure.is_file()
                 else ""
             )
-            if stopped:
-                return self._training_failed(
-                    desc,
-                    f"MaxRuntimeExceeded: the job ran past MaxRuntimeInSeconds ({max_runtime})",
-                )
             return self._training_failed(
                 desc,
-                f"AlgorithmError: {reason or 'see ' + str(log_path)}, exit code: {proc.returncode}",
+                f"AlgorithmError: {reason or 'see ' + str(run.log_path)}, "
+                f"exit code: {run.returncode}",
             )
-        model_dir = base / "model"
         archive = job_dir / "output" / "model.tar.gz"
         archive.parent.mkdir(parents=True, exist_ok=True)
-        pack_model(model_dir, archive)
-        desc["SecondaryStatus"] = "Uploading"
-        self.s3.write(artifact, archive.read_bytes(), "application/x-tar")
-        desc["TrainingJobStatus"] = "Completed"
-        desc["SecondaryStatus"] = "Completed"
+        pack_model(base / "model", archive)
+        if not stopped_early:
+            desc["SecondaryStatus"] = "Uploading"
+        self.s3.write(
+            desc["ModelArtifacts"]["S3ModelArtifacts"], archive.read_bytes(), "application/x-tar"
+        )
+        status = "Stopped" if stopped_early else "Completed"
+        desc["TrainingJobStatus"] = desc["SecondaryStatus"] = status
         desc["LastModifiedTime"] = _now_ms()
         self._save_registry()
         return desc
@@ -937,3 +889,129 @@ def deployed_endpoints(run_dir: Path) -> dict[str, dict[str, Any]]:
         for e in registry.get("endpoints", {}).values()
         if e.get("status") == "InService"
     }
+
+
+@dataclass(frozen=True)
+class _TrainingRun:
+    """How the ``train`` program ended."""
+
+    returncode: int
+    timed_out: bool  # ran past MaxRuntimeInSeconds
+    stopped_early: bool  # by the tuning job
+    metrics: list[dict[str, Any]]  # the last value of each metric definition
+    log_path: Path
+
+
+class _MetricWatcher:
+    """Reads the training log line by line: the last value of each metric definition, reported
+    to ``metric``; a tuning job's ``hooks`` may stop the job early on a value."""
+
+    def __init__(
+        self,
+        job_name: str,
+        definitions: list[Mapping[str, str]],
+        hooks: TrainingHooks | None,
+        log: LogSink | None,
+        metric: MetricSink | None,
+    ) -> None:
+        self.job_name = job_name
+        self.definitions = [(d["Name"], re.compile(d["Regex"])) for d in definitions]
+        self.hooks = hooks
+        self.log = log
+        self.metric = metric
+        self.metrics: dict[str, dict[str, Any]] = {}
+        self.stopped_early = threading.Event()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __call__(self, line: str) -> None:
+        for metric_name, regex in self.definitions:
+            match = regex.search(line)
+            if not match or not match.groups():
+                continue
+            try:
+                value = float(match.group(1))
+            except ValueError:
+                continue
+            self.metrics[metric_name] = {
+                "MetricName": metric_name,
+                "Value": value,
+                "Timestamp": _now_ms(),
+            }
+            if self.metric:
+                self.metric(self.job_name, metric_name, value)
+            if self._should_stop(metric_name, value):
+                self.stopped_early.set()
+                if self.log:
+                    self.log(self.job_name, "stopped early by the tuning job (median rule)")
+                assert self.process is not None
+                self.process.send_signal(signal.SIGTERM)
+
+    def _should_stop(self, metric_name: str, value: float) -> bool:
+        return (
+            self.hooks is not None
+            and not self.stopped_early.is_set()
+            and self.hooks.should_stop(self.job_name, metric_name, value)
+        )
+
+
+def _training_description(
+    name: str, arn: str, request: Mapping[str, Any], hooks: TrainingHooks | None
+) -> dict[str, Any]:
+    """DescribeTrainingJob of a job just started from CreateTrainingJob's ``request``."""
+    started = _now_ms()
+    hyperparameters = dict(request.get("HyperParameters", {}))
+    for key, value in hyperparameters.items():
+        if not isinstance(value, str):
+            raise SageMakerError(
+                "ValidationException",
+                f"hyperparameter {key!r}={value!r}: values must be strings",
+            )
+    output_path = request.get("OutputDataConfig", {}).get("S3OutputPath", "")
+    desc: dict[str, Any] = {
+        "TrainingJobName": name,
+        "TrainingJobArn": arn,
+        "AlgorithmSpecification": dict(request.get("AlgorithmSpecification", {})),
+        "RoleArn": request.get("RoleArn"),
+        "HyperParameters": hyperparameters,
+        "InputDataConfig": list(request.get("InputDataConfig", [])),
+        "OutputDataConfig": dict(request.get("OutputDataConfig", {})),
+        "ResourceConfig": dict(request.get("ResourceConfig", {})),
+        "StoppingCondition": dict(request.get("StoppingCondition", {})),
+        "EnableNetworkIsolation": request.get("EnableNetworkIsolation", False),
+        "CreationTime": started,
+        "TrainingStartTime": started,
+        "TrainingJobStatus": "InProgress",
+        "SecondaryStatus": "Starting",
+        "ModelArtifacts": {
+            "S3ModelArtifacts": f"{output_path.rstrip('/')}/{name}/output/model.tar.gz"
+        },
+        "FinalMetricDataList": [],
+        "Tags": list(request.get("Tags", [])),
+    }
+    if hooks is not None:
+        desc["TuningJobArn"] = hooks.tuning_job_arn
+    return desc
+
+
+def _write_training_config(config: Path, desc: Mapping[str, Any]) -> None:
+    """``/opt/ml/input/config``: hyperparameters.json, inputdataconfig.json and
+    resourceconfig.json, as SageMaker writes them for one host."""
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "hyperparameters.json").write_text(json.dumps(desc["HyperParameters"]), "utf-8")
+    channels = {}
+    for channel in desc["InputDataConfig"]:
+        settings = {
+            "ContentType": channel.get("ContentType"),
+            "TrainingInputMode": channel.get("InputMode", "File"),
+            "S3DistributionType": channel.get("DataSource", {})
+            .get("S3DataSource", {})
+            .get("S3DataDistributionType", "FullyReplicated"),
+            "RecordWrapperType": channel.get("RecordWrapperType", "None"),
+            "CompressionType": channel.get("CompressionType", "None"),
+        }
+        channels[channel["ChannelName"]] = {k: v for k, v in settings.items() if v is not None}
+    (config / "inputdataconfig.json").write_text(json.dumps(channels), "utf-8")
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "lo"}),
+        "utf-8",
+    )
