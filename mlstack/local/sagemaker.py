@@ -467,39 +467,39 @@ class LocalSageMaker:
 
     # --- tuning ------------------------------------------------------------------------------
 
-    def create_hyper_parameter_tuning_job(self, p: Mapping[str, Any]) -> dict[str, Any]:
+    def create_hyper_parameter_tuning_job(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """Run the tuning job to its end (``tuning.run_tuning_job``); return
         DescribeHyperParameterTuningJob, or raise JobFailed."""
         from mlstack.local.tuning_job import run_tuning_job
 
-        return run_tuning_job(self, p)
+        return run_tuning_job(self, request)
 
-    def describe_hyper_parameter_tuning_job(self, p: Mapping[str, Any]) -> dict[str, Any]:
-        job = self.tuning_jobs.get(str(p.get("HyperParameterTuningJobName", "")).lower())
+    def describe_hyper_parameter_tuning_job(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        job = self.tuning_jobs.get(str(request.get("HyperParameterTuningJobName", "")).lower())
         if job is None or "HyperParameterTuningJobArn" not in job:
             raise SageMakerError(
                 "ResourceNotFound",
                 f"Amazon SageMaker can't find a tuning job with name "
-                f"{p.get('HyperParameterTuningJobName')}",
+                f"{request.get('HyperParameterTuningJobName')}",
             )
         return job
 
-    def describe_training_job(self, p: Mapping[str, Any]) -> dict[str, Any]:
-        job = self.training_jobs.get(str(p.get("TrainingJobName", "")).lower())
+    def describe_training_job(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        job = self.training_jobs.get(str(request.get("TrainingJobName", "")).lower())
         if job is None or "TrainingJobArn" not in job:
             raise SageMakerError("ValidationException", "Requested resource not found.")
         return job
 
     # --- models ------------------------------------------------------------------------------
 
-    def create_model(self, p: Mapping[str, Any]) -> dict[str, Any]:
+    def create_model(self, request: Mapping[str, Any]) -> dict[str, Any]:
         with self._lock:
-            name = self._name("modelName", p.get("ModelName"), self.models)
-            if "Containers" in p:
+            name = self._name("modelName", request.get("ModelName"), self.models)
+            if "Containers" in request:
                 raise SageMakerError(
                     "ValidationException", "local mode serves PrimaryContainer models only"
                 )
-            container = dict(p.get("PrimaryContainer", {}))
+            container = dict(request.get("PrimaryContainer", {}))
             self._image(container.get("Image"))
             if not str(container.get("ModelDataUrl", "")).startswith("s3://"):
                 raise SageMakerError(
@@ -509,15 +509,15 @@ class LocalSageMaker:
                 "ModelName": name,
                 "ModelArn": self.arn("model", name),
                 "PrimaryContainer": container,
-                "ExecutionRoleArn": p.get("ExecutionRoleArn"),
-                "EnableNetworkIsolation": p.get("EnableNetworkIsolation", False),
+                "ExecutionRoleArn": request.get("ExecutionRoleArn"),
+                "EnableNetworkIsolation": request.get("EnableNetworkIsolation", False),
                 "CreationTime": _now_ms(),
             }
         self._save_registry()
         return {"ModelArn": self.arn("model", name)}
 
-    def describe_model(self, p: Mapping[str, Any]) -> dict[str, Any]:
-        return self._model(str(p.get("ModelName", "")))
+    def describe_model(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return self._model(str(request.get("ModelName", "")))
 
     def _model_dir(self, model: Mapping[str, Any], dest: Path) -> Path:
         """Download and extract the model's ``model.tar.gz`` into ``dest/model``."""
@@ -527,17 +527,19 @@ class LocalSageMaker:
 
     # --- batch transform ---------------------------------------------------------------------
 
-    def create_transform_job(self, p: Mapping[str, Any]) -> dict[str, Any]:
+    def create_transform_job(self, request: Mapping[str, Any]) -> dict[str, Any]:
         with self._lock:
-            name = self._name("transformJobName", p.get("TransformJobName"), self.transform_jobs)
+            name = self._name(
+                "transformJobName", request.get("TransformJobName"), self.transform_jobs
+            )
             self.transform_jobs[name.lower()] = {"TransformJobName": name}
-        model = self._model(str(p.get("ModelName", "")))
-        if p.get("DataProcessing"):
+        model = self._model(str(request.get("ModelName", "")))
+        if request.get("DataProcessing"):
             raise SageMakerError(
                 "ValidationException", "local mode does not apply DataProcessing filters"
             )
-        tin = dict(p.get("TransformInput", {}))
-        tout = dict(p.get("TransformOutput", {}))
+        tin = dict(request.get("TransformInput", {}))
+        tout = dict(request.get("TransformOutput", {}))
         source = tin.get("DataSource", {}).get("S3DataSource", {})
         if source.get("S3DataType", "S3Prefix") != "S3Prefix":
             raise SageMakerError("ValidationException", "local mode reads S3Prefix inputs only")
@@ -554,11 +556,11 @@ class LocalSageMaker:
             "ModelName": model["ModelName"],
             "TransformInput": tin,
             "TransformOutput": tout,
-            "TransformResources": dict(p.get("TransformResources", {})),
-            "Environment": dict(p.get("Environment", {})),
+            "TransformResources": dict(request.get("TransformResources", {})),
+            "Environment": dict(request.get("Environment", {})),
             "CreationTime": started,
             "TransformStartTime": started,
-            "Tags": list(p.get("Tags", [])),
+            "Tags": list(request.get("Tags", [])),
         }
         with self._lock:
             self.transform_jobs[name.lower()] = desc
@@ -575,8 +577,8 @@ class LocalSageMaker:
                 **{str(k): str(v) for k, v in desc["Environment"].items()},
                 "SAGEMAKER_BATCH": "true",
             }
-            if "MaxPayloadInMB" in p:
-                env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(p["MaxPayloadInMB"])
+            if "MaxPayloadInMB" in request:
+                env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(request["MaxPayloadInMB"])
             server = start_serve(
                 image,
                 base,
@@ -588,7 +590,7 @@ class LocalSageMaker:
         except (RuntimeError, OSError, tarfile.TarError) as err:
             return self._transform_failed(desc, f"ClientError: {err}")
         try:
-            strategy, payload_mb, concurrency = self._execution_parameters(server, p)
+            strategy, payload_mb, concurrency = self._execution_parameters(server, request)
             desc.update(
                 BatchStrategy=strategy,
                 MaxPayloadInMB=payload_mb,
@@ -626,19 +628,19 @@ class LocalSageMaker:
         return desc
 
     def _execution_parameters(
-        self, server: ServeProcess, p: Mapping[str, Any]
+        self, server: ServeProcess, request: Mapping[str, Any]
     ) -> tuple[str, int, int]:
         defaults: dict[str, Any] = {}
         status, _, body = server.request("GET", "/execution-parameters")
         if status == 200:
             defaults = json.loads(body)
-        strategy = p.get("BatchStrategy") or defaults.get("BatchStrategy", "SingleRecord")
+        strategy = request.get("BatchStrategy") or defaults.get("BatchStrategy", "SingleRecord")
         strategy = {"MULTI_RECORD": "MultiRecord", "SINGLE_RECORD": "SingleRecord"}.get(
             strategy, strategy
         )
-        payload = int(p.get("MaxPayloadInMB") or defaults.get("MaxPayloadInMB", 6))
+        payload = int(request.get("MaxPayloadInMB") or defaults.get("MaxPayloadInMB", 6))
         concurrency = int(
-            p.get("MaxConcurrentTransforms") or defaults.get("MaxConcurrentTransforms", 1)
+            request.get("MaxConcurrentTransforms") or defaults.get("MaxConcurrentTransforms", 1)
         )
         return strategy, payload, max(1, concurrency)
 
@@ -697,20 +699,20 @@ class LocalSageMaker:
         self._save_registry()
         raise JobFailed(desc)
 
-    def describe_transform_job(self, p: Mapping[str, Any]) -> dict[str, Any]:
-        job = self.transform_jobs.get(str(p.get("TransformJobName", "")).lower())
+    def describe_transform_job(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        job = self.transform_jobs.get(str(request.get("TransformJobName", "")).lower())
         if job is None or "TransformJobArn" not in job:
             raise SageMakerError("ValidationException", "Could not find requested job.")
         return job
 
     # --- endpoints ---------------------------------------------------------------------------
 
-    def create_endpoint_config(self, p: Mapping[str, Any]) -> dict[str, Any]:
+    def create_endpoint_config(self, request: Mapping[str, Any]) -> dict[str, Any]:
         with self._lock:
             name = self._name(
-                "endpointConfigName", p.get("EndpointConfigName"), self.endpoint_configs
+                "endpointConfigName", request.get("EndpointConfigName"), self.endpoint_configs
             )
-            variants = list(p.get("ProductionVariants", []))
+            variants = list(request.get("ProductionVariants", []))
             if not variants:
                 raise SageMakerError("ValidationException", "ProductionVariants must not be empty")
             for variant in variants:
@@ -719,21 +721,21 @@ class LocalSageMaker:
                 "EndpointConfigName": name,
                 "EndpointConfigArn": self.arn("endpoint-config", name),
                 "ProductionVariants": variants,
-                "KmsKeyId": p.get("KmsKeyId"),
+                "KmsKeyId": request.get("KmsKeyId"),
                 "CreationTime": _now_ms(),
             }
         self._save_registry()
         return {"EndpointConfigArn": self.arn("endpoint-config", name)}
 
-    def describe_endpoint_config(self, p: Mapping[str, Any]) -> dict[str, Any]:
-        config = self.endpoint_configs.get(str(p.get("EndpointConfigName", "")).lower())
+    def describe_endpoint_config(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        config = self.endpoint_configs.get(str(request.get("EndpointConfigName", "")).lower())
         if config is None:
             raise SageMakerError("ValidationException", "Could not find endpoint configuration.")
         return config
 
-    def create_endpoint(self, p: Mapping[str, Any]) -> dict[str, Any]:
+    def create_endpoint(self, request: Mapping[str, Any]) -> dict[str, Any]:
         with self._lock:
-            name = str(p.get("EndpointName", ""))
+            name = str(request.get("EndpointName", ""))
             if name.lower() in self.endpoints:
                 raise SageMakerError(
                     "ValidationException",
@@ -741,7 +743,7 @@ class LocalSageMaker:
                 )
             self._name("endpointName", name, {})
             config = self.describe_endpoint_config(
-                {"EndpointConfigName": p.get("EndpointConfigName")}
+                {"EndpointConfigName": request.get("EndpointConfigName")}
             )
             now = _now_ms()
             endpoint = Endpoint(
@@ -751,15 +753,15 @@ class LocalSageMaker:
         self._deploy(endpoint, config)
         return {"EndpointArn": endpoint.arn}
 
-    def update_endpoint(self, p: Mapping[str, Any]) -> dict[str, Any]:
+    def update_endpoint(self, request: Mapping[str, Any]) -> dict[str, Any]:
         with self._lock:
-            endpoint = self._endpoint(str(p.get("EndpointName", "")))
+            endpoint = self._endpoint(str(request.get("EndpointName", "")))
             if endpoint.status not in ("InService", "Failed"):
                 raise SageMakerError(
                     "ValidationException", f'Cannot update in-progress endpoint "{endpoint.arn}".'
                 )
             config = self.describe_endpoint_config(
-                {"EndpointConfigName": p.get("EndpointConfigName")}
+                {"EndpointConfigName": request.get("EndpointConfigName")}
             )
             endpoint.status = "Updating"
             endpoint.modified_ms = _now_ms()
@@ -821,8 +823,8 @@ class LocalSageMaker:
             )
         return endpoint
 
-    def describe_endpoint(self, p: Mapping[str, Any]) -> dict[str, Any]:
-        e = self._endpoint(str(p.get("EndpointName", "")))
+    def describe_endpoint(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        e = self._endpoint(str(request.get("EndpointName", "")))
         desc: dict[str, Any] = {
             "EndpointName": e.name,
             "EndpointArn": e.arn,
@@ -848,9 +850,9 @@ class LocalSageMaker:
             desc["FailureReason"] = e.failure_reason
         return desc
 
-    def delete_endpoint(self, p: Mapping[str, Any]) -> dict[str, Any]:
+    def delete_endpoint(self, request: Mapping[str, Any]) -> dict[str, Any]:
         with self._lock:
-            e = self._endpoint(str(p.get("EndpointName", "")))
+            e = self._endpoint(str(request.get("EndpointName", "")))
             del self.endpoints[e.name.lower()]
         if e.server is not None:
             e.server.stop()

@@ -90,9 +90,9 @@ class _MedianRule:
                 self.finished.append(series)
 
 
-def run_tuning_job(sm: LocalSageMaker, p: Mapping[str, Any]) -> dict[str, Any]:
+def run_tuning_job(sm: LocalSageMaker, params: Mapping[str, Any]) -> dict[str, Any]:
     """Validate the request as the API would, run the training jobs, return the description."""
-    name = p.get("HyperParameterTuningJobName")
+    name = params.get("HyperParameterTuningJobName")
     if not isinstance(name, str) or not TUNING_NAME.fullmatch(name):
         raise _invalid(
             f"1 validation error detected: Value {name!r} at 'hyperParameterTuningJobName' "
@@ -100,10 +100,10 @@ def run_tuning_job(sm: LocalSageMaker, p: Mapping[str, Any]) -> dict[str, Any]:
             "^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}"
         )
     for unsupported in ("WarmStartConfig", "Autotune", "TrainingJobDefinitions"):
-        if p.get(unsupported):
+        if params.get(unsupported):
             raise _invalid(f"local mode does not run tuning jobs with {unsupported}")
-    config = dict(p.get("HyperParameterTuningJobConfig") or {})
-    definition = dict(p.get("TrainingJobDefinition") or {})
+    config = dict(params.get("HyperParameterTuningJobConfig") or {})
+    definition = dict(params.get("TrainingJobDefinition") or {})
     if not definition:
         raise _invalid("TrainingJobDefinition is required")
     strategy = config.get("Strategy", "Bayesian")
@@ -184,7 +184,7 @@ def run_tuning_job(sm: LocalSageMaker, p: Mapping[str, Any]) -> dict[str, Any]:
             "StoppingCondition": definition.get("StoppingCondition", {}),
             "EnableNetworkIsolation": definition.get("EnableNetworkIsolation", False),
             "Environment": definition.get("Environment", {}),
-            "Tags": list(p.get("Tags", [])),
+            "Tags": list(params.get("Tags", [])),
         }
         if sm.log:
             sm.log(name, f"training job {index}/{max_jobs}: {job} {tuned}")
