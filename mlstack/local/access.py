@@ -250,25 +250,25 @@ class RecordingDispatcher:
     # --- what the request hands SageMaker --------------------------------------------------
 
     def _remember(self, call: TaskCall) -> None:
-        p = call.parameters if isinstance(call.parameters, dict) else {}
+        parameters = call.parameters if isinstance(call.parameters, dict) else {}
         action = _action(call.resource)
         if action == "createModel":
-            self.models[str(p.get("ModelName", "")).lower()] = p
+            self.models[str(parameters.get("ModelName", "")).lower()] = parameters
         if action == "createEndpointConfig":
-            self.configs[str(p.get("EndpointConfigName", "")).lower()] = p
-        role = p.get("RoleArn") or p.get("ExecutionRoleArn")
-        role = role or p.get("TrainingJobDefinition", {}).get("RoleArn")
+            self.configs[str(parameters.get("EndpointConfigName", "")).lower()] = parameters
+        role = parameters.get("RoleArn") or parameters.get("ExecutionRoleArn")
+        role = role or parameters.get("TrainingJobDefinition", {}).get("RoleArn")
         if role and not self.log.execution_role:
             self.log.execution_role = str(role)
 
     def _service_side(self, call: TaskCall) -> None:
         """What SageMaker then does as the execution role, other than S3 (recorded live)."""
-        log, p = self.log, call.parameters if isinstance(call.parameters, dict) else {}
+        log, parameters = self.log, call.parameters if isinstance(call.parameters, dict) else {}
         action = _action(call.resource)
         if action == "createTrainingJob":
-            role, name = str(p["RoleArn"]), str(p["TrainingJobName"])
+            role, name = str(parameters["RoleArn"]), str(parameters["TrainingJobName"])
             why = f"training job {name}"
-            log.image_pull(role, p["AlgorithmSpecification"]["TrainingImage"], why)
+            log.image_pull(role, parameters["AlgorithmSpecification"]["TrainingImage"], why)
             log.job_logs(
                 role,
                 "/aws/sagemaker/TrainingJobs",
@@ -276,14 +276,14 @@ class RecordingDispatcher:
                 "/aws/sagemaker/TrainingJobs",
                 why,
             )
-            key = p.get("ResourceConfig", {}).get("VolumeKmsKeyId")
+            key = parameters.get("ResourceConfig", {}).get("VolumeKmsKeyId")
             if key:
                 log.volume_key(role, key, why)
         elif action == "createTransformJob":
-            model = self.models.get(str(p["ModelName"]).lower(), {})
+            model = self.models.get(str(parameters["ModelName"]).lower(), {})
             role, name = (
                 str(model.get("ExecutionRoleArn", log.execution_role)),
-                str(p["TransformJobName"]),
+                str(parameters["TransformJobName"]),
             )
             why = f"transform job {name}"
             log.image_pull(role, model.get("PrimaryContainer", {}).get("Image", ""), why)
@@ -294,12 +294,12 @@ class RecordingDispatcher:
                 "/aws/sagemaker/TransformJobs",
                 why,
             )
-            key = p.get("TransformResources", {}).get("VolumeKmsKeyId")
+            key = parameters.get("TransformResources", {}).get("VolumeKmsKeyId")
             if key:
                 log.volume_key(role, key, why)
         elif action in ("createEndpoint", "updateEndpoint"):
-            name = str(p["EndpointName"])
-            config = self.configs.get(str(p["EndpointConfigName"]).lower(), {})
+            name = str(parameters["EndpointName"])
+            config = self.configs.get(str(parameters["EndpointConfigName"]).lower(), {})
             for variant in config.get("ProductionVariants", []):
                 model = self.models.get(str(variant["ModelName"]).lower(), {})
                 role = str(model.get("ExecutionRoleArn", log.execution_role))
@@ -312,7 +312,7 @@ class RecordingDispatcher:
                     "/aws/sagemaker/Endpoints",
                     why,
                 )
-            alarms = p.get("DeploymentConfig", {}).get("AutoRollbackConfiguration", {})
+            alarms = parameters.get("DeploymentConfig", {}).get("AutoRollbackConfiguration", {})
             for alarm in alarms.get("Alarms", []):
                 # "Auto-Rollback Configuration and Monitoring": the execution role reads them.
                 log.record(
@@ -330,8 +330,8 @@ class RecordingDispatcher:
         return {(b, k) for b in self.log.assembly.buckets for k in self.s3.keys(b)}
 
     def _seeded(self, call: TaskCall, before: set[tuple[str, str]]) -> None:
-        p = call.parameters if isinstance(call.parameters, dict) else {}
-        function = str(p.get("FunctionName", call.resource))
+        parameters = call.parameters if isinstance(call.parameters, dict) else {}
+        function = str(parameters.get("FunctionName", call.resource))
         role, log_group = _function_role_and_logs(self.log, function)
         why = f"seeding function ({call.state_name})"
         for bucket, key in sorted(self._objects() - before):
@@ -349,18 +349,18 @@ def task_calls(
 ) -> None:
     """Record what the state machine role is authorized for when Step Functions runs ``call``
     (Step Functions developer guide, "IAM policies for integrated services")."""
-    p = call.parameters if isinstance(call.parameters, dict) else {}
+    parameters = call.parameters if isinstance(call.parameters, dict) else {}
     why = f"state {call.state_name!r}"
     resource = call.resource
     if _is_lambda(resource):
-        function = str(p.get("FunctionName", resource))
+        function = str(parameters.get("FunctionName", resource))
         if not function.startswith("arn:"):
             function = log.arn("lambda", f"function:{function}")
         log.record(role, "lambda:InvokeFunction", function, why)
         return
     action = _action(resource)
     if resource.endswith(":::sns:publish"):
-        topic = str(p["TopicArn"])
+        topic = str(parameters["TopicArn"])
         log.record(role, "sns:Publish", topic, why, **TLS)
         key = log.topic_keys.get(topic)
         if key:
@@ -395,13 +395,13 @@ def task_calls(
     if action not in kinds:
         return
     kind, name_key, rule = kinds[action]
-    target = log.arn("sagemaker", f"{kind}/{str(p.get(name_key, '')).lower()}")
+    target = log.arn("sagemaker", f"{kind}/{str(parameters.get(name_key, '')).lower()}")
     api = action[0].upper() + action[1:]
     log.record(role, f"sagemaker:{api}", target, why)
     if sdk:
         return  # an AWS SDK integration makes exactly the API call it names
     if action in ("createEndpoint", "updateEndpoint"):
-        config_name = str(p.get("EndpointConfigName", "")).lower()
+        config_name = str(parameters.get("EndpointConfigName", "")).lower()
         log.record(
             role, f"sagemaker:{api}", log.arn("sagemaker", f"endpoint-config/{config_name}"), why
         )
@@ -420,13 +420,13 @@ def task_calls(
                 **via,
                 **{"kms:GrantIsForAWSResource": "true"},
             )
-    if p.get("Tags") and action != "updateEndpoint":
+    if parameters.get("Tags") and action != "updateEndpoint":
         # Tags at creation need sagemaker:AddTags on the new resource.
         log.record(role, "sagemaker:AddTags", target, why)
     # The optimized SageMaker integration reads the resource's tags.
     log.record(role, "sagemaker:ListTags", target, why)
-    passed = p.get("RoleArn") or p.get("ExecutionRoleArn")
-    passed = passed or p.get("TrainingJobDefinition", {}).get("RoleArn")
+    passed = parameters.get("RoleArn") or parameters.get("ExecutionRoleArn")
+    passed = passed or parameters.get("TrainingJobDefinition", {}).get("RoleArn")
     if passed:
         log.record(
             role,

@@ -565,28 +565,8 @@ class LocalSageMaker:
         with self._lock:
             self.transform_jobs[name.lower()] = desc
         job_dir = self.root / "jobs" / name
-        base = job_dir / "opt" / "ml"
         try:
-            self._model_dir(model, base)
-            image = self._image(model["PrimaryContainer"]["Image"])
-            env = {
-                **{
-                    str(k): str(v)
-                    for k, v in model["PrimaryContainer"].get("Environment", {}).items()
-                },
-                **{str(k): str(v) for k, v in desc["Environment"].items()},
-                "SAGEMAKER_BATCH": "true",
-            }
-            if "MaxPayloadInMB" in request:
-                env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(request["MaxPayloadInMB"])
-            server = start_serve(
-                image,
-                base,
-                environment=env,
-                log_path=job_dir / "serve.log",
-                source=name,
-                sink=self.log,
-            )
+            server = self._start_batch_server(model, desc, request, job_dir)
         except (RuntimeError, OSError, tarfile.TarError) as err:
             return self._transform_failed(desc, f"ClientError: {err}")
         try:
@@ -596,27 +576,7 @@ class LocalSageMaker:
                 MaxPayloadInMB=payload_mb,
                 MaxConcurrentTransforms=concurrency,
             )
-            bucket, prefix = parse_uri(source["S3Uri"])
-            folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
-            keys = [k for k in self.s3.keys(bucket, prefix) if not k.endswith("/")]
-            if not keys:
-                return self._transform_failed(
-                    desc, f"ClientError: no objects under {source['S3Uri']}"
-                )
-            out_base = tout["S3OutputPath"].rstrip("/")
-            records = 0
-            for key in keys:
-                data = self.s3.read(f"s3://{bucket}/{key}")
-                if tin.get("CompressionType") == "Gzip":
-                    data = gzip.decompress(data)
-                batches = self._batches(data, split, strategy, payload_mb * MB)
-                records += sum(n for _, n in batches)
-                outputs = self._invoke_all(server, batches, tin, tout, concurrency, name)
-                joiner = b"\n" if tout.get("AssembleWith") == "Line" else b""
-                body = joiner.join(o.rstrip(b"\n") if joiner else o for o in outputs)
-                if joiner and body:
-                    body += b"\n"
-                self.s3.write(f"{out_base}/{key[len(folder) :]}.out", body, tout.get("Accept"))
+            records = self._transform_objects(server, desc)
         except _TransformError as err:
             return self._transform_failed(desc, f"ClientError: {err}")
         finally:
@@ -626,6 +586,68 @@ class LocalSageMaker:
         desc["LocalRecords"] = records
         self._save_registry()
         return desc
+
+    def _start_batch_server(
+        self,
+        model: Mapping[str, Any],
+        desc: Mapping[str, Any],
+        request: Mapping[str, Any],
+        job_dir: Path,
+    ) -> ServeProcess:
+        """The model's image serving it for batch transform (``SAGEMAKER_BATCH``)."""
+        base = job_dir / "opt" / "ml"
+        self._model_dir(model, base)
+        image = self._image(model["PrimaryContainer"]["Image"])
+        env = {
+            **{str(k): str(v) for k, v in model["PrimaryContainer"].get("Environment", {}).items()},
+            **{str(k): str(v) for k, v in desc["Environment"].items()},
+            "SAGEMAKER_BATCH": "true",
+        }
+        if "MaxPayloadInMB" in request:
+            env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(request["MaxPayloadInMB"])
+        return start_serve(
+            image,
+            base,
+            environment=env,
+            log_path=job_dir / "serve.log",
+            source=desc["TransformJobName"],
+            sink=self.log,
+        )
+
+    def _transform_objects(self, server: ServeProcess, desc: Mapping[str, Any]) -> int:
+        """Every object under the input prefix, split and batched, through the model into
+        ``<output path>/<key>.out``; returns the number of records."""
+        tin, tout = desc["TransformInput"], desc["TransformOutput"]
+        source = tin.get("DataSource", {}).get("S3DataSource", {})
+        bucket, prefix = parse_uri(source["S3Uri"])
+        folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+        keys = [k for k in self.s3.keys(bucket, prefix) if not k.endswith("/")]
+        if not keys:
+            raise _TransformError(f"no objects under {source['S3Uri']}")
+        out_base = tout["S3OutputPath"].rstrip("/")
+        split = tin.get("SplitType", "None")
+        limit = desc["MaxPayloadInMB"] * MB
+        records = 0
+        for key in keys:
+            data = self.s3.read(f"s3://{bucket}/{key}")
+            if tin.get("CompressionType") == "Gzip":
+                data = gzip.decompress(data)
+            batches = self._batches(data, split, desc["BatchStrategy"], limit)
+            records += sum(n for _, n in batches)
+            outputs = self._invoke_all(
+                server,
+                batches,
+                tin,
+                tout,
+                desc["MaxConcurrentTransforms"],
+                desc["TransformJobName"],
+            )
+            joiner = b"\n" if tout.get("AssembleWith") == "Line" else b""
+            body = joiner.join(o.rstrip(b"\n") if joiner else o for o in outputs)
+            if joiner and body:
+                body += b"\n"
+            self.s3.write(f"{out_base}/{key[len(folder) :]}.out", body, tout.get("Accept"))
+        return records
 
     def _execution_parameters(
         self, server: ServeProcess, request: Mapping[str, Any]

@@ -18,21 +18,12 @@ ALLOWED: dict[str, tuple[int, str]] = {
     "local/tuning_job.py:run_tuning_job": (
         185,
         "the tuning job's loop (strategy, parallel jobs, early stop), new with local tuning; "
-        "to split into named steps as create_training_job was",
+        "to split into named steps as create_training_job and create_transform_job were",
     ),
     "local/access.py:task_calls": (
         110,
-        "one table of the SageMaker/Lambda/SNS calls each task integration makes (the IAM "
-        "proof's source), read top to bottom",
-    ),
-    "local/sagemaker.py:LocalSageMaker.create_transform_job": (
-        100,
-        "CreateTransformJob emulation; to split as create_training_job was",
-    ),
-    "local/runner.py:run": (
-        95,
-        "the local run's top level (assembly, servers, execution, report); split with the rest "
-        "of local mode",
+        "what Step Functions is authorized for per task integration (Lambda, SNS, SageMaker "
+        "sync and async, aws-sdk): one branch each, the IAM proof's source, read top to bottom",
     ),
 }
 
