@@ -341,6 +341,25 @@ class RecordingDispatcher:
         self.log.record(role, "logs:PutLogEvents", stream, why)
 
 
+# The SageMaker actions the workflow's tasks call: (ARN resource type, name parameter, the .sync
+# job kind of Step Functions' EventBridge rule).
+_SAGEMAKER_TARGETS: dict[str, tuple[str, str, str | None]] = {
+    "createTrainingJob": ("training-job", "TrainingJobName", "Training"),
+    "createTransformJob": ("transform-job", "TransformJobName", "Transform"),
+    "createHyperParameterTuningJob": (
+        "hyper-parameter-tuning-job",
+        "HyperParameterTuningJobName",
+        "Tuning",
+    ),
+    "createModel": ("model", "ModelName", None),
+    "createEndpointConfig": ("endpoint-config", "EndpointConfigName", None),
+    "createEndpoint": ("endpoint", "EndpointName", None),
+    "updateEndpoint": ("endpoint", "EndpointName", None),
+    "describeEndpoint": ("endpoint", "EndpointName", None),
+    "describeTrainingJob": ("training-job", "TrainingJobName", None),
+}
+
+
 def task_calls(
     log: CallLog,
     role: str,
@@ -357,69 +376,47 @@ def task_calls(
         if not function.startswith("arn:"):
             function = log.arn("lambda", f"function:{function}")
         log.record(role, "lambda:InvokeFunction", function, why)
-        return
+    elif resource.endswith(":::sns:publish"):
+        _sns_publish_calls(log, role, str(parameters["TopicArn"]), why)
+    elif ":sagemaker:" in resource or ":aws-sdk:sagemaker:" in resource:
+        _sagemaker_calls(log, role, resource, parameters, why, configs)
+
+
+def _sns_publish_calls(log: CallLog, role: str, topic: str, why: str) -> None:
+    log.record(role, "sns:Publish", topic, why, **TLS)
+    key = log.topic_keys.get(topic)
+    if key:
+        # Publishing to an encrypted topic: the publisher needs GenerateDataKey and Decrypt
+        # (Amazon SNS developer guide, "Key management"); SNS calls KMS on its behalf.
+        context = {
+            "kms:ViaService": f"sns.{log.region}.amazonaws.com",
+            "kms:EncryptionContext:aws:sns:topicArn": topic,
+        }
+        log.record(role, "kms:GenerateDataKey", key, why, **context)
+        log.record(role, "kms:Decrypt", key, why, **context)
+
+
+def _sagemaker_calls(
+    log: CallLog,
+    role: str,
+    resource: str,
+    parameters: Mapping[str, Any],
+    why: str,
+    configs: Mapping[str, Mapping[str, Any]],
+) -> None:
+    """The API call a SageMaker task makes and, for an optimized integration, what Step
+    Functions adds: tags, PassRole, the endpoint configuration's key, the .sync polling."""
     action = _action(resource)
-    if resource.endswith(":::sns:publish"):
-        topic = str(parameters["TopicArn"])
-        log.record(role, "sns:Publish", topic, why, **TLS)
-        key = log.topic_keys.get(topic)
-        if key:
-            # Publishing to an encrypted topic: the publisher needs GenerateDataKey and Decrypt
-            # (Amazon SNS developer guide, "Key management"); SNS calls KMS on its behalf.
-            context = {
-                "kms:ViaService": f"sns.{log.region}.amazonaws.com",
-                "kms:EncryptionContext:aws:sns:topicArn": topic,
-            }
-            log.record(role, "kms:GenerateDataKey", key, why, **context)
-            log.record(role, "kms:Decrypt", key, why, **context)
+    if action not in _SAGEMAKER_TARGETS:
         return
-    if ":sagemaker:" not in resource and ":aws-sdk:sagemaker:" not in resource:
-        return
-    sdk = ":aws-sdk:" in resource
-    sync = resource.endswith(".sync")
-    kinds = {
-        "createTrainingJob": ("training-job", "TrainingJobName", "Training"),
-        "createTransformJob": ("transform-job", "TransformJobName", "Transform"),
-        "createHyperParameterTuningJob": (
-            "hyper-parameter-tuning-job",
-            "HyperParameterTuningJobName",
-            "Tuning",
-        ),
-        "createModel": ("model", "ModelName", None),
-        "createEndpointConfig": ("endpoint-config", "EndpointConfigName", None),
-        "createEndpoint": ("endpoint", "EndpointName", None),
-        "updateEndpoint": ("endpoint", "EndpointName", None),
-        "describeEndpoint": ("endpoint", "EndpointName", None),
-        "describeTrainingJob": ("training-job", "TrainingJobName", None),
-    }
-    if action not in kinds:
-        return
-    kind, name_key, rule = kinds[action]
+    kind, name_key, rule = _SAGEMAKER_TARGETS[action]
     target = log.arn("sagemaker", f"{kind}/{str(parameters.get(name_key, '')).lower()}")
     api = action[0].upper() + action[1:]
     log.record(role, f"sagemaker:{api}", target, why)
-    if sdk:
+    if ":aws-sdk:" in resource:
         return  # an AWS SDK integration makes exactly the API call it names
     if action in ("createEndpoint", "updateEndpoint"):
-        config_name = str(parameters.get("EndpointConfigName", "")).lower()
-        log.record(
-            role, f"sagemaker:{api}", log.arn("sagemaker", f"endpoint-config/{config_name}"), why
-        )
-        key = configs.get(config_name, {}).get("KmsKeyId")
-        if key:
-            # The endpoint's volumes: SageMaker creates a grant as the caller (SageMaker API
-            # permissions reference: CreateEndpoint needs kms:CreateGrant when the endpoint
-            # configuration has a KmsKeyId).
-            via = {"kms:ViaService": f"sagemaker.{log.region}.amazonaws.com"}
-            log.record(role, "kms:DescribeKey", str(key), why, **via)
-            log.record(
-                role,
-                "kms:CreateGrant",
-                str(key),
-                why,
-                **via,
-                **{"kms:GrantIsForAWSResource": "true"},
-            )
+        _endpoint_config_calls(log, role, api, parameters, why, configs)
     if parameters.get("Tags") and action != "updateEndpoint":
         # Tags at creation need sagemaker:AddTags on the new resource.
         log.record(role, "sagemaker:AddTags", target, why)
@@ -435,7 +432,7 @@ def task_calls(
             why,
             **{"iam:PassedToService": "sagemaker.amazonaws.com"},
         )
-    if sync:
+    if resource.endswith(".sync"):
         describe = api.replace("Create", "Describe", 1)
         log.record(role, f"sagemaker:{describe}", target, why)
         for event_action in ("PutTargets", "PutRule", "DescribeRule"):
@@ -445,6 +442,36 @@ def task_calls(
                 log.arn("events", f"rule/StepFunctionsGetEventsForSageMaker{rule}JobsRule"),
                 why,
             )
+
+
+def _endpoint_config_calls(
+    log: CallLog,
+    role: str,
+    api: str,
+    parameters: Mapping[str, Any],
+    why: str,
+    configs: Mapping[str, Mapping[str, Any]],
+) -> None:
+    """CreateEndpoint/UpdateEndpoint on the configuration, and the grant for its key."""
+    config_name = str(parameters.get("EndpointConfigName", "")).lower()
+    log.record(
+        role, f"sagemaker:{api}", log.arn("sagemaker", f"endpoint-config/{config_name}"), why
+    )
+    key = configs.get(config_name, {}).get("KmsKeyId")
+    if key:
+        # The endpoint's volumes: SageMaker creates a grant as the caller (SageMaker API
+        # permissions reference: CreateEndpoint needs kms:CreateGrant when the endpoint
+        # configuration has a KmsKeyId).
+        via = {"kms:ViaService": f"sagemaker.{log.region}.amazonaws.com"}
+        log.record(role, "kms:DescribeKey", str(key), why, **via)
+        log.record(
+            role,
+            "kms:CreateGrant",
+            str(key),
+            why,
+            **via,
+            **{"kms:GrantIsForAWSResource": "true"},
+        )
 
 
 def resource_calls(log: CallLog) -> None:
