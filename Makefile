@@ -25,11 +25,17 @@ help:
 	@echo "make run   - set up, synthesize every environment, then run dev's workflow locally"
 	@echo "make test  - set up, then lint, test and check every synthesized template"
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed node_modules/.installed .venv-checkov/.installed
 
 $(VENV)/.installed: pyproject.toml containers/common/pyproject.toml containers/requirements-dev.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet -r containers/requirements-dev.txt -e containers/common -e '.[dev]'
+	touch $@
+
+# checkov (tests/infra/test_infra_security.py) pins an older boto3: it gets its own venv.
+.venv-checkov/.installed: requirements-checkov.txt
+	python3 -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet -r requirements-checkov.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -76,4 +82,4 @@ docs: setup
 	$(PY) -m mlstack.execution_input_docs
 
 clean:
-	rm -rf cdk.out $(VENV) node_modules
+	rm -rf cdk.out $(VENV) .venv-checkov node_modules

@@ -14,4 +14,6 @@ except ConfigError as err:
 assembly = app.synth()
 failures = validation_failures(Path(assembly.directory))
 if failures:
-    sys.exit("cdk-nag AwsSolutions findings not acknowledged:\n  " + "\n  ".join(failures))
+    sys.exit(
+        "Policy findings not fixed or acknowledged (docs/security.md):\n  " + "\n  ".join(failures)
+    )

@@ -1,4 +1,10 @@
-"""Builds the CDK app: one stage per environment file, checked by cdk-nag's AwsSolutions pack."""
+"""Builds the CDK app: one stage per environment file, checked by four policy engines.
+
+cdk-nag's AwsSolutions, NIST 800-53 rev 5 and HIPAA Security packs, and AWS Control Tower's
+proactive controls as AWS Guard rules (cdklabs-cdk-validator-cfnguard, which runs cfn-guard on
+each synthesized template). Every finding is fixed or acknowledged on its construct with a
+reason (docs/security.md); any other fails synth.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import App, Validations
-from cdk_nag import AwsSolutionsChecks
+from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks
+from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
 
 from mlstack.config import ENVIRONMENTS_DIR, EnvironmentConfig, load_environments
 from mlstack.stacks import MlStackStage
@@ -21,7 +28,7 @@ def build_app(
     environments_dir: Path = ENVIRONMENTS_DIR,
     **app_kwargs: Any,
 ) -> App:
-    """Add every environment's stage to ``app`` and register the AwsSolutions checks."""
+    """Add every environment's stage to ``app`` and register the policy engines."""
     app = app or App(**app_kwargs)
     if environments is None:
         # `cdk synth -c environments_dir=<dir>` checks another set of environment files.
@@ -29,12 +36,23 @@ def build_app(
         environments = load_environments(Path(override) if override else environments_dir)
     for name, config in environments.items():
         MlStackStage(app, name, config=config)
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    Validations.of(app).add_plugins(*policy_engines(app))
     return app
 
 
+def policy_engines(app: App) -> list[Any]:
+    """The validation plugins every synth runs (docs/security.md)."""
+    return [
+        AwsSolutionsChecks(app),
+        NIST80053R5Checks(app),
+        HIPAASecurityChecks(app),
+        # AWS Control Tower's proactive controls (the Guard rules the plugin ships).
+        CfnGuardValidator(control_tower_rules_enabled=True),
+    ]
+
+
 def validation_failures(assembly_directory: Path) -> list[str]:
-    """Unacknowledged findings of the validation plugins (cdk-nag) in a synthesized assembly.
+    """Unacknowledged findings of the validation plugins in a synthesized assembly.
 
     When the CDK CLI runs the app, the CDK reports plugin failures without failing the app's
     process, so the app checks the report itself and exits non-zero.
@@ -46,8 +64,12 @@ def validation_failures(assembly_directory: Path) -> list[str]:
     failures = []
     for plugin in report.get("pluginReports", []):
         for violation in plugin.get("violations", []):
-            if violation.get("severity") not in ("error", "fatal"):
+            # The compliance packs report some rules as warnings: those fail synth too.
+            if violation.get("severity") not in ("warning", "error", "fatal"):
                 continue
             for construct in violation.get("violatingConstructs", []):
-                failures.append(f"{violation['ruleName']} at {construct.get('constructPath')}")
+                path = construct.get("constructPath") or construct.get(
+                    "cloudFormationResource", {}
+                ).get("logicalId")
+                failures.append(f"{plugin.get('pluginName')}: {violation['ruleName']} at {path}")
     return failures

@@ -295,6 +295,49 @@ class WorkflowConfig:
     log_retention_days: Annotated[
         one_of(*LOG_RETENTION_DAYS), Field(description="CloudWatch Logs' retention periods")
     ]
+    lambda_reserved_concurrency: Annotated[
+        integer(1, rules.MAX_RESERVED_CONCURRENCY) | None,
+        Field(
+            description="reserved concurrency of the seeding and input-validation Lambdas; null "
+            "in an account whose Lambda concurrency limit is 10 (Lambda keeps 10 unreserved, so "
+            "any reservation fails the deploy): see docs/security.md"
+        ),
+    ] = 5
+
+
+@dataclass(frozen=True, config=_STRICT)
+class ExistingVpcConfig:
+    """A VPC of your own: jobs, models and functions run in its subnets (it must reach S3,
+    SageMaker, ECR, CloudWatch, STS and KMS: docs/security.md)."""
+
+    vpc_id: text(rules.VPC_ID_PATTERN, "a VPC ID such as 'vpc-0123456789abcdef0'")
+    subnet_ids: Annotated[
+        tuple[text(rules.SUBNET_ID_PATTERN, "a subnet ID such as 'subnet-0123456789abcdef0'"), ...],
+        Field(min_length=1, max_length=rules.MAX_SUBNETS),
+    ]
+    security_group_ids: Annotated[
+        tuple[
+            text(rules.SECURITY_GROUP_ID_PATTERN, "a security group ID such as 'sg-0123abcd'"), ...
+        ],
+        Field(max_length=rules.MAX_EXTRA_SECURITY_GROUPS),
+    ] = ()
+
+
+@dataclass(frozen=True, config=_STRICT)
+class NetworkConfig:
+    """Network isolation: where jobs, models, endpoints and the Lambdas run (docs/security.md)."""
+
+    vpc: Annotated[
+        one_of("create") | ExistingVpcConfig | None,
+        Field(
+            description="'create': a VPC of private isolated subnets with VPC endpoints and no "
+            "internet path; an existing VPC's IDs; null: no VPC (AWS-managed networking)"
+        ),
+    ] = None
+
+    @property
+    def isolated(self) -> bool:
+        return self.vpc is not None
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -438,6 +481,7 @@ class EnvironmentConfig:
     tuning: TuningConfig | None = None
     schedule: ScheduleConfig | None = None
     alarms: AlarmsConfig = dataclasses.field(default_factory=AlarmsConfig)
+    network: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
     account: text(rules.ACCOUNT_PATTERN, "a 12-digit AWS account ID") | None = None
     region: text(rules.REGION_PATTERN, "an AWS region such as 'eu-west-1'") | None = None
 
@@ -513,7 +557,7 @@ def expected(node: dict[str, Any], root: dict[str, Any] | None = None) -> str:
             rest = [o for o in options if o != {"type": "null"}]
             if len(rest) == 1 and rest[0].get("type") == "array" and rest[0].get("minItems"):
                 return expected(rest[0], root)  # an empty list is the mistake to name, not null
-            return "null or " + (expected(rest[0], root) if len(rest) == 1 else "a value")
+            return "null or " + " or ".join(expected(o, root) for o in rest)
         return " or ".join(expected(o, root) for o in options)
     if "const" in node:
         return repr(node["const"])
@@ -531,6 +575,10 @@ def expected(node: dict[str, Any], root: dict[str, Any] | None = None) -> str:
     if kind == "boolean":
         return "true or false"
     if kind == "array":
+        item = _resolve(node.get("items", {}), root)
+        if item.get("type") == "string" and item.get("description"):
+            many = "a non-empty list" if node.get("minItems") else "a list"
+            return f"{many}, each {item['description']}"
         return "a non-empty list of objects" if node.get("minItems") else "a list"
     if "properties" in node:
         return "an object"  # a section; its docstring is no expectation
@@ -578,17 +626,28 @@ def _value_at(data: Any, path: list[str | int]) -> Any:
     return data
 
 
-def _problem(error: Mapping[str, Any], data: Any) -> str:
-    # Union branches and validator wrappers add segments that name no key.
-    loc: list[str | int] = [
-        p for p in error["loc"] if isinstance(p, int) or ("[" not in p and p not in _BRANCHES)
+def _key_path(error: Mapping[str, Any]) -> list[str | int]:
+    # Union branches and validator wrappers add segments that name no key; so does a section's
+    # class name (``ExistingVpcConfig``): keys are lower case.
+    return [
+        p
+        for p in error["loc"]
+        if isinstance(p, int) or ("[" not in p and p not in _BRANCHES and not p[:1].isupper())
     ]
+
+
+def _problem(error: Mapping[str, Any], data: Any) -> str:
+    loc = _key_path(error)
     kind = error["type"]
     if kind == "none_required":
         return ""  # the null branch of an optional key: the other branch says what is wrong
     if kind in ("unexpected_keyword_argument", "extra_forbidden"):
         parent, _ = _field_schema(loc[:-1])
-        allowed = sorted(_resolve(parent or _full_schema()).get("properties", {}))
+        parent = _resolve(parent or _full_schema())
+        # A key that is null, a literal or a section: the section's keys.
+        sections = [_resolve(o) for o in parent.get("anyOf", [])]
+        parent = next((o for o in sections if "properties" in o), parent)
+        allowed = sorted(parent.get("properties", {}))
         allowed = [k for k in allowed if k != "name"] if len(loc) == 1 else allowed
         return f"unknown key '{_path_text(loc)}'; expected only {allowed}"
     node, depth = _field_schema(loc)
@@ -596,6 +655,9 @@ def _problem(error: Mapping[str, Any], data: Any) -> str:
     if kind == "missing":
         return f"missing key '{_path_text(key)}'; expected {expected(node or {})}"
     value = _value_at(data, key)
+    options = [o for o in _resolve(node or {}).get("anyOf", []) if o != {"type": "null"}]
+    if kind in ("dataclass_type", "dataclass_exact_type") and len(options) > 1:
+        return ""  # one branch of a key that is not only a section: the key's error says it all
     if kind in ("dataclass_type", "dataclass_exact_type") and depth == len(loc):
         where = f"'{_path_text(key)}'" if key else "the top level"
         return f"{where} must be an object, got {_describe(value)}"
@@ -603,6 +665,7 @@ def _problem(error: Mapping[str, Any], data: Any) -> str:
 
 
 _BRANCHES = {"int", "float", "str", "bool", "none", "tuple", "list", "dict"}
+_WRONG_BRANCH = {"literal_error", "dataclass_type", "dataclass_exact_type"}
 
 
 def _field_problems(name: str, data: Any) -> tuple[EnvironmentConfig | None, list[str]]:
@@ -620,6 +683,12 @@ def _field_problems(name: str, data: Any) -> tuple[EnvironmentConfig | None, lis
             inner = [e for e in errors if e["loc"][: len(error["loc"])] == error["loc"] != e["loc"]]
             if error["type"] == "too_short" and inner:
                 continue  # a list counted after its items failed: the items say why
+            here = _key_path(error)
+            deeper = [e for e in errors if len(_key_path(e)) > len(here)]
+            if error["type"] in _WRONG_BRANCH and any(
+                _key_path(e)[: len(here)] == here for e in deeper
+            ):
+                continue  # a union's other branch: the section's own errors say what is wrong
             text = _problem(error, data)
             if text and text not in problems:
                 problems.append(text)

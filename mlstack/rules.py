@@ -35,6 +35,14 @@ ENV_NAME_PATTERN = r"^[a-z][a-z0-9]{0,11}$"
 ACCOUNT_PATTERN = r"^[0-9]{12}$"
 REGION_PATTERN = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
+VPC_ID_PATTERN = r"^vpc-[0-9a-f]{8}([0-9a-f]{9})?$"
+SUBNET_ID_PATTERN = r"^subnet-[0-9a-f]{8}([0-9a-f]{9})?$"
+SECURITY_GROUP_ID_PATTERN = r"^sg-[0-9a-f]{8}([0-9a-f]{9})?$"
+# SageMaker's VpcConfig: 1 to 16 subnets, 1 to 5 security groups (one of them ours).
+MAX_SUBNETS = 16
+MAX_EXTRA_SECURITY_GROUPS = 4
+# Lambda keeps at least 10 concurrent executions of an account unreserved.
+MAX_RESERVED_CONCURRENCY = 1000
 S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+$"
 S3_KEY_PATTERN = r"^[A-Za-z0-9!_.*'()/-]+$"
 # A model.tar.gz: an s3:// URI, or a key in the data bucket (not starting with "/").

@@ -3,6 +3,7 @@
 from mlstack.constructs.data_bucket import DataBucket
 from mlstack.constructs.dataset_seeder import DatasetSeeder
 from mlstack.constructs.layout import BucketLayout
+from mlstack.constructs.log_encryption import LogGroupEncryption
 from mlstack.constructs.model_images import ModelImage, ModelImages
 from mlstack.constructs.monitoring import (
     AlarmThresholds,
@@ -10,6 +11,7 @@ from mlstack.constructs.monitoring import (
     MonitoredEndpoint,
     WorkflowMonitoring,
 )
+from mlstack.constructs.network import Placement, WorkloadNetwork
 from mlstack.constructs.realtime_endpoint import (
     AsyncInference,
     DataCapture,
@@ -34,9 +36,11 @@ __all__ = [
     "EndpointAlarms",
     "EndpointVariant",
     "HyperparameterTuning",
+    "LogGroupEncryption",
     "ModelImage",
     "ModelImages",
     "MonitoredEndpoint",
+    "Placement",
     "RealtimeEndpoint",
     "RetrainingSchedule",
     "SageMakerExecutionRole",
@@ -48,4 +52,5 @@ __all__ = [
     "VariantAutoscaling",
     "WorkflowDefaults",
     "WorkflowMonitoring",
+    "WorkloadNetwork",
 ]

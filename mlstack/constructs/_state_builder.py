@@ -34,6 +34,20 @@ class StateBuilder:
     role_arn: str
     network_isolation: bool
     max_attempts: int
+    # SageMaker VpcConfig of training (and tuning) jobs and of models (transform jobs and
+    # endpoints run in their model's), or None outside a VPC.
+    training_vpc: dict[str, list[str]] | None = None
+    model_vpc: dict[str, list[str]] | None = None
+
+    def training_network(self) -> dict[str, Any]:
+        """A training job's VPC settings. The instance count is an execution input, so traffic
+        between the hosts of a multi-host job is always encrypted inside the VPC."""
+        if self.training_vpc is None:
+            return {}
+        return {"VpcConfig": self.training_vpc, "EnableInterContainerTrafficEncryption": True}
+
+    def model_network(self) -> dict[str, Any]:
+        return {} if self.model_vpc is None else {"VpcConfig": self.model_vpc}
 
     def retry_sagemaker(self, state: sfn.CustomState, *, sdk: bool = False) -> None:
         """Retry transient API errors: ``sdk`` for an ``aws-sdk:sagemaker:*`` task."""

@@ -12,7 +12,10 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from mlstack.assets import runtime_path
+from mlstack.constructs._lambda import DEFAULT_RESERVED_CONCURRENCY, acknowledge_lambda_findings
+from mlstack.constructs._nag import skip_checkov
 from mlstack.constructs.layout import BucketLayout
+from mlstack.constructs.network import Placement
 from mlstack.constructs.roles import SeedFunctionRole
 from mlstack.rules import MAX_DATASET_ROWS
 
@@ -44,6 +47,11 @@ class DatasetSeeder(Construct):
         removal_policy: what happens to its log group when the stack is deleted. Default:
             ``RETAIN``.
         log_level: the function's ``LOG_LEVEL``. Default: ``"INFO"``.
+        reserved_concurrency: reserved concurrent executions, which both guarantee and cap
+            concurrent runs. Default: 5; None leaves it unreserved (for accounts whose Lambda
+            concurrency limit is 10).
+        placement: run the function in these VPC subnets and security groups (its role gets the
+            network-interface permissions Lambda documents for that). Default: none.
 
     Attributes:
         function: the seeding function.
@@ -67,6 +75,8 @@ class DatasetSeeder(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         log_level: str = "INFO",
+        reserved_concurrency: int | None = DEFAULT_RESERVED_CONCURRENCY,
+        placement: Placement | None = None,
     ) -> None:
         super().__init__(scope, id)
         if not 1 <= max_rows <= MAX_SEED_ROWS:
@@ -101,6 +111,10 @@ class DatasetSeeder(Construct):
             timeout=timeout,
             role=self.role,
             log_group=self.log_group,
+            reserved_concurrent_executions=reserved_concurrency,
+            vpc=placement.vpc if placement else None,
+            vpc_subnets=placement.subnet_selection() if placement else None,
+            security_groups=list(placement.security_groups) if placement else None,
             environment={
                 "BUCKET_NAME": bucket.bucket_name,
                 "DATASET_PREFIX": layout.datasets,
@@ -109,4 +123,13 @@ class DatasetSeeder(Construct):
                 "MAX_ROWS": str(max_rows),
                 "LOG_LEVEL": log_level,
             },
+        )
+        if placement is not None:
+            placement.grant_network_interfaces(self.role, service="lambda")
+        acknowledge_lambda_findings(self.function, reserved_concurrency, placement)
+        skip_checkov(
+            self.function,
+            "CKV_AWS_173",
+            "The environment holds no secret (bucket name, prefix, row counts); Lambda encrypts "
+            "it at rest with its AWS managed key.",
         )

@@ -11,7 +11,13 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from mlstack.assets import runtime_path
-from mlstack.constructs._nag import acknowledge_scoped_wildcards, default_policy
+from mlstack.constructs._lambda import DEFAULT_RESERVED_CONCURRENCY, acknowledge_lambda_findings
+from mlstack.constructs._nag import (
+    acknowledge_inline_policy,
+    acknowledge_scoped_wildcards,
+    default_policy,
+)
+from mlstack.constructs.network import Placement
 
 # The function's code: the checkout's lambda/validate_input/, or the copy a wheel carries.
 VALIDATE_INPUT_CODE_DIR = runtime_path("lambda/validate_input")
@@ -29,6 +35,9 @@ class InputValidator(Construct):
         log_retention: retention of the function's log group (default one year).
         removal_policy: of the log group (default RETAIN).
         code_directory: the function's code (default ``lambda/validate_input``).
+        reserved_concurrency: reserved (and maximum) concurrent executions (default 5; None
+            leaves it unreserved, for accounts whose Lambda concurrency limit is 10).
+        placement: VPC subnets and security groups to run in (default: none).
 
     Attributes:
         function: the validation function.
@@ -44,6 +53,8 @@ class InputValidator(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         code_directory: Path = VALIDATE_INPUT_CODE_DIR,
+        reserved_concurrency: int | None = DEFAULT_RESERVED_CONCURRENCY,
+        placement: Placement | None = None,
     ) -> None:
         super().__init__(scope, id)
         if not (code_directory / "handler.py").is_file():
@@ -57,6 +68,7 @@ class InputValidator(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="Execution input validation Lambda: writes its own logs only",
         )
+        acknowledge_inline_policy(self.role)
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="WriteOwnLogs",
@@ -82,4 +94,11 @@ class InputValidator(Construct):
             timeout=Duration.seconds(10),
             role=self.role,
             log_group=self.log_group,
+            reserved_concurrent_executions=reserved_concurrency,
+            vpc=placement.vpc if placement else None,
+            vpc_subnets=placement.subnet_selection() if placement else None,
+            security_groups=list(placement.security_groups) if placement else None,
         )
+        if placement is not None:
+            placement.grant_network_interfaces(self.role, service="lambda")
+        acknowledge_lambda_findings(self.function, reserved_concurrency, placement)

@@ -22,6 +22,7 @@ from mlstack.constructs.instance_storage import has_local_storage
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.model_images import ModelImage
 from mlstack.constructs.monitoring import variant_metric
+from mlstack.constructs.network import Placement
 from mlstack.constructs.roles import allow_sagemaker_metrics
 from mlstack.rules import INSTANCE_TYPE_PATTERN, NAME_PATTERN, SERVERLESS_MEMORY_SIZES
 
@@ -185,6 +186,9 @@ class RealtimeEndpoint(Construct):
         output_bucket: where captured data and asynchronous results go. Default:
             ``model_data_bucket``.
         layout: the bucket's key prefixes. Default: ``BucketLayout()``.
+        placement: a ``WorkloadNetwork``'s ``inference``: every model gets a ``VpcConfig`` in
+            those subnets and security groups, and the created role the network-interface
+            permissions SageMaker documents for VPC mode. Default: none (no VPC).
 
     Attributes:
         model: the default variant's model.
@@ -219,8 +223,10 @@ class RealtimeEndpoint(Construct):
         async_inference: AsyncInference | None = None,
         output_bucket: s3.IBucket | None = None,
         layout: BucketLayout | None = None,
+        placement: Placement | None = None,
     ) -> None:
         super().__init__(scope, id)
+        self._placement = placement
         if variants is None:
             variants = [
                 EndpointVariant(
@@ -255,21 +261,16 @@ class RealtimeEndpoint(Construct):
                 endpoint_name=endpoint_name,
             )
         )
+        if placement is not None:
+            # SageMaker attaches the endpoint's instances to the VPC as this role.
+            placement.grant_network_interfaces(self.role, service="sagemaker")
         self.model, self.models = self._models(
             image, model_data_bucket, model_data_key, network_isolation
         )
         self.success_topic: sns.Topic | None = None
         self.error_topic: sns.Topic | None = None
-        async_config = (
-            self._async_config(async_inference, key, output_bucket, layout)
-            if async_inference is not None
-            else None
-        )
-        capture_config = (
-            _capture_config(data_capture, key, output_bucket, layout)
-            if data_capture is not None
-            else None
-        )
+        async_config = self._async_config(async_inference, key, output_bucket, layout)
+        capture_config = _capture_config(data_capture, key, output_bucket, layout)
         self.endpoint_config = self._endpoint_config(key, capture_config, async_config)
         self.endpoint = self._endpoint(endpoint_name)
         self.endpoint_name = self.endpoint.attr_endpoint_name
@@ -393,6 +394,12 @@ class RealtimeEndpoint(Construct):
                     mode="SingleModel",
                 ),
                 enable_network_isolation=network_isolation,
+                vpc_config=sagemaker.CfnModel.VpcConfigProperty(
+                    security_group_ids=self._placement.security_group_ids,
+                    subnets=self._placement.subnet_ids,
+                )
+                if self._placement is not None
+                else None,
             )
             # The model is validated on creation: its role must already carry its policy.
             model.node.add_dependency(self.role)
@@ -411,13 +418,15 @@ class RealtimeEndpoint(Construct):
 
     def _async_config(
         self,
-        async_inference: AsyncInference,
+        async_inference: AsyncInference | None,
         key: kms.IKey,
         output_bucket: s3.IBucket,
         layout: BucketLayout,
-    ) -> sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty:
+    ) -> sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty | None:
         """Where asynchronous results and failures go; with notifications, creates
         :attr:`success_topic` and :attr:`error_topic` and lets the role publish to them."""
+        if async_inference is None:
+            return None
         notification = None
         if async_inference.notifications:
             self.success_topic = sns.Topic(self, "AsyncSuccess", master_key=key, enforce_ssl=True)
@@ -661,9 +670,14 @@ def _validate(
 
 
 def _capture_config(
-    data_capture: DataCapture, key: kms.IKey, output_bucket: s3.IBucket, layout: BucketLayout
-) -> sagemaker.CfnEndpointConfig.DataCaptureConfigProperty:
+    data_capture: DataCapture | None,
+    key: kms.IKey,
+    output_bucket: s3.IBucket,
+    layout: BucketLayout,
+) -> sagemaker.CfnEndpointConfig.DataCaptureConfigProperty | None:
     """Capture the sampled requests and/or responses under ``layout.data_capture``."""
+    if data_capture is None:
+        return None
     modes = [
         mode
         for mode, enabled in (

@@ -13,6 +13,7 @@ from aws_cdk import aws_scheduler_targets as targets
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from mlstack.constructs._nag import acknowledge_inline_policy
 from mlstack.rules import SCHEDULE_EXPRESSION_PATTERN
 
 _EXPRESSION = re.compile(SCHEDULE_EXPRESSION_PATTERN)
@@ -63,6 +64,7 @@ class RetrainingSchedule(Construct):
             ),
             description="EventBridge Scheduler: starts the retraining workflow only",
         )
+        acknowledge_inline_policy(self.role)
         state_machine.grant_start_execution(self.role)
         self.schedule = scheduler.Schedule(
             self,

@@ -17,7 +17,12 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from mlstack.constructs._nag import acknowledge, acknowledge_scoped_wildcards, default_policy
+from mlstack.constructs._nag import (
+    acknowledge,
+    acknowledge_inline_policy,
+    acknowledge_scoped_wildcards,
+    default_policy,
+)
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.model_images import ModelImage
 
@@ -165,6 +170,7 @@ class SageMakerExecutionRole(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"SageMaker execution role for {name_prefix} jobs, models and endpoints",
         )
+        acknowledge_inline_policy(self.role)
         prefixes = self._allow_data(bucket, key, layout, extra_read_object_arns)
         for image in images:
             image.grant_pull(self.role)
@@ -313,6 +319,7 @@ class SeedFunctionRole(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="Seeding Lambda: writes datasets only",
         )
+        acknowledge_inline_policy(self.role)
         # AbortMultipartUpload: lambda/seed aborts its multipart upload (datasets over 5 MiB)
         # when a part fails.
         self.role.add_to_policy(
@@ -389,6 +396,7 @@ class StateMachineRole(Construct):
             assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
             description=f"Step Functions role of the {name_prefix} training workflow",
         )
+        acknowledge_inline_policy(self.role)
         tagged = self._allow_sagemaker_jobs(name_prefix, tuning)
         self.role.add_to_policy(
             iam.PolicyStatement(sid="TagOnCreate", actions=["sagemaker:AddTags"], resources=tagged)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from constructs import Construct
 from pydantic import ValidationError
 
 from mlstack.constructs._deploy_states import deploy_states
+from mlstack.constructs._lambda import DEFAULT_RESERVED_CONCURRENCY
 from mlstack.constructs._nag import acknowledge, default_policy
 from mlstack.constructs._state_builder import StateBuilder as _StateBuilder
 from mlstack.constructs.endpoint_cleanup import EndpointCleanup
@@ -34,6 +36,7 @@ from mlstack.constructs.monitoring import (
     MonitoredEndpoint,
     allow_alarm_notifications,
 )
+from mlstack.constructs.network import WorkloadNetwork
 from mlstack.constructs.roles import (
     SageMakerExecutionRole,
     StateMachineRole,
@@ -190,6 +193,12 @@ class TrainingWorkflow(Construct):
             (auto-rollback on ``deploy_alarms``) and a bounded wait until it is in service.
             Default: none.
         max_rows: the most rows an execution input may ask for.
+        network: a :class:`WorkloadNetwork`: training and tuning jobs in its ``training``
+            placement (``VpcConfig``, traffic between hosts encrypted), models and so transform
+            jobs and the deploy stage's endpoint in its ``inference`` placement, the input
+            validator in its ``functions`` placement; the execution role gets the
+            network-interface permissions SageMaker documents for VPC mode. Default: none.
+        validator_reserved_concurrency: reserved concurrency of the input validator.
 
     Attributes:
         state_machine: the Step Functions state machine.
@@ -230,6 +239,8 @@ class TrainingWorkflow(Construct):
         tuning: HyperparameterTuning | None = None,
         deploy: DeployStage | None = None,
         max_rows: int = MAX_DATASET_ROWS,
+        network: WorkloadNetwork | None = None,
+        validator_reserved_concurrency: int | None = DEFAULT_RESERVED_CONCURRENCY,
     ) -> None:
         super().__init__(scope, id)
         self.defaults = defaults or WorkflowDefaults()
@@ -256,8 +267,15 @@ class TrainingWorkflow(Construct):
         self.log_group = self._log_group(log_retention, removal_policy)
         self.role = self._state_machine_role(tuning)
         self.input_validator = InputValidator(
-            self, "InputValidator", log_retention=log_retention, removal_policy=removal_policy
+            self,
+            "InputValidator",
+            log_retention=log_retention,
+            removal_policy=removal_policy,
+            reserved_concurrency=validator_reserved_concurrency,
+            placement=network.functions if network else None,
         )
+        if network is not None:
+            network.grant_sagemaker(self.execution_role)
         self.input_schema = self._input_schema(images, tuning, deploy, max_rows)
         self._grant_state_machine_role(seed_function, key)
         allow_alarm_notifications(self.topic, key)
@@ -265,6 +283,12 @@ class TrainingWorkflow(Construct):
             self._deploy_alarms(deploy, key) if deploy is not None else None
         )
         builder = self._state_builder(bucket, layout, key, network_isolation, max_attempts)
+        if network is not None:
+            builder = dataclasses.replace(
+                builder,
+                training_vpc=network.training.vpc_config(),
+                model_vpc=network.inference.vpc_config(),
+            )
         job = _training_job(builder, images, training_volume_size_gb, training_max_runtime, deploy)
         start = self._definition(builder, job, images, seed_function, tuning, deploy, key)
         self.state_machine = self._state_machine(start, timeout, deploy)
@@ -791,6 +815,7 @@ class TrainingWorkflow(Construct):
                     "ResourceConfig.$": TRAINING_RESOURCES,
                     "StoppingCondition": job.stopping,
                     "EnableNetworkIsolation": builder.network_isolation,
+                    **builder.training_network(),
                     "Tags": builder.tags(),
                 },
                 "ResultSelector": job.result,
@@ -833,6 +858,7 @@ class TrainingWorkflow(Construct):
                         "ResourceConfig.$": TRAINING_RESOURCES,
                         "StoppingCondition": job.stopping,
                         "EnableNetworkIsolation": builder.network_isolation,
+                        **builder.training_network(),
                     },
                     "Tags": builder.tags(),
                 },
@@ -882,6 +908,7 @@ class TrainingWorkflow(Construct):
                         "Mode": "SingleModel",
                     },
                     "EnableNetworkIsolation": builder.network_isolation,
+                    **builder.model_network(),
                     "Tags": builder.tags(),
                 },
                 # CreateModel answers only the ARN; SageMaker ARNs end in the (lower-case) name.

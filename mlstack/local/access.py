@@ -279,6 +279,8 @@ class RecordingDispatcher:
             key = parameters.get("ResourceConfig", {}).get("VolumeKmsKeyId")
             if key:
                 log.volume_key(role, key, why)
+            if parameters.get("VpcConfig"):
+                network_interfaces(log, role, parameters["VpcConfig"], "sagemaker", why)
         elif action == "createTransformJob":
             model = self.models.get(str(parameters["ModelName"]).lower(), {})
             role, name = (
@@ -297,6 +299,8 @@ class RecordingDispatcher:
             key = parameters.get("TransformResources", {}).get("VolumeKmsKeyId")
             if key:
                 log.volume_key(role, key, why)
+            if model.get("VpcConfig"):
+                network_interfaces(log, role, model["VpcConfig"], "sagemaker", why)
         elif action in ("createEndpoint", "updateEndpoint"):
             name = str(parameters["EndpointName"])
             config = self.configs.get(str(parameters["EndpointConfigName"]).lower(), {})
@@ -312,6 +316,8 @@ class RecordingDispatcher:
                     "/aws/sagemaker/Endpoints",
                     why,
                 )
+                if model.get("VpcConfig"):
+                    network_interfaces(log, role, model["VpcConfig"], "sagemaker", why)
             alarms = parameters.get("DeploymentConfig", {}).get("AutoRollbackConfiguration", {})
             for alarm in alarms.get("Alarms", []):
                 # "Auto-Rollback Configuration and Monitoring": the execution role reads them.
@@ -503,32 +509,12 @@ def resource_calls(log: CallLog) -> None:
                 stream = log.arn("logs", f"log-group:{log_group}:log-stream:2026/01/01/[$LATEST]0")
                 log.record(role, "logs:CreateLogStream", stream, why)
                 log.record(role, "logs:PutLogEvents", stream, why)
+            elif kind == "AWS::Lambda::Function" and props.get("VpcConfig"):
+                role = str(r.resolve(stack, props["Role"]))
+                vpc = r.resolve(stack, props["VpcConfig"])
+                network_interfaces(log, role, vpc, "lambda", f"function {lid} in a VPC")
             elif kind == "AWS::CloudWatch::Alarm":
-                alarm = log.arn("cloudwatch", f"alarm:{r.name(stack, lid)}")
-                for action in r.resolve(stack, props.get("AlarmActions", [])):
-                    if ":sns:" not in str(action):
-                        continue
-                    context = {"aws:SourceArn": alarm, "aws:SourceAccount": log.account}
-                    why = f"alarm {lid} notifies"
-                    log.record(
-                        "cloudwatch.amazonaws.com",
-                        "sns:Publish",
-                        str(action),
-                        why,
-                        **context,
-                        **TLS,
-                    )
-                    key = log.topic_keys.get(str(action))
-                    if key:
-                        kms_context = {
-                            **context,
-                            "kms:EncryptionContext:aws:sns:topicArn": str(action),
-                            "kms:ViaService": f"sns.{log.region}.amazonaws.com",
-                        }
-                        for kms_action in ("kms:GenerateDataKey", "kms:Decrypt"):
-                            log.record(
-                                "cloudwatch.amazonaws.com", kms_action, key, why, **kms_context
-                            )
+                _alarm_calls(log, stack, lid, props)
             elif kind == "AWS::StepFunctions::StateMachine":
                 role = str(r.resolve(stack, props["RoleArn"]))
                 why = "state machine logging (created or updated with a log destination)"
@@ -552,6 +538,91 @@ def resource_calls(log: CallLog) -> None:
                         "GetSamplingTargets",
                     ):
                         log.record(role, f"xray:{action}", "*", "X-Ray tracing of executions")
+
+
+def _alarm_calls(log: CallLog, stack: str, lid: str, props: Mapping[str, Any]) -> None:
+    """A CloudWatch alarm publishing to a topic (and using its key, when encrypted)."""
+    r = log.resolver
+    alarm = log.arn("cloudwatch", f"alarm:{r.name(stack, lid)}")
+    for action in r.resolve(stack, props.get("AlarmActions", [])):
+        if ":sns:" not in str(action):
+            continue
+        context = {"aws:SourceArn": alarm, "aws:SourceAccount": log.account}
+        why = f"alarm {lid} notifies"
+        log.record(
+            "cloudwatch.amazonaws.com",
+            "sns:Publish",
+            str(action),
+            why,
+            **context,
+            **TLS,
+        )
+        key = log.topic_keys.get(str(action))
+        if key:
+            kms_context = {
+                **context,
+                "kms:EncryptionContext:aws:sns:topicArn": str(action),
+                "kms:ViaService": f"sns.{log.region}.amazonaws.com",
+            }
+            for kms_action in ("kms:GenerateDataKey", "kms:Decrypt"):
+                log.record("cloudwatch.amazonaws.com", kms_action, key, why, **kms_context)
+
+
+# What a service does with the role of a function, job or model it places in a VPC: Lambda
+# ("Giving Lambda functions access to resources in an Amazon VPC") when the function is created
+# or updated, SageMaker ("Give SageMaker access to resources in your Amazon VPC") when a job or
+# endpoint starts.
+ENI_CALLS = {
+    "lambda": (
+        ("ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses"),
+        ("ec2:UnassignPrivateIpAddresses",),
+        ("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"),
+    ),
+    "sagemaker": (
+        ("ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface"),
+        ("ec2:DeleteNetworkInterfacePermission",),
+        (
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeVpcs",
+            "ec2:DescribeDhcpOptions",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeSecurityGroups",
+        ),
+    ),
+}
+
+
+def network_interfaces(
+    log: CallLog, role: str, vpc_config: Mapping[str, Any], service: str, why: str
+) -> None:
+    """The EC2 calls ``service`` makes as ``role`` to attach to the subnets and security groups
+    of ``vpc_config`` (a Lambda ``VpcConfig`` or SageMaker's, resolved)."""
+    subnets = [str(s) for s in vpc_config.get("SubnetIds", vpc_config.get("Subnets", []))]
+    groups = [str(g) for g in vpc_config.get("SecurityGroupIds", [])]
+    vpc = _vpc_of(log, subnets)
+    interface = log.arn("ec2", "network-interface/eni-0123456789abcdef0")
+    log.record(role, "ec2:CreateNetworkInterface", interface, why)
+    for subnet in subnets:
+        log.record(role, "ec2:CreateNetworkInterface", log.arn("ec2", f"subnet/{subnet}"), why)
+    for group in groups:
+        log.record(
+            role, "ec2:CreateNetworkInterface", log.arn("ec2", f"security-group/{group}"), why
+        )
+    on_interface, more, describe = ENI_CALLS[service]
+    context = {"ec2:Vpc": log.arn("ec2", f"vpc/{vpc}")} if vpc else {}
+    for action in (*on_interface, *more):
+        log.record(role, action, interface, why, **context)
+    for action in describe:
+        log.record(role, action, "*", why)
+
+
+def _vpc_of(log: CallLog, subnets: list[str]) -> str | None:
+    r = log.resolver
+    for stack, template in log.assembly.templates.items():
+        for lid, resource in template.get("Resources", {}).items():
+            if resource["Type"] == "AWS::EC2::Subnet" and r.ref(stack, lid) in subnets:
+                return str(r.resolve(stack, resource["Properties"]["VpcId"]))
+    return None
 
 
 def _is_lambda(resource: str) -> bool:

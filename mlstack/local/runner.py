@@ -127,6 +127,18 @@ def new_execution_name() -> str:
     return datetime.now(UTC).strftime("local-%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
+NETWORK_IGNORED = (
+    "network isolation (the VpcConfig of jobs and models) is ignored locally: jobs, models and "
+    "functions run as local processes"
+)
+
+
+def network_notice(definition: Mapping[str, Any]) -> str | None:
+    """What a run says, once, when the definition places jobs or models in a VPC (the config's
+    network section was validated when the app was synthesized)."""
+    return NETWORK_IGNORED if "VpcConfig" in json.dumps(definition) else None
+
+
 def run(options: RunOptions, reporter: Reporter) -> RunReport:
     """Execute the environment's workflow locally; never raises for a failing workflow."""
     started = time.perf_counter()
@@ -208,6 +220,9 @@ def _load_assembly(
         )
     )
     reporter.info(f"{options.environment}: state machine definition {how}")
+    notice = network_notice(assembly.definition)
+    if notice:
+        reporter.info(notice)
     return assembly
 
 

@@ -18,7 +18,9 @@ from mlstack.constructs import (
     RealtimeEndpoint,
     ServerlessInference,
     VariantAutoscaling,
+    WorkloadNetwork,
 )
+from mlstack.constructs._nag import acknowledge_inline_policy
 from mlstack.constructs.model_images import CONTAINERS_DIR
 
 
@@ -106,6 +108,8 @@ class ServingStack(Stack):
     Args:
         config: the environment's validated config; it names the released model artifact.
         data: the environment's :class:`DataBucket` (from the data stack).
+        network: the workflow stack's :class:`WorkloadNetwork`, whose ``inference`` placement
+            the endpoint's models run in. Default: None (no VPC).
 
     Attributes:
         endpoint: the :class:`RealtimeEndpoint`.
@@ -118,6 +122,7 @@ class ServingStack(Stack):
         *,
         config: EnvironmentConfig,
         data: DataBucket,
+        network: WorkloadNetwork | None = None,
         **kwargs: Any,
     ):
         super().__init__(
@@ -184,5 +189,8 @@ class ServingStack(Stack):
             else None,
             output_bucket=data.bucket,
             layout=data.layout,
+            # A serverless endpoint has no VPC configuration of its own.
+            placement=network.inference if network and not config.endpoint.serverless else None,
         )
+        acknowledge_inline_policy(self.endpoint.role)
         CfnOutput(self, "EndpointName", value=self.endpoint.endpoint_name)

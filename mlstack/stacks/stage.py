@@ -33,4 +33,10 @@ class MlStackStage(Stage):
         self.workflow = WorkflowStack(self, "Workflow", config=config, data=self.data.data)
         self.serving: ServingStack | None = None
         if config.endpoint.enabled:
-            self.serving = ServingStack(self, "Serving", config=config, data=self.data.data)
+            self.serving = ServingStack(
+                self,
+                "Serving",
+                config=config,
+                data=self.data.data,
+                network=self.workflow.network,
+            )

@@ -15,6 +15,7 @@ from mlstack.constructs import (
     DatasetSeeder,
     DeployStage,
     HyperparameterTuning,
+    LogGroupEncryption,
     ModelImages,
     MonitoredEndpoint,
     RetrainingSchedule,
@@ -22,7 +23,9 @@ from mlstack.constructs import (
     TrainingWorkflow,
     WorkflowDefaults,
     WorkflowMonitoring,
+    WorkloadNetwork,
 )
+from mlstack.constructs._nag import acknowledge_guard
 
 R = logs.RetentionDays
 RETENTION_DAYS = {
@@ -102,6 +105,53 @@ def hyperparameter_tuning(config: EnvironmentConfig) -> HyperparameterTuning | N
     )
 
 
+ONE_YEAR_DAYS = 365
+
+
+def short_retention(stack: Stack, days: int) -> None:
+    """Acknowledge AWS Control Tower's one-year log retention (CT.CLOUDWATCH.PR.2) for the log
+    groups of an environment that keeps its logs ``days`` days (workflow.log_retention_days)."""
+    for node in stack.node.find_all():
+        if isinstance(node, logs.CfnLogGroup):
+            acknowledge_guard(
+                node,
+                "cloudwatch_log_group_retention_period_check",
+                f"The environment keeps its logs {days} days (workflow.log_retention_days), a "
+                "choice for a non-production environment; production keeps them a year or more.",
+            )
+
+
+def workload_network(
+    scope: Construct,
+    config: EnvironmentConfig,
+    data: DataBucket,
+    retention: logs.RetentionDays,
+    removal: RemovalPolicy,
+) -> WorkloadNetwork | None:
+    """The environment's private network, or None when its isolation is off (network.vpc null)."""
+    vpc = config.network.vpc
+    if vpc is None:
+        return None
+    if vpc == "create":
+        return WorkloadNetwork(
+            scope,
+            "Network",
+            bucket=data.bucket,
+            keys=[data.key],
+            flow_log_retention=retention,
+            removal_policy=removal,
+        )
+    return WorkloadNetwork(
+        scope,
+        "Network",
+        bucket=data.bucket,
+        keys=[data.key],
+        vpc_id=vpc.vpc_id,
+        subnet_ids=vpc.subnet_ids,
+        extra_security_group_ids=vpc.security_group_ids,
+    )
+
+
 class WorkflowStack(Stack):
     """Images, seeding Lambda, state machine (with its optional tuning path and deploy stage),
     the retraining schedule, and the alarms and dashboard of the environment.
@@ -114,6 +164,7 @@ class WorkflowStack(Stack):
         workflow: the :class:`TrainingWorkflow`.
         schedule: the :class:`RetrainingSchedule`, or None when the config has none.
         monitoring: the :class:`WorkflowMonitoring`.
+        network: the :class:`WorkloadNetwork`, or None when the config has no network.
     """
 
     def __init__(
@@ -136,6 +187,8 @@ class WorkflowStack(Stack):
         self.workflow = self._workflow(config, data)
         self.schedule = self._schedule(config)
         self.monitoring = self._monitoring(config)
+        if config.workflow.log_retention_days < ONE_YEAR_DAYS:
+            short_retention(self, config.workflow.log_retention_days)
         CfnOutput(self, "StateMachineArn", value=self.workflow.state_machine.state_machine_arn)
         CfnOutput(self, "FailureTopicArn", value=self.workflow.topic.topic_arn)
         CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
@@ -146,6 +199,9 @@ class WorkflowStack(Stack):
         """The images, the seeding Lambda and the training workflow."""
         removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
         retention = RETENTION_DAYS[config.workflow.log_retention_days]
+        # Every log group of this stack is encrypted with its own customer-managed key.
+        LogGroupEncryption(self, "LogsKey", removal_policy=removal)
+        self.network = workload_network(self, config, data, retention, removal)
         images = ModelImages(
             self,
             "Images",
@@ -164,6 +220,8 @@ class WorkflowStack(Stack):
             max_rows=config.dataset.max_rows,
             log_retention=retention,
             removal_policy=removal,
+            reserved_concurrency=config.workflow.lambda_reserved_concurrency,
+            placement=self.network.functions if self.network else None,
         )
         return TrainingWorkflow(
             self,
@@ -192,6 +250,8 @@ class WorkflowStack(Stack):
             tuning=hyperparameter_tuning(config),
             deploy=deploy_stage(config),
             max_rows=config.dataset.max_rows,
+            network=self.network,
+            validator_reserved_concurrency=config.workflow.lambda_reserved_concurrency,
         )
 
     def _schedule(self, config: EnvironmentConfig) -> RetrainingSchedule | None:

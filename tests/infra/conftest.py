@@ -50,7 +50,7 @@ class SynthesizedApp:
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     app = build_app(new_app(outdir=str(tmp_path_factory.mktemp("cdk.out"))))
-    app.synth()  # runs the AwsSolutions validation plugin; raises on unacknowledged findings
+    app.synth()  # runs the four policy engines (docs/security.md); raises on a finding
     stages = {c.node.id: c for c in app.node.children if isinstance(c, MlStackStage)}
     return SynthesizedApp(app=app, stages=stages)
 

@@ -370,8 +370,8 @@ def test_every_problem_of_single_keys_is_reported_at_once(raw: dict[str, Any]) -
         "environment 'dev': key 'training.instance_count' is \"two\" (str); expected an integer "
         "from 1 to 100",
         "environment 'dev': unknown key 'colour'; expected only ['account', 'alarms', 'dataset', "
-        "'deploy', 'endpoint', 'images', 'notification_email', 'region', 'removal_policy', "
-        "'schedule', 'training', 'transform', 'tuning', 'workflow']",
+        "'deploy', 'endpoint', 'images', 'network', 'notification_email', 'region', "
+        "'removal_policy', 'schedule', 'training', 'transform', 'tuning', 'workflow']",
     ]
 
 
@@ -458,3 +458,41 @@ def test_docs_configuration_is_generated_from_the_schema() -> None:
     assert config_docs.DOC.read_text(encoding="utf-8") == config_docs.render(json_schema()), (
         "docs/configuration.md is stale: run `python -m mlstack.config_docs`"
     )
+
+
+@pytest.mark.parametrize(
+    ("vpc", "messages"),
+    [
+        ("yes", ["key 'network.vpc' is \"yes\" (str); expected null or 'create' or an object"]),
+        (
+            {"vpc_id": "vpc-1", "subnet_ids": []},
+            [
+                "key 'network.vpc.vpc_id' is \"vpc-1\" (str); expected a VPC ID such as "
+                "'vpc-0123456789abcdef0'",
+                "key 'network.vpc.subnet_ids' is [] (list); expected a non-empty list, each a "
+                "subnet ID such as 'subnet-0123456789abcdef0'",
+            ],
+        ),
+        (
+            {"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": ["subnet-01234567"], "zones": 2},
+            [
+                "unknown key 'network.vpc.zones'; expected only "
+                "['security_group_ids', 'subnet_ids', 'vpc_id']"
+            ],
+        ),
+    ],
+)
+def test_a_bad_network_section_fails_naming_each_key(
+    raw: dict[str, Any], vpc: Any, messages: list[str]
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_environment("dev", {**raw, "network": {"vpc": vpc}})
+    assert str(error.value).splitlines() == [f"environment 'dev': {m}" for m in messages]
+
+
+def test_network_isolation_is_on_in_prod_and_off_in_dev_by_default(raw: dict[str, Any]) -> None:
+    assert load_environment("prod").network.vpc == "create"
+    assert parse_environment("dev", raw).network.vpc is None
+    existing = {"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": ["subnet-01234567"]}
+    network = parse_environment("dev", {**raw, "network": {"vpc": existing}}).network
+    assert network.vpc.subnet_ids == ("subnet-01234567",)  # type: ignore[union-attr]
