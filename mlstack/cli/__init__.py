@@ -44,6 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     local = commands.add_parser("local", help="run the workflow or serve a model on this machine")
     local_commands = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
+    _add_local_run(local_commands)
+    _add_local_serve(local_commands)
+    _add_run(commands)
+    _add_invoke(commands)
+    return parser
+
+
+def _add_local_run(local_commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = local_commands.add_parser(
         "run",
         help="execute the environment's synthesized state machine here (no AWS, no Docker)",
@@ -92,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--plain", action="store_true", help="plain lines even on a terminal")
     run.add_argument("--verbose", "-v", action="store_true", help="show every log line")
 
+
+def _add_local_serve(local_commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = local_commands.add_parser(
         "serve",
         help="serve a model behind a SageMaker Runtime InvokeEndpoint gateway",
@@ -104,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
     serve.add_argument("--endpoint-name", help="endpoint name (default: the run's, else 'local')")
 
+
+def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     deployed_run = commands.add_parser(
         "run", help="start and follow an execution of the deployed state machine"
     )
@@ -116,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     deployed_run.add_argument("--poll", type=float, default=5.0, help="seconds between polls")
     deployed_run.add_argument("--plain", action="store_true")
 
+
+def _add_invoke(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     invoke = commands.add_parser("invoke", help="call the deployed endpoint")
     invoke.add_argument("--env", default="dev")
     invoke.add_argument("--file", type=Path, required=True, help="request body ('-': stdin)")
@@ -128,7 +142,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION, the profile's; a local "
         "--endpoint-url needs none)",
     )
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
+import jsii
 from aws_cdk import (
     Acknowledgment,
+    Aspects,
     Aws,
     CfnResource,
+    CustomResourceProviderBase,
     Duration,
     FeatureFlags,
+    IAspect,
     RemovalPolicy,
     Stack,
     Validations,
 )
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from mlstack.constructs._nag import acknowledge_compliance, acknowledge_guard, skip_checkov
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.log_encryption import deny_grants_for_non_aws_resources
 
 THIRTY_DAYS = Duration.days(30)
-# CDK's singleton provider behind ``auto_delete_objects`` (one per stack).
-AUTO_DELETE_PROVIDER_ID = "Custom::S3AutoDeleteObjectsCustomResourceProvider"
+# The resource type of the custom resource behind ``auto_delete_objects``.
+AUTO_DELETE_RESOURCE_TYPE = "Custom::S3AutoDeleteObjects"
 ONE_YEAR = Duration.days(365)
 
 # Reasons of the findings that stay (docs/security.md lists them).
@@ -53,16 +58,24 @@ EXPIRED_BY_LIFECYCLE = (
 class DataBucket(Construct):
     """Creates a KMS key (rotated), the data bucket encrypted with it and an access log bucket.
 
-    Both buckets block public access and deny non-TLS requests. The data bucket is versioned,
-    logs every request to the log bucket, expires batch transform output after
-    ``transform_output_expiry`` and noncurrent object versions after ``noncurrent_version_expiry``.
+    Both buckets block public access and deny non-TLS requests. The data bucket is versioned and
+    logs every request to the log bucket.
 
-    Props that change behaviour:
-      removal_policy: ``RemovalPolicy.RETAIN`` (default) keeps key and buckets when the stack is
-        deleted; ``DESTROY`` deletes them and empties the buckets first (auto-delete objects).
-      layout: the key prefixes the other constructs use (``self.layout``).
+    Args:
+        removal_policy: ``RemovalPolicy.RETAIN`` (default) keeps key and buckets when the stack
+            is deleted; ``DESTROY`` deletes them and empties the buckets first (auto-delete
+            objects, its provider limited to its own logs). Nothing else is allowed.
+        layout: the key prefixes the other constructs use. Default: ``BucketLayout()``.
+        transform_output_expiry: batch transform output expires after this. Default: 30 days.
+        noncurrent_version_expiry: noncurrent object versions expire after this. Default: 30
+            days.
+        access_log_expiry: access logs expire after this. Default: 365 days.
 
-    Attributes: ``bucket``, ``key``, ``log_bucket``, ``layout``.
+    Attributes:
+        bucket: the data bucket (SSE-KMS with ``key``, versioned).
+        key: the KMS key of the bucket, its topics and the jobs' volumes.
+        log_bucket: the access log bucket (SSE-S3: log delivery cannot use KMS).
+        layout: the key prefixes in use.
     """
 
     def __init__(
@@ -95,13 +108,26 @@ class DataBucket(Construct):
         )
         deny_grants_for_non_aws_resources(self.key)
 
+        self.log_bucket = self._log_bucket(removal_policy, access_log_expiry)
+        self.bucket = self._data_bucket(
+            removal_policy, transform_output_expiry, noncurrent_version_expiry
+        )
+        for bucket in (self.log_bucket, self.bucket):
+            acknowledge_compliance(bucket, "S3BucketReplicationEnabled", SINGLE_REGION)
+            acknowledge_guard(bucket, "s3_event_notifications_enabled_check", NO_EVENT_CONSUMER)
+            acknowledge_guard(bucket, "s3_bucket_object_lock_enabled_check", EXPIRED_BY_LIFECYCLE)
+        if destroy:
+            ScopedAutoDeleteLogs.apply_to(Stack.of(self))
+
+    def _log_bucket(self, removal_policy: RemovalPolicy, access_log_expiry: Duration) -> s3.Bucket:
+        destroy = removal_policy == RemovalPolicy.DESTROY
         # S3 server access logs can only be delivered to an SSE-S3 bucket, not an SSE-KMS one.
         # With the feature flag, log delivery is granted by bucket policy and ACLs stay disabled;
         # without it (apps without that flag) CDK grants delivery by ACL, which needs ObjectWriter.
         policy_grants = FeatureFlags.of(self).is_enabled(
             "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
         )
-        self.log_bucket = s3.Bucket(
+        log_bucket = s3.Bucket(
             self,
             "AccessLogs",
             encryption=s3.BucketEncryption.S3_MANAGED,
@@ -124,21 +150,27 @@ class DataBucket(Construct):
             removal_policy=removal_policy,
             auto_delete_objects=destroy,
         )
-        Validations.of(self.log_bucket).acknowledge(
+        Validations.of(log_bucket).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-S1",
                 reason="This is the access log destination of the data bucket; logging it to "
                 "itself would create a feedback loop of log objects.",
             )
         )
-        acknowledge_guard(self.log_bucket, "s3_bucket_logging_enabled_check", NO_SELF_LOGGING)
-        skip_checkov(self.log_bucket, "CKV_AWS_18", NO_SELF_LOGGING)
-        acknowledge_compliance(self.log_bucket, "S3DefaultEncryptionKMS", ACCESS_LOGS_SSE_S3)
-        acknowledge_guard(
-            self.log_bucket, "s3_bucket_default_encryption_kms_check", ACCESS_LOGS_SSE_S3
-        )
+        acknowledge_guard(log_bucket, "s3_bucket_logging_enabled_check", NO_SELF_LOGGING)
+        skip_checkov(log_bucket, "CKV_AWS_18", NO_SELF_LOGGING)
+        acknowledge_compliance(log_bucket, "S3DefaultEncryptionKMS", ACCESS_LOGS_SSE_S3)
+        acknowledge_guard(log_bucket, "s3_bucket_default_encryption_kms_check", ACCESS_LOGS_SSE_S3)
+        return log_bucket
 
-        self.bucket = s3.Bucket(
+    def _data_bucket(
+        self,
+        removal_policy: RemovalPolicy,
+        transform_output_expiry: Duration,
+        noncurrent_version_expiry: Duration,
+    ) -> s3.Bucket:
+        destroy = removal_policy == RemovalPolicy.DESTROY
+        return s3.Bucket(
             self,
             "Resource",
             encryption=s3.BucketEncryption.KMS,
@@ -166,40 +198,76 @@ class DataBucket(Construct):
             removal_policy=removal_policy,
             auto_delete_objects=destroy,
         )
-        for bucket in (self.log_bucket, self.bucket):
-            acknowledge_compliance(bucket, "S3BucketReplicationEnabled", SINGLE_REGION)
-            acknowledge_guard(bucket, "s3_event_notifications_enabled_check", NO_EVENT_CONSUMER)
-            acknowledge_guard(bucket, "s3_bucket_object_lock_enabled_check", EXPIRED_BY_LIFECYCLE)
-        if destroy:
-            _scope_auto_delete_provider_role(Stack.of(self))
+
+    def grant_read_transform_output(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` read the batch transform output (the predictions), under
+        ``layout.transform_output`` only, and decrypt it with :attr:`key`."""
+        return self.bucket.grant_read(grantee, f"{self.layout.transform_output}*")
 
 
-def _scope_auto_delete_provider_role(stack: Stack) -> None:
-    """Swap the AWS managed policy of CDK's auto-delete provider role for a scoped inline one.
+@jsii.implements(IAspect)
+class ScopedAutoDeleteLogs:
+    """An Aspect that swaps the AWS managed policy of CDK's auto-delete provider role for a
+    scoped inline one.
 
     CDK attaches ``AWSLambdaBasicExecutionRole`` (logs in every log group of the account) to the
-    provider that empties the buckets on ``cdk destroy``; accounts that forbid AWS managed
-    policies reject that role. The handler only needs to write its own logs, and CloudFormation
-    names it ``<stack name>-<logical id>-<suffix>``, so the stack name scopes the log groups.
+    provider that empties buckets with ``auto_delete_objects`` on ``cdk destroy``; accounts that
+    forbid AWS managed policies reject that role. The handler only needs to write its own logs,
+    and CloudFormation names it ``<stack name>-<logical id>-<suffix>``, so the stack name scopes
+    the log groups.
+
+    The provider is recognised by what it is, not by where CDK puts it: a
+    ``CustomResourceProviderBase`` whose service token a ``Custom::S3AutoDeleteObjects``
+    resource of the same stack uses; its role is its ``AWS::IAM::Role`` resource.
     """
-    provider = stack.node.try_find_child(AUTO_DELETE_PROVIDER_ID)
-    role = provider.node.try_find_child("Role") if provider else None
-    if not isinstance(role, CfnResource):  # pragma: no cover - CDK moved its provider
-        raise RuntimeError(f"{AUTO_DELETE_PROVIDER_ID}/Role not found in stack {stack.stack_name}")
+
+    def visit(self, node: IConstruct) -> None:
+        if not isinstance(node, CustomResourceProviderBase) or not _empties_buckets(node):
+            return
+        for child in node.node.children:
+            if not isinstance(child, CfnResource):
+                continue
+            if child.cfn_resource_type == "AWS::Lambda::Function":
+                _acknowledge_provider_findings(child)
+            elif child.cfn_resource_type == "AWS::IAM::Role":
+                _write_own_logs_only(child)
+
+    @staticmethod
+    def apply_to(stack: Stack) -> None:
+        """Add the aspect to ``stack`` once, however many buckets ask for it."""
+        aspects = Aspects.of(stack)
+        if not any(isinstance(aspect, ScopedAutoDeleteLogs) for aspect in aspects.all):
+            aspects.add(ScopedAutoDeleteLogs())
+
+
+def _empties_buckets(provider: CustomResourceProviderBase) -> bool:
+    stack = Stack.of(provider)
+    token = stack.resolve(provider.service_token)
+    return any(
+        isinstance(node, CfnResource)
+        and node.cfn_resource_type == AUTO_DELETE_RESOURCE_TYPE
+        # Read through CfnResource's subclass API: a custom resource has no typed properties.
+        and stack.resolve(node._cfn_properties).get("ServiceToken") == token
+        for node in stack.node.find_all()
+    )
+
+
+def _acknowledge_provider_findings(handler: CfnResource) -> None:
+    provider_reason = (
+        "CDK's provider that empties the buckets on `cdk destroy`, created only when the "
+        "data is destroyed with the stack (dev): it runs once, invoked by CloudFormation, "
+        "which waits for its answer, and calls only the S3 API."
+    )
+    acknowledge_guard(handler, "lambda_inside_vpc_check", provider_reason)
+    for check in ("CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117"):
+        skip_checkov(handler, check, provider_reason)
+
+
+def _write_own_logs_only(role: CfnResource) -> None:
     log_groups = (
         f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:/aws/lambda/"
         f"{Aws.STACK_NAME}-*"
     )
-    handler = provider.node.try_find_child("Handler") if provider else None
-    if isinstance(handler, CfnResource):
-        provider_reason = (
-            "CDK's provider that empties the buckets on `cdk destroy`, created only when the "
-            "data is destroyed with the stack (dev): it runs once, invoked by CloudFormation, "
-            "which waits for its answer, and calls only the S3 API."
-        )
-        acknowledge_guard(handler, "lambda_inside_vpc_check", provider_reason)
-        for check in ("CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117"):
-            skip_checkov(handler, check, provider_reason)
     role.add_property_deletion_override("ManagedPolicyArns")
     role.add_property_override(
         "Policies",

@@ -32,15 +32,34 @@ class DatasetSeeder(Construct):
     The function writes the dataset in shards of ``rows_per_shard`` rows, one object per split
     and shard: ``<datasets><run_id>/train/part-00000.csv``, ``.../validation/part-00000.csv``
     (a fifth of the shard's rows, at least one) and ``.../test/part-00000.csv``; an event with a
-    ``shard`` writes only that shard (one iteration of a Map state);
-    ``default_rows``/``default_seed``/``rows_per_shard`` apply when an event has none,
-    ``max_rows`` caps requests.
-    ``reserved_concurrency`` (default 5; None leaves it unreserved, for accounts whose Lambda
-    concurrency limit is 10) both guarantees and caps concurrent runs; ``placement`` runs the
-    function in those VPC subnets and security groups (its role gets the network-interface
-    permissions Lambda documents for that).
+    ``shard`` writes only that shard (one iteration of a Map state).
 
-    Attributes: ``function``, ``role``, ``log_group``.
+    Args:
+        bucket: where the datasets go.
+        key: the bucket's KMS key. Default: ``bucket.encryption_key``.
+        layout: the bucket's key prefixes. Default: ``BucketLayout()``.
+        default_rows: rows when an event names none. Default: 1000.
+        default_seed: random seed when an event names none. Default: 42.
+        max_rows: the most rows an event may ask for. Default: ``mlstack.rules.MAX_DATASET_ROWS``
+            (what fits in 256 MB).
+        rows_per_shard: rows of each shard (one object per split and shard); a shard's bytes
+            depend only on the seed, its index and this. Default: ``DEFAULT_ROWS_PER_SHARD``.
+        code_directory: the function's code. Default: ``lambda/seed`` of this package.
+        timeout: the function's timeout. Default: 5 minutes.
+        log_retention: how long its logs are kept. Default: one year.
+        removal_policy: what happens to its log group when the stack is deleted. Default:
+            ``RETAIN``.
+        log_level: the function's ``LOG_LEVEL``. Default: ``"INFO"``.
+        reserved_concurrency: reserved concurrent executions, which both guarantee and cap
+            concurrent runs. Default: 5; None leaves it unreserved (for accounts whose Lambda
+            concurrency limit is 10).
+        placement: run the function in these VPC subnets and security groups (its role gets the
+            network-interface permissions Lambda documents for that). Default: none.
+
+    Attributes:
+        function: the seeding function.
+        role: its role.
+        log_group: its log group.
     """
 
     def __init__(
@@ -75,10 +94,7 @@ class DatasetSeeder(Construct):
                 f"DatasetSeeder rows_per_shard={rows_per_shard}: expected 1 to "
                 f"{MAX_ROWS_PER_SHARD} (what one invocation writes within its timeout)"
             )
-        if default_seed < 0:
-            raise ValueError(f"DatasetSeeder default_seed={default_seed}: expected >= 0")
-        if not (code_directory / "handler.py").is_file():
-            raise ValueError(f"DatasetSeeder code_directory={code_directory}: no handler.py there")
+        _validate_seed_and_code(default_seed, code_directory)
         layout = layout or BucketLayout()
 
         self.log_group = logs.LogGroup(
@@ -124,3 +140,10 @@ class DatasetSeeder(Construct):
             "The environment holds no secret (bucket name, prefix, row counts); Lambda encrypts "
             "it at rest with its AWS managed key.",
         )
+
+
+def _validate_seed_and_code(default_seed: int, code_directory: Path) -> None:
+    if default_seed < 0:
+        raise ValueError(f"DatasetSeeder default_seed={default_seed}: expected >= 0")
+    if not (code_directory / "handler.py").is_file():
+        raise ValueError(f"DatasetSeeder code_directory={code_directory}: no handler.py there")

@@ -40,7 +40,13 @@ class EndpointCleanup(Construct):
     dependencies the KMS key of another stack) is deleted after it: add dependencies with
     ``node.add_dependency`` on this construct's ``resource``.
 
-    Attributes: ``resource``, ``function``, ``role``.
+    Args:
+        endpoint_name: the endpoint to delete with the stack.
+
+    Attributes:
+        resource: the custom resource; what depends on the endpoint should depend on it.
+        function: the function that deletes the endpoint.
+        role: the function's role.
     """
 
     def __init__(self, scope: Construct, id: str, *, endpoint_name: str) -> None:

@@ -39,7 +39,10 @@ class InputValidator(Construct):
             leaves it unreserved, for accounts whose Lambda concurrency limit is 10).
         placement: VPC subnets and security groups to run in (default: none).
 
-    Attributes: ``function``, ``role``, ``log_group``.
+    Attributes:
+        function: the validation function.
+        role: its role.
+        log_group: its log group.
     """
 
     def __init__(

@@ -67,7 +67,8 @@ class LogGroupEncryption(Construct):
     Args:
         removal_policy: of the key (default RETAIN: logs already written stay readable).
 
-    Attributes: ``key``.
+    Attributes:
+        key: the KMS key of the stack's log groups.
     """
 
     def __init__(

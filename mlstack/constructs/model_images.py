@@ -30,8 +30,16 @@ class ModelImage(Construct):
     """One SageMaker container image: a Docker image asset built from ``directory``/``file``,
     or an existing ECR ``image_uri`` (for example AWS's built-in XGBoost image).
 
-    Attributes: ``image_uri``; ``grant_pull(grantee)`` lets a role pull only this image's
-    repository (plus ``ecr:GetAuthorizationToken``, which has no resource-level permissions).
+    ``grant_pull(grantee)`` lets a role pull only this image's repository (plus
+    ``ecr:GetAuthorizationToken``, which has no resource-level permissions).
+
+    Args:
+        directory: the Docker build context. Default: ``containers/`` of this package.
+        file: the Dockerfile, relative to ``directory``.
+        image_uri: an existing ECR image instead of a build (``directory``/``file`` unused).
+
+    Attributes:
+        image_uri: the image's URI, for a model's or a job's container.
     """
 
     def __init__(
@@ -101,16 +109,27 @@ class ModelImages(Construct):
 
     By default both are built from ``containers_directory`` (``training/Dockerfile`` and
     ``inference/Dockerfile``, with ``containers/`` as build context) and the training job's metric
-    definitions are read from ``training/metric_definitions.json``. Hand in
-    ``training_image_uri``/``inference_image_uri`` to use existing images instead; metric
-    definitions for an existing training image are then ``training_metric_definitions`` (optional).
-    The hyperparameter names a built training image accepts are read from its own table
-    (``common/mlstack_containers/hyperparameters.py``); for an existing image they are
-    ``training_hyperparameter_names`` (optional; None: unknown, any valid name is passed on).
+    definitions are read from ``training/metric_definitions.json``. ``grant_pull(grantee)`` lets
+    a role pull both.
 
-    Attributes: ``training``, ``inference`` (:class:`ModelImage`), ``training_image_uri``,
-    ``inference_image_uri``, ``training_metric_definitions``, ``training_hyperparameter_names``;
-    ``grant_pull(grantee)``.
+    Args:
+        containers_directory: the build context of both images. Default: ``containers/``.
+        training_image_uri: an existing training image instead of a build.
+        inference_image_uri: an existing inference image instead of a build.
+        training_metric_definitions: the metric definitions (``Name``, ``Regex``) of an existing
+            training image. Default: none; a built image's come from its
+            ``metric_definitions.json``.
+        training_hyperparameter_names: the hyperparameters an existing training image accepts.
+            Default: None (unknown: any valid name is passed on); a built image's come from
+            ``common/mlstack_containers/hyperparameters.py``.
+
+    Attributes:
+        training: the training :class:`ModelImage`.
+        inference: the inference :class:`ModelImage`.
+        training_image_uri: the training image's URI.
+        inference_image_uri: the inference image's URI.
+        training_metric_definitions: the training job's metric definitions.
+        training_hyperparameter_names: the hyperparameters the training image accepts, or None.
     """
 
     def __init__(
@@ -155,10 +174,9 @@ class ModelImages(Construct):
         self.training_image_uri = self.training.image_uri
         self.inference_image_uri = self.inference.image_uri
 
-    def grant_pull(self, grantee: iam.IGrantable) -> None:
+    def grant_pull(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` pull both images."""
-        self.training.grant_pull(grantee)
-        self.inference.grant_pull(grantee)
+        return self.training.grant_pull(grantee).combine(self.inference.grant_pull(grantee))
 
 
 def _metric_definition(item: Mapping[str, str], index: int) -> dict[str, str]:

@@ -155,25 +155,31 @@ def _ec2_arn(stack: Stack, resource: str, name: str) -> str:
 
 
 class WorkloadNetwork(Construct):
-    """Creates the security groups of the workload and, with ``vpc=None``, a VPC of private
+    """Creates the security groups of the workload and, with ``vpc_id=None``, a VPC of private
     isolated subnets in two availability zones (no NAT or internet gateway) with the VPC
     endpoints the workload calls: an S3 gateway endpoint and the interface endpoints in
     :data:`INTERFACE_ENDPOINTS`, each with a policy for this account's principals and resources.
 
     Args:
-        vpc: an existing VPC to use instead (with ``subnet_ids``); it must already reach the
-            services above (endpoints or a NAT): none are created in it.
-        subnet_ids: the subnets of ``vpc`` to run in.
-        extra_security_group_ids: security groups attached beside ours (an existing VPC's
-            mandated groups, for example).
         bucket: the data bucket, the only bucket the S3 gateway endpoint allows besides ECR's
             image layer bucket.
         keys: the KMS keys the KMS endpoint allows.
-        flow_log_retention, removal_policy: of the created VPC's flow log group.
+        vpc_id: an existing VPC to use instead (with ``subnet_ids``); it must already reach the
+            services above (endpoints or a NAT): none are created in it. Default: None (a VPC
+            is created).
+        subnet_ids: the subnets of ``vpc_id`` to run in.
+        extra_security_group_ids: security groups attached beside ours (an existing VPC's
+            mandated groups, for example).
+        flow_log_retention: retention of the created VPC's flow log group.
+        removal_policy: of the created VPC's flow log group.
 
-    Attributes: ``vpc``, ``training`` (placement of training and tuning jobs: its group allows
-    traffic between the job's own hosts), ``inference`` (transform jobs, models, endpoints),
-    ``functions`` (Lambda functions), ``endpoints_security_group`` (None for an existing VPC).
+    Attributes:
+        vpc: the VPC.
+        training: placement of training and tuning jobs (its group allows traffic between the
+            job's own hosts).
+        inference: placement of transform jobs, models and endpoints.
+        functions: placement of Lambda functions.
+        endpoints_security_group: the VPC endpoints' group (None for an existing VPC).
     """
 
     def __init__(
@@ -287,22 +293,7 @@ class WorkloadNetwork(Construct):
             "Nothing is placed in the default security group: every network interface of the "
             "workload gets one of ours. Closing it takes a custom-resource Lambda outside the VPC.",
         )
-        # Every accepted and rejected flow, to a log group of this stack (encrypted like the
-        # stack's other log groups when the stack has a LogGroupEncryption).
-        flow_logs = logs.LogGroup(
-            self,
-            "FlowLogs",
-            retention=flow_log_retention,
-            removal_policy=removal_policy,
-        )
-        flow_log = vpc.add_flow_log(
-            "FlowLog",
-            destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
-            traffic_type=ec2.FlowLogTrafficType.ALL,
-        )
-        flow_log_role = flow_log.node.try_find_child("IAMRole")
-        if isinstance(flow_log_role, iam.Role):
-            acknowledge_inline_policy(flow_log_role)
+        self._add_flow_logs(vpc, flow_log_retention, removal_policy)
         s3_endpoint = vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
         s3_endpoint.add_to_policy(
             iam.PolicyStatement(
@@ -343,6 +334,26 @@ class WorkloadNetwork(Construct):
             for statement in _endpoint_statements(id, keys):
                 endpoint.add_to_policy(statement)
         return vpc
+
+    def _add_flow_logs(
+        self, vpc: ec2.Vpc, flow_log_retention: logs.RetentionDays, removal_policy: RemovalPolicy
+    ) -> None:
+        # Every accepted and rejected flow, to a log group of this stack (encrypted like the
+        # stack's other log groups when the stack has a LogGroupEncryption).
+        flow_logs = logs.LogGroup(
+            self,
+            "FlowLogs",
+            retention=flow_log_retention,
+            removal_policy=removal_policy,
+        )
+        flow_log = vpc.add_flow_log(
+            "FlowLog",
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
+            traffic_type=ec2.FlowLogTrafficType.ALL,
+        )
+        flow_log_role = flow_log.node.try_find_child("IAMRole")
+        if isinstance(flow_log_role, iam.Role):
+            acknowledge_inline_policy(flow_log_role)
 
 
 def _endpoint_statements(id: str, keys: Sequence[kms.IKey]) -> list[iam.PolicyStatement]:

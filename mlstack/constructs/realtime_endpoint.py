@@ -153,28 +153,54 @@ class RealtimeEndpoint(Construct):
     ``model_data_bucket``, plus one model per variant with its own ``model_data_key``), an
     endpoint configuration (storage encrypted with ``key``) and the endpoint.
 
-    ``variants`` (default: one ``variant_name`` of ``instance_type`` x ``instance_count``) share
-    traffic by weight (A/B testing); each is instance-based, optionally autoscaled, or
-    ``serverless`` (then the only variant, without network isolation, data capture or
-    asynchronous inference). ``data_capture`` writes requests/responses under
-    ``layout.data_capture`` of ``output_bucket`` (default: ``model_data_bucket``);
-    ``async_inference`` writes results and failures under ``layout.async_inference`` and
-    notifies ``success_topic``/``error_topic``. Impossible combinations raise ``ValueError``.
-
     The endpoint configuration has no fixed name: any change creates a new one and CloudFormation
-    points the endpoint at it, so the endpoint (named ``endpoint_name``, or by CloudFormation
-    when None) keeps its name. Without ``role`` a role is created that may read only the
-    artifacts, use ``key``, pull only ``image``, write the endpoint's logs and its capture/async
-    prefixes, and publish to its topics. ``placement`` (a ``WorkloadNetwork``'s ``inference``)
-    gives every model a ``VpcConfig`` in those subnets and security groups and the created role
-    the network-interface permissions SageMaker documents for VPC mode.
-
-    Attributes: ``model`` (the default variant's), ``models`` (by variant), ``endpoint_config``,
-    ``endpoint``, ``role``, ``endpoint_name``, ``variants``, ``scalable_targets`` (by variant),
-    ``success_topic``, ``error_topic``.
+    points the endpoint at it, so the endpoint keeps its name. Impossible combinations of props
+    raise ``ValueError`` naming the prop.
 
     Methods: ``grant_invoke(grantee)``; ``metric(name)``, ``metric_invocations()``,
     ``metric_model_latency()`` and ``metric_errors('4XX'|'5XX')``, per variant.
+
+    Args:
+        image: the inference image.
+        model_data_bucket: the bucket holding the model artifact(s).
+        model_data_key: the artifact's key, such as ``releases/v1/model.tar.gz``.
+        key: the KMS key of the bucket; also encrypts the endpoint's storage, captured data,
+            asynchronous results and topics.
+        role: the role the models run as. Default: a new role that may read only the
+            artifacts, use ``key``, pull only ``image``, write the endpoint's logs and its
+            capture/async prefixes, and publish to its topics.
+        instance_type: the default variant's instance type. Default: ``ml.m5.large``.
+        instance_count: the default variant's instance count, 1 to 100. Default: 1.
+        endpoint_name: the endpoint's name. Default: None (named by CloudFormation).
+        variant_name: the default variant's name. Default: ``AllTraffic``.
+        network_isolation: run the models without network access. Default: True (a serverless
+            endpoint needs False).
+        variants: production variants sharing traffic by weight (A/B testing), each
+            instance-based, optionally autoscaled, or serverless (then the only variant, without
+            network isolation, data capture or asynchronous inference). Default: one variant of
+            ``variant_name``, ``instance_type`` x ``instance_count``.
+        data_capture: capture requests/responses under ``layout.data_capture`` of
+            ``output_bucket``. Default: off.
+        async_inference: asynchronous inference, results and failures under
+            ``layout.async_inference`` of ``output_bucket``. Default: off.
+        output_bucket: where captured data and asynchronous results go. Default:
+            ``model_data_bucket``.
+        layout: the bucket's key prefixes. Default: ``BucketLayout()``.
+        placement: a ``WorkloadNetwork``'s ``inference``: every model gets a ``VpcConfig`` in
+            those subnets and security groups, and the created role the network-interface
+            permissions SageMaker documents for VPC mode. Default: none (no VPC).
+
+    Attributes:
+        model: the default variant's model.
+        models: every variant's model, by variant name.
+        endpoint_config: the endpoint configuration.
+        endpoint: the endpoint (``AWS::SageMaker::Endpoint``).
+        endpoint_name: the endpoint's name (a token when CloudFormation names it).
+        role: the role the models run as.
+        variants: the production variants.
+        scalable_targets: the Application Auto Scaling targets, by variant name.
+        success_topic: the asynchronous success topic, or None.
+        error_topic: the asynchronous error topic, or None.
     """
 
     def __init__(
@@ -243,16 +269,8 @@ class RealtimeEndpoint(Construct):
         )
         self.success_topic: sns.Topic | None = None
         self.error_topic: sns.Topic | None = None
-        async_config = (
-            self._async_config(async_inference, key, output_bucket, layout)
-            if async_inference is not None
-            else None
-        )
-        capture_config = (
-            _capture_config(data_capture, key, output_bucket, layout)
-            if data_capture is not None
-            else None
-        )
+        async_config = self._async_config(async_inference, key, output_bucket, layout)
+        capture_config = _capture_config(data_capture, key, output_bucket, layout)
         self.endpoint_config = self._endpoint_config(key, capture_config, async_config)
         self.endpoint = self._endpoint(endpoint_name)
         self.endpoint_name = self.endpoint.attr_endpoint_name
@@ -400,13 +418,15 @@ class RealtimeEndpoint(Construct):
 
     def _async_config(
         self,
-        async_inference: AsyncInference,
+        async_inference: AsyncInference | None,
         key: kms.IKey,
         output_bucket: s3.IBucket,
         layout: BucketLayout,
-    ) -> sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty:
+    ) -> sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty | None:
         """Where asynchronous results and failures go; with notifications, creates
         :attr:`success_topic` and :attr:`error_topic` and lets the role publish to them."""
+        if async_inference is None:
+            return None
         notification = None
         if async_inference.notifications:
             self.success_topic = sns.Topic(self, "AsyncSuccess", master_key=key, enforce_ssl=True)
@@ -650,9 +670,14 @@ def _validate(
 
 
 def _capture_config(
-    data_capture: DataCapture, key: kms.IKey, output_bucket: s3.IBucket, layout: BucketLayout
-) -> sagemaker.CfnEndpointConfig.DataCaptureConfigProperty:
+    data_capture: DataCapture | None,
+    key: kms.IKey,
+    output_bucket: s3.IBucket,
+    layout: BucketLayout,
+) -> sagemaker.CfnEndpointConfig.DataCaptureConfigProperty | None:
     """Capture the sampled requests and/or responses under ``layout.data_capture``."""
+    if data_capture is None:
+        return None
     modes = [
         mode
         for mode, enabled in (

@@ -20,14 +20,22 @@ _EXPRESSION = re.compile(SCHEDULE_EXPRESSION_PATTERN)
 
 
 class RetrainingSchedule(Construct):
-    """Creates a schedule (``expression``: ``rate(...)`` or ``cron(...)``, UTC) that starts
-    ``state_machine`` with ``input`` as the execution input, and a role that may only
+    """Creates a schedule that starts ``state_machine``, and a role that may only
     ``states:StartExecution`` that state machine (assumed by EventBridge Scheduler of this
-    account only). ``enabled=False`` creates the schedule switched off.
+    account only).
 
     Every run gets a fresh execution name from the scheduler, so a fresh run id.
 
-    Attributes: ``schedule``, ``role``.
+    Args:
+        state_machine: the workflow to start.
+        expression: ``rate(...)`` or ``cron(...)``, in UTC.
+        input: the execution input. Default: ``{}`` (the workflow's defaults).
+        enabled: False creates the schedule switched off. Default: True.
+        description: the schedule's description.
+
+    Attributes:
+        schedule: the EventBridge Scheduler schedule.
+        role: the role the scheduler starts executions as.
     """
 
     def __init__(

@@ -126,15 +126,24 @@ class SageMakerExecutionRole(Construct):
     """Creates the role SageMaker jobs, models and endpoints run as.
 
     It may list and read ``layout.datasets`` and ``layout.models``, write ``layout.models`` and
-    ``layout.transform_output``, use ``key`` (the bucket's key by default) for those objects and for
-    job volumes, pull only ``images``, write logs of resources named ``name_prefix*`` and put
-    metrics into SageMaker's namespaces. ``extra_read_object_arns`` adds read access to objects
-    outside the bucket (for example a model artifact elsewhere). ``checkpoints``: the jobs
-    checkpoint (spot training), so the role may also list, read and write
-    ``layout.checkpoints``: SageMaker uploads ``/opt/ml/checkpoints`` there and downloads it
-    again when an interrupted job resumes.
+    ``layout.transform_output``, use ``key`` for those objects and for job volumes, pull only
+    ``images``, write logs of resources named ``name_prefix*`` and put metrics into SageMaker's
+    namespaces.
 
-    Attributes: ``role``.
+    Args:
+        bucket: the data bucket.
+        name_prefix: the prefix of every job, model and endpoint name it serves.
+        images: the only images it may pull.
+        key: the bucket's KMS key. Default: ``bucket.encryption_key``.
+        layout: the bucket's key prefixes. Default: ``BucketLayout()``.
+        extra_read_object_arns: objects outside the bucket it may read (for example a model
+            artifact elsewhere). Default: none.
+        checkpoints: the jobs checkpoint (spot training): the role may also list, read and write
+            ``layout.checkpoints``, where SageMaker uploads ``/opt/ml/checkpoints`` and from
+            where it restores it when an interrupted job resumes. Default: False.
+
+    Attributes:
+        role: the IAM role.
     """
 
     def __init__(
@@ -166,6 +175,43 @@ class SageMakerExecutionRole(Construct):
             description=f"SageMaker execution role for {name_prefix} jobs, models and endpoints",
         )
         acknowledge_inline_policy(self.role)
+        prefixes = self._allow_data(bucket, key, layout, extra_read_object_arns, checkpoints)
+        for image in images:
+            image.grant_pull(self.role)
+        self._allow_own_logs(name_prefix)
+        acknowledge_scoped_wildcards(
+            allow_sagemaker_metrics(self.role),
+            [
+                *[
+                    (f"/{p}*", f"Objects under the '{p}' prefix of the data bucket only.")
+                    for p in prefixes
+                ],
+                (
+                    f":log-stream:{name_prefix}-*",
+                    f"Log streams of jobs named {name_prefix}-* only.",
+                ),
+                (
+                    f"/aws/sagemaker/Endpoints/{name_prefix}*",
+                    f"Log groups of endpoints named {name_prefix}* only.",
+                ),
+                (
+                    f"/aws/sagemaker/Endpoints/{name_prefix}*:log-stream:*",
+                    f"Log streams of endpoints named {name_prefix}* only.",
+                ),
+            ],
+        )
+
+    def _allow_data(
+        self,
+        bucket: s3.IBucket,
+        key: kms.IKey,
+        layout: BucketLayout,
+        extra_read_object_arns: Sequence[str],
+        checkpoints: bool,
+    ) -> list[str]:
+        """Read datasets and models, write models and transform output (and, with
+        ``checkpoints``, the checkpoints prefix both ways), and use ``key`` for them and for job
+        volumes; returns the prefixes read, then those written."""
         readable = [layout.datasets, layout.models]
         writable = [layout.models, layout.transform_output]
         if checkpoints:  # CheckpointConfig: uploaded while training, read back on resume
@@ -211,8 +257,10 @@ class SageMakerExecutionRole(Construct):
         )
         allow_volume_encryption(self.role, key, sid="EncryptJobVolumes")
         allow_volume_data_keys(self.role, key, sid="JobVolumeDataKeys")
-        for image in images:
-            image.grant_pull(self.role)
+        return readable + writable
+
+    def _allow_own_logs(self, name_prefix: str) -> None:
+        """Write the logs of jobs and endpoints named ``name_prefix*`` only."""
         log_groups = [
             "/aws/sagemaker/TrainingJobs",
             "/aws/sagemaker/TransformJobs",
@@ -245,35 +293,20 @@ class SageMakerExecutionRole(Construct):
                 resources=[_log_arn(self, g) for g in log_groups],
             )
         )
-        policy = allow_sagemaker_metrics(self.role)
-        acknowledge_scoped_wildcards(
-            policy,
-            [
-                *[
-                    (f"/{p}*", f"Objects under the '{p}' prefix of the data bucket only.")
-                    for p in readable + writable
-                ],
-                (
-                    f":log-stream:{name_prefix}-*",
-                    f"Log streams of jobs named {name_prefix}-* only.",
-                ),
-                (
-                    f"/aws/sagemaker/Endpoints/{name_prefix}*",
-                    f"Log groups of endpoints named {name_prefix}* only.",
-                ),
-                (
-                    f"/aws/sagemaker/Endpoints/{name_prefix}*:log-stream:*",
-                    f"Log streams of endpoints named {name_prefix}* only.",
-                ),
-            ],
-        )
 
 
 class SeedFunctionRole(Construct):
     """Creates the seeding Lambda's role: put objects under ``layout.datasets`` of ``bucket`` only
     (SSE-KMS with ``key``, multipart included) and write to its own ``log_group``.
 
-    Attributes: ``role``.
+    Args:
+        bucket: the data bucket.
+        log_group: the function's log group, the only one it writes.
+        key: the bucket's KMS key. Default: ``bucket.encryption_key``.
+        layout: the bucket's key prefixes. Default: ``BucketLayout()``.
+
+    Attributes:
+        role: the IAM role.
     """
 
     def __init__(
@@ -341,12 +374,18 @@ class StateMachineRole(Construct):
     """Creates the workflow state machine's role.
 
     It may create, describe and stop only training and transform jobs (and, with ``tuning``,
-    hyperparameter tuning jobs) named ``name_prefix-*``,
-    create and tag only models named ``name_prefix-*``, pass ``sagemaker_role`` to SageMaker only,
-    and manage the two EventBridge rules Step Functions uses to wait for ``.sync`` SageMaker jobs.
-    Lambda invoke, SNS publish, logging and tracing grants are added by the tasks themselves.
+    hyperparameter tuning jobs) named ``name_prefix-*``, create and tag only models named
+    ``name_prefix-*``, pass ``sagemaker_role`` to SageMaker only, and manage the two EventBridge
+    rules Step Functions uses to wait for ``.sync`` SageMaker jobs. Lambda invoke, SNS publish,
+    logging and tracing grants are added by the tasks themselves.
 
-    Attributes: ``role``.
+    Args:
+        name_prefix: the prefix of every job and model name the workflow creates.
+        sagemaker_role: the role it passes to SageMaker, and no other.
+        tuning: also allow hyperparameter tuning jobs. Default: False.
+
+    Attributes:
+        role: the IAM role.
     """
 
     def __init__(
@@ -367,6 +406,36 @@ class StateMachineRole(Construct):
             description=f"Step Functions role of the {name_prefix} training workflow",
         )
         acknowledge_inline_policy(self.role)
+        tagged = self._allow_sagemaker_jobs(name_prefix, tuning)
+        self.role.add_to_policy(
+            iam.PolicyStatement(sid="TagOnCreate", actions=["sagemaker:AddTags"], resources=tagged)
+        )
+        # Step Functions' SageMaker integration reads the tags of what it created (the policies
+        # it documents include sagemaker:ListTags); ListTags has resource-level permissions.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListTagsOfOwnResources", actions=["sagemaker:ListTags"], resources=tagged
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PassSageMakerRole",
+                actions=["iam:PassRole"],
+                resources=[sagemaker_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
+        self._allow_sync_job_rules(tuning)
+        acknowledge_scoped_wildcards(
+            default_policy(self.role),
+            [
+                (f"/{name_prefix}-*", f"SageMaker jobs and models named {name_prefix}-* only."),
+            ],
+        )
+
+    def _allow_sagemaker_jobs(self, name_prefix: str, tuning: bool) -> list[str]:
+        """Run training, transform (and tuning) jobs and create models named ``name_prefix-*``;
+        returns their ARN patterns."""
         training_jobs = sagemaker_arn(self, "training-job", f"{name_prefix}-*")
         transform_jobs = sagemaker_arn(self, "transform-job", f"{name_prefix}-*")
         models = sagemaker_arn(self, "model", f"{name_prefix}-*")
@@ -414,24 +483,10 @@ class StateMachineRole(Construct):
                 )
             )
             tagged.append(tuning_jobs)
-        self.role.add_to_policy(
-            iam.PolicyStatement(sid="TagOnCreate", actions=["sagemaker:AddTags"], resources=tagged)
-        )
-        # Step Functions' SageMaker integration reads the tags of what it created (the policies
-        # it documents include sagemaker:ListTags); ListTags has resource-level permissions.
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ListTagsOfOwnResources", actions=["sagemaker:ListTags"], resources=tagged
-            )
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="PassSageMakerRole",
-                actions=["iam:PassRole"],
-                resources=[sagemaker_role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            )
-        )
+        return tagged
+
+    def _allow_sync_job_rules(self, tuning: bool) -> None:
+        """The EventBridge rules Step Functions manages to wait for ``.sync`` SageMaker jobs."""
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="SyncJobEventRules",
@@ -445,10 +500,4 @@ class StateMachineRole(Construct):
                     for kind in ("Training", "Transform", *(("Tuning",) if tuning else ()))
                 ],
             )
-        )
-        acknowledge_scoped_wildcards(
-            default_policy(self.role),
-            [
-                (f"/{name_prefix}-*", f"SageMaker jobs and models named {name_prefix}-* only."),
-            ],
         )

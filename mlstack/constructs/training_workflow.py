@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from aws_cdk import Aws, Duration, Fn, RemovalPolicy
+from aws_cdk import ArnFormat, Aws, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -86,6 +86,7 @@ RUN_ID_LENGTH = 32  # hex MD5 of the execution name
 MAX_REDRIVE_DIGITS = 4  # Step Functions redrives an execution at most 1000 times
 DEFAULT_MAX_RUNTIME = Duration.days(1)
 DEFAULT_TIMEOUT = Duration.hours(26)
+FIVE_MINUTES = Duration.minutes(5)
 
 LAMBDA_TRANSIENT_ERRORS = [
     "Lambda.ServiceException",
@@ -148,7 +149,7 @@ class TrainingWorkflow(Construct):
     (``seed_function``) -> Train model (``createTrainingJob.sync``) -> Save model
     (``createModel``) -> Batch transform (``createTransformJob.sync``) -> Report results. Any
     failure is published to ``topic`` and ends in the ``Workflow failed`` Fail state carrying the
-    error and cause.
+    error and cause. The state names are in :mod:`mlstack.constructs.state_names`.
 
     Validate input checks the execution input against :attr:`input_schema` (generated from
     ``mlstack.rules.execution_input_model``: the keys below, their types and ranges, at most
@@ -156,31 +157,66 @@ class TrainingWorkflow(Construct):
     ``input_validator`` Lambda; an input it refuses fails the execution with error
     ``InvalidExecutionInput`` and a cause naming each bad key, before anything is generated.
 
-    The execution input may override any key of ``defaults`` (``hyperparameters`` key by key).
     Every run gets ``run_id`` = MD5 of the execution name; job and model names are
     ``<name_prefix>-<run_id>-<t|m|b><redrive count>-<retry count>``: unique per attempt, at most
-    63 characters. ``execution_role`` defaults to a new :class:`SageMakerExecutionRole`.
+    63 characters. The topic accepts notifications from CloudWatch alarms of the account.
 
-    ``spot`` runs Train model on managed spot capacity with checkpoints under
-    ``<layout.checkpoints><run_id>/`` (its ``max_wait`` at least ``training_max_runtime``); the
-    output then reports training and billable seconds either way.
+    Methods: ``grant_start_execution(grantee)``, ``grant_read(grantee)``,
+    ``metric_executions_failed()``, ``metric_executions_succeeded()``,
+    ``metric_execution_time()``.
 
-    ``tuning`` adds the optional tuning path (a Choice on the input's ``tune`` before Train model:
-    Tune model -> Read best training job -> Save model). ``deploy`` adds the deploy stage after
-    Batch transform: quality gate on a final training metric, a new endpoint configuration,
-    create or blue/green-update the endpoint (auto-rollback on ``deploy_alarms``) and a bounded
-    wait until it is in service; every failure, a rejected model included, ends in Notify failure.
-    The topic accepts notifications from CloudWatch alarms of the account.
+    Args:
+        bucket: the data bucket (datasets, models, transform output).
+        images: the training and inference images.
+        seed_function: the Lambda that generates the datasets.
+        name_prefix: the prefix of every job, model and endpoint name.
+        defaults: the values an execution input may override (``hyperparameters`` key by key).
+            Default: ``WorkflowDefaults()``.
+        key: the bucket's KMS key. Default: ``bucket.encryption_key``.
+        layout: the bucket's key prefixes. Default: ``BucketLayout()``.
+        execution_role: the role SageMaker's jobs and models run as. Default: a new
+            :class:`SageMakerExecutionRole`.
+        training_volume_size_gb: the training volume, 1 to 16384 GB. Default: 30.
+        training_max_runtime: a training job's longest run. Default: one day.
+        timeout: an execution's longest run, more than ``training_max_runtime``. Default: 26
+            hours.
+        notification_email: subscribed to the failure topic. Default: none.
+        log_retention: how long the execution logs are kept. Default: one year.
+        removal_policy: what happens to the log groups (and, with ``DESTROY`` and ``deploy``,
+            the deployed endpoint) when the stack is deleted. Default: ``RETAIN``.
+        network_isolation: run jobs and models without network access. Default: True.
+        max_attempts: attempts of each task on transient errors, 1 to 9. Default: 4.
+        tuning: adds the optional tuning path (a Choice on the input's ``tune`` before Train
+            model: Tune model -> Read best training job -> Save model). Default: none.
+        deploy: adds the deploy stage after Batch transform: quality gate on a final training
+            metric, a new endpoint configuration, create or blue/green-update the endpoint
+            (auto-rollback on ``deploy_alarms``) and a bounded wait until it is in service.
+            Default: none.
+        max_rows: the most rows an execution input may ask for.
+        network: a :class:`WorkloadNetwork`: training and tuning jobs in its ``training``
+            placement (``VpcConfig``, traffic between hosts encrypted), models and so transform
+            jobs and the deploy stage's endpoint in its ``inference`` placement, the input
+            validator in its ``functions`` placement; the execution role gets the
+            network-interface permissions SageMaker documents for VPC mode. Default: none.
+        validator_reserved_concurrency: reserved concurrency of the input validator.
+        spot: runs Train model on managed spot capacity with checkpoints under
+            ``<layout.checkpoints><run_id>/`` (its ``max_wait`` at least
+            ``training_max_runtime``); the output reports training and billable seconds either
+            way. Default: none (on-demand).
 
-    ``network`` (a :class:`WorkloadNetwork`) puts training and tuning jobs in its ``training``
-    placement (``VpcConfig``, traffic between hosts encrypted), models and so transform jobs and
-    the deploy stage's endpoint in its ``inference`` placement, and the input validator in its
-    ``functions`` placement; the execution role gets the network-interface permissions
-    SageMaker documents for VPC mode. ``validator_reserved_concurrency``: of the validator.
-
-    Attributes: ``state_machine``, ``execution_role``, ``topic``, ``log_group``, ``role``,
-    ``input_validator``, ``input_schema``, ``deploy_endpoint_name`` and ``deploy_alarms`` (None
-    without ``deploy``).
+    Attributes:
+        state_machine: the Step Functions state machine.
+        role: the state machine's role.
+        execution_role: the role SageMaker's jobs and models run as.
+        topic: the encrypted failure topic.
+        log_group: the execution log group.
+        input_validator: the :class:`InputValidator` of Validate input.
+        input_schema: the JSON Schema of the execution input.
+        defaults: the defaults in use.
+        name_prefix: the name prefix.
+        deploy_endpoint_name: the deploy stage's endpoint name, or None without ``deploy``.
+        deploy_alarms: the deploy stage's :class:`EndpointAlarms`, or None without ``deploy``.
+        endpoint_cleanup: deletes the deployed endpoint with the stack, or None.
     """
 
     def __init__(
@@ -253,18 +289,56 @@ class TrainingWorkflow(Construct):
             self._deploy_alarms(deploy, key) if deploy is not None else None
         )
         builder = self._state_builder(bucket, layout, key, network_isolation, max_attempts)
-        if network is not None:
-            builder = dataclasses.replace(
-                builder,
-                training_vpc=network.training.vpc_config(),
-                model_vpc=network.inference.vpc_config(),
-            )
+        builder = _in_network(builder, network)
         job = _training_job(
             builder, images, training_volume_size_gb, training_max_runtime, deploy, spot
         )
         start = self._definition(builder, job, images, seed_function, tuning, deploy, key)
         self.state_machine = self._state_machine(start, timeout, deploy)
         self.endpoint_cleanup = self._endpoint_cleanup(removal_policy)
+
+    def grant_start_execution(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` start executions of this workflow (``states:StartExecution`` on the
+        state machine only)."""
+        return self.state_machine.grant_start_execution(grantee)
+
+    def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` list this workflow's executions and read their status, output and
+        history, and nothing of other state machines.
+
+        Not ``StateMachine.grant_read``: that adds ``states:DescribeStateMachine`` and
+        ``states:DescribeActivity`` on ``*``, though both take a resource (Service
+        Authorization Reference, "Actions defined by AWS Step Functions").
+        """
+        executions = Stack.of(self).format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{self.state_machine.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["states:ListExecutions", "states:DescribeStateMachine"],
+            resource_arns=[self.state_machine.state_machine_arn],
+        ).combine(
+            iam.Grant.add_to_principal(
+                grantee=grantee,
+                actions=["states:DescribeExecution", "states:GetExecutionHistory"],
+                resource_arns=[executions],
+            )
+        )
+
+    def metric_executions_failed(self, *, period: Duration = FIVE_MINUTES) -> cw.Metric:
+        """Executions that failed: Step Functions' ``ExecutionsFailed``, summed per period."""
+        return self.state_machine.metric_failed(period=period, statistic="Sum")
+
+    def metric_executions_succeeded(self, *, period: Duration = FIVE_MINUTES) -> cw.Metric:
+        """Executions that succeeded: ``ExecutionsSucceeded``, summed per period."""
+        return self.state_machine.metric_succeeded(period=period, statistic="Sum")
+
+    def metric_execution_time(self, *, statistic: str = "p99") -> cw.Metric:
+        """How long executions ran, in milliseconds: ``ExecutionTime``, p99 by default."""
+        return self.state_machine.metric_time(statistic=statistic)
 
     def _new_execution_role(
         self,
@@ -1150,6 +1224,17 @@ def _training_job(
         spot_stopping=(
             {} if spot is None else {"MaxWaitTimeInSeconds": int(spot.max_wait.to_seconds())}
         ),
+    )
+
+
+def _in_network(builder: _StateBuilder, network: WorkloadNetwork | None) -> _StateBuilder:
+    """The state builder with the jobs' and models' VpcConfig when there is a ``network``."""
+    if network is None:
+        return builder
+    return dataclasses.replace(
+        builder,
+        training_vpc=network.training.vpc_config(),
+        model_vpc=network.inference.vpc_config(),
     )
 
 

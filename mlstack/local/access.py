@@ -251,25 +251,25 @@ class RecordingDispatcher:
     # --- what the request hands SageMaker --------------------------------------------------
 
     def _remember(self, call: TaskCall) -> None:
-        p = call.parameters if isinstance(call.parameters, dict) else {}
+        parameters = call.parameters if isinstance(call.parameters, dict) else {}
         action = _action(call.resource)
         if action == "createModel":
-            self.models[str(p.get("ModelName", "")).lower()] = p
+            self.models[str(parameters.get("ModelName", "")).lower()] = parameters
         if action == "createEndpointConfig":
-            self.configs[str(p.get("EndpointConfigName", "")).lower()] = p
-        role = p.get("RoleArn") or p.get("ExecutionRoleArn")
-        role = role or p.get("TrainingJobDefinition", {}).get("RoleArn")
+            self.configs[str(parameters.get("EndpointConfigName", "")).lower()] = parameters
+        role = parameters.get("RoleArn") or parameters.get("ExecutionRoleArn")
+        role = role or parameters.get("TrainingJobDefinition", {}).get("RoleArn")
         if role and not self.log.execution_role:
             self.log.execution_role = str(role)
 
     def _service_side(self, call: TaskCall) -> None:
         """What SageMaker then does as the execution role, other than S3 (recorded live)."""
-        log, p = self.log, call.parameters if isinstance(call.parameters, dict) else {}
+        log, parameters = self.log, call.parameters if isinstance(call.parameters, dict) else {}
         action = _action(call.resource)
         if action == "createTrainingJob":
-            role, name = str(p["RoleArn"]), str(p["TrainingJobName"])
+            role, name = str(parameters["RoleArn"]), str(parameters["TrainingJobName"])
             why = f"training job {name}"
-            log.image_pull(role, p["AlgorithmSpecification"]["TrainingImage"], why)
+            log.image_pull(role, parameters["AlgorithmSpecification"]["TrainingImage"], why)
             log.job_logs(
                 role,
                 "/aws/sagemaker/TrainingJobs",
@@ -277,16 +277,16 @@ class RecordingDispatcher:
                 "/aws/sagemaker/TrainingJobs",
                 why,
             )
-            key = p.get("ResourceConfig", {}).get("VolumeKmsKeyId")
+            key = parameters.get("ResourceConfig", {}).get("VolumeKmsKeyId")
             if key:
                 log.volume_key(role, key, why)
-            if p.get("VpcConfig"):
-                network_interfaces(log, role, p["VpcConfig"], "sagemaker", why)
+            if parameters.get("VpcConfig"):
+                network_interfaces(log, role, parameters["VpcConfig"], "sagemaker", why)
         elif action == "createTransformJob":
-            model = self.models.get(str(p["ModelName"]).lower(), {})
+            model = self.models.get(str(parameters["ModelName"]).lower(), {})
             role, name = (
                 str(model.get("ExecutionRoleArn", log.execution_role)),
-                str(p["TransformJobName"]),
+                str(parameters["TransformJobName"]),
             )
             why = f"transform job {name}"
             log.image_pull(role, model.get("PrimaryContainer", {}).get("Image", ""), why)
@@ -297,14 +297,14 @@ class RecordingDispatcher:
                 "/aws/sagemaker/TransformJobs",
                 why,
             )
-            key = p.get("TransformResources", {}).get("VolumeKmsKeyId")
+            key = parameters.get("TransformResources", {}).get("VolumeKmsKeyId")
             if key:
                 log.volume_key(role, key, why)
             if model.get("VpcConfig"):
                 network_interfaces(log, role, model["VpcConfig"], "sagemaker", why)
         elif action in ("createEndpoint", "updateEndpoint"):
-            name = str(p["EndpointName"])
-            config = self.configs.get(str(p["EndpointConfigName"]).lower(), {})
+            name = str(parameters["EndpointName"])
+            config = self.configs.get(str(parameters["EndpointConfigName"]).lower(), {})
             for variant in config.get("ProductionVariants", []):
                 model = self.models.get(str(variant["ModelName"]).lower(), {})
                 role = str(model.get("ExecutionRoleArn", log.execution_role))
@@ -319,7 +319,7 @@ class RecordingDispatcher:
                 )
                 if model.get("VpcConfig"):
                     network_interfaces(log, role, model["VpcConfig"], "sagemaker", why)
-            alarms = p.get("DeploymentConfig", {}).get("AutoRollbackConfiguration", {})
+            alarms = parameters.get("DeploymentConfig", {}).get("AutoRollbackConfiguration", {})
             for alarm in alarms.get("Alarms", []):
                 # "Auto-Rollback Configuration and Monitoring": the execution role reads them.
                 log.record(
@@ -337,8 +337,8 @@ class RecordingDispatcher:
         return {(b, k) for b in self.log.assembly.buckets for k in self.s3.keys(b)}
 
     def _seeded(self, call: TaskCall, before: set[tuple[str, str]]) -> None:
-        p = call.parameters if isinstance(call.parameters, dict) else {}
-        function = str(p.get("FunctionName", call.resource))
+        parameters = call.parameters if isinstance(call.parameters, dict) else {}
+        function = str(parameters.get("FunctionName", call.resource))
         role, log_group = _function_role_and_logs(self.log, function)
         why = f"seeding function ({call.state_name})"
         for bucket, key in sorted(self._objects() - before):
@@ -346,6 +346,25 @@ class RecordingDispatcher:
         stream = self.log.arn("logs", f"log-group:{log_group}:log-stream:2026/01/01/[$LATEST]0")
         self.log.record(role, "logs:CreateLogStream", stream, why)
         self.log.record(role, "logs:PutLogEvents", stream, why)
+
+
+# The SageMaker actions the workflow's tasks call: (ARN resource type, name parameter, the .sync
+# job kind of Step Functions' EventBridge rule).
+_SAGEMAKER_TARGETS: dict[str, tuple[str, str, str | None]] = {
+    "createTrainingJob": ("training-job", "TrainingJobName", "Training"),
+    "createTransformJob": ("transform-job", "TransformJobName", "Transform"),
+    "createHyperParameterTuningJob": (
+        "hyper-parameter-tuning-job",
+        "HyperParameterTuningJobName",
+        "Tuning",
+    ),
+    "createModel": ("model", "ModelName", None),
+    "createEndpointConfig": ("endpoint-config", "EndpointConfigName", None),
+    "createEndpoint": ("endpoint", "EndpointName", None),
+    "updateEndpoint": ("endpoint", "EndpointName", None),
+    "describeEndpoint": ("endpoint", "EndpointName", None),
+    "describeTrainingJob": ("training-job", "TrainingJobName", None),
+}
 
 
 def task_calls(
@@ -356,84 +375,62 @@ def task_calls(
 ) -> None:
     """Record what the state machine role is authorized for when Step Functions runs ``call``
     (Step Functions developer guide, "IAM policies for integrated services")."""
-    p = call.parameters if isinstance(call.parameters, dict) else {}
+    parameters = call.parameters if isinstance(call.parameters, dict) else {}
     why = f"state {call.state_name!r}"
     resource = call.resource
     if _is_lambda(resource):
-        function = str(p.get("FunctionName", resource))
+        function = str(parameters.get("FunctionName", resource))
         if not function.startswith("arn:"):
             function = log.arn("lambda", f"function:{function}")
         log.record(role, "lambda:InvokeFunction", function, why)
-        return
+    elif resource.endswith(":::sns:publish"):
+        _sns_publish_calls(log, role, str(parameters["TopicArn"]), why)
+    elif ":sagemaker:" in resource or ":aws-sdk:sagemaker:" in resource:
+        _sagemaker_calls(log, role, resource, parameters, why, configs)
+
+
+def _sns_publish_calls(log: CallLog, role: str, topic: str, why: str) -> None:
+    log.record(role, "sns:Publish", topic, why, **TLS)
+    key = log.topic_keys.get(topic)
+    if key:
+        # Publishing to an encrypted topic: the publisher needs GenerateDataKey and Decrypt
+        # (Amazon SNS developer guide, "Key management"); SNS calls KMS on its behalf.
+        context = {
+            "kms:ViaService": f"sns.{log.region}.amazonaws.com",
+            "kms:EncryptionContext:aws:sns:topicArn": topic,
+        }
+        log.record(role, "kms:GenerateDataKey", key, why, **context)
+        log.record(role, "kms:Decrypt", key, why, **context)
+
+
+def _sagemaker_calls(
+    log: CallLog,
+    role: str,
+    resource: str,
+    parameters: Mapping[str, Any],
+    why: str,
+    configs: Mapping[str, Mapping[str, Any]],
+) -> None:
+    """The API call a SageMaker task makes and, for an optimized integration, what Step
+    Functions adds: tags, PassRole, the endpoint configuration's key, the .sync polling."""
     action = _action(resource)
-    if resource.endswith(":::sns:publish"):
-        topic = str(p["TopicArn"])
-        log.record(role, "sns:Publish", topic, why, **TLS)
-        key = log.topic_keys.get(topic)
-        if key:
-            # Publishing to an encrypted topic: the publisher needs GenerateDataKey and Decrypt
-            # (Amazon SNS developer guide, "Key management"); SNS calls KMS on its behalf.
-            context = {
-                "kms:ViaService": f"sns.{log.region}.amazonaws.com",
-                "kms:EncryptionContext:aws:sns:topicArn": topic,
-            }
-            log.record(role, "kms:GenerateDataKey", key, why, **context)
-            log.record(role, "kms:Decrypt", key, why, **context)
+    if action not in _SAGEMAKER_TARGETS:
         return
-    if ":sagemaker:" not in resource and ":aws-sdk:sagemaker:" not in resource:
-        return
-    sdk = ":aws-sdk:" in resource
-    sync = resource.endswith(".sync")
-    kinds = {
-        "createTrainingJob": ("training-job", "TrainingJobName", "Training"),
-        "createTransformJob": ("transform-job", "TransformJobName", "Transform"),
-        "createHyperParameterTuningJob": (
-            "hyper-parameter-tuning-job",
-            "HyperParameterTuningJobName",
-            "Tuning",
-        ),
-        "createModel": ("model", "ModelName", None),
-        "createEndpointConfig": ("endpoint-config", "EndpointConfigName", None),
-        "createEndpoint": ("endpoint", "EndpointName", None),
-        "updateEndpoint": ("endpoint", "EndpointName", None),
-        "describeEndpoint": ("endpoint", "EndpointName", None),
-        "describeTrainingJob": ("training-job", "TrainingJobName", None),
-    }
-    if action not in kinds:
-        return
-    kind, name_key, rule = kinds[action]
-    target = log.arn("sagemaker", f"{kind}/{str(p.get(name_key, '')).lower()}")
+    kind, name_key, rule = _SAGEMAKER_TARGETS[action]
+    target = log.arn("sagemaker", f"{kind}/{str(parameters.get(name_key, '')).lower()}")
     api = action[0].upper() + action[1:]
     log.record(role, f"sagemaker:{api}", target, why)
-    if sdk:
+    if ":aws-sdk:" in resource:
         return  # an AWS SDK integration makes exactly the API call it names
     if action in ("createEndpoint", "updateEndpoint"):
-        config_name = str(p.get("EndpointConfigName", "")).lower()
-        log.record(
-            role, f"sagemaker:{api}", log.arn("sagemaker", f"endpoint-config/{config_name}"), why
-        )
-        key = configs.get(config_name, {}).get("KmsKeyId")
-        if key:
-            # The endpoint's volumes: SageMaker creates a grant as the caller (SageMaker API
-            # permissions reference: CreateEndpoint needs kms:CreateGrant when the endpoint
-            # configuration has a KmsKeyId).
-            via = {"kms:ViaService": f"sagemaker.{log.region}.amazonaws.com"}
-            log.record(role, "kms:DescribeKey", str(key), why, **via)
-            log.record(
-                role,
-                "kms:CreateGrant",
-                str(key),
-                why,
-                **via,
-                **{"kms:GrantIsForAWSResource": "true"},
-            )
-    if p.get("Tags") and action != "updateEndpoint":
+        _endpoint_config_calls(log, role, api, parameters, why, configs)
+    if parameters.get("Tags") and action != "updateEndpoint":
         # Tags at creation need sagemaker:AddTags on the new resource.
         log.record(role, "sagemaker:AddTags", target, why)
     # The optimized SageMaker integration reads the resource's tags.
     log.record(role, "sagemaker:ListTags", target, why)
-    passed = p.get("RoleArn") or p.get("ExecutionRoleArn")
-    passed = passed or p.get("TrainingJobDefinition", {}).get("RoleArn")
+    passed = parameters.get("RoleArn") or parameters.get("ExecutionRoleArn")
+    passed = passed or parameters.get("TrainingJobDefinition", {}).get("RoleArn")
     if passed:
         log.record(
             role,
@@ -442,7 +439,7 @@ def task_calls(
             why,
             **{"iam:PassedToService": "sagemaker.amazonaws.com"},
         )
-    if sync:
+    if resource.endswith(".sync"):
         describe = api.replace("Create", "Describe", 1)
         log.record(role, f"sagemaker:{describe}", target, why)
         for event_action in ("PutTargets", "PutRule", "DescribeRule"):
@@ -452,6 +449,36 @@ def task_calls(
                 log.arn("events", f"rule/StepFunctionsGetEventsForSageMaker{rule}JobsRule"),
                 why,
             )
+
+
+def _endpoint_config_calls(
+    log: CallLog,
+    role: str,
+    api: str,
+    parameters: Mapping[str, Any],
+    why: str,
+    configs: Mapping[str, Mapping[str, Any]],
+) -> None:
+    """CreateEndpoint/UpdateEndpoint on the configuration, and the grant for its key."""
+    config_name = str(parameters.get("EndpointConfigName", "")).lower()
+    log.record(
+        role, f"sagemaker:{api}", log.arn("sagemaker", f"endpoint-config/{config_name}"), why
+    )
+    key = configs.get(config_name, {}).get("KmsKeyId")
+    if key:
+        # The endpoint's volumes: SageMaker creates a grant as the caller (SageMaker API
+        # permissions reference: CreateEndpoint needs kms:CreateGrant when the endpoint
+        # configuration has a KmsKeyId).
+        via = {"kms:ViaService": f"sagemaker.{log.region}.amazonaws.com"}
+        log.record(role, "kms:DescribeKey", str(key), why, **via)
+        log.record(
+            role,
+            "kms:CreateGrant",
+            str(key),
+            why,
+            **via,
+            **{"kms:GrantIsForAWSResource": "true"},
+        )
 
 
 def resource_calls(log: CallLog) -> None:
@@ -488,31 +515,7 @@ def resource_calls(log: CallLog) -> None:
                 vpc = r.resolve(stack, props["VpcConfig"])
                 network_interfaces(log, role, vpc, "lambda", f"function {lid} in a VPC")
             elif kind == "AWS::CloudWatch::Alarm":
-                alarm = log.arn("cloudwatch", f"alarm:{r.name(stack, lid)}")
-                for action in r.resolve(stack, props.get("AlarmActions", [])):
-                    if ":sns:" not in str(action):
-                        continue
-                    context = {"aws:SourceArn": alarm, "aws:SourceAccount": log.account}
-                    why = f"alarm {lid} notifies"
-                    log.record(
-                        "cloudwatch.amazonaws.com",
-                        "sns:Publish",
-                        str(action),
-                        why,
-                        **context,
-                        **TLS,
-                    )
-                    key = log.topic_keys.get(str(action))
-                    if key:
-                        kms_context = {
-                            **context,
-                            "kms:EncryptionContext:aws:sns:topicArn": str(action),
-                            "kms:ViaService": f"sns.{log.region}.amazonaws.com",
-                        }
-                        for kms_action in ("kms:GenerateDataKey", "kms:Decrypt"):
-                            log.record(
-                                "cloudwatch.amazonaws.com", kms_action, key, why, **kms_context
-                            )
+                _alarm_calls(log, stack, lid, props)
             elif kind == "AWS::StepFunctions::StateMachine":
                 role = str(r.resolve(stack, props["RoleArn"]))
                 why = "state machine logging (created or updated with a log destination)"
@@ -536,6 +539,34 @@ def resource_calls(log: CallLog) -> None:
                         "GetSamplingTargets",
                     ):
                         log.record(role, f"xray:{action}", "*", "X-Ray tracing of executions")
+
+
+def _alarm_calls(log: CallLog, stack: str, lid: str, props: Mapping[str, Any]) -> None:
+    """A CloudWatch alarm publishing to a topic (and using its key, when encrypted)."""
+    r = log.resolver
+    alarm = log.arn("cloudwatch", f"alarm:{r.name(stack, lid)}")
+    for action in r.resolve(stack, props.get("AlarmActions", [])):
+        if ":sns:" not in str(action):
+            continue
+        context = {"aws:SourceArn": alarm, "aws:SourceAccount": log.account}
+        why = f"alarm {lid} notifies"
+        log.record(
+            "cloudwatch.amazonaws.com",
+            "sns:Publish",
+            str(action),
+            why,
+            **context,
+            **TLS,
+        )
+        key = log.topic_keys.get(str(action))
+        if key:
+            kms_context = {
+                **context,
+                "kms:EncryptionContext:aws:sns:topicArn": str(action),
+                "kms:ViaService": f"sns.{log.region}.amazonaws.com",
+            }
+            for kms_action in ("kms:GenerateDataKey", "kms:Decrypt"):
+                log.record("cloudwatch.amazonaws.com", kms_action, key, why, **kms_context)
 
 
 # What a service does with the role of a function, job or model it places in a VPC: Lambda

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from mlstack.local.sagemaker import _request
+from mlstack.local import loopback
 
 MAX_BODY = 6 * 1024 * 1024  # InvokeEndpoint's payload limit
 
@@ -143,7 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
             if self.headers.get(header):
                 headers[header] = self.headers[header]
         try:
-            status, answer_headers, answer = _request(
+            status, answer_headers, answer = loopback.request(
                 target.port, "POST", "/invocations", body, headers
             )
         except OSError as err:

@@ -148,29 +148,8 @@ def run(options: RunOptions, reporter: Reporter) -> RunReport:
     run_dir = (options.workdir / name).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    t = time.perf_counter()
-    assembly = assembly_mod.load(
-        options.environment,
-        cdk_out=options.cdk_out,
-        environments_dir=options.environments_dir,
-        synth_dir=run_dir / "cdk.out",
-    )
-    how = "synthesized in-process" if assembly.synthesized else f"read from {assembly.directory}"
-    steps.append(
-        ("Synthesize" if assembly.synthesized else "Read assembly", time.perf_counter() - t)
-    )
-    reporter.info(f"{options.environment}: state machine definition {how}")
-    notice = network_notice(assembly.definition)
-    if notice:
-        reporter.info(notice)
-
-    t = time.perf_counter()
-    s3 = EmbeddedS3(assembly.region)
-    for bucket in assembly.buckets:
-        s3.create_bucket(bucket)
-    steps.append(("Start S3", time.perf_counter() - t))
-    reporter.info(f"embedded S3 on {s3.endpoint_url}; work dir {run_dir}")
-
+    assembly = _load_assembly(options, run_dir, steps, reporter)
+    s3 = _start_s3(assembly, run_dir, steps, reporter)
     sagemaker = LocalSageMaker(
         run_dir,
         s3,
@@ -202,19 +181,89 @@ def run(options: RunOptions, reporter: Reporter) -> RunReport:
             except (ValueError, KeyError) as err:
                 reporter.info(f"accuracy not computed: {err}")
     finally:
-        t = time.perf_counter()
+        archive_started = time.perf_counter()
         sagemaker.stop()
         s3.mirror(run_dir / "s3")
         s3.stop()
-        steps.append(("Archive", time.perf_counter() - t))
+        steps.append(("Archive", time.perf_counter() - archive_started))
 
+    report = _run_report(
+        options,
+        name=name,
+        run_dir=run_dir,
+        seconds=time.perf_counter() - started,
+        steps=steps,
+        result=result,
+        execution_input=execution_input,
+        sagemaker=sagemaker,
+        accuracy=accuracy,
+        synthesized=assembly.synthesized,
+    )
+    _write_execution(report, result)
+    return report
+
+
+def _load_assembly(
+    options: RunOptions, run_dir: Path, steps: list[tuple[str, float]], reporter: Reporter
+) -> assembly_mod.LocalAssembly:
+    """The environment's cloud assembly: reused when fresh, else synthesized in-process."""
+    load_started = time.perf_counter()
+    assembly = assembly_mod.load(
+        options.environment,
+        cdk_out=options.cdk_out,
+        environments_dir=options.environments_dir,
+        synth_dir=run_dir / "cdk.out",
+    )
+    how = "synthesized in-process" if assembly.synthesized else f"read from {assembly.directory}"
+    steps.append(
+        (
+            "Synthesize" if assembly.synthesized else "Read assembly",
+            time.perf_counter() - load_started,
+        )
+    )
+    reporter.info(f"{options.environment}: state machine definition {how}")
+    notice = network_notice(assembly.definition)
+    if notice:
+        reporter.info(notice)
+    return assembly
+
+
+def _start_s3(
+    assembly: assembly_mod.LocalAssembly,
+    run_dir: Path,
+    steps: list[tuple[str, float]],
+    reporter: Reporter,
+) -> EmbeddedS3:
+    """The embedded S3 server with the stacks' buckets."""
+    s3_started = time.perf_counter()
+    s3 = EmbeddedS3(assembly.region)
+    for bucket in assembly.buckets:
+        s3.create_bucket(bucket)
+    steps.append(("Start S3", time.perf_counter() - s3_started))
+    reporter.info(f"embedded S3 on {s3.endpoint_url}; work dir {run_dir}")
+    return s3
+
+
+def _run_report(
+    options: RunOptions,
+    *,
+    name: str,
+    run_dir: Path,
+    seconds: float,
+    steps: list[tuple[str, float]],
+    result: ExecutionResult,
+    execution_input: Any,
+    sagemaker: LocalSageMaker,
+    accuracy: Accuracy | None,
+    synthesized: bool,
+) -> RunReport:
     failed_state, reason = _failure(result)
-    report = RunReport(
+    return RunReport(
         name=name,
         environment=options.environment,
         run_dir=run_dir,
         status=result.status,
-        seconds=time.perf_counter() - started,
+        seconds=seconds,
         steps=steps,
         states=result.states,
         input=execution_input,
@@ -233,10 +282,8 @@ def run(options: RunOptions, reporter: Reporter) -> RunReport:
             if "TrainingJobArn" in j
         ],
         accuracy=accuracy,
-        synthesized=assembly.synthesized,
+        synthesized=synthesized,
     )
-    _write_execution(report, result)
-    return report
 
 
 def _state_steps(result: ExecutionResult) -> list[tuple[str, float]]:

@@ -23,14 +23,12 @@ loopback port; ``DescribeEndpoint`` says ``InService`` once it answered ``/ping`
 from __future__ import annotations
 
 import gzip
-import http.client
 import io
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -43,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from mlstack.local.assembly import Image
+from mlstack.local.loopback import free_port
+from mlstack.local.loopback import request as _request
 from mlstack.local.s3 import EmbeddedS3, parse_uri, shard_keys
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -66,13 +66,6 @@ class JobFailed(Exception):
     def __init__(self, description: dict[str, Any]) -> None:
         super().__init__(description.get("FailureReason", "failed"))
         self.description = description
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _wait_hosts(
@@ -113,23 +106,6 @@ def _wait_hosts(
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _request(
-    port: int,
-    method: str,
-    path: str,
-    body: bytes | None = None,
-    headers: Mapping[str, str] = {},
-    timeout: float = 60,
-) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request(method, path, body=body, headers=dict(headers))
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
 
 
 @dataclass

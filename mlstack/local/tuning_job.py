@@ -34,6 +34,7 @@ import threading
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlstack.local.sagemaker import JobFailed, SageMakerError, TrainingHooks, _now_ms
@@ -90,9 +91,37 @@ class _MedianRule:
                 self.finished.append(series)
 
 
-def run_tuning_job(sm: LocalSageMaker, p: Mapping[str, Any]) -> dict[str, Any]:
+def run_tuning_job(sm: LocalSageMaker, params: Mapping[str, Any]) -> dict[str, Any]:
     """Validate the request as the API would, run the training jobs, return the description."""
-    name = p.get("HyperParameterTuningJobName")
+    job = _parse(params)
+    sm._image(job.algorithm.get("TrainingImage"))  # an image this app builds, before any job runs
+    desc = _register(sm, job)
+    run = _TuningRun(sm, job, desc)
+    run.run()
+    return _conclude(sm, job, desc, run.summaries)
+
+
+@dataclass(frozen=True)
+class _TuningJob:
+    """A CreateHyperParameterTuningJob request, checked."""
+
+    name: str
+    config: dict[str, Any]
+    definition: dict[str, Any]
+    algorithm: dict[str, Any]
+    metric: str
+    kind: str  # Minimize or Maximize
+    max_jobs: int
+    parallel: int
+    early_stopping: bool
+    static: dict[str, Any]
+    search: Search
+    tags: list[Any]
+
+
+def _parse(params: Mapping[str, Any]) -> _TuningJob:
+    """The request, or the ValidationException SageMaker would answer."""
+    name = params.get("HyperParameterTuningJobName")
     if not isinstance(name, str) or not TUNING_NAME.fullmatch(name):
         raise _invalid(
             f"1 validation error detected: Value {name!r} at 'hyperParameterTuningJobName' "
@@ -100,10 +129,10 @@ def run_tuning_job(sm: LocalSageMaker, p: Mapping[str, Any]) -> dict[str, Any]:
             "^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}"
         )
     for unsupported in ("WarmStartConfig", "Autotune", "TrainingJobDefinitions"):
-        if p.get(unsupported):
+        if params.get(unsupported):
             raise _invalid(f"local mode does not run tuning jobs with {unsupported}")
-    config = dict(p.get("HyperParameterTuningJobConfig") or {})
-    definition = dict(p.get("TrainingJobDefinition") or {})
+    config = dict(params.get("HyperParameterTuningJobConfig") or {})
+    definition = dict(params.get("TrainingJobDefinition") or {})
     if not definition:
         raise _invalid("TrainingJobDefinition is required")
     strategy = config.get("Strategy", "Bayesian")
@@ -139,17 +168,32 @@ def run_tuning_job(sm: LocalSageMaker, p: Mapping[str, Any]) -> dict[str, Any]:
     overlap = sorted({r.name for r in ranges} & set(static))
     if overlap:
         raise _invalid(f"hyperparameters {overlap} are both static and tuned")
-    sm._image(algorithm.get("TrainingImage"))  # an image this app builds, before any job runs
+    return _TuningJob(
+        name=name,
+        config=config,
+        definition=definition,
+        algorithm=algorithm,
+        metric=str(metric),
+        kind=str(kind),
+        max_jobs=max_jobs,
+        parallel=parallel,
+        early_stopping=early == "Auto",
+        static=static,
+        search=search,
+        tags=list(params.get("Tags", [])),
+    )
 
+
+def _register(sm: LocalSageMaker, job: _TuningJob) -> dict[str, Any]:
+    """The tuning job's description, InProgress, under its (unique) name."""
     with sm._lock:
-        if name.lower() in sm.tuning_jobs:
-            raise SageMakerError("ResourceInUse", f"Tuning job {name!r} already exists")
-        arn = sm.arn("hyper-parameter-tuning-job", name)
+        if job.name.lower() in sm.tuning_jobs:
+            raise SageMakerError("ResourceInUse", f"Tuning job {job.name!r} already exists")
         desc: dict[str, Any] = {
-            "HyperParameterTuningJobName": name,
-            "HyperParameterTuningJobArn": arn,
-            "HyperParameterTuningJobConfig": config,
-            "TrainingJobDefinition": definition,
+            "HyperParameterTuningJobName": job.name,
+            "HyperParameterTuningJobArn": sm.arn("hyper-parameter-tuning-job", job.name),
+            "HyperParameterTuningJobConfig": job.config,
+            "TrainingJobDefinition": job.definition,
             "HyperParameterTuningJobStatus": "InProgress",
             "CreationTime": _now_ms(),
             "TrainingJobStatusCounters": {
@@ -161,56 +205,90 @@ def run_tuning_job(sm: LocalSageMaker, p: Mapping[str, Any]) -> dict[str, Any]:
             },
             "ObjectiveStatusCounters": {"Succeeded": 0, "Pending": 0, "Failed": 0},
         }
-        sm.tuning_jobs[name.lower()] = desc
-    rule = _MedianRule(str(metric), kind == "Minimize", early == "Auto")
-    hooks = TrainingHooks(arn, rule.should_stop)
-    summaries: list[dict[str, Any]] = []
-    observed: list[tuple[dict[str, str], float]] = []
-    pending: dict[Future[dict[str, Any]], tuple[str, dict[str, str]]] = {}
-    counters = desc["TrainingJobStatusCounters"]
-    objectives = desc["ObjectiveStatusCounters"]
+        sm.tuning_jobs[job.name.lower()] = desc
+    return desc
 
-    def launch(index: int, pool: ThreadPoolExecutor) -> None:
-        tuned = search.suggest(observed, [t for _, t in pending.values()])
-        job = f"{name}-{index:03d}-{uuid.uuid4().hex[:8]}"
+
+class _TuningRun:
+    """The training jobs of one tuning job: ``parallel`` at a time, ``max_jobs`` in all, each
+    with the hyperparameters the search suggests from the objectives seen so far."""
+
+    def __init__(self, sm: LocalSageMaker, job: _TuningJob, desc: dict[str, Any]) -> None:
+        self.sm = sm
+        self.job = job
+        self.rule = _MedianRule(job.metric, job.kind == "Minimize", job.early_stopping)
+        self.hooks = TrainingHooks(desc["HyperParameterTuningJobArn"], self.rule.should_stop)
+        self.counters = desc["TrainingJobStatusCounters"]
+        self.objectives = desc["ObjectiveStatusCounters"]
+        self.summaries: list[dict[str, Any]] = []
+        self.observed: list[tuple[dict[str, str], float]] = []
+        self.pending: dict[Future[dict[str, Any]], tuple[str, dict[str, str]]] = {}
+
+    def run(self) -> None:
+        job = self.job
+        with ThreadPoolExecutor(max_workers=job.parallel, thread_name_prefix=job.name) as pool:
+            launched = 0
+            while launched < job.max_jobs or self.pending:
+                while launched < job.max_jobs and len(self.pending) < job.parallel:
+                    launched += 1
+                    self.launch(launched, pool)
+                done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
+                for future in done:
+                    self.finished(future)
+
+    def launch(self, index: int, pool: ThreadPoolExecutor) -> None:
+        job, definition = self.job, self.job.definition
+        tuned = job.search.suggest(self.observed, [t for _, t in self.pending.values()])
+        training_job = f"{job.name}-{index:03d}-{uuid.uuid4().hex[:8]}"
         request = {
-            "TrainingJobName": job,
-            "AlgorithmSpecification": algorithm,
+            "TrainingJobName": training_job,
+            "AlgorithmSpecification": job.algorithm,
             "RoleArn": definition.get("RoleArn"),
-            "HyperParameters": {**static, **tuned, "_tuning_objective_metric": metric},
+            "HyperParameters": {**job.static, **tuned, "_tuning_objective_metric": job.metric},
             "InputDataConfig": definition.get("InputDataConfig", []),
             "OutputDataConfig": definition.get("OutputDataConfig", {}),
             "ResourceConfig": definition.get("ResourceConfig", {}),
             "StoppingCondition": definition.get("StoppingCondition", {}),
             "EnableNetworkIsolation": definition.get("EnableNetworkIsolation", False),
             "Environment": definition.get("Environment", {}),
-            "Tags": list(p.get("Tags", [])),
+            "Tags": list(job.tags),
         }
-        if sm.log:
-            sm.log(name, f"training job {index}/{max_jobs}: {job} {tuned}")
-        counters["InProgress"] += 1
-        objectives["Pending"] += 1
-        pending[pool.submit(sm.create_training_job, request, hooks=hooks)] = (job, tuned)
+        if self.sm.log:
+            self.sm.log(job.name, f"training job {index}/{job.max_jobs}: {training_job} {tuned}")
+        self.counters["InProgress"] += 1
+        self.objectives["Pending"] += 1
+        future = pool.submit(self.sm.create_training_job, request, hooks=self.hooks)
+        self.pending[future] = (training_job, tuned)
 
-    def finished(future: Future[dict[str, Any]]) -> None:
-        job, tuned = pending.pop(future)
-        rule.finish(job)
-        counters["InProgress"] -= 1
-        objectives["Pending"] -= 1
+    def finished(self, future: Future[dict[str, Any]]) -> None:
+        training_job, tuned = self.pending.pop(future)
+        self.rule.finish(training_job)
+        self.counters["InProgress"] -= 1
+        self.objectives["Pending"] -= 1
         try:
             result = future.result()
         except JobFailed as failed:
             result = failed.description
         except SageMakerError as err:
-            result = {"TrainingJobName": job, "TrainingJobStatus": "Failed",
+            result = {"TrainingJobName": training_job, "TrainingJobStatus": "Failed",
                       "FailureReason": f"{err.code}: {err.message}"}  # fmt: skip
         status = result.get("TrainingJobStatus", "Failed")
-        counters["NonRetryableError" if status == "Failed" else status] += 1
+        self.counters["NonRetryableError" if status == "Failed" else status] += 1
+        summary = self._summary(training_job, tuned, result, status)
+        self.summaries.append({k: v for k, v in summary.items() if v is not None})
+
+    def _summary(
+        self, training_job: str, tuned: dict[str, str], result: dict[str, Any], status: str
+    ) -> dict[str, Any]:
+        """The job's HyperParameterTrainingJobSummary; counts its objective."""
+        metric, kind = self.job.metric, self.job.kind
         final = {m["MetricName"]: m["Value"] for m in result.get("FinalMetricDataList", [])}
         summary: dict[str, Any] = {
-            "TrainingJobName": job,
-            "TrainingJobArn": result.get("TrainingJobArn", sm.arn("training-job", job)),
-            "TuningJobName": name,
+            "TrainingJobName": training_job,
+            "TrainingJobArn": result.get(
+                "TrainingJobArn", self.sm.arn("training-job", training_job)
+            ),
+            "TuningJobName": self.job.name,
             "CreationTime": result.get("CreationTime", _now_ms()),
             "TrainingStartTime": result.get("TrainingStartTime"),
             "TrainingEndTime": result.get("TrainingEndTime"),
@@ -227,23 +305,19 @@ def run_tuning_job(sm: LocalSageMaker, p: Mapping[str, Any]) -> dict[str, Any]:
                 "Value": value,
             }
             summary["ObjectiveStatus"] = "Succeeded"
-            objectives["Succeeded"] += 1
-            observed.append((tuned, value if kind == "Minimize" else -value))
+            self.objectives["Succeeded"] += 1
+            self.observed.append((tuned, value if kind == "Minimize" else -value))
         else:
             summary["ObjectiveStatus"] = "Failed"
-            objectives["Failed"] += 1
-        summaries.append({k: v for k, v in summary.items() if v is not None})
+            self.objectives["Failed"] += 1
+        return summary
 
-    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix=name) as pool:
-        launched = 0
-        while launched < max_jobs or pending:
-            while launched < max_jobs and len(pending) < parallel:
-                launched += 1
-                launch(launched, pool)
-            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-            for future in done:
-                finished(future)
 
+def _conclude(
+    sm: LocalSageMaker, job: _TuningJob, desc: dict[str, Any], summaries: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Completed with the best training job, or Failed (raised) when none reported the
+    objective."""
     scored = [s for s in summaries if s["ObjectiveStatus"] == "Succeeded"]
     now = _now_ms()
     desc.update(HyperParameterTuningEndTime=now, LastModifiedTime=now)
@@ -251,7 +325,7 @@ def run_tuning_job(sm: LocalSageMaker, p: Mapping[str, Any]) -> dict[str, Any]:
         reasons = sorted({s.get("FailureReason", "no objective metric") for s in summaries})
         desc["HyperParameterTuningJobStatus"] = "Failed"
         desc["FailureReason"] = (
-            f"No training job reported the objective metric {metric}: " + "; ".join(reasons)
+            f"No training job reported the objective metric {job.metric}: " + "; ".join(reasons)
         )[:1024]
         sm._save_registry()
         raise JobFailed(desc)
@@ -259,7 +333,7 @@ def run_tuning_job(sm: LocalSageMaker, p: Mapping[str, Any]) -> dict[str, Any]:
         scored,
         key=lambda s: (
             s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
-            * (1 if kind == "Minimize" else -1)
+            * (1 if job.kind == "Minimize" else -1)
         ),
     )
     desc["BestTrainingJob"] = best
@@ -267,5 +341,5 @@ def run_tuning_job(sm: LocalSageMaker, p: Mapping[str, Any]) -> dict[str, Any]:
     sm._save_registry()
     if sm.log:
         value = best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
-        sm.log(name, f"best training job {best['TrainingJobName']}: {metric} = {value}")
+        sm.log(job.name, f"best training job {best['TrainingJobName']}: {job.metric} = {value}")
     return desc

@@ -12,6 +12,16 @@ from mlstack.constructs import DataBucket
 
 
 class DataStack(Stack):
+    """The stateful part of one environment: the :class:`DataBucket` (bucket, key, access logs),
+    retained unless the config's ``removal_policy`` is ``"destroy"``.
+
+    Args:
+        config: the environment's validated config.
+
+    Attributes:
+        data: the :class:`DataBucket`.
+    """
+
     def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig, **kwargs: Any):
         super().__init__(
             scope,

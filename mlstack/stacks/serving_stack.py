@@ -103,7 +103,17 @@ def _check_released(env: str, key_name: str, key: str, releases: str) -> None:
 
 class ServingStack(Stack):
     """The Serving endpoint of one environment (CloudFormation-managed, name ``mlstack-<env>``):
-    variants, autoscaling, data capture, serverless or asynchronous inference from the config."""
+    variants, autoscaling, data capture, serverless or asynchronous inference from the config.
+
+    Args:
+        config: the environment's validated config; it names the released model artifact.
+        data: the environment's :class:`DataBucket` (from the data stack).
+        network: the workflow stack's :class:`WorkloadNetwork`, whose ``inference`` placement
+            the endpoint's models run in. Default: None (no VPC).
+
+    Attributes:
+        endpoint: the :class:`RealtimeEndpoint`.
+    """
 
     def __init__(
         self,

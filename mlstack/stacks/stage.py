@@ -12,7 +12,16 @@ from mlstack.stacks.workflow_stack import WorkflowStack
 
 
 class MlStackStage(Stage):
-    """Data (stateful), Workflow and, when the config names a model artifact, Serving."""
+    """Data (stateful), Workflow and, when the config names a model artifact, Serving.
+
+    Args:
+        config: the environment's validated config.
+
+    Attributes:
+        data: the :class:`DataStack`.
+        workflow: the :class:`WorkflowStack`.
+        serving: the :class:`ServingStack`, or None without a released model artifact.
+    """
 
     def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig) -> None:
         env = None

@@ -162,7 +162,18 @@ def workload_network(
 
 class WorkflowStack(Stack):
     """Images, seeding Lambda, state machine (with its optional tuning path and deploy stage),
-    the retraining schedule, and the alarms and dashboard of the environment."""
+    the retraining schedule, and the alarms and dashboard of the environment.
+
+    Args:
+        config: the environment's validated config.
+        data: the environment's :class:`DataBucket` (from the data stack).
+
+    Attributes:
+        workflow: the :class:`TrainingWorkflow`.
+        schedule: the :class:`RetrainingSchedule`, or None when the config has none.
+        monitoring: the :class:`WorkflowMonitoring`.
+        network: the :class:`WorkloadNetwork`, or None when the config has no network.
+    """
 
     def __init__(
         self,
@@ -181,6 +192,19 @@ class WorkflowStack(Stack):
             termination_protection=config.retain_data,
             **kwargs,
         )
+        self.workflow = self._workflow(config, data)
+        self.schedule = self._schedule(config)
+        self.monitoring = self._monitoring(config)
+        if config.workflow.log_retention_days < ONE_YEAR_DAYS:
+            short_retention(self, config.workflow.log_retention_days)
+        CfnOutput(self, "StateMachineArn", value=self.workflow.state_machine.state_machine_arn)
+        CfnOutput(self, "FailureTopicArn", value=self.workflow.topic.topic_arn)
+        CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
+        if self.workflow.deploy_endpoint_name:
+            CfnOutput(self, "DeployEndpointName", value=self.workflow.deploy_endpoint_name)
+
+    def _workflow(self, config: EnvironmentConfig, data: DataBucket) -> TrainingWorkflow:
+        """The images, the seeding Lambda and the training workflow."""
         removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
         retention = RETENTION_DAYS[config.workflow.log_retention_days]
         # Every log group of this stack is encrypted with its own customer-managed key.
@@ -208,7 +232,7 @@ class WorkflowStack(Stack):
             reserved_concurrency=config.workflow.lambda_reserved_concurrency,
             placement=self.network.functions if self.network else None,
         )
-        self.workflow = TrainingWorkflow(
+        return TrainingWorkflow(
             self,
             "Workflow",
             bucket=data.bucket,
@@ -239,17 +263,23 @@ class WorkflowStack(Stack):
             network=self.network,
             validator_reserved_concurrency=config.workflow.lambda_reserved_concurrency,
         )
-        self.schedule: RetrainingSchedule | None = None
-        if config.schedule is not None:
-            self.schedule = RetrainingSchedule(
-                self,
-                "RetrainingSchedule",
-                state_machine=self.workflow.state_machine,
-                expression=config.schedule.expression,
-                input=thaw(config.schedule.input),
-                enabled=config.schedule.enabled,
-                description=f"mlstack {config.name}: scheduled retraining",
-            )
+
+    def _schedule(self, config: EnvironmentConfig) -> RetrainingSchedule | None:
+        if config.schedule is None:
+            return None
+        return RetrainingSchedule(
+            self,
+            "RetrainingSchedule",
+            state_machine=self.workflow.state_machine,
+            expression=config.schedule.expression,
+            input=thaw(config.schedule.input),
+            enabled=config.schedule.enabled,
+            description=f"mlstack {config.name}: scheduled retraining",
+        )
+
+    def _monitoring(self, config: EnvironmentConfig) -> WorkflowMonitoring:
+        """Alarms and one dashboard for the workflow, the Serving endpoint and the deploy
+        stage's endpoint."""
         # The Serving stack's endpoint has a fixed name, so its alarms live here, beside the
         # workflow's and the deploy stage's, on one dashboard.
         serving = []
@@ -270,7 +300,7 @@ class WorkflowStack(Stack):
                     deploy_stage(config).variant_names,  # type: ignore[union-attr]
                 )
             )
-        self.monitoring = WorkflowMonitoring(
+        return WorkflowMonitoring(
             self,
             "Monitoring",
             state_machine=self.workflow.state_machine,
@@ -280,10 +310,3 @@ class WorkflowStack(Stack):
             extra_alarms=deploy_alarms.alarms if deploy_alarms else (),
             thresholds=alarm_thresholds(config.alarms),
         )
-        if config.workflow.log_retention_days < ONE_YEAR_DAYS:
-            short_retention(self, config.workflow.log_retention_days)
-        CfnOutput(self, "StateMachineArn", value=self.workflow.state_machine.state_machine_arn)
-        CfnOutput(self, "FailureTopicArn", value=self.workflow.topic.topic_arn)
-        CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
-        if self.workflow.deploy_endpoint_name:
-            CfnOutput(self, "DeployEndpointName", value=self.workflow.deploy_endpoint_name)

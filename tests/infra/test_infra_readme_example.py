@@ -1,4 +1,4 @@
-"""The README's "Reusing a construct" example, run as written, in a separate stack."""
+"""The "Reusing a construct" example of docs/constructs.md, run as written, in a separate stack."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from tests.infra.conftest import REPO
 
 @pytest.fixture(scope="module")
 def example() -> dict[str, Any]:
-    readme = (REPO / "README.md").read_text()
-    match = re.search(r"<!-- example: reuse -->\s*```python\n(.*?)```", readme, re.S)
-    assert match, "README lost its reuse example"
+    page = (REPO / "docs" / "constructs.md").read_text()
+    match = re.search(r"<!-- example: reuse -->\s*```python\n(.*?)```", page, re.S)
+    assert match, "docs/constructs.md lost its reuse example"
     namespace: dict[str, Any] = {}
-    exec(compile(match.group(1), "README.md", "exec"), namespace)
+    exec(compile(match.group(1), "docs/constructs.md", "exec"), namespace)
     return namespace
 
 

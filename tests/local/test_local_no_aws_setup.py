@@ -1,8 +1,8 @@
 """The local gateway is usable on a machine with no AWS set-up at all.
 
-`mlstack local serve --from-run` runs as a user starts it; the README's boto3 snippet and
-`mlstack invoke --endpoint-url` run as child processes whose environment has no AWS variable
-and whose HOME is an empty directory (no ~/.aws): what a fresh machine has.
+`mlstack local serve --from-run` runs as a user starts it; the boto3 snippet of
+docs/local-mode.md and `mlstack invoke --endpoint-url` run as child processes whose environment
+has no AWS variable and whose HOME is an empty directory (no ~/.aws): what a fresh machine has.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from mlstack.local.loopback import free_port
 from mlstack.local.runner import RunReport
-from mlstack.local.sagemaker import free_port
 from tests.infra.conftest import REPO
 
-README_URL = "http://127.0.0.1:8080"
+SNIPPET_URL = "http://127.0.0.1:8080"
 SERVE = [sys.executable, "-m", "mlstack.cli", "local", "serve"]
 INVOKE = [sys.executable, "-m", "mlstack.cli", "invoke"]
 
@@ -77,10 +77,10 @@ def gateway(local_run: RunReport, home: Path) -> Iterator[str]:
     assert proc.wait(30) == 0
 
 
-def readme_snippet() -> str:
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    match = re.search(r"<!-- example: local-gateway -->\s*```python\n(.*?)```", readme, re.S)
-    assert match, "README lost its local gateway snippet"
+def gateway_snippet() -> str:
+    page = (REPO / "docs" / "local-mode.md").read_text(encoding="utf-8")
+    match = re.search(r"<!-- example: local-gateway -->\s*```python\n(.*?)```", page, re.S)
+    assert match, "docs/local-mode.md lost its local gateway snippet"
     return match.group(1)
 
 
@@ -88,13 +88,13 @@ def scores(text: str) -> list[float]:
     return [float(v) for v in text.strip().split(",")]
 
 
-def test_the_readme_snippet_runs_as_written_with_no_aws_configuration(
+def test_the_local_mode_snippet_runs_as_written_with_no_aws_configuration(
     gateway: str, home: Path
 ) -> None:
-    snippet = readme_snippet()
+    snippet = gateway_snippet()
     # The one change: the port this test's gateway got (8080 may be taken on a shared machine).
-    assert snippet.count(README_URL) == 1
-    code = snippet.replace(README_URL, gateway)
+    assert snippet.count(SNIPPET_URL) == 1
+    code = snippet.replace(SNIPPET_URL, gateway)
     done = subprocess.run(
         [sys.executable, "-c", code],
         env=bare_env(home),
