@@ -40,12 +40,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlstack import rules
 from mlstack.local.assembly import Image
 from mlstack.local.loopback import free_port
 from mlstack.local.loopback import request as _request
 from mlstack.local.s3 import EmbeddedS3, parse_uri, shard_keys
 
-NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+NAME_PATTERN = re.compile(rules.NAME_PATTERN)
 MB = 1024 * 1024
 LogSink = Callable[[str, str], None]  # (source, line)
 MetricSink = Callable[[str, str, float], None]  # (job, metric, value)
