@@ -22,6 +22,7 @@ loopback port; ``DescribeEndpoint`` says ``InService`` once it answered ``/ping`
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
@@ -250,6 +251,47 @@ class TrainingHooks:
     should_stop: Callable[[str, str, float], bool]  # (job, metric, value): stop it early?
 
 
+@dataclass
+class _TrainingRun:
+    """One training job while it runs: its hosts, their ``/opt/ml`` trees and processes, and
+    what the first host's log has told so far."""
+
+    name: str
+    desc: dict[str, Any]
+    image: Image
+    job_dir: Path
+    hosts: list[str]
+    bases: list[Path]
+    hooks: TrainingHooks | None
+    definitions: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stopped_early: threading.Event = field(default_factory=threading.Event)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @classmethod
+    def for_job(
+        cls, job_dir: Path, desc: dict[str, Any], image: Image, hooks: TrainingHooks | None
+    ) -> _TrainingRun:
+        count = int(desc["ResourceConfig"].get("InstanceCount", 1))
+        hosts = [f"algo-{i}" for i in range(1, count + 1)]
+        # One host keeps the plain layout; N hosts get a tree each, as N instances have.
+        bases = (
+            [job_dir / "opt" / "ml"] if count == 1 else [job_dir / h / "opt" / "ml" for h in hosts]
+        )
+        return cls(desc["TrainingJobName"], desc, image, job_dir, hosts, bases, hooks)
+
+    def log_path(self, host: str) -> Path:
+        """Where ``host``'s ``train`` output goes."""
+        return self.job_dir / ("train.log" if len(self.hosts) == 1 else f"train-{host}.log")
+
+    def pack_model(self) -> Path:
+        """``output/model.tar.gz`` of the first host's model, as the image saves it there."""
+        archive = self.job_dir / "output" / "model.tar.gz"
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        pack_model(self.bases[0] / "model", archive)
+        return archive
+
+
 class LocalSageMaker:
     """The SageMaker API calls the workflow makes, run on this machine."""
 
@@ -346,7 +388,7 @@ class LocalSageMaker:
     # --- training ----------------------------------------------------------------------------
 
     def create_training_job(
-        self, p: Mapping[str, Any], *, hooks: TrainingHooks | None = None
+        self, request: Mapping[str, Any], *, hooks: TrainingHooks | None = None
     ) -> dict[str, Any]:
         """Run the job to its end; return DescribeTrainingJob, or raise JobFailed.
 
@@ -354,54 +396,83 @@ class LocalSageMaker:
         value that may stop the job early (``Stopped``, its model kept, as SageMaker does).
         """
         with self._lock:
-            name = self._name("trainingJobName", p.get("TrainingJobName"), self.training_jobs)
+            name = self._name("trainingJobName", request.get("TrainingJobName"), self.training_jobs)
             self.training_jobs[name.lower()] = {"TrainingJobName": name}
-        algorithm = p.get("AlgorithmSpecification", {})
+        algorithm = request.get("AlgorithmSpecification", {})
         image = self._image(algorithm.get("TrainingImage"))
         if algorithm.get("TrainingInputMode", "File") != "File":
             raise SageMakerError("ValidationException", "local mode runs File input mode only")
+        desc = self._training_description(name, request, hooks)
+        with self._lock:
+            self.training_jobs[name.lower()] = desc
+        run = _TrainingRun.for_job(self.root / "jobs" / name, desc, image, hooks)
+        self._write_training_config(run)
+        desc["SecondaryStatus"] = "Downloading"
+        self._download_channels(run)
+        desc["SecondaryStatus"] = "Training"
+        run.definitions = [
+            (d["Name"], re.compile(d["Regex"])) for d in algorithm.get("MetricDefinitions", [])
+        ]
+        env = self._training_environment(run, request)
+        checkpoint_uri = str((request.get("CheckpointConfig") or {}).get("S3Uri") or "")
+        spot = bool(request.get("EnableManagedSpotTraining", False))
+        if checkpoint_uri:
+            desc["CheckpointConfig"] = dict(request["CheckpointConfig"])
+        desc["EnableManagedSpotTraining"] = spot
+        max_runtime = desc["StoppingCondition"].get("MaxRuntimeInSeconds")
+        stopped, failed_host = self._train_until_done(
+            run,
+            env,
+            checkpoint_uri,
+            float(max_runtime) if max_runtime else None,
+            self.interrupt_training_after if spot and checkpoint_uri else None,
+        )
+        return self._finish_training(run, stopped, failed_host, max_runtime)
+
+    def _training_description(
+        self, name: str, request: Mapping[str, Any], hooks: TrainingHooks | None
+    ) -> dict[str, Any]:
+        """DescribeTrainingJob as the job starts (``InProgress``); hyperparameters must be
+        strings, as SageMaker requires."""
         started = _now_ms()
-        resources = dict(p.get("ResourceConfig", {}))
-        hyperparameters = dict(p.get("HyperParameters", {}))
+        resources = dict(request.get("ResourceConfig", {}))
+        hyperparameters = dict(request.get("HyperParameters", {}))
         for k, v in hyperparameters.items():
             if not isinstance(v, str):
                 raise SageMakerError(
                     "ValidationException", f"hyperparameter {k!r}={v!r}: values must be strings"
                 )
-        output_path = p.get("OutputDataConfig", {}).get("S3OutputPath", "")
+        output_path = request.get("OutputDataConfig", {}).get("S3OutputPath", "")
         artifact = f"{output_path.rstrip('/')}/{name}/output/model.tar.gz"
         desc: dict[str, Any] = {
             "TrainingJobName": name,
             "TrainingJobArn": self.arn("training-job", name),
-            "AlgorithmSpecification": dict(algorithm),
-            "RoleArn": p.get("RoleArn"),
+            "AlgorithmSpecification": dict(request.get("AlgorithmSpecification", {})),
+            "RoleArn": request.get("RoleArn"),
             "HyperParameters": hyperparameters,
-            "InputDataConfig": list(p.get("InputDataConfig", [])),
-            "OutputDataConfig": dict(p.get("OutputDataConfig", {})),
+            "InputDataConfig": list(request.get("InputDataConfig", [])),
+            "OutputDataConfig": dict(request.get("OutputDataConfig", {})),
             "ResourceConfig": resources,
-            "StoppingCondition": dict(p.get("StoppingCondition", {})),
-            "EnableNetworkIsolation": p.get("EnableNetworkIsolation", False),
+            "StoppingCondition": dict(request.get("StoppingCondition", {})),
+            "EnableNetworkIsolation": request.get("EnableNetworkIsolation", False),
             "CreationTime": started,
             "TrainingStartTime": started,
             "TrainingJobStatus": "InProgress",
             "SecondaryStatus": "Starting",
             "ModelArtifacts": {"S3ModelArtifacts": artifact},
             "FinalMetricDataList": [],
-            "Tags": list(p.get("Tags", [])),
+            "Tags": list(request.get("Tags", [])),
         }
         if hooks is not None:
             desc["TuningJobArn"] = hooks.tuning_job_arn
-        with self._lock:
-            self.training_jobs[name.lower()] = desc
-        job_dir = self.root / "jobs" / name
-        count = int(resources.get("InstanceCount", 1))
-        hosts = [f"algo-{i}" for i in range(1, count + 1)]
-        # One host keeps the plain layout; N hosts get a tree each, as N instances have.
-        bases = (
-            [job_dir / "opt" / "ml"] if count == 1 else [job_dir / h / "opt" / "ml" for h in hosts]
-        )
+        return desc
+
+    @staticmethod
+    def _write_training_config(run: _TrainingRun) -> None:
+        """Each host's ``input/config``: ``hyperparameters.json``, ``inputdataconfig.json`` and
+        its own ``resourceconfig.json`` (``current_host`` among ``hosts``)."""
         channels = {}
-        for channel in desc["InputDataConfig"]:
+        for channel in run.desc["InputDataConfig"]:
             cname = channel["ChannelName"]
             channels[cname] = {
                 "ContentType": channel.get("ContentType"),
@@ -413,24 +484,31 @@ class LocalSageMaker:
                 "CompressionType": channel.get("CompressionType", "None"),
             }
             channels[cname] = {k: v for k, v in channels[cname].items() if v is not None}
-        for host, base in zip(hosts, bases, strict=True):
+        hyperparameters = run.desc["HyperParameters"]
+        for host, base in zip(run.hosts, run.bases, strict=True):
             config = base / "input" / "config"
             config.mkdir(parents=True, exist_ok=True)
             (config / "hyperparameters.json").write_text(json.dumps(hyperparameters), "utf-8")
             (config / "inputdataconfig.json").write_text(json.dumps(channels), "utf-8")
             (config / "resourceconfig.json").write_text(
-                json.dumps({"current_host": host, "hosts": hosts, "network_interface_name": "lo"}),
+                json.dumps(
+                    {"current_host": host, "hosts": run.hosts, "network_interface_name": "lo"}
+                ),
                 "utf-8",
             )
-        desc["SecondaryStatus"] = "Downloading"
-        for channel in desc["InputDataConfig"]:
+
+    def _download_channels(self, run: _TrainingRun) -> None:
+        """Copy each channel's objects into every host's ``input/data/<channel>``: all of them
+        (``FullyReplicated``) or the host's shard (``ShardedByS3Key``); an empty one fails."""
+        count = len(run.hosts)
+        for channel in run.desc["InputDataConfig"]:
             source = channel.get("DataSource", {}).get("S3DataSource", {})
             if source.get("S3DataType", "S3Prefix") != "S3Prefix":
                 raise SageMakerError(
                     "ValidationException", "local mode reads S3Prefix channels only"
                 )
             sharded = source.get("S3DataDistributionType") == "ShardedByS3Key" and count > 1
-            for index, (host, base) in enumerate(zip(hosts, bases, strict=True)):
+            for index, (host, base) in enumerate(zip(run.hosts, run.bases, strict=True)):
                 dest = base / "input" / "data" / channel["ChannelName"]
                 dest.mkdir(parents=True, exist_ok=True)
                 files = self.s3.download_prefix(
@@ -443,164 +521,165 @@ class LocalSageMaker:
                         if sharded
                         else ""
                     )
-                    return self._training_failed(
-                        desc,
+                    self._training_failed(
+                        run.desc,
                         f"ClientError: no objects under {source['S3Uri']} (channel "
                         f"{channel['ChannelName']}){where}",
                     )
-        desc["SecondaryStatus"] = "Training"
-        definitions = [
-            (d["Name"], re.compile(d["Regex"])) for d in algorithm.get("MetricDefinitions", [])
-        ]
-        metrics: dict[str, dict[str, Any]] = {}
-        stopped_early = threading.Event()
-        procs: list[subprocess.Popen[bytes]] = []
 
-        def on_line(line: str) -> None:
-            for metric_name, regex in definitions:
-                m = regex.search(line)
-                if m and m.groups():
-                    try:
-                        value = float(m.group(1))
-                    except ValueError:
-                        continue
-                    metrics[metric_name] = {
-                        "MetricName": metric_name,
-                        "Value": value,
-                        "Timestamp": _now_ms(),
-                    }
-                    if self.metric:
-                        self.metric(name, metric_name, value)
-                    if (
-                        hooks is not None
-                        and not stopped_early.is_set()
-                        and hooks.should_stop(name, metric_name, value)
-                    ):
-                        stopped_early.set()
-                        if self.log:
-                            self.log(name, "stopped early by the tuning job (median rule)")
-                        for running in procs:
-                            running.send_signal(signal.SIGTERM)
-
+    def _training_environment(
+        self, run: _TrainingRun, request: Mapping[str, Any]
+    ) -> dict[str, str]:
+        """The ``train`` processes' environment (each host adds its ``SAGEMAKER_BASE_DIR``)."""
         env = {
             **os.environ,
-            **{str(k): str(v) for k, v in p.get("Environment", {}).items()},
+            **{str(k): str(v) for k, v in request.get("Environment", {}).items()},
             "MLSTACK_PYTHON": sys.executable,
             "PYTHONUNBUFFERED": "1",
-            "TRAINING_JOB_NAME": name,
-            "TRAINING_JOB_ARN": desc["TrainingJobArn"],
+            "TRAINING_JOB_NAME": run.name,
+            "TRAINING_JOB_ARN": run.desc["TrainingJobArn"],
         }
-        if count > 1:
+        if len(run.hosts) > 1:
             # The hosts find each other on loopback: the image's collective resolves algo-N
             # through this map instead of SageMaker's DNS.
-            env["MLSTACK_HOST_ADDRESSES"] = json.dumps(dict.fromkeys(hosts, "127.0.0.1"))
+            env["MLSTACK_HOST_ADDRESSES"] = json.dumps(dict.fromkeys(run.hosts, "127.0.0.1"))
             env["MLSTACK_TRACKER_PORT"] = str(free_port())
-        if image.python_path is not None:
-            env["PYTHONPATH"] = str(image.python_path)
-        log_path = job_dir / "train.log"
-        checkpoint_uri = str((p.get("CheckpointConfig") or {}).get("S3Uri") or "")
-        spot = bool(p.get("EnableManagedSpotTraining", False))
-        if checkpoint_uri:
-            desc["CheckpointConfig"] = dict(p["CheckpointConfig"])
-        desc["EnableManagedSpotTraining"] = spot
+        if run.image.python_path is not None:
+            env["PYTHONPATH"] = str(run.image.python_path)
+        return env
 
-        def restore_checkpoints() -> None:
-            """SageMaker copies the checkpoint prefix into each (new) instance's
-            /opt/ml/checkpoints before ``train`` starts."""
-            for base in bases:
-                local = base / "checkpoints"
-                shutil.rmtree(local, ignore_errors=True)
-                local.mkdir(parents=True)
-                self.s3.download_prefix(checkpoint_uri, local)
+    def _on_training_line(self, run: _TrainingRun, line: str) -> None:
+        """Read the first host's log line for MetricDefinitions values; a tuning job's hook may
+        stop the job early on one (SIGTERM to every host)."""
+        for metric_name, regex in run.definitions:
+            m = regex.search(line)
+            if m and m.groups():
+                try:
+                    value = float(m.group(1))
+                except ValueError:
+                    continue
+                run.metrics[metric_name] = {
+                    "MetricName": metric_name,
+                    "Value": value,
+                    "Timestamp": _now_ms(),
+                }
+                if self.metric:
+                    self.metric(run.name, metric_name, value)
+                if (
+                    run.hooks is not None
+                    and not run.stopped_early.is_set()
+                    and run.hooks.should_stop(run.name, metric_name, value)
+                ):
+                    run.stopped_early.set()
+                    if self.log:
+                        self.log(run.name, "stopped early by the tuning job (median rule)")
+                    for running in run.procs:
+                        running.send_signal(signal.SIGTERM)
 
-        def save_checkpoints() -> None:
-            """…and uploads the first host's /opt/ml/checkpoints to the prefix."""
-            local = bases[0] / "checkpoints"
-            for path in sorted(local.rglob("*")):
-                if path.is_file():
-                    rel = path.relative_to(local).as_posix()
-                    self.s3.write(f"{checkpoint_uri.rstrip('/')}/{rel}", path.read_bytes())
+    def _restore_checkpoints(self, run: _TrainingRun, checkpoint_uri: str) -> None:
+        """SageMaker copies the checkpoint prefix into each (new) instance's
+        /opt/ml/checkpoints before ``train`` starts."""
+        for base in run.bases:
+            local = base / "checkpoints"
+            shutil.rmtree(local, ignore_errors=True)
+            local.mkdir(parents=True)
+            self.s3.download_prefix(checkpoint_uri, local)
 
-        def launch() -> tuple[list[threading.Thread], list[subprocess.Popen[bytes]]]:
-            procs.clear()
-            pumps = []
-            if count > 1:
-                env["MLSTACK_TRACKER_PORT"] = str(free_port())
-            for index, (host, base) in enumerate(zip(hosts, bases, strict=True)):
-                proc = subprocess.Popen(
-                    [str(image.program("train"))],
-                    env={**env, "SAGEMAKER_BASE_DIR": str(base)},
-                    cwd=base,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-                procs.append(proc)
-                # CloudWatch gets every host's log; metrics are read from the first host's.
-                pump = threading.Thread(
-                    target=pump_lines,
-                    args=(
-                        proc.stdout,
-                        log_path if count == 1 else job_dir / f"train-{host}.log",
-                        name if count == 1 else f"{name}/{host}",
-                        self.log,
-                        on_line if index == 0 else None,
-                    ),
-                    daemon=True,
-                )
-                pump.start()
-                pumps.append(pump)
-            return pumps, list(procs)
+    def _save_checkpoints(self, run: _TrainingRun, checkpoint_uri: str) -> None:
+        """…and uploads the first host's /opt/ml/checkpoints to the prefix."""
+        local = run.bases[0] / "checkpoints"
+        for path in sorted(local.rglob("*")):
+            if path.is_file():
+                rel = path.relative_to(local).as_posix()
+                self.s3.write(f"{checkpoint_uri.rstrip('/')}/{rel}", path.read_bytes())
 
-        max_runtime = desc["StoppingCondition"].get("MaxRuntimeInSeconds")
-        interrupt = self.interrupt_training_after if spot and checkpoint_uri else None
-        interruptions = 0
+    def _launch_hosts(self, run: _TrainingRun, env: dict[str, str]) -> list[threading.Thread]:
+        """Start ``train`` on every host (into ``run.procs``); return the log pumps."""
+        count = len(run.hosts)
+        run.procs.clear()
+        pumps = []
+        if count > 1:
+            env["MLSTACK_TRACKER_PORT"] = str(free_port())
+        for index, (host, base) in enumerate(zip(run.hosts, run.bases, strict=True)):
+            proc = subprocess.Popen(
+                [str(run.image.program("train"))],
+                env={**env, "SAGEMAKER_BASE_DIR": str(base)},
+                cwd=base,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            run.procs.append(proc)
+            # CloudWatch gets every host's log; metrics are read from the first host's.
+            pump = threading.Thread(
+                target=pump_lines,
+                args=(
+                    proc.stdout,
+                    run.log_path(host),
+                    run.name if count == 1 else f"{run.name}/{host}",
+                    self.log,
+                    functools.partial(self._on_training_line, run) if index == 0 else None,
+                ),
+                daemon=True,
+            )
+            pump.start()
+            pumps.append(pump)
+        return pumps
+
+    def _train_until_done(
+        self,
+        run: _TrainingRun,
+        env: dict[str, str],
+        checkpoint_uri: str,
+        max_runtime: float | None,
+        interrupt: float | None,
+    ) -> tuple[bool, int]:
+        """Run the hosts to their end, starting them again (from the checkpoints) after a
+        spot interruption. Returns (ran past ``max_runtime``, index of the host to report)."""
         while True:
             if checkpoint_uri:
-                restore_checkpoints()
-            pumps, launched = launch()
-            stopped, failed_host, interrupted = _wait_hosts(
-                launched, float(max_runtime) if max_runtime else None, interrupt
-            )
+                self._restore_checkpoints(run, checkpoint_uri)
+            pumps = self._launch_hosts(run, env)
+            stopped, failed_host, interrupted = _wait_hosts(list(run.procs), max_runtime, interrupt)
             for pump in pumps:
                 pump.join(10)
             if checkpoint_uri:
-                save_checkpoints()
+                self._save_checkpoints(run, checkpoint_uri)
             if not interrupted:
-                break
+                return stopped, failed_host
             # A spot interruption: SageMaker starts the job again on new instances, which
             # resume from the checkpoints; the first model is discarded with its instance.
-            interruptions += 1
             interrupt = None
-            desc.setdefault("SecondaryStatusTransitions", []).append(
+            run.desc.setdefault("SecondaryStatusTransitions", []).append(
                 {"Status": "Interrupted", "StatusMessage": "spot interruption (local, requested)"}
             )
             if self.log:
-                self.log(name, "spot interruption: SIGTERM sent; resuming from checkpoints")
-            for base in bases:
+                self.log(run.name, "spot interruption: SIGTERM sent; resuming from checkpoints")
+            for base in run.bases:
                 shutil.rmtree(base / "model", ignore_errors=True)
-        procs[:] = launched
-        proc = procs[failed_host]
-        base = bases[failed_host]
-        if count > 1:
-            log_path = job_dir / f"train-{hosts[failed_host]}.log"
-        desc["FinalMetricDataList"] = list(metrics.values())
+
+    def _finish_training(
+        self, run: _TrainingRun, stopped: bool, failed_host: int, max_runtime: Any
+    ) -> dict[str, Any]:
+        """Record the ending: ``Completed`` or ``Stopped`` (early, by a tuning job) with the
+        first host's model uploaded, else ``Failed`` (raises JobFailed)."""
+        desc = run.desc
+        proc = run.procs[failed_host]
+        desc["FinalMetricDataList"] = list(run.metrics.values())
         desc["TrainingEndTime"] = _now_ms()
         desc["TrainingTimeInSeconds"] = desc["BillableTimeInSeconds"] = max(
-            1, (desc["TrainingEndTime"] - started) // 1000
+            1, (desc["TrainingEndTime"] - desc["TrainingStartTime"]) // 1000
         )
-        if proc.returncode == 0 and stopped_early.is_set() and not stopped:
-            model_dir = bases[0] / "model"
-            archive = job_dir / "output" / "model.tar.gz"
-            archive.parent.mkdir(parents=True, exist_ok=True)
-            pack_model(model_dir, archive)
+        artifact = desc["ModelArtifacts"]["S3ModelArtifacts"]
+        if proc.returncode == 0 and run.stopped_early.is_set() and not stopped:
+            archive = run.pack_model()
             self.s3.write(artifact, archive.read_bytes(), "application/x-tar")
             desc["TrainingJobStatus"] = desc["SecondaryStatus"] = "Stopped"
             desc["LastModifiedTime"] = _now_ms()
             self._save_registry()
             return desc
         if proc.returncode != 0 or stopped:
-            failure = base / "output" / "failure"
+            failure = run.bases[failed_host] / "output" / "failure"
             reason = (
                 failure.read_text("utf-8", errors="replace")[:1024].strip()
                 if failure.is_file()
@@ -611,14 +690,12 @@ class LocalSageMaker:
                     desc,
                     f"MaxRuntimeExceeded: the job ran past MaxRuntimeInSeconds ({max_runtime})",
                 )
+            log_path = run.log_path(run.hosts[failed_host])
             return self._training_failed(
                 desc,
                 f"AlgorithmError: {reason or 'see ' + str(log_path)}, exit code: {proc.returncode}",
             )
-        model_dir = bases[0] / "model"  # the first host's, as the image saves the model there
-        archive = job_dir / "output" / "model.tar.gz"
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        pack_model(model_dir, archive)
+        archive = run.pack_model()
         desc["SecondaryStatus"] = "Uploading"
         self.s3.write(artifact, archive.read_bytes(), "application/x-tar")
         desc["TrainingJobStatus"] = "Completed"
@@ -698,17 +775,40 @@ class LocalSageMaker:
 
     # --- batch transform ---------------------------------------------------------------------
 
-    def create_transform_job(self, p: Mapping[str, Any]) -> dict[str, Any]:
+    def create_transform_job(self, request: Mapping[str, Any]) -> dict[str, Any]:
         with self._lock:
-            name = self._name("transformJobName", p.get("TransformJobName"), self.transform_jobs)
+            name = self._name(
+                "transformJobName", request.get("TransformJobName"), self.transform_jobs
+            )
             self.transform_jobs[name.lower()] = {"TransformJobName": name}
-        model = self._model(str(p.get("ModelName", "")))
-        if p.get("DataProcessing"):
+        model = self._model(str(request.get("ModelName", "")))
+        desc = self._transform_description(name, request, model)
+        with self._lock:
+            self.transform_jobs[name.lower()] = desc
+        servers = self._start_instances(desc, request, model)
+        try:
+            records = self._transform_objects(desc, request, servers)
+        except _TransformError as err:
+            return self._transform_failed(desc, f"ClientError: {err}")
+        finally:
+            for server in servers:
+                server.stop()
+        desc["TransformJobStatus"] = "Completed"
+        desc["TransformEndTime"] = _now_ms()
+        desc["LocalRecords"] = records
+        self._save_registry()
+        return desc
+
+    def _transform_description(
+        self, name: str, request: Mapping[str, Any], model: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """DescribeTransformJob as the job starts (``InProgress``), once the request is one
+        local mode runs (no DataProcessing, an S3Prefix input, Line or None splitting)."""
+        if request.get("DataProcessing"):
             raise SageMakerError(
                 "ValidationException", "local mode does not apply DataProcessing filters"
             )
-        tin = dict(p.get("TransformInput", {}))
-        tout = dict(p.get("TransformOutput", {}))
+        tin = dict(request.get("TransformInput", {}))
         source = tin.get("DataSource", {}).get("S3DataSource", {})
         if source.get("S3DataType", "S3Prefix") != "S3Prefix":
             raise SageMakerError("ValidationException", "local mode reads S3Prefix inputs only")
@@ -718,21 +818,26 @@ class LocalSageMaker:
                 "ValidationException", f"local mode splits by Line or None, not {split}"
             )
         started = _now_ms()
-        desc: dict[str, Any] = {
+        return {
             "TransformJobName": name,
             "TransformJobArn": self.arn("transform-job", name),
             "TransformJobStatus": "InProgress",
             "ModelName": model["ModelName"],
             "TransformInput": tin,
-            "TransformOutput": tout,
-            "TransformResources": dict(p.get("TransformResources", {})),
-            "Environment": dict(p.get("Environment", {})),
+            "TransformOutput": dict(request.get("TransformOutput", {})),
+            "TransformResources": dict(request.get("TransformResources", {})),
+            "Environment": dict(request.get("Environment", {})),
             "CreationTime": started,
             "TransformStartTime": started,
-            "Tags": list(p.get("Tags", [])),
+            "Tags": list(request.get("Tags", [])),
         }
-        with self._lock:
-            self.transform_jobs[name.lower()] = desc
+
+    def _start_instances(
+        self, desc: dict[str, Any], request: Mapping[str, Any], model: Mapping[str, Any]
+    ) -> list[ServeProcess]:
+        """Extract the model and start ``serve`` on each of ``InstanceCount`` instances; one
+        that does not come up stops the others and fails the job."""
+        name = desc["TransformJobName"]
         job_dir = self.root / "jobs" / name
         # One instance keeps the plain layout; N instances get a tree and a serve process each.
         count = int(desc["TransformResources"].get("InstanceCount", 1))
@@ -752,8 +857,8 @@ class LocalSageMaker:
                 **{str(k): str(v) for k, v in desc["Environment"].items()},
                 "SAGEMAKER_BATCH": "true",
             }
-            if "MaxPayloadInMB" in p:
-                env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(p["MaxPayloadInMB"])
+            if "MaxPayloadInMB" in request:
+                env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(request["MaxPayloadInMB"])
             for index, base in enumerate(bases, start=1):
                 self._model_dir(model, base)
                 servers.append(
@@ -769,72 +874,72 @@ class LocalSageMaker:
         except (RuntimeError, OSError, tarfile.TarError) as err:
             for server in servers:
                 server.stop()
-            return self._transform_failed(desc, f"ClientError: {err}")
-        try:
-            strategy, payload_mb, concurrency = self._execution_parameters(servers[0], p)
-            desc.update(
-                BatchStrategy=strategy,
-                MaxPayloadInMB=payload_mb,
-                MaxConcurrentTransforms=concurrency,
-            )
-            bucket, prefix = parse_uri(source["S3Uri"])
-            folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
-            keys = shard_keys(self.s3.keys(bucket, prefix), None)
-            if not keys:
-                return self._transform_failed(
-                    desc, f"ClientError: no objects under {source['S3Uri']}"
+            self._transform_failed(desc, f"ClientError: {err}")
+        return servers
+
+    def _transform_objects(
+        self, desc: dict[str, Any], request: Mapping[str, Any], servers: list[ServeProcess]
+    ) -> int:
+        """Send every input object through the instances, each output to
+        ``<S3OutputPath>/<key>.out``; return the number of records."""
+        strategy, payload_mb, concurrency = self._execution_parameters(servers[0], request)
+        desc.update(
+            BatchStrategy=strategy,
+            MaxPayloadInMB=payload_mb,
+            MaxConcurrentTransforms=concurrency,
+        )
+        tin, tout = desc["TransformInput"], desc["TransformOutput"]
+        source = tin.get("DataSource", {}).get("S3DataSource", {})
+        split = tin.get("SplitType", "None")
+        bucket, prefix = parse_uri(source["S3Uri"])
+        folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+        keys = shard_keys(self.s3.keys(bucket, prefix), None)
+        if not keys:
+            self._transform_failed(desc, f"ClientError: no objects under {source['S3Uri']}")
+        out_base = tout["S3OutputPath"].rstrip("/")
+
+        def transform(server: ServeProcess, objects: list[str]) -> int:
+            records = 0
+            for key in objects:
+                data = self.s3.read(f"s3://{bucket}/{key}")
+                if tin.get("CompressionType") == "Gzip":
+                    data = gzip.decompress(data)
+                batches = self._batches(data, split, strategy, payload_mb * MB)
+                records += sum(n for _, n in batches)
+                outputs = self._invoke_all(
+                    server, batches, tin, tout, concurrency, desc["TransformJobName"]
                 )
-            out_base = tout["S3OutputPath"].rstrip("/")
+                joiner = b"\n" if tout.get("AssembleWith") == "Line" else b""
+                body = joiner.join(o.rstrip(b"\n") if joiner else o for o in outputs)
+                if joiner and body:
+                    body += b"\n"
+                self.s3.write(f"{out_base}/{key[len(folder) :]}.out", body, tout.get("Accept"))
+            return records
 
-            def transform(server: ServeProcess, objects: list[str]) -> int:
-                records = 0
-                for key in objects:
-                    data = self.s3.read(f"s3://{bucket}/{key}")
-                    if tin.get("CompressionType") == "Gzip":
-                        data = gzip.decompress(data)
-                    batches = self._batches(data, split, strategy, payload_mb * MB)
-                    records += sum(n for _, n in batches)
-                    outputs = self._invoke_all(server, batches, tin, tout, concurrency, name)
-                    joiner = b"\n" if tout.get("AssembleWith") == "Line" else b""
-                    body = joiner.join(o.rstrip(b"\n") if joiner else o for o in outputs)
-                    if joiner and body:
-                        body += b"\n"
-                    self.s3.write(f"{out_base}/{key[len(folder) :]}.out", body, tout.get("Accept"))
-                return records
-
-            # SageMaker spreads an S3Prefix input's objects over the instances: instance i
-            # takes every N-th object from the i-th, each its own output object.
-            with ThreadPoolExecutor(max_workers=count) as pool:
-                shares = [
-                    pool.submit(transform, server, shard_keys(keys, (i, count)))
-                    for i, server in enumerate(servers)
-                ]
-                records = sum(share.result() for share in shares)
-        except _TransformError as err:
-            return self._transform_failed(desc, f"ClientError: {err}")
-        finally:
-            for server in servers:
-                server.stop()
-        desc["TransformJobStatus"] = "Completed"
-        desc["TransformEndTime"] = _now_ms()
-        desc["LocalRecords"] = records
-        self._save_registry()
-        return desc
+        # SageMaker spreads an S3Prefix input's objects over the instances: instance i
+        # takes every N-th object from the i-th, each its own output object.
+        count = len(servers)
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            shares = [
+                pool.submit(transform, server, shard_keys(keys, (i, count)))
+                for i, server in enumerate(servers)
+            ]
+            return sum(share.result() for share in shares)
 
     def _execution_parameters(
-        self, server: ServeProcess, p: Mapping[str, Any]
+        self, server: ServeProcess, request: Mapping[str, Any]
     ) -> tuple[str, int, int]:
         defaults: dict[str, Any] = {}
         status, _, body = server.request("GET", "/execution-parameters")
         if status == 200:
             defaults = json.loads(body)
-        strategy = p.get("BatchStrategy") or defaults.get("BatchStrategy", "SingleRecord")
+        strategy = request.get("BatchStrategy") or defaults.get("BatchStrategy", "SingleRecord")
         strategy = {"MULTI_RECORD": "MultiRecord", "SINGLE_RECORD": "SingleRecord"}.get(
             strategy, strategy
         )
-        payload = int(p.get("MaxPayloadInMB") or defaults.get("MaxPayloadInMB", 6))
+        payload = int(request.get("MaxPayloadInMB") or defaults.get("MaxPayloadInMB", 6))
         concurrency = int(
-            p.get("MaxConcurrentTransforms") or defaults.get("MaxConcurrentTransforms", 1)
+            request.get("MaxConcurrentTransforms") or defaults.get("MaxConcurrentTransforms", 1)
         )
         return strategy, payload, max(1, concurrency)
 
