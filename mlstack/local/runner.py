@@ -11,20 +11,15 @@ the embedded S3 at the end), ``jobs/<job>/`` (each job's ``/opt/ml`` tree and lo
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
 import secrets
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from mlstack.assets import runtime_path
 from mlstack.local import assembly as assembly_mod
 from mlstack.local.asl import ExecutionResult, Interpreter
 from mlstack.local.s3 import EmbeddedS3, parse_uri
@@ -97,23 +92,9 @@ class RunReport:
         return self.status == "SUCCEEDED"
 
 
-@functools.cache
-def _seed_handler() -> ModuleType:
-    """The seeding Lambda's own code (``lambda/seed/handler.py``), whose ``label_for`` is the
-    rule the reference dataset follows: one copy of the rule, in the function that applies it."""
-    path = runtime_path("lambda/seed") / "handler.py"
-    spec = importlib.util.spec_from_file_location("mlstack_local_seed_handler", path)
-    assert spec is not None and spec.loader is not None, path
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def seeding_rule(x: float, y: float) -> int:
-    """The reference workflow's label: the seeding Lambda's ``label_for`` (1 if y >= 3x + 5)."""
-    label: int = _seed_handler().label_for(x, y)
-    return label
+    """The reference workflow's label (the seeding Lambda's ``label_for``): 1 if y >= 3x + 5."""
+    return 1 if y >= 3 * x + 5 else 0
 
 
 def transform_accuracy(s3: EmbeddedS3, output: Any) -> Accuracy | None:
