@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aws_cdk import Duration
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
 
 from mlstack.constructs._nag import acknowledge_compliance, acknowledge_guard, skip_checkov
 
@@ -48,4 +54,47 @@ def acknowledge_lambda_findings(
         skip_checkov(function, "CKV_AWS_117", OUTSIDE_VPC)
 
 
-__all__ = ["DEFAULT_RESERVED_CONCURRENCY", "acknowledge_lambda_findings"]
+def python_function(
+    scope: Construct,
+    *,
+    description: str,
+    code_directory: Path,
+    memory_size: int,
+    timeout: Duration,
+    role: iam.IRole,
+    log_group: logs.ILogGroup,
+    reserved_concurrency: int | None,
+    placement: Placement | None,
+    environment: Mapping[str, str] | None = None,
+) -> lambda_.Function:
+    """The ``Resource`` function of ``scope``: ``handler.handler`` of ``code_directory`` on the
+    current Python runtime (ARM), in ``placement`` when given (``role`` then gets the
+    network-interface permissions Lambda documents), with the packs' remaining findings
+    acknowledged."""
+    function = lambda_.Function(
+        scope,
+        "Resource",
+        description=description,
+        runtime=lambda_.Runtime.PYTHON_3_14,
+        architecture=lambda_.Architecture.ARM_64,
+        handler="handler.handler",
+        code=lambda_.Code.from_asset(
+            str(code_directory), exclude=["__pycache__", "*.pyc", "tests", ".pytest_cache"]
+        ),
+        memory_size=memory_size,
+        timeout=timeout,
+        role=role,
+        log_group=log_group,
+        reserved_concurrent_executions=reserved_concurrency,
+        vpc=placement.vpc if placement else None,
+        vpc_subnets=placement.subnet_selection() if placement else None,
+        security_groups=list(placement.security_groups) if placement else None,
+        environment=dict(environment) if environment is not None else None,
+    )
+    if placement is not None:
+        placement.grant_network_interfaces(role, service="lambda")
+    acknowledge_lambda_findings(function, reserved_concurrency, placement)
+    return function
+
+
+__all__ = ["DEFAULT_RESERVED_CONCURRENCY", "acknowledge_lambda_findings", "python_function"]

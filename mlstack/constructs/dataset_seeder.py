@@ -6,13 +6,12 @@ from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from mlstack.assets import runtime_path
-from mlstack.constructs._lambda import DEFAULT_RESERVED_CONCURRENCY, acknowledge_lambda_findings
+from mlstack.constructs._lambda import DEFAULT_RESERVED_CONCURRENCY, python_function
 from mlstack.constructs._nag import skip_checkov
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.network import Placement
@@ -103,24 +102,16 @@ class DatasetSeeder(Construct):
         self.role = SeedFunctionRole(
             self, "Role", bucket=bucket, key=key, layout=layout, log_group=self.log_group
         ).role
-        self.function = lambda_.Function(
+        self.function = python_function(
             self,
-            "Resource",
             description="Seeds the training and test datasets of one workflow run",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            architecture=lambda_.Architecture.ARM_64,
-            handler="handler.handler",
-            code=lambda_.Code.from_asset(
-                str(code_directory), exclude=["__pycache__", "*.pyc", "tests", ".pytest_cache"]
-            ),
+            code_directory=code_directory,
             memory_size=256,
             timeout=timeout,
             role=self.role,
             log_group=self.log_group,
-            reserved_concurrent_executions=reserved_concurrency,
-            vpc=placement.vpc if placement else None,
-            vpc_subnets=placement.subnet_selection() if placement else None,
-            security_groups=list(placement.security_groups) if placement else None,
+            reserved_concurrency=reserved_concurrency,
+            placement=placement,
             environment={
                 "BUCKET_NAME": bucket.bucket_name,
                 "DATASET_PREFIX": layout.datasets,
@@ -131,9 +122,6 @@ class DatasetSeeder(Construct):
                 "LOG_LEVEL": log_level,
             },
         )
-        if placement is not None:
-            placement.grant_network_interfaces(self.role, service="lambda")
-        acknowledge_lambda_findings(self.function, reserved_concurrency, placement)
         skip_checkov(
             self.function,
             "CKV_AWS_173",

@@ -6,12 +6,11 @@ from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from mlstack.assets import runtime_path
-from mlstack.constructs._lambda import DEFAULT_RESERVED_CONCURRENCY, acknowledge_lambda_findings
+from mlstack.constructs._lambda import DEFAULT_RESERVED_CONCURRENCY, python_function
 from mlstack.constructs._nag import (
     acknowledge_inline_policy,
     acknowledge_scoped_wildcards,
@@ -80,25 +79,14 @@ class InputValidator(Construct):
             default_policy(self.role),
             [(":*", "Log streams of the function's own log group only.")],
         )
-        self.function = lambda_.Function(
+        self.function = python_function(
             self,
-            "Resource",
             description="Checks a training workflow execution's input before anything starts",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            architecture=lambda_.Architecture.ARM_64,
-            handler="handler.handler",
-            code=lambda_.Code.from_asset(
-                str(code_directory), exclude=["__pycache__", "*.pyc", "tests", ".pytest_cache"]
-            ),
+            code_directory=code_directory,
             memory_size=128,
             timeout=Duration.seconds(10),
             role=self.role,
             log_group=self.log_group,
-            reserved_concurrent_executions=reserved_concurrency,
-            vpc=placement.vpc if placement else None,
-            vpc_subnets=placement.subnet_selection() if placement else None,
-            security_groups=list(placement.security_groups) if placement else None,
+            reserved_concurrency=reserved_concurrency,
+            placement=placement,
         )
-        if placement is not None:
-            placement.grant_network_interfaces(self.role, service="lambda")
-        acknowledge_lambda_findings(self.function, reserved_concurrency, placement)
