@@ -713,13 +713,7 @@ class TrainingWorkflow(Construct):
                 "ResultPath": "$",
             },
         )
-        validate_input.add_retry(
-            errors=LAMBDA_TRANSIENT_ERRORS,
-            interval=Duration.seconds(2),
-            max_attempts=max_attempts,
-            backoff_rate=2,
-            jitter_strategy=sfn.JitterType.FULL,
-        )
+        _retry_lambda(validate_input, max_attempts)
         input_valid = sfn.Choice(self, INPUT_VALID)
         reject_input = sfn.CustomState(
             self,
@@ -797,13 +791,7 @@ class TrainingWorkflow(Construct):
                 "ResultPath": "$.dataset",
             },
         )
-        generate_dataset.add_retry(
-            errors=LAMBDA_TRANSIENT_ERRORS,
-            interval=Duration.seconds(2),
-            max_attempts=max_attempts,
-            backoff_rate=2,
-            jitter_strategy=sfn.JitterType.FULL,
-        )
+        _retry_lambda(generate_dataset, max_attempts)
         return generate_dataset
 
     def _train_model(self, builder: _StateBuilder, job: _TrainingJob) -> sfn.CustomState:
@@ -1224,6 +1212,17 @@ def _training_job(
         spot_stopping=(
             {} if spot is None else {"MaxWaitTimeInSeconds": int(spot.max_wait.to_seconds())}
         ),
+    )
+
+
+def _retry_lambda(state: sfn.CustomState, max_attempts: int) -> None:
+    """Retry a Lambda task on the Lambda service's transient errors, with jittered backoff."""
+    state.add_retry(
+        errors=LAMBDA_TRANSIENT_ERRORS,
+        interval=Duration.seconds(2),
+        max_attempts=max_attempts,
+        backoff_rate=2,
+        jitter_strategy=sfn.JitterType.FULL,
     )
 
 
