@@ -268,40 +268,32 @@ class RecordingDispatcher:
         action = _action(call.resource)
         if action == "createTrainingJob":
             role, name = str(parameters["RoleArn"]), str(parameters["TrainingJobName"])
-            why = f"training job {name}"
-            log.image_pull(role, parameters["AlgorithmSpecification"]["TrainingImage"], why)
-            log.job_logs(
+            _job_calls(
+                log,
                 role,
-                "/aws/sagemaker/TrainingJobs",
-                f"{name}/algo-1-0",
-                "/aws/sagemaker/TrainingJobs",
-                why,
+                image=parameters["AlgorithmSpecification"]["TrainingImage"],
+                log_group="/aws/sagemaker/TrainingJobs",
+                stream=f"{name}/algo-1-0",
+                volume_key=parameters.get("ResourceConfig", {}).get("VolumeKmsKeyId"),
+                vpc=parameters.get("VpcConfig"),
+                why=f"training job {name}",
             )
-            key = parameters.get("ResourceConfig", {}).get("VolumeKmsKeyId")
-            if key:
-                log.volume_key(role, key, why)
-            if parameters.get("VpcConfig"):
-                network_interfaces(log, role, parameters["VpcConfig"], "sagemaker", why)
         elif action == "createTransformJob":
             model = self.models.get(str(parameters["ModelName"]).lower(), {})
             role, name = (
                 str(model.get("ExecutionRoleArn", log.execution_role)),
                 str(parameters["TransformJobName"]),
             )
-            why = f"transform job {name}"
-            log.image_pull(role, model.get("PrimaryContainer", {}).get("Image", ""), why)
-            log.job_logs(
+            _job_calls(
+                log,
                 role,
-                "/aws/sagemaker/TransformJobs",
-                f"{name}/i-0",
-                "/aws/sagemaker/TransformJobs",
-                why,
+                image=model.get("PrimaryContainer", {}).get("Image", ""),
+                log_group="/aws/sagemaker/TransformJobs",
+                stream=f"{name}/i-0",
+                volume_key=parameters.get("TransformResources", {}).get("VolumeKmsKeyId"),
+                vpc=model.get("VpcConfig"),
+                why=f"transform job {name}",
             )
-            key = parameters.get("TransformResources", {}).get("VolumeKmsKeyId")
-            if key:
-                log.volume_key(role, key, why)
-            if model.get("VpcConfig"):
-                network_interfaces(log, role, model["VpcConfig"], "sagemaker", why)
         elif action in ("createEndpoint", "updateEndpoint"):
             name = str(parameters["EndpointName"])
             config = self.configs.get(str(parameters["EndpointConfigName"]).lower(), {})
@@ -671,3 +663,24 @@ def _function_role_and_logs(log: CallLog, function: str) -> tuple[str, str]:
             group = r.resolve(stack, props.get("LoggingConfig", {}).get("LogGroup", ""))
             return str(r.resolve(stack, props["Role"])), str(group or f"/aws/lambda/{lid}")
     raise ValueError(f"no function {function} in the assembly")
+
+
+def _job_calls(
+    log: CallLog,
+    role: str,
+    *,
+    image: str,
+    log_group: str,
+    stream: str,
+    volume_key: str | None,
+    vpc: Mapping[str, Any] | None,
+    why: str,
+) -> None:
+    """What a SageMaker job does as its role besides its S3 reads and writes: pull its image,
+    write its logs, use the volume key and, in a VPC, manage its network interfaces."""
+    log.image_pull(role, image, why)
+    log.job_logs(role, log_group, stream, log_group, why)
+    if volume_key:
+        log.volume_key(role, volume_key, why)
+    if vpc:
+        network_interfaces(log, role, vpc, "sagemaker", why)
