@@ -33,7 +33,7 @@ from typing import Any
 from mlstack.local import assembly as assembly_mod
 from mlstack.local.account import LocalAccount, write_atomically
 from mlstack.local.asl import ExecutionResult, Interpreter
-from mlstack.local.s3 import EmbeddedS3, parse_uri
+from mlstack.local.s3 import EmbeddedS3, kept_buckets, parse_uri
 from mlstack.local.sagemaker import LocalSageMaker, deployed_endpoints
 from mlstack.local.tasks import TaskDispatcher
 from mlstack.local.ui import Reporter, short_cause
@@ -158,6 +158,7 @@ def run(options: RunOptions, reporter: Reporter) -> RunReport:
     an execution name the account already used."""
     name = options.name or new_execution_name()
     account = LocalAccount.of(options.workdir, options.environment)
+    _check_run_dir((options.workdir / name).resolve(), options.environment)
     with account.lock(name):
         if options.clean:
             account.clean()
@@ -172,11 +173,10 @@ def _run_in_account(
     started_at = datetime.now(UTC).isoformat()
     steps: list[tuple[str, float]] = []
     run_dir = (options.workdir / name).resolve()
-    _check_run_dir(run_dir, options.environment)
     run_dir.mkdir(parents=True, exist_ok=True)
 
     assembly = _load_assembly(options, run_dir, steps, reporter)
-    s3 = _start_s3(assembly, account, run_dir, steps, reporter, clean=options.clean)
+    s3, others = _start_s3(assembly, account, run_dir, steps, reporter, clean=options.clean)
     sagemaker = LocalSageMaker(
         run_dir,
         s3,
@@ -213,9 +213,9 @@ def _run_in_account(
                 reporter.info(f"accuracy not computed: {err}")
     finally:
         save_started = time.perf_counter()
-        _save_account(account, sagemaker, s3, run_dir, reporter)
+        _save_account(account, sagemaker, s3, others, run_dir, reporter)
         account.record_execution(name, run_dir, result.status if result else "ABORTED", started_at)
-        steps.append(("Save account", time.perf_counter() - save_started))
+        steps.append(("Archive", time.perf_counter() - save_started))
     assert result is not None  # the try either set it or raised
 
     report = _run_report(
@@ -256,6 +256,7 @@ def _save_account(
     account: LocalAccount,
     sagemaker: LocalSageMaker,
     s3: EmbeddedS3,
+    others: set[str],
     run_dir: Path,
     reporter: Reporter,
 ) -> None:
@@ -263,7 +264,7 @@ def _save_account(
     run dir keeps a copy of the registry and a link to the account's S3)."""
     try:
         sagemaker.stop()
-        skipped = s3.persist(account.s3_dir)
+        skipped = s3.persist(account.s3_dir, others)
     finally:
         s3.stop()
     if skipped:
@@ -312,15 +313,14 @@ def _start_s3(
     reporter: Reporter,
     *,
     clean: bool,
-) -> EmbeddedS3:
-    """The embedded S3 server with the account's objects and the stacks' buckets."""
+) -> tuple[EmbeddedS3, set[str]]:
+    """The embedded S3 server with the account's objects and the stacks' buckets, and the
+    buckets it held before (another server's of this process: not the account's)."""
     s3_started = time.perf_counter()
     s3 = EmbeddedS3(assembly.region)
-    restored = s3.restore(account.s3_dir)
-    existing = {b["Name"] for b in s3.client.list_buckets().get("Buckets", [])}
-    for bucket in assembly.buckets:
-        if bucket not in existing:
-            s3.create_bucket(bucket)
+    before = {b["Name"] for b in s3.client.list_buckets().get("Buckets", [])}
+    restored = s3.restore(account.s3_dir, assembly.buckets)
+    others = before - set(assembly.buckets) - set(kept_buckets(account.s3_dir))
     steps.append(("Start S3", time.perf_counter() - s3_started))
     state = (
         "emptied (--clean)"
@@ -329,7 +329,7 @@ def _start_s3(
     )
     reporter.info(f"local account {shown(account.directory)}: {state}")
     reporter.info(f"embedded S3 on {s3.endpoint_url}; work dir {run_dir}")
-    return s3
+    return s3, others
 
 
 def _run_report(

@@ -53,6 +53,11 @@ def _read_index(source: Path) -> dict[str, dict[str, dict[str, str]]]:
     return index
 
 
+def kept_buckets(source: Path) -> list[str]:
+    """The buckets :meth:`EmbeddedS3.persist` kept in ``source``."""
+    return sorted(_read_index(source))
+
+
 def _remove_unlisted(dest: Path, index: dict[str, dict[str, dict[str, str]]]) -> None:
     """Delete the files (and then empty folders) under ``dest`` that ``index`` does not list."""
     if not dest.is_dir():
@@ -161,32 +166,44 @@ class EmbeddedS3:
                 count += 1
         return count
 
-    def restore(self, source: Path) -> int:
-        """Put back every object :meth:`persist` kept in ``source``, creating its buckets (with
-        their content types); returns the count."""
+    def restore(self, source: Path, buckets: Iterable[str] = ()) -> int:
+        """Make the buckets :meth:`persist` kept in ``source``, and ``buckets``, hold exactly
+        the objects kept there (with their content types); returns the count. A bucket that
+        exists is emptied first: every server of one process shares moto's backend, so it may
+        hold objects of an earlier server of the process."""
         index = _read_index(source)
         existing = {b["Name"] for b in self.client.list_buckets().get("Buckets", [])}
         count = 0
-        for bucket, objects in index.items():
-            if bucket not in existing:
+        for bucket in sorted(set(index) | set(buckets)):
+            if bucket in existing:
+                self._empty(bucket)
+            else:
                 self.create_bucket(bucket)
-            for key, entry in objects.items():
+            for key, entry in index.get(bucket, {}).items():
                 path = source / bucket / key
                 extra = {"ContentType": entry["content_type"]} if entry.get("content_type") else {}
                 self.client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), **extra)
                 count += 1
         return count
 
-    def persist(self, dest: Path) -> list[str]:
-        """Make ``dest`` hold exactly the server's buckets and objects, as
-        ``dest/<bucket>/<key>`` and an index (``.index.json``: each object's ETag and content
-        type): new or changed objects (by ETag) are downloaded, the others kept, files of
-        deleted objects removed. Returns the ``s3://`` URIs of objects that a file cannot hold
-        (a key ending in ``/``, or with an empty, ``.`` or ``..`` segment), which are not kept."""
+    def _empty(self, bucket: str) -> None:
+        keys = list(self.keys(bucket))
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes up to 1000 keys
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            self.client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+
+    def persist(self, dest: Path, others: Iterable[str] = ()) -> list[str]:
+        """Make ``dest`` hold exactly the server's buckets (but ``others``: another user's of
+        the process) and their objects, as ``dest/<bucket>/<key>`` and an index
+        (``.index.json``: each object's ETag and content type): new or changed objects (by
+        ETag) are downloaded, the others kept, files of deleted objects removed. Returns the
+        ``s3://`` URIs of objects that a file cannot hold (a key ending in ``/``, or with an
+        empty, ``.`` or ``..`` segment), which are not kept."""
         old = _read_index(dest)
         index: dict[str, dict[str, dict[str, str]]] = {}
         skipped = []
-        for bucket in sorted(b["Name"] for b in self.client.list_buckets().get("Buckets", [])):
+        names = {b["Name"] for b in self.client.list_buckets().get("Buckets", [])}
+        for bucket in sorted(names - set(others)):
             objects = index.setdefault(bucket, {})
             paginator = self.client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=bucket):
