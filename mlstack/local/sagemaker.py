@@ -335,7 +335,14 @@ class LocalSageMaker:
         self._kept: dict[str, Any] = {}
         self._lock = threading.RLock()
         if restore_registry is not None and restore_registry.is_file():
-            self._load_registry(json.loads(restore_registry.read_text(encoding="utf-8")))
+            try:
+                saved = json.loads(restore_registry.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as err:
+                raise ValueError(
+                    f"{restore_registry} is not a SageMaker registry ({err}); start from an "
+                    "empty local account with --clean"
+                ) from None
+            self._load_registry(saved)
 
     # --- helpers -----------------------------------------------------------------------------
 

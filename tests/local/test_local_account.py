@@ -323,3 +323,65 @@ def test_an_s3_save_drops_deleted_objects_and_rewrites_changed_ones(tmp_path: Pa
     assert files == [".index.json", "b-bucket/changed.txt", "b-bucket/keep.txt"]
     assert (tmp_path / "b-bucket" / "changed.txt").read_bytes() == b"v2"
     assert not (tmp_path / "b-bucket" / "deep").exists()
+
+
+# --- the registry --------------------------------------------------------------------------
+
+
+def saved_endpoint(name: str, status: str, model_dir: str = "") -> dict[str, Any]:
+    return {
+        "name": name,
+        "arn": f"arn:aws:sagemaker:us-east-1:000000000000:endpoint/{name}",
+        "config_name": f"{name}-config",
+        "status": status,
+        "created_ms": 1,
+        "modified_ms": 2,
+        "model_dir": model_dir,
+    }
+
+
+def test_every_kind_of_a_saved_registry_is_restored_and_saved_again(tmp_path: Path) -> None:
+    model = {"ModelName": "m-1", "ModelArn": "arn:aws:sagemaker:us-east-1:0:model/m-1"}
+    saved = {
+        "models": {"m-1": model},
+        "endpoint_configs": {},
+        "training_jobs": {"t-1": {"TrainingJobName": "t-1", "TrainingJobArn": "arn:t-1"}},
+        # Kinds this code keeps no attribute for (another version's) come back as they were.
+        "model_packages": {"arn:p/1": {"ModelPackageVersion": 1}},
+        "events": ["e1"],
+        "endpoints": {
+            "live": saved_endpoint("live", "InService", "/x/model"),
+            "new": saved_endpoint("new", "Creating"),
+            "moving": saved_endpoint("moving", "Updating", "/y/model"),
+        },
+    }
+    path = tmp_path / "account" / "registry.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(saved))
+    with EmbeddedS3() as s3:
+        sagemaker = LocalSageMaker(tmp_path / "run", s3, {}, restore_registry=path)
+        assert sagemaker.describe_model({"ModelName": "M-1"}) == model
+        assert sagemaker.describe_training_job({"TrainingJobName": "t-1"})["TrainingJobArn"]
+        status = {
+            name: sagemaker.describe_endpoint({"EndpointName": name})["EndpointStatus"]
+            for name in ("live", "new", "moving")
+        }
+        # A run that ended mid-update leaves the previous configuration serving (a failed
+        # update rolls back); one that ended mid-creation leaves nothing that came up.
+        assert status == {"live": "InService", "new": "Failed", "moving": "InService"}
+        with pytest.raises(SageMakerError, match="already in use"):
+            sagemaker.create_model({"ModelName": "m-1"})
+        sagemaker.stop()
+    again = json.loads((tmp_path / "run" / "sagemaker" / "registry.json").read_text())
+    assert again["model_packages"] == saved["model_packages"]
+    assert again["events"] == ["e1"]
+    assert again["models"] == saved["models"]
+    assert again["training_jobs"] == saved["training_jobs"]
+    assert again["endpoints"]["live"]["status"] == "InService"
+
+
+def test_a_registry_that_is_not_json_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "registry.json"
+    path.write_text("{not json")
+    with EmbeddedS3() as s3, pytest.raises(ValueError, match="is not a SageMaker registry"):
+        LocalSageMaker(tmp_path / "run", s3, {}, restore_registry=path)
