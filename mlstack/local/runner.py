@@ -98,6 +98,7 @@ class RunReport:
     training_jobs: list[dict[str, Any]] = field(default_factory=list)
     accuracy: Accuracy | None = None
     synthesized: bool = False
+    account: Path | None = None  # the local account the run used
 
     @property
     def ok(self) -> bool:
@@ -232,6 +233,7 @@ def _run_in_account(
         accuracy=accuracy,
         synthesized=assembly.synthesized,
     )
+    report.account = account.directory
     _write_execution(report, result, account)
     return report
 
@@ -431,6 +433,7 @@ def format_summary(report: RunReport) -> str:
         f"Local run {report.name} of {report.environment}: {report.status} "
         f"in {report.seconds:.1f} s",
         f"  Work dir          {shown(report.run_dir)}",
+        *([f"  Local account     {shown(report.account)}"] if report.account else []),
     ]
     out = report.output if isinstance(report.output, dict) else {}
     for job in report.training_jobs:

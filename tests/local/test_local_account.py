@@ -26,7 +26,7 @@ from mlstack.cli.local import _model_from_run
 from mlstack.constructs import state_names as sn
 from mlstack.local import assembly as assembly_mod
 from mlstack.local.account import AccountInUse, LocalAccount
-from mlstack.local.runner import RunOptions, RunReport, run
+from mlstack.local.runner import RunOptions, RunReport, format_summary, run
 from mlstack.local.s3 import EmbeddedS3
 from mlstack.local.sagemaker import LocalSageMaker, SageMakerError
 from mlstack.local.ui import Reporter
@@ -88,6 +88,7 @@ def test_both_runs_succeed_and_each_keeps_its_own_run_dir(two_runs: TwoRuns) -> 
         assert record["name"] == report.name
         assert record["account"] == str(two_runs.account.directory)
         assert (report.run_dir / "jobs").is_dir()
+    assert f"Local account     {two_runs.account.directory}" in format_summary(two_runs.second)
     # The summary's training jobs are the run's own, not the account's earlier ones.
     assert [j["name"] for j in two_runs.second.training_jobs] == [
         two_runs.second.output["training_job_name"]
