@@ -149,19 +149,25 @@ def test_from_run_serves_the_endpoint_as_each_run_left_it(two_runs: TwoRuns) -> 
     assert (first_model / "xgboost-model").is_file() and (second_model / "xgboost-model").is_file()
 
 
+@pytest.mark.parametrize("model_dir_kept", [True, False], ids=["model-dir-kept", "model-dir-gone"])
 def test_a_restored_endpoint_is_served_again_when_needed(
-    two_runs: TwoRuns, cdk_out: Path, tmp_path: Path
+    two_runs: TwoRuns, cdk_out: Path, tmp_path: Path, model_dir_kept: bool
 ) -> None:
+    registry = json.loads(json.dumps(two_runs.registry))
+    if not model_dir_kept:  # extracted again from its model's ModelDataUrl
+        registry["endpoints"][ENDPOINT]["model_dir"] = str(tmp_path / "gone" / "model")
+    saved = tmp_path / "registry.json"
+    saved.write_text(json.dumps(registry))
     resolved = assembly_mod.load("dev", cdk_out=cdk_out)
     with EmbeddedS3(resolved.region) as s3:
         s3.restore(two_runs.account.s3_dir)
         sagemaker = LocalSageMaker(
-            tmp_path,
+            tmp_path / "run",
             s3,
             resolved.images,
             region=resolved.region,
             account=resolved.account,
-            restore_registry=two_runs.account.directory / "sagemaker" / "registry.json",
+            restore_registry=saved,
             endpoints_dir=tmp_path / "endpoints",
         )
         described = sagemaker.describe_endpoint({"EndpointName": ENDPOINT})
@@ -169,6 +175,7 @@ def test_a_restored_endpoint_is_served_again_when_needed(
         assert described["EndpointConfigName"] == two_runs.second.output["endpoint_config_name"]
         try:
             server = sagemaker.endpoint_server(ENDPOINT)
+            assert sagemaker.endpoint_server(ENDPOINT) is server  # served once
             status, _, body = server.request(
                 "POST", "/invocations", b"37,82\n", {"Content-Type": "text/csv"}
             )
@@ -176,6 +183,9 @@ def test_a_restored_endpoint_is_served_again_when_needed(
             assert 0.0 <= float(body.decode().strip()) <= 1.0
         finally:
             sagemaker.stop()
+    model_dir = Path(sagemaker.endpoints[ENDPOINT].model_dir)
+    assert model_dir.is_dir()
+    assert (tmp_path / "endpoints" in model_dir.parents) is not model_dir_kept
 
 
 def test_a_clean_run_starts_from_an_empty_account(
