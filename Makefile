@@ -43,7 +43,8 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # Synthesize every environment, then run dev's workflow here (no AWS, no Docker) from the
-# definition just synthesized; each run keeps its artifacts in .work/local/<execution name>/.
+# definition just synthesized; each run keeps its artifacts in .work/local/<execution name>/, and
+# dev's runs share one local account (.work/local/accounts/dev/: S3, models, endpoints).
 run: setup synth
 	$(BIN)/mlstack local run --env dev --workdir .work/local --cdk-out cdk.out
 

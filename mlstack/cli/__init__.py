@@ -1,6 +1,6 @@
 """The ``mlstack`` command.
 
-    mlstack local run    [--env dev] [--rows N] [--seed S] [-H k=v ...] [--workdir DIR]
+    mlstack local run    [--env dev] [--rows N] [--seed S] [-H k=v ...] [--workdir DIR] [--clean]
     mlstack local serve  [--model PATH | --from-run DIR] [--port P] [--endpoint-name NAME]
     mlstack run          --env dev [--input JSON]
     mlstack invoke       --env dev --file data.csv [--content-type T] [--accept T]
@@ -76,9 +76,20 @@ def _add_local_run(local_commands: argparse._SubParsersAction[argparse.ArgumentP
         "--workdir",
         type=Path,
         default=Path(".work/local"),
-        help="where each run's directory goes (default: .work/local)",
+        help="where each run's directory and each environment's local account "
+        "(accounts/<env>/) go (default: .work/local)",
     )
-    run.add_argument("--name", help="execution name (default: local-<time>-<random>)")
+    run.add_argument(
+        "--name",
+        help="execution name, unique in the environment's local account "
+        "(default: local-<time>-<random>)",
+    )
+    run.add_argument(
+        "--clean",
+        action="store_true",
+        help="start from an empty local account: forget the S3 objects, models, endpoints and "
+        "runs that earlier runs of this environment left in <workdir>/accounts/<env>/",
+    )
     run.add_argument("--cdk-out", type=Path, help="cloud assembly to reuse when fresh (cdk.out)")
     run.add_argument(
         "--environments-dir", type=Path, help="synthesize from these environment files instead"
@@ -110,7 +121,12 @@ def _add_local_serve(local_commands: argparse._SubParsersAction[argparse.Argumen
     )
     source = serve.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", type=Path, help="a model.tar.gz or a model directory")
-    source.add_argument("--from-run", type=Path, help="a local run's directory")
+    source.add_argument(
+        "--from-run",
+        type=Path,
+        help="a local run's directory (its endpoint as that run left it) or a local account's "
+        "(<workdir>/accounts/<env>: its endpoint now)",
+    )
     serve.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
     serve.add_argument("--endpoint-name", help="endpoint name (default: the run's, else 'local')")
 

@@ -16,6 +16,7 @@ from mlstack.local.sagemaker import extract_model
 
 
 def local_run(args: argparse.Namespace) -> int:
+    from mlstack.local.account import AccountInUse
     from mlstack.local.runner import RunOptions, format_summary, run, shown
     from mlstack.local.ui import reporter_for
 
@@ -31,11 +32,13 @@ def local_run(args: argparse.Namespace) -> int:
         environments_dir=args.environments_dir,
         time_scale=args.time_scale,
         interrupt_training_after=args.interrupt_training_after,
+        clean=args.clean,
     )
     reporter = reporter_for(sys.stdout, verbose=args.verbose, plain=True if args.plain else None)
     try:
         report = run(options, reporter)
-    except (ValueError, OSError) as err:  # configuration, assembly or definition problems
+    except (ValueError, OSError, AccountInUse) as err:  # configuration, assembly, definition,
+        # a name already used, or the account in use by another run
         print(f"mlstack local run: {err}", file=sys.stderr)
         return 1
     print()
@@ -51,24 +54,37 @@ def local_run(args: argparse.Namespace) -> int:
 
 
 def _model_from_run(run_dir: Path, endpoint_name: str | None) -> tuple[Path, str]:
-    """The model of a run's deployed endpoint, else of its training job (its ``model.tar.gz``
-    from the run's S3 mirror)."""
+    """The model of the endpoint as a run left it (the run dir's copy of the account's
+    registry names its model directory, kept in the local account until ``--clean``), else
+    of its training job (its ``model.tar.gz`` from the account's S3). ``run_dir`` may also be
+    a local account's directory: its endpoint now."""
     from mlstack.local.sagemaker import deployed_endpoints
 
     endpoints = deployed_endpoints(run_dir)
     if endpoints:
         chosen = endpoint_name if endpoint_name in endpoints else next(iter(endpoints))
-        return Path(endpoints[chosen]["model_dir"]), endpoint_name or chosen
+        model_dir = Path(endpoints[chosen]["model_dir"])
+        if not model_dir.is_dir():
+            raise ValueError(
+                f"endpoint {chosen}'s model directory {model_dir} is gone (the local account "
+                "was started again with --clean since); serve a later run's endpoint"
+            )
+        return model_dir, endpoint_name or chosen
     execution = run_dir / "execution.json"
     if not execution.is_file():
-        raise ValueError(f"{run_dir} is not a local run's directory (no execution.json)")
+        raise ValueError(
+            f"{run_dir} is not a local run's directory (no execution.json) nor a local "
+            "account's (no sagemaker/registry.json with an InService endpoint)"
+        )
     output = json.loads(execution.read_text(encoding="utf-8")).get("output") or {}
     uri = output.get("model_artifact_uri")
     if not isinstance(uri, str) or not uri.startswith("s3://"):
         raise ValueError(f"the run in {run_dir} deployed no endpoint and produced no model")
     archive = run_dir / "s3" / uri[len("s3://") :]
     if not archive.is_file():
-        raise ValueError(f"{archive} is missing")
+        raise ValueError(
+            f"{archive} is missing (the local account was started again with --clean since?)"
+        )
     return archive, endpoint_name or str(output.get("model_name") or "local")
 
 

@@ -3,16 +3,26 @@
 The run reads the environment's cloud assembly (:mod:`mlstack.local.assembly`), starts the
 embedded S3 server with the app's buckets, and lets the ASL interpreter execute the state machine
 definition exactly as synthesized, Task states going to the local handlers
-(:mod:`mlstack.local.tasks`). The work directory ``<workdir>/<execution name>/`` keeps everything:
-``execution.json`` (input, output or error, every state with its time), ``s3/`` (every object of
-the embedded S3 at the end), ``jobs/<job>/`` (each job's ``/opt/ml`` tree and log),
-``sagemaker/registry.json`` (models, endpoint configs, endpoints), ``lambda/``, ``sns.jsonl``.
+(:mod:`mlstack.local.tasks`).
+
+What outlives a run in AWS lives in the environment's local account
+(:mod:`mlstack.local.account`, ``<workdir>/accounts/<env>/``): the S3 objects and the SageMaker
+registry are loaded from it when the run starts and saved to it when the run ends, so the next
+run of the environment finds them (its deploy stage updates the endpoint the previous one
+deployed); ``clean`` starts from an empty account. One run of an environment at a time.
+
+Each run keeps its own directory ``<workdir>/<execution name>/``: ``execution.json`` (input,
+output or error, every state with its time), ``jobs/<job>/`` (each job's ``/opt/ml`` tree and
+log), ``sagemaker/registry.json`` (the account's registry as this run left it), ``lambda/``,
+``sns.jsonl``, and ``s3``: a link to the account's S3 contents.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -21,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from mlstack.local import assembly as assembly_mod
+from mlstack.local.account import LocalAccount, write_atomically
 from mlstack.local.asl import ExecutionResult, Interpreter
-from mlstack.local.s3 import EmbeddedS3, parse_uri
+from mlstack.local.s3 import EmbeddedS3, kept_buckets, parse_uri
 from mlstack.local.sagemaker import LocalSageMaker, deployed_endpoints
 from mlstack.local.tasks import TaskDispatcher
 from mlstack.local.ui import Reporter, short_cause
@@ -44,6 +55,7 @@ class RunOptions:
     environments_dir: Path | None = None
     time_scale: float = DEFAULT_TIME_SCALE
     interrupt_training_after: float | None = None  # seconds; a spot interruption, on request
+    clean: bool = False  # start from an empty local account (S3 objects, SageMaker registry)
 
     def execution_input(self) -> dict[str, Any]:
         """Only what the user asked for: every default comes from the definition itself."""
@@ -86,6 +98,7 @@ class RunReport:
     training_jobs: list[dict[str, Any]] = field(default_factory=list)
     accuracy: Accuracy | None = None
     synthesized: bool = False
+    account: Path | None = None  # the local account the run used
 
     @property
     def ok(self) -> bool:
@@ -141,15 +154,30 @@ def network_notice(definition: Mapping[str, Any]) -> str | None:
 
 
 def run(options: RunOptions, reporter: Reporter) -> RunReport:
-    """Execute the environment's workflow locally; never raises for a failing workflow."""
-    started = time.perf_counter()
-    steps: list[tuple[str, float]] = []
+    """Execute the environment's workflow locally, in its local account; never raises for a
+    failing workflow. Raises AccountInUse while another run holds the account, ValueError for
+    an execution name the account already used."""
     name = options.name or new_execution_name()
+    account = LocalAccount.of(options.workdir, options.environment)
+    _check_run_dir((options.workdir / name).resolve(), options.environment)
+    with account.lock(name):
+        if options.clean:
+            account.clean()
+        account.check_new_execution(name)
+        return _run_in_account(options, reporter, name, account)
+
+
+def _run_in_account(
+    options: RunOptions, reporter: Reporter, name: str, account: LocalAccount
+) -> RunReport:
+    started = time.perf_counter()
+    started_at = datetime.now(UTC).isoformat()
+    steps: list[tuple[str, float]] = []
     run_dir = (options.workdir / name).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
 
     assembly = _load_assembly(options, run_dir, steps, reporter)
-    s3 = _start_s3(assembly, run_dir, steps, reporter)
+    s3, others = _start_s3(assembly, account, run_dir, steps, reporter, clean=options.clean)
     sagemaker = LocalSageMaker(
         run_dir,
         s3,
@@ -159,10 +187,14 @@ def run(options: RunOptions, reporter: Reporter) -> RunReport:
         log=reporter.log,
         metric=reporter.metric,
         interrupt_training_after=options.interrupt_training_after,
+        restore_registry=account.directory / REGISTRY,
+        endpoints_dir=account.directory / "endpoints",
     )
+    earlier_training_jobs = set(sagemaker.training_jobs)
     dispatcher = TaskDispatcher(assembly, s3, sagemaker, run_dir, log=reporter.log)
     execution_input = options.execution_input()
     accuracy = None
+    result: ExecutionResult | None = None
     try:
         interpreter = Interpreter(
             assembly.definition,
@@ -181,11 +213,11 @@ def run(options: RunOptions, reporter: Reporter) -> RunReport:
             except (ValueError, KeyError) as err:
                 reporter.info(f"accuracy not computed: {err}")
     finally:
-        archive_started = time.perf_counter()
-        sagemaker.stop()
-        s3.mirror(run_dir / "s3")
-        s3.stop()
-        steps.append(("Archive", time.perf_counter() - archive_started))
+        save_started = time.perf_counter()
+        _save_account(account, sagemaker, s3, others, run_dir, reporter)
+        account.record_execution(name, run_dir, result.status if result else "ABORTED", started_at)
+        steps.append(("Archive", time.perf_counter() - save_started))
+    assert result is not None  # the try either set it or raised
 
     report = _run_report(
         options,
@@ -195,12 +227,59 @@ def run(options: RunOptions, reporter: Reporter) -> RunReport:
         steps=steps,
         result=result,
         execution_input=execution_input,
-        sagemaker=sagemaker,
+        training_jobs=[
+            job for key, job in sagemaker.training_jobs.items() if key not in earlier_training_jobs
+        ],
         accuracy=accuracy,
         synthesized=assembly.synthesized,
     )
-    _write_execution(report, result)
+    report.account = account.directory
+    _write_execution(report, result, account)
     return report
+
+
+REGISTRY = Path("sagemaker") / "registry.json"
+
+
+def _check_run_dir(run_dir: Path, environment: str) -> None:
+    """Runs of two environments never share a directory (an execution name is unique per
+    state machine, so another environment may use the same one)."""
+    execution = run_dir / "execution.json"
+    if execution.is_file():
+        other = json.loads(execution.read_text(encoding="utf-8")).get("environment")
+        if other != environment:
+            raise ValueError(
+                f"{run_dir} holds a run of environment {other!r}: choose another --name "
+                "(or another --workdir)"
+            )
+
+
+def _save_account(
+    account: LocalAccount,
+    sagemaker: LocalSageMaker,
+    s3: EmbeddedS3,
+    others: set[str],
+    run_dir: Path,
+    reporter: Reporter,
+) -> None:
+    """Stop the endpoints and S3; save S3's objects and the registry into the account (the
+    run dir keeps a copy of the registry and a link to the account's S3)."""
+    try:
+        sagemaker.stop()
+        skipped = s3.persist(account.s3_dir, others)
+    finally:
+        s3.stop()
+    if skipped:
+        reporter.info(f"not kept in the local account (no file can hold them): {skipped}")
+    registry = run_dir / REGISTRY
+    if registry.is_file():
+        write_atomically(account.directory / REGISTRY, registry.read_text(encoding="utf-8"))
+    link = run_dir / "s3"
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    elif link.is_dir():  # a run dir reused with --clean, from before the account
+        shutil.rmtree(link)
+    link.symlink_to(os.path.relpath(account.s3_dir, run_dir), target_is_directory=True)
 
 
 def _load_assembly(
@@ -230,18 +309,29 @@ def _load_assembly(
 
 def _start_s3(
     assembly: assembly_mod.LocalAssembly,
+    account: LocalAccount,
     run_dir: Path,
     steps: list[tuple[str, float]],
     reporter: Reporter,
-) -> EmbeddedS3:
-    """The embedded S3 server with the stacks' buckets."""
+    *,
+    clean: bool,
+) -> tuple[EmbeddedS3, set[str]]:
+    """The embedded S3 server with the account's objects and the stacks' buckets, and the
+    buckets it held before (another server's of this process: not the account's)."""
     s3_started = time.perf_counter()
     s3 = EmbeddedS3(assembly.region)
-    for bucket in assembly.buckets:
-        s3.create_bucket(bucket)
+    before = {b["Name"] for b in s3.client.list_buckets().get("Buckets", [])}
+    restored = s3.restore(account.s3_dir, assembly.buckets)
+    others = before - set(assembly.buckets) - set(kept_buckets(account.s3_dir))
     steps.append(("Start S3", time.perf_counter() - s3_started))
+    state = (
+        "emptied (--clean)"
+        if clean
+        else f"{restored} S3 objects and {len(account.executions())} earlier runs"
+    )
+    reporter.info(f"local account {shown(account.directory)}: {state}")
     reporter.info(f"embedded S3 on {s3.endpoint_url}; work dir {run_dir}")
-    return s3
+    return s3, others
 
 
 def _run_report(
@@ -253,7 +343,7 @@ def _run_report(
     steps: list[tuple[str, float]],
     result: ExecutionResult,
     execution_input: Any,
-    sagemaker: LocalSageMaker,
+    training_jobs: list[dict[str, Any]],
     accuracy: Accuracy | None,
     synthesized: bool,
 ) -> RunReport:
@@ -278,7 +368,7 @@ def _run_report(
                 "status": j.get("TrainingJobStatus"),
                 "metrics": {m["MetricName"]: m["Value"] for m in j.get("FinalMetricDataList", [])},
             }
-            for j in sagemaker.training_jobs.values()
+            for j in training_jobs
             if "TrainingJobArn" in j
         ],
         accuracy=accuracy,
@@ -308,10 +398,11 @@ def _failure(result: ExecutionResult) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _write_execution(report: RunReport, result: ExecutionResult) -> None:
+def _write_execution(report: RunReport, result: ExecutionResult, account: LocalAccount) -> None:
     data = {
         "name": report.name,
         "environment": report.environment,
+        "account": str(account.directory),
         "status": report.status,
         "seconds": round(report.seconds, 3),
         "input": report.input,
@@ -342,6 +433,7 @@ def format_summary(report: RunReport) -> str:
         f"Local run {report.name} of {report.environment}: {report.status} "
         f"in {report.seconds:.1f} s",
         f"  Work dir          {shown(report.run_dir)}",
+        *([f"  Local account     {shown(report.account)}"] if report.account else []),
     ]
     out = report.output if isinstance(report.output, dict) else {}
     for job in report.training_jobs:

@@ -6,7 +6,9 @@ Code under test is pointed at it with ``AWS_ENDPOINT_URL_S3`` and fake credentia
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,45 @@ def parse_uri(uri: str) -> tuple[str, str]:
     if not bucket:
         raise ValueError(f"{uri!r} names no bucket")
     return bucket, key
+
+
+INDEX = ".index.json"  # bucket names never start with a dot, so no bucket shadows it
+
+
+def _file_key(key: str) -> bool:
+    """A key that maps to one file below its bucket's directory."""
+    return all(part not in ("", ".", "..") for part in key.split("/"))
+
+
+def _read_index(source: Path) -> dict[str, dict[str, dict[str, str]]]:
+    path = source / INDEX
+    if not path.is_file():
+        return {}
+    index: dict[str, dict[str, dict[str, str]]] = json.loads(path.read_text(encoding="utf-8"))
+    return index
+
+
+def kept_buckets(source: Path) -> list[str]:
+    """The buckets :meth:`EmbeddedS3.persist` kept in ``source``."""
+    return sorted(_read_index(source))
+
+
+def _remove_unlisted(dest: Path, index: dict[str, dict[str, dict[str, str]]]) -> None:
+    """Delete the files (and then empty folders) under ``dest`` that ``index`` does not list."""
+    if not dest.is_dir():
+        return
+    for bucket_dir in dest.iterdir():
+        if not bucket_dir.is_dir():
+            continue
+        listed = index.get(bucket_dir.name)
+        if listed is None:
+            shutil.rmtree(bucket_dir)
+            continue
+        for path in sorted(bucket_dir.rglob("*"), reverse=True):  # children before parents
+            if path.is_file() and path.relative_to(bucket_dir).as_posix() not in listed:
+                path.unlink()
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
 
 
 class EmbeddedS3:
@@ -124,6 +165,68 @@ class EmbeddedS3:
                 self.client.download_file(bucket["Name"], key, str(path))
                 count += 1
         return count
+
+    def restore(self, source: Path, buckets: Iterable[str] = ()) -> int:
+        """Make the buckets :meth:`persist` kept in ``source``, and ``buckets``, hold exactly
+        the objects kept there (with their content types); returns the count. A bucket that
+        exists is emptied first: every server of one process shares moto's backend, so it may
+        hold objects of an earlier server of the process."""
+        index = _read_index(source)
+        existing = {b["Name"] for b in self.client.list_buckets().get("Buckets", [])}
+        count = 0
+        for bucket in sorted(set(index) | set(buckets)):
+            if bucket in existing:
+                self._empty(bucket)
+            else:
+                self.create_bucket(bucket)
+            for key, entry in index.get(bucket, {}).items():
+                path = source / bucket / key
+                extra = {"ContentType": entry["content_type"]} if entry.get("content_type") else {}
+                self.client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), **extra)
+                count += 1
+        return count
+
+    def _empty(self, bucket: str) -> None:
+        keys = list(self.keys(bucket))
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes up to 1000 keys
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            self.client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+
+    def persist(self, dest: Path, others: Iterable[str] = ()) -> list[str]:
+        """Make ``dest`` hold exactly the server's buckets (but ``others``: another user's of
+        the process) and their objects, as ``dest/<bucket>/<key>`` and an index
+        (``.index.json``: each object's ETag and content type): new or changed objects (by
+        ETag) are downloaded, the others kept, files of deleted objects removed. Returns the
+        ``s3://`` URIs of objects that a file cannot hold (a key ending in ``/``, or with an
+        empty, ``.`` or ``..`` segment), which are not kept."""
+        old = _read_index(dest)
+        index: dict[str, dict[str, dict[str, str]]] = {}
+        skipped = []
+        names = {b["Name"] for b in self.client.list_buckets().get("Buckets", [])}
+        for bucket in sorted(names - set(others)):
+            objects = index.setdefault(bucket, {})
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=bucket):
+                for item in page.get("Contents", []):
+                    key, etag = item["Key"], item["ETag"]
+                    if not _file_key(key):
+                        skipped.append(f"s3://{bucket}/{key}")
+                        continue
+                    path = dest / bucket / key
+                    kept = old.get(bucket, {}).get(key)
+                    if kept and kept.get("etag") == etag and path.is_file():
+                        objects[key] = kept
+                        continue
+                    response = self.client.get_object(Bucket=bucket, Key=key)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(response["Body"].read())
+                    objects[key] = {"etag": etag, "content_type": response.get("ContentType", "")}
+        _remove_unlisted(dest, index)
+        dest.mkdir(parents=True, exist_ok=True)
+        partial = dest / ".index.json.partial"
+        partial.write_text(json.dumps(index, indent=1, sort_keys=True), encoding="utf-8")
+        partial.replace(dest / INDEX)
+        return skipped
 
     def stop(self) -> None:
         self._server.stop()

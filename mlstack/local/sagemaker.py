@@ -22,6 +22,7 @@ loopback port; ``DescribeEndpoint`` says ``InService`` once it answered ``/ping`
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import io
@@ -306,8 +307,15 @@ class LocalSageMaker:
         log: LogSink | None = None,
         metric: MetricSink | None = None,
         interrupt_training_after: float | None = None,
+        restore_registry: Path | None = None,
+        endpoints_dir: Path | None = None,
     ) -> None:
+        """``root``: the run's directory (jobs, and ``sagemaker/registry.json`` written after
+        every change); ``restore_registry``: a registry.json to start from (a local account's:
+        every kind in it is restored, endpoints not yet served); ``endpoints_dir``: where the
+        endpoints' model directories go (default ``root/endpoints``)."""
         self.root = root
+        self.endpoints_dir = endpoints_dir or root / "endpoints"
         # Spot interruption on request: a managed-spot training job gets SIGTERM this many
         # seconds in, once; new processes then resume from its checkpoints.
         self.interrupt_training_after = interrupt_training_after
@@ -323,7 +331,18 @@ class LocalSageMaker:
         self.models: dict[str, dict[str, Any]] = {}
         self.endpoint_configs: dict[str, dict[str, Any]] = {}
         self.endpoints: dict[str, Endpoint] = {}
+        # Registry kinds this code keeps no attribute for: written back as they were read.
+        self._kept: dict[str, Any] = {}
         self._lock = threading.RLock()
+        if restore_registry is not None and restore_registry.is_file():
+            try:
+                saved = json.loads(restore_registry.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as err:
+                raise ValueError(
+                    f"{restore_registry} is not a SageMaker registry ({err}); start from an "
+                    "empty local account with --clean"
+                ) from None
+            self._load_registry(saved)
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -364,26 +383,44 @@ class LocalSageMaker:
             )
         return model
 
+    def _load_registry(self, registry: Mapping[str, Any]) -> None:
+        """Take up a saved registry: each top-level kind into the attribute of its name (a dict
+        keyed by lower-case name), endpoints as not yet served (see :meth:`endpoint_server`)."""
+        for kind, entries in registry.items():
+            current = getattr(self, kind, None)
+            if kind == "endpoints":
+                for key, saved in entries.items():
+                    self.endpoints[key] = _restored_endpoint(saved)
+            elif isinstance(current, dict) and isinstance(entries, dict):
+                current.update(entries)
+            else:
+                self._kept[kind] = entries
+
     def _save_registry(self) -> None:
         with self._lock:
             registry = {
+                **self._kept,
                 "models": self.models,
                 "endpoint_configs": self.endpoint_configs,
                 "endpoints": {
                     k: {f: v for f, v in vars(e).items() if f != "server"}
                     for k, e in self.endpoints.items()
                 },
-                "training_jobs": sorted(j["TrainingJobName"] for j in self.training_jobs.values()),
-                "tuning_jobs": sorted(
-                    j["HyperParameterTuningJobName"] for j in self.tuning_jobs.values()
-                ),
-                "transform_jobs": sorted(
-                    j["TransformJobName"] for j in self.transform_jobs.values()
-                ),
+                # Whole descriptions: a later run of the account can describe them, and their
+                # names stay taken.
+                "training_jobs": self.training_jobs,
+                "tuning_jobs": self.tuning_jobs,
+                "transform_jobs": self.transform_jobs,
             }
+            for kind, saved in self._kept.items():
+                if isinstance(saved, list) and isinstance(registry.get(kind), list):
+                    registry[kind] = saved + [x for x in registry[kind] if x not in saved]
+            # Jobs running in other threads add keys to their descriptions: the C encoder
+            # (no indent) reads each dict's items in one step, so it never sees one change.
+            text = json.dumps(registry, default=str)
             path = self.root / "sagemaker" / "registry.json"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(registry, indent=2, default=str), encoding="utf-8")
+            path.write_text(json.dumps(json.loads(text), indent=2), encoding="utf-8")
 
     # --- training ----------------------------------------------------------------------------
 
@@ -1075,9 +1112,7 @@ class LocalSageMaker:
 
         def run() -> None:
             stamp = _now_ms()
-            base = (
-                self.root / "endpoints" / endpoint.name / f"{config['EndpointConfigName']}-{stamp}"
-            )
+            base = self.endpoints_dir / endpoint.name / f"{config['EndpointConfigName']}-{stamp}"
             try:
                 self._model_dir(model, base)
                 server = start_serve(
@@ -1121,6 +1156,38 @@ class LocalSageMaker:
                 "ValidationException", f'Could not find endpoint "{self.arn("endpoint", name)}".'
             )
         return endpoint
+
+    def endpoint_server(self, name: str) -> ServeProcess:
+        """The InService endpoint's ``serve`` process; an endpoint restored from a saved
+        registry is served again here, on first need, from its model directory (extracted
+        again from its model's ``ModelDataUrl`` when that directory is gone)."""
+        with self._lock:
+            endpoint = self._endpoint(name)
+            if endpoint.status != "InService":
+                raise SageMakerError(
+                    "ValidationException",
+                    f'Endpoint "{endpoint.arn}" is {endpoint.status}, not InService.',
+                )
+            if endpoint.server is not None:
+                return endpoint.server
+            model = self._model(endpoint.model_name)
+            base = Path(endpoint.model_dir).parent
+            if not (base / "model").is_dir():
+                base = self.endpoints_dir / endpoint.name / f"{endpoint.config_name}-{_now_ms()}"
+                self._model_dir(model, base)
+                endpoint.model_dir = str(base / "model")
+            endpoint.server = start_serve(
+                self._image(model["PrimaryContainer"]["Image"]),
+                base,
+                environment={
+                    str(k): str(v)
+                    for k, v in model["PrimaryContainer"].get("Environment", {}).items()
+                },
+                log_path=base.parent / "serve.log",
+                source=endpoint.name,
+                sink=self.log,
+            )
+            return endpoint.server
 
     def describe_endpoint(self, p: Mapping[str, Any]) -> dict[str, Any]:
         e = self._endpoint(str(p.get("EndpointName", "")))
@@ -1177,6 +1244,20 @@ class LocalSageMaker:
 
 class _TransformError(Exception):
     pass
+
+
+def _restored_endpoint(saved: Mapping[str, Any]) -> Endpoint:
+    """An endpoint of a saved registry, not served yet. One the saving run left ``Updating``
+    keeps serving its previous configuration (as SageMaker rolls a failed update back); one
+    left ``Creating`` never came up: ``Failed``."""
+    known = {f.name for f in dataclasses.fields(Endpoint)} - {"server"}
+    endpoint = Endpoint(**{k: v for k, v in saved.items() if k in known})
+    if endpoint.status == "Updating" and endpoint.model_dir:
+        endpoint.status = "InService"
+    elif endpoint.status in ("Creating", "Updating"):
+        endpoint.status = "Failed"
+        endpoint.failure_reason = "the local run creating it ended before it was InService"
+    return endpoint
 
 
 def deployed_endpoints(run_dir: Path) -> dict[str, dict[str, Any]]:
