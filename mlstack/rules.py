@@ -91,6 +91,14 @@ EVALUATION_METRICS: dict[str, tuple[str, ...]] = {
     "regression": ("mse", "rmse", "mae", "r2"),
 }
 EVALUATION_METRIC_PREFIX = "evaluation:"
+
+
+def evaluation_gate_metrics() -> list[str]:
+    """``evaluation:<name>`` for every metric the evaluation job reports, each once."""
+    names = dict.fromkeys(name for kind in EVALUATION_METRICS.values() for name in kind)
+    return [f"{EVALUATION_METRIC_PREFIX}{name}" for name in names]
+
+
 SCALING_TYPES = ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic")
 
 InstanceType = Annotated[
