@@ -804,6 +804,7 @@ class TrainingWorkflow(Construct):
                         "train_prefix",
                         "validation_prefix",
                         "test_prefix",
+                        "test_labels_prefix",
                     )
                 },
                 "ResultPath": "$.dataset",

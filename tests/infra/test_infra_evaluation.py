@@ -62,6 +62,11 @@ def test_inputs_are_the_transform_output_the_test_labels_and_the_model(
         assert (source["S3DataType"], source["S3InputMode"]) == ("S3Prefix", "File")
 
 
+def test_generate_dataset_passes_on_the_test_labels(dev: dict[str, Any]) -> None:
+    selected = dev["States"]["Generate dataset"]["ResultSelector"]
+    assert selected["test_labels_prefix.$"] == "$.Payload.test_labels_prefix"
+
+
 def test_report_goes_to_evaluations_run_id_encrypted(evaluate: dict[str, Any]) -> None:
     config = evaluate["Parameters"]["ProcessingOutputConfig"]
     (output,) = config["Outputs"]
