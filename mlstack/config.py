@@ -134,6 +134,14 @@ MetricName = Annotated[
         min_length=1, description="a metric name of the training image, such as 'validation:rmse'"
     ),
 ]
+GateMetric = Annotated[
+    str,
+    Field(
+        min_length=1,
+        description="a metric name of the training image, such as 'validation:rmse', or of the "
+        "evaluation job, such as 'evaluation:auc'",
+    ),
+]
 Hyperparameters = Annotated[
     Mapping[Annotated[str, Field(pattern=HYPERPARAMETER_NAME_PATTERN)], str],
     BeforeValidator(_strings),
@@ -368,7 +376,7 @@ class DeployConfig:
     """The workflow's deploy stage: quality gate, then create or blue/green-update an endpoint."""
 
     enabled: Flag
-    metric: MetricName
+    metric: GateMetric
     threshold: number()
     comparison: one_of(*rules.COMPARISONS)
     instance_type: InstanceType
@@ -787,12 +795,14 @@ def _check_endpoint(env: str, endpoint: EndpointConfig) -> Iterator[str]:
 
 
 def _check_deploy(env: str, deploy: DeployConfig, metrics: tuple[str, ...]) -> Iterator[str]:
-    if deploy.metric not in metrics:
+    evaluation = rules.evaluation_gate_metrics()
+    if deploy.metric not in metrics and deploy.metric not in evaluation:
         yield _inconsistent(
             env,
             "deploy.metric",
             deploy.metric,
-            f"one of the training image's metrics {list(metrics)}",
+            f"one of the training image's metrics {list(metrics)} or of the evaluation's "
+            f"{evaluation}",
         )
     traffic = deploy.traffic
     if traffic.type == "all_at_once" and traffic.step_percent is not None:

@@ -72,6 +72,33 @@ COMPARISONS = ("less_than", "less_than_or_equal", "greater_than", "greater_than_
 TRAFFIC_TYPES = ("all_at_once", "canary", "linear")
 TUNING_STRATEGIES = ("Bayesian", "Random")
 OBJECTIVE_TYPES = ("Minimize", "Maximize")
+# The metrics the training image's `evaluate` program reports, by problem type (its
+# BINARY_METRICS / REGRESSION_METRICS; tests/training pins the two together). A quality gate
+# names one as `evaluation:<name>` in config `deploy.metric`.
+EVALUATION_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": (
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "auc",
+        "log_loss",
+        "true_positive_rate",
+        "true_negative_rate",
+        "false_positive_rate",
+        "false_negative_rate",
+    ),
+    "regression": ("mse", "rmse", "mae", "r2"),
+}
+EVALUATION_METRIC_PREFIX = "evaluation:"
+
+
+def evaluation_gate_metrics() -> list[str]:
+    """``evaluation:<name>`` for every metric the evaluation job reports, each once."""
+    names = dict.fromkeys(name for kind in EVALUATION_METRICS.values() for name in kind)
+    return [f"{EVALUATION_METRIC_PREFIX}{name}" for name in names]
+
+
 SCALING_TYPES = ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic")
 
 InstanceType = Annotated[

@@ -26,7 +26,7 @@ Event (unknown keys are rejected; a bad event raises ``InvalidEventError`` befor
 
 Result (a dict)
     ``{"run_id", "rows", "seed", "rows_per_shard", "shards", "shard", "train_prefix",
-    "validation_prefix", "test_prefix"}``; ``shards`` is the shard count
+    "validation_prefix", "test_prefix", "test_labels_prefix"}``; ``shards`` is the shard count
     (``ceil(rows / rows_per_shard)``), ``shard`` the one written (null: all of them), and
     ``*_prefix`` the split's folder, ending in ``/``
     (``s3://BUCKET/<DATASET_PREFIX><run_id>/train/``), which is what a SageMaker channel or
@@ -37,10 +37,13 @@ Dataset (the reference workflow's), in shards
     writes one object per split, ``<split>/part-<i:05d>.csv``: ``train``: its rows as lines
     ``label,x,y``; ``validation``: ``max(1, shard rows // 5)`` lines ``label,x,y`` (20 %, for the
     training job's ``validation`` channel: evaluation every round, early stopping, the quality
-    gate's metric); ``test``: its rows as lines ``x,y``. x and y are integers in 0..100
-    inclusive, label is 1 if y >= 3x + 5 else 0. No header, ``\\n`` line endings, ASCII, content
-    type ``text/csv``. One object per shard is what ``ShardedByS3Key`` distributes over training
-    hosts and what a multi-instance batch transform spreads over its instances.
+    gate's metric); ``test``: its rows as lines ``x,y``; ``test-labels``: the held-out label of
+    each ``test`` line, one a line, in the same order (drawn from the ``test`` generator, so
+    ``test-labels/part-<i>.csv`` pairs line by line with ``test/part-<i>.csv``; the evaluation
+    job reads both). x and y are integers in 0..100 inclusive, label is 1 if y >= 3x + 5 else 0.
+    No header, ``\\n`` line endings, ASCII, content type ``text/csv``.
+    One object per shard is what ``ShardedByS3Key`` distributes over training hosts and what a
+    multi-instance batch transform spreads over its instances.
 
 Determinism
     A shard's bytes depend only on (seed, shard index, its row count), for ever: each object has
@@ -101,8 +104,10 @@ DEFAULT_ROWS_PER_SHARD = 1_000_000
 MAX_ROWS_PER_SHARD = 10_000_000  # written in well under the function's timeout (bench/README.md)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
-Split = Literal["train", "validation", "test"]
+Split = Literal["train", "validation", "test", "test-labels"]
 SPLITS: tuple[Split, ...] = ("train", "validation", "test")
+# The test set's held-out labels: the rows of "test" (same generator), their labels only.
+TEST_LABELS: Split = "test-labels"
 VALIDATION_FRACTION = 5  # the validation set has rows // 5 rows (20 %), at least 1
 
 
@@ -119,12 +124,16 @@ _LINES: dict[Split, list[bytes]] = {
     "train": _LABELLED,
     "validation": _LABELLED,
     "test": [f"{x},{y}\n".encode("ascii") for x, y in _PAIRS],
+    TEST_LABELS: [f"{label_for(x, y)}\n".encode("ascii") for x, y in _PAIRS],
 }
+# The generator each split draws its rows from: the labels replay the test set's draws.
+_STREAM: dict[Split, Split] = {TEST_LABELS: "test"}
 del _PAIRS, _LABELLED
 
 
 def split_rows(rows: int, split: Split) -> int:
-    """Rows of one file: ``rows`` for train and test, ``max(1, rows // 5)`` for validation."""
+    """Rows of one file: ``rows`` for train, test and test labels, ``max(1, rows // 5)`` for
+    validation."""
     return max(1, rows // VALIDATION_FRACTION) if split == "validation" else rows
 
 
@@ -338,6 +347,7 @@ class SeedResult:
     train_prefix: str
     validation_prefix: str
     test_prefix: str
+    test_labels_prefix: str
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -373,7 +383,7 @@ def generate_rows(
             f"rows, shard must be >= 0 and chunk_rows >= 1; got {rows}, {shard}, {chunk_rows}"
         )
     lines = _LINES[split]
-    choices = split_rng(seed, split, shard).choices
+    choices = split_rng(seed, _STREAM.get(split, split), shard).choices
     remaining = rows
     while remaining:
         n = min(chunk_rows, remaining)
@@ -486,7 +496,7 @@ def seed_dataset(
     shards = range(request.shards) if request.shard is None else (request.shard,)
     for shard in shards:
         rows = shard_rows(request.rows, request.rows_per_shard, shard)
-        for split in SPLITS:
+        for split in (*SPLITS, TEST_LABELS):
             key = dataset_key(settings, request.run_id, split, shard)
             chunks = generate_rows(split_rows(rows, split), request.seed, split, shard=shard)
             upload = upload_stream(client, settings.bucket_name, key, chunks, part_size=part_size)
@@ -508,6 +518,7 @@ def seed_dataset(
         train_prefix=prefix("train"),
         validation_prefix=prefix("validation"),
         test_prefix=prefix("test"),
+        test_labels_prefix=prefix(TEST_LABELS),
     )
 
 
@@ -566,7 +577,12 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         extra={
             **fields,
             "shards": result.shards,
-            "prefixes": [result.train_prefix, result.validation_prefix, result.test_prefix],
+            "prefixes": [
+                result.train_prefix,
+                result.validation_prefix,
+                result.test_prefix,
+                result.test_labels_prefix,
+            ],
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
         },
     )

@@ -36,6 +36,7 @@ from mlstack.constructs.state_names import (
     WAIT_FOR_ENDPOINT,
 )
 from mlstack.constructs.workflow_options import DeployStage
+from mlstack.rules import EVALUATION_METRIC_PREFIX
 
 COMPARISON_SYMBOLS = {
     "less_than": "<",
@@ -49,6 +50,21 @@ _COMPARE = {
     "greater_than": sfn.Condition.number_greater_than_json_path,
     "greater_than_or_equal": sfn.Condition.number_greater_than_equals_json_path,
 }
+
+
+def evaluation_metric(deploy: DeployStage) -> str | None:
+    """The evaluation metric the gate reads (``auc`` of ``evaluation:auc``), or None for a
+    training job metric."""
+    if deploy.metric.startswith(EVALUATION_METRIC_PREFIX):
+        return deploy.metric.removeprefix(EVALUATION_METRIC_PREFIX)
+    return None
+
+
+def gate_value_path(deploy: DeployStage) -> str:
+    """Where the gated value is: the training job's final metric (read into ``$.gate``) or the
+    evaluation's metric (``$.evaluation.metrics``)."""
+    name = evaluation_metric(deploy)
+    return "$.gate.values[0]" if name is None else f"$.evaluation.metrics.{name}"
 
 
 def deploy_states(
@@ -97,14 +113,9 @@ class _DeployStates:
         # Creation order only shapes the construct tree (tree.json), which this order keeps;
         # the definition follows the transitions wired at the end.
         read_metric = self._read_metric()
-        reject = self._failure(
-            REJECT_MODEL,
-            "QualityGateFailed",
-            f"States.Format('Model {{}} has {self.deploy.metric} = {{}}; the quality gate "
-            f"requires {self.symbol} {{}}. Nothing was deployed.', $.model.ModelName, "
-            "$.gate.values, $.gate.threshold)",
-        )
-        passes = _COMPARE[self.deploy.comparison]("$.gate.values[0]", "$.gate.threshold")
+        reject = self._failure(REJECT_MODEL, "QualityGateFailed", self._rejection())
+        value = gate_value_path(self.deploy)
+        passes = _COMPARE[self.deploy.comparison](value, "$.gate.threshold")
         describe, missing = self._describe_endpoint()
         new_variants, update_variants = self._variants()
         plan_new = self._plan(PLAN_NEW_ENDPOINT, False, new_variants)
@@ -140,9 +151,12 @@ class _DeployStates:
         gate = sfn.Choice(
             self.scope, QUALITY_GATE, comment=f"{self.deploy.metric} {self.symbol} threshold?"
         )
-        gate.when(sfn.Condition.not_(sfn.Condition.is_present("$.gate.values[0]")), reject).when(
-            sfn.Condition.not_(sfn.Condition.is_numeric("$.gate.threshold")), reject
-        ).when(passes, describe).otherwise(reject)
+        gate.when(sfn.Condition.not_(sfn.Condition.is_present(value)), reject)
+        if evaluation_metric(self.deploy) is not None:
+            gate.when(sfn.Condition.not_(sfn.Condition.is_numeric(value)), reject)
+        gate.when(sfn.Condition.not_(sfn.Condition.is_numeric("$.gate.threshold")), reject).when(
+            passes, describe
+        ).otherwise(reject)
         missing.when(
             sfn.Condition.string_matches("$.error.Cause", "*Could not find endpoint*"), plan_new
         ).otherwise(self.notify_failure)
@@ -186,8 +200,34 @@ class _DeployStates:
         state.next(self.notify_failure)
         return state
 
+    def _rejection(self) -> str:
+        """Reject model's cause: the value (a training metric) or, for an evaluation metric that
+        may be absent (undefined on the data), every evaluation metric."""
+        if evaluation_metric(self.deploy) is None:
+            return (
+                f"States.Format('Model {{}} has {self.deploy.metric} = {{}}; the quality gate "
+                f"requires {self.symbol} {{}}. Nothing was deployed.', $.model.ModelName, "
+                "$.gate.values, $.gate.threshold)"
+            )
+        return (
+            f"States.Format('Model {{}} has evaluation metrics {{}}; the quality gate requires "
+            f"{self.deploy.metric} {self.symbol} {{}}. Nothing was deployed.', $.model.ModelName, "
+            "States.JsonToString($.evaluation.metrics), $.gate.threshold)"
+        )
+
     def _read_metric(self) -> sfn.CustomState:
         metric = self.deploy.metric
+        if evaluation_metric(self.deploy) is not None:
+            return sfn.CustomState(
+                self.scope,
+                READ_METRIC,
+                state_json={
+                    "Type": "Pass",
+                    "Comment": "The gate compares $.evaluation.metrics with the threshold.",
+                    "Parameters": {"metric": metric, "threshold.$": "$.args.quality_threshold"},
+                    "ResultPath": "$.gate",
+                },
+            )
         return sfn.CustomState(
             self.scope,
             READ_METRIC,

@@ -38,6 +38,7 @@ class StateBuilder:
     # endpoints run in their model's), or None outside a VPC.
     training_vpc: dict[str, list[str]] | None = None
     model_vpc: dict[str, list[str]] | None = None
+    evaluation_instance_type: str = "ml.m5.large"
 
     def training_network(self) -> dict[str, Any]:
         """A training job's VPC settings. The instance count is an execution input, so traffic

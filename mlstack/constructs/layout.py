@@ -18,7 +18,8 @@ class BucketLayout:
     failures (``failures/``) of asynchronous endpoints, ``releases`` the model artifacts released
     for the Serving endpoint: no role of the workflow may write there, so no job can replace what
     the Serving endpoint serves; ``checkpoints`` the training checkpoints of spot training
-    (``checkpoints/<run_id>/``), from which an interrupted job resumes.
+    (``checkpoints/<run_id>/``), from which an interrupted job resumes; ``evaluations`` the
+    evaluation job's report (``evaluations/<run_id>/evaluation.json``).
     """
 
     datasets: str = "datasets/"
@@ -28,6 +29,7 @@ class BucketLayout:
     async_inference: str = "async-inference/"
     releases: str = "releases/"
     checkpoints: str = "checkpoints/"
+    evaluations: str = "evaluations/"
 
     def __post_init__(self) -> None:
         names = [f.name for f in fields(self)]

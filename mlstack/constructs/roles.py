@@ -125,8 +125,9 @@ def allow_sagemaker_metrics(role: iam.Role) -> Construct:
 class SageMakerExecutionRole(Construct):
     """Creates the role SageMaker jobs, models and endpoints run as.
 
-    It may list and read ``layout.datasets`` and ``layout.models``, write ``layout.models`` and
-    ``layout.transform_output``, use ``key`` for those objects and for job volumes, pull only
+    It may list and read ``layout.datasets``, ``layout.models`` and ``layout.transform_output``
+    (the evaluation job reads the scores), write ``layout.models``, ``layout.transform_output``
+    and ``layout.evaluations``, use ``key`` for those objects and for job volumes, pull only
     ``images``, write logs of resources named ``name_prefix*`` and put metrics into SageMaker's
     namespaces.
 
@@ -209,11 +210,13 @@ class SageMakerExecutionRole(Construct):
         extra_read_object_arns: Sequence[str],
         checkpoints: bool,
     ) -> list[str]:
-        """Read datasets and models, write models and transform output (and, with
-        ``checkpoints``, the checkpoints prefix both ways), and use ``key`` for them and for job
-        volumes; returns the prefixes read, then those written."""
-        readable = [layout.datasets, layout.models]
-        writable = [layout.models, layout.transform_output]
+        """Read datasets, models and transform output, write models, transform output and
+        evaluations (and, with ``checkpoints``, the checkpoints prefix both ways), and use
+        ``key`` for them and for job volumes; returns the prefixes read, then those written."""
+        # The evaluation Processing job reads the transform output (scores), the datasets' test
+        # labels and the model artifact, and writes its report under evaluations/.
+        readable = [layout.datasets, layout.models, layout.transform_output]
+        writable = [layout.models, layout.transform_output, layout.evaluations]
         if checkpoints:  # CheckpointConfig: uploaded while training, read back on resume
             readable.append(layout.checkpoints)
             writable.append(layout.checkpoints)
@@ -264,6 +267,7 @@ class SageMakerExecutionRole(Construct):
         log_groups = [
             "/aws/sagemaker/TrainingJobs",
             "/aws/sagemaker/TransformJobs",
+            "/aws/sagemaker/ProcessingJobs",
             f"/aws/sagemaker/Endpoints/{name_prefix}*",
         ]
         self.role.add_to_policy(
@@ -280,6 +284,7 @@ class SageMakerExecutionRole(Construct):
                 resources=[
                     _log_arn(self, f"/aws/sagemaker/TrainingJobs:log-stream:{name_prefix}-*"),
                     _log_arn(self, f"/aws/sagemaker/TransformJobs:log-stream:{name_prefix}-*"),
+                    _log_arn(self, f"/aws/sagemaker/ProcessingJobs:log-stream:{name_prefix}-*"),
                     _log_arn(self, f"/aws/sagemaker/Endpoints/{name_prefix}*:log-stream:*"),
                 ],
             )
@@ -373,7 +378,8 @@ class SeedFunctionRole(Construct):
 class StateMachineRole(Construct):
     """Creates the workflow state machine's role.
 
-    It may create, describe and stop only training and transform jobs (and, with ``tuning``,
+    It may create, describe and stop only training, transform and processing (the evaluation)
+    jobs (and, with ``tuning``,
     hyperparameter tuning jobs) named ``name_prefix-*``, create and tag only models named
     ``name_prefix-*``, pass ``sagemaker_role`` to SageMaker only, and manage the two EventBridge
     rules Step Functions uses to wait for ``.sync`` SageMaker jobs. Lambda invoke, SNS publish,
@@ -438,6 +444,7 @@ class StateMachineRole(Construct):
         returns their ARN patterns."""
         training_jobs = sagemaker_arn(self, "training-job", f"{name_prefix}-*")
         transform_jobs = sagemaker_arn(self, "transform-job", f"{name_prefix}-*")
+        processing_jobs = sagemaker_arn(self, "processing-job", f"{name_prefix}-*")
         models = sagemaker_arn(self, "model", f"{name_prefix}-*")
         # Stop*: Step Functions stops a .sync job when the execution is stopped or times out
         # ("Run a Job (.sync)"; the integration's documented policy lists them).
@@ -465,10 +472,21 @@ class StateMachineRole(Construct):
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
+                sid="RunProcessingJobs",
+                actions=[
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:StopProcessingJob",
+                ],
+                resources=[processing_jobs],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
                 sid="CreateModels", actions=["sagemaker:CreateModel"], resources=[models]
             )
         )
-        tagged = [training_jobs, transform_jobs, models]
+        tagged = [training_jobs, transform_jobs, processing_jobs, models]
         if tuning:
             tuning_jobs = sagemaker_arn(self, "hyper-parameter-tuning-job", f"{name_prefix}-*")
             self.role.add_to_policy(
@@ -486,7 +504,9 @@ class StateMachineRole(Construct):
         return tagged
 
     def _allow_sync_job_rules(self, tuning: bool) -> None:
-        """The EventBridge rules Step Functions manages to wait for ``.sync`` SageMaker jobs."""
+        """The EventBridge rules Step Functions manages to wait for ``.sync`` SageMaker jobs
+        (Step Functions developer guide, "IAM policies for Amazon SageMaker AI": one rule per job
+        kind, StepFunctionsGetEventsForSageMaker<Kind>JobsRule)."""
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="SyncJobEventRules",
@@ -497,7 +517,12 @@ class StateMachineRole(Construct):
                         resource="rule",
                         resource_name=f"StepFunctionsGetEventsForSageMaker{kind}JobsRule",
                     )
-                    for kind in ("Training", "Transform", *(("Tuning",) if tuning else ()))
+                    for kind in (
+                        "Training",
+                        "Transform",
+                        "Processing",
+                        *(("Tuning",) if tuning else ()),
+                    )
                 ],
             )
         )

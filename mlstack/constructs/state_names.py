@@ -12,6 +12,8 @@ GENERATE_DATASET = "Generate dataset"
 TRAIN_MODEL = "Train model"
 SAVE_MODEL = "Save model"
 BATCH_TRANSFORM = "Batch transform"
+EVALUATE_MODEL = "Evaluate model"
+READ_EVALUATION = "Read evaluation"
 REPORT_RESULTS = "Report results"
 # The optional tuning path (a Choice before Train model).
 TUNE_OR_TRAIN = "Tune hyperparameters?"

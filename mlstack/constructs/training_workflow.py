@@ -1,4 +1,5 @@
-"""Step Functions workflow: generate dataset -> train -> save model -> batch transform."""
+"""Step Functions workflow: generate dataset -> train -> save model -> batch transform ->
+evaluate."""
 
 from __future__ import annotations
 
@@ -22,13 +23,13 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 from pydantic import ValidationError
 
-from mlstack.constructs._deploy_states import deploy_states
+from mlstack.constructs._deploy_states import deploy_states, gate_value_path
 from mlstack.constructs._lambda import DEFAULT_RESERVED_CONCURRENCY
 from mlstack.constructs._nag import acknowledge, default_policy
 from mlstack.constructs._state_builder import StateBuilder as _StateBuilder
 from mlstack.constructs.endpoint_cleanup import EndpointCleanup
 from mlstack.constructs.input_validator import InputValidator
-from mlstack.constructs.instance_storage import local_storage_patterns
+from mlstack.constructs.instance_storage import has_local_storage, local_storage_patterns
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.model_images import ModelImages
 from mlstack.constructs.monitoring import (
@@ -47,12 +48,14 @@ from mlstack.constructs.roles import (
 from mlstack.constructs.state_names import (
     APPLY_OVERRIDES,
     BATCH_TRANSFORM,
+    EVALUATE_MODEL,
     GENERATE_DATASET,
     INPUT_VALID,
     INVALID_EXECUTION_INPUT,
     LOAD_DEFAULTS,
     NOTIFY_FAILURE,
     READ_BEST_TRAINING_JOB,
+    READ_EVALUATION,
     REJECT_INPUT,
     REPORT_RESULTS,
     SAVE_MODEL,
@@ -73,6 +76,7 @@ from mlstack.rules import (
     CORE_INPUT_KEYS,
     MAX_DATASET_ROWS,
     NAME_PATTERN,
+    evaluation_gate_metrics,
     execution_input_model,
     execution_input_schema,
 )
@@ -105,6 +109,11 @@ _HYPERPARAMETERS = "States.JsonMerge($.default_hyperparameters, $.args.hyperpara
 
 TRAINING_RESOURCES = "$.resources.training"
 TRANSFORM_RESOURCES = "$.resources.transform"
+# The evaluation job: one small instance (it reads one score and one label a row).
+DEFAULT_EVALUATION_INSTANCE_TYPE = "ml.m5.large"
+EVALUATION_VOLUME_GB = 10
+EVALUATION_MAX_RUNTIME = Duration.hours(1)
+PROCESSING_DIR = "/opt/ml/processing"
 
 
 @dataclass(frozen=True)
@@ -147,7 +156,10 @@ class TrainingWorkflow(Construct):
 
     States: Validate input -> Load defaults -> Apply overrides -> Generate dataset
     (``seed_function``) -> Train model (``createTrainingJob.sync``) -> Save model
-    (``createModel``) -> Batch transform (``createTransformJob.sync``) -> Report results. Any
+    (``createModel``) -> Batch transform (``createTransformJob.sync``) -> Evaluate model
+    (``createProcessingJob.sync``: the training image's ``evaluate`` program scores the transform
+    output against the seeded test labels into ``<layout.evaluations><run_id>/evaluation.json``)
+    -> Read evaluation (``$.evaluation``: report URI, problem type, metrics) -> Report results. Any
     failure is published to ``topic`` and ends in the ``Workflow failed`` Fail state carrying the
     error and cause. The state names are in :mod:`mlstack.constructs.state_names`.
 
@@ -188,9 +200,10 @@ class TrainingWorkflow(Construct):
         max_attempts: attempts of each task on transient errors, 1 to 9. Default: 4.
         tuning: adds the optional tuning path (a Choice on the input's ``tune`` before Train
             model: Tune model -> Read best training job -> Save model). Default: none.
-        deploy: adds the deploy stage after Batch transform: quality gate on a final training
-            metric, a new endpoint configuration, create or blue/green-update the endpoint
-            (auto-rollback on ``deploy_alarms``) and a bounded wait until it is in service.
+        deploy: adds the deploy stage after Read evaluation: quality gate on a final training
+            metric or an evaluation metric (``evaluation:<name>``), a new endpoint
+            configuration, create or blue/green-update the endpoint (auto-rollback on
+            ``deploy_alarms``) and a bounded wait until it is in service.
             Default: none.
         max_rows: the most rows an execution input may ask for.
         network: a :class:`WorkloadNetwork`: training and tuning jobs in its ``training``
@@ -203,6 +216,7 @@ class TrainingWorkflow(Construct):
             ``<layout.checkpoints><run_id>/`` (its ``max_wait`` at least
             ``training_max_runtime``); the output reports training and billable seconds either
             way. Default: none (on-demand).
+        evaluation_instance_type: the evaluation job's instance (one). Default: ml.m5.large.
 
     Attributes:
         state_machine: the Step Functions state machine.
@@ -246,6 +260,7 @@ class TrainingWorkflow(Construct):
         network: WorkloadNetwork | None = None,
         validator_reserved_concurrency: int | None = DEFAULT_RESERVED_CONCURRENCY,
         spot: SpotTraining | None = None,
+        evaluation_instance_type: str = DEFAULT_EVALUATION_INSTANCE_TYPE,
     ) -> None:
         super().__init__(scope, id)
         self.defaults = defaults or WorkflowDefaults()
@@ -293,6 +308,7 @@ class TrainingWorkflow(Construct):
         job = _training_job(
             builder, images, training_volume_size_gb, training_max_runtime, deploy, spot
         )
+        builder = dataclasses.replace(builder, evaluation_instance_type=evaluation_instance_type)
         start = self._definition(builder, job, images, seed_function, tuning, deploy, key)
         self.state_machine = self._state_machine(start, timeout, deploy)
         self.endpoint_cleanup = self._endpoint_cleanup(removal_policy)
@@ -415,11 +431,11 @@ class TrainingWorkflow(Construct):
             state.add_catch(notify_failure, errors=["States.ALL"], result_path="$.error")
         self._chain(core, notify_failure)
         if deploy is not None:
-            core.batch_transform.next(
+            core.read_evaluation.next(
                 self._deploy_states(deploy, builder, key, core.report_results, notify_failure)
             )
         else:
-            core.batch_transform.next(core.report_results)
+            core.read_evaluation.next(core.report_results)
         return core.validate_input
 
     def _state_builder(
@@ -609,6 +625,8 @@ class TrainingWorkflow(Construct):
             tuning=tuning_states,
             save_model=self._save_model(builder, images),
             batch_transform=self._batch_transform(builder),
+            evaluate_model=self._evaluate_model(builder, images),
+            read_evaluation=self._read_evaluation(builder),
             report_results=self._report_results(deploy),
         )
 
@@ -786,6 +804,7 @@ class TrainingWorkflow(Construct):
                         "train_prefix",
                         "validation_prefix",
                         "test_prefix",
+                        "test_labels_prefix",
                     )
                 },
                 "ResultPath": "$.dataset",
@@ -964,6 +983,106 @@ class TrainingWorkflow(Construct):
         builder.retry_sagemaker(batch_transform)
         return batch_transform
 
+    def _evaluate_model(self, builder: _StateBuilder, images: ModelImages) -> sfn.CustomState:
+        """A Processing job of the training image's ``evaluate``: its summary (metrics, problem
+        type) comes back as the job's ExitMessage, its report goes to ``layout.evaluations``."""
+
+        def source(name: str, uri_path: str) -> dict[str, Any]:
+            return {
+                "InputName": name,
+                "S3Input": {
+                    "S3Uri.$": uri_path,
+                    "LocalPath": f"{PROCESSING_DIR}/input/{name}",
+                    "S3DataType": "S3Prefix",
+                    "S3InputMode": "File",
+                    "S3DataDistributionType": "FullyReplicated",
+                },
+            }
+
+        cluster: dict[str, Any] = {
+            "InstanceCount": 1,  # ExitMessage concatenates the messages of every instance
+            "InstanceType": builder.evaluation_instance_type,
+            "VolumeSizeInGB": EVALUATION_VOLUME_GB,
+        }
+        if not has_local_storage(builder.evaluation_instance_type):
+            cluster["VolumeKmsKeyId"] = builder.key_arn
+        network: dict[str, Any] = {"EnableNetworkIsolation": builder.network_isolation}
+        if builder.model_vpc is not None:  # beside the transform job, in the inference subnets
+            network["VpcConfig"] = builder.model_vpc
+        evaluate_model = sfn.CustomState(
+            self,
+            EVALUATE_MODEL,
+            state_json={
+                "Type": "Task",
+                "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createProcessingJob.sync",
+                "Parameters": {
+                    "ProcessingJobName.$": builder.name("e"),
+                    "RoleArn": builder.role_arn,
+                    "AppSpecification": {
+                        "ImageUri": images.training_image_uri,
+                        "ContainerEntrypoint": ["evaluate"],
+                    },
+                    "ProcessingInputs": [
+                        source("predictions", "$.transform.TransformOutput.S3OutputPath"),
+                        source("labels", "$.dataset.test_labels_prefix"),
+                        source("model", "$.training.ModelArtifacts.S3ModelArtifacts"),
+                    ],
+                    "ProcessingOutputConfig": {
+                        "Outputs": [
+                            {
+                                "OutputName": "evaluation",
+                                "S3Output": {
+                                    "S3Uri.$": self._evaluation_uri(builder, ""),
+                                    "LocalPath": f"{PROCESSING_DIR}/output/evaluation",
+                                    "S3UploadMode": "EndOfJob",
+                                },
+                            }
+                        ],
+                        "KmsKeyId": builder.key_arn,
+                    },
+                    "ProcessingResources": {"ClusterConfig": cluster},
+                    "StoppingCondition": {
+                        "MaxRuntimeInSeconds": int(EVALUATION_MAX_RUNTIME.to_seconds())
+                    },
+                    "NetworkConfig": network,
+                    "Tags": builder.tags(),
+                },
+                "ResultSelector": {
+                    "ProcessingJobName.$": "$.ProcessingJobName",
+                    "ProcessingJobArn.$": "$.ProcessingJobArn",
+                    "summary.$": "States.StringToJson($.ExitMessage)",
+                },
+                "ResultPath": "$.evaluation_job",
+            },
+        )
+        builder.retry_sagemaker(evaluate_model)
+        return evaluate_model
+
+    @staticmethod
+    def _evaluation_uri(builder: _StateBuilder, file: str) -> str:
+        return (
+            f"States.Format('s3://{builder.bucket_name}/{builder.layout.evaluations}{{}}/{file}', "
+            "$.run_id)"
+        )
+
+    def _read_evaluation(self, builder: _StateBuilder) -> sfn.CustomState:
+        """``$.evaluation``: where the report is, the problem type and the metrics (name ->
+        number; a metric undefined on the data is absent)."""
+        return sfn.CustomState(
+            self,
+            READ_EVALUATION,
+            state_json={
+                "Type": "Pass",
+                "Comment": "The evaluation job's summary (its ExitMessage) beside its report.",
+                "Parameters": {
+                    "report_uri.$": self._evaluation_uri(builder, "evaluation.json"),
+                    "problem_type.$": "$.evaluation_job.summary.problem_type",
+                    "metrics.$": "$.evaluation_job.summary.metrics",
+                },
+                "ResultPath": "$.evaluation",
+            },
+        )
+
     def _report_results(self, deploy: DeployStage | None) -> sfn.CustomState:
         report: dict[str, Any] = {}
         if deploy is not None:
@@ -972,7 +1091,7 @@ class TrainingWorkflow(Construct):
                 "endpoint_config_name.$": "$.endpoint_config.EndpointConfigName",
                 "quality_gate": {
                     "metric": deploy.metric,
-                    "value.$": "$.gate.values[0]",
+                    "value.$": gate_value_path(deploy),
                     "threshold.$": "$.gate.threshold",
                     "comparison": deploy.comparison,
                 },
@@ -996,6 +1115,7 @@ class TrainingWorkflow(Construct):
                     "billable_seconds.$": "$.training.BillableTimeInSeconds",
                     "transform_job_name.$": "$.transform.TransformJobName",
                     "transform_output_uri.$": "$.transform.TransformOutput.S3OutputPath",
+                    "evaluation.$": "$.evaluation",
                 },
             },
         )
@@ -1062,6 +1182,7 @@ class TrainingWorkflow(Construct):
         else:
             chain.next(core.train_model).next(core.save_model)
         core.save_model.next(core.batch_transform)
+        core.batch_transform.next(core.evaluate_model).next(core.read_evaluation)
 
     def _deploy_states(
         self,
@@ -1115,10 +1236,12 @@ def _validate_props(
             "expected 1 to 16384"
         )
     metric_names = sorted(m["Name"] for m in images.training_metric_definitions)
-    if deploy is not None and deploy.metric not in metric_names:
+    gate_metrics = metric_names + evaluation_gate_metrics()
+    if deploy is not None and deploy.metric not in gate_metrics:
         raise ValueError(
             f"TrainingWorkflow deploy.metric={deploy.metric!r}: expected one of the training "
-            f"image's metric definitions {metric_names}"
+            f"image's metric definitions {metric_names} or an evaluation metric "
+            f"{evaluation_gate_metrics()}"
         )
     if tuning is not None:
         if tuning.objective_metric not in metric_names:
@@ -1285,6 +1408,8 @@ class _CoreStates(NamedTuple):
     tuning: _TuningStates | None
     save_model: sfn.CustomState
     batch_transform: sfn.CustomState
+    evaluate_model: sfn.CustomState
+    read_evaluation: sfn.CustomState
     report_results: sfn.CustomState
 
     def tasks(self) -> tuple[sfn.CustomState, ...]:
@@ -1296,5 +1421,6 @@ class _CoreStates(NamedTuple):
             self.train_model,
             self.save_model,
             self.batch_transform,
+            self.evaluate_model,
             *tuning,
         )

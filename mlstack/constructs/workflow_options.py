@@ -86,7 +86,8 @@ class TrafficShift:
 @dataclass(frozen=True)
 class DeployStage:
     """The deploy stage: a quality gate on ``metric`` (a metric definition of the training image,
-    read from the training job's final metrics) against ``threshold`` by ``comparison``, then a
+    read from the training job's final metrics, or ``evaluation:<name>``, a metric of the
+    evaluation job such as ``evaluation:auc``) against ``threshold`` by ``comparison``, then a
     new endpoint configuration and the endpoint created, or updated blue/green with ``traffic``
     and auto-rollback on the 5xx and latency alarms of ``alarms``.
 

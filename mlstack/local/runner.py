@@ -33,7 +33,7 @@ from typing import Any
 from mlstack.local import assembly as assembly_mod
 from mlstack.local.account import LocalAccount, write_atomically
 from mlstack.local.asl import ExecutionResult, Interpreter
-from mlstack.local.s3 import EmbeddedS3, kept_buckets, parse_uri
+from mlstack.local.s3 import EmbeddedS3, kept_buckets
 from mlstack.local.sagemaker import LocalSageMaker, deployed_endpoints
 from mlstack.local.tasks import TaskDispatcher
 from mlstack.local.ui import Reporter, short_cause
@@ -70,17 +70,6 @@ class RunOptions:
 
 
 @dataclass
-class Accuracy:
-    rows: int
-    correct: int
-    output_uri: str
-
-    @property
-    def ratio(self) -> float:
-        return self.correct / self.rows if self.rows else 0.0
-
-
-@dataclass
 class RunReport:
     name: str
     environment: str
@@ -96,7 +85,6 @@ class RunReport:
     failed_state: str | None = None
     failure_reason: str | None = None
     training_jobs: list[dict[str, Any]] = field(default_factory=list)
-    accuracy: Accuracy | None = None
     synthesized: bool = False
     account: Path | None = None  # the local account the run used
 
@@ -104,37 +92,13 @@ class RunReport:
     def ok(self) -> bool:
         return self.status == "SUCCEEDED"
 
-
-def seeding_rule(x: float, y: float) -> int:
-    """The reference workflow's label (the seeding Lambda's ``label_for``): 1 if y >= 3x + 5."""
-    return 1 if y >= 3 * x + 5 else 0
-
-
-def transform_accuracy(s3: EmbeddedS3, output: Any) -> Accuracy | None:
-    """Accuracy of the transform output (score > 0.5) against the seeding rule on the test set."""
-    if not isinstance(output, dict):
-        return None
-    test_prefix = (output.get("dataset") or {}).get("test_prefix")
-    out_uri = output.get("transform_output_uri")
-    if not isinstance(test_prefix, str) or not isinstance(out_uri, str):
-        return None
-    bucket, prefix = parse_uri(test_prefix)
-    folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
-    rows = correct = 0
-    for key in s3.keys(bucket, prefix):
-        features = s3.read(f"s3://{bucket}/{key}").decode().splitlines()
-        scores = s3.read(f"{out_uri.rstrip('/')}/{key[len(folder) :]}.out").decode().splitlines()
-        features = [line for line in features if line.strip()]
-        scores = [line for line in scores if line.strip()]
-        if len(scores) != len(features):
-            raise ValueError(
-                f"transform output for {key} has {len(scores)} rows for {len(features)} inputs"
-            )
-        for line, score in zip(features, scores, strict=True):
-            x, y = (float(v) for v in line.split(",")[:2])
-            rows += 1
-            correct += int((float(score) > 0.5) == bool(seeding_rule(x, y)))
-    return Accuracy(rows, correct, out_uri)
+    @property
+    def evaluation(self) -> dict[str, Any] | None:
+        """The workflow's evaluation (``$.evaluation`` of the output): report URI, problem
+        type and metrics, as the evaluation job computed them on the held-out labels."""
+        out = self.output if isinstance(self.output, dict) else {}
+        evaluation = out.get("evaluation")
+        return evaluation if isinstance(evaluation, dict) else None
 
 
 def new_execution_name() -> str:
@@ -193,7 +157,6 @@ def _run_in_account(
     earlier_training_jobs = set(sagemaker.training_jobs)
     dispatcher = TaskDispatcher(assembly, s3, sagemaker, run_dir, log=reporter.log)
     execution_input = options.execution_input()
-    accuracy = None
     result: ExecutionResult | None = None
     try:
         interpreter = Interpreter(
@@ -207,11 +170,6 @@ def _run_in_account(
         with reporter:
             result = interpreter.execute(execution_input, name=name)
         steps.extend(_state_steps(result))
-        if result.status == "SUCCEEDED":
-            try:
-                accuracy = transform_accuracy(s3, result.output)
-            except (ValueError, KeyError) as err:
-                reporter.info(f"accuracy not computed: {err}")
     finally:
         save_started = time.perf_counter()
         _save_account(account, sagemaker, s3, others, run_dir, reporter)
@@ -230,7 +188,6 @@ def _run_in_account(
         training_jobs=[
             job for key, job in sagemaker.training_jobs.items() if key not in earlier_training_jobs
         ],
-        accuracy=accuracy,
         synthesized=assembly.synthesized,
     )
     report.account = account.directory
@@ -344,7 +301,6 @@ def _run_report(
     result: ExecutionResult,
     execution_input: Any,
     training_jobs: list[dict[str, Any]],
-    accuracy: Accuracy | None,
     synthesized: bool,
 ) -> RunReport:
     failed_state, reason = _failure(result)
@@ -371,7 +327,6 @@ def _run_report(
             for j in training_jobs
             if "TrainingJobArn" in j
         ],
-        accuracy=accuracy,
         synthesized=synthesized,
     )
 
@@ -414,7 +369,7 @@ def _write_execution(report: RunReport, result: ExecutionResult, account: LocalA
         "states": [asdict(r) for r in result.history],
         "steps": [{"step": s, "seconds": round(v, 3)} for s, v in report.steps],
         "training_jobs": report.training_jobs,
-        "accuracy": asdict(report.accuracy) if report.accuracy else None,
+        "evaluation": report.evaluation,
     }
     (report.run_dir / "execution.json").write_text(json.dumps(data, indent=2, default=str), "utf-8")
 
@@ -428,7 +383,7 @@ def shown(path: Path) -> str:
 
 
 def format_summary(report: RunReport) -> str:
-    """The closing summary: names, metrics, URIs, accuracy and time by step."""
+    """The closing summary: names, metrics, URIs, the evaluation and time by step."""
     lines = [
         f"Local run {report.name} of {report.environment}: {report.status} "
         f"in {report.seconds:.1f} s",
@@ -451,6 +406,7 @@ def format_summary(report: RunReport) -> str:
             lines.append(f"  {label:<17} {out[key]}")
     deployed = deployed_endpoints(report.run_dir)
     shown_keys = {"run_id", "dataset", "hyperparameters", "model_arn", "training_job_name"}
+    shown_keys.add("evaluation")
     shown_keys |= labelled.keys() | ({"endpoint_name"} if deployed else set())
     for key, value in out.items():  # whatever a newer workflow adds
         if key not in shown_keys and isinstance(value, str | int | float):
@@ -460,15 +416,25 @@ def format_summary(report: RunReport) -> str:
             f"  Endpoint          {name} (InService locally; serve it with "
             f"`mlstack local serve --from-run {shown(report.run_dir)}`)"
         )
-    if report.accuracy:
-        a = report.accuracy
-        lines.append(
-            f"  Accuracy          {a.ratio:.2%} of {a.rows} test rows against the seeding rule "
-            "(label 1 if y >= 3x + 5; prediction > 0.5)"
-        )
+    lines += _evaluation_lines(report.evaluation)
     if not report.ok:
         lines.append(f"  Failed state      {report.failed_state or '-'}")
         lines.append(f"  Reason            {report.failure_reason}")
         lines.append(f"  Workflow error    {report.error}")
     lines.append("  Time by step      " + ", ".join(f"{s} {v:.1f}s" for s, v in report.steps))
     return "\n".join(lines)
+
+
+def _evaluation_lines(evaluation: dict[str, Any] | None) -> list[str]:
+    """The evaluation job's metrics on the held-out test labels, and where its report is."""
+    if not evaluation:
+        return []
+    metrics = evaluation.get("metrics") or {}
+    shown = ", ".join(
+        f"{name}={value:.4g}" for name, value in metrics.items() if isinstance(value, int | float)
+    )
+    return [
+        f"  Evaluation        {evaluation.get('problem_type')} on the held-out test labels: "
+        + (shown or "no metric defined on this data"),
+        f"  Evaluation report {evaluation.get('report_uri')}",
+    ]

@@ -7,7 +7,8 @@ S3 key tree, ``hyperparameters.json`` (strings), ``inputdataconfig.json``,
 regexes applied to the log (``FinalMetricDataList``), ``model.tar.gz`` at
 ``<S3OutputPath>/<job>/output/model.tar.gz``, batch transform through ``/ping``,
 ``/execution-parameters`` and ``/invocations`` with ``SplitType``/``BatchStrategy``/
-``MaxPayloadInMB``/``MaxConcurrentTransforms``, output ``<S3OutputPath>/<input key>.out``.
+``MaxPayloadInMB``/``MaxConcurrentTransforms``, output ``<S3OutputPath>/<input key>.out``;
+processing jobs run the image's entrypoint program (:mod:`mlstack.local.processing`).
 
 ``InstanceCount`` N trains on N processes (``algo-1``..``algo-N``, each its own ``/opt/ml`` tree and
 ``resourceconfig.json``, the image's XGBoost collective on loopback); a ``ShardedByS3Key``
@@ -43,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from mlstack import rules
+from mlstack.local import processing
 from mlstack.local.assembly import Image
 from mlstack.local.loopback import free_port
 from mlstack.local.loopback import request as _request
@@ -328,6 +330,7 @@ class LocalSageMaker:
         self.training_jobs: dict[str, dict[str, Any]] = {}
         self.tuning_jobs: dict[str, dict[str, Any]] = {}
         self.transform_jobs: dict[str, dict[str, Any]] = {}
+        self.processing_jobs: dict[str, dict[str, Any]] = {}
         self.models: dict[str, dict[str, Any]] = {}
         self.endpoint_configs: dict[str, dict[str, Any]] = {}
         self.endpoints: dict[str, Endpoint] = {}
@@ -411,6 +414,7 @@ class LocalSageMaker:
                 "training_jobs": self.training_jobs,
                 "tuning_jobs": self.tuning_jobs,
                 "transform_jobs": self.transform_jobs,
+                "processing_jobs": self.processing_jobs,
             }
             for kind, saved in self._kept.items():
                 if isinstance(saved, list) and isinstance(registry.get(kind), list):
@@ -1039,6 +1043,95 @@ class LocalSageMaker:
         job = self.transform_jobs.get(str(p.get("TransformJobName", "")).lower())
         if job is None or "TransformJobArn" not in job:
             raise SageMakerError("ValidationException", "Could not find requested job.")
+        return job
+
+    # --- processing --------------------------------------------------------------------------
+
+    def create_processing_job(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Run the job to its end; return DescribeProcessingJob, or raise JobFailed."""
+        with self._lock:
+            name = self._name(
+                "processingJobName", request.get("ProcessingJobName"), self.processing_jobs
+            )
+            self.processing_jobs[name.lower()] = {"ProcessingJobName": name}
+        try:
+            processing.check_request(request)
+        except processing.ProcessingRequestError as err:
+            with self._lock:
+                del self.processing_jobs[name.lower()]
+            raise SageMakerError("ValidationException", str(err)) from None
+        image = self._image(request.get("AppSpecification", {}).get("ImageUri"))
+        desc = processing.description(name, self.arn("processing-job", name), request, _now_ms())
+        with self._lock:
+            self.processing_jobs[name.lower()] = desc
+        job_dir = self.root / "jobs" / name
+        base = job_dir / "opt" / "ml"
+        (base / "output").mkdir(parents=True, exist_ok=True)
+        self._download_processing_inputs(desc, base, request)
+        max_runtime = desc["StoppingCondition"].get("MaxRuntimeInSeconds")
+        status = processing.run_container(
+            image,
+            base,
+            request,
+            pump=functools.partial(
+                pump_lines, log_path=job_dir / "processing.log", source=name, sink=self.log
+            ),
+            timeout=float(max_runtime) if max_runtime else None,
+        )
+        return self._finish_processing(desc, base, request, status)
+
+    def _download_processing_inputs(
+        self, desc: dict[str, Any], base: Path, request: Mapping[str, Any]
+    ) -> None:
+        for source in request.get("ProcessingInputs", []):
+            s3 = source["S3Input"]
+            dest = processing.local_path(
+                base, s3.get("LocalPath"), f"input {source['InputName']!r}"
+            )
+            dest.mkdir(parents=True, exist_ok=True)
+            if not self.s3.download_prefix(str(s3["S3Uri"]), dest):
+                self._processing_failed(
+                    desc,
+                    f"ClientError: no objects under {s3['S3Uri']} (input {source['InputName']})",
+                )
+
+    def _finish_processing(
+        self, desc: dict[str, Any], base: Path, request: Mapping[str, Any], status: int | None
+    ) -> dict[str, Any]:
+        message = processing.exit_message(base)
+        if message is not None:
+            desc["ExitMessage"] = message
+        if status is None:
+            return self._processing_failed(
+                desc,
+                "MaxRuntimeExceeded: the job ran past MaxRuntimeInSeconds "
+                f"({desc['StoppingCondition'].get('MaxRuntimeInSeconds')})",
+            )
+        if status != 0:
+            reason = (message or "").strip() or f"see {base.parent.parent / 'processing.log'}"
+            return self._processing_failed(
+                desc, f"AlgorithmError: {reason}, exit code: {status}"[:1024]
+            )
+        for uri, path in processing.output_files(base, request):
+            self.s3.write(uri, path.read_bytes())
+        desc["ProcessingJobStatus"] = "Completed"
+        desc["ProcessingEndTime"] = desc["LastModifiedTime"] = _now_ms()
+        self._save_registry()
+        return desc
+
+    def _processing_failed(self, desc: dict[str, Any], reason: str) -> dict[str, Any]:
+        desc["ProcessingJobStatus"] = "Failed"
+        desc["FailureReason"] = reason
+        desc["ProcessingEndTime"] = desc["LastModifiedTime"] = _now_ms()
+        self._save_registry()
+        raise JobFailed(desc)
+
+    def describe_processing_job(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        job = self.processing_jobs.get(str(p.get("ProcessingJobName", "")).lower())
+        if job is None or "ProcessingJobArn" not in job:
+            raise SageMakerError(
+                "ValidationException", f"Processing job {p.get('ProcessingJobName')} not found."
+            )
         return job
 
     # --- endpoints ---------------------------------------------------------------------------

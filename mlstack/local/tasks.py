@@ -11,6 +11,8 @@ resource                                                   local handler
                                                            (``tuning_job.py``)
 ``…:sagemaker:createModel``                                the model registry
 ``…:sagemaker:createTransformJob[.sync]``                  the inference image's ``serve``
+``…:sagemaker:createProcessingJob[.sync]``                 the entrypoint program of the image
+                                                           (``processing.py``), e.g. ``evaluate``
 ``…:sagemaker:createEndpointConfig``, ``createEndpoint``,  the endpoint registry; an endpoint is
 ``updateEndpoint``, ``deleteEndpoint``                     ``serve`` on a loopback port
 ``…:aws-sdk:sagemaker:<action>``                           the same calls, plus ``describe*``
@@ -145,6 +147,8 @@ _SAGEMAKER_ACTIONS = {
     "describeModel": "describe_model",
     "createTransformJob": "create_transform_job",
     "describeTransformJob": "describe_transform_job",
+    "createProcessingJob": "create_processing_job",
+    "describeProcessingJob": "describe_processing_job",
     "createEndpointConfig": "create_endpoint_config",
     "describeEndpointConfig": "describe_endpoint_config",
     "createEndpoint": "create_endpoint",
@@ -198,7 +202,8 @@ class TaskDispatcher:
         raise StatesError(
             "Local.UnsupportedResource",
             f"state {call.state_name!r}: resource {call.resource} has no local handler "
-            "(local mode runs lambda:invoke, sagemaker training/model/transform/endpoint calls, "
+            "(local mode runs lambda:invoke, sagemaker training/model/transform/processing/"
+            "endpoint calls, "
             "aws-sdk:sagemaker describe calls and sns:publish)",
         )
 

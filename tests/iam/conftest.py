@@ -98,6 +98,7 @@ def tuning_path(log: CallLog) -> list[str]:
                     f"{c}_prefix": f"s3://{bucket}/datasets/r/{c}/"
                     for c in ("train", "validation", "test")
                 },
+                "test_labels_prefix": f"s3://{bucket}/datasets/r/test-labels/",
             }
         },
     }

@@ -27,6 +27,9 @@ UNEXERCISED = {
         "(Step Functions: 'Run a Job (.sync)'; its SageMaker policy lists StopTrainingJob)"
     ),
     ("state-machine", "sagemaker:StopTransformJob"): ("the same for a .sync transform job"),
+    ("state-machine", "sagemaker:StopProcessingJob"): (
+        "the same for the .sync evaluation (processing) job"
+    ),
     ("state-machine", "sagemaker:StopHyperParameterTuningJob"): ("the same for a .sync tuning job"),
     ("execution", "s3:AbortMultipartUpload"): (
         "SageMaker uploads a large model or transform output in parts and aborts a failed upload"
@@ -92,6 +95,8 @@ def test_each_principal_makes_the_calls_the_issue_lists(
         "sagemaker:CreateHyperParameterTuningJob",
         "sagemaker:CreateModel",
         "sagemaker:CreateTransformJob",
+        "sagemaker:CreateProcessingJob",
+        "sagemaker:DescribeProcessingJob",
         "sagemaker:CreateEndpointConfig",
         "sagemaker:CreateEndpoint",
         "sagemaker:UpdateEndpoint",

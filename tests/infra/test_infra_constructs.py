@@ -207,10 +207,21 @@ def test_sagemaker_role_reads_datasets_and_writes_models_and_output(template: Te
     read = by_sid(statements, "ReadDataAndModels")
     write = by_sid(statements, "WriteModelsAndOutput")
     assert read["Action"] == "s3:GetObject"
-    assert [r["Fn::Join"][1][-1] for r in read["Resource"]] == ["/datasets/*", "/models/*"]
-    assert [r["Fn::Join"][1][-1] for r in write["Resource"]] == ["/models/*", "/transform-output/*"]
+    # The evaluation job reads the transform output and writes under evaluations/.
+    assert sorted(r["Fn::Join"][1][-1] for r in read["Resource"]) == [
+        "/datasets/*",
+        "/models/*",
+        "/transform-output/*",
+    ]
+    assert sorted(r["Fn::Join"][1][-1] for r in write["Resource"]) == [
+        "/evaluations/*",
+        "/models/*",
+        "/transform-output/*",
+    ]
     listing = by_sid(statements, "ListDataAndModels")
-    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["datasets/*", "models/*"]}}
+    assert listing["Condition"] == {
+        "StringLike": {"s3:prefix": ["datasets/*", "models/*", "transform-output/*"]}
+    }
     metrics = by_sid(statements, "PutSageMakerMetrics")
     assert metrics["Condition"] == {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}
 
@@ -230,16 +241,25 @@ def test_state_machine_role_is_scoped_to_prefixed_names(template: Template) -> N
     for sid, suffix in [
         ("RunTrainingJobs", ":training-job/demo-*"),
         ("RunTransformJobs", ":transform-job/demo-*"),
+        ("RunProcessingJobs", ":processing-job/demo-*"),
         ("CreateModels", ":model/demo-*"),
     ]:
         assert by_sid(statements, sid)["Resource"]["Fn::Join"][1][-1].endswith(suffix)
-    assert len(by_sid(statements, "TagOnCreate")["Resource"]) == 3
+    assert by_sid(statements, "RunProcessingJobs")["Action"] == [
+        "sagemaker:CreateProcessingJob",
+        "sagemaker:DescribeProcessingJob",
+        "sagemaker:StopProcessingJob",
+    ]
+    assert len(by_sid(statements, "TagOnCreate")["Resource"]) == 4
     pass_role = by_sid(statements, "PassSageMakerRole")
     assert pass_role["Condition"] == {
         "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
     }
     rules = by_sid(statements, "SyncJobEventRules")["Resource"]
-    assert [r["Fn::Join"][1][-1] for r in rules] == [
+    assert sorted(r["Fn::Join"][1][-1] for r in rules) == [
+        # createProcessingJob.sync ("IAM policies for Amazon SageMaker AI", Step Functions
+        # developer guide: CreateProcessingJob, Run a Job (.sync)).
+        ":rule/StepFunctionsGetEventsForSageMakerProcessingJobsRule",
         ":rule/StepFunctionsGetEventsForSageMakerTrainingJobsRule",
         ":rule/StepFunctionsGetEventsForSageMakerTransformJobsRule",
     ]

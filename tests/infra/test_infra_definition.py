@@ -18,9 +18,11 @@ MAIN_PATH = [
     "Train model",
     "Save model",
     "Batch transform",
+    "Evaluate model",
+    "Read evaluation",
     "Report results",
 ]
-SAGEMAKER_TASKS = ["Train model", "Save model", "Batch transform"]
+SAGEMAKER_TASKS = ["Train model", "Save model", "Batch transform", "Evaluate model"]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,7 @@ def walk_main_path(definition: dict[str, Any], *, stop: str | None = None) -> li
 
 def test_core_states_run_in_order(dev: dict[str, Any]) -> None:
     # The core path, with the tuning choice (default: train) before Train model and the deploy
-    # stage (from Read validation metric on) between Batch transform and Report results.
+    # stage (from Read validation metric on) between Read evaluation and Report results.
     path = [s for s in walk_main_path(dev, stop="Read validation metric")]
     storage = [
         "Training instance storage?",
@@ -56,8 +58,10 @@ def test_core_states_run_in_order(dev: dict[str, Any]) -> None:
         "Transform on encrypted volume",
     ]
     tune = "Tune hyperparameters?"
-    assert path == [*MAIN_PATH[:4], *storage, MAIN_PATH[4], tune, *MAIN_PATH[5:8]]
-    assert dev["States"]["Batch transform"]["Next"] == "Read validation metric"
+    assert path == [*MAIN_PATH[:4], *storage, MAIN_PATH[4], tune, *MAIN_PATH[5:10]]
+    assert dev["States"]["Batch transform"]["Next"] == "Evaluate model"
+    assert dev["States"]["Evaluate model"]["Next"] == "Read evaluation"
+    assert dev["States"]["Read evaluation"]["Next"] == "Read validation metric"
     assert dev["States"]["Report results"]["End"] is True
 
 

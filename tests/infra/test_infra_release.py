@@ -228,6 +228,7 @@ def run_until(definition: dict[str, Any], execution_input: dict[str, Any], stop:
                     "train_prefix",
                     "validation_prefix",
                     "test_prefix",
+                    "test_labels_prefix",
                 )
             }
         },

@@ -24,6 +24,8 @@ SUCCESS_PATH = [
     "Train model",
     "Save model",
     "Batch transform",
+    "Evaluate model",
+    "Read evaluation",
 ]
 
 
@@ -67,23 +69,51 @@ def test_training_metrics_are_parsed_from_the_log(report: RunReport) -> None:
     assert 0 < job["metrics"]["train:rmse"] < 0.3
 
 
-def test_transform_output_has_one_row_per_test_row_and_is_accurate(report: RunReport) -> None:
+def evaluation_report(report: RunReport) -> dict:
+    assert report.evaluation is not None
+    uri = report.evaluation["report_uri"]
+    return json.loads((report.run_dir / "s3" / uri.removeprefix("s3://")).read_text())
+
+
+def test_transform_output_has_one_row_per_test_row(report: RunReport) -> None:
     out = report.output["transform_output_uri"]
     output_file = report.run_dir / "s3" / out.removeprefix("s3://") / "part-00000.csv.out"
     scores = output_file.read_text().splitlines()
     assert len(scores) == ROWS and all(0 <= float(s) <= 1 for s in scores)
-    assert report.accuracy is not None and report.accuracy.rows == ROWS
+
+
+def test_the_evaluation_job_scores_the_held_out_labels(report: RunReport) -> None:
+    evaluation = report.evaluation
+    assert evaluation is not None
+    run_id = report.output["run_id"]
+    assert evaluation["report_uri"].endswith(f"/evaluations/{run_id}/evaluation.json")
+    # reg:logistic (dev's objective) is binary classification.
+    assert evaluation["problem_type"] == "binary"
+    metrics = evaluation["metrics"]
+    assert {"accuracy", "precision", "recall", "f1", "auc", "log_loss"} <= set(metrics)
     # Only ~15.5% of the (x, y) grid is labelled 1, so always answering 0 scores ~84.5%;
     # 5 rounds of trees on this separable rule measured 97.8% (seed 42, 500 rows).
-    assert report.accuracy.ratio >= 0.95
+    assert metrics["accuracy"] >= 0.95 and metrics["auc"] >= 0.95
+    # The report (model quality format) holds the same values, over every test row.
+    body = evaluation_report(report)["binary_classification_metrics"]
+    assert {k: v["value"] for k, v in body.items() if k != "confusion_matrix"} == metrics
+    assert sum(n for row in body["confusion_matrix"].values() for n in row.values()) == ROWS
+    job = f"mlstack-dev-{run_id}-e0-0"
+    registry = json.loads((report.run_dir / "sagemaker" / "registry.json").read_text())
+    assert registry["processing_jobs"] == [job]
+    labels = report.run_dir / "jobs" / job / "opt/ml/processing/input/labels/part-00000.csv"
+    assert len(labels.read_text().splitlines()) == ROWS
 
 
 def test_summary_and_execution_record(report: RunReport) -> None:
     summary = format_summary(report)
-    for text in ("SUCCEEDED", report.output["training_job_name"], "Accuracy", "Train model"):
+    for text in ("SUCCEEDED", report.output["training_job_name"], "Evaluation", "Train model"):
         assert text in summary
+    accuracy = report.evaluation["metrics"]["accuracy"]  # type: ignore[index]
+    assert f"accuracy={accuracy:.4g}" in summary
     record = json.loads((report.run_dir / "execution.json").read_text())
     assert record["status"] == "SUCCEEDED"
+    assert record["evaluation"] == report.output["evaluation"]
     assert [s["name"] for s in record["states"] if s["name"] in SUCCESS_PATH] == SUCCESS_PATH
     assert {s["step"] for s in record["steps"]} >= {"Start S3", "Train model", "Archive"}
 
@@ -145,4 +175,5 @@ def test_a_change_to_the_config_defaults_shows_in_template_and_local_run(tmp_pat
     job = report.output["training_job_name"]
     log = (report.run_dir / "jobs" / job / "train.log").read_text()
     assert "[2]\t" in log and "[3]\t" not in log
-    assert report.accuracy is not None and report.accuracy.rows == 321
+    matrix = evaluation_report(report)["binary_classification_metrics"]["confusion_matrix"]
+    assert sum(n for row in matrix.values() for n in row.values()) == 321

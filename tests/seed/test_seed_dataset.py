@@ -126,6 +126,7 @@ def test_objects_are_csv_under_the_run_folder(s3, bucket):
     result, _, _ = _seed(s3, rows=10, seed=2)
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
     assert keys == [
+        "datasets/run-1/test-labels/part-00000.csv",
         "datasets/run-1/test/part-00000.csv",
         "datasets/run-1/train/part-00000.csv",
         "datasets/run-1/validation/part-00000.csv",
@@ -136,3 +137,27 @@ def test_objects_are_csv_under_the_run_folder(s3, bucket):
     assert (
         result["train_prefix"] + "part-00000.csv"
     ) == f"s3://{bucket}/datasets/run-1/train/part-00000.csv"
+
+
+def test_test_labels_pair_line_by_line_with_the_test_rows(s3):
+    # The rows of TEST_5_SEED_7 (pinned above) under the rule y >= 3x + 5: only (26, 98) and
+    # (8, 29) are above the line.
+    result, _, test = _seed(s3, rows=5, seed=7)
+    labels = _read(s3, result["test_labels_prefix"] + "part-00000.csv")
+    assert test == TEST_5_SEED_7
+    assert labels == b"0\n0\n0\n1\n1\n"
+
+
+@pytest.mark.parametrize(("rows", "rows_per_shard"), [(1, 1), (2500, 1000), (16385, 20000)])
+def test_every_shard_has_one_label_per_test_row_by_the_rule(s3, bucket, rows, rows_per_shard):
+    run_id = f"labels-{rows}-{rows_per_shard}"
+    event = {"run_id": run_id, "rows": rows, "seed": 11, "rows_per_shard": rows_per_shard}
+    result = seed_handler.handler(event, None)
+    for shard in range(result["shards"]):
+        name = f"part-{shard:05d}.csv"
+        test = _read(s3, result["test_prefix"] + name).decode("ascii").splitlines()
+        labels = _read(s3, result["test_labels_prefix"] + name).decode("ascii").splitlines()
+        assert len(labels) == len(test) == seed_handler.shard_rows(rows, rows_per_shard, shard)
+        for row, label in zip(test, labels, strict=True):
+            x, y = (int(v) for v in row.split(","))
+            assert int(label) == (1 if y >= 3 * x + 5 else 0)

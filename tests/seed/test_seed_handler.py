@@ -28,9 +28,10 @@ def test_result_has_exactly_the_contract_keys_and_points_at_the_prefixes(s3, buc
         "train_prefix": f"s3://{bucket}/datasets/exec-2024-01/train/",
         "validation_prefix": f"s3://{bucket}/datasets/exec-2024-01/validation/",
         "test_prefix": f"s3://{bucket}/datasets/exec-2024-01/test/",
+        "test_labels_prefix": f"s3://{bucket}/datasets/exec-2024-01/test-labels/",
     }
     json.dumps(result)  # the state machine receives it as JSON
-    for split, lines in (("train", 12), ("validation", 2), ("test", 12)):
+    for split, lines in (("train", 12), ("validation", 2), ("test", 12), ("test_labels", 12)):
         prefix = result[f"{split}_prefix"].removeprefix(f"s3://{bucket}/")
         listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
         assert [o["Key"] for o in listed] == [f"{prefix}part-00000.csv"]
@@ -66,6 +67,7 @@ def test_success_is_logged_as_one_json_object_a_line(s3, log_stream):
         "s3://mlstack-seed-test/datasets/logged/train/",
         "s3://mlstack-seed-test/datasets/logged/validation/",
         "s3://mlstack-seed-test/datasets/logged/test/",
+        "s3://mlstack-seed-test/datasets/logged/test-labels/",
     ]
     assert isinstance(done["duration_ms"], float) and done["duration_ms"] >= 0
     assert done["timestamp"].endswith("Z")
@@ -75,8 +77,8 @@ def test_log_level_comes_from_the_environment(s3, log_stream, monkeypatch):
     monkeypatch.setenv("LOG_LEVEL", "debug")
     seed_handler.handler({"run_id": "debug", "rows": 2}, None)
     written = [line for line in _log_lines(log_stream) if line["message"] == "file written"]
-    assert [line["level"] for line in written] == ["DEBUG", "DEBUG", "DEBUG"]
-    assert [line["parts"] for line in written] == [0, 0, 0]
+    assert [line["level"] for line in written] == ["DEBUG"] * 4  # train, validation, test, labels
+    assert [line["parts"] for line in written] == [0, 0, 0, 0]
     log_stream.truncate(0)
     log_stream.seek(0)
     monkeypatch.setenv("LOG_LEVEL", "WARNING")

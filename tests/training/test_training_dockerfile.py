@@ -77,6 +77,7 @@ def test_installs_pinned_requirements_common_package_and_train_on_path(variant):
     assert [requirements, "/tmp/requirements.txt"] in copies
     assert ["common/", "/tmp/mlstack-common/"] in copies
     assert ["training/train", "/usr/local/bin/train"] in copies
+    assert ["training/evaluate", "/usr/local/bin/evaluate"] in copies  # the Processing job's
     runs = " ".join(rest for keyword, rest in steps if keyword == "RUN")
     assert "--requirement /tmp/requirements.txt" in runs
     assert "--no-deps --no-build-isolation /tmp/mlstack-common" in runs
@@ -101,14 +102,20 @@ def test_dockerignore_keeps_tests_and_caches_out_but_not_what_is_copied():
     ]
     for expected in ("**/tests", "**/__pycache__", "**/*.egg-info", "**/.pytest_cache"):
         assert expected in patterns
-    for source in ("training/train", "training/requirements.txt", "common/pyproject.toml"):
+    for source in (
+        "training/train",
+        "training/evaluate",
+        "training/requirements.txt",
+        "common/pyproject.toml",
+    ):
         assert (CONTAINERS / source).exists()
         assert not any(fnmatch.fnmatch(source, p) for p in patterns), source
 
 
-def test_train_launcher_is_executable_in_git():
+@pytest.mark.parametrize("program", ["train", "evaluate"])
+def test_launchers_are_executable_in_git(program):
     mode = subprocess.run(
-        ["git", "ls-files", "-s", "containers/training/train"],
+        ["git", "ls-files", "-s", f"containers/training/{program}"],
         cwd=CONTAINERS.parent,
         capture_output=True,
         text=True,
