@@ -133,7 +133,7 @@ def test_a_failing_program_fails_the_job_with_its_message(sagemaker: LocalSageMa
     assert desc["FailureReason"] == "AlgorithmError: shard part-00000.csv: 2 for 3, exit code: 1"
     assert desc["ExitMessage"] == "shard part-00000.csv: 2 for 3"
     registry = json.loads((sagemaker.root / "sagemaker" / "registry.json").read_text())
-    assert registry["processing_jobs"] == ["p-2"]
+    assert registry["processing_jobs"]["p-2"]["ProcessingJobStatus"] == "Failed"
 
 
 def test_an_empty_input_fails_the_job(sagemaker: LocalSageMaker) -> None:

@@ -100,7 +100,7 @@ def test_the_evaluation_job_scores_the_held_out_labels(report: RunReport) -> Non
     assert sum(n for row in body["confusion_matrix"].values() for n in row.values()) == ROWS
     job = f"mlstack-dev-{run_id}-e0-0"
     registry = json.loads((report.run_dir / "sagemaker" / "registry.json").read_text())
-    assert registry["processing_jobs"] == [job]
+    assert [d["ProcessingJobName"] for d in registry["processing_jobs"].values()] == [job]
     labels = report.run_dir / "jobs" / job / "opt/ml/processing/input/labels/part-00000.csv"
     assert len(labels.read_text().splitlines()) == ROWS
 
