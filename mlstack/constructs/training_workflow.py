@@ -25,6 +25,12 @@ from pydantic import ValidationError
 from mlstack.constructs._deploy_states import deploy_states
 from mlstack.constructs._lambda import DEFAULT_RESERVED_CONCURRENCY
 from mlstack.constructs._nag import acknowledge, default_policy
+from mlstack.constructs._seeding_states import (
+    SeedingStates,
+    allow_distributed_map,
+    seeding_states,
+    uses_distributed_map,
+)
 from mlstack.constructs._state_builder import StateBuilder as _StateBuilder
 from mlstack.constructs.endpoint_cleanup import EndpointCleanup
 from mlstack.constructs.input_validator import InputValidator
@@ -47,7 +53,6 @@ from mlstack.constructs.roles import (
 from mlstack.constructs.state_names import (
     APPLY_OVERRIDES,
     BATCH_TRANSFORM,
-    GENERATE_DATASET,
     INPUT_VALID,
     INVALID_EXECUTION_INPUT,
     LOAD_DEFAULTS,
@@ -71,7 +76,12 @@ from mlstack.constructs.state_names import (
 from mlstack.constructs.workflow_options import DeployStage, HyperparameterTuning, SpotTraining
 from mlstack.rules import (
     CORE_INPUT_KEYS,
+    DEFAULT_ROWS_PER_SHARD,
+    DEFAULT_SEEDING_CONCURRENCY,
+    DISTRIBUTED_MAP_MAX_CONCURRENCY,
     MAX_DATASET_ROWS,
+    MAX_ROWS_PER_SHARD,
+    MAX_SHARDS,
     NAME_PATTERN,
     execution_input_model,
     execution_input_schema,
@@ -145,8 +155,10 @@ class WorkflowDefaults:
 class TrainingWorkflow(Construct):
     """Creates the training state machine, its role, log group and an encrypted failure topic.
 
-    States: Validate input -> Load defaults -> Apply overrides -> Generate dataset
-    (``seed_function``) -> Train model (``createTrainingJob.sync``) -> Save model
+    States: Validate input -> Load defaults -> Apply overrides -> Plan shards -> Generate dataset
+    (a Map state invoking ``seed_function`` once per shard; a Distributed Map when ``max_rows``
+    allows more than ``mlstack.rules.INLINE_MAX_SHARDS`` shards and the input asks for them) ->
+    Assemble dataset -> Train model (``createTrainingJob.sync``) -> Save model
     (``createModel``) -> Batch transform (``createTransformJob.sync``) -> Report results. Any
     failure is published to ``topic`` and ends in the ``Workflow failed`` Fail state carrying the
     error and cause. The state names are in :mod:`mlstack.constructs.state_names`.
@@ -199,10 +211,15 @@ class TrainingWorkflow(Construct):
             validator in its ``functions`` placement; the execution role gets the
             network-interface permissions SageMaker documents for VPC mode. Default: none.
         validator_reserved_concurrency: reserved concurrency of the input validator.
-        spot: runs Train model on managed spot capacity with checkpoints under
-            ``<layout.checkpoints><run_id>/`` (its ``max_wait`` at least
+        spot: runs Train model and the tuning job's training jobs on managed spot capacity with
+            checkpoints under ``<layout.checkpoints><run_id>/`` (its ``max_wait`` at least
             ``training_max_runtime``); the output reports training and billable seconds either
             way. Default: none (on-demand).
+        rows_per_shard: rows of each dataset shard (one seeding invocation each); at most
+            ``mlstack.rules.MAX_SHARDS`` shards, so ``max_rows`` is at most 1,000 times this.
+            Default: ``mlstack.rules.DEFAULT_ROWS_PER_SHARD``.
+        seeding_concurrency: seeding invocations at once (the inline Map runs at most 40);
+            keep it within the seeding function's reserved concurrency. Default: 5.
 
     Attributes:
         state_machine: the Step Functions state machine.
@@ -212,6 +229,7 @@ class TrainingWorkflow(Construct):
         log_group: the execution log group.
         input_validator: the :class:`InputValidator` of Validate input.
         input_schema: the JSON Schema of the execution input.
+        input_rules: the checks across input keys Validate input runs beside the schema.
         defaults: the defaults in use.
         name_prefix: the name prefix.
         deploy_endpoint_name: the deploy stage's endpoint name, or None without ``deploy``.
@@ -246,6 +264,8 @@ class TrainingWorkflow(Construct):
         network: WorkloadNetwork | None = None,
         validator_reserved_concurrency: int | None = DEFAULT_RESERVED_CONCURRENCY,
         spot: SpotTraining | None = None,
+        rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
+        seeding_concurrency: int = DEFAULT_SEEDING_CONCURRENCY,
     ) -> None:
         super().__init__(scope, id)
         self.defaults = defaults or WorkflowDefaults()
@@ -262,6 +282,8 @@ class TrainingWorkflow(Construct):
             deploy=deploy,
         )
         _validate_spot(spot, training_max_runtime)
+        _validate_seeding(max_rows, rows_per_shard, seeding_concurrency)
+        self._seeding = (rows_per_shard, seeding_concurrency, max_rows)
         layout = layout or BucketLayout()
         key = _bucket_key(bucket, key)
         self.execution_role = (
@@ -283,6 +305,16 @@ class TrainingWorkflow(Construct):
         if network is not None:
             network.grant_sagemaker(self.execution_role)
         self.input_schema = self._input_schema(images, tuning, deploy, max_rows)
+        # The checks across keys that the schema cannot express (lambda/validate_input RULES).
+        self.input_rules: dict[str, Any] = {
+            "instances_within_shards": {
+                "rows_per_shard": rows_per_shard,
+                "defaults": {
+                    "rows": self.defaults.rows,
+                    "training_instance_count": self.defaults.training_instance_count,
+                },
+            }
+        }
         self._grant_state_machine_role(seed_function, key)
         allow_alarm_notifications(self.topic, key)
         self.deploy_alarms: EndpointAlarms | None = (
@@ -295,6 +327,8 @@ class TrainingWorkflow(Construct):
         )
         start = self._definition(builder, job, images, seed_function, tuning, deploy, key)
         self.state_machine = self._state_machine(start, timeout, deploy)
+        if uses_distributed_map(max_rows, rows_per_shard):
+            allow_distributed_map(self.role, self.state_machine)
         self.endpoint_cleanup = self._endpoint_cleanup(removal_policy)
 
     def grant_start_execution(self, grantee: iam.IGrantable) -> iam.Grant:
@@ -592,7 +626,17 @@ class TrainingWorkflow(Construct):
             },
             TRANSFORM_RESOURCES,
         )
-        generate_dataset = self._generate_dataset(seed_function, builder.max_attempts)
+        rows_per_shard, concurrency, max_rows = self._seeding
+        generate_dataset = seeding_states(
+            self,
+            seed_function=seed_function,
+            bucket_name=builder.bucket_name,
+            layout=builder.layout,
+            rows_per_shard=rows_per_shard,
+            concurrency=concurrency,
+            max_rows=max_rows,
+            lambda_retry=_lambda_retry_json(builder.max_attempts),
+        )
         train_model = self._train_model(builder, job)
         # Built here rather than by the caller so that states are created in definition order.
         tuning_states = self._tuning_states(builder, job, tuning) if tuning is not None else None
@@ -705,7 +749,11 @@ class TrainingWorkflow(Construct):
                 "Resource": f"arn:{Aws.PARTITION}:states:::lambda:invoke",
                 "Parameters": {
                     "FunctionName": self.input_validator.function.function_arn,
-                    "Payload": {"input.$": "$", "schema": self.input_schema},
+                    "Payload": {
+                        "input.$": "$",
+                        "schema": self.input_schema,
+                        "rules": self.input_rules,
+                    },
                 },
                 "ResultSelector": {"valid.$": "$.Payload.valid", "message.$": "$.Payload.message"},
                 # Load defaults reads the input from the context object, so the result may
@@ -757,42 +805,6 @@ class TrainingWorkflow(Construct):
             },
         )
         return load_defaults, apply_overrides
-
-    def _generate_dataset(
-        self, seed_function: lambda_.IFunction, max_attempts: int
-    ) -> sfn.CustomState:
-        generate_dataset = sfn.CustomState(
-            self,
-            GENERATE_DATASET,
-            state_json={
-                "Type": "Task",
-                "Resource": f"arn:{Aws.PARTITION}:states:::lambda:invoke",
-                "Parameters": {
-                    "FunctionName": seed_function.function_arn,
-                    "Payload": {
-                        "run_id.$": "$.run_id",
-                        "rows.$": "$.args.rows",
-                        "seed.$": "$.args.seed",
-                    },
-                },
-                "ResultSelector": {
-                    f"{k}.$": f"$.Payload.{k}"
-                    for k in (
-                        "run_id",
-                        "rows",
-                        "seed",
-                        "rows_per_shard",
-                        "shards",
-                        "train_prefix",
-                        "validation_prefix",
-                        "test_prefix",
-                    )
-                },
-                "ResultPath": "$.dataset",
-            },
-        )
-        _retry_lambda(generate_dataset, max_attempts)
-        return generate_dataset
 
     def _train_model(self, builder: _StateBuilder, job: _TrainingJob) -> sfn.CustomState:
         train_model = sfn.CustomState(
@@ -853,9 +865,10 @@ class TrainingWorkflow(Construct):
                         "InputDataConfig": builder.channels(),
                         "OutputDataConfig": job.output_config,
                         "ResourceConfig.$": TRAINING_RESOURCES,
-                        "StoppingCondition": job.stopping,
+                        "StoppingCondition": job.stopping | job.spot_stopping,
                         "EnableNetworkIsolation": builder.network_isolation,
                         **builder.training_network(),
+                        **job.tuning_spot,
                     },
                     "Tags": builder.tags(),
                 },
@@ -1049,7 +1062,8 @@ class TrainingWorkflow(Construct):
         )
         core.load_defaults.next(core.apply_overrides).next(core.training_storage)
         core.training_storage.afterwards().next(core.transform_storage)
-        chain = core.transform_storage.afterwards().next(core.generate_dataset)
+        core.transform_storage.afterwards().next(core.generate_dataset.plan)
+        chain = core.generate_dataset.chain()
         if core.tuning is not None:
             tuning = core.tuning
             chain.next(
@@ -1164,10 +1178,12 @@ class _TrainingJob(NamedTuple):
     output_config: dict[str, str]
     resource_config: dict[str, Any]
     stopping: dict[str, int]
-    # Train model's only: spot parameters, and MaxWaitTimeInSeconds (SageMaker refuses it
-    # without EnableManagedSpotTraining).
+    # Spot parameters, and MaxWaitTimeInSeconds (SageMaker refuses it without
+    # EnableManagedSpotTraining). The tuning job's training jobs checkpoint under a prefix of
+    # their own (``<run_id>/tuning/``), apart from Train model's.
     spot: dict[str, Any]
     spot_stopping: dict[str, int]
+    tuning_spot: dict[str, Any]
 
 
 def _training_job(
@@ -1209,6 +1225,7 @@ def _training_job(
         },
         stopping={"MaxRuntimeInSeconds": int(max_runtime.to_seconds())},
         spot=_spot_parameters(builder, spot),
+        tuning_spot=_spot_parameters(builder, spot, "tuning/"),
         spot_stopping=(
             {} if spot is None else {"MaxWaitTimeInSeconds": int(spot.max_wait.to_seconds())}
         ),
@@ -1226,6 +1243,38 @@ def _retry_lambda(state: sfn.CustomState, max_attempts: int) -> None:
     )
 
 
+def _lambda_retry_json(max_attempts: int) -> list[dict[str, Any]]:
+    """:func:`_retry_lambda`'s retrier as ASL, for a Task inside a Map's ItemProcessor."""
+    return [
+        {
+            "ErrorEquals": LAMBDA_TRANSIENT_ERRORS,
+            "IntervalSeconds": 2,
+            "MaxAttempts": max_attempts,
+            "BackoffRate": 2,
+            "JitterStrategy": "FULL",
+        }
+    ]
+
+
+def _validate_seeding(max_rows: int, rows_per_shard: int, concurrency: int) -> None:
+    if not 1 <= rows_per_shard <= MAX_ROWS_PER_SHARD:
+        raise ValueError(
+            f"TrainingWorkflow rows_per_shard={rows_per_shard}: expected 1 to "
+            f"{MAX_ROWS_PER_SHARD} (what one seeding invocation writes within its timeout)"
+        )
+    if not 1 <= max_rows <= MAX_SHARDS * rows_per_shard:
+        raise ValueError(
+            f"TrainingWorkflow max_rows={max_rows}: expected 1 to {MAX_SHARDS * rows_per_shard} "
+            f"({MAX_SHARDS} shards of rows_per_shard={rows_per_shard}: States.ArrayRange lists "
+            "at most 1,000 shards)"
+        )
+    if not 1 <= concurrency <= DISTRIBUTED_MAP_MAX_CONCURRENCY:
+        raise ValueError(
+            f"TrainingWorkflow seeding_concurrency={concurrency}: expected 1 to "
+            f"{DISTRIBUTED_MAP_MAX_CONCURRENCY} (a Distributed Map's most child executions)"
+        )
+
+
 def _in_network(builder: _StateBuilder, network: WorkloadNetwork | None) -> _StateBuilder:
     """The state builder with the jobs' and models' VpcConfig when there is a ``network``."""
     if network is None:
@@ -1237,7 +1286,9 @@ def _in_network(builder: _StateBuilder, network: WorkloadNetwork | None) -> _Sta
     )
 
 
-def _spot_parameters(builder: _StateBuilder, spot: SpotTraining | None) -> dict[str, Any]:
+def _spot_parameters(
+    builder: _StateBuilder, spot: SpotTraining | None, suffix: str = ""
+) -> dict[str, Any]:
     """EnableManagedSpotTraining and the run's CheckpointConfig (SageMaker syncs
     ``/opt/ml/checkpoints`` with it and restores it into the job that resumes)."""
     if spot is None:
@@ -1246,8 +1297,8 @@ def _spot_parameters(builder: _StateBuilder, spot: SpotTraining | None) -> dict[
         "EnableManagedSpotTraining": True,
         "CheckpointConfig": {
             "S3Uri.$": (
-                f"States.Format('s3://{builder.bucket_name}/{builder.layout.checkpoints}{{}}/', "
-                "$.run_id)"
+                f"States.Format('s3://{builder.bucket_name}/{builder.layout.checkpoints}"
+                f"{{}}/{suffix}', $.run_id)"
             ),
             "LocalPath": "/opt/ml/checkpoints",
         },
@@ -1280,7 +1331,7 @@ class _CoreStates(NamedTuple):
     apply_overrides: sfn.CustomState
     training_storage: sfn.Choice
     transform_storage: sfn.Choice
-    generate_dataset: sfn.CustomState
+    generate_dataset: SeedingStates
     train_model: sfn.CustomState
     tuning: _TuningStates | None
     save_model: sfn.CustomState
@@ -1292,7 +1343,7 @@ class _CoreStates(NamedTuple):
         tuning = (self.tuning.tune_model, self.tuning.read_best) if self.tuning is not None else ()
         return (
             self.validate_input,
-            self.generate_dataset,
+            *self.generate_dataset.maps(),
             self.train_model,
             self.save_model,
             self.batch_transform,
