@@ -161,9 +161,9 @@ class DatasetConfig:
     rows_per_shard: integer(1, rules.MAX_ROWS_PER_SHARD) = rules.DEFAULT_ROWS_PER_SHARD
     # Seeding invocations at once: the Map's MaxConcurrency (an inline Map runs at most 40, a
     # Distributed Map at most 10,000 child executions).
-    seeding_concurrency: integer(
-        1, rules.DISTRIBUTED_MAP_MAX_CONCURRENCY
-    ) = rules.DEFAULT_SEEDING_CONCURRENCY
+    seeding_concurrency: integer(1, rules.DISTRIBUTED_MAP_MAX_CONCURRENCY) = (
+        rules.DEFAULT_SEEDING_CONCURRENCY
+    )
 
 
 @dataclass(frozen=True, config=_STRICT)

@@ -253,4 +253,3 @@ def allow_distributed_map(role: iam.IRole, state_machine: sfn.StateMachine) -> i
         [("/*", "Child executions of this state machine's Distributed Map only.")],
     )
     return policy
-

@@ -566,8 +566,7 @@ class Interpreter:
             m = re.match(r"The JSONPath '(.*)' specified for the field", err.cause)
             if err.error == "States.Runtime" and m:
                 err.cause = (
-                    f"The JSONPath '{m[1]}' could not be found in the input "
-                    f"'{_compact(effective)}'"
+                    f"The JSONPath '{m[1]}' could not be found in the input '{_compact(effective)}'"
                 )
             err.locate(name, event_id)
             raise
@@ -903,7 +902,6 @@ def _compare(op: str, value: Any, expected: Any, name: str) -> bool:
     raise StatesError("States.Runtime", f"state {name!r}: unknown choice operator {op!r}")
 
 
-@dataclass
 class _Tolerance:
     """A Map Run's tolerated failures (maprun-fail-threshold.html: the run fails when failed
     items exceed ToleratedFailureCount or ToleratedFailurePercentage of all items, either one
@@ -966,6 +964,7 @@ def _bounded(count: int, workers: int, work: Callable[[int], Any]) -> list[Any]:
     return outputs
 
 
+@dataclass
 class _Caught(Exception):
     output: Any
     next_name: str
