@@ -3,8 +3,6 @@ state of the synthesized definition, and nothing else."""
 
 from __future__ import annotations
 
-import pytest
-
 from mlstack.constructs import state_names
 from tests.infra.conftest import SynthesizedApp, state_machine_definition
 

@@ -146,7 +146,8 @@ def test_distributed_map_tolerates_what_it_is_told_to() -> None:
 @pytest.mark.parametrize(
     ("fields", "mode", "named"),
     [
-        ({"ItemReader": {"Resource": "arn:aws:states:::s3:getObject"}}, "DISTRIBUTED", "ItemReader"),
+        ({"ItemReader": {"Resource": "arn:aws:states:::s3:getObject"}}, "DISTRIBUTED",
+         "ItemReader"),
         ({"ItemBatcher": {"MaxItemsPerBatch": 2}}, "DISTRIBUTED", "ItemBatcher"),
         ({"ResultWriter": {"Resource": "arn:aws:states:::s3:putObject"}}, "DISTRIBUTED",
          "ResultWriter"),
