@@ -585,7 +585,9 @@ class Interpreter:
         limit = int(state.get("MaxConcurrency", 0)) or DISTRIBUTED_MAX_CONCURRENCY
         workers = max(1, min(limit, len(items), DISTRIBUTED_LOCAL_THREADS))
         label = str(state.get("Label", name))
-        parent = ctx["Execution"]["Id"]
+        # Child executions are "execution:<state machine>/<Map Run label>:<name>" (the resource
+        # "IAM policies for using Distributed Map states" grants as execution:<name>/*).
+        parent = ctx["StateMachine"]["Id"].replace(":stateMachine:", ":execution:")
         tolerated = _Tolerance(state, len(items))
 
         def child(index: int) -> Any:

@@ -104,7 +104,7 @@ def test_distributed_children_are_executions_of_their_own() -> None:
     result = interpreter.execute({"items": [5, 6]}, name="parent")
     assert result.status == "SUCCEEDED"
     assert len(started) == 2
-    prefix = "arn:aws:states:us-east-1:123456789012:execution:sm:parent/Seeding:"
+    prefix = "arn:aws:states:us-east-1:123456789012:execution:sm/Seeding:"
     assert all(state == "M" and arn.startswith(prefix) for state, arn in started)
     # Each child sees its own execution: its ARN, its item input.
     ids = {ctx["Execution"]["Id"] for ctx in tracker.contexts}
