@@ -227,7 +227,8 @@ def allow_distributed_map(role: iam.IRole, state_machine: sfn.StateMachine) -> i
     executions = stack.format_arn(
         service="states",
         resource="execution",
-        resource_name=f"{state_machine.state_machine_name}/*",
+        # Child executions are <state machine>/<Map Run label>:<execution name>.
+        resource_name=f"{state_machine.state_machine_name}/*:*",
         arn_format=ArnFormat.COLON_RESOURCE_NAME,
     )
     policy = iam.Policy(
@@ -250,6 +251,6 @@ def allow_distributed_map(role: iam.IRole, state_machine: sfn.StateMachine) -> i
     acknowledge_compliance(policy, "IAMNoInlinePolicy", INLINE_POLICY_REASON)
     acknowledge_scoped_wildcards(
         policy,
-        [("/*", "Child executions of this state machine's Distributed Map only.")],
+        [("/*:*", "Child executions of this state machine's Distributed Map only.")],
     )
     return policy
