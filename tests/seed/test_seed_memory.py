@@ -20,7 +20,7 @@ from tests.seed.conftest import SEED_DIR
 FUNCTION_MEMORY_MIB = 256  # mlstack.constructs.dataset_seeder: memory_size=256
 
 SCRIPT = r"""
-import importlib.util, resource, sys
+import importlib.util, sys
 spec = importlib.util.spec_from_file_location("h", sys.argv[1])
 h = importlib.util.module_from_spec(spec)
 sys.modules["h"] = h
@@ -38,7 +38,11 @@ class NullS3:
 rows = int(sys.argv[2])
 settings = h.Settings("b", "datasets/", 1, 1, rows, "INFO", rows)
 h.seed_dataset(h.SeedRequest("r", rows, 1, rows, 0), settings, NullS3())
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+# VmHWM: this process image's peak resident set (ru_maxrss would carry the parent's over
+# exec: "resource usage metrics are preserved across an execve", getrusage(2)).
+for line in open("/proc/self/status"):
+    if line.startswith("VmHWM:"):
+        print(int(line.split()[1]) // 1024)
 """
 
 
