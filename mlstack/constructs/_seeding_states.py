@@ -98,20 +98,6 @@ def seeding_states(
     lambda_retry: list[dict[str, Any]],
 ) -> SeedingStates:
     """The seeding states, unchained (:meth:`SeedingStates.chain` links them)."""
-    plan = sfn.CustomState(
-        scope,
-        PLAN_SHARDS,
-        state_json={
-            "Type": "Pass",
-            "Comment": "The first row of each shard: one Map item per shard.",
-            "Parameters": {
-                "shard_starts.$": (
-                    f"States.ArrayRange(0, States.MathAdd($.args.rows, -1), {rows_per_shard})"
-                )
-            },
-            "ResultPath": "$.seeding",
-        },
-    )
     selector = {
         "run_id.$": "$.run_id",
         "rows.$": "$.args.rows",
@@ -155,7 +141,37 @@ def seeding_states(
                 "ToleratedFailurePercentage": 0,
             },
         )
-    assemble = sfn.CustomState(
+    return SeedingStates(
+        _plan_state(scope, rows_per_shard),
+        many_shards,
+        inline_map,
+        distributed_map,
+        _assemble_state(scope, bucket_name, layout, rows_per_shard),
+        rows_per_shard,
+    )
+
+
+def _plan_state(scope: Construct, rows_per_shard: int) -> sfn.CustomState:
+    return sfn.CustomState(
+        scope,
+        PLAN_SHARDS,
+        state_json={
+            "Type": "Pass",
+            "Comment": "The first row of each shard: one Map item per shard.",
+            "Parameters": {
+                "shard_starts.$": (
+                    f"States.ArrayRange(0, States.MathAdd($.args.rows, -1), {rows_per_shard})"
+                )
+            },
+            "ResultPath": "$.seeding",
+        },
+    )
+
+
+def _assemble_state(
+    scope: Construct, bucket_name: str, layout: BucketLayout, rows_per_shard: int
+) -> sfn.CustomState:
+    return sfn.CustomState(
         scope,
         ASSEMBLE_DATASET,
         state_json={
@@ -179,7 +195,6 @@ def seeding_states(
             "ResultPath": "$.dataset",
         },
     )
-    return SeedingStates(plan, many_shards, inline_map, distributed_map, assemble, rows_per_shard)
 
 
 def _map_state(

@@ -282,8 +282,7 @@ class TrainingWorkflow(Construct):
             deploy=deploy,
         )
         _validate_spot(spot, training_max_runtime)
-        _validate_seeding(max_rows, rows_per_shard, seeding_concurrency)
-        self._seeding = (rows_per_shard, seeding_concurrency, max_rows)
+        self._seeding = _validate_seeding(max_rows, rows_per_shard, seeding_concurrency)
         layout = layout or BucketLayout()
         key = _bucket_key(bucket, key)
         self.execution_role = (
@@ -305,21 +304,10 @@ class TrainingWorkflow(Construct):
         if network is not None:
             network.grant_sagemaker(self.execution_role)
         self.input_schema = self._input_schema(images, tuning, deploy, max_rows)
-        # The checks across keys that the schema cannot express (lambda/validate_input RULES).
-        self.input_rules: dict[str, Any] = {
-            "instances_within_shards": {
-                "rows_per_shard": rows_per_shard,
-                "defaults": {
-                    "rows": self.defaults.rows,
-                    "training_instance_count": self.defaults.training_instance_count,
-                },
-            }
-        }
+        self.input_rules = self._input_rules(rows_per_shard)
         self._grant_state_machine_role(seed_function, key)
         allow_alarm_notifications(self.topic, key)
-        self.deploy_alarms: EndpointAlarms | None = (
-            self._deploy_alarms(deploy, key) if deploy is not None else None
-        )
+        self.deploy_alarms = self._deploy_alarms(deploy, key)
         builder = self._state_builder(bucket, layout, key, network_isolation, max_attempts)
         builder = _in_network(builder, network)
         job = _training_job(
@@ -327,8 +315,6 @@ class TrainingWorkflow(Construct):
         )
         start = self._definition(builder, job, images, seed_function, tuning, deploy, key)
         self.state_machine = self._state_machine(start, timeout, deploy)
-        if uses_distributed_map(max_rows, rows_per_shard):
-            allow_distributed_map(self.role, self.state_machine)
         self.endpoint_cleanup = self._endpoint_cleanup(removal_policy)
 
     def grant_start_execution(self, grantee: iam.IGrantable) -> iam.Grant:
@@ -498,6 +484,9 @@ class TrainingWorkflow(Construct):
             "Only the X-Ray tracing actions and the CloudWatch Logs delivery actions that the "
             "state machine's logging needs use '*': none has resource-level permissions.",
         )
+        rows_per_shard, _, max_rows = self._seeding
+        if uses_distributed_map(max_rows, rows_per_shard):
+            allow_distributed_map(self.role, state_machine)
         return state_machine
 
     def _endpoint_cleanup(self, removal_policy: RemovalPolicy) -> EndpointCleanup | None:
@@ -541,8 +530,11 @@ class TrainingWorkflow(Construct):
             )
         )
 
-    def _deploy_alarms(self, deploy: DeployStage, key: kms.IKey) -> EndpointAlarms:
-        """The deployed endpoint's alarms (its rollback alarms) and the role's right to deploy."""
+    def _deploy_alarms(self, deploy: DeployStage | None, key: kms.IKey) -> EndpointAlarms | None:
+        """The deployed endpoint's alarms (its rollback alarms) and the role's right to deploy;
+        None without a deploy stage."""
+        if deploy is None:
+            return None
         assert self.deploy_endpoint_name is not None
         alarms = EndpointAlarms(
             self,
@@ -734,6 +726,19 @@ class TrainingWorkflow(Construct):
                 f"TrainingWorkflow defaults: the execution input would refuse them: {problems}"
             ) from None
         return execution_input_schema(model)
+
+    def _input_rules(self, rows_per_shard: int) -> dict[str, Any]:
+        """The checks across keys that the schema cannot express (lambda/validate_input's
+        RULES), with the settings and defaults they read."""
+        return {
+            "instances_within_shards": {
+                "rows_per_shard": rows_per_shard,
+                "defaults": {
+                    "rows": self.defaults.rows,
+                    "training_instance_count": self.defaults.training_instance_count,
+                },
+            }
+        }
 
     def _validation_states(
         self, max_attempts: int
@@ -1256,7 +1261,8 @@ def _lambda_retry_json(max_attempts: int) -> list[dict[str, Any]]:
     ]
 
 
-def _validate_seeding(max_rows: int, rows_per_shard: int, concurrency: int) -> None:
+def _validate_seeding(max_rows: int, rows_per_shard: int, concurrency: int) -> tuple[int, int, int]:
+    """Reject impossible seeding props; returns (rows_per_shard, concurrency, max_rows)."""
     if not 1 <= rows_per_shard <= MAX_ROWS_PER_SHARD:
         raise ValueError(
             f"TrainingWorkflow rows_per_shard={rows_per_shard}: expected 1 to "
@@ -1273,6 +1279,7 @@ def _validate_seeding(max_rows: int, rows_per_shard: int, concurrency: int) -> N
             f"TrainingWorkflow seeding_concurrency={concurrency}: expected 1 to "
             f"{DISTRIBUTED_MAP_MAX_CONCURRENCY} (a Distributed Map's most child executions)"
         )
+    return rows_per_shard, concurrency, max_rows
 
 
 def _in_network(builder: _StateBuilder, network: WorkloadNetwork | None) -> _StateBuilder:
