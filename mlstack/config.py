@@ -167,6 +167,11 @@ class DatasetConfig:
     # One object per split and shard: ShardedByS3Key deals them over training hosts, a batch
     # transform over its instances.
     rows_per_shard: integer(1, rules.MAX_ROWS_PER_SHARD) = rules.DEFAULT_ROWS_PER_SHARD
+    # Seeding invocations at once: the Map's MaxConcurrency (an inline Map runs at most 40, a
+    # Distributed Map at most 10,000 child executions).
+    seeding_concurrency: integer(1, rules.DISTRIBUTED_MAP_MAX_CONCURRENCY) = (
+        rules.DEFAULT_SEEDING_CONCURRENCY
+    )
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -732,14 +737,7 @@ def _check_consistency(config: EnvironmentConfig) -> Iterator[str]:
             f"'training.max_runtime_seconds' ({config.training.max_runtime_seconds} s) so that "
             "the workflow outlives its training job"
         )
-    shards = -(-config.dataset.rows // config.dataset.rows_per_shard)
-    if config.training.instance_count > shards:
-        yield (
-            f"key 'training.instance_count' is {config.training.instance_count}; expected at most "
-            f"the dataset's shards ({shards}: 'dataset.rows' {config.dataset.rows} in shards of "
-            f"'dataset.rows_per_shard' {config.dataset.rows_per_shard}): the train channel is "
-            "ShardedByS3Key, so a host beyond the shard count gets no data"
-        )
+    yield from _check_seeding(config)
     spot = config.training.spot
     if spot is not None and spot.enabled:
         if spot.max_wait_seconds < config.training.max_runtime_seconds:
@@ -754,6 +752,33 @@ def _check_consistency(config: EnvironmentConfig) -> Iterator[str]:
                 f"more than 'training.spot.max_wait_seconds' ({spot.max_wait_seconds} s) so that "
                 "the workflow outlives its spot training job"
             )
+
+
+def _check_seeding(config: EnvironmentConfig) -> Iterator[str]:
+    dataset = config.dataset
+    shards = rules.shard_count(dataset.rows, dataset.rows_per_shard)
+    if config.training.instance_count > shards:
+        yield (
+            f"key 'training.instance_count' is {config.training.instance_count}; expected at most "
+            f"the dataset's shards ({shards}: 'dataset.rows' {dataset.rows} in shards of "
+            f"'dataset.rows_per_shard' {dataset.rows_per_shard}): the train channel is "
+            "ShardedByS3Key, so a host beyond the shard count gets no data"
+        )
+    most = rules.MAX_SHARDS * dataset.rows_per_shard
+    if dataset.max_rows > most:
+        yield (
+            f"key 'dataset.max_rows' is {dataset.max_rows}; expected at most {most}, "
+            f"{rules.MAX_SHARDS} shards of 'dataset.rows_per_shard' ({dataset.rows_per_shard}): "
+            "the seeding Map lists its shards with States.ArrayRange, which makes at most 1,000 "
+            "items"
+        )
+    reserved = config.workflow.lambda_reserved_concurrency
+    if reserved is not None and dataset.seeding_concurrency > reserved:
+        yield (
+            f"key 'dataset.seeding_concurrency' is {dataset.seeding_concurrency}; expected at "
+            f"most 'workflow.lambda_reserved_concurrency' ({reserved}): the seeding function "
+            "runs no more invocations at once, the rest would be throttled"
+        )
 
 
 def _inconsistent(env: str, key: str, value: Any, expected: str) -> str:

@@ -119,6 +119,15 @@ def render(schemas: Mapping[str, dict[str, Any]]) -> str:
         "`images.training_image_uri`, any name SageMaker allows is passed on. Where the table",
         "above lists a number of values, the schema in the synthesized definition has them all.",
         "",
+        "## Checks across keys",
+        "",
+        "Beside the schema, Validate input runs the `rules` of its payload (rules the schema",
+        "cannot express, in `lambda/validate_input/handler.py`'s `RULES`; a key left out takes",
+        "its default): `instances_within_shards` refuses a `training_instance_count` above the",
+        "dataset's shards, `ceil(rows / rows_per_shard)` with the environment's",
+        "`dataset.rows_per_shard`, since the train channel is `ShardedByS3Key` and a host beyond",
+        "the shard count would get no data (`docs/scale-out.md`).",
+        "",
     ]
     return "\n".join(lines)
 

@@ -54,11 +54,25 @@ SCHEDULE_EXPRESSION_PATTERN = r"^(rate\([1-9][0-9]* (minute|hour|day)s?\)|cron\(
 # --- ranges and allowed values -----------------------------------------------------------------
 
 MAX_INSTANCE_COUNT = 100
-MAX_DATASET_ROWS = 1_000_000  # what the seeding Lambda fits in 256 MB
+# The workflow seeds a dataset through a Map state, one seeding invocation per shard, over the
+# shard list States.ArrayRange makes: "The newly generated array can't contain more than 1000
+# items" (Step Functions developer guide, "Intrinsic functions", States.ArrayRange). So a
+# dataset has at most MAX_SHARDS shards and at most MAX_SHARDS * rows_per_shard rows.
+MAX_SHARDS = 1000
+MAX_DATASET_ROWS = 100_000_000  # MAX_SHARDS shards of DEFAULT_ROWS_PER_SHARD rows
 # The seeding Lambda's own limit (lambda/seed/handler.py; tests/seed pins the two equal): what
 # one invocation writes well within its timeout. Its memory does not grow with the rows.
 MAX_ROWS_PER_SHARD = 10_000_000
 DEFAULT_ROWS_PER_SHARD = 100_000
+# Concurrent seeding invocations: an inline Map runs at most 40 iterations at once ("Using Map
+# state in Inline mode"), a Distributed Map up to 10,000 child executions ("Using Map state in
+# Distributed mode"). Above INLINE_MAX_SHARDS shards the workflow seeds through the Distributed
+# Map: an inline Map's iterations share the execution's 25,000-event history (7 events a shard
+# without retries; "Step Functions service quotas").
+INLINE_MAP_MAX_CONCURRENCY = 40
+DISTRIBUTED_MAP_MAX_CONCURRENCY = 10_000
+INLINE_MAX_SHARDS = 100
+DEFAULT_SEEDING_CONCURRENCY = 5
 MAX_SEED = 2**32 - 1
 MAX_TUNING_JOBS = 500
 MAX_TRAINING_RUNTIME_SECONDS = 28 * 24 * 3600  # SageMaker's limit for MaxRuntimeInSeconds
@@ -147,6 +161,25 @@ def matches(pattern: str, value: object) -> bool:
 
 def rows_type(max_rows: int = MAX_DATASET_ROWS) -> Any:
     return Annotated[int, Field(ge=1, le=max_rows)]
+
+
+def shard_count(rows: int, rows_per_shard: int) -> int:
+    """Shards of a dataset: ``ceil(rows / rows_per_shard)`` (the seeder's own rule)."""
+    return -(-rows // rows_per_shard)
+
+
+def instances_beyond_shards(rows: int, rows_per_shard: int, instances: int) -> str | None:
+    """Why ``instances`` training hosts cannot share ``rows`` rows in shards of
+    ``rows_per_shard`` (the train channel is ShardedByS3Key: a host beyond the shard count gets
+    no object), or None when they can."""
+    shards = shard_count(rows, rows_per_shard)
+    if instances <= shards:
+        return None
+    return (
+        f"expected at most the dataset's shards ({shards}: {rows} rows in shards of "
+        f"{rows_per_shard}); the train channel is ShardedByS3Key, so a host beyond the shard "
+        "count gets no data"
+    )
 
 
 # --- the training image's hyperparameters ------------------------------------------------------

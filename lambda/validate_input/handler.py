@@ -2,7 +2,18 @@
 
 Event (built by the state machine definition)::
 
-    {"input": <the execution input>, "schema": <JSON Schema of the accepted input>}
+    {"input": <the execution input>, "schema": <JSON Schema of the accepted input>,
+     "rules": {<rule name>: <its settings>}}     # "rules" optional
+
+``rules`` holds the checks across keys that JSON Schema cannot express (``RULES``), each with the
+workflow's settings and the defaults of the keys it reads (an input key left out takes its
+default, as Load defaults does):
+
+    ``instances_within_shards``: ``{"rows_per_shard": N, "defaults": {"rows": R,
+    "training_instance_count": C}}``: ``training_instance_count`` must not exceed the dataset's
+    shards, ``ceil(rows / rows_per_shard)`` (the train channel is ShardedByS3Key: a host beyond
+    the shard count gets no data). The same rule as ``mlstack.rules.instances_beyond_shards``,
+    which the config check uses; tests/validate_input checks that the two agree.
 
 The schema is generated at synth time from the pydantic model in ``mlstack/rules.py`` and written
 into the definition, so the definition alone decides what a run accepts, in AWS and in local mode.
@@ -341,9 +352,45 @@ def _unknown_name(name: str, names: dict[str, Any], root: dict[str, Any]) -> str
     return f"{text}; expected a name {expected(names, root).removeprefix('a ')}"
 
 
-def check(execution_input: Any, schema: dict[str, Any]) -> list[Problem]:
-    """Every problem of one execution input; empty when it is accepted."""
-    return list(validate(execution_input, schema, schema))
+def check(
+    execution_input: Any, schema: dict[str, Any], rules: dict[str, Any] | None = None
+) -> list[Problem]:
+    """Every problem of one execution input; empty when it is accepted. The ``rules`` across
+    keys run on keys the schema accepted."""
+    problems = list(validate(execution_input, schema, schema))
+    if rules and isinstance(execution_input, dict):
+        unknown = sorted(set(rules) - set(RULES))
+        if unknown:
+            raise SchemaError(f"unsupported rules {unknown}; known: {sorted(RULES)}")
+        bad_keys = {p.key.split(".", 1)[0].split("[", 1)[0] for p in problems}
+        for name, settings in rules.items():
+            problems.extend(RULES[name](execution_input, settings, bad_keys))
+    return problems
+
+
+def _instances_within_shards(
+    execution_input: dict[str, Any], settings: dict[str, Any], bad_keys: set[str]
+) -> Iterator[Problem]:
+    keys = ("rows", "training_instance_count")
+    if bad_keys & set(keys):
+        return
+    values = {k: execution_input.get(k, settings["defaults"][k]) for k in keys}
+    rows, instances = values["rows"], values["training_instance_count"]
+    per_shard = settings["rows_per_shard"]
+    shards = -(-rows // per_shard)
+    if instances <= shards:
+        return
+    given = " (its default)" if "rows" not in execution_input else ""
+    count_given = " (its default)" if "training_instance_count" not in execution_input else ""
+    yield Problem(
+        "training_instance_count",
+        f"is {instances}{count_given} with key 'rows' {rows}{given}; expected at most the "
+        f"dataset's shards ({shards}: {rows} rows in shards of {per_shard}); the train "
+        "channel is ShardedByS3Key, so a host beyond the shard count gets no data",
+    )
+
+
+RULES = {"instances_within_shards": _instances_within_shards}
 
 
 def message(problems: list[Problem]) -> str:
@@ -359,9 +406,16 @@ def _log(text: str, **fields: Any) -> None:
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    if not isinstance(event, dict) or set(event) != {"input", "schema"}:
-        raise ValueError('event must be {"input": <execution input>, "schema": <JSON Schema>}')
-    problems = check(event["input"], event["schema"])
+    if not isinstance(event, dict) or not {"input", "schema"} <= set(event) <= {
+        "input",
+        "schema",
+        "rules",
+    }:
+        raise ValueError(
+            'event must be {"input": <execution input>, "schema": <JSON Schema>, '
+            '"rules": <optional checks across keys>}'
+        )
+    problems = check(event["input"], event["schema"], event.get("rules"))
     if not problems:
         _log("execution input accepted")
         return {"valid": True, "message": ""}

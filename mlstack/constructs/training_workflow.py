@@ -26,6 +26,12 @@ from pydantic import ValidationError
 from mlstack.constructs._deploy_states import deploy_states, gate_value_path
 from mlstack.constructs._lambda import DEFAULT_RESERVED_CONCURRENCY
 from mlstack.constructs._nag import acknowledge, default_policy
+from mlstack.constructs._seeding_states import (
+    SeedingStates,
+    allow_distributed_map,
+    seeding_states,
+    uses_distributed_map,
+)
 from mlstack.constructs._state_builder import StateBuilder as _StateBuilder
 from mlstack.constructs.endpoint_cleanup import EndpointCleanup
 from mlstack.constructs.input_validator import InputValidator
@@ -49,7 +55,6 @@ from mlstack.constructs.state_names import (
     APPLY_OVERRIDES,
     BATCH_TRANSFORM,
     EVALUATE_MODEL,
-    GENERATE_DATASET,
     INPUT_VALID,
     INVALID_EXECUTION_INPUT,
     LOAD_DEFAULTS,
@@ -74,7 +79,12 @@ from mlstack.constructs.state_names import (
 from mlstack.constructs.workflow_options import DeployStage, HyperparameterTuning, SpotTraining
 from mlstack.rules import (
     CORE_INPUT_KEYS,
+    DEFAULT_ROWS_PER_SHARD,
+    DEFAULT_SEEDING_CONCURRENCY,
+    DISTRIBUTED_MAP_MAX_CONCURRENCY,
     MAX_DATASET_ROWS,
+    MAX_ROWS_PER_SHARD,
+    MAX_SHARDS,
     NAME_PATTERN,
     evaluation_gate_metrics,
     execution_input_model,
@@ -154,8 +164,10 @@ class WorkflowDefaults:
 class TrainingWorkflow(Construct):
     """Creates the training state machine, its role, log group and an encrypted failure topic.
 
-    States: Validate input -> Load defaults -> Apply overrides -> Generate dataset
-    (``seed_function``) -> Train model (``createTrainingJob.sync``) -> Save model
+    States: Validate input -> Load defaults -> Apply overrides -> Plan shards -> Generate dataset
+    (a Map state invoking ``seed_function`` once per shard; a Distributed Map when ``max_rows``
+    allows more than ``mlstack.rules.INLINE_MAX_SHARDS`` shards and the input asks for them) ->
+    Assemble dataset -> Train model (``createTrainingJob.sync``) -> Save model
     (``createModel``) -> Batch transform (``createTransformJob.sync``) -> Evaluate model
     (``createProcessingJob.sync``: the training image's ``evaluate`` program scores the transform
     output against the seeded test labels into ``<layout.evaluations><run_id>/evaluation.json``)
@@ -212,11 +224,16 @@ class TrainingWorkflow(Construct):
             validator in its ``functions`` placement; the execution role gets the
             network-interface permissions SageMaker documents for VPC mode. Default: none.
         validator_reserved_concurrency: reserved concurrency of the input validator.
-        spot: runs Train model on managed spot capacity with checkpoints under
-            ``<layout.checkpoints><run_id>/`` (its ``max_wait`` at least
+        spot: runs Train model and the tuning job's training jobs on managed spot capacity with
+            checkpoints under ``<layout.checkpoints><run_id>/`` (its ``max_wait`` at least
             ``training_max_runtime``); the output reports training and billable seconds either
             way. Default: none (on-demand).
         evaluation_instance_type: the evaluation job's instance (one). Default: ml.m5.large.
+        rows_per_shard: rows of each dataset shard (one seeding invocation each); at most
+            ``mlstack.rules.MAX_SHARDS`` shards, so ``max_rows`` is at most 1,000 times this.
+            Default: ``mlstack.rules.DEFAULT_ROWS_PER_SHARD``.
+        seeding_concurrency: seeding invocations at once (the inline Map runs at most 40);
+            keep it within the seeding function's reserved concurrency. Default: 5.
 
     Attributes:
         state_machine: the Step Functions state machine.
@@ -226,6 +243,7 @@ class TrainingWorkflow(Construct):
         log_group: the execution log group.
         input_validator: the :class:`InputValidator` of Validate input.
         input_schema: the JSON Schema of the execution input.
+        input_rules: the checks across input keys Validate input runs beside the schema.
         defaults: the defaults in use.
         name_prefix: the name prefix.
         deploy_endpoint_name: the deploy stage's endpoint name, or None without ``deploy``.
@@ -261,6 +279,8 @@ class TrainingWorkflow(Construct):
         validator_reserved_concurrency: int | None = DEFAULT_RESERVED_CONCURRENCY,
         spot: SpotTraining | None = None,
         evaluation_instance_type: str = DEFAULT_EVALUATION_INSTANCE_TYPE,
+        rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
+        seeding_concurrency: int = DEFAULT_SEEDING_CONCURRENCY,
     ) -> None:
         super().__init__(scope, id)
         self.defaults = defaults or WorkflowDefaults()
@@ -277,6 +297,7 @@ class TrainingWorkflow(Construct):
             deploy=deploy,
         )
         _validate_spot(spot, training_max_runtime)
+        self._seeding = _validate_seeding(max_rows, rows_per_shard, seeding_concurrency)
         layout = layout or BucketLayout()
         key = _bucket_key(bucket, key)
         self.execution_role = (
@@ -298,11 +319,10 @@ class TrainingWorkflow(Construct):
         if network is not None:
             network.grant_sagemaker(self.execution_role)
         self.input_schema = self._input_schema(images, tuning, deploy, max_rows)
+        self.input_rules = self._input_rules(rows_per_shard)
         self._grant_state_machine_role(seed_function, key)
         allow_alarm_notifications(self.topic, key)
-        self.deploy_alarms: EndpointAlarms | None = (
-            self._deploy_alarms(deploy, key) if deploy is not None else None
-        )
+        self.deploy_alarms = self._deploy_alarms(deploy, key)
         builder = self._state_builder(bucket, layout, key, network_isolation, max_attempts)
         builder = _in_network(builder, network)
         job = _training_job(
@@ -480,6 +500,9 @@ class TrainingWorkflow(Construct):
             "Only the X-Ray tracing actions and the CloudWatch Logs delivery actions that the "
             "state machine's logging needs use '*': none has resource-level permissions.",
         )
+        rows_per_shard, _, max_rows = self._seeding
+        if uses_distributed_map(max_rows, rows_per_shard):
+            allow_distributed_map(self.role, state_machine)
         return state_machine
 
     def _endpoint_cleanup(self, removal_policy: RemovalPolicy) -> EndpointCleanup | None:
@@ -523,8 +546,11 @@ class TrainingWorkflow(Construct):
             )
         )
 
-    def _deploy_alarms(self, deploy: DeployStage, key: kms.IKey) -> EndpointAlarms:
-        """The deployed endpoint's alarms (its rollback alarms) and the role's right to deploy."""
+    def _deploy_alarms(self, deploy: DeployStage | None, key: kms.IKey) -> EndpointAlarms | None:
+        """The deployed endpoint's alarms (its rollback alarms) and the role's right to deploy;
+        None without a deploy stage."""
+        if deploy is None:
+            return None
         assert self.deploy_endpoint_name is not None
         alarms = EndpointAlarms(
             self,
@@ -608,7 +634,17 @@ class TrainingWorkflow(Construct):
             },
             TRANSFORM_RESOURCES,
         )
-        generate_dataset = self._generate_dataset(seed_function, builder.max_attempts)
+        rows_per_shard, concurrency, max_rows = self._seeding
+        generate_dataset = seeding_states(
+            self,
+            seed_function=seed_function,
+            bucket_name=builder.bucket_name,
+            layout=builder.layout,
+            rows_per_shard=rows_per_shard,
+            concurrency=concurrency,
+            max_rows=max_rows,
+            lambda_retry=_lambda_retry_json(builder.max_attempts),
+        )
         train_model = self._train_model(builder, job)
         # Built here rather than by the caller so that states are created in definition order.
         tuning_states = self._tuning_states(builder, job, tuning) if tuning is not None else None
@@ -709,6 +745,19 @@ class TrainingWorkflow(Construct):
             ) from None
         return execution_input_schema(model)
 
+    def _input_rules(self, rows_per_shard: int) -> dict[str, Any]:
+        """The checks across keys that the schema cannot express (lambda/validate_input's
+        RULES), with the settings and defaults they read."""
+        return {
+            "instances_within_shards": {
+                "rows_per_shard": rows_per_shard,
+                "defaults": {
+                    "rows": self.defaults.rows,
+                    "training_instance_count": self.defaults.training_instance_count,
+                },
+            }
+        }
+
     def _validation_states(
         self, max_attempts: int
     ) -> tuple[sfn.CustomState, sfn.Choice, sfn.CustomState]:
@@ -723,7 +772,11 @@ class TrainingWorkflow(Construct):
                 "Resource": f"arn:{Aws.PARTITION}:states:::lambda:invoke",
                 "Parameters": {
                     "FunctionName": self.input_validator.function.function_arn,
-                    "Payload": {"input.$": "$", "schema": self.input_schema},
+                    "Payload": {
+                        "input.$": "$",
+                        "schema": self.input_schema,
+                        "rules": self.input_rules,
+                    },
                 },
                 "ResultSelector": {"valid.$": "$.Payload.valid", "message.$": "$.Payload.message"},
                 # Load defaults reads the input from the context object, so the result may
@@ -775,43 +828,6 @@ class TrainingWorkflow(Construct):
             },
         )
         return load_defaults, apply_overrides
-
-    def _generate_dataset(
-        self, seed_function: lambda_.IFunction, max_attempts: int
-    ) -> sfn.CustomState:
-        generate_dataset = sfn.CustomState(
-            self,
-            GENERATE_DATASET,
-            state_json={
-                "Type": "Task",
-                "Resource": f"arn:{Aws.PARTITION}:states:::lambda:invoke",
-                "Parameters": {
-                    "FunctionName": seed_function.function_arn,
-                    "Payload": {
-                        "run_id.$": "$.run_id",
-                        "rows.$": "$.args.rows",
-                        "seed.$": "$.args.seed",
-                    },
-                },
-                "ResultSelector": {
-                    f"{k}.$": f"$.Payload.{k}"
-                    for k in (
-                        "run_id",
-                        "rows",
-                        "seed",
-                        "rows_per_shard",
-                        "shards",
-                        "train_prefix",
-                        "validation_prefix",
-                        "test_prefix",
-                        "test_labels_prefix",
-                    )
-                },
-                "ResultPath": "$.dataset",
-            },
-        )
-        _retry_lambda(generate_dataset, max_attempts)
-        return generate_dataset
 
     def _train_model(self, builder: _StateBuilder, job: _TrainingJob) -> sfn.CustomState:
         train_model = sfn.CustomState(
@@ -872,9 +888,10 @@ class TrainingWorkflow(Construct):
                         "InputDataConfig": builder.channels(),
                         "OutputDataConfig": job.output_config,
                         "ResourceConfig.$": TRAINING_RESOURCES,
-                        "StoppingCondition": job.stopping,
+                        "StoppingCondition": job.stopping | job.spot_stopping,
                         "EnableNetworkIsolation": builder.network_isolation,
                         **builder.training_network(),
+                        **job.tuning_spot,
                     },
                     "Tags": builder.tags(),
                 },
@@ -1169,7 +1186,8 @@ class TrainingWorkflow(Construct):
         )
         core.load_defaults.next(core.apply_overrides).next(core.training_storage)
         core.training_storage.afterwards().next(core.transform_storage)
-        chain = core.transform_storage.afterwards().next(core.generate_dataset)
+        core.transform_storage.afterwards().next(core.generate_dataset.plan)
+        chain = core.generate_dataset.chain()
         if core.tuning is not None:
             tuning = core.tuning
             chain.next(
@@ -1287,10 +1305,12 @@ class _TrainingJob(NamedTuple):
     output_config: dict[str, str]
     resource_config: dict[str, Any]
     stopping: dict[str, int]
-    # Train model's only: spot parameters, and MaxWaitTimeInSeconds (SageMaker refuses it
-    # without EnableManagedSpotTraining).
+    # Spot parameters, and MaxWaitTimeInSeconds (SageMaker refuses it without
+    # EnableManagedSpotTraining). The tuning job's training jobs checkpoint under a prefix of
+    # their own (``<run_id>/tuning/``), apart from Train model's.
     spot: dict[str, Any]
     spot_stopping: dict[str, int]
+    tuning_spot: dict[str, Any]
 
 
 def _training_job(
@@ -1332,6 +1352,7 @@ def _training_job(
         },
         stopping={"MaxRuntimeInSeconds": int(max_runtime.to_seconds())},
         spot=_spot_parameters(builder, spot),
+        tuning_spot=_spot_parameters(builder, spot, "tuning/"),
         spot_stopping=(
             {} if spot is None else {"MaxWaitTimeInSeconds": int(spot.max_wait.to_seconds())}
         ),
@@ -1349,6 +1370,40 @@ def _retry_lambda(state: sfn.CustomState, max_attempts: int) -> None:
     )
 
 
+def _lambda_retry_json(max_attempts: int) -> list[dict[str, Any]]:
+    """:func:`_retry_lambda`'s retrier as ASL, for a Task inside a Map's ItemProcessor."""
+    return [
+        {
+            "ErrorEquals": LAMBDA_TRANSIENT_ERRORS,
+            "IntervalSeconds": 2,
+            "MaxAttempts": max_attempts,
+            "BackoffRate": 2,
+            "JitterStrategy": "FULL",
+        }
+    ]
+
+
+def _validate_seeding(max_rows: int, rows_per_shard: int, concurrency: int) -> tuple[int, int, int]:
+    """Reject impossible seeding props; returns (rows_per_shard, concurrency, max_rows)."""
+    if not 1 <= rows_per_shard <= MAX_ROWS_PER_SHARD:
+        raise ValueError(
+            f"TrainingWorkflow rows_per_shard={rows_per_shard}: expected 1 to "
+            f"{MAX_ROWS_PER_SHARD} (what one seeding invocation writes within its timeout)"
+        )
+    if not 1 <= max_rows <= MAX_SHARDS * rows_per_shard:
+        raise ValueError(
+            f"TrainingWorkflow max_rows={max_rows}: expected 1 to {MAX_SHARDS * rows_per_shard} "
+            f"({MAX_SHARDS} shards of rows_per_shard={rows_per_shard}: States.ArrayRange lists "
+            "at most 1,000 shards)"
+        )
+    if not 1 <= concurrency <= DISTRIBUTED_MAP_MAX_CONCURRENCY:
+        raise ValueError(
+            f"TrainingWorkflow seeding_concurrency={concurrency}: expected 1 to "
+            f"{DISTRIBUTED_MAP_MAX_CONCURRENCY} (a Distributed Map's most child executions)"
+        )
+    return rows_per_shard, concurrency, max_rows
+
+
 def _in_network(builder: _StateBuilder, network: WorkloadNetwork | None) -> _StateBuilder:
     """The state builder with the jobs' and models' VpcConfig when there is a ``network``."""
     if network is None:
@@ -1360,7 +1415,9 @@ def _in_network(builder: _StateBuilder, network: WorkloadNetwork | None) -> _Sta
     )
 
 
-def _spot_parameters(builder: _StateBuilder, spot: SpotTraining | None) -> dict[str, Any]:
+def _spot_parameters(
+    builder: _StateBuilder, spot: SpotTraining | None, suffix: str = ""
+) -> dict[str, Any]:
     """EnableManagedSpotTraining and the run's CheckpointConfig (SageMaker syncs
     ``/opt/ml/checkpoints`` with it and restores it into the job that resumes)."""
     if spot is None:
@@ -1369,8 +1426,8 @@ def _spot_parameters(builder: _StateBuilder, spot: SpotTraining | None) -> dict[
         "EnableManagedSpotTraining": True,
         "CheckpointConfig": {
             "S3Uri.$": (
-                f"States.Format('s3://{builder.bucket_name}/{builder.layout.checkpoints}{{}}/', "
-                "$.run_id)"
+                f"States.Format('s3://{builder.bucket_name}/{builder.layout.checkpoints}"
+                f"{{}}/{suffix}', $.run_id)"
             ),
             "LocalPath": "/opt/ml/checkpoints",
         },
@@ -1403,7 +1460,7 @@ class _CoreStates(NamedTuple):
     apply_overrides: sfn.CustomState
     training_storage: sfn.Choice
     transform_storage: sfn.Choice
-    generate_dataset: sfn.CustomState
+    generate_dataset: SeedingStates
     train_model: sfn.CustomState
     tuning: _TuningStates | None
     save_model: sfn.CustomState
@@ -1417,7 +1474,7 @@ class _CoreStates(NamedTuple):
         tuning = (self.tuning.tune_model, self.tuning.read_best) if self.tuning is not None else ()
         return (
             self.validate_input,
-            self.generate_dataset,
+            *self.generate_dataset.maps(),
             self.train_model,
             self.save_model,
             self.batch_transform,

@@ -248,6 +248,15 @@ class RecordingDispatcher:
         self._service_side(call)
         return result
 
+    def child_execution(self, state: str, execution_arn: str) -> None:
+        """A Distributed Map starts a child execution of this state machine, as its role, and
+        follows it (developer guide, "IAM policies for using Distributed Map states")."""
+        why = f"state {state!r}: a Distributed Map child execution"
+        self.log.record(
+            self.role, "states:StartExecution", self.log.assembly.state_machine_arn, why
+        )
+        self.log.record(self.role, "states:DescribeExecution", execution_arn, why)
+
     # --- what the request hands SageMaker --------------------------------------------------
 
     def _remember(self, call: TaskCall) -> None:

@@ -1,6 +1,7 @@
 """A small, generic interpreter of Amazon States Language (JSONPath) state machine definitions.
 
-Supported: every state type — Pass, Task, Choice, Wait, Succeed, Fail, Parallel and (inline) Map;
+Supported: every state type — Pass, Task, Choice, Wait, Succeed, Fail, Parallel and Map, inline
+and distributed (``ItemProcessor.ProcessorConfig.Mode``; items from ``ItemsPath``);
 InputPath, Parameters/ItemSelector (``.$`` keys: paths, context-object paths ``$$.…``, intrinsic
 functions), ResultSelector, ResultPath, OutputPath; Retry (ErrorEquals, IntervalSeconds,
 MaxAttempts, BackoffRate, MaxDelaySeconds, JitterStrategy) and Catch, with ``States.ALL`` and
@@ -11,8 +12,29 @@ the context object (``$$.Execution.{Id,Name,Input,StartTime,RoleArn,RedriveCount
 ``$$.Map.Item.{Index,Value}``); the state machine's TimeoutSeconds and a Task's
 TimeoutSeconds/TimeoutSecondsPath (handed to the task, and checked when it returns).
 
-Not supported (rejected up front with a message): JSONata (``QueryLanguage``), variables
-(``Assign``), distributed Map (``ItemReader``/``ResultWriter``).
+Map states, the way AWS runs them (Step Functions developer guide, "Using Map state in Inline
+mode" and "Using Map state in Distributed mode"):
+
+* ``MaxConcurrency`` N > 1: at most N iterations at once, on threads; an inline Map never runs
+  more than 40 at once (AWS's inline limit), a distributed one at most 10,000 (its default when
+  MaxConcurrency is absent or 0; locally at most ``DISTRIBUTED_LOCAL_THREADS`` threads then).
+  An inline Map without MaxConcurrency (or with 0 or 1) runs its iterations one after another,
+  so that event ids stay those of AWS's recorded histories; outputs keep item order whatever the
+  concurrency.
+* Inline: the first iteration to fail fails the Map with its error (iterations not yet started
+  are not started).
+* Distributed: each item runs as a child execution (its own ``$$.Execution``, named
+  ``<Label or state name>:<uuid>``, its own event ids); ``on_child_execution(state, arn)`` is
+  called as each starts (the IAM recorder hears ``states:StartExecution`` there). Failed
+  children count against ``ToleratedFailureCount``/``ToleratedFailurePercentage`` (default 0:
+  any failure fails the Map); past either, the Map fails with
+  ``States.ExceedToleratedFailureThreshold`` ("Tolerated failure threshold for Distributed Map
+  state"); a tolerated failure leaves ``{"Error", "Cause"}`` at its item's place in the output
+  (not verified against AWS).
+
+Not supported (rejected up front with a message naming the field): JSONata (``QueryLanguage``),
+variables (``Assign``), and on a Map ``ItemReader``, ``ItemBatcher``, ``ResultWriter``,
+``MaxConcurrencyPath``, ``ToleratedFailureCountPath`` and ``ToleratedFailurePercentagePath``.
 
 Task states call ``task_handler(TaskCall)``; it returns the task's result or raises
 :class:`StatesError`. Any other exception from a handler becomes ``States.TaskFailed``. Wait
@@ -35,6 +57,20 @@ from typing import Any, Protocol
 from mlstack.local import intrinsics, jsonpath
 
 STATE_TYPES = ("Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")
+# Map fields local mode does not run (its items come from ItemsPath; results stay in the state).
+_UNSUPPORTED_MAP_FIELDS = (
+    "ItemReader",
+    "ItemBatcher",
+    "ResultWriter",
+    "MaxConcurrencyPath",
+    "ToleratedFailureCountPath",
+    "ToleratedFailurePercentagePath",
+)
+# AWS's most concurrent iterations: 40 inline ("Using Map state in Inline mode"), 10,000 child
+# executions distributed ("Using Map state in Distributed mode": its default MaxConcurrency).
+INLINE_MAX_CONCURRENCY = 40
+DISTRIBUTED_MAX_CONCURRENCY = 10_000
+DISTRIBUTED_LOCAL_THREADS = 16  # an unbounded Distributed Map's threads on this machine
 # Errors that States.ALL does not match (AWS: terminal, neither retried nor caught by it).
 _NOT_MATCHED_BY_ALL = ("States.Runtime", "States.DataLimitExceeded")
 
@@ -173,7 +209,7 @@ def validate(definition: Mapping[str, Any], where: str = "the definition") -> No
             raise DefinitionError(f"state {name!r}: unknown Type {kind!r}")
         if state.get("QueryLanguage", "JSONPath") != "JSONPath":
             raise DefinitionError(f"state {name!r}: only JSONPath is supported locally")
-        for unsupported in ("Assign", "ItemReader", "ResultWriter"):
+        for unsupported in ("Assign", *_UNSUPPORTED_MAP_FIELDS):
             if unsupported in state:
                 raise DefinitionError(f"state {name!r}: {unsupported} is not supported locally")
         targets = [state.get("Next"), state.get("Default")]
@@ -196,7 +232,46 @@ def validate(definition: Mapping[str, Any], where: str = "the definition") -> No
         if kind == "Map":
             if not isinstance(processor, dict):
                 raise DefinitionError(f"state {name!r}: a Map needs an ItemProcessor")
+            _validate_map(name, state, processor)
             validate(processor, f"the ItemProcessor of {name!r}")
+
+
+def _validate_map(name: str, state: Mapping[str, Any], processor: Mapping[str, Any]) -> None:
+    """The Map fields AWS checks when the definition is created (state-map-distributed.html:
+    MaxConcurrency a non-negative integer, tolerated failures a count >= 0 or a percentage 0 to
+    100, Label and ToleratedFailure* only in Distributed mode)."""
+    config = processor.get("ProcessorConfig", {})
+    mode = config.get("Mode", "INLINE")
+    if mode not in ("INLINE", "DISTRIBUTED"):
+        raise DefinitionError(
+            f"state {name!r}: ProcessorConfig.Mode {mode!r}; expected INLINE or DISTRIBUTED"
+        )
+    if mode == "DISTRIBUTED" and config.get("ExecutionType") not in ("STANDARD", "EXPRESS"):
+        raise DefinitionError(
+            f"state {name!r}: a Distributed Map needs ProcessorConfig.ExecutionType STANDARD or "
+            f"EXPRESS; got {config.get('ExecutionType')!r}"
+        )
+    concurrency = state.get("MaxConcurrency", 0)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 0:
+        raise DefinitionError(
+            f"state {name!r}: MaxConcurrency {concurrency!r}; expected an integer >= 0"
+        )
+    for key, high in (("ToleratedFailureCount", None), ("ToleratedFailurePercentage", 100)):
+        if key not in state:
+            continue
+        if mode != "DISTRIBUTED":
+            raise DefinitionError(f"state {name!r}: {key} is only valid in Distributed mode")
+        value = state[key]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or value < 0
+            or (high is not None and value > high)
+        ):
+            bound = "from 0 to 100" if high is not None else ">= 0"
+            raise DefinitionError(f"state {name!r}: {key} {value!r}; expected a number {bound}")
+    if "Label" in state and mode != "DISTRIBUTED":
+        raise DefinitionError(f"state {name!r}: Label is only valid in Distributed mode")
 
 
 class Interpreter:
@@ -213,8 +288,10 @@ class Interpreter:
         state_machine_arn: str = "arn:aws:states:us-east-1:000000000000:stateMachine:local",
         role_arn: str = "arn:aws:iam::000000000000:role/local",
         rng: random.Random | None = None,
+        on_child_execution: Callable[[str, str], None] | None = None,
     ) -> None:
         validate(definition)
+        self.on_child_execution = on_child_execution
         self.definition = definition
         self.task_handler = task_handler
         self.listener: Listener = listener or _NullListener()
@@ -427,6 +504,28 @@ class Interpreter:
         result: ExecutionResult,
         deadline: float | None,
     ) -> list[Any]:
+        items = self._items(state, effective, ctx)
+        self._event(result)  # MapStateStarted (Distributed: MapRunStarted)
+        processor = state.get("ItemProcessor") or state["Iterator"]
+        limit = int(state.get("MaxConcurrency", 0))
+        if processor.get("ProcessorConfig", {}).get("Mode") == "DISTRIBUTED":
+            outputs = self._distributed(name, state, processor, items, effective, ctx, result)
+        else:
+            workers = min(limit, INLINE_MAX_CONCURRENCY, len(items)) if limit > 1 else 1
+
+            def iteration(index: int) -> Any:
+                item_ctx = {**ctx, "Map": {"Item": {"Index": index, "Value": items[index]}}}
+                iteration_id = self._event(result)  # MapIterationStarted
+                item_input = self._item_input(name, state, effective, item_ctx, iteration_id)
+                output = self._run(processor, item_input, self._branch_ctx(ctx), result, deadline)
+                self._event(result)  # MapIterationSucceeded
+                return output
+
+            outputs = _bounded(len(items), workers, iteration)
+        self._event(result)  # MapStateSucceeded (Distributed: MapRunSucceeded)
+        return outputs
+
+    def _items(self, state: Mapping[str, Any], effective: Any, ctx: dict[str, Any]) -> list[Any]:
         items_path = state.get("ItemsPath", "$")
         try:
             root = ctx if items_path.startswith("$$") else effective
@@ -444,35 +543,85 @@ class Interpreter:
                 "States.Runtime",
                 f"Map state input must be an array but was: {_java_type(items)}",
             )
-        self._event(result)  # MapStateStarted
-        processor = state.get("ItemProcessor") or state["Iterator"]
+        return items
+
+    def _item_input(
+        self,
+        name: str,
+        state: Mapping[str, Any],
+        effective: Any,
+        item_ctx: dict[str, Any],
+        event_id: int,
+    ) -> Any:
+        """One item's input: the ItemSelector (or the deprecated Parameters) applied, else the
+        item itself."""
         selector_key = "ItemSelector" if "ItemSelector" in state else "Parameters"
-        outputs = []
-        for index, item in enumerate(items):
-            item_ctx = {**ctx, "Map": {"Item": {"Index": index, "Value": item}}}
-            iteration_id = self._event(result)  # MapIterationStarted
-            if selector_key in state:
-                try:
-                    item_input = self._template(state[selector_key], effective, item_ctx, name)
-                except StatesError as err:
-                    # Evaluated in the iteration: the cause names the path, not the field, and
-                    # the event is the iteration's (LocalStack's recorded AWS behaviour).
-                    m = re.match(r"The JSONPath '(.*)' specified for the field", err.cause)
-                    if err.error == "States.Runtime" and m:
-                        err.cause = (
-                            f"The JSONPath '{m[1]}' could not be found in the input "
-                            f"'{_compact(effective)}'"
-                        )
-                    err.locate(name, iteration_id)
-                    raise
-            else:
-                item_input = item
-            outputs.append(
-                self._run(processor, item_input, self._branch_ctx(ctx), result, deadline)
-            )
-            self._event(result)  # MapIterationSucceeded
-        self._event(result)  # MapStateSucceeded
-        return outputs
+        if selector_key not in state:
+            return item_ctx["Map"]["Item"]["Value"]
+        try:
+            return self._template(state[selector_key], effective, item_ctx, name)
+        except StatesError as err:
+            # Evaluated in the iteration: the cause names the path, not the field, and the
+            # event is the iteration's (LocalStack's recorded AWS behaviour).
+            m = re.match(r"The JSONPath '(.*)' specified for the field", err.cause)
+            if err.error == "States.Runtime" and m:
+                err.cause = (
+                    f"The JSONPath '{m[1]}' could not be found in the input '{_compact(effective)}'"
+                )
+            err.locate(name, event_id)
+            raise
+
+    def _distributed(
+        self,
+        name: str,
+        state: Mapping[str, Any],
+        processor: Mapping[str, Any],
+        items: list[Any],
+        effective: Any,
+        ctx: dict[str, Any],
+        result: ExecutionResult,
+    ) -> list[Any]:
+        """Each item as a child execution of the Map Run, at most MaxConcurrency at once."""
+        limit = int(state.get("MaxConcurrency", 0)) or DISTRIBUTED_MAX_CONCURRENCY
+        workers = max(1, min(limit, len(items), DISTRIBUTED_LOCAL_THREADS))
+        label = str(state.get("Label", name))
+        # Child executions are "execution:<state machine>/<Map Run label>:<name>" (the resource
+        # "IAM policies for using Distributed Map states" grants as execution:<name>/*).
+        parent = ctx["StateMachine"]["Id"].replace(":stateMachine:", ":execution:")
+        tolerated = _Tolerance(state, len(items))
+
+        def child(index: int) -> Any:
+            item_ctx = {**ctx, "Map": {"Item": {"Index": index, "Value": items[index]}}}
+            item_input = self._item_input(name, state, effective, item_ctx, result.events)
+            child_name = str(uuid.uuid4())
+            arn = f"{parent}/{label}:{child_name}"
+            if self.on_child_execution is not None:
+                self.on_child_execution(name, arn)
+            child_ctx = {
+                "Execution": {
+                    **ctx["Execution"],
+                    "Id": arn,
+                    "Name": child_name,
+                    "Input": item_input,
+                    "StartTime": _iso(time.time()),
+                    "RedriveCount": 0,
+                },
+                "StateMachine": ctx["StateMachine"],
+            }
+            timeout = processor.get("TimeoutSeconds")
+            child_deadline = time.time() + timeout if timeout else None
+            child_result = ExecutionResult(status="SUCCEEDED")
+            child_result.event()  # the child's ExecutionStarted
+            try:
+                return self._run(processor, item_input, child_ctx, child_result, child_deadline)
+            except StatesError as err:
+                tolerated.failed(err)  # raises when past the threshold
+                return {"Error": err.error or None, "Cause": err.cause or None}
+            finally:
+                with self._lock:
+                    result.history.extend(child_result.history)
+
+        return _bounded(len(items), workers, child)
 
     def _retry_delay(
         self, state: Mapping[str, Any], err: StatesError, attempts: dict[int, int]
@@ -753,6 +902,68 @@ def _compare(op: str, value: Any, expected: Any, name: str) -> bool:
             a, b = convert(value), convert(expected)
             return a is not None and b is not None and _ORDER[op[len(family) :]](a, b)
     raise StatesError("States.Runtime", f"state {name!r}: unknown choice operator {op!r}")
+
+
+class _Tolerance:
+    """A Map Run's tolerated failures (maprun-fail-threshold.html: the run fails when failed
+    items exceed ToleratedFailureCount or ToleratedFailurePercentage of all items, either one
+    when both are given; with neither, any failure fails it)."""
+
+    def __init__(self, state: Mapping[str, Any], total: int) -> None:
+        given = "ToleratedFailureCount" in state or "ToleratedFailurePercentage" in state
+        self.count = state.get("ToleratedFailureCount", None if given else 0)
+        self.percentage = state.get("ToleratedFailurePercentage", None if given else 0)
+        self.total = max(total, 1)
+        self.failures = 0
+        self._lock = threading.Lock()
+
+    def failed(self, err: StatesError) -> None:
+        with self._lock:
+            self.failures += 1
+            over = (self.count is not None and self.failures > self.count) or (
+                self.percentage is not None and self.failures * 100 / self.total > self.percentage
+            )
+        if over:
+            raise StatesError(
+                "States.ExceedToleratedFailureThreshold",
+                f"The specified tolerated failure threshold was exceeded: {self.failures} of "
+                f"{self.total} items failed (last: {err.error}: {err.cause})",
+            )
+
+
+def _bounded(count: int, workers: int, work: Callable[[int], Any]) -> list[Any]:
+    """``work(i)`` for i in 0..count-1, at most ``workers`` at once, outputs in index order. The
+    first error (in time) stops new work from starting and is raised once the running work has
+    ended."""
+    outputs: list[Any] = [None] * count
+    if workers <= 1:
+        for index in range(count):
+            outputs[index] = work(index)
+        return outputs
+    errors: list[BaseException] = []
+    pending = iter(range(count))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                index = None if errors else next(pending, None)
+            if index is None:
+                return
+            try:
+                outputs[index] = work(index)
+            except BaseException as err:  # re-raised on the caller's thread
+                with lock:
+                    errors.append(err)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return outputs
 
 
 @dataclass

@@ -253,6 +253,15 @@ class _TuningRun:
             "Environment": definition.get("Environment", {}),
             "Tags": list(job.tags),
         }
+        if definition.get("EnableManagedSpotTraining"):
+            request["EnableManagedSpotTraining"] = True
+        checkpoints = definition.get("CheckpointConfig")
+        if checkpoints:
+            # Each training job restores and saves its own checkpoints: parallel jobs with other
+            # hyperparameters never resume from one another's (whether SageMaker separates them
+            # itself is not settled: docs/scale-out.md).
+            uri = str(checkpoints["S3Uri"]).rstrip("/")
+            request["CheckpointConfig"] = {**checkpoints, "S3Uri": f"{uri}/{training_job}/"}
         if self.sm.log:
             self.sm.log(job.name, f"training job {index}/{job.max_jobs}: {training_job} {tuned}")
         self.counters["InProgress"] += 1

@@ -260,6 +260,8 @@ class WorkflowStack(Stack):
             deploy=deploy_stage(config),
             spot=spot_training(config),
             max_rows=config.dataset.max_rows,
+            rows_per_shard=config.dataset.rows_per_shard,
+            seeding_concurrency=config.dataset.seeding_concurrency,
             network=self.network,
             validator_reserved_concurrency=config.workflow.lambda_reserved_concurrency,
         )

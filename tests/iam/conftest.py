@@ -70,6 +70,7 @@ def run_local(
             time_scale=0.002,
             state_machine_arn=resolved.state_machine_arn,
             role_arn=resolved.state_machine_role_arn,
+            on_child_execution=dispatcher.child_execution,
         )
         try:
             for name, execution_input in executions.items():
@@ -81,26 +82,16 @@ def run_local(
     return paths
 
 
-def tuning_path(log: CallLog) -> list[str]:
-    """Execute the definition with tune=true, tasks answered by stand-ins; record the calls."""
+def tuning_path(log: CallLog, rows: int) -> list[str]:
+    """Execute the definition with tune=true, tasks answered by stand-ins; record the calls.
+    With ``rows`` beyond the inline Map's shards the dataset is seeded through the Distributed
+    Map, whose child executions the state machine role starts."""
     resolved = log.assembly
     (bucket,) = log.bucket_keys  # the data bucket (the access-log bucket has no KMS key)
     answers: dict[str, Any] = {
         "Validate input": {"Payload": {"valid": True, "message": ""}},
-        "Generate dataset": {
-            "Payload": {
-                "run_id": "r",
-                "rows": ROWS,
-                "seed": 1,
-                "rows_per_shard": ROWS,
-                "shards": 1,
-                **{
-                    f"{c}_prefix": f"s3://{bucket}/datasets/r/{c}/"
-                    for c in ("train", "validation", "test")
-                },
-                "test_labels_prefix": f"s3://{bucket}/datasets/r/test-labels/",
-            }
-        },
+        "Seed shard": {"Payload": {"shard": 0}},
+        "Seed shard at scale": {"Payload": {"shard": 0}},
     }
 
     def stand_in(call: TaskCall) -> Any:
@@ -145,9 +136,13 @@ def tuning_path(log: CallLog) -> list[str]:
         return stand_in(call)
 
     dispatcher = RecordingDispatcher(record_tuning, log)
-    result = Interpreter(resolved.definition, dispatcher, time_scale=0).execute(
-        {"tune": True, "rows": ROWS}, name="tuning"
-    )
+    result = Interpreter(
+        resolved.definition,
+        dispatcher,
+        time_scale=0,
+        state_machine_arn=resolved.state_machine_arn,
+        on_child_execution=dispatcher.child_execution,
+    ).execute({"tune": True, "rows": rows}, name="tuning")
     return result.states
 
 
@@ -160,7 +155,9 @@ def record(env: str, tmp: Path) -> Recorded:
         "deploy-update": {"rows": ROWS, "tune": False},
     }
     paths = run_local(env, tmp / "work", log, executions)
-    paths["tuning"] = tuning_path(log)
+    # prod's max_rows allows more shards than an inline Map seeds: its tuning run takes the
+    # Distributed Map (11,000,000 rows: 110 shards of 100,000).
+    paths["tuning"] = tuning_path(log, ROWS if env == "dev" else 11_000_000)
     resource_calls(log)
     return Recorded(env, log, paths)
 

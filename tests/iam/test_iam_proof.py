@@ -31,6 +31,10 @@ UNEXERCISED = {
         "the same for the .sync evaluation (processing) job"
     ),
     ("state-machine", "sagemaker:StopHyperParameterTuningJob"): ("the same for a .sync tuning job"),
+    ("state-machine", "states:StopExecution"): (
+        "a failing Distributed Map stops its running child executions (Step Functions: 'IAM "
+        "policies for using Distributed Map states' grants it with StartExecution)"
+    ),
     ("execution", "s3:AbortMultipartUpload"): (
         "SageMaker uploads a large model or transform output in parts and aborts a failed upload"
     ),
@@ -49,7 +53,7 @@ def principals(recorded: Recorded) -> dict[str, str]:
     log = recorded.log
     kinds = {log.assembly.state_machine_role_arn: "state-machine", log.execution_role: "execution"}
     for call in log.calls:
-        if call.action == "states:StartExecution":
+        if call.action == "states:StartExecution" and call.principal not in kinds:
             kinds[call.principal] = "scheduler"
         if "seeding function" in call.why:
             kinds[call.principal] = "seed"
@@ -240,3 +244,24 @@ def test_prod_spot_training_writes_checkpoints_it_may_read_back_and_dev_may_not(
             (("aws:SecureTransport", "true"),),
         )
         assert not policies["dev"].decide(call).allowed, action
+
+
+def test_prod_seeds_through_the_distributed_map_as_its_role_may_and_dev_may_not(
+    recorded: dict[str, Recorded], policies: dict[str, SynthesizedPolicies]
+) -> None:
+    # The Distributed Map starts child executions of its own state machine as the state
+    # machine's role ("IAM policies for using Distributed Map states").
+    prod = recorded["prod"]
+    assert "Generate dataset at scale" in prod.paths["tuning"]
+    starts = [c for c in prod.log.calls if c.action == "states:StartExecution" and
+              c.principal == prod.log.assembly.state_machine_role_arn]  # fmt: skip
+    assert len(starts) == 110  # one child execution per shard
+    assert all(policies["prod"].decide(c).allowed for c in starts)
+    dev = recorded["dev"]
+    assert "Generate dataset at scale" not in dev.paths["tuning"]
+    dev_start = Call(
+        dev.log.assembly.state_machine_role_arn,
+        "states:StartExecution",
+        dev.log.assembly.state_machine_arn,
+    )
+    assert not policies["dev"].decide(dev_start).allowed

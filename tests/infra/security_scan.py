@@ -177,6 +177,12 @@ FALSE_POSITIVES = {
         "The same documented policy matches kms:EncryptionContext:aws:logs:arn with ArnLike; "
         "the key's value is an ARN."
     ),
+    ("PolicyDocument", "FollowSeedingChildExecutions", "RESOURCE_MISMATCH"): (
+        "parliament 1.6.4 matches states:DescribeExecution/StopExecution only against its "
+        "'express' ARN format: it flags even the canonical execution:<machine>:* of the "
+        "developer guide's nested-workflow policy; the Distributed Map's child executions are "
+        "execution:<machine>/<label>:<name> ('IAM policies for using Distributed Map states')."
+    ),
     ("PolicyDocument", AUTO_DELETE := "CDK auto-delete", "RESOURCE_MISMATCH"): (
         "CDK's auto-delete-objects statement (dev only) lists s3:List* on the bucket it empties."
     ),

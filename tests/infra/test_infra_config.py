@@ -103,8 +103,8 @@ VARIANT = {"name": "a", "weight": 1, "instance_type": "ml.m5.large", "instance_c
         # out of range / bad format
         (
             "dataset.rows",
-            2_000_000,
-            "key 'dataset.rows' is 2000000 (int); expected an integer from 1 to 1000000",
+            200_000_000,
+            "key 'dataset.rows' is 200000000 (int); expected an integer from 1 to 100000000",
         ),
         (
             "dataset.rows_per_shard",
@@ -317,6 +317,26 @@ def test_empty_environment_directory_fails(tmp_path: Path) -> None:
             "'endpoint.autoscaling.max_capacity' (6)",
         ),
         (
+            # 1,000 shards at most: States.ArrayRange's limit.
+            {"dataset.rows_per_shard": 50_000},
+            "key 'dataset.max_rows' is 100000000; expected at most 50000000, 1000 shards of "
+            "'dataset.rows_per_shard' (50000)",
+        ),
+        (
+            {"dataset.seeding_concurrency": 21},
+            "key 'dataset.seeding_concurrency' is 21; expected at most "
+            "'workflow.lambda_reserved_concurrency' (20)",
+        ),
+        (
+            {"dataset.seeding_concurrency": 10_001},
+            "key 'dataset.seeding_concurrency' is 10001 (int); expected an integer from 1 to 10000",
+        ),
+        (
+            {"training.instance_count": 2, "dataset.rows": 100_000},
+            "key 'training.instance_count' is 2; expected at most the dataset's shards (1: "
+            "'dataset.rows' 100000 in shards of 'dataset.rows_per_shard' 100000)",
+        ),
+        (
             {"images": {"training_image_uri": "1.dkr.ecr.us-east-1.amazonaws.com/x:1"}},
             "key 'deploy.metric' is \"validation:rmse\" (str); expected one of the training "
             "image's metrics []",
@@ -372,7 +392,7 @@ def test_every_problem_of_single_keys_is_reported_at_once(raw: dict[str, Any]) -
         parse_environment("dev", data)
     lines = str(error.value).splitlines()
     assert lines == [
-        "environment 'dev': key 'dataset.rows' is 0 (int); expected an integer from 1 to 1000000",
+        "environment 'dev': key 'dataset.rows' is 0 (int); expected an integer from 1 to 100000000",
         "environment 'dev': key 'training.instance_count' is \"two\" (str); expected an integer "
         "from 1 to 100",
         "environment 'dev': unknown key 'colour'; expected only ['account', 'alarms', 'dataset', "

@@ -292,7 +292,7 @@ def test_seeder_runs_current_python_with_256_mb(template: Template) -> None:
                     "DATASET_PREFIX": "datasets/",
                     "DEFAULT_ROWS": "1000",
                     "DEFAULT_SEED": "42",
-                    "MAX_ROWS": "1000000",
+                    "MAX_ROWS": "100000000",
                     "ROWS_PER_SHARD": "100000",
                     "LOG_LEVEL": "INFO",
                 }

@@ -14,7 +14,9 @@ MAIN_PATH = [
     "Input valid?",
     "Load defaults",
     "Apply overrides",
+    "Plan shards",
     "Generate dataset",
+    "Assemble dataset",
     "Train model",
     "Save model",
     "Batch transform",
@@ -58,7 +60,7 @@ def test_core_states_run_in_order(dev: dict[str, Any]) -> None:
         "Transform on encrypted volume",
     ]
     tune = "Tune hyperparameters?"
-    assert path == [*MAIN_PATH[:4], *storage, MAIN_PATH[4], tune, *MAIN_PATH[5:10]]
+    assert path == [*MAIN_PATH[:4], *storage, *MAIN_PATH[4:7], tune, *MAIN_PATH[7:12]]
     assert dev["States"]["Batch transform"]["Next"] == "Evaluate model"
     assert dev["States"]["Evaluate model"]["Next"] == "Read evaluation"
     assert dev["States"]["Read evaluation"]["Next"] == "Read validation metric"
@@ -67,7 +69,8 @@ def test_core_states_run_in_order(dev: dict[str, Any]) -> None:
 
 def test_task_resources_are_the_service_integrations(dev: dict[str, Any]) -> None:
     resources = {name: s.get("Resource") for name, s in dev["States"].items()}
-    assert resources["Generate dataset"] == "arn:aws:states:::lambda:invoke"
+    seed = dev["States"]["Generate dataset"]["ItemProcessor"]["States"]["Seed shard"]
+    assert seed["Resource"] == "arn:aws:states:::lambda:invoke"
     assert resources["Train model"] == "arn:aws:states:::sagemaker:createTrainingJob.sync"
     assert resources["Save model"] == "arn:aws:states:::sagemaker:createModel"
     assert resources["Batch transform"] == "arn:aws:states:::sagemaker:createTransformJob.sync"
@@ -93,8 +96,9 @@ def test_training_reads_the_seeded_train_and_validation_channels(dev: dict[str, 
         assert channel["ChannelName"] == name
         assert channel["ContentType"] == "text/csv"
         assert channel["DataSource"]["S3DataSource"]["S3Uri.$"] == f"$.dataset.{name}_prefix"
-    selected = dev["States"]["Generate dataset"]["ResultSelector"]
-    assert selected["validation_prefix.$"] == "$.Payload.validation_prefix"
+    assembled = dev["States"]["Assemble dataset"]
+    assert assembled["ResultPath"] == "$.dataset"
+    assert "validation_prefix.$" in assembled["Parameters"]
     # Data parallel: each training host reads its share of the train shards, all of validation.
     # (SageMaker API reference, S3DataSource: with ShardedByS3Key "each instance gets
     # approximately 1/n of the number of S3 objects"; one instance gets them all.)
@@ -102,7 +106,7 @@ def test_training_reads_the_seeded_train_and_validation_channels(dev: dict[str, 
         c["DataSource"]["S3DataSource"]["S3DataDistributionType"] for c in (train, validation)
     ]
     assert distribution == ["ShardedByS3Key", "FullyReplicated"]
-    assert selected["shards.$"] == "$.Payload.shards"
+    assert assembled["Parameters"]["shards.$"] == "States.ArrayLength($.seeding.shard_starts)"
     # The resources are planned by instance type (local NVMe storage takes no volume key).
     assert params["ResourceConfig.$"] == "$.resources.training"
     planned = dev["States"]["Train on encrypted volume"]["Parameters"]
@@ -178,7 +182,8 @@ def test_sagemaker_steps_retry_throttling_with_backoff(dev: dict[str, Any], stat
 
 
 def test_lambda_step_retries_transient_errors(dev: dict[str, Any]) -> None:
-    (retry,) = dev["States"]["Generate dataset"]["Retry"]
+    seed = dev["States"]["Generate dataset"]["ItemProcessor"]["States"]["Seed shard"]
+    (retry,) = seed["Retry"]
     assert "Lambda.TooManyRequestsException" in retry["ErrorEquals"]
     assert retry["BackoffRate"] == 2
 
@@ -248,8 +253,16 @@ def test_input_overrides_defaults_and_hyperparameters_key_by_key(dev: dict[str, 
     assert train["HyperParameters.$"] == (
         "States.JsonMerge($.default_hyperparameters, $.args.hyperparameters, false)"
     )
-    payload = dev["States"]["Generate dataset"]["Parameters"]["Payload"]
-    assert payload == {"run_id.$": "$.run_id", "rows.$": "$.args.rows", "seed.$": "$.args.seed"}
+    seeding = dev["States"]["Generate dataset"]
+    assert seeding["ItemSelector"] == {
+        "run_id.$": "$.run_id",
+        "rows.$": "$.args.rows",
+        "seed.$": "$.args.seed",
+        "rows_per_shard": 100_000,
+        "shard.$": "$$.Map.Item.Index",
+    }
+    seed = seeding["ItemProcessor"]["States"]["Seed shard"]
+    assert seed["Parameters"]["Payload.$"] == "$"
 
 
 def test_output_names_model_artifact_and_transform_output(dev: dict[str, Any]) -> None:
@@ -262,3 +275,62 @@ def test_output_names_model_artifact_and_transform_output(dev: dict[str, Any]) -
 def test_definition_uses_jsonpath_not_jsonata(dev: dict[str, Any]) -> None:
     assert dev.get("QueryLanguage", "JSONPath") == "JSONPath"
     assert all("QueryLanguage" not in s for s in dev["States"].values())
+
+
+# --- seeding through a Map state --------------------------------------------------------------
+
+
+def test_shards_are_planned_with_array_range_one_item_per_shard(dev: dict[str, Any]) -> None:
+    # States.ArrayRange(first, last, step) (developer guide, "Intrinsic functions"): the first row
+    # of every shard, so ceil(rows / rows_per_shard) items.
+    plan = dev["States"]["Plan shards"]
+    assert plan["Parameters"] == {
+        "shard_starts.$": "States.ArrayRange(0, States.MathAdd($.args.rows, -1), 100000)"
+    }
+    assert dev["States"]["Generate dataset"]["ItemsPath"] == "$.seeding.shard_starts"
+
+
+def test_dev_seeds_through_an_inline_map_only(dev: dict[str, Any]) -> None:
+    # dev's max_rows (1,000,000) is 10 shards: no run needs the Distributed Map.
+    assert dev["States"]["Plan shards"]["Next"] == "Generate dataset"
+    seeding = dev["States"]["Generate dataset"]
+    assert seeding["Type"] == "Map"
+    assert seeding["ItemProcessor"]["ProcessorConfig"] == {"Mode": "INLINE"}
+    assert seeding["MaxConcurrency"] == 5
+    # Results dropped: a thousand shards' results would pass the 256 KiB payload limit.
+    assert seeding["ResultPath"] is None
+    assert "Generate dataset at scale" not in dev["States"]
+
+
+def test_prod_seeds_many_shards_through_a_distributed_map(
+    definitions: dict[str, dict[str, Any]],
+) -> None:
+    prod = definitions["prod"]
+    choice = prod["States"]["Many shards?"]
+    assert prod["States"]["Plan shards"]["Next"] == "Many shards?"
+    # More than 100 shards of 100,000 rows.
+    assert choice["Choices"] == [
+        {"Variable": "$.args.rows", "NumericGreaterThan": 10_000_000,
+         "Next": "Generate dataset at scale"}
+    ]  # fmt: skip
+    assert choice["Default"] == "Generate dataset"
+    at_scale = prod["States"]["Generate dataset at scale"]
+    # "Using Map state in Distributed mode": ProcessorConfig Mode DISTRIBUTED with an
+    # ExecutionType; MaxConcurrency up to 10,000 child executions.
+    assert at_scale["ItemProcessor"]["ProcessorConfig"] == {
+        "Mode": "DISTRIBUTED",
+        "ExecutionType": "STANDARD",
+    }
+    assert at_scale["MaxConcurrency"] == 20
+    assert at_scale["ToleratedFailurePercentage"] == 0
+    assert "ItemReader" not in at_scale
+    assert at_scale["Next"] == prod["States"]["Generate dataset"]["Next"] == "Assemble dataset"
+    (catch,) = at_scale["Catch"]
+    assert catch["Next"] == "Notify failure"
+
+
+def test_assemble_dataset_lists_the_prefixes_the_seeder_writes(dev: dict[str, Any]) -> None:
+    params = dev["States"]["Assemble dataset"]["Parameters"]
+    for split in ("train", "validation", "test"):
+        assert f"/datasets/{{}}/{split}/', $.run_id)" in params[f"{split}_prefix.$"]
+    assert params["rows_per_shard"] == 100_000

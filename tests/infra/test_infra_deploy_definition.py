@@ -96,7 +96,7 @@ def test_tuning_choice_follows_the_tune_input_defaulting_to_the_config(
 ) -> None:
     for definition in definitions.values():
         choice = states(definition)["Tune hyperparameters?"]
-        assert states(definition)["Generate dataset"]["Next"] == "Tune hyperparameters?"
+        assert states(definition)["Assemble dataset"]["Next"] == "Tune hyperparameters?"
         assert choice["Choices"] == [
             {"Variable": "$.args.tune", "BooleanEquals": True, "Next": "Tune model"}
         ]

@@ -216,22 +216,7 @@ def run_until(definition: dict[str, Any], execution_input: dict[str, Any], stop:
     seen: dict[str, Any] = {}
     answers = {
         "Validate input": {"Payload": {"valid": True, "message": ""}},
-        "Generate dataset": {
-            "Payload": {
-                k: f"s3://b/{k}"
-                for k in (
-                    "run_id",
-                    "rows",
-                    "seed",
-                    "rows_per_shard",
-                    "shards",
-                    "train_prefix",
-                    "validation_prefix",
-                    "test_prefix",
-                    "test_labels_prefix",
-                )
-            }
-        },
+        "Seed shard": {"Payload": {"shard": 0}},
         "Train model": {
             "TrainingJobName": "j",
             "TrainingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/j",

@@ -39,6 +39,25 @@ def test_prod_trains_on_managed_spot_with_checkpoints_under_the_run(train_model)
     }
 
 
+def test_prod_tuning_jobs_train_on_spot_with_checkpoints_of_their_own(
+    synthesized: SynthesizedApp,
+) -> None:
+    # HyperParameterTrainingJobDefinition (SageMaker API reference) takes the same three:
+    # EnableManagedSpotTraining, CheckpointConfig and StoppingCondition.MaxWaitTimeInSeconds.
+    states = {
+        env: state_machine_definition(synthesized.json(env, "workflow"))["States"]
+        for env in ("dev", "prod")
+    }
+    job = states["prod"]["Tune model"]["Parameters"]["TrainingJobDefinition"]
+    assert job["EnableManagedSpotTraining"] is True
+    assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 86400, "MaxWaitTimeInSeconds": 90000}
+    assert job["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
+    assert job["CheckpointConfig"]["S3Uri.$"].endswith("/checkpoints/{}/tuning/', $.run_id)")
+    on_demand = states["dev"]["Tune model"]["Parameters"]["TrainingJobDefinition"]
+    assert "EnableManagedSpotTraining" not in on_demand and "CheckpointConfig" not in on_demand
+    assert "MaxWaitTimeInSeconds" not in on_demand["StoppingCondition"]
+
+
 def test_dev_trains_on_demand(train_model) -> None:
     params = train_model["dev"]["Parameters"]
     assert "EnableManagedSpotTraining" not in params and "CheckpointConfig" not in params

@@ -58,6 +58,13 @@ def run_with(cdk_out: Path, tmp_path: Path, execution_input: dict[str, Any]) -> 
             "key 'training_instance_count' is 0 (integer); expected an integer from 1 to 100",
             id="out-of-range",
         ),
+        pytest.param(
+            # dev: 100,000 rows per shard, so 150,000 rows are 2 train shards.
+            {"rows": 150_000, "training_instance_count": 3},
+            "key 'training_instance_count' is 3 with key 'rows' 150000; expected at most the "
+            "dataset's shards (2: 150000 rows in shards of 100000)",
+            id="more-hosts-than-shards",
+        ),
     ],
 )
 def test_a_bad_input_key_fails_the_run_before_generate_dataset(

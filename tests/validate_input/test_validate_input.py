@@ -213,3 +213,78 @@ def test_an_unknown_keyword_is_refused_rather_than_ignored() -> None:
 def test_a_malformed_event_is_an_error_not_a_verdict() -> None:
     with pytest.raises(ValueError, match="event must be"):
         validator.handler({"input": {}}, None)
+
+
+# --- checks across keys --------------------------------------------------------------------------
+
+SHARD_RULES = {
+    "instances_within_shards": {
+        "rows_per_shard": 1000,
+        "defaults": {"rows": 1000, "training_instance_count": 1},
+    }
+}
+
+
+def test_more_training_instances_than_train_shards_is_refused_naming_both_keys(
+    schema: dict[str, Any],
+) -> None:
+    verdict = validator.handler(
+        {"input": {"rows": 1500, "training_instance_count": 3}, "schema": schema,
+         "rules": SHARD_RULES},
+        None,
+    )  # fmt: skip
+    assert verdict["valid"] is False
+    assert verdict["problems"] == [
+        "key 'training_instance_count' is 3 with key 'rows' 1500; expected at most the "
+        "dataset's shards (2: 1500 rows in shards of 1000); the train channel is "
+        "ShardedByS3Key, so a host beyond the shard count gets no data"
+    ]
+
+
+def test_a_key_left_out_takes_its_default_in_the_check(schema: dict[str, Any]) -> None:
+    # rows defaults to 1,000: one shard, so two hosts are too many.
+    verdict = validator.handler(
+        {"input": {"training_instance_count": 2}, "schema": schema, "rules": SHARD_RULES}, None
+    )
+    assert "with key 'rows' 1000 (its default)" in verdict["message"]
+    ok = {"input": {"rows": 2000, "training_instance_count": 2}, "schema": schema}
+    assert validator.handler({**ok, "rules": SHARD_RULES}, None)["valid"] is True
+
+
+def test_the_rule_runs_only_on_keys_the_schema_accepted(schema: dict[str, Any]) -> None:
+    verdict = validator.handler(
+        {"input": {"rows": "many", "training_instance_count": 3}, "schema": schema,
+         "rules": SHARD_RULES},
+        None,
+    )  # fmt: skip
+    assert [p.split(" ")[1] for p in verdict["problems"]] == ["'rows'"]
+
+
+def test_an_unknown_rule_is_refused_rather_than_ignored(schema: dict[str, Any]) -> None:
+    with pytest.raises(validator.SchemaError, match="unsupported rules"):
+        validator.check({}, schema, {"every_host_happy": {}})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.integers(min_value=1, max_value=10**8),
+    per_shard=st.integers(min_value=1, max_value=10**7),
+    instances=st.integers(min_value=1, max_value=100),
+)
+def test_the_lambda_and_the_config_share_one_shard_rule(
+    rows: int, per_shard: int, instances: int
+) -> None:
+    # The config's check (mlstack.rules.instances_beyond_shards) and the Lambda's agree.
+    from mlstack import rules
+
+    problems = validator.check(
+        {"rows": rows, "training_instance_count": instances},
+        {"type": "object"},
+        {
+            "instances_within_shards": {
+                "rows_per_shard": per_shard,
+                "defaults": {"rows": 1, "training_instance_count": 1},
+            }
+        },
+    )
+    assert bool(problems) == (rules.instances_beyond_shards(rows, per_shard, instances) is not None)
