@@ -321,7 +321,6 @@ class TrainingWorkflow(Construct):
         self.input_schema = self._input_schema(images, tuning, deploy, max_rows)
         self.input_rules = self._input_rules(rows_per_shard)
         self._grant_state_machine_role(seed_function, key)
-        allow_alarm_notifications(self.topic, key)
         self.deploy_alarms = self._deploy_alarms(deploy, key)
         builder = self._state_builder(bucket, layout, key, network_isolation, max_attempts)
         builder = _in_network(builder, network)
@@ -415,6 +414,7 @@ class TrainingWorkflow(Construct):
         )
         if notification_email:
             topic.add_subscription(subscriptions.EmailSubscription(notification_email))
+        allow_alarm_notifications(topic, key)
         return topic
 
     def _log_group(

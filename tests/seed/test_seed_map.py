@@ -82,7 +82,7 @@ def test_the_dataset_is_the_same_at_concurrency_one_and_n(
             k.removeprefix(prefix): v for k, v in _objects(s3, bucket, prefix).items()
         }
     assert datasets["one"] == datasets["many"]
-    assert len(datasets["one"]) == 3 * 10  # 10 shards, three splits
+    assert len(datasets["one"]) == 4 * 10  # 10 shards: train, validation, test, test labels
     # And it is what one invocation writing every shard writes.
     seed_handler.handler({"run_id": "all", "rows": ROWS, "rows_per_shard": PER_SHARD,
                           "seed": 7}, None)  # fmt: skip
