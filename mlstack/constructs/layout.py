@@ -18,7 +18,10 @@ class BucketLayout:
     failures (``failures/``) of asynchronous endpoints, ``releases`` the model artifacts released
     for the Serving endpoint: no role of the workflow may write there, so no job can replace what
     the Serving endpoint serves; ``checkpoints`` the training checkpoints of spot training
-    (``checkpoints/<run_id>/``), from which an interrupted job resumes.
+    (``checkpoints/<run_id>/``), from which an interrupted job resumes; ``baselines`` the
+    data-quality baselines of the training data (``baselines/<run_id>/statistics.json`` and
+    ``constraints.json``, and the newest run's again under ``baselines/latest/``), which Model
+    Monitor compares the endpoint's captured requests with.
     """
 
     datasets: str = "datasets/"
@@ -28,6 +31,7 @@ class BucketLayout:
     async_inference: str = "async-inference/"
     releases: str = "releases/"
     checkpoints: str = "checkpoints/"
+    baselines: str = "baselines/"
 
     def __post_init__(self) -> None:
         names = [f.name for f in fields(self)]

@@ -141,6 +141,9 @@ class SageMakerExecutionRole(Construct):
         checkpoints: the jobs checkpoint (spot training): the role may also list, read and write
             ``layout.checkpoints``, where SageMaker uploads ``/opt/ml/checkpoints`` and from
             where it restores it when an interrupted job resumes. Default: False.
+        baselines: the workflow runs the data-quality baseline Processing job: the role may also
+            write ``layout.baselines`` and the logs of processing jobs named ``name_prefix-*``.
+            Default: False.
 
     Attributes:
         role: the IAM role.
@@ -158,6 +161,7 @@ class SageMakerExecutionRole(Construct):
         layout: BucketLayout | None = None,
         extra_read_object_arns: Sequence[str] = (),
         checkpoints: bool = False,
+        baselines: bool = False,
     ) -> None:
         super().__init__(scope, id)
         validate_name_prefix("SageMakerExecutionRole", name_prefix)
@@ -175,10 +179,12 @@ class SageMakerExecutionRole(Construct):
             description=f"SageMaker execution role for {name_prefix} jobs, models and endpoints",
         )
         acknowledge_inline_policy(self.role)
-        prefixes = self._allow_data(bucket, key, layout, extra_read_object_arns, checkpoints)
+        prefixes = self._allow_data(
+            bucket, key, layout, extra_read_object_arns, checkpoints, baselines
+        )
         for image in images:
             image.grant_pull(self.role)
-        self._allow_own_logs(name_prefix)
+        self._allow_own_logs(name_prefix, baselines)
         acknowledge_scoped_wildcards(
             allow_sagemaker_metrics(self.role),
             [
@@ -208,6 +214,7 @@ class SageMakerExecutionRole(Construct):
         layout: BucketLayout,
         extra_read_object_arns: Sequence[str],
         checkpoints: bool,
+        baselines: bool,
     ) -> list[str]:
         """Read datasets and models, write models and transform output (and, with
         ``checkpoints``, the checkpoints prefix both ways), and use ``key`` for them and for job
@@ -217,6 +224,8 @@ class SageMakerExecutionRole(Construct):
         if checkpoints:  # CheckpointConfig: uploaded while training, read back on resume
             readable.append(layout.checkpoints)
             writable.append(layout.checkpoints)
+        if baselines:  # Baseline data's ProcessingOutputs
+            writable.append(layout.baselines)
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="ListDataAndModels",
@@ -259,13 +268,12 @@ class SageMakerExecutionRole(Construct):
         allow_volume_data_keys(self.role, key, sid="JobVolumeDataKeys")
         return readable + writable
 
-    def _allow_own_logs(self, name_prefix: str) -> None:
+    def _allow_own_logs(self, name_prefix: str, processing: bool) -> None:
         """Write the logs of jobs and endpoints named ``name_prefix*`` only."""
-        log_groups = [
-            "/aws/sagemaker/TrainingJobs",
-            "/aws/sagemaker/TransformJobs",
-            f"/aws/sagemaker/Endpoints/{name_prefix}*",
-        ]
+        job_groups = ["/aws/sagemaker/TrainingJobs", "/aws/sagemaker/TransformJobs"]
+        if processing:
+            job_groups.append("/aws/sagemaker/ProcessingJobs")
+        log_groups = [*job_groups, f"/aws/sagemaker/Endpoints/{name_prefix}*"]
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="CreateOwnLogGroups",
@@ -278,8 +286,7 @@ class SageMakerExecutionRole(Construct):
                 sid="WriteOwnLogs",
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                 resources=[
-                    _log_arn(self, f"/aws/sagemaker/TrainingJobs:log-stream:{name_prefix}-*"),
-                    _log_arn(self, f"/aws/sagemaker/TransformJobs:log-stream:{name_prefix}-*"),
+                    *[_log_arn(self, f"{g}:log-stream:{name_prefix}-*") for g in job_groups],
                     _log_arn(self, f"/aws/sagemaker/Endpoints/{name_prefix}*:log-stream:*"),
                 ],
             )
@@ -374,15 +381,17 @@ class StateMachineRole(Construct):
     """Creates the workflow state machine's role.
 
     It may create, describe and stop only training and transform jobs (and, with ``tuning``,
-    hyperparameter tuning jobs) named ``name_prefix-*``, create and tag only models named
-    ``name_prefix-*``, pass ``sagemaker_role`` to SageMaker only, and manage the two EventBridge
-    rules Step Functions uses to wait for ``.sync`` SageMaker jobs. Lambda invoke, SNS publish,
+    hyperparameter tuning jobs, with ``processing`` processing jobs) named ``name_prefix-*``,
+    create and tag only models named ``name_prefix-*``, pass ``sagemaker_role`` to SageMaker
+    only, and manage the EventBridge rules Step Functions uses to wait for ``.sync`` SageMaker
+    jobs. Lambda invoke, SNS publish,
     logging and tracing grants are added by the tasks themselves.
 
     Args:
         name_prefix: the prefix of every job and model name the workflow creates.
         sagemaker_role: the role it passes to SageMaker, and no other.
         tuning: also allow hyperparameter tuning jobs. Default: False.
+        processing: also allow processing jobs (the data-quality baseline). Default: False.
 
     Attributes:
         role: the IAM role.
@@ -396,6 +405,7 @@ class StateMachineRole(Construct):
         name_prefix: str,
         sagemaker_role: iam.IRole,
         tuning: bool = False,
+        processing: bool = False,
     ) -> None:
         super().__init__(scope, id)
         validate_name_prefix("StateMachineRole", name_prefix)
@@ -406,7 +416,7 @@ class StateMachineRole(Construct):
             description=f"Step Functions role of the {name_prefix} training workflow",
         )
         acknowledge_inline_policy(self.role)
-        tagged = self._allow_sagemaker_jobs(name_prefix, tuning)
+        tagged = self._allow_sagemaker_jobs(name_prefix, tuning, processing)
         self.role.add_to_policy(
             iam.PolicyStatement(sid="TagOnCreate", actions=["sagemaker:AddTags"], resources=tagged)
         )
@@ -425,7 +435,7 @@ class StateMachineRole(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             )
         )
-        self._allow_sync_job_rules(tuning)
+        self._allow_sync_job_rules(tuning, processing)
         acknowledge_scoped_wildcards(
             default_policy(self.role),
             [
@@ -433,7 +443,7 @@ class StateMachineRole(Construct):
             ],
         )
 
-    def _allow_sagemaker_jobs(self, name_prefix: str, tuning: bool) -> list[str]:
+    def _allow_sagemaker_jobs(self, name_prefix: str, tuning: bool, processing: bool) -> list[str]:
         """Run training, transform (and tuning) jobs and create models named ``name_prefix-*``;
         returns their ARN patterns."""
         training_jobs = sagemaker_arn(self, "training-job", f"{name_prefix}-*")
@@ -483,9 +493,23 @@ class StateMachineRole(Construct):
                 )
             )
             tagged.append(tuning_jobs)
+        if processing:
+            processing_jobs = sagemaker_arn(self, "processing-job", f"{name_prefix}-*")
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="RunProcessingJobs",
+                    actions=[
+                        "sagemaker:CreateProcessingJob",
+                        "sagemaker:DescribeProcessingJob",
+                        "sagemaker:StopProcessingJob",
+                    ],
+                    resources=[processing_jobs],
+                )
+            )
+            tagged.append(processing_jobs)
         return tagged
 
-    def _allow_sync_job_rules(self, tuning: bool) -> None:
+    def _allow_sync_job_rules(self, tuning: bool, processing: bool) -> None:
         """The EventBridge rules Step Functions manages to wait for ``.sync`` SageMaker jobs."""
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -497,7 +521,12 @@ class StateMachineRole(Construct):
                         resource="rule",
                         resource_name=f"StepFunctionsGetEventsForSageMaker{kind}JobsRule",
                     )
-                    for kind in ("Training", "Transform", *(("Tuning",) if tuning else ()))
+                    for kind in (
+                        "Training",
+                        "Transform",
+                        *(("Tuning",) if tuning else ()),
+                        *(("Processing",) if processing else ()),
+                    )
                 ],
             )
         )

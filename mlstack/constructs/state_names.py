@@ -13,6 +13,8 @@ TRAIN_MODEL = "Train model"
 SAVE_MODEL = "Save model"
 BATCH_TRANSFORM = "Batch transform"
 REPORT_RESULTS = "Report results"
+# With a data-quality baseline (data capture on): a Processing job after Batch transform.
+BASELINE_DATA = "Baseline data"
 # The optional tuning path (a Choice before Train model).
 TUNE_OR_TRAIN = "Tune hyperparameters?"
 TUNE_MODEL = "Tune model"

@@ -28,7 +28,7 @@ from mlstack.constructs._nag import acknowledge, default_policy
 from mlstack.constructs._state_builder import StateBuilder as _StateBuilder
 from mlstack.constructs.endpoint_cleanup import EndpointCleanup
 from mlstack.constructs.input_validator import InputValidator
-from mlstack.constructs.instance_storage import local_storage_patterns
+from mlstack.constructs.instance_storage import has_local_storage, local_storage_patterns
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.model_images import ModelImages
 from mlstack.constructs.monitoring import (
@@ -46,6 +46,7 @@ from mlstack.constructs.roles import (
 )
 from mlstack.constructs.state_names import (
     APPLY_OVERRIDES,
+    BASELINE_DATA,
     BATCH_TRANSFORM,
     GENERATE_DATASET,
     INPUT_VALID,
@@ -68,7 +69,12 @@ from mlstack.constructs.state_names import (
     VALIDATE_INPUT,
     WORKFLOW_FAILED,
 )
-from mlstack.constructs.workflow_options import DeployStage, HyperparameterTuning, SpotTraining
+from mlstack.constructs.workflow_options import (
+    DataQualityBaseline,
+    DeployStage,
+    HyperparameterTuning,
+    SpotTraining,
+)
 from mlstack.rules import (
     CORE_INPUT_KEYS,
     MAX_DATASET_ROWS,
@@ -104,6 +110,9 @@ SNS_TRANSIENT_ERRORS = [
 _HYPERPARAMETERS = "States.JsonMerge($.default_hyperparameters, $.args.hyperparameters, false)"
 
 TRAINING_RESOURCES = "$.resources.training"
+# Where SageMaker Processing mounts a job's inputs and outputs ("How Amazon SageMaker Processing
+# Configures Input and Output For Your Processing Container": LocalPath under /opt/ml/processing).
+PROCESSING_DIR = "/opt/ml/processing"
 TRANSFORM_RESOURCES = "$.resources.transform"
 
 
@@ -203,6 +212,12 @@ class TrainingWorkflow(Construct):
             ``<layout.checkpoints><run_id>/`` (its ``max_wait`` at least
             ``training_max_runtime``); the output reports training and billable seconds either
             way. Default: none (on-demand).
+        baseline: adds ``Baseline data`` after Batch transform: a Processing job
+            (``createProcessingJob.sync``) running the training image's ``baseline`` program on
+            the run's train channel, writing Model Monitor's ``statistics.json`` and
+            ``constraints.json`` under ``<layout.baselines><run_id>/`` and
+            ``<layout.baselines>latest/`` (what a data-quality monitor of an endpoint capturing
+            its requests compares them with). Default: none.
 
     Attributes:
         state_machine: the Step Functions state machine.
@@ -246,6 +261,7 @@ class TrainingWorkflow(Construct):
         network: WorkloadNetwork | None = None,
         validator_reserved_concurrency: int | None = DEFAULT_RESERVED_CONCURRENCY,
         spot: SpotTraining | None = None,
+        baseline: DataQualityBaseline | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.defaults = defaults or WorkflowDefaults()
@@ -267,11 +283,13 @@ class TrainingWorkflow(Construct):
         self.execution_role = (
             execution_role
             if execution_role is not None
-            else self._new_execution_role(bucket, key, layout, images, spot is not None)
+            else self._new_execution_role(
+                bucket, key, layout, images, spot is not None, baseline is not None
+            )
         )
         self.topic = self._failure_topic(key, notification_email)
         self.log_group = self._log_group(log_retention, removal_policy)
-        self.role = self._state_machine_role(tuning)
+        self.role = self._state_machine_role(tuning, baseline is not None)
         self.input_validator = InputValidator(
             self,
             "InputValidator",
@@ -293,7 +311,7 @@ class TrainingWorkflow(Construct):
         job = _training_job(
             builder, images, training_volume_size_gb, training_max_runtime, deploy, spot
         )
-        start = self._definition(builder, job, images, seed_function, tuning, deploy, key)
+        start = self._definition(builder, job, images, seed_function, tuning, deploy, key, baseline)
         self.state_machine = self._state_machine(start, timeout, deploy)
         self.endpoint_cleanup = self._endpoint_cleanup(removal_policy)
 
@@ -347,6 +365,7 @@ class TrainingWorkflow(Construct):
         layout: BucketLayout,
         images: ModelImages,
         checkpoints: bool,
+        baselines: bool,
     ) -> iam.IRole:
         """The role SageMaker's jobs and models run as, when none is handed in."""
         return SageMakerExecutionRole(
@@ -358,15 +377,19 @@ class TrainingWorkflow(Construct):
             name_prefix=self.name_prefix,
             images=[images.training, images.inference],
             checkpoints=checkpoints,
+            baselines=baselines,
         ).role
 
-    def _state_machine_role(self, tuning: HyperparameterTuning | None) -> iam.Role:
+    def _state_machine_role(
+        self, tuning: HyperparameterTuning | None, processing: bool
+    ) -> iam.Role:
         return StateMachineRole(
             self,
             "Role",
             name_prefix=self.name_prefix,
             sagemaker_role=self.execution_role,
             tuning=tuning is not None,
+            processing=processing,
         ).role
 
     def _failure_topic(self, key: kms.IKey, notification_email: str | None) -> sns.Topic:
@@ -407,19 +430,26 @@ class TrainingWorkflow(Construct):
         tuning: HyperparameterTuning | None,
         deploy: DeployStage | None,
         key: kms.IKey,
+        baseline: DataQualityBaseline | None,
     ) -> sfn.IChainable:
         """Every state, chained, with every task's failure caught; returns the first state."""
-        core = self._core_states(builder, job, images, seed_function, tuning, deploy)
+        core = self._core_states(builder, job, images, seed_function, tuning, deploy, baseline)
         notify_failure = self._failure_states()
+        after_transform: sfn.INextable = core.batch_transform
+        if baseline is not None:
+            baseline_data = self._baseline_data(builder, images, baseline)
+            baseline_data.add_catch(notify_failure, errors=["States.ALL"], result_path="$.error")
+            core.batch_transform.next(baseline_data)
+            after_transform = baseline_data
         for state in core.tasks():
             state.add_catch(notify_failure, errors=["States.ALL"], result_path="$.error")
         self._chain(core, notify_failure)
         if deploy is not None:
-            core.batch_transform.next(
+            after_transform.next(
                 self._deploy_states(deploy, builder, key, core.report_results, notify_failure)
             )
         else:
-            core.batch_transform.next(core.report_results)
+            after_transform.next(core.report_results)
         return core.validate_input
 
     def _state_builder(
@@ -571,6 +601,7 @@ class TrainingWorkflow(Construct):
         seed_function: lambda_.IFunction,
         tuning: HyperparameterTuning | None,
         deploy: DeployStage | None,
+        baseline: DataQualityBaseline | None,
     ) -> _CoreStates:
         """The states of the core path and, with ``tuning``, of the tuning path, unchained."""
         validate_input, input_valid, reject_input = self._validation_states(builder.max_attempts)
@@ -609,7 +640,7 @@ class TrainingWorkflow(Construct):
             tuning=tuning_states,
             save_model=self._save_model(builder, images),
             batch_transform=self._batch_transform(builder),
-            report_results=self._report_results(deploy),
+            report_results=self._report_results(deploy, builder if baseline else None),
         )
 
     def _storage_choice(
@@ -964,7 +995,85 @@ class TrainingWorkflow(Construct):
         builder.retry_sagemaker(batch_transform)
         return batch_transform
 
-    def _report_results(self, deploy: DeployStage | None) -> sfn.CustomState:
+    def _baseline_data(
+        self, builder: _StateBuilder, images: ModelImages, baseline: DataQualityBaseline
+    ) -> sfn.CustomState:
+        """Baseline data: the image's ``baseline`` program as a Processing job on the run's train
+        channel; its two outputs are the run's baseline prefix and ``latest/``."""
+        cluster: dict[str, Any] = {
+            "InstanceCount": 1,
+            "InstanceType": baseline.instance_type,
+            "VolumeSizeInGB": baseline.volume_size_gb,
+        }
+        if not has_local_storage(baseline.instance_type):
+            cluster["VolumeKmsKeyId"] = builder.key_arn
+        latest = f"s3://{builder.bucket_name}/{builder.layout.baselines}latest/"
+        # A job like Train model: in the training placement, traffic between hosts encrypted.
+        network = {"EnableNetworkIsolation": builder.network_isolation}
+        network |= builder.training_network()
+        state = sfn.CustomState(
+            self,
+            BASELINE_DATA,
+            state_json={
+                "Type": "Task",
+                "Comment": "Model Monitor's statistics and constraints of the training data.",
+                "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createProcessingJob.sync",
+                "Parameters": {
+                    "ProcessingJobName.$": builder.name("d"),
+                    "RoleArn": builder.role_arn,
+                    "AppSpecification": {
+                        "ImageUri": images.training_image_uri,
+                        "ContainerEntrypoint": ["baseline"],
+                        "ContainerArguments": [
+                            "--input",
+                            "train",
+                            "--output",
+                            "run",
+                            "--output",
+                            "latest",
+                            "--comparison-threshold",
+                            str(baseline.drift_threshold),
+                        ],
+                    },
+                    "ProcessingInputs": [
+                        {
+                            "InputName": "train",
+                            "S3Input": {
+                                "S3Uri.$": "$.dataset.train_prefix",
+                                "LocalPath": f"{PROCESSING_DIR}/input/train",
+                                "S3DataType": "S3Prefix",
+                                "S3InputMode": "File",
+                                "S3DataDistributionType": "FullyReplicated",
+                            },
+                        }
+                    ],
+                    "ProcessingOutputConfig": {
+                        "Outputs": [
+                            _processing_output("run", {"S3Uri.$": _baseline_uri(builder)}),
+                            _processing_output("latest", {"S3Uri": latest}),
+                        ],
+                        "KmsKeyId": builder.key_arn,
+                    },
+                    "ProcessingResources": {"ClusterConfig": cluster},
+                    "StoppingCondition": {
+                        "MaxRuntimeInSeconds": int(baseline.max_runtime.to_seconds())
+                    },
+                    "NetworkConfig": network,
+                    "Tags": builder.tags(),
+                },
+                "ResultSelector": {
+                    "ProcessingJobName.$": "$.ProcessingJobName",
+                    "ProcessingJobArn.$": "$.ProcessingJobArn",
+                },
+                "ResultPath": "$.baseline",
+            },
+        )
+        builder.retry_sagemaker(state)
+        return state
+
+    def _report_results(
+        self, deploy: DeployStage | None, baseline: _StateBuilder | None
+    ) -> sfn.CustomState:
         report: dict[str, Any] = {}
         if deploy is not None:
             report = {
@@ -977,6 +1086,8 @@ class TrainingWorkflow(Construct):
                     "comparison": deploy.comparison,
                 },
             }
+        if baseline is not None:
+            report["baseline_uri.$"] = _baseline_uri(baseline)
         return sfn.CustomState(
             self,
             REPORT_RESULTS,
@@ -1213,6 +1324,23 @@ def _training_job(
             {} if spot is None else {"MaxWaitTimeInSeconds": int(spot.max_wait.to_seconds())}
         ),
     )
+
+
+def _baseline_uri(builder: _StateBuilder) -> str:
+    """The run's baseline prefix, ``s3://<bucket>/<layout.baselines><run_id>/``."""
+    return f"States.Format('s3://{builder.bucket_name}/{builder.layout.baselines}{{}}/', $.run_id)"
+
+
+def _processing_output(name: str, s3_uri: dict[str, str]) -> dict[str, Any]:
+    """A ProcessingOutput of ``<PROCESSING_DIR>/output/<name>``, uploaded when the job ends."""
+    return {
+        "OutputName": name,
+        "S3Output": {
+            **s3_uri,
+            "LocalPath": f"{PROCESSING_DIR}/output/{name}",
+            "S3UploadMode": "EndOfJob",
+        },
+    }
 
 
 def _retry_lambda(state: sfn.CustomState, max_attempts: int) -> None:

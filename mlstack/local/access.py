@@ -294,6 +294,19 @@ class RecordingDispatcher:
                 vpc=model.get("VpcConfig"),
                 why=f"transform job {name}",
             )
+        elif action == "createProcessingJob":
+            role, name = str(parameters["RoleArn"]), str(parameters["ProcessingJobName"])
+            cluster = parameters.get("ProcessingResources", {}).get("ClusterConfig", {})
+            _job_calls(
+                log,
+                role,
+                image=parameters["AppSpecification"]["ImageUri"],
+                log_group="/aws/sagemaker/ProcessingJobs",
+                stream=f"{name}/algo-1-0",
+                volume_key=cluster.get("VolumeKmsKeyId"),
+                vpc=parameters.get("NetworkConfig", {}).get("VpcConfig"),
+                why=f"processing job {name}",
+            )
         elif action in ("createEndpoint", "updateEndpoint"):
             name = str(parameters["EndpointName"])
             config = self.configs.get(str(parameters["EndpointConfigName"]).lower(), {})
@@ -350,6 +363,7 @@ _SAGEMAKER_TARGETS: dict[str, tuple[str, str, str | None]] = {
         "HyperParameterTuningJobName",
         "Tuning",
     ),
+    "createProcessingJob": ("processing-job", "ProcessingJobName", "Processing"),
     "createModel": ("model", "ModelName", None),
     "createEndpointConfig": ("endpoint-config", "EndpointConfigName", None),
     "createEndpoint": ("endpoint", "EndpointName", None),

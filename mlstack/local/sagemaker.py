@@ -14,6 +14,12 @@ regexes applied to the log (``FinalMetricDataList``), ``model.tar.gz`` at
 channel gives host i every N-th object from the i-th in key order, a ``FullyReplicated`` one
 all of them; the model is the first host's.
 
+Processing jobs (MONITOR's minimal version, to be merged with EVAL's): the image program named by
+``AppSpecification.ContainerEntrypoint`` runs with ``ContainerArguments``; each ``S3Input``'s
+objects are downloaded to its ``LocalPath`` and, once the program exits 0, each output's
+``LocalPath`` is uploaded to its ``S3Uri`` (``/opt/ml/...`` is the job's own tree);
+``/opt/ml/output/message`` becomes ``ExitMessage`` and, on failure, ``FailureReason``.
+
 Differences: File input mode only,
 no ``DataProcessing`` filters, a ``.sync`` and a plain create both return once the job ended.
 Endpoints: a "deployed" endpoint is its config and model in the registry, served by ``serve`` on a
@@ -320,6 +326,7 @@ class LocalSageMaker:
         self.training_jobs: dict[str, dict[str, Any]] = {}
         self.tuning_jobs: dict[str, dict[str, Any]] = {}
         self.transform_jobs: dict[str, dict[str, Any]] = {}
+        self.processing_jobs: dict[str, dict[str, Any]] = {}
         self.models: dict[str, dict[str, Any]] = {}
         self.endpoint_configs: dict[str, dict[str, Any]] = {}
         self.endpoints: dict[str, Endpoint] = {}
@@ -379,6 +386,10 @@ class LocalSageMaker:
                 ),
                 "transform_jobs": sorted(
                     j["TransformJobName"] for j in self.transform_jobs.values()
+                ),
+                # MONITOR (issue 14): merge with EVAL's processing jobs.
+                "processing_jobs": sorted(
+                    j["ProcessingJobName"] for j in self.processing_jobs.values()
                 ),
             }
             path = self.root / "sagemaker" / "registry.json"
@@ -1004,6 +1015,117 @@ class LocalSageMaker:
             raise SageMakerError("ValidationException", "Could not find requested job.")
         return job
 
+    # --- processing (MONITOR, issue 14: minimal; merge with EVAL's) --------------------------
+
+    def create_processing_job(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Run the job to its end; return DescribeProcessingJob, or raise JobFailed."""
+        with self._lock:
+            name = self._name(
+                "processingJobName", request.get("ProcessingJobName"), self.processing_jobs
+            )
+            self.processing_jobs[name.lower()] = {"ProcessingJobName": name}
+        app = request.get("AppSpecification", {})
+        image = self._image(app.get("ImageUri"))
+        entrypoint = list(app.get("ContainerEntrypoint") or [])
+        if len(entrypoint) != 1:
+            raise SageMakerError(
+                "ValidationException",
+                f"local mode runs one image program as ContainerEntrypoint, got {entrypoint}",
+            )
+        started = _now_ms()
+        desc: dict[str, Any] = {
+            "ProcessingJobName": name,
+            "ProcessingJobArn": self.arn("processing-job", name),
+            "ProcessingJobStatus": "InProgress",
+            "AppSpecification": dict(app),
+            "ProcessingInputs": list(request.get("ProcessingInputs", [])),
+            "ProcessingOutputConfig": dict(request.get("ProcessingOutputConfig", {})),
+            "ProcessingResources": dict(request.get("ProcessingResources", {})),
+            "StoppingCondition": dict(request.get("StoppingCondition", {})),
+            "NetworkConfig": dict(request.get("NetworkConfig", {})),
+            "RoleArn": request.get("RoleArn"),
+            "CreationTime": started,
+            "ProcessingStartTime": started,
+            "Tags": list(request.get("Tags", [])),
+        }
+        with self._lock:
+            self.processing_jobs[name.lower()] = desc
+        base = self.root / "jobs" / name
+        for item in desc["ProcessingInputs"]:
+            source = item.get("S3Input", {})
+            self.s3.download_prefix(source["S3Uri"], _job_path(base, source["LocalPath"]))
+        proc = self._run_processing(desc, image, entrypoint[0], app, base)
+        message_file = base / "output" / "message"
+        message = (
+            message_file.read_text("utf-8", errors="replace")[:1024].strip()
+            if message_file.is_file()
+            else ""
+        )
+        if message:
+            desc["ExitMessage"] = message
+        desc["ProcessingEndTime"] = desc["LastModifiedTime"] = _now_ms()
+        if proc.returncode != 0:
+            desc["ProcessingJobStatus"] = "Failed"
+            desc["FailureReason"] = (
+                f"AlgorithmError: {message or 'see ' + str(base / 'processing.log')}, "
+                f"exit code: {proc.returncode}"
+            )
+            self._save_registry()
+            raise JobFailed(desc)
+        for output in desc["ProcessingOutputConfig"].get("Outputs", []):
+            target = output.get("S3Output", {})
+            local = _job_path(base, target["LocalPath"])
+            for path in sorted(local.rglob("*")) if local.is_dir() else []:
+                if path.is_file():
+                    rel = path.relative_to(local).as_posix()
+                    self.s3.write(f"{target['S3Uri'].rstrip('/')}/{rel}", path.read_bytes())
+        desc["ProcessingJobStatus"] = "Completed"
+        self._save_registry()
+        return desc
+
+    def _run_processing(
+        self,
+        desc: Mapping[str, Any],
+        image: Image,
+        program: str,
+        app: Mapping[str, Any],
+        base: Path,
+    ) -> subprocess.CompletedProcess[bytes]:
+        env = {
+            **os.environ,
+            **{str(k): str(v) for k, v in desc.get("Environment", {}).items()},
+            "MLSTACK_PYTHON": sys.executable,
+            "PYTHONUNBUFFERED": "1",
+            "SAGEMAKER_BASE_DIR": str(base),
+        }
+        if image.python_path is not None:
+            env["PYTHONPATH"] = str(image.python_path)
+        max_runtime = desc["StoppingCondition"].get("MaxRuntimeInSeconds")
+        log_path = base / "processing.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("wb") as log_file:
+            proc = subprocess.run(
+                [str(image.program(program)), *map(str, app.get("ContainerArguments") or [])],
+                env=env,
+                cwd=base,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                timeout=float(max_runtime) if max_runtime else None,
+                check=False,
+            )
+        if self.log:
+            for line in log_path.read_text("utf-8", errors="replace").splitlines():
+                self.log(str(desc["ProcessingJobName"]), line)
+        return proc
+
+    def describe_processing_job(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        job = self.processing_jobs.get(str(p.get("ProcessingJobName", "")).lower())
+        if job is None or "ProcessingJobArn" not in job:
+            raise SageMakerError(
+                "ValidationException", f"Processing job {p.get('ProcessingJobName')} not found"
+            )
+        return job
+
     # --- endpoints ---------------------------------------------------------------------------
 
     def create_endpoint_config(self, p: Mapping[str, Any]) -> dict[str, Any]:
@@ -1173,6 +1295,19 @@ class LocalSageMaker:
                 endpoint.server.stop()
                 endpoint.server = None
         self._save_registry()
+
+
+def _job_path(base: Path, local_path: str) -> Path:
+    """A container path under ``/opt/ml`` as the path in the job's own tree ``base``."""
+    relative = (
+        Path(local_path).relative_to("/opt/ml") if local_path.startswith("/opt/ml/") else None
+    )
+    if relative is None or ".." in relative.parts:
+        raise SageMakerError(
+            "ValidationException",
+            f"LocalPath {local_path!r}: local mode takes paths under /opt/ml/",
+        )
+    return base / relative
 
 
 class _TransformError(Exception):

@@ -11,6 +11,7 @@ resource                                                   local handler
                                                            (``tuning_job.py``)
 ``…:sagemaker:createModel``                                the model registry
 ``…:sagemaker:createTransformJob[.sync]``                  the inference image's ``serve``
+``…:sagemaker:createProcessingJob[.sync]``                 the image program of its entrypoint
 ``…:sagemaker:createEndpointConfig``, ``createEndpoint``,  the endpoint registry; an endpoint is
 ``updateEndpoint``, ``deleteEndpoint``                     ``serve`` on a loopback port
 ``…:aws-sdk:sagemaker:<action>``                           the same calls, plus ``describe*``
@@ -145,6 +146,8 @@ _SAGEMAKER_ACTIONS = {
     "describeModel": "describe_model",
     "createTransformJob": "create_transform_job",
     "describeTransformJob": "describe_transform_job",
+    "createProcessingJob": "create_processing_job",
+    "describeProcessingJob": "describe_processing_job",
     "createEndpointConfig": "create_endpoint_config",
     "describeEndpointConfig": "describe_endpoint_config",
     "createEndpoint": "create_endpoint",

@@ -28,6 +28,9 @@ UNEXERCISED = {
     ),
     ("state-machine", "sagemaker:StopTransformJob"): ("the same for a .sync transform job"),
     ("state-machine", "sagemaker:StopHyperParameterTuningJob"): ("the same for a .sync tuning job"),
+    ("state-machine", "sagemaker:StopProcessingJob"): (
+        "the same for Baseline data's .sync processing job"
+    ),
     ("execution", "s3:AbortMultipartUpload"): (
         "SageMaker uploads a large model or transform output in parts and aborts a failed upload"
     ),
@@ -71,6 +74,20 @@ def test_every_path_ran(recorded: dict[str, Recorded]) -> None:
         assert "Update endpoint" in update and "Create endpoint" not in update, env
         assert "Tune model" in tuning and "Read best training job" in tuning, env
         assert tuning[-2:] == ["Notify failure", "Workflow failed"], env
+
+
+def test_prod_runs_its_baseline_job_and_dev_has_none(recorded: dict[str, Recorded]) -> None:
+    # prod's endpoint captures data (endpoint.data_capture): its workflow baselines the data.
+    for run in ("deploy-create", "deploy-update"):
+        assert "Baseline data" in recorded["prod"].paths[run]
+        assert "Baseline data" not in recorded["dev"].paths[run]
+    writes = {
+        c.resource.split(":::", 1)[1].split("/", 1)[1]
+        for c in recorded["prod"].log.calls
+        if c.action == "s3:PutObject" and "/baselines/" in c.resource
+    }
+    assert "baselines/latest/statistics.json" in writes
+    assert "baselines/latest/constraints.json" in writes
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -123,12 +123,15 @@ def train_channel(base: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def outputs(base: Path, name: str = "baseline") -> tuple[dict[str, Any], dict[str, Any]]:
-    out = base / "processing" / "output" / name
+def read_pair(out: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return (
         json.loads((out / "statistics.json").read_text()),
         json.loads((out / "constraints.json").read_text()),
     )
+
+
+def outputs(base: Path, name: str = "baseline") -> tuple[dict[str, Any], dict[str, Any]]:
+    return read_pair(base / "processing" / "output" / name)
 
 
 # Two shards (as the seeder writes them): label, then two features; one missing value.
@@ -207,19 +210,19 @@ def test_constraints_by_hand(baseline):
 
 def test_every_output_directory_gets_both_files_and_the_threshold_is_an_argument(tmp_path):
     train_channel(tmp_path, SHARDS)
-    out = tmp_path / "processing" / "output"
+    absolute = tmp_path / "elsewhere"
     result = run_baseline(
         tmp_path,
         "--output",
-        str(out / "run"),
+        "run",  # relative: under processing/output, a ProcessingOutput's LocalPath
         "--output",
-        str(out / "latest"),
+        str(absolute),
         "--comparison-threshold",
         "0.25",
     )
     assert result.returncode == 0, result.stderr
-    assert outputs(tmp_path, "run") == outputs(tmp_path, "latest")
-    threshold = outputs(tmp_path, "latest")[1]["monitoring_config"]["distribution_constraints"]
+    assert outputs(tmp_path, "run") == read_pair(absolute)
+    threshold = outputs(tmp_path, "run")[1]["monitoring_config"]["distribution_constraints"]
     assert threshold["comparison_threshold"] == 0.25
 
 

@@ -1,9 +1,11 @@
 """The ``baseline`` program SageMaker Processing runs (``ContainerEntrypoint: ["baseline"]``).
 
-It reads the training channel's labelled CSV objects from ``--input`` (default
-``/opt/ml/processing/input/train``, every object under it) and writes ``statistics.json`` and
-``constraints.json`` into each ``--output`` directory (default
-``/opt/ml/processing/output/baseline``). Paths are under ``$SAGEMAKER_BASE_DIR`` (``/opt/ml``).
+It reads the training channel's labelled CSV objects from ``--input`` (default ``train``: every
+object under ``/opt/ml/processing/input/train``) and writes ``statistics.json`` and
+``constraints.json`` into each ``--output`` directory (default ``baseline``:
+``/opt/ml/processing/output/baseline``). A relative ``--input``/``--output`` is a directory under
+``processing/input``/``processing/output`` of ``$SAGEMAKER_BASE_DIR`` (``/opt/ml``), the
+``LocalPath`` of a ProcessingInput/ProcessingOutput, so local runs use the same arguments.
 
 On failure it writes the reason to ``/opt/ml/output/message``, which SageMaker Processing reports
 as the job's ``ExitMessage`` ("Save and Access Metadata Information About Your Processing Job"),
@@ -38,7 +40,7 @@ class _Parser(argparse.ArgumentParser):
 def _arguments(argv: list[str], paths: SageMakerPaths) -> argparse.Namespace:
     processing = paths.base / "processing"
     parser = _Parser(prog="baseline", add_help=False)
-    parser.add_argument("--input", type=Path, default=processing / "input" / "train")
+    parser.add_argument("--input", type=Path, default=Path("train"))
     parser.add_argument("--output", type=Path, action="append")
     parser.add_argument("--comparison-threshold", type=float, default=DEFAULT_COMPARISON_THRESHOLD)
     args = parser.parse_args(argv)
@@ -46,7 +48,8 @@ def _arguments(argv: list[str], paths: SageMakerPaths) -> argparse.Namespace:
         raise BaselineError(
             f"--comparison-threshold {args.comparison_threshold}: expected more than 0, at most 1"
         )
-    args.output = args.output or [processing / "output" / "baseline"]
+    args.input = processing / "input" / args.input
+    args.output = [processing / "output" / o for o in args.output or [Path("baseline")]]
     return args
 
 
