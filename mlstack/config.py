@@ -496,8 +496,8 @@ class MonitoringConfig:
     features: Annotated[
         integer(1, 10),
         Field(
-            description="how many feature columns the endpoint receives (CSV without a header; "
-            "the seeded dataset's x and y make 2): the drift alarm watches each"
+            description="how many feature columns the endpoint receives as CSV without a "
+            "header, 2 for the seeded x and y; the drift alarm watches each"
         ),
     ] = 2
     instance_type: InstanceType = "ml.m5.large"
