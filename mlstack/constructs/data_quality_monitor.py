@@ -258,23 +258,7 @@ class DataQualityMonitor(Construct):
         )
         allow_volume_encryption(role, key, sid="EncryptJobVolumes")
         allow_volume_data_keys(role, key, sid="JobVolumeDataKeys")
-        group = "/aws/sagemaker/ProcessingJobs"
-        logs = [
-            Stack.of(self).format_arn(
-                service="logs",
-                resource="log-group",
-                resource_name=name,
-                arn_format=ArnFormat.COLON_RESOURCE_NAME,
-            )
-            for name in (group, f"{group}:log-stream:*")
-        ]
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteProcessingLogs",
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=logs,
-            )
-        )
+        group = self._allow_processing_logs(role)
         if placement is not None:
             placement.grant_network_interfaces(role, service="sagemaker")
         acknowledge_scoped_wildcards(
@@ -292,6 +276,27 @@ class DataQualityMonitor(Construct):
             ],
         )
         return role
+
+    def _allow_processing_logs(self, role: iam.Role) -> str:
+        """Write the monitoring executions' logs; returns their log group."""
+        group = "/aws/sagemaker/ProcessingJobs"
+        logs = [
+            Stack.of(self).format_arn(
+                service="logs",
+                resource="log-group",
+                resource_name=name,
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for name in (group, f"{group}:log-stream:*")
+        ]
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteProcessingLogs",
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=logs,
+            )
+        )
+        return group
 
     def _job_definition(
         self,

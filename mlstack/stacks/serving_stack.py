@@ -203,11 +203,7 @@ class ServingStack(Stack):
             placement=network.inference if network and not config.endpoint.serverless else None,
         )
         acknowledge_inline_policy(self.endpoint.role)
-        self.monitor = (
-            self._monitor(config, data, network, self.endpoint.endpoint_name)
-            if monitors_data_quality(config)
-            else None
-        )
+        self.monitor = self._monitor(config, data, network, self.endpoint.endpoint_name)
         CfnOutput(self, "EndpointName", value=self.endpoint.endpoint_name)
 
     def _monitor(
@@ -216,9 +212,11 @@ class ServingStack(Stack):
         data: DataBucket,
         network: WorkloadNetwork | None,
         endpoint_name: str,
-    ) -> DataQualityMonitor:
-        """Model Monitor's data-quality schedule on the endpoint; its drift alarm is the
-        workflow stack's, beside the endpoint's other alarms."""
+    ) -> DataQualityMonitor | None:
+        """Model Monitor's data-quality schedule on the endpoint when it captures requests; its
+        drift alarm is the workflow stack's, beside the endpoint's other alarms."""
+        if not monitors_data_quality(config):
+            return None
         monitoring = config.monitoring
         baselines = data.layout.baselines
         if not monitoring.baseline.startswith(baselines):

@@ -287,3 +287,19 @@ def test_statistics_agree_with_numpy_on_a_larger_dataset(tmp_path):
         assert numeric["std_dev"] == pytest.approx(column.std())  # numpy's default: population
         assert numeric["sum"] == pytest.approx(column.sum())
         assert sum(b["count"] for b in numeric["distribution"]["kll"]["buckets"]) == 5000
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.gpu"])
+def test_the_images_put_baseline_on_path_for_processing_jobs(dockerfile):
+    # Processing runs `baseline` as ContainerEntrypoint ("How Amazon SageMaker Processing Runs
+    # Your Processing Container Image"): it must be on the image's PATH, executable in git.
+    lines = (REPO / "containers" / "training" / dockerfile).read_text().splitlines()
+    assert "COPY training/baseline /usr/local/bin/baseline" in lines
+    mode = subprocess.run(
+        ["git", "ls-files", "-s", "containers/training/baseline"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert mode and mode[0] == "100755"
