@@ -219,6 +219,14 @@ class DataCaptureConfig:
     sampling_percentage: integer(1, 100)
     capture: one_of("both", "input", "output") = "both"
 
+    @property
+    def captures_input(self) -> bool:
+        return self.capture in ("both", "input")
+
+    @property
+    def captures_output(self) -> bool:
+        return self.capture in ("both", "output")
+
 
 @dataclass(frozen=True, config=_STRICT)
 class ServerlessConfig:

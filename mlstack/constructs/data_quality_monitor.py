@@ -107,8 +107,10 @@ class DataQualityMonitor(Construct):
         endpoint_name: the endpoint to monitor (it must capture its requests).
         bucket: the data bucket (captured data, baselines, reports).
         key: the bucket's KMS key; also encrypts the reports and the job volumes.
-        feature_count: how many feature columns the endpoint receives (CSV, no header): the
-            alarm watches ``feature_baseline_drift__c0`` .. ``_c<n-1>``.
+        feature_count: how many feature columns the endpoint receives (CSV, no header).
+        first_feature: the analyzed column of the first feature: 0, or 1 when the endpoint
+            also captures its output (the analyzer puts the prediction first as ``_c0``).
+            Default: 0.
         schedule_name: the monitoring schedule's name (unique in the account and region).
         layout: the bucket's key prefixes. Default: ``BucketLayout()``.
         baseline_prefix: where ``statistics.json`` and ``constraints.json`` are. Default:
@@ -140,6 +142,7 @@ class DataQualityMonitor(Construct):
         key: kms.IKey,
         feature_count: int,
         schedule_name: str,
+        first_feature: int = 0,
         layout: BucketLayout | None = None,
         baseline_prefix: str | None = None,
         schedule_expression: str = "cron(0 * ? * * *)",
@@ -201,6 +204,7 @@ class DataQualityMonitor(Construct):
                 endpoint_name=endpoint_name,
                 schedule_name=schedule_name,
                 feature_count=feature_count,
+                first_feature=first_feature,
                 threshold=drift_threshold,
                 topic=topic,
             )
@@ -383,7 +387,8 @@ class DriftAlarm(Construct):
     Args:
         endpoint_name: the monitored endpoint (dimension ``Endpoint``).
         schedule_name: its monitoring schedule (dimension ``MonitoringSchedule``).
-        feature_count: the features ``_c0`` .. ``_c<n-1>`` (1 to 10).
+        feature_count: how many features it watches (1 to 10).
+        first_feature: the column of the first: ``_c<first_feature>`` .. Default: 0.
         threshold: the drift above which it fires. Default: 0.1.
         topic: notified when it fires. Default: none.
 
@@ -399,6 +404,7 @@ class DriftAlarm(Construct):
         endpoint_name: str,
         schedule_name: str,
         feature_count: int,
+        first_feature: int = 0,
         threshold: float = 0.1,
         topic: sns.ITopic | None = None,
     ) -> None:
@@ -411,7 +417,7 @@ class DriftAlarm(Construct):
         metrics = {
             f"drift{i}": cw.Metric(
                 namespace=DATA_METRICS_NAMESPACE,
-                metric_name=f"feature_baseline_drift__c{i}",
+                metric_name=f"feature_baseline_drift__c{first_feature + i}",
                 dimensions_map={"Endpoint": endpoint_name, "MonitoringSchedule": schedule_name},
                 statistic="Maximum",
                 period=ONE_HOUR,

@@ -1033,6 +1033,8 @@ class TrainingWorkflow(Construct):
                             "latest",
                             "--comparison-threshold",
                             str(baseline.drift_threshold),
+                            "--label",
+                            "first" if baseline.keep_label else "drop",
                         ],
                     },
                     "ProcessingInputs": [

@@ -255,13 +255,16 @@ class DataQualityBaseline:
 
     ``instance_type`` x ``instance_count`` (the program runs on one; more only copy it),
     ``volume_size_gb``, ``max_runtime``; ``drift_threshold`` is the constraints'
-    ``comparison_threshold`` (0 < t <= 1), the distance above which Model Monitor reports drift.
+    ``comparison_threshold`` (0 < t <= 1), the distance above which Model Monitor reports drift;
+    ``keep_label`` keeps the label as the baseline's first column (``_c0``), where Model Monitor
+    puts the prediction of an endpoint that also captures its output.
     """
 
     instance_type: str = "ml.m5.large"
     volume_size_gb: int = 30
     max_runtime: Duration = ONE_HOUR
     drift_threshold: float = DEFAULT_DRIFT_THRESHOLD
+    keep_label: bool = False
 
     def __post_init__(self) -> None:
         if not _INSTANCE_TYPE.fullmatch(self.instance_type):

@@ -106,7 +106,14 @@ def monitors_data_quality(config: EnvironmentConfig) -> bool:
     """The Serving endpoint captures its requests, so Model Monitor can compare them with the
     training data's baseline (docs/monitoring.md)."""
     capture = config.endpoint.data_capture
-    return config.endpoint.enabled and capture is not None and capture.capture != "output"
+    return config.endpoint.enabled and capture is not None and capture.captures_input
+
+
+def first_feature(config: EnvironmentConfig) -> int:
+    """The column of the first feature in what Model Monitor analyses: 1 when the endpoint also
+    captures its output, which the analyzer puts first (the baseline keeps the label there)."""
+    capture = config.endpoint.data_capture
+    return 1 if capture is not None and capture.captures_output else 0
 
 
 class ServingStack(Stack):
@@ -232,6 +239,7 @@ class ServingStack(Stack):
             bucket=data.bucket,
             key=data.key,
             feature_count=monitoring.features,
+            first_feature=first_feature(config),
             schedule_name=config.monitoring_schedule_name,
             layout=data.layout,
             baseline_prefix=monitoring.baseline,

@@ -29,7 +29,7 @@ from mlstack.constructs import (
     WorkloadNetwork,
 )
 from mlstack.constructs._nag import acknowledge_guard
-from mlstack.stacks.serving_stack import monitors_data_quality
+from mlstack.stacks.serving_stack import first_feature, monitors_data_quality
 
 R = logs.RetentionDays
 RETENTION_DAYS = {
@@ -109,6 +109,7 @@ def data_quality_baseline(config: EnvironmentConfig) -> DataQualityBaseline | No
         instance_type=monitoring.instance_type,
         volume_size_gb=monitoring.volume_size_gb,
         drift_threshold=monitoring.drift_threshold,
+        keep_label=config.endpoint.data_capture.captures_output,
     )
 
 
@@ -303,6 +304,7 @@ class WorkflowStack(Stack):
             endpoint_name=config.name_prefix,
             schedule_name=config.monitoring_schedule_name,
             feature_count=config.monitoring.features,
+            first_feature=first_feature(config),
             threshold=config.monitoring.drift_threshold,
             topic=self.workflow.topic,
         )

@@ -64,6 +64,9 @@ def test_baseline_is_a_sync_processing_job_of_the_training_image(state, definiti
         "latest",
         "--comparison-threshold",
         "0.1",
+        # prod captures the endpoint's output too: Model Monitor puts the prediction first.
+        "--label",
+        "first",
     ]
 
 

@@ -150,7 +150,8 @@ def test_drift_alarm_notifies_the_failure_topic(released: SynthesizedApp):
         "MetricStat": {
             "Metric": {
                 "Namespace": "aws/sagemaker/Endpoints/data-metrics",
-                "MetricName": "feature_baseline_drift__c0",
+                # prod captures output too: the prediction is _c0, the features _c1 and _c2.
+                "MetricName": "feature_baseline_drift__c1",
                 "Dimensions": Match.array_with(
                     [
                         {"Name": "Endpoint", "Value": "mlstack-prod"},
@@ -266,3 +267,30 @@ def test_config_schedule_threshold_and_baseline_reach_the_templates(tmp_path):
     workflow = Template.from_stack(stage.workflow)  # type: ignore[attr-defined]
     workflow.has_resource_properties("AWS::CloudWatch::Alarm", {"Threshold": 0.25})
     assert BucketLayout().baselines == "baselines/"
+
+
+def test_input_only_capture_drops_the_label_and_watches_from_c0(tmp_path):
+    data = json.loads((REPO / "environments" / "prod.json").read_text())
+    data["endpoint"]["model_artifact"] = "releases/v1/model.tar.gz"
+    data["endpoint"]["data_capture"]["capture"] = "input"
+    app = build_app(
+        new_app(outdir=str(tmp_path)), environments={"prod": parse_environment("prod", data)}
+    )
+    workflow = Template.from_stack(app.node.find_child("prod").workflow)  # type: ignore[attr-defined]
+    text = json.dumps(workflow.to_json())
+    assert "feature_baseline_drift__c0" in text and "feature_baseline_drift__c2" not in text
+    assert '\\"--label\\",\\"drop\\"' in text
+
+
+def test_output_only_capture_has_no_data_quality_schedule(tmp_path):
+    data = json.loads((REPO / "environments" / "prod.json").read_text())
+    data["endpoint"]["model_artifact"] = "releases/v1/model.tar.gz"
+    data["endpoint"]["data_capture"]["capture"] = "output"
+    app = build_app(
+        new_app(outdir=str(tmp_path)), environments={"prod": parse_environment("prod", data)}
+    )
+    stage = app.node.find_child("prod")
+    assert stage.serving.monitor is None  # type: ignore[attr-defined]
+    Template.from_stack(stage.serving).resource_count_is(  # type: ignore[attr-defined]
+        "AWS::SageMaker::MonitoringSchedule", 0
+    )

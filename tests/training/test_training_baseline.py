@@ -208,6 +208,22 @@ def test_constraints_by_hand(baseline):
     assert config["distribution_constraints"]["comparison_threshold"] == 0.1
 
 
+def test_label_first_keeps_the_label_as_c0_ahead_of_the_features(tmp_path):
+    # Model Monitor puts a captured prediction first ("Create a Baseline": the prediction/output
+    # columns are assumed to be the first columns of the training dataset).
+    train_channel(tmp_path, SHARDS)
+    result = run_baseline(tmp_path, "--label", "first")
+    assert result.returncode == 0, result.stderr
+    stats, constraints = outputs(tmp_path)
+    assert [f["name"] for f in stats["features"]] == ["_c0", "_c1", "_c2"]
+    label = stats["features"][0]
+    assert label["inferred_type"] == "Integral"
+    assert label["numerical_statistics"]["sum"] == 2  # labels 1, 0, 1, 0
+    assert stats["features"][1]["numerical_statistics"]["sum"] == 12  # the first feature
+    assert [f["completeness"] for f in constraints["features"]] == [1.0, 0.75, 1.0]
+    jsonschema.validate(stats, STATISTICS_SCHEMA)
+
+
 def test_every_output_directory_gets_both_files_and_the_threshold_is_an_argument(tmp_path):
     train_channel(tmp_path, SHARDS)
     absolute = tmp_path / "elsewhere"
@@ -230,13 +246,14 @@ def test_every_output_directory_gets_both_files_and_the_threshold_is_an_argument
     ("files", "args", "expected"),
     [
         ({"a.csv": "1,2,x\n"}, (), "a.csv line 1 column 3: 'x' is not a number"),
-        ({"a.csv": "1,2,3\n0,4\n"}, (), "a.csv line 2: 1 features; expected 2"),
+        ({"a.csv": "1,2,3\n0,4\n"}, (), "a.csv line 2: 2 columns; expected 3 like the first row"),
         ({"a.csv": "1\n"}, (), "a.csv line 1: 1 column"),
         ({"a.csv": "\n\n"}, (), "the input files hold no rows"),
         ({}, (), "no input files"),
         ({"a.csv": "1,inf\n"}, (), "is not a finite number"),
         ({"a.csv": "1,2\n"}, ("--comparison-threshold", "2"), "--comparison-threshold 2.0"),
         ({"a.csv": "1,2\n"}, ("--bogus",), "bad arguments"),
+        ({"a.csv": "1,2\n"}, ("--label", "last"), "argument --label: invalid choice: 'last'"),
     ],
 )
 def test_bad_input_fails_with_a_message_for_processing(tmp_path, files, args, expected):

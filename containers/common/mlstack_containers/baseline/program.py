@@ -7,6 +7,10 @@ object under ``/opt/ml/processing/input/train``) and writes ``statistics.json`` 
 ``processing/input``/``processing/output`` of ``$SAGEMAKER_BASE_DIR`` (``/opt/ml``), the
 ``LocalPath`` of a ProcessingInput/ProcessingOutput, so local runs use the same arguments.
 
+``--label drop`` (default) describes the features alone, as an endpoint that captures only its
+input records them; ``--label first`` keeps the label as the first column, where Model Monitor
+puts the prediction of an endpoint that also captures its output.
+
 On failure it writes the reason to ``/opt/ml/output/message``, which SageMaker Processing reports
 as the job's ``ExitMessage`` ("Save and Access Metadata Information About Your Processing Job"),
 and to ``/opt/ml/output/failure`` like the training program, and exits 1.
@@ -43,6 +47,7 @@ def _arguments(argv: list[str], paths: SageMakerPaths) -> argparse.Namespace:
     parser.add_argument("--input", type=Path, default=Path("train"))
     parser.add_argument("--output", type=Path, action="append")
     parser.add_argument("--comparison-threshold", type=float, default=DEFAULT_COMPARISON_THRESHOLD)
+    parser.add_argument("--label", choices=("drop", "first"), default="drop")
     args = parser.parse_args(argv)
     if not 0 < args.comparison_threshold <= 1:
         raise BaselineError(
@@ -58,7 +63,7 @@ def run(argv: list[str], paths: SageMakerPaths) -> list[Path]:
     args = _arguments(argv, paths)
     if not args.input.is_dir():
         raise BaselineError(f"input directory {args.input} does not exist")
-    rows, columns = read_features(channel_files(args.input))
+    rows, columns = read_features(channel_files(args.input), keep_label=args.label == "first")
     stats = statistics(rows, columns)
     documents = {
         "statistics.json": stats,

@@ -5,8 +5,11 @@ The formats are AWS's "Schema for Statistics (statistics.json file)" and "Schema
 https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-byoc-statistics.html and
 https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-byoc-constraints.html.
 
-Features are named ``_c0``, ``_c1``, ...: the names the prebuilt analyzer gives the columns of a
-headerless CSV, which is what the endpoint receives and captures (the label is not sent to it).
+Columns are named ``_c0``, ``_c1``, ...: the names the prebuilt analyzer gives the columns of a
+headerless CSV, which is what the endpoint receives and captures. The label is dropped (the
+endpoint's input alone), or kept as ``_c0`` ahead of the features when the endpoint also captures
+its output: the analyzer then puts the prediction first ("Create a Baseline", Model Monitor: "the
+prediction/output column(s) are assumed to be the 1st column(s) in the training dataset").
 ``std_dev`` is the population standard deviation. The KLL ``sketch`` holds every value while
 they fit in ``k``; beyond, level ``L`` holds every ``2**L``-th value of the sorted column (each
 standing for ``2**L`` values), the remainder spread over lower levels by its binary digits, so
@@ -57,8 +60,9 @@ class Column:
         self.values.append(value)
 
 
-def read_features(files: Sequence[Path]) -> tuple[int, list[Column]]:
-    """Rows and feature columns of headerless CSV ``files``, the label (first column) dropped."""
+def read_features(files: Sequence[Path], *, keep_label: bool = False) -> tuple[int, list[Column]]:
+    """Rows and columns of headerless CSV ``files``: the features, the label (first column)
+    dropped unless ``keep_label``."""
     if not files:
         raise BaselineError("no input files: expected the training channel's CSV objects")
     columns: list[Column] | None = None
@@ -74,16 +78,17 @@ def read_features(files: Sequence[Path]) -> tuple[int, list[Column]]:
                         f"{where}: {len(record)} column; expected the label then at least one "
                         "feature"
                     )
-                features = record[1:]
+                dropped = 0 if keep_label else 1
+                features = record[dropped:]
                 if columns is None:
                     columns = [Column() for _ in features]
                 if len(features) != len(columns):
                     raise BaselineError(
-                        f"{where}: {len(features)} features; expected {len(columns)} like the "
-                        "first row"
+                        f"{where}: {len(record)} columns; expected {len(columns) + dropped} like "
+                        "the first row"
                     )
                 for index, (column, cell) in enumerate(zip(columns, features, strict=True)):
-                    column.add(cell, f"{where} column {index + 2}")
+                    column.add(cell, f"{where} column {index + dropped + 1}")
                 rows += 1
     if columns is None or rows == 0:
         raise BaselineError("the input files hold no rows: expected labelled CSV rows")
