@@ -201,8 +201,8 @@ class TaskDispatcher:
         raise StatesError(
             "Local.UnsupportedResource",
             f"state {call.state_name!r}: resource {call.resource} has no local handler "
-            "(local mode runs lambda:invoke, sagemaker training/model/transform/endpoint calls, "
-            "aws-sdk:sagemaker describe calls and sns:publish)",
+            "(local mode runs lambda:invoke, sagemaker training/model/transform/processing/"
+            "endpoint calls, aws-sdk:sagemaker describe calls and sns:publish)",
         )
 
     def _lambda(self, call: TaskCall, params: Mapping[str, Any]) -> dict[str, Any]:
