@@ -248,5 +248,6 @@ class ServingStack(Stack):
             volume_size_gb=monitoring.volume_size_gb,
             max_runtime=Duration.seconds(monitoring.max_runtime_seconds),
             drift_threshold=monitoring.drift_threshold,
-            placement=network.training if network else None,
+            # Like the endpoint: its models run in the inference placement.
+            placement=network.inference if network else None,
         )
