@@ -298,7 +298,13 @@ def test_prod_runs_through_its_tuning_path(
     states = [s["name"] for s in execution["states"]]
     assert states.index("Tune model") < states.index("Read best training job")
     assert "Train model" not in states
-    jobs = sorted(p.name for p in (run_dir / "jobs").iterdir() if "-b0-" not in p.name)
+    # Not the batch transform (-b) nor, prod capturing data, the Baseline data job (-d).
+    assert "Baseline data" in states
+    jobs = sorted(
+        p.name
+        for p in (run_dir / "jobs").iterdir()
+        if "-b0-" not in p.name and "-d0-" not in p.name
+    )
     tuning_jobs = [j for j in jobs if j.startswith("mlstack-prod-") and j.count("-") == 4]
     assert len(tuning_jobs) == 3, jobs
     assert any(j in execution["output"]["model_artifact_uri"] for j in tuning_jobs)
