@@ -232,6 +232,14 @@ class DataCaptureConfig:
     sampling_percentage: integer(1, 100)
     capture: one_of("both", "input", "output") = "both"
 
+    @property
+    def captures_input(self) -> bool:
+        return self.capture in ("both", "input")
+
+    @property
+    def captures_output(self) -> bool:
+        return self.capture in ("both", "output")
+
 
 @dataclass(frozen=True, config=_STRICT)
 class ServerlessConfig:
@@ -491,6 +499,42 @@ class AlarmsConfig:
 
 
 @dataclass(frozen=True, config=_STRICT)
+class MonitoringConfig:
+    """Data-quality monitoring, used when 'endpoint.data_capture' is on: the workflow's Baseline
+    data job, and on the Serving endpoint a Model Monitor schedule and an alarm on drift
+    (docs/monitoring.md)."""
+
+    schedule_expression: text(
+        rules.MONITORING_SCHEDULE_PATTERN,
+        "a Model Monitor cron expression: hourly 'cron(0 * ? * * *)', daily 'cron(0 8 ? * * *)' "
+        "or every N hours 'cron(0 0/6 ? * * *)'",
+    ) = "cron(0 * ? * * *)"
+    baseline: text(
+        rules.BASELINE_PREFIX_PATTERN,
+        "a prefix of the data bucket under 'baselines/' such as 'baselines/latest/' (the newest "
+        "run's) or 'baselines/<run_id>/' (pinned)",
+    ) = "baselines/latest/"
+    features: Annotated[
+        integer(1, 10),
+        Field(
+            description="how many feature columns the endpoint receives as CSV without a "
+            "header, 2 for the seeded x and y; the drift alarm watches each"
+        ),
+    ] = 2
+    instance_type: InstanceType = "ml.m5.large"
+    volume_size_gb: integer(1, 16384) = 20
+    # An hourly schedule's job must end within the hour.
+    max_runtime_seconds: integer(1, 3600) = 1800
+    drift_threshold: Annotated[
+        number(0.001, 1),
+        Field(
+            description="the distribution distance above which a feature has drifted: the "
+            "baseline's comparison_threshold and the drift alarm's threshold"
+        ),
+    ] = 0.1
+
+
+@dataclass(frozen=True, config=_STRICT)
 class EnvironmentConfig:
     """Everything that differs between environments, typed and validated."""
 
@@ -508,6 +552,7 @@ class EnvironmentConfig:
     schedule: ScheduleConfig | None = None
     alarms: AlarmsConfig = dataclasses.field(default_factory=AlarmsConfig)
     network: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
+    monitoring: MonitoringConfig = dataclasses.field(default_factory=MonitoringConfig)
     account: text(rules.ACCOUNT_PATTERN, "a 12-digit AWS account ID") | None = None
     region: text(rules.REGION_PATTERN, "an AWS region such as 'eu-west-1'") | None = None
 
@@ -519,6 +564,11 @@ class EnvironmentConfig:
     def name_prefix(self) -> str:
         """Prefix of every SageMaker job and model name this environment creates."""
         return f"mlstack-{self.name}"
+
+    @property
+    def monitoring_schedule_name(self) -> str:
+        """The Serving endpoint's Model Monitor schedule (docs/monitoring.md)."""
+        return f"{self.name_prefix}-data-quality"
 
     @property
     def deploy_enabled(self) -> bool:

@@ -50,6 +50,12 @@ MODEL_ARTIFACT_PATTERN = (
     r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+|[A-Za-z0-9!_.*'()-][A-Za-z0-9!_.*'()/-]*)$"
 )
 SCHEDULE_EXPRESSION_PATTERN = r"^(rate\([1-9][0-9]* (minute|hour|day)s?\)|cron\([^()]+\))$"
+# Model Monitor's schedules: hourly "cron(0 * ? * * *)", daily at an hour "cron(0 8 ? * * *)" or
+# every N hours from one "cron(0 0/6 ? * * *)" (SageMaker developer guide, "Cron expression for
+# monitoring schedule").
+MONITORING_SCHEDULE_PATTERN = r"^cron\(0 (\*|[0-9]{1,2}(/[0-9]{1,2})?) \? \* \* \*\)$"
+# A prefix of the data bucket holding statistics.json and constraints.json.
+BASELINE_PREFIX_PATTERN = r"^[a-z0-9][a-z0-9-]*/([A-Za-z0-9_-]+/)+$"
 
 # --- ranges and allowed values -----------------------------------------------------------------
 

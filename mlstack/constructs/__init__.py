@@ -1,6 +1,7 @@
 """Reusable constructs of mlstack; each is usable on its own in any stack."""
 
 from mlstack.constructs.data_bucket import DataBucket
+from mlstack.constructs.data_quality_monitor import DataQualityMonitor, DriftAlarm
 from mlstack.constructs.dataset_seeder import DatasetSeeder
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.log_encryption import LogGroupEncryption
@@ -24,6 +25,7 @@ from mlstack.constructs.retraining_schedule import RetrainingSchedule
 from mlstack.constructs.roles import SageMakerExecutionRole, SeedFunctionRole, StateMachineRole
 from mlstack.constructs.training_workflow import TrainingWorkflow, WorkflowDefaults
 from mlstack.constructs.workflow_options import (
+    DataQualityBaseline,
     DeployStage,
     HyperparameterTuning,
     SpotTraining,
@@ -36,8 +38,11 @@ __all__ = [
     "BucketLayout",
     "DataBucket",
     "DataCapture",
+    "DataQualityBaseline",
+    "DataQualityMonitor",
     "DatasetSeeder",
     "DeployStage",
+    "DriftAlarm",
     "EndpointAlarms",
     "EndpointVariant",
     "HyperparameterTuning",

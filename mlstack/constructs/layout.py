@@ -19,7 +19,10 @@ class BucketLayout:
     for the Serving endpoint: no role of the workflow may write there, so no job can replace what
     the Serving endpoint serves; ``checkpoints`` the training checkpoints of spot training
     (``checkpoints/<run_id>/``), from which an interrupted job resumes; ``evaluations`` the
-    evaluation job's report (``evaluations/<run_id>/evaluation.json``).
+    evaluation job's report (``evaluations/<run_id>/evaluation.json``); ``baselines`` the
+    data-quality baselines of the training data (``baselines/<run_id>/statistics.json`` and
+    ``constraints.json``, and the newest run's again under ``baselines/latest/``), which Model
+    Monitor compares the endpoint's captured requests with.
     """
 
     datasets: str = "datasets/"
@@ -30,6 +33,7 @@ class BucketLayout:
     releases: str = "releases/"
     checkpoints: str = "checkpoints/"
     evaluations: str = "evaluations/"
+    baselines: str = "baselines/"
 
     def __post_init__(self) -> None:
         names = [f.name for f in fields(self)]

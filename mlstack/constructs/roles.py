@@ -142,6 +142,8 @@ class SageMakerExecutionRole(Construct):
         checkpoints: the jobs checkpoint (spot training): the role may also list, read and write
             ``layout.checkpoints``, where SageMaker uploads ``/opt/ml/checkpoints`` and from
             where it restores it when an interrupted job resumes. Default: False.
+        baselines: the workflow runs the data-quality baseline Processing job: the role may also
+            write ``layout.baselines``. Default: False.
 
     Attributes:
         role: the IAM role.
@@ -159,6 +161,7 @@ class SageMakerExecutionRole(Construct):
         layout: BucketLayout | None = None,
         extra_read_object_arns: Sequence[str] = (),
         checkpoints: bool = False,
+        baselines: bool = False,
     ) -> None:
         super().__init__(scope, id)
         validate_name_prefix("SageMakerExecutionRole", name_prefix)
@@ -176,7 +179,9 @@ class SageMakerExecutionRole(Construct):
             description=f"SageMaker execution role for {name_prefix} jobs, models and endpoints",
         )
         acknowledge_inline_policy(self.role)
-        prefixes = self._allow_data(bucket, key, layout, extra_read_object_arns, checkpoints)
+        prefixes = self._allow_data(
+            bucket, key, layout, extra_read_object_arns, checkpoints, baselines
+        )
         for image in images:
             image.grant_pull(self.role)
         self._allow_own_logs(name_prefix)
@@ -209,6 +214,7 @@ class SageMakerExecutionRole(Construct):
         layout: BucketLayout,
         extra_read_object_arns: Sequence[str],
         checkpoints: bool,
+        baselines: bool,
     ) -> list[str]:
         """Read datasets, models and transform output, write models, transform output and
         evaluations (and, with ``checkpoints``, the checkpoints prefix both ways), and use
@@ -220,6 +226,8 @@ class SageMakerExecutionRole(Construct):
         if checkpoints:  # CheckpointConfig: uploaded while training, read back on resume
             readable.append(layout.checkpoints)
             writable.append(layout.checkpoints)
+        if baselines:  # Baseline data's ProcessingOutputs
+            writable.append(layout.baselines)
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="ListDataAndModels",
@@ -378,11 +386,11 @@ class SeedFunctionRole(Construct):
 class StateMachineRole(Construct):
     """Creates the workflow state machine's role.
 
-    It may create, describe and stop only training, transform and processing (the evaluation)
-    jobs (and, with ``tuning``,
-    hyperparameter tuning jobs) named ``name_prefix-*``, create and tag only models named
-    ``name_prefix-*``, pass ``sagemaker_role`` to SageMaker only, and manage the two EventBridge
-    rules Step Functions uses to wait for ``.sync`` SageMaker jobs. Lambda invoke, SNS publish,
+    It may create, describe and stop only training, transform and processing (the evaluation and
+    the data-quality baseline) jobs (and, with ``tuning``, hyperparameter tuning jobs) named
+    ``name_prefix-*``, create and tag only models named ``name_prefix-*``, pass
+    ``sagemaker_role`` to SageMaker only, and manage the EventBridge rules Step Functions uses to
+    wait for ``.sync`` SageMaker jobs. Lambda invoke, SNS publish,
     logging and tracing grants are added by the tasks themselves.
 
     Args:
@@ -440,8 +448,8 @@ class StateMachineRole(Construct):
         )
 
     def _allow_sagemaker_jobs(self, name_prefix: str, tuning: bool) -> list[str]:
-        """Run training, transform (and tuning) jobs and create models named ``name_prefix-*``;
-        returns their ARN patterns."""
+        """Run training, transform, processing (and tuning) jobs and create models named
+        ``name_prefix-*``; returns their ARN patterns."""
         training_jobs = sagemaker_arn(self, "training-job", f"{name_prefix}-*")
         transform_jobs = sagemaker_arn(self, "transform-job", f"{name_prefix}-*")
         processing_jobs = sagemaker_arn(self, "processing-job", f"{name_prefix}-*")

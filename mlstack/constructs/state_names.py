@@ -23,6 +23,8 @@ BATCH_TRANSFORM = "Batch transform"
 EVALUATE_MODEL = "Evaluate model"
 READ_EVALUATION = "Read evaluation"
 REPORT_RESULTS = "Report results"
+# With a data-quality baseline (data capture on): a Processing job after Batch transform.
+BASELINE_DATA = "Baseline data"
 # The optional tuning path (a Choice before Train model).
 TUNE_OR_TRAIN = "Tune hyperparameters?"
 TUNE_MODEL = "Tune model"

@@ -53,6 +53,7 @@ from mlstack.constructs.roles import (
 )
 from mlstack.constructs.state_names import (
     APPLY_OVERRIDES,
+    BASELINE_DATA,
     BATCH_TRANSFORM,
     EVALUATE_MODEL,
     INPUT_VALID,
@@ -76,7 +77,12 @@ from mlstack.constructs.state_names import (
     VALIDATE_INPUT,
     WORKFLOW_FAILED,
 )
-from mlstack.constructs.workflow_options import DeployStage, HyperparameterTuning, SpotTraining
+from mlstack.constructs.workflow_options import (
+    DataQualityBaseline,
+    DeployStage,
+    HyperparameterTuning,
+    SpotTraining,
+)
 from mlstack.rules import (
     CORE_INPUT_KEYS,
     DEFAULT_ROWS_PER_SHARD,
@@ -235,6 +241,12 @@ class TrainingWorkflow(Construct):
         seeding_concurrency: seeding invocations at once (the inline Map runs at most 40);
             keep it within the seeding function's reserved concurrency. Default: 5.
 
+        baseline: adds ``Baseline data`` after Batch transform: a Processing job
+            (``createProcessingJob.sync``) running the training image's ``baseline`` program on
+            the run's train channel, writing Model Monitor's ``statistics.json`` and
+            ``constraints.json`` under ``<layout.baselines><run_id>/`` and
+            ``<layout.baselines>latest/`` (what a data-quality monitor of an endpoint capturing
+            its requests compares them with). Default: none.
     Attributes:
         state_machine: the Step Functions state machine.
         role: the state machine's role.
@@ -281,6 +293,7 @@ class TrainingWorkflow(Construct):
         evaluation_instance_type: str = DEFAULT_EVALUATION_INSTANCE_TYPE,
         rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
         seeding_concurrency: int = DEFAULT_SEEDING_CONCURRENCY,
+        baseline: DataQualityBaseline | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.defaults = defaults or WorkflowDefaults()
@@ -303,7 +316,9 @@ class TrainingWorkflow(Construct):
         self.execution_role = (
             execution_role
             if execution_role is not None
-            else self._new_execution_role(bucket, key, layout, images, spot is not None)
+            else self._new_execution_role(
+                bucket, key, layout, images, spot is not None, baseline is not None
+            )
         )
         self.topic = self._failure_topic(key, notification_email)
         self.log_group = self._log_group(log_retention, removal_policy)
@@ -328,7 +343,7 @@ class TrainingWorkflow(Construct):
             builder, images, training_volume_size_gb, training_max_runtime, deploy, spot
         )
         builder = dataclasses.replace(builder, evaluation_instance_type=evaluation_instance_type)
-        start = self._definition(builder, job, images, seed_function, tuning, deploy, key)
+        start = self._definition(builder, job, images, seed_function, tuning, deploy, key, baseline)
         self.state_machine = self._state_machine(start, timeout, deploy)
         self.endpoint_cleanup = self._endpoint_cleanup(removal_policy)
 
@@ -382,6 +397,7 @@ class TrainingWorkflow(Construct):
         layout: BucketLayout,
         images: ModelImages,
         checkpoints: bool,
+        baselines: bool,
     ) -> iam.IRole:
         """The role SageMaker's jobs and models run as, when none is handed in."""
         return SageMakerExecutionRole(
@@ -393,6 +409,7 @@ class TrainingWorkflow(Construct):
             name_prefix=self.name_prefix,
             images=[images.training, images.inference],
             checkpoints=checkpoints,
+            baselines=baselines,
         ).role
 
     def _state_machine_role(self, tuning: HyperparameterTuning | None) -> iam.Role:
@@ -443,19 +460,26 @@ class TrainingWorkflow(Construct):
         tuning: HyperparameterTuning | None,
         deploy: DeployStage | None,
         key: kms.IKey,
+        baseline: DataQualityBaseline | None,
     ) -> sfn.IChainable:
         """Every state, chained, with every task's failure caught; returns the first state."""
-        core = self._core_states(builder, job, images, seed_function, tuning, deploy)
+        core = self._core_states(builder, job, images, seed_function, tuning, deploy, baseline)
         notify_failure = self._failure_states()
         for state in core.tasks():
             state.add_catch(notify_failure, errors=["States.ALL"], result_path="$.error")
         self._chain(core, notify_failure)
+        after_evaluation: sfn.INextable = core.read_evaluation
+        if baseline is not None:
+            baseline_data = self._baseline_data(builder, images, baseline)
+            baseline_data.add_catch(notify_failure, errors=["States.ALL"], result_path="$.error")
+            core.read_evaluation.next(baseline_data)
+            after_evaluation = baseline_data
         if deploy is not None:
-            core.read_evaluation.next(
+            after_evaluation.next(
                 self._deploy_states(deploy, builder, key, core.report_results, notify_failure)
             )
         else:
-            core.read_evaluation.next(core.report_results)
+            after_evaluation.next(core.report_results)
         return core.validate_input
 
     def _state_builder(
@@ -613,6 +637,7 @@ class TrainingWorkflow(Construct):
         seed_function: lambda_.IFunction,
         tuning: HyperparameterTuning | None,
         deploy: DeployStage | None,
+        baseline: DataQualityBaseline | None,
     ) -> _CoreStates:
         """The states of the core path and, with ``tuning``, of the tuning path, unchained."""
         validate_input, input_valid, reject_input = self._validation_states(builder.max_attempts)
@@ -663,7 +688,7 @@ class TrainingWorkflow(Construct):
             batch_transform=self._batch_transform(builder),
             evaluate_model=self._evaluate_model(builder, images),
             read_evaluation=self._read_evaluation(builder),
-            report_results=self._report_results(deploy),
+            report_results=self._report_results(deploy, builder if baseline else None),
         )
 
     def _storage_choice(
@@ -1100,7 +1125,87 @@ class TrainingWorkflow(Construct):
             },
         )
 
-    def _report_results(self, deploy: DeployStage | None) -> sfn.CustomState:
+    def _baseline_data(
+        self, builder: _StateBuilder, images: ModelImages, baseline: DataQualityBaseline
+    ) -> sfn.CustomState:
+        """Baseline data: the image's ``baseline`` program as a Processing job on the run's train
+        channel; its two outputs are the run's baseline prefix and ``latest/``."""
+        cluster: dict[str, Any] = {
+            "InstanceCount": 1,
+            "InstanceType": baseline.instance_type,
+            "VolumeSizeInGB": baseline.volume_size_gb,
+        }
+        if not has_local_storage(baseline.instance_type):
+            cluster["VolumeKmsKeyId"] = builder.key_arn
+        latest = f"s3://{builder.bucket_name}/{builder.layout.baselines}latest/"
+        # A job like Train model: in the training placement, traffic between hosts encrypted.
+        network = {"EnableNetworkIsolation": builder.network_isolation}
+        network |= builder.training_network()
+        state = sfn.CustomState(
+            self,
+            BASELINE_DATA,
+            state_json={
+                "Type": "Task",
+                "Comment": "Model Monitor's statistics and constraints of the training data.",
+                "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createProcessingJob.sync",
+                "Parameters": {
+                    "ProcessingJobName.$": builder.name("d"),
+                    "RoleArn": builder.role_arn,
+                    "AppSpecification": {
+                        "ImageUri": images.training_image_uri,
+                        "ContainerEntrypoint": ["baseline"],
+                        "ContainerArguments": [
+                            "--input",
+                            "train",
+                            "--output",
+                            "run",
+                            "--output",
+                            "latest",
+                            "--comparison-threshold",
+                            str(baseline.drift_threshold),
+                            "--label",
+                            "first" if baseline.keep_label else "drop",
+                        ],
+                    },
+                    "ProcessingInputs": [
+                        {
+                            "InputName": "train",
+                            "S3Input": {
+                                "S3Uri.$": "$.dataset.train_prefix",
+                                "LocalPath": f"{PROCESSING_DIR}/input/train",
+                                "S3DataType": "S3Prefix",
+                                "S3InputMode": "File",
+                                "S3DataDistributionType": "FullyReplicated",
+                            },
+                        }
+                    ],
+                    "ProcessingOutputConfig": {
+                        "Outputs": [
+                            _processing_output("run", {"S3Uri.$": _baseline_uri(builder)}),
+                            _processing_output("latest", {"S3Uri": latest}),
+                        ],
+                        "KmsKeyId": builder.key_arn,
+                    },
+                    "ProcessingResources": {"ClusterConfig": cluster},
+                    "StoppingCondition": {
+                        "MaxRuntimeInSeconds": int(baseline.max_runtime.to_seconds())
+                    },
+                    "NetworkConfig": network,
+                    "Tags": builder.tags(),
+                },
+                "ResultSelector": {
+                    "ProcessingJobName.$": "$.ProcessingJobName",
+                    "ProcessingJobArn.$": "$.ProcessingJobArn",
+                },
+                "ResultPath": "$.baseline",
+            },
+        )
+        builder.retry_sagemaker(state)
+        return state
+
+    def _report_results(
+        self, deploy: DeployStage | None, baseline: _StateBuilder | None
+    ) -> sfn.CustomState:
         report: dict[str, Any] = {}
         if deploy is not None:
             report = {
@@ -1113,6 +1218,8 @@ class TrainingWorkflow(Construct):
                     "comparison": deploy.comparison,
                 },
             }
+        if baseline is not None:
+            report["baseline_uri.$"] = _baseline_uri(baseline)
         return sfn.CustomState(
             self,
             REPORT_RESULTS,
@@ -1357,6 +1464,23 @@ def _training_job(
             {} if spot is None else {"MaxWaitTimeInSeconds": int(spot.max_wait.to_seconds())}
         ),
     )
+
+
+def _baseline_uri(builder: _StateBuilder) -> str:
+    """The run's baseline prefix, ``s3://<bucket>/<layout.baselines><run_id>/``."""
+    return f"States.Format('s3://{builder.bucket_name}/{builder.layout.baselines}{{}}/', $.run_id)"
+
+
+def _processing_output(name: str, s3_uri: dict[str, str]) -> dict[str, Any]:
+    """A ProcessingOutput of ``<PROCESSING_DIR>/output/<name>``, uploaded when the job ends."""
+    return {
+        "OutputName": name,
+        "S3Output": {
+            **s3_uri,
+            "LocalPath": f"{PROCESSING_DIR}/output/{name}",
+            "S3UploadMode": "EndOfJob",
+        },
+    }
 
 
 def _retry_lambda(state: sfn.CustomState, max_attempts: int) -> None:

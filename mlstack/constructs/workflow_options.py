@@ -1,4 +1,5 @@
-"""Optional stages of the training workflow: hyperparameter tuning and deployment."""
+"""Optional stages of the training workflow: hyperparameter tuning, deployment and the
+data-quality baseline."""
 
 from __future__ import annotations
 
@@ -240,3 +241,49 @@ class HyperparameterTuning:
             "tuning_objective": {"Type": self.objective_type, "MetricName": self.objective_metric},
             "tuning_ranges": self.parameter_ranges(),
         }
+
+
+# Model Monitor's own default comparison threshold ("Schema for Constraints (constraints.json
+# file)": distribution_constraints.comparison_threshold 0.1).
+DEFAULT_DRIFT_THRESHOLD = 0.1
+
+
+@dataclass(frozen=True)
+class DataQualityBaseline:
+    """The ``Baseline data`` Processing job: the training image's ``baseline`` program on the
+    run's train channel, writing Model Monitor's statistics and constraints to
+    ``<layout.baselines><run_id>/`` and again to ``<layout.baselines>latest/``.
+
+    ``instance_type`` x ``instance_count`` (the program runs on one; more only copy it),
+    ``volume_size_gb``, ``max_runtime``; ``drift_threshold`` is the constraints'
+    ``comparison_threshold`` (0 < t <= 1), the distance above which Model Monitor reports drift;
+    ``keep_label`` keeps the label as the baseline's first column (``_c0``), where Model Monitor
+    puts the prediction of an endpoint that also captures its output.
+    """
+
+    instance_type: str = "ml.m5.large"
+    volume_size_gb: int = 30
+    max_runtime: Duration = ONE_HOUR
+    drift_threshold: float = DEFAULT_DRIFT_THRESHOLD
+    keep_label: bool = False
+
+    def __post_init__(self) -> None:
+        if not _INSTANCE_TYPE.fullmatch(self.instance_type):
+            raise ValueError(
+                f"DataQualityBaseline instance_type={self.instance_type!r}: expected an ml.* "
+                "instance type"
+            )
+        if not 1 <= self.volume_size_gb <= 16384:
+            raise ValueError(
+                f"DataQualityBaseline volume_size_gb={self.volume_size_gb}: expected 1 to 16384"
+            )
+        if not 0 < self.drift_threshold <= 1:
+            raise ValueError(
+                f"DataQualityBaseline drift_threshold={self.drift_threshold}: expected more than "
+                "0 and at most 1"
+            )
+        if not 1 <= self.max_runtime.to_seconds() <= 5 * 24 * 3600:
+            raise ValueError(
+                f"DataQualityBaseline max_runtime={self.max_runtime.to_seconds()}s: expected 1 s "
+                "to 5 days (SageMaker Processing's MaxRuntimeInSeconds)"
+            )

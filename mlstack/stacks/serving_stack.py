@@ -13,6 +13,7 @@ from mlstack.constructs import (
     AsyncInference,
     DataBucket,
     DataCapture,
+    DataQualityMonitor,
     EndpointVariant,
     ModelImage,
     RealtimeEndpoint,
@@ -101,6 +102,20 @@ def _check_released(env: str, key_name: str, key: str, releases: str) -> None:
         )
 
 
+def monitors_data_quality(config: EnvironmentConfig) -> bool:
+    """The Serving endpoint captures its requests, so Model Monitor can compare them with the
+    training data's baseline (docs/monitoring.md)."""
+    capture = config.endpoint.data_capture
+    return config.endpoint.enabled and capture is not None and capture.captures_input
+
+
+def first_feature(config: EnvironmentConfig) -> int:
+    """The column of the first feature in what Model Monitor analyses: 1 when the endpoint also
+    captures its output, which the analyzer puts first (the baseline keeps the label there)."""
+    capture = config.endpoint.data_capture
+    return 1 if capture is not None and capture.captures_output else 0
+
+
 class ServingStack(Stack):
     """The Serving endpoint of one environment (CloudFormation-managed, name ``mlstack-<env>``):
     variants, autoscaling, data capture, serverless or asynchronous inference from the config.
@@ -113,6 +128,8 @@ class ServingStack(Stack):
 
     Attributes:
         endpoint: the :class:`RealtimeEndpoint`.
+        monitor: the :class:`DataQualityMonitor` when the endpoint captures its requests, else
+            None.
     """
 
     def __init__(
@@ -193,4 +210,44 @@ class ServingStack(Stack):
             placement=network.inference if network and not config.endpoint.serverless else None,
         )
         acknowledge_inline_policy(self.endpoint.role)
+        self.monitor = self._monitor(config, data, network, self.endpoint.endpoint_name)
         CfnOutput(self, "EndpointName", value=self.endpoint.endpoint_name)
+
+    def _monitor(
+        self,
+        config: EnvironmentConfig,
+        data: DataBucket,
+        network: WorkloadNetwork | None,
+        endpoint_name: str,
+    ) -> DataQualityMonitor | None:
+        """Model Monitor's data-quality schedule on the endpoint when it captures requests; its
+        drift alarm is the workflow stack's, beside the endpoint's other alarms."""
+        if not monitors_data_quality(config):
+            return None
+        monitoring = config.monitoring
+        baselines = data.layout.baselines
+        if not monitoring.baseline.startswith(baselines):
+            raise ValueError(
+                f"environment '{config.name}': monitoring.baseline {monitoring.baseline!r}: "
+                f"expected a prefix under '{baselines}' of the data bucket, such as "
+                f"'{baselines}latest/' (see docs/monitoring.md)"
+            )
+        return DataQualityMonitor(
+            self,
+            "DataQuality",
+            endpoint_name=endpoint_name,
+            bucket=data.bucket,
+            key=data.key,
+            feature_count=monitoring.features,
+            first_feature=first_feature(config),
+            schedule_name=config.monitoring_schedule_name,
+            layout=data.layout,
+            baseline_prefix=monitoring.baseline,
+            schedule_expression=monitoring.schedule_expression,
+            instance_type=monitoring.instance_type,
+            volume_size_gb=monitoring.volume_size_gb,
+            max_runtime=Duration.seconds(monitoring.max_runtime_seconds),
+            drift_threshold=monitoring.drift_threshold,
+            # Like the endpoint: its models run in the inference placement.
+            placement=network.inference if network else None,
+        )

@@ -12,8 +12,10 @@ from mlstack.config import AlarmsConfig, EnvironmentConfig, thaw
 from mlstack.constructs import (
     AlarmThresholds,
     DataBucket,
+    DataQualityBaseline,
     DatasetSeeder,
     DeployStage,
+    DriftAlarm,
     HyperparameterTuning,
     LogGroupEncryption,
     ModelImages,
@@ -27,6 +29,7 @@ from mlstack.constructs import (
     WorkloadNetwork,
 )
 from mlstack.constructs._nag import acknowledge_guard
+from mlstack.stacks.serving_stack import first_feature, monitors_data_quality
 
 R = logs.RetentionDays
 RETENTION_DAYS = {
@@ -95,6 +98,19 @@ def spot_training(config: EnvironmentConfig) -> SpotTraining | None:
     if spot is None or not spot.enabled:
         return None
     return SpotTraining(max_wait=Duration.seconds(spot.max_wait_seconds))
+
+
+def data_quality_baseline(config: EnvironmentConfig) -> DataQualityBaseline | None:
+    """The Baseline data job, when the endpoint captures what it receives (docs/monitoring.md)."""
+    if config.endpoint.data_capture is None:
+        return None
+    monitoring = config.monitoring
+    return DataQualityBaseline(
+        instance_type=monitoring.instance_type,
+        volume_size_gb=monitoring.volume_size_gb,
+        drift_threshold=monitoring.drift_threshold,
+        keep_label=config.endpoint.data_capture.captures_output,
+    )
 
 
 def hyperparameter_tuning(config: EnvironmentConfig) -> HyperparameterTuning | None:
@@ -259,6 +275,7 @@ class WorkflowStack(Stack):
             tuning=hyperparameter_tuning(config),
             deploy=deploy_stage(config),
             spot=spot_training(config),
+            baseline=data_quality_baseline(config),
             max_rows=config.dataset.max_rows,
             rows_per_shard=config.dataset.rows_per_shard,
             seeding_concurrency=config.dataset.seeding_concurrency,
@@ -279,6 +296,22 @@ class WorkflowStack(Stack):
             description=f"mlstack {config.name}: scheduled retraining",
         )
 
+    def _drift_alarms(self, config: EnvironmentConfig) -> list[Any]:
+        """The Serving endpoint's drift alarm, when Model Monitor watches it (serving stack)."""
+        if not monitors_data_quality(config):
+            return []
+        drift = DriftAlarm(
+            self,
+            "DriftAlarm",
+            endpoint_name=config.name_prefix,
+            schedule_name=config.monitoring_schedule_name,
+            feature_count=config.monitoring.features,
+            first_feature=first_feature(config),
+            threshold=config.monitoring.drift_threshold,
+            topic=self.workflow.topic,
+        )
+        return [drift.alarm]
+
     def _monitoring(self, config: EnvironmentConfig) -> WorkflowMonitoring:
         """Alarms and one dashboard for the workflow, the Serving endpoint and the deploy
         stage's endpoint."""
@@ -293,6 +326,7 @@ class WorkflowStack(Stack):
                     asynchronous=config.endpoint.async_inference is not None,
                 )
             )
+        extra_alarms = [*self._drift_alarms(config)]
         deployed = []
         deploy_alarms = self.workflow.deploy_alarms
         if self.workflow.deploy_endpoint_name is not None and deploy_alarms is not None:
@@ -309,6 +343,6 @@ class WorkflowStack(Stack):
             topic=self.workflow.topic,
             endpoints=serving,
             extra_endpoints=deployed,
-            extra_alarms=deploy_alarms.alarms if deploy_alarms else (),
+            extra_alarms=[*extra_alarms, *(deploy_alarms.alarms if deploy_alarms else ())],
             thresholds=alarm_thresholds(config.alarms),
         )

@@ -28,7 +28,7 @@ UNEXERCISED = {
     ),
     ("state-machine", "sagemaker:StopTransformJob"): ("the same for a .sync transform job"),
     ("state-machine", "sagemaker:StopProcessingJob"): (
-        "the same for the .sync evaluation (processing) job"
+        "the same for the .sync processing jobs (Evaluate model, Baseline data)"
     ),
     ("state-machine", "sagemaker:StopHyperParameterTuningJob"): ("the same for a .sync tuning job"),
     ("state-machine", "states:StopExecution"): (
@@ -78,6 +78,20 @@ def test_every_path_ran(recorded: dict[str, Recorded]) -> None:
         assert "Update endpoint" in update and "Create endpoint" not in update, env
         assert "Tune model" in tuning and "Read best training job" in tuning, env
         assert tuning[-2:] == ["Notify failure", "Workflow failed"], env
+
+
+def test_prod_runs_its_baseline_job_and_dev_has_none(recorded: dict[str, Recorded]) -> None:
+    # prod's endpoint captures data (endpoint.data_capture): its workflow baselines the data.
+    for run in ("deploy-create", "deploy-update"):
+        assert "Baseline data" in recorded["prod"].paths[run]
+        assert "Baseline data" not in recorded["dev"].paths[run]
+    writes = {
+        c.resource.split(":::", 1)[1].split("/", 1)[1]
+        for c in recorded["prod"].log.calls
+        if c.action == "s3:PutObject" and "/baselines/" in c.resource
+    }
+    assert "baselines/latest/statistics.json" in writes
+    assert "baselines/latest/constraints.json" in writes
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -131,7 +131,7 @@ def test_failed_and_timed_out_executions_alarm_the_topic(
         (
             "prod",
             {"mlstack-prod-live": {"Live", "Candidate"}, "mlstack-prod": {"AllTraffic"}},
-            2 + 6 + 3,
+            2 + 6 + 3 + 1,  # + the Serving endpoint's drift alarm (docs/monitoring.md)
             500_000,
         ),
     ],

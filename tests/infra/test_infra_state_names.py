@@ -24,7 +24,8 @@ def _all_states(machine: dict) -> set[str]:
 
 def test_state_names_name_every_state_of_the_definitions(synthesized: SynthesizedApp) -> None:
     # Both environments configure tuning and the deploy stage; prod's max_rows needs the
-    # Distributed Map too, so together every optional path is there.
+    # Distributed Map and prod's endpoint captures data (Baseline data), so together every
+    # optional path is there.
     dev, prod = (
         _all_states(state_machine_definition(synthesized.json(env, "workflow")))
         for env in ("dev", "prod")
@@ -34,6 +35,7 @@ def test_state_names_name_every_state_of_the_definitions(synthesized: Synthesize
         state_names.MANY_SHARDS,
         state_names.GENERATE_DATASET_AT_SCALE,
         state_names.SEED_SHARD_AT_SCALE,
+        state_names.BASELINE_DATA,
     }
 
 

@@ -298,9 +298,13 @@ def test_prod_runs_through_its_tuning_path(
     states = [s["name"] for s in execution["states"]]
     assert states.index("Tune model") < states.index("Read best training job")
     assert "Train model" not in states
-    # Not the transform (-b0-) or evaluation (-e0-) job of the run.
+    # Not the batch transform (-b0-), evaluation (-e0-) nor, prod capturing data, the Baseline
+    # data (-d0-) job of the run.
+    assert "Baseline data" in states
     jobs = sorted(
-        p.name for p in (run_dir / "jobs").iterdir() if not ("-b0-" in p.name or "-e0-" in p.name)
+        p.name
+        for p in (run_dir / "jobs").iterdir()
+        if not any(kind in p.name for kind in ("-b0-", "-e0-", "-d0-"))
     )
     tuning_jobs = [j for j in jobs if j.startswith("mlstack-prod-") and j.count("-") == 4]
     assert len(tuning_jobs) == 3, jobs

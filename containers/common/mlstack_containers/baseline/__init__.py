@@ -1,0 +1,1 @@
+"""The ``baseline`` program: a data-quality baseline in Model Monitor's formats."""

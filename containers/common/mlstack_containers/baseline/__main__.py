@@ -1,0 +1,3 @@
+from mlstack_containers.baseline.program import main
+
+raise SystemExit(main())

@@ -1,0 +1,104 @@
+"""The ``baseline`` program SageMaker Processing runs (``ContainerEntrypoint: ["baseline"]``).
+
+It reads the training channel's labelled CSV objects from ``--input`` (default ``train``: every
+object under ``/opt/ml/processing/input/train``) and writes ``statistics.json`` and
+``constraints.json`` into each ``--output`` directory (default ``baseline``:
+``/opt/ml/processing/output/baseline``). A relative ``--input``/``--output`` is a directory under
+``processing/input``/``processing/output`` of ``$SAGEMAKER_BASE_DIR`` (``/opt/ml``), the
+``LocalPath`` of a ProcessingInput/ProcessingOutput, so local runs use the same arguments.
+
+``--label drop`` (default) describes the features alone, as an endpoint that captures only its
+input records them; ``--label first`` keeps the label as the first column, where Model Monitor
+puts the prediction of an endpoint that also captures its output.
+
+On failure it writes the reason to ``/opt/ml/output/message``, which SageMaker Processing reports
+as the job's ``ExitMessage`` ("Save and Access Metadata Information About Your Processing Job"),
+and to ``/opt/ml/output/failure`` like the training program, and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mlstack_containers.baseline.stats import (
+    DEFAULT_COMPARISON_THRESHOLD,
+    BaselineError,
+    constraints,
+    read_features,
+    statistics,
+)
+from mlstack_containers.data import channel_files
+from mlstack_containers.paths import SageMakerPaths
+
+MESSAGE_LIMIT = 1024  # ExitMessage holds the first 1 KB
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise BaselineError(f"bad arguments: {message}; usage: {self.format_usage().strip()}")
+
+
+def _arguments(argv: list[str], paths: SageMakerPaths) -> argparse.Namespace:
+    processing = paths.base / "processing"
+    parser = _Parser(prog="baseline", add_help=False)
+    parser.add_argument("--input", type=Path, default=Path("train"))
+    parser.add_argument("--output", type=Path, action="append")
+    parser.add_argument("--comparison-threshold", type=float, default=DEFAULT_COMPARISON_THRESHOLD)
+    parser.add_argument("--label", choices=("drop", "first"), default="drop")
+    args = parser.parse_args(argv)
+    if not 0 < args.comparison_threshold <= 1:
+        raise BaselineError(
+            f"--comparison-threshold {args.comparison_threshold}: expected more than 0, at most 1"
+        )
+    args.input = processing / "input" / args.input
+    args.output = [processing / "output" / o for o in args.output or [Path("baseline")]]
+    return args
+
+
+def run(argv: list[str], paths: SageMakerPaths) -> list[Path]:
+    """Write the baseline; returns the files written."""
+    args = _arguments(argv, paths)
+    if not args.input.is_dir():
+        raise BaselineError(f"input directory {args.input} does not exist")
+    rows, columns = read_features(channel_files(args.input), keep_label=args.label == "first")
+    stats = statistics(rows, columns)
+    documents = {
+        "statistics.json": stats,
+        "constraints.json": constraints(stats, args.comparison_threshold),
+    }
+    written = []
+    for directory in args.output:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, document in documents.items():
+            target = directory / name
+            target.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+            written.append(target)
+    return written
+
+
+def _fail(paths: SageMakerPaths, message: str) -> None:
+    print(f"baseline: failed: {message}", file=sys.stderr)
+    try:
+        paths.output_dir.mkdir(parents=True, exist_ok=True)
+        for target in (paths.output_dir / "message", paths.failure_file):
+            target.write_text(message[:MESSAGE_LIMIT], encoding="utf-8")
+    except OSError as exc:
+        print(f"baseline: cannot write {paths.output_dir}: {exc}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    paths = SageMakerPaths.from_env()
+    try:
+        written = run(sys.argv[1:] if argv is None else argv, paths)
+    except BaselineError as exc:
+        _fail(paths, str(exc))
+        return 1
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(paths, f"cannot read the input: {exc}")
+        return 1
+    for target in written:
+        print(f"baseline: wrote {target}")
+    return 0
