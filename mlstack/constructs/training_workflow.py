@@ -313,12 +313,8 @@ class TrainingWorkflow(Construct):
         self._seeding = _validate_seeding(max_rows, rows_per_shard, seeding_concurrency)
         layout = layout or BucketLayout()
         key = _bucket_key(bucket, key)
-        self.execution_role = (
-            execution_role
-            if execution_role is not None
-            else self._new_execution_role(
-                bucket, key, layout, images, spot is not None, baseline is not None
-            )
+        self.execution_role = execution_role or self._new_execution_role(
+            bucket, key, layout, images, spot is not None, baseline is not None
         )
         self.topic = self._failure_topic(key, notification_email)
         self.log_group = self._log_group(log_retention, removal_policy)

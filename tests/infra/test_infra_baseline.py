@@ -41,11 +41,13 @@ def as_request(parameters: Any) -> Any:
     return request
 
 
-def test_baseline_runs_after_batch_transform_only_with_data_capture(definitions):
+def test_baseline_runs_after_the_evaluation_only_with_data_capture(definitions):
     prod, dev = definitions["prod"]["States"], definitions["dev"]["States"]
     assert "Baseline data" not in dev
-    # Placed right after Batch transform; what came next (the deploy stage) follows it.
-    assert prod["Batch transform"]["Next"] == "Baseline data"
+    assert dev["Read evaluation"]["Next"] == "Read validation metric"
+    # Placed right after Read evaluation; what came next (the deploy stage) follows it.
+    assert prod["Batch transform"]["Next"] == "Evaluate model"
+    assert prod["Read evaluation"]["Next"] == "Baseline data"
     assert prod["Baseline data"]["Next"] == "Read validation metric"
 
 
@@ -130,8 +132,9 @@ def test_state_machine_role_may_run_processing_jobs_of_its_prefix_only(synthesiz
         "sagemaker:StopProcessingJob",
     ]
     assert "processing-job/mlstack-prod-*" in str(run["Resource"])
+    # Without data capture the role still runs processing jobs: the evaluation's (Evaluate model).
     dev = synthesized.template("dev", "workflow").find_resources("AWS::IAM::Policy")
-    assert "RunProcessingJobs" not in str(dev)
+    assert "processing-job/mlstack-dev-*" in str(dev) and "mlstack-prod" not in str(dev)
 
 
 def test_layout_has_the_baselines_prefix():

@@ -62,9 +62,14 @@ def test_inputs_are_the_transform_output_the_test_labels_and_the_model(
         assert (source["S3DataType"], source["S3InputMode"]) == ("S3Prefix", "File")
 
 
-def test_generate_dataset_passes_on_the_test_labels(dev: dict[str, Any]) -> None:
-    selected = dev["States"]["Generate dataset"]["ResultSelector"]
-    assert selected["test_labels_prefix.$"] == "$.Payload.test_labels_prefix"
+def test_assemble_dataset_names_the_test_labels(dev: dict[str, Any]) -> None:
+    # Where lambda/seed writes them: <datasets>/<run_id>/test-labels/ (tests/seed pins the seeder).
+    parameters = dev["States"]["Assemble dataset"]["Parameters"]
+    uri = parameters["test_labels_prefix.$"]
+    assert uri.startswith("States.Format('s3://") and uri.endswith(
+        "/datasets/{}/test-labels/', $.run_id)"
+    )
+    assert uri.replace("test-labels", "test") == parameters["test_prefix.$"]
 
 
 def test_report_goes_to_evaluations_run_id_encrypted(evaluate: dict[str, Any]) -> None:

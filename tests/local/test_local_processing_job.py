@@ -95,7 +95,7 @@ def test_baseline_job_uploads_both_outputs_and_is_described(sagemaker, s3):
     )
     assert sagemaker.describe_processing_job({"ProcessingJobName": "baseline-ok"}) is desc
     registry = json.loads((sagemaker.root / "sagemaker" / "registry.json").read_text())
-    assert registry["processing_jobs"] == ["baseline-ok"]
+    assert registry["processing_jobs"]["baseline-ok"]["ProcessingJobStatus"] == "Completed"
 
 
 def test_a_failing_program_fails_the_job_with_its_message(sagemaker):
