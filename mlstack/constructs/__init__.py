@@ -5,6 +5,7 @@ from mlstack.constructs.dataset_seeder import DatasetSeeder
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.log_encryption import LogGroupEncryption
 from mlstack.constructs.model_images import ModelImage, ModelImages
+from mlstack.constructs.model_registry import ModelRegistry
 from mlstack.constructs.monitoring import (
     AlarmThresholds,
     EndpointAlarms,
@@ -44,6 +45,7 @@ __all__ = [
     "LogGroupEncryption",
     "ModelImage",
     "ModelImages",
+    "ModelRegistry",
     "MonitoredEndpoint",
     "Placement",
     "RealtimeEndpoint",

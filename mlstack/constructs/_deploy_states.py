@@ -61,13 +61,23 @@ def deploy_states(
     rollback_alarms: Sequence[cw.Alarm],
     report_results: sfn.IChainable,
     notify_failure: sfn.IChainable,
+    register: sfn.CustomState | None = None,
 ) -> sfn.IChainable:
-    """Quality gate -> endpoint config -> create or blue/green update -> bounded wait.
+    """Quality gate -> [Register model] -> endpoint config -> create or blue/green update ->
+    bounded wait.
 
     The states are created in ``scope`` (the workflow), so their IDs are the state names.
     """
     return _DeployStates(
-        scope, deploy, builder, endpoint_name, key, rollback_alarms, report_results, notify_failure
+        scope,
+        deploy,
+        builder,
+        endpoint_name,
+        key,
+        rollback_alarms,
+        report_results,
+        notify_failure,
+        register,
     ).build()
 
 
@@ -82,7 +92,9 @@ class _DeployStates:
         rollback_alarms: Sequence[cw.Alarm],
         report_results: sfn.IChainable,
         notify_failure: sfn.IChainable,
+        register: sfn.CustomState | None = None,
     ) -> None:
+        self.register = register
         self.scope = scope
         self.deploy = deploy
         self.builder = builder
@@ -142,7 +154,7 @@ class _DeployStates:
         )
         gate.when(sfn.Condition.not_(sfn.Condition.is_present("$.gate.values[0]")), reject).when(
             sfn.Condition.not_(sfn.Condition.is_numeric("$.gate.threshold")), reject
-        ).when(passes, describe).otherwise(reject)
+        ).when(passes, self._registered(describe)).otherwise(reject)
         missing.when(
             sfn.Condition.string_matches("$.error.Cause", "*Could not find endpoint*"), plan_new
         ).otherwise(self.notify_failure)
@@ -158,6 +170,14 @@ class _DeployStates:
         start_wait.next(wait).next(check).next(count).next(ready)
         read_metric.next(gate)
         return read_metric
+
+    def _registered(self, then: sfn.IChainable) -> sfn.IChainable:
+        """Register model (when there is one) before ``then``."""
+        if self.register is None:
+            return then
+        self.register.add_catch(self.notify_failure, errors=["States.ALL"], result_path="$.error")
+        self.register.next(then)
+        return self.register
 
     def _task(self, state_id: str, resource: str, body: dict[str, Any]) -> sfn.CustomState:
         state = sfn.CustomState(

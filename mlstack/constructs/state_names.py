@@ -51,3 +51,6 @@ ENDPOINT_FAILED = "Endpoint failed"
 ENDPOINT_NOT_IN_SERVICE = "Endpoint not in service"
 DEPLOYMENT_ROLLED_BACK = "Deployment rolled back"
 ENDPOINT_WAIT_TIMED_OUT = "Endpoint wait timed out"
+
+# The model registry: after the quality gate (or Batch transform without a deploy stage).
+REGISTER_MODEL = "Register model"

@@ -24,7 +24,8 @@ from pydantic import ValidationError
 
 from mlstack.constructs._deploy_states import deploy_states
 from mlstack.constructs._lambda import DEFAULT_RESERVED_CONCURRENCY
-from mlstack.constructs._nag import acknowledge, default_policy
+from mlstack.constructs._nag import acknowledge, acknowledge_scoped_wildcards, default_policy
+from mlstack.constructs._registry_states import register_model
 from mlstack.constructs._state_builder import StateBuilder as _StateBuilder
 from mlstack.constructs.endpoint_cleanup import EndpointCleanup
 from mlstack.constructs.input_validator import InputValidator
@@ -68,7 +69,12 @@ from mlstack.constructs.state_names import (
     VALIDATE_INPUT,
     WORKFLOW_FAILED,
 )
-from mlstack.constructs.workflow_options import DeployStage, HyperparameterTuning, SpotTraining
+from mlstack.constructs.workflow_options import (
+    DeployStage,
+    HyperparameterTuning,
+    ModelRegistration,
+    SpotTraining,
+)
 from mlstack.rules import (
     CORE_INPUT_KEYS,
     MAX_DATASET_ROWS,
@@ -203,6 +209,11 @@ class TrainingWorkflow(Construct):
             ``<layout.checkpoints><run_id>/`` (its ``max_wait`` at least
             ``training_max_runtime``); the output reports training and billable seconds either
             way. Default: none (on-demand).
+        registration: adds Register model (``createModelPackage``) after the quality gate, or
+            after Batch transform without ``deploy``: a new version of the registry's group with
+            the run's model, its evaluation report as model-quality metrics and the run's
+            metadata; ``$.model_package`` (arn, version, approval_status) is in the output.
+            Default: none.
 
     Attributes:
         state_machine: the Step Functions state machine.
@@ -246,8 +257,10 @@ class TrainingWorkflow(Construct):
         network: WorkloadNetwork | None = None,
         validator_reserved_concurrency: int | None = DEFAULT_RESERVED_CONCURRENCY,
         spot: SpotTraining | None = None,
+        registration: ModelRegistration | None = None,
     ) -> None:
         super().__init__(scope, id)
+        self.registration = registration
         self.defaults = defaults or WorkflowDefaults()
         self.name_prefix = name_prefix
         self.deploy_endpoint_name: str | None = _validate_props(
@@ -284,6 +297,8 @@ class TrainingWorkflow(Construct):
             network.grant_sagemaker(self.execution_role)
         self.input_schema = self._input_schema(images, tuning, deploy, max_rows)
         self._grant_state_machine_role(seed_function, key)
+        if registration is not None:
+            self._allow_registration(registration)
         allow_alarm_notifications(self.topic, key)
         self.deploy_alarms: EndpointAlarms | None = (
             self._deploy_alarms(deploy, key) if deploy is not None else None
@@ -414,10 +429,22 @@ class TrainingWorkflow(Construct):
         for state in core.tasks():
             state.add_catch(notify_failure, errors=["States.ALL"], result_path="$.error")
         self._chain(core, notify_failure)
+        register = (
+            register_model(
+                self, self.registration, builder, inference_image_uri=images.inference_image_uri
+            )
+            if self.registration is not None
+            else None
+        )
         if deploy is not None:
             core.batch_transform.next(
-                self._deploy_states(deploy, builder, key, core.report_results, notify_failure)
+                self._deploy_states(
+                    deploy, builder, key, core.report_results, notify_failure, register
+                )
             )
+        elif register is not None:
+            register.add_catch(notify_failure, errors=["States.ALL"], result_path="$.error")
+            core.batch_transform.next(register).next(core.report_results)
         else:
             core.batch_transform.next(core.report_results)
         return core.validate_input
@@ -505,6 +532,15 @@ class TrainingWorkflow(Construct):
                 resources=[key.key_arn],
                 conditions={"StringEquals": {"kms:ViaService": f"sns.{Aws.REGION}.amazonaws.com"}},
             )
+        )
+
+    def _allow_registration(self, registration: ModelRegistration) -> None:
+        """CreateModelPackage on the group's versions, whose numbers SageMaker picks."""
+        group = registration.registry.group_name
+        registration.registry.grant_register(self.role)
+        acknowledge_scoped_wildcards(
+            default_policy(self.role),
+            [(f"/{group}/*", f"Versions of the model package group {group} only.")],
         )
 
     def _deploy_alarms(self, deploy: DeployStage, key: kms.IKey) -> EndpointAlarms:
@@ -977,6 +1013,8 @@ class TrainingWorkflow(Construct):
                     "comparison": deploy.comparison,
                 },
             }
+        if self.registration is not None:
+            report["model_package.$"] = "$.model_package"
         return sfn.CustomState(
             self,
             REPORT_RESULTS,
@@ -1070,8 +1108,10 @@ class TrainingWorkflow(Construct):
         key: kms.IKey,
         report_results: sfn.IChainable,
         notify_failure: sfn.IChainable,
+        register: sfn.CustomState | None,
     ) -> sfn.IChainable:
-        """Quality gate -> endpoint config -> create or blue/green update -> bounded wait."""
+        """Quality gate -> [Register model] -> endpoint config -> create or blue/green update ->
+        bounded wait."""
         assert self.deploy_endpoint_name is not None and self.deploy_alarms is not None
         return deploy_states(
             self,
@@ -1082,6 +1122,7 @@ class TrainingWorkflow(Construct):
             rollback_alarms=self.deploy_alarms.rollback_alarms,
             report_results=report_results,
             notify_failure=notify_failure,
+            register=register,
         )
 
 

@@ -243,6 +243,14 @@ class RecordingDispatcher:
         self._remember(call)
         before = self._objects() if _is_lambda(call.resource) else None
         result = self.handler(call)
+        if _action(call.resource) == "createModelPackage" and isinstance(result, dict):
+            # The version's ARN (model-package/<group>/<N>) is known once SageMaker numbered it.
+            self.log.record(
+                self.role,
+                "sagemaker:CreateModelPackage",
+                str(result["ModelPackageArn"]),
+                f"state {call.state_name!r}",
+            )
         if before is not None:
             self._seeded(call, before)
         self._service_side(call)
@@ -406,6 +414,10 @@ def _sagemaker_calls(
     """The API call a SageMaker task makes and, for an optimized integration, what Step
     Functions adds: tags, PassRole, the endpoint configuration's key, the .sync polling."""
     action = _action(resource)
+    if action == "describeModelPackage":
+        arn = str(parameters.get("ModelPackageName", ""))
+        log.record(role, "sagemaker:DescribeModelPackage", arn, why)
+        return
     if action not in _SAGEMAKER_TARGETS:
         return
     kind, name_key, rule = _SAGEMAKER_TARGETS[action]

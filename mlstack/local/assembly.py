@@ -91,6 +91,7 @@ class LocalAssembly:
     images: dict[str, Image]  # by URI
     buckets: list[str]
     topics: list[str]
+    model_package_groups: list[str] = field(default_factory=list)  # by name
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # stack -> key -> value
     synthesized: bool = False  # True when load() had to synthesize
     seconds: float = 0.0
@@ -220,6 +221,7 @@ def read(directory: Path, environment: str, *, region: str = LOCAL_REGION) -> Lo
     lambdas: dict[str, LambdaFunction] = {}
     buckets: list[str] = []
     topics: list[str] = []
+    groups: list[str] = []
     machines: list[tuple[str, str, dict[str, Any]]] = []
     for stack, template in templates.items():
         for logical_id, resource in template.get("Resources", {}).items():
@@ -229,6 +231,8 @@ def read(directory: Path, environment: str, *, region: str = LOCAL_REGION) -> Lo
                 buckets.append(resolver.ref(stack, logical_id))
             elif kind == "AWS::SNS::Topic":
                 topics.append(resolver.ref(stack, logical_id))
+            elif kind == "AWS::SageMaker::ModelPackageGroup":
+                groups.append(str(resolver.resolve(stack, props["ModelPackageGroupName"])))
             elif kind == "AWS::StepFunctions::StateMachine":
                 machines.append((stack, logical_id, resource))
             elif kind == "AWS::Lambda::Function":
@@ -260,6 +264,7 @@ def read(directory: Path, environment: str, *, region: str = LOCAL_REGION) -> Lo
         images=images,
         buckets=buckets,
         topics=topics,
+        model_package_groups=groups,
         outputs=outputs,
     )
 

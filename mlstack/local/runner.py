@@ -160,6 +160,8 @@ def run(options: RunOptions, reporter: Reporter) -> RunReport:
         metric=reporter.metric,
         interrupt_training_after=options.interrupt_training_after,
     )
+    for group in assembly.model_package_groups:
+        sagemaker.ensure_model_package_group(group)
     dispatcher = TaskDispatcher(assembly, s3, sagemaker, run_dir, log=reporter.log)
     execution_input = options.execution_input()
     accuracy = None
@@ -363,6 +365,13 @@ def format_summary(report: RunReport) -> str:
     for key, value in out.items():  # whatever a newer workflow adds
         if key not in shown_keys and isinstance(value, str | int | float):
             lines.append(f"  {key:<17} {value}")
+    package = out.get("model_package")
+    if isinstance(package, dict) and "version" in package:
+        group = str(package.get("arn", "")).rsplit("/", 2)[-2:-1] or ["?"]
+        lines.append(
+            f"  Model package     {group[0]} version {package['version']} "
+            f"({package.get('approval_status')})"
+        )
     for name in deployed:
         lines.append(
             f"  Endpoint          {name} (InService locally; serve it with "

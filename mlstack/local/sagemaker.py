@@ -45,6 +45,7 @@ from mlstack import rules
 from mlstack.local.assembly import Image
 from mlstack.local.loopback import free_port
 from mlstack.local.loopback import request as _request
+from mlstack.local.model_packages import EventSink, ModelPackageCalls
 from mlstack.local.s3 import EmbeddedS3, parse_uri, shard_keys
 
 NAME_PATTERN = re.compile(rules.NAME_PATTERN)
@@ -292,8 +293,12 @@ class _TrainingRun:
         return archive
 
 
-class LocalSageMaker:
-    """The SageMaker API calls the workflow makes, run on this machine."""
+class LocalSageMaker(ModelPackageCalls):
+    """The SageMaker API calls the workflow makes, run on this machine.
+
+    ``on_event(detail_type, detail)``, when given, hears what SageMaker sends EventBridge: a
+    model package created or its approval status changed (:mod:`mlstack.local.model_packages`).
+    """
 
     def __init__(
         self,
@@ -306,8 +311,10 @@ class LocalSageMaker:
         log: LogSink | None = None,
         metric: MetricSink | None = None,
         interrupt_training_after: float | None = None,
+        on_event: EventSink | None = None,
     ) -> None:
         self.root = root
+        self.on_event = on_event
         # Spot interruption on request: a managed-spot training job gets SIGTERM this many
         # seconds in, once; new processes then resume from its checkpoints.
         self.interrupt_training_after = interrupt_training_after
@@ -323,6 +330,8 @@ class LocalSageMaker:
         self.models: dict[str, dict[str, Any]] = {}
         self.endpoint_configs: dict[str, dict[str, Any]] = {}
         self.endpoints: dict[str, Endpoint] = {}
+        self.model_package_groups: dict[str, dict[str, Any]] = {}
+        self.model_packages: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
 
     # --- helpers -----------------------------------------------------------------------------
@@ -345,6 +354,9 @@ class LocalSageMaker:
                 f"{self.region}: SageMaker names are unique",
             )
         return name
+
+    def _refuse(self, code: str, message: str) -> Exception:
+        return SageMakerError(code, message)
 
     def _image(self, uri: Any) -> Image:
         image = self.images.get(uri) if isinstance(uri, str) else None
@@ -380,6 +392,8 @@ class LocalSageMaker:
                 "transform_jobs": sorted(
                     j["TransformJobName"] for j in self.transform_jobs.values()
                 ),
+                "model_package_groups": self.model_package_groups,
+                "model_packages": self.model_packages,
             }
             path = self.root / "sagemaker" / "registry.json"
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from mlstack.constructs import (
     HyperparameterTuning,
     LogGroupEncryption,
     ModelImages,
+    ModelRegistry,
     MonitoredEndpoint,
     RetrainingSchedule,
     SpotTraining,
@@ -27,6 +28,7 @@ from mlstack.constructs import (
     WorkloadNetwork,
 )
 from mlstack.constructs._nag import acknowledge_guard
+from mlstack.constructs.workflow_options import ModelRegistration
 
 R = logs.RetentionDays
 RETENTION_DAYS = {
@@ -87,6 +89,19 @@ def deploy_stage(config: EnvironmentConfig) -> DeployStage | None:
         max_wait=Duration.minutes(deploy.max_wait_minutes),
         alarms=alarm_thresholds(config.alarms),
         endpoint_name=config.deploy_endpoint_name,
+    )
+
+
+def model_registration(config: EnvironmentConfig, registry: ModelRegistry) -> ModelRegistration:
+    """Register model: the config's approval status; the instance types a version may serve on
+    are the deploy stage's and the Serving endpoint's."""
+    realtime = [config.endpoint.instance_type] if config.endpoint.instance_type else []
+    if config.deploy is not None:
+        realtime.insert(0, config.deploy.instance_type)
+    return ModelRegistration(
+        registry=registry,
+        approval_status=config.registry.approval_status,
+        realtime_instance_types=tuple(dict.fromkeys(realtime)) or ("ml.m5.large",),
     )
 
 
@@ -167,6 +182,8 @@ class WorkflowStack(Stack):
     Args:
         config: the environment's validated config.
         data: the environment's :class:`DataBucket` (from the data stack).
+        registry: the environment's :class:`ModelRegistry` (from the data stack); each run that
+            passes the quality gate registers a version in it.
 
     Attributes:
         workflow: the :class:`TrainingWorkflow`.
@@ -182,6 +199,7 @@ class WorkflowStack(Stack):
         *,
         config: EnvironmentConfig,
         data: DataBucket,
+        registry: ModelRegistry,
         **kwargs: Any,
     ):
         super().__init__(
@@ -192,7 +210,7 @@ class WorkflowStack(Stack):
             termination_protection=config.retain_data,
             **kwargs,
         )
-        self.workflow = self._workflow(config, data)
+        self.workflow = self._workflow(config, data, registry)
         self.schedule = self._schedule(config)
         self.monitoring = self._monitoring(config)
         if config.workflow.log_retention_days < ONE_YEAR_DAYS:
@@ -203,7 +221,9 @@ class WorkflowStack(Stack):
         if self.workflow.deploy_endpoint_name:
             CfnOutput(self, "DeployEndpointName", value=self.workflow.deploy_endpoint_name)
 
-    def _workflow(self, config: EnvironmentConfig, data: DataBucket) -> TrainingWorkflow:
+    def _workflow(
+        self, config: EnvironmentConfig, data: DataBucket, registry: ModelRegistry
+    ) -> TrainingWorkflow:
         """The images, the seeding Lambda and the training workflow."""
         removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
         retention = RETENTION_DAYS[config.workflow.log_retention_days]
@@ -259,6 +279,7 @@ class WorkflowStack(Stack):
             tuning=hyperparameter_tuning(config),
             deploy=deploy_stage(config),
             spot=spot_training(config),
+            registration=model_registration(config, registry),
             max_rows=config.dataset.max_rows,
             network=self.network,
             validator_reserved_concurrency=config.workflow.lambda_reserved_concurrency,

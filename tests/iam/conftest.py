@@ -62,6 +62,8 @@ def run_local(
             region=resolved.region,
             account=resolved.account,
         )
+        for group in resolved.model_package_groups:
+            sagemaker.ensure_model_package_group(group)
         dispatcher = RecordingDispatcher(TaskDispatcher(resolved, s3, sagemaker, workdir), log, s3)
         interpreter = Interpreter(
             resolved.definition,

@@ -69,6 +69,7 @@ def test_every_path_ran(recorded: dict[str, Recorded]) -> None:
         create, update, tuning = (r.paths[k] for k in ("deploy-create", "deploy-update", "tuning"))
         assert "Create endpoint" in create and "Update endpoint" not in create, env
         assert "Update endpoint" in update and "Create endpoint" not in update, env
+        assert "Register model" in create and "Register model" in update, env
         assert "Tune model" in tuning and "Read best training job" in tuning, env
         assert tuning[-2:] == ["Notify failure", "Workflow failed"], env
 
@@ -96,6 +97,7 @@ def test_each_principal_makes_the_calls_the_issue_lists(
         "sagemaker:CreateEndpoint",
         "sagemaker:UpdateEndpoint",
         "sagemaker:DescribeEndpoint",
+        "sagemaker:CreateModelPackage",
         "events:PutRule",
         "iam:PassRole",
         "sns:Publish",
@@ -205,6 +207,31 @@ def test_no_workflow_principal_may_replace_a_released_model(
         (("aws:SecureTransport", "true"),),
     )
     assert policies[env].decide(model).allowed
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_registration_may_add_versions_to_its_own_group_only(
+    recorded: dict[str, Recorded], policies: dict[str, SynthesizedPolicies], env: str
+) -> None:
+    r = recorded[env]
+    role = r.log.assembly.state_machine_role_arn
+    created = [c for c in r.log.calls if c.action == "sagemaker:CreateModelPackage"]
+    # Two runs, two versions, numbered by SageMaker in the environment's group.
+    assert [c.resource.rsplit(":", 1)[1] for c in created] == [
+        f"model-package/mlstack-{env}/1",
+        f"model-package/mlstack-{env}/2",
+    ]
+    other = "dev" if env == "prod" else "prod"
+    for resource in (
+        created[0].resource.replace(f"mlstack-{env}/", f"mlstack-{other}/"),
+        created[0].resource.replace(f"/mlstack-{env}/1", "/unrelated-model"),
+    ):
+        assert (
+            not policies[env].decide(Call(role, "sagemaker:CreateModelPackage", resource)).allowed
+        )
+    # Registering is not approving: the workflow cannot change a version's status.
+    update = Call(role, "sagemaker:UpdateModelPackage", created[0].resource)
+    assert not policies[env].decide(update).allowed
 
 
 def test_prod_spot_training_writes_checkpoints_it_may_read_back_and_dev_may_not(

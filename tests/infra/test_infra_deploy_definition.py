@@ -20,6 +20,7 @@ NEW_STATES = {
     "Read validation metric": None,
     "Quality gate": None,
     "Reject model": None,
+    "Register model": "arn:aws:states:::aws-sdk:sagemaker:createModelPackage",
     "Describe endpoint": "arn:aws:states:::aws-sdk:sagemaker:describeEndpoint",
     "Is endpoint missing?": None,
     "Plan new endpoint": None,
@@ -185,7 +186,7 @@ def test_gate_compares_with_the_threshold_and_rejects_otherwise(dev: dict[str, A
         {
             "Variable": "$.gate.values[0]",
             "NumericLessThanEqualsPath": "$.gate.threshold",
-            "Next": "Describe endpoint",
+            "Next": "Register model",
         },
     ]
     assert gate["Default"] == "Reject model"
