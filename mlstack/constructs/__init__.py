@@ -6,6 +6,7 @@ from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.log_encryption import LogGroupEncryption
 from mlstack.constructs.model_images import ModelImage, ModelImages
 from mlstack.constructs.model_registry import ModelRegistry
+from mlstack.constructs.model_release import ModelRelease
 from mlstack.constructs.monitoring import (
     AlarmThresholds,
     EndpointAlarms,
@@ -46,6 +47,7 @@ __all__ = [
     "ModelImage",
     "ModelImages",
     "ModelRegistry",
+    "ModelRelease",
     "MonitoredEndpoint",
     "Placement",
     "RealtimeEndpoint",

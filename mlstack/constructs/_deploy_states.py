@@ -7,12 +7,14 @@ from typing import Any
 
 from aws_cdk import Aws
 from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from mlstack.constructs._state_builder import StateBuilder
 from mlstack.constructs.instance_storage import has_local_storage
+from mlstack.constructs.roles import allow_volume_encryption, sagemaker_arn
 from mlstack.constructs.state_names import (
     CHECK_ENDPOINT,
     COUNT_ENDPOINT_CHECK,
@@ -81,6 +83,87 @@ def deploy_states(
     ).build()
 
 
+def allow_deployment(
+    role: iam.Role,
+    execution_role: iam.IRole,
+    *,
+    name_prefix: str,
+    endpoint_name: str,
+    key: kms.IKey,
+    alarms: Sequence[cw.Alarm],
+) -> None:
+    """What the endpoint states need: ``role`` (the state machine's) creates endpoint
+    configurations named ``name_prefix-*`` and creates, updates and describes the endpoint;
+    ``execution_role`` reads the rollback alarms."""
+    endpoint = sagemaker_arn(role, "endpoint", endpoint_name)
+    configs = sagemaker_arn(role, "endpoint-config", f"{name_prefix}-*")
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="CreateEndpointConfigs",
+            actions=["sagemaker:CreateEndpointConfig", "sagemaker:AddTags", "sagemaker:ListTags"],
+            resources=[configs],
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="DeployEndpoint",
+            actions=[
+                "sagemaker:CreateEndpoint",
+                "sagemaker:UpdateEndpoint",
+                "sagemaker:DescribeEndpoint",
+                "sagemaker:AddTags",
+                "sagemaker:ListTags",
+            ],
+            resources=[endpoint, configs],
+        )
+    )
+    # A blue/green update with auto-rollback: SageMaker reads the rollback alarms as the
+    # *execution role* ("Auto-Rollback Configuration and Monitoring", SageMaker developer
+    # guide: the execution role needs cloudwatch:DescribeAlarms on those alarms).
+    execution_role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="ReadRollbackAlarms",
+            actions=["cloudwatch:DescribeAlarms"],
+            resources=[alarm.alarm_arn for alarm in alarms],
+        )
+    )
+    # An endpoint configuration with KmsKeyId: SageMaker creates a grant for the volumes as
+    # the caller of CreateEndpoint/UpdateEndpoint.
+    allow_volume_encryption(role, key, sid="EncryptEndpointStorage")
+
+
+def gate_states(
+    scope: Construct,
+    deploy: DeployStage,
+    builder: StateBuilder,
+    *,
+    on_pass: sfn.IChainable,
+    notify_failure: sfn.IChainable,
+) -> sfn.IChainable:
+    """Read validation metric -> Quality gate -> ``on_pass`` (or Reject model -> failure)."""
+    return _DeployStates(scope, deploy, builder, "", None, (), on_pass, notify_failure).build_gate(
+        on_pass
+    )
+
+
+def endpoint_states(
+    scope: Construct,
+    deploy: DeployStage,
+    builder: StateBuilder,
+    *,
+    endpoint_name: str,
+    key: kms.IKey,
+    rollback_alarms: Sequence[cw.Alarm],
+    report_results: sfn.IChainable,
+    notify_failure: sfn.IChainable,
+) -> sfn.IChainable:
+    """Describe endpoint -> endpoint config -> create or blue/green update -> bounded wait ->
+    ``report_results``, for the model named in ``$.model.ModelName``."""
+    return _DeployStates(
+        scope, deploy, builder, endpoint_name, key, rollback_alarms, report_results, notify_failure
+    ).build_endpoint()
+
+
 class _DeployStates:
     def __init__(
         self,
@@ -88,7 +171,7 @@ class _DeployStates:
         deploy: DeployStage,
         builder: StateBuilder,
         endpoint_name: str,
-        key: kms.IKey,
+        key: kms.IKey | None,
         rollback_alarms: Sequence[cw.Alarm],
         report_results: sfn.IChainable,
         notify_failure: sfn.IChainable,
@@ -106,8 +189,19 @@ class _DeployStates:
         self.symbol = COMPARISON_SYMBOLS[deploy.comparison]
 
     def build(self) -> sfn.IChainable:
-        # Creation order only shapes the construct tree (tree.json), which this order keeps;
-        # the definition follows the transitions wired at the end.
+        """Quality gate -> [Register model] -> the endpoint states; returns the first state."""
+        read_metric, gate, reject = self._gate()
+        describe = self.build_endpoint()
+        self._wire_gate(gate, reject, self._registered(describe))
+        return read_metric
+
+    def build_gate(self, on_pass: sfn.IChainable) -> sfn.IChainable:
+        """Read validation metric -> Quality gate -> ``on_pass`` or Reject model."""
+        read_metric, gate, reject = self._gate()
+        self._wire_gate(gate, reject, on_pass)
+        return read_metric
+
+    def _gate(self) -> tuple[sfn.CustomState, sfn.Choice, sfn.CustomState]:
         read_metric = self._read_metric()
         reject = self._failure(
             REJECT_MODEL,
@@ -116,7 +210,23 @@ class _DeployStates:
             f"requires {self.symbol} {{}}. Nothing was deployed.', $.model.ModelName, "
             "$.gate.values, $.gate.threshold)",
         )
+        gate = sfn.Choice(
+            self.scope, QUALITY_GATE, comment=f"{self.deploy.metric} {self.symbol} threshold?"
+        )
+        read_metric.next(gate)
+        return read_metric, gate, reject
+
+    def _wire_gate(self, gate: sfn.Choice, reject: sfn.IChainable, on_pass: sfn.IChainable) -> None:
         passes = _COMPARE[self.deploy.comparison]("$.gate.values[0]", "$.gate.threshold")
+        gate.when(sfn.Condition.not_(sfn.Condition.is_present("$.gate.values[0]")), reject).when(
+            sfn.Condition.not_(sfn.Condition.is_numeric("$.gate.threshold")), reject
+        ).when(passes, on_pass).otherwise(reject)
+
+    def build_endpoint(self) -> sfn.IChainable:
+        """Describe endpoint -> endpoint config -> create or blue/green update -> bounded wait
+        -> ``report_results``; returns Describe endpoint."""
+        # Creation order only shapes the construct tree (tree.json); the definition follows
+        # the transitions wired at the end.
         describe, missing = self._describe_endpoint()
         new_variants, update_variants = self._variants()
         plan_new = self._plan(PLAN_NEW_ENDPOINT, False, new_variants)
@@ -148,13 +258,6 @@ class _DeployStates:
             },
         )
         ready = self._endpoint_ready(wait)
-
-        gate = sfn.Choice(
-            self.scope, QUALITY_GATE, comment=f"{self.deploy.metric} {self.symbol} threshold?"
-        )
-        gate.when(sfn.Condition.not_(sfn.Condition.is_present("$.gate.values[0]")), reject).when(
-            sfn.Condition.not_(sfn.Condition.is_numeric("$.gate.threshold")), reject
-        ).when(passes, self._registered(describe)).otherwise(reject)
         missing.when(
             sfn.Condition.string_matches("$.error.Cause", "*Could not find endpoint*"), plan_new
         ).otherwise(self.notify_failure)
@@ -168,8 +271,7 @@ class _DeployStates:
         create.next(start_wait)
         update.next(start_wait)
         start_wait.next(wait).next(check).next(count).next(ready)
-        read_metric.next(gate)
-        return read_metric
+        return describe
 
     def _registered(self, then: sfn.IChainable) -> sfn.IChainable:
         """Register model (when there is one) before ``then``."""
@@ -299,6 +401,10 @@ class _DeployStates:
             },
         )
 
+    def _key_arn(self) -> str:
+        assert self.key is not None, "the endpoint states need the key"
+        return self.key.key_arn
+
     def _create_endpoint_config(self) -> sfn.CustomState:
         return self._task(
             CREATE_ENDPOINT_CONFIG,
@@ -314,7 +420,7 @@ class _DeployStates:
                     **(
                         {}
                         if has_local_storage(self.deploy.instance_type)
-                        else {"KmsKeyId": self.key.key_arn}
+                        else {"KmsKeyId": self._key_arn()}
                     ),
                     "Tags": self.builder.tags(),
                 },

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -22,7 +22,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 from pydantic import ValidationError
 
-from mlstack.constructs._deploy_states import deploy_states
+from mlstack.constructs._deploy_states import allow_deployment, deploy_states, gate_states
 from mlstack.constructs._lambda import DEFAULT_RESERVED_CONCURRENCY
 from mlstack.constructs._nag import acknowledge, acknowledge_scoped_wildcards, default_policy
 from mlstack.constructs._registry_states import register_model
@@ -41,8 +41,6 @@ from mlstack.constructs.network import WorkloadNetwork
 from mlstack.constructs.roles import (
     SageMakerExecutionRole,
     StateMachineRole,
-    allow_volume_encryption,
-    sagemaker_arn,
     validate_name_prefix,
 )
 from mlstack.constructs.state_names import (
@@ -261,6 +259,7 @@ class TrainingWorkflow(Construct):
     ) -> None:
         super().__init__(scope, id)
         self.registration = registration
+        self.deploy = deploy
         self.defaults = defaults or WorkflowDefaults()
         self.name_prefix = name_prefix
         self.deploy_endpoint_name: str | None = _validate_props(
@@ -305,11 +304,15 @@ class TrainingWorkflow(Construct):
         )
         builder = self._state_builder(bucket, layout, key, network_isolation, max_attempts)
         builder = _in_network(builder, network)
+        # What the release state machine (ModelRelease) builds its states with.
+        self.state_builder = builder
         job = _training_job(
             builder, images, training_volume_size_gb, training_max_runtime, deploy, spot
         )
         start = self._definition(builder, job, images, seed_function, tuning, deploy, key)
-        self.state_machine = self._state_machine(start, timeout, deploy)
+        self.state_machine = self._state_machine(
+            start, timeout, deploy if self.registration is None else None
+        )
         self.endpoint_cleanup = self._endpoint_cleanup(removal_policy)
 
     def grant_start_execution(self, grantee: iam.IGrantable) -> iam.Grant:
@@ -436,7 +439,14 @@ class TrainingWorkflow(Construct):
             if self.registration is not None
             else None
         )
-        if deploy is not None:
+        if deploy is not None and register is not None:
+            # Deployment is the release's, on approval: the workflow ends at Register model.
+            register.add_catch(notify_failure, errors=["States.ALL"], result_path="$.error")
+            register.next(core.report_results)
+            core.batch_transform.next(
+                gate_states(self, deploy, builder, on_pass=register, notify_failure=notify_failure)
+            )
+        elif deploy is not None:
             core.batch_transform.next(
                 self._deploy_states(
                     deploy, builder, key, core.report_results, notify_failure, register
@@ -553,51 +563,16 @@ class TrainingWorkflow(Construct):
             thresholds=deploy.alarms,
             topic=self.topic,
         )
-        self._allow_deploy(self.name_prefix, self.deploy_endpoint_name, key, alarms.rollback_alarms)
+        if self.registration is None:
+            allow_deployment(
+                self.role,
+                self.execution_role,
+                name_prefix=self.name_prefix,
+                endpoint_name=self.deploy_endpoint_name,
+                key=key,
+                alarms=alarms.rollback_alarms,
+            )
         return alarms
-
-    def _allow_deploy(
-        self, name_prefix: str, endpoint_name: str, key: kms.IKey, alarms: Sequence[cw.Alarm]
-    ) -> None:
-        endpoint = sagemaker_arn(self, "endpoint", endpoint_name)
-        configs = sagemaker_arn(self, "endpoint-config", f"{name_prefix}-*")
-        self.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="CreateEndpointConfigs",
-                actions=[
-                    "sagemaker:CreateEndpointConfig",
-                    "sagemaker:AddTags",
-                    "sagemaker:ListTags",
-                ],
-                resources=[configs],
-            )
-        )
-        self.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="DeployEndpoint",
-                actions=[
-                    "sagemaker:CreateEndpoint",
-                    "sagemaker:UpdateEndpoint",
-                    "sagemaker:DescribeEndpoint",
-                    "sagemaker:AddTags",
-                    "sagemaker:ListTags",
-                ],
-                resources=[endpoint, configs],
-            )
-        )
-        # A blue/green update with auto-rollback: SageMaker reads the rollback alarms as the
-        # *execution role* ("Auto-Rollback Configuration and Monitoring", SageMaker developer
-        # guide: the execution role needs cloudwatch:DescribeAlarms on those alarms).
-        self.execution_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ReadRollbackAlarms",
-                actions=["cloudwatch:DescribeAlarms"],
-                resources=[alarm.alarm_arn for alarm in alarms],
-            )
-        )
-        # An endpoint configuration with KmsKeyId: SageMaker creates a grant for the volumes as
-        # the caller of CreateEndpoint/UpdateEndpoint.
-        allow_volume_encryption(self.role, key, sid="EncryptEndpointStorage")
 
     def _core_states(
         self,
@@ -1002,7 +977,16 @@ class TrainingWorkflow(Construct):
 
     def _report_results(self, deploy: DeployStage | None) -> sfn.CustomState:
         report: dict[str, Any] = {}
-        if deploy is not None:
+        if deploy is not None and self.registration is not None:
+            report = {
+                "quality_gate": {
+                    "metric": deploy.metric,
+                    "value.$": "$.gate.values[0]",
+                    "threshold.$": "$.gate.threshold",
+                    "comparison": deploy.comparison,
+                },
+            }
+        elif deploy is not None:
             report = {
                 "endpoint_name": self.deploy_endpoint_name,
                 "endpoint_config_name.$": "$.endpoint_config.EndpointConfigName",

@@ -74,6 +74,25 @@ class Image:
         return common if common.is_dir() else None
 
 
+@dataclass(frozen=True)
+class StateMachine:
+    """A state machine of the app other than the training workflow (the release)."""
+
+    name: str
+    arn: str
+    role_arn: str
+    definition: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EventRule:
+    """An EventBridge rule: its event pattern and the ARNs of its targets."""
+
+    name: str
+    pattern: dict[str, Any]
+    targets: tuple[str, ...]
+
+
 @dataclass
 class LocalAssembly:
     """One environment's stacks, resolved for a local run."""
@@ -92,6 +111,9 @@ class LocalAssembly:
     buckets: list[str]
     topics: list[str]
     model_package_groups: list[str] = field(default_factory=list)  # by name
+    # The state machines that EventBridge rules start (the release), by ARN, and the rules.
+    state_machines: dict[str, StateMachine] = field(default_factory=dict)
+    event_rules: list[EventRule] = field(default_factory=list)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # stack -> key -> value
     synthesized: bool = False  # True when load() had to synthesize
     seconds: float = 0.0
@@ -222,6 +244,7 @@ def read(directory: Path, environment: str, *, region: str = LOCAL_REGION) -> Lo
     buckets: list[str] = []
     topics: list[str] = []
     groups: list[str] = []
+    rules: list[EventRule] = []
     machines: list[tuple[str, str, dict[str, Any]]] = []
     for stack, template in templates.items():
         for logical_id, resource in template.get("Resources", {}).items():
@@ -235,15 +258,39 @@ def read(directory: Path, environment: str, *, region: str = LOCAL_REGION) -> Lo
                 groups.append(str(resolver.resolve(stack, props["ModelPackageGroupName"])))
             elif kind == "AWS::StepFunctions::StateMachine":
                 machines.append((stack, logical_id, resource))
+            elif kind == "AWS::Events::Rule" and "EventPattern" in props:
+                rules.append(
+                    EventRule(
+                        name=logical_id,
+                        pattern=resolver.resolve(stack, props["EventPattern"]),
+                        targets=tuple(
+                            str(resolver.resolve(stack, t["Arn"])) for t in props.get("Targets", [])
+                        ),
+                    )
+                )
             elif kind == "AWS::Lambda::Function":
                 fn = _lambda_function(resolver, directory, stack, logical_id, resource, file_assets)
                 lambdas[fn.arn] = fn
                 lambdas[fn.name] = fn
-    if len(machines) != 1:
-        raise AssemblyError(
-            f"environment {environment!r}: expected one state machine, found {len(machines)}"
+    # The training workflow is the one no EventBridge rule starts.
+    started = {arn for rule in rules for arn in rule.targets}
+    others = {
+        resolver.ref(st, lid): StateMachine(
+            name=resolver.attribute(st, lid, "Name"),
+            arn=resolver.ref(st, lid),
+            role_arn=str(resolver.resolve(st, res["Properties"].get("RoleArn", ""))),
+            definition=_definition(resolver, st, res["Properties"]),
         )
-    stack, logical_id, resource = machines[0]
+        for st, lid, res in machines
+        if resolver.ref(st, lid) in started
+    }
+    training = [m for m in machines if resolver.ref(m[0], m[1]) not in started]
+    if len(training) != 1:
+        raise AssemblyError(
+            f"environment {environment!r}: expected one training state machine, found "
+            f"{len(training)}"
+        )
+    stack, logical_id, resource = training[0]
     props = resource["Properties"]
     definition = _definition(resolver, stack, props)
     outputs = {
@@ -265,6 +312,8 @@ def read(directory: Path, environment: str, *, region: str = LOCAL_REGION) -> Lo
         buckets=buckets,
         topics=topics,
         model_package_groups=groups,
+        state_machines=others,
+        event_rules=rules,
         outputs=outputs,
     )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from typing import Any
 
 from mlstack.local import assembly as assembly_mod
 from mlstack.local.asl import ExecutionResult, Interpreter
+from mlstack.local.events import Delivery, LocalEventBridge
 from mlstack.local.s3 import EmbeddedS3, parse_uri
 from mlstack.local.sagemaker import LocalSageMaker, deployed_endpoints
 from mlstack.local.tasks import TaskDispatcher
@@ -86,10 +88,13 @@ class RunReport:
     training_jobs: list[dict[str, Any]] = field(default_factory=list)
     accuracy: Accuracy | None = None
     synthesized: bool = False
+    # The executions EventBridge rules started (the release of an approved version).
+    releases: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.status == "SUCCEEDED"
+        """The execution and every release it started succeeded."""
+        return self.status == "SUCCEEDED" and all(r["status"] == "SUCCEEDED" for r in self.releases)
 
 
 def seeding_rule(x: float, y: float) -> int:
@@ -150,6 +155,7 @@ def run(options: RunOptions, reporter: Reporter) -> RunReport:
 
     assembly = _load_assembly(options, run_dir, steps, reporter)
     s3 = _start_s3(assembly, run_dir, steps, reporter)
+    events = LocalEventBridge(assembly)
     sagemaker = LocalSageMaker(
         run_dir,
         s3,
@@ -159,6 +165,7 @@ def run(options: RunOptions, reporter: Reporter) -> RunReport:
         log=reporter.log,
         metric=reporter.metric,
         interrupt_training_after=options.interrupt_training_after,
+        on_event=events.service_event,
     )
     for group in assembly.model_package_groups:
         sagemaker.ensure_model_package_group(group)
@@ -182,6 +189,7 @@ def run(options: RunOptions, reporter: Reporter) -> RunReport:
                 accuracy = transform_accuracy(s3, result.output)
             except (ValueError, KeyError) as err:
                 reporter.info(f"accuracy not computed: {err}")
+        releases = run_deliveries(events, dispatcher, reporter, options.time_scale, steps)
     finally:
         archive_started = time.perf_counter()
         sagemaker.stop()
@@ -201,8 +209,49 @@ def run(options: RunOptions, reporter: Reporter) -> RunReport:
         accuracy=accuracy,
         synthesized=assembly.synthesized,
     )
+    report.releases = releases
     _write_execution(report, result)
     return report
+
+
+def run_deliveries(
+    events: LocalEventBridge,
+    dispatcher: Any,
+    reporter: Reporter,
+    time_scale: float,
+    steps: list[tuple[str, float]],
+) -> list[dict[str, Any]]:
+    """Run the executions the events of the run started (as EventBridge would, after them)."""
+
+    def execute(delivery: Delivery) -> ExecutionResult:
+        machine = delivery.machine
+        reporter.info(f"EventBridge rule {delivery.rule} starts {machine.name}")
+        interpreter = Interpreter(
+            machine.definition,
+            dispatcher,
+            listener=reporter,
+            time_scale=time_scale,
+            state_machine_arn=machine.arn,
+            role_arn=machine.role_arn,
+        )
+        started = time.perf_counter()
+        with reporter:
+            result = interpreter.execute(delivery.event, name=str(uuid.uuid4()))
+        steps.append((f"Release ({result.status.lower()})", time.perf_counter() - started))
+        return result
+
+    return [
+        {
+            "state_machine": delivery.machine.name,
+            "rule": delivery.rule,
+            "event": delivery.event,
+            "status": result.status,
+            "output": result.output,
+            "error": result.error,
+            "cause": result.cause,
+        }
+        for delivery, result in events.drain(execute)
+    ]
 
 
 def _load_assembly(
@@ -326,6 +375,7 @@ def _write_execution(report: RunReport, result: ExecutionResult) -> None:
         "steps": [{"step": s, "seconds": round(v, 3)} for s, v in report.steps],
         "training_jobs": report.training_jobs,
         "accuracy": asdict(report.accuracy) if report.accuracy else None,
+        "releases": report.releases,
     }
     (report.run_dir / "execution.json").write_text(json.dumps(data, indent=2, default=str), "utf-8")
 
@@ -336,6 +386,25 @@ def shown(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def _release_lines(releases: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for release in releases:
+        detail = release["event"].get("detail", {})
+        version = f"version {detail.get('ModelPackageVersion')}"
+        output = release.get("output")
+        out: dict[str, Any] = output if isinstance(output, dict) else {}
+        if release["status"] == "SUCCEEDED" and out.get("result"):
+            what = (
+                f"{out['result']}: {out.get('endpoint_name')} ({out.get('endpoint_config_name')})"
+            )
+        elif release["status"] == "SUCCEEDED":
+            what = "nothing to deploy (the version is no longer approved)"
+        else:
+            what = f"{release['error']}: {short_cause(release.get('cause') or '', 300)}"
+        lines.append(f"  Release           {version} {release['status']}, {what}")
+    return lines
 
 
 def format_summary(report: RunReport) -> str:
@@ -372,6 +441,7 @@ def format_summary(report: RunReport) -> str:
             f"  Model package     {group[0]} version {package['version']} "
             f"({package.get('approval_status')})"
         )
+    lines.extend(_release_lines(report.releases))
     for name in deployed:
         lines.append(
             f"  Endpoint          {name} (InService locally; serve it with "
@@ -383,7 +453,7 @@ def format_summary(report: RunReport) -> str:
             f"  Accuracy          {a.ratio:.2%} of {a.rows} test rows against the seeding rule "
             "(label 1 if y >= 3x + 5; prediction > 0.5)"
         )
-    if not report.ok:
+    if report.status != "SUCCEEDED":
         lines.append(f"  Failed state      {report.failed_state or '-'}")
         lines.append(f"  Reason            {report.failure_reason}")
         lines.append(f"  Workflow error    {report.error}")

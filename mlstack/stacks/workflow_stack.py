@@ -18,6 +18,7 @@ from mlstack.constructs import (
     LogGroupEncryption,
     ModelImages,
     ModelRegistry,
+    ModelRelease,
     MonitoredEndpoint,
     RetrainingSchedule,
     SpotTraining,
@@ -187,6 +188,8 @@ class WorkflowStack(Stack):
 
     Attributes:
         workflow: the :class:`TrainingWorkflow`.
+        release: the :class:`ModelRelease` (deploys approved versions), or None without a
+            deploy stage.
         schedule: the :class:`RetrainingSchedule`, or None when the config has none.
         monitoring: the :class:`WorkflowMonitoring`.
         network: the :class:`WorkloadNetwork`, or None when the config has no network.
@@ -211,6 +214,7 @@ class WorkflowStack(Stack):
             **kwargs,
         )
         self.workflow = self._workflow(config, data, registry)
+        self.release = self._release(config, data, registry)
         self.schedule = self._schedule(config)
         self.monitoring = self._monitoring(config)
         if config.workflow.log_retention_days < ONE_YEAR_DAYS:
@@ -220,6 +224,10 @@ class WorkflowStack(Stack):
         CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
         if self.workflow.deploy_endpoint_name:
             CfnOutput(self, "DeployEndpointName", value=self.workflow.deploy_endpoint_name)
+        if self.release is not None:
+            CfnOutput(
+                self, "ReleaseStateMachineArn", value=self.release.state_machine.state_machine_arn
+            )
 
     def _workflow(
         self, config: EnvironmentConfig, data: DataBucket, registry: ModelRegistry
@@ -284,6 +292,27 @@ class WorkflowStack(Stack):
             network=self.network,
             validator_reserved_concurrency=config.workflow.lambda_reserved_concurrency,
         )
+
+    def _release(
+        self, config: EnvironmentConfig, data: DataBucket, registry: ModelRegistry
+    ) -> ModelRelease | None:
+        """The release of approved versions to the deploy stage's endpoint."""
+        if not config.deploy_enabled:
+            return None
+        release = ModelRelease(
+            self,
+            "Release",
+            workflow=self.workflow,
+            registry=registry,
+            key=data.key,
+            log_retention=RETENTION_DAYS[config.workflow.log_retention_days],
+            removal_policy=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
+        )
+        cleanup = self.workflow.endpoint_cleanup
+        if cleanup is not None:
+            # Deleted after the release too, which could create the endpoint again.
+            release.state_machine.node.add_dependency(cleanup.resource)
+        return release
 
     def _schedule(self, config: EnvironmentConfig) -> RetrainingSchedule | None:
         if config.schedule is None:
