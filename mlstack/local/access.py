@@ -229,12 +229,18 @@ class RecordingDispatcher:
     """Wraps the local Task handler: records the calls each Task state makes, then runs it."""
 
     def __init__(
-        self, handler: Callable[[TaskCall], Any], log: CallLog, s3: EmbeddedS3 | None = None
+        self,
+        handler: Callable[[TaskCall], Any],
+        log: CallLog,
+        s3: EmbeddedS3 | None = None,
+        role: str | None = None,
     ) -> None:
+        """``role``: the role of the state machine that makes the calls (default: the training
+        workflow's)."""
         self.handler = handler
         self.log = log
         self.s3 = s3
-        self.role = log.assembly.state_machine_role_arn
+        self.role = role or log.assembly.state_machine_role_arn
         self.models: dict[str, Mapping[str, Any]] = {}  # by lower-case name
         self.configs: dict[str, Mapping[str, Any]] = {}  # endpoint configs by lower-case name
 
@@ -503,6 +509,15 @@ def resource_calls(log: CallLog) -> None:
                     str(target["Arn"]),
                     f"schedule {lid}",
                 )
+            elif kind == "AWS::Events::Rule":
+                for target in r.resolve(stack, props.get("Targets", [])):
+                    if ":states:" in str(target["Arn"]) and target.get("RoleArn"):
+                        log.record(
+                            str(target["RoleArn"]),
+                            "states:StartExecution",
+                            str(target["Arn"]),
+                            f"EventBridge rule {lid}",
+                        )
             elif kind == "Custom::EndpointCleanup":
                 # Its deletion: the function deletes the endpoint and waits until it is gone.
                 function = str(r.resolve(stack, props["ServiceToken"]))

@@ -45,6 +45,8 @@ def principals(recorded: Recorded) -> dict[str, str]:
     """Role ARN -> kind, for the workflow's principals."""
     log = recorded.log
     kinds = {log.assembly.state_machine_role_arn: "state-machine", log.execution_role: "execution"}
+    for machine in log.assembly.state_machines.values():
+        kinds[machine.role_arn] = "release"
     for call in log.calls:
         if call.action == "states:StartExecution":
             kinds[call.principal] = "scheduler"
@@ -66,10 +68,14 @@ def unique(calls: list[Call]) -> list[Call]:
 
 def test_every_path_ran(recorded: dict[str, Recorded]) -> None:
     for env, r in recorded.items():
-        create, update, tuning = (r.paths[k] for k in ("deploy-create", "deploy-update", "tuning"))
+        create, update, tuning = (
+            r.paths[k] for k in ("deploy-create release", "deploy-update release", "tuning")
+        )
         assert "Create endpoint" in create and "Update endpoint" not in create, env
         assert "Update endpoint" in update and "Create endpoint" not in update, env
-        assert "Register model" in create and "Register model" in update, env
+        assert r.paths["release failure"][-2:] == ["Notify release failure", "Release failed"]
+        assert "Register model" in r.paths["deploy-create"], env
+        assert "Register model" in r.paths["deploy-update"], env
         assert "Tune model" in tuning and "Read best training job" in tuning, env
         assert tuning[-2:] == ["Notify failure", "Workflow failed"], env
 
@@ -82,7 +88,14 @@ def test_each_principal_makes_the_calls_the_issue_lists(
     kinds = principals(r)
     # dev also deletes its deploy stage's endpoint when its stack is deleted (prod retains it).
     cleanup = {"cleanup"} if env == "dev" else set()
-    assert set(kinds.values()) == {"state-machine", "execution", "scheduler", "seed", *cleanup}
+    assert set(kinds.values()) == {
+        "state-machine",
+        "release",
+        "execution",
+        "scheduler",
+        "seed",
+        *cleanup,
+    }
     actions: dict[str, set[str]] = {}
     for call in r.log.calls:
         actions.setdefault(kinds.get(call.principal, call.principal), set()).add(call.action)
@@ -93,16 +106,24 @@ def test_each_principal_makes_the_calls_the_issue_lists(
         "sagemaker:CreateHyperParameterTuningJob",
         "sagemaker:CreateModel",
         "sagemaker:CreateTransformJob",
-        "sagemaker:CreateEndpointConfig",
-        "sagemaker:CreateEndpoint",
-        "sagemaker:UpdateEndpoint",
-        "sagemaker:DescribeEndpoint",
         "sagemaker:CreateModelPackage",
         "events:PutRule",
         "iam:PassRole",
         "sns:Publish",
         "kms:GenerateDataKey",
     } <= actions["state-machine"]
+    # Deploying is the release's: the training workflow never touches an endpoint.
+    assert not {a for a in actions["state-machine"] if "Endpoint" in a}
+    assert {
+        "sagemaker:DescribeModelPackage",
+        "sagemaker:CreateModel",
+        "sagemaker:CreateEndpointConfig",
+        "sagemaker:CreateEndpoint",
+        "sagemaker:UpdateEndpoint",
+        "sagemaker:DescribeEndpoint",
+        "iam:PassRole",
+        "kms:CreateGrant",
+    } <= actions["release"]
     assert {
         "s3:ListBucket",
         "s3:GetObject",
