@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -98,4 +99,28 @@ def _set_status(args: argparse.Namespace, status: str, reason: str) -> int:
         print(f"{group} version {args.version} is already {status}: nothing changed ({arn})")
         return 0
     print(f"{group} version {args.version} is {status} ({arn}): {reason}")
+    # What SageMaker sends EventBridge, delivered in the account: an approval starts the release.
+    pending = registry.saved.setdefault("pending_events", {})
+    for kind, detail in registry.events:
+        pending[str(uuid.uuid4())] = {"detail-type": kind, "detail": detail}
+    registry._save_registry()
+    if status != "Approved":
+        return 0
+    return release(args)
+
+
+def release(args: argparse.Namespace) -> int:
+    """Run what the account's pending events start (the release), as a local run without a
+    training execution."""
+    from mlstack.local.runner import RunOptions, format_summary, run
+    from mlstack.local.ui import reporter_for
+
+    options = RunOptions(environment=args.env, workdir=args.workdir, release_only=True)
+    report = run(options, reporter_for(sys.stdout, plain=True))
+    print()
+    print(format_summary(report))
+    if not report.ok:
+        failed = [r for r in report.releases if r["status"] != "SUCCEEDED"]
+        print(f"mlstack local approve: the release failed: {failed[0]['error']}", file=sys.stderr)
+        return 1
     return 0

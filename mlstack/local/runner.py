@@ -46,6 +46,9 @@ class RunOptions:
     environments_dir: Path | None = None
     time_scale: float = DEFAULT_TIME_SCALE
     interrupt_training_after: float | None = None  # seconds; a spot interruption, on request
+    # Deliver the events waiting in the account (an approval by `mlstack local approve`) and run
+    # what their rules start, without a training execution.
+    release_only: bool = False
 
     def execution_input(self) -> dict[str, Any]:
         """Only what the user asked for: every default comes from the definition itself."""
@@ -169,6 +172,7 @@ def run(options: RunOptions, reporter: Reporter) -> RunReport:
     )
     for group in assembly.model_package_groups:
         sagemaker.ensure_model_package_group(group)
+    deliver_pending(sagemaker, events)
     dispatcher = TaskDispatcher(assembly, s3, sagemaker, run_dir, log=reporter.log)
     execution_input = options.execution_input()
     accuracy = None
@@ -181,8 +185,11 @@ def run(options: RunOptions, reporter: Reporter) -> RunReport:
             state_machine_arn=assembly.state_machine_arn,
             role_arn=assembly.state_machine_role_arn,
         )
-        with reporter:
-            result = interpreter.execute(execution_input, name=name)
+        if options.release_only:
+            result = ExecutionResult(status="SUCCEEDED", output=None)
+        else:
+            with reporter:
+                result = interpreter.execute(execution_input, name=name)
         steps.extend(_state_steps(result))
         if result.status == "SUCCEEDED":
             try:
@@ -212,6 +219,18 @@ def run(options: RunOptions, reporter: Reporter) -> RunReport:
     report.releases = releases
     _write_execution(report, result)
     return report
+
+
+def deliver_pending(sagemaker: LocalSageMaker, events: LocalEventBridge) -> None:
+    """The events a command outside a run left in the account (``pending_events`` of the
+    registry: ``mlstack local approve``), put on the local EventBridge now."""
+    with sagemaker._lock:
+        pending = list(sagemaker.pending_events.values())
+        sagemaker.pending_events.clear()
+    for event in pending:
+        events.service_event(str(event["detail-type"]), dict(event["detail"]))
+    if pending:
+        sagemaker._save_registry()
 
 
 def run_deliveries(

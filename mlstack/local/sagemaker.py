@@ -332,6 +332,8 @@ class LocalSageMaker(ModelPackageCalls):
         self.endpoints: dict[str, Endpoint] = {}
         self.model_package_groups: dict[str, dict[str, Any]] = {}
         self.model_packages: dict[str, dict[str, Any]] = {}
+        # Events of changes made outside a run (`mlstack local approve`), delivered by the next.
+        self.pending_events: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
 
     # --- helpers -----------------------------------------------------------------------------
@@ -394,6 +396,7 @@ class LocalSageMaker(ModelPackageCalls):
                 ),
                 "model_package_groups": self.model_package_groups,
                 "model_packages": self.model_packages,
+                "pending_events": self.pending_events,
             }
             path = self.root / "sagemaker" / "registry.json"
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from mlstack.cli import main
+from mlstack.cli import local_registry, main
 from mlstack.local.sagemaker import LocalSageMaker
 
 GROUP = "mlstack-dev"
@@ -145,9 +145,12 @@ def local_account(workdir: Path) -> LocalSageMaker:
 
 
 def test_local_commands_read_and_change_the_local_account(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     local_account(tmp_path)
+    released: list[Any] = []
+    # The release itself is a local run of the account (tests/local); here: that it is started.
+    monkeypatch.setattr(local_registry, "release", lambda args: released.append(args) or 0)
     workdir = ["--workdir", str(tmp_path)]
     assert main(["local", "models", "--env", "dev", *workdir]) == 0
     line = capsys.readouterr().out.splitlines()[2]
@@ -158,6 +161,16 @@ def test_local_commands_read_and_change_the_local_account(
     (version,) = registry["model_packages"].values()
     assert version["ModelApprovalStatus"] == "Approved"
     assert "models" in registry  # the other kinds of the registry are kept
+    # The approval's event waits in the account for the release the command then starts.
+    (event,) = registry["pending_events"].values()
+    assert event["detail-type"] == "SageMaker Model Package State Change"
+    assert event["detail"]["ModelApprovalStatus"] == "Approved"
+    assert [a.env for a in released] == ["dev"]
+    # Rejecting starts nothing.
+    assert (
+        main(["local", "reject", "--env", "dev", "--version", "1", "--reason", "no", *workdir]) == 0
+    )
+    assert len(released) == 1
 
 
 def test_local_commands_without_an_account_say_what_to_run(
