@@ -226,6 +226,10 @@ class TrainingWorkflow(Construct):
         deploy_endpoint_name: the deploy stage's endpoint name, or None without ``deploy``.
         deploy_alarms: the deploy stage's :class:`EndpointAlarms`, or None without ``deploy``.
         endpoint_cleanup: deletes the deployed endpoint with the stack, or None.
+        registration: the :class:`ModelRegistration`, or None.
+        deploy: the :class:`DeployStage`, or None. With ``registration`` too, the workflow ends
+            at Register model and a :class:`ModelRelease` deploys approved versions.
+        state_builder: what the SageMaker task states share (names, tags, retries, network).
     """
 
     def __init__(
@@ -258,8 +262,7 @@ class TrainingWorkflow(Construct):
         registration: ModelRegistration | None = None,
     ) -> None:
         super().__init__(scope, id)
-        self.registration = registration
-        self.deploy = deploy
+        self.registration, self.deploy = registration, deploy
         self.defaults = defaults or WorkflowDefaults()
         self.name_prefix = name_prefix
         self.deploy_endpoint_name: str | None = _validate_props(
@@ -296,23 +299,18 @@ class TrainingWorkflow(Construct):
             network.grant_sagemaker(self.execution_role)
         self.input_schema = self._input_schema(images, tuning, deploy, max_rows)
         self._grant_state_machine_role(seed_function, key)
-        if registration is not None:
-            self._allow_registration(registration)
         allow_alarm_notifications(self.topic, key)
         self.deploy_alarms: EndpointAlarms | None = (
             self._deploy_alarms(deploy, key) if deploy is not None else None
         )
         builder = self._state_builder(bucket, layout, key, network_isolation, max_attempts)
-        builder = _in_network(builder, network)
-        # What the release state machine (ModelRelease) builds its states with.
-        self.state_builder = builder
+        # The release state machine (ModelRelease) builds its states with it too.
+        self.state_builder = builder = _in_network(builder, network)
         job = _training_job(
             builder, images, training_volume_size_gb, training_max_runtime, deploy, spot
         )
         start = self._definition(builder, job, images, seed_function, tuning, deploy, key)
-        self.state_machine = self._state_machine(
-            start, timeout, deploy if self.registration is None else None
-        )
+        self.state_machine = self._state_machine(start, timeout, deploy)
         self.endpoint_cleanup = self._endpoint_cleanup(removal_policy)
 
     def grant_start_execution(self, grantee: iam.IGrantable) -> iam.Grant:
@@ -485,7 +483,8 @@ class TrainingWorkflow(Construct):
             self,
             "Resource",
             comment=f"{self.name_prefix}: generate dataset, train, save model, batch transform"
-            + (", deploy" if deploy is not None else ""),
+            + (", register" if self.registration is not None else "")
+            + (", deploy" if deploy is not None and self.registration is None else ""),
             definition_body=sfn.DefinitionBody.from_chainable(start),
             state_machine_type=sfn.StateMachineType.STANDARD,
             role=self.role,
@@ -514,6 +513,8 @@ class TrainingWorkflow(Construct):
         return cleanup
 
     def _grant_state_machine_role(self, seed_function: lambda_.IFunction, key: kms.IKey) -> None:
+        if self.registration is not None:
+            self._allow_registration(self.registration)
         # Explicit statements rather than grant_invoke/grant_publish: the definition calls the
         # unqualified function ARN (no versions or aliases) and needs no kms:GenerateDataKey*.
         self.role.add_to_principal_policy(

@@ -221,24 +221,7 @@ def read(directory: Path, environment: str, *, region: str = LOCAL_REGION) -> Lo
         raise AssemblyError(f"{directory}: no stacks in the assembly")
     resolver = Resolver(templates, region=region, account=LOCAL_ACCOUNT)
 
-    images: dict[str, Image] = {}
-    file_assets: dict[str, str] = {}  # object key -> asset path (relative to directory)
-    for path in asset_files:
-        assets = json.loads(path.read_text(encoding="utf-8"))
-        for asset in assets.get("files", {}).values():
-            for dest in asset.get("destinations", {}).values():
-                file_assets[dest["objectKey"]] = asset["source"]["path"]
-        for asset in assets.get("dockerImages", {}).values():
-            source = asset["source"]
-            for dest in asset.get("destinations", {}).values():
-                repository = resolver.substitute(dest["repositoryName"])
-                registry = f"{LOCAL_ACCOUNT}.dkr.ecr.{region}.amazonaws.com"
-                uri = f"{registry}/{repository}:{dest['imageTag']}"
-                images[uri] = Image(
-                    uri=uri,
-                    directory=(path.parent / source["directory"]).resolve(),
-                    dockerfile=source.get("dockerFile", "Dockerfile"),
-                )
+    images, file_assets = _assets(resolver, asset_files, region)
 
     lambdas: dict[str, LambdaFunction] = {}
     buckets: list[str] = []
@@ -272,25 +255,7 @@ def read(directory: Path, environment: str, *, region: str = LOCAL_REGION) -> Lo
                 fn = _lambda_function(resolver, directory, stack, logical_id, resource, file_assets)
                 lambdas[fn.arn] = fn
                 lambdas[fn.name] = fn
-    # The training workflow is the one no EventBridge rule starts.
-    started = {arn for rule in rules for arn in rule.targets}
-    others = {
-        resolver.ref(st, lid): StateMachine(
-            name=resolver.attribute(st, lid, "Name"),
-            arn=resolver.ref(st, lid),
-            role_arn=str(resolver.resolve(st, res["Properties"].get("RoleArn", ""))),
-            definition=_definition(resolver, st, res["Properties"]),
-        )
-        for st, lid, res in machines
-        if resolver.ref(st, lid) in started
-    }
-    training = [m for m in machines if resolver.ref(m[0], m[1]) not in started]
-    if len(training) != 1:
-        raise AssemblyError(
-            f"environment {environment!r}: expected one training state machine, found "
-            f"{len(training)}"
-        )
-    stack, logical_id, resource = training[0]
+    others, (stack, logical_id, resource) = _split_machines(resolver, environment, machines, rules)
     props = resource["Properties"]
     definition = _definition(resolver, stack, props)
     outputs = {
@@ -316,6 +281,60 @@ def read(directory: Path, environment: str, *, region: str = LOCAL_REGION) -> Lo
         event_rules=rules,
         outputs=outputs,
     )
+
+
+def _assets(
+    resolver: Resolver, asset_files: list[Path], region: str
+) -> tuple[dict[str, Image], dict[str, str]]:
+    """The image assets by URI, and the file assets (object key -> path relative to the
+    assembly)."""
+    images: dict[str, Image] = {}
+    file_assets: dict[str, str] = {}  # object key -> asset path (relative to directory)
+    for path in asset_files:
+        assets = json.loads(path.read_text(encoding="utf-8"))
+        for asset in assets.get("files", {}).values():
+            for dest in asset.get("destinations", {}).values():
+                file_assets[dest["objectKey"]] = asset["source"]["path"]
+        for asset in assets.get("dockerImages", {}).values():
+            source = asset["source"]
+            for dest in asset.get("destinations", {}).values():
+                repository = resolver.substitute(dest["repositoryName"])
+                registry = f"{LOCAL_ACCOUNT}.dkr.ecr.{region}.amazonaws.com"
+                uri = f"{registry}/{repository}:{dest['imageTag']}"
+                images[uri] = Image(
+                    uri=uri,
+                    directory=(path.parent / source["directory"]).resolve(),
+                    dockerfile=source.get("dockerFile", "Dockerfile"),
+                )
+    return images, file_assets
+
+
+def _split_machines(
+    resolver: Resolver,
+    environment: str,
+    machines: list[tuple[str, str, dict[str, Any]]],
+    rules: list[EventRule],
+) -> tuple[dict[str, StateMachine], tuple[str, str, dict[str, Any]]]:
+    """The state machines EventBridge rules start (by ARN), and the training workflow: the one
+    no rule starts."""
+    started = {arn for rule in rules for arn in rule.targets}
+    others = {
+        resolver.ref(st, lid): StateMachine(
+            name=resolver.attribute(st, lid, "Name"),
+            arn=resolver.ref(st, lid),
+            role_arn=str(resolver.resolve(st, res["Properties"].get("RoleArn", ""))),
+            definition=_definition(resolver, st, res["Properties"]),
+        )
+        for st, lid, res in machines
+        if resolver.ref(st, lid) in started
+    }
+    training = [m for m in machines if resolver.ref(m[0], m[1]) not in started]
+    if len(training) != 1:
+        raise AssemblyError(
+            f"environment {environment!r}: expected one training state machine, found "
+            f"{len(training)}"
+        )
+    return others, training[0]
 
 
 def _definition(resolver: Resolver, stack: str, props: Mapping[str, Any]) -> dict[str, Any]:
