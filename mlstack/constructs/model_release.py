@@ -22,24 +22,25 @@ from mlstack.constructs._nag import (
 )
 from mlstack.constructs.model_registry import ModelRegistry
 from mlstack.constructs.roles import sagemaker_arn
+from mlstack.constructs.state_names import (
+    ALREADY_LIVE,
+    ALREADY_RELEASED,
+    COMPARE_LIVE_VERSION,
+    CREATE_RELEASE_MODEL,
+    DESCRIBE_PACKAGE,
+    NOT_APPROVED,
+    NOTIFY_RELEASE_FAILURE,
+    READ_LIVE_ENDPOINT,
+    RELEASE_FAILED,
+    REPORT_RELEASE,
+    START_RELEASE,
+    STILL_APPROVED,
+)
 from mlstack.constructs.training_workflow import SNS_TRANSIENT_ERRORS, TrainingWorkflow
 
 __all__ = ["APPROVED_PATTERN_STATUS", "RELEASE_STATES", "ModelRelease"]
 
 APPROVED_PATTERN_STATUS = "Approved"
-# The release's own states (the endpoint states are the deploy stage's, by the same names).
-START_RELEASE = "Start release"
-DESCRIBE_PACKAGE = "Describe model package"
-STILL_APPROVED = "Still approved?"
-NOT_APPROVED = "Not approved any more"
-READ_LIVE_ENDPOINT = "Read live endpoint"
-COMPARE_LIVE_VERSION = "Compare live version"
-ALREADY_LIVE = "Version already live?"
-ALREADY_RELEASED = "Already released"
-CREATE_RELEASE_MODEL = "Create release model"
-REPORT_RELEASE = "Report release"
-NOTIFY_RELEASE_FAILURE = "Notify release failure"
-RELEASE_FAILED = "Release failed"
 RELEASE_STATES = (
     START_RELEASE,
     DESCRIBE_PACKAGE,

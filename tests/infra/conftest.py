@@ -74,6 +74,16 @@ def released(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     return SynthesizedApp(app=app, stages=stages)
 
 
+def training_machine_id(template: dict[str, Any]) -> str:
+    """The logical ID of the training workflow's state machine (not the release's)."""
+    (machine,) = [
+        k
+        for k, r in template["Resources"].items()
+        if r["Type"] == "AWS::StepFunctions::StateMachine" and not k.startswith("Release")
+    ]
+    return machine
+
+
 def state_machine_definition(template: dict[str, Any], release: bool = False) -> dict[str, Any]:
     """The training workflow's definition (``release``: the release state machine's, which an
     EventBridge rule starts), tokens rendered as readable placeholders."""
