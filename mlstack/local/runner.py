@@ -460,6 +460,11 @@ def format_summary(report: RunReport) -> str:
             f"  Model package     {group[0]} version {package['version']} "
             f"({package.get('approval_status')})"
         )
+        if package.get("approval_status") == "PendingManualApproval":
+            lines.append(
+                f"  Release           waits for approval: `mlstack local approve --env "
+                f"{report.environment} --version {package['version']}`"
+            )
     lines.extend(_release_lines(report.releases))
     for name in deployed:
         lines.append(
