@@ -28,6 +28,7 @@ from mlstack.constructs.training_workflow import TrainingWorkflow, WorkflowDefau
 from mlstack.constructs.workflow_options import (
     DeployStage,
     HyperparameterTuning,
+    ModelRegistration,
     SpotTraining,
     TrafficShift,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "LogGroupEncryption",
     "ModelImage",
     "ModelImages",
+    "ModelRegistration",
     "ModelRegistry",
     "ModelRelease",
     "MonitoredEndpoint",
