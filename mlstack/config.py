@@ -407,6 +407,19 @@ class DeployConfig:
 
 
 @dataclass(frozen=True, config=_STRICT)
+class RegistryConfig:
+    """The model registry: the status each version the workflow registers starts with."""
+
+    approval_status: Annotated[
+        one_of(*rules.APPROVAL_STATUSES),
+        Field(
+            description="'Approved': each registered version is released at once; "
+            "'PendingManualApproval': it waits for `mlstack approve`"
+        ),
+    ] = "PendingManualApproval"
+
+
+@dataclass(frozen=True, config=_STRICT)
 class ObjectiveConfig:
     """The tuning job's objective: a metric of the training image, minimised or maximised."""
 
@@ -548,6 +561,7 @@ class EnvironmentConfig:
     workflow: WorkflowConfig
     images: ImagesConfig = dataclasses.field(default_factory=ImagesConfig)
     deploy: DeployConfig | None = None
+    registry: RegistryConfig = dataclasses.field(default_factory=RegistryConfig)
     tuning: TuningConfig | None = None
     schedule: ScheduleConfig | None = None
     alarms: AlarmsConfig = dataclasses.field(default_factory=AlarmsConfig)

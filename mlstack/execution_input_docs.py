@@ -171,8 +171,11 @@ def synthesized_schemas() -> dict[str, dict[str, Any]]:
 
 
 def _definition(template: Mapping[str, Any]) -> dict[str, Any]:
+    # The training workflow's; the release's input is an EventBridge event, not documented here.
     (machine,) = [
-        r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
+        r
+        for k, r in template["Resources"].items()
+        if r["Type"] == "AWS::StepFunctions::StateMachine" and not k.startswith("Release")
     ]
     parts = machine["Properties"]["DefinitionString"]
     text = (

@@ -90,6 +90,9 @@ LOG_RETENTION_DAYS = (
 )  # fmt: skip
 COMPARISONS = ("less_than", "less_than_or_equal", "greater_than", "greater_than_or_equal")
 TRAFFIC_TYPES = ("all_at_once", "canary", "linear")
+# The ModelApprovalStatus a new model package version may start with (SageMaker API reference,
+# CreateModelPackage: ModelApprovalStatus is Approved, Rejected or PendingManualApproval).
+APPROVAL_STATUSES = ("Approved", "PendingManualApproval")
 TUNING_STRATEGIES = ("Bayesian", "Random")
 OBJECTIVE_TYPES = ("Minimize", "Maximize")
 # The metrics the training image's `evaluate` program reports, by problem type (its

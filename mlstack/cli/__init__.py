@@ -4,6 +4,10 @@
     mlstack local serve  [--model PATH | --from-run DIR] [--port P] [--endpoint-name NAME]
     mlstack run          --env dev [--input JSON]
     mlstack invoke       --env dev --file data.csv [--content-type T] [--accept T]
+    mlstack models       --env dev                  (versions, status, evaluation metrics)
+    mlstack approve      --env dev --version N [--reason TEXT]
+    mlstack reject       --env dev --version N --reason TEXT
+    mlstack local models|approve|reject ...      (the same, in the local account)
 
 Exit status: 0 on success; 1 when the workflow or a call failed (the reason is printed);
 2 for a usage error.
@@ -46,9 +50,42 @@ def build_parser() -> argparse.ArgumentParser:
     local_commands = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
     _add_local_run(local_commands)
     _add_local_serve(local_commands)
+    _add_registry(local_commands, local=True)
     _add_run(commands)
     _add_invoke(commands)
+    _add_registry(commands, local=False)
     return parser
+
+
+def _add_registry(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], *, local: bool
+) -> None:
+    where = "the local account's" if local else "the deployed"
+    listed = commands.add_parser(
+        "models", help=f"list {where} model versions: status and evaluation metrics"
+    )
+    approve = commands.add_parser(
+        "approve", help=f"approve a version of {where} model registry (this releases it)"
+    )
+    reject = commands.add_parser("reject", help=f"reject a version of {where} model registry")
+    for parser in (listed, approve, reject):
+        parser.add_argument("--env", default="dev", help="environment (default: dev)")
+        if local:
+            parser.add_argument(
+                "--workdir",
+                type=Path,
+                default=Path(".work/local"),
+                help="where the local accounts are (default: .work/local)",
+            )
+        else:
+            parser.add_argument(
+                "--region",
+                help="AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION, the profile's)",
+            )
+    for parser in (approve, reject):
+        parser.add_argument("--version", type=int, required=True, help="the version number")
+    approve.add_argument("--reason", help="ApprovalDescription (default: a note of the command)")
+    reject.add_argument("--reason", required=True, help="why (the ApprovalDescription)")
 
 
 def _add_local_run(local_commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -170,10 +207,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mlstack.cli.local import local_serve
 
         return local_serve(args)
+    if args.command == "local":
+        from mlstack.cli import local_registry
+
+        return int(getattr(local_registry, args.local_command)(args))
     from mlstack.cli import deployed
 
     if args.command == "run":
         return deployed.run_execution(args)
+    if args.command in ("models", "approve", "reject"):
+        return int(getattr(deployed, args.command)(args))
     return deployed.invoke(args)
 
 

@@ -1,7 +1,9 @@
-"""``mlstack run`` and ``mlstack invoke``: drive the deployed workflow and endpoint with boto3.
+"""``mlstack run``, ``mlstack invoke`` and the registry commands (``mlstack models``,
+``approve``, ``reject``): drive the deployed workflow, endpoint and model registry with boto3.
 
-The state machine and the endpoint are found from the stacks' outputs (``<env>-Workflow``
-``StateMachineArn``, ``<env>-Serving`` ``EndpointName``). The region is ``--region``, else
+The state machine, the endpoint and the model package group are found from the stacks' outputs
+(``<env>-Workflow`` ``StateMachineArn``, ``<env>-Serving`` ``EndpointName``, ``<env>-Data``
+``ModelPackageGroupName``). The region is ``--region``, else
 ``AWS_REGION``, else boto3's chain; credentials come from boto3's standard chain; a missing one,
 or a stack that is not deployed, is a one-line message naming what was read. ``invoke`` with an
 ``--endpoint-url`` on this machine (``mlstack local serve``) needs neither: it signs with dummy
@@ -22,6 +24,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
+from mlstack.cli.models import RegistryError, listing, set_status
+from mlstack.local.s3 import parse_uri
 from mlstack.local.ui import reporter_for, short_cause
 
 NO_CREDENTIALS = (
@@ -99,7 +103,7 @@ def stack_output(env: str, stack: str, key: str, region: str | None) -> str:
 def _guard(fn: Any, args: argparse.Namespace, command: str) -> int:
     try:
         return int(fn(args))
-    except CommandError as err:
+    except (CommandError, RegistryError) as err:
         print(f"mlstack {command}: {err}", file=sys.stderr)
     except NoCredentialsError:
         print(f"mlstack {command}: {NO_CREDENTIALS}", file=sys.stderr)
@@ -187,4 +191,60 @@ def _invoke(args: argparse.Namespace) -> int:
     if not data.endswith(b"\n"):
         sys.stdout.buffer.write(b"\n")
     sys.stdout.flush()
+    return 0
+
+
+def models(args: argparse.Namespace) -> int:
+    return _guard(_models, args, "models")
+
+
+def approve(args: argparse.Namespace) -> int:
+    return _guard(_approve, args, "approve")
+
+
+def reject(args: argparse.Namespace) -> int:
+    return _guard(_reject, args, "reject")
+
+
+def _group(args: argparse.Namespace) -> str:
+    return stack_output(args.env, "Data", "ModelPackageGroupName", args.region)
+
+
+def _models(args: argparse.Namespace) -> int:
+    group = _group(args)
+    sagemaker = _client("sagemaker", args.region)
+    s3 = _client("s3", args.region)
+
+    def read(uri: str) -> bytes:
+        bucket, key = parse_uri(uri)
+        body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body
+
+    for line in listing(sagemaker, group, read):
+        print(line)
+    return 0
+
+
+def _approve(args: argparse.Namespace) -> int:
+    return _set_status(args, "Approved", args.reason or "approved with `mlstack approve`")
+
+
+def _reject(args: argparse.Namespace) -> int:
+    return _set_status(args, "Rejected", args.reason)
+
+
+def _set_status(args: argparse.Namespace, status: str, reason: str) -> int:
+    group = _group(args)
+    arn, changed = set_status(
+        _client("sagemaker", args.region), group, args.version, status, reason
+    )
+    if not changed:
+        print(f"{group} version {args.version} is already {status}: nothing changed ({arn})")
+    elif status == "Approved":
+        print(
+            f"{group} version {args.version} is Approved ({arn}); its approval starts the "
+            "release state machine, which deploys it (see the Release executions)"
+        )
+    else:
+        print(f"{group} version {args.version} is {status} ({arn}): {reason}")
     return 0

@@ -44,9 +44,14 @@ def local_run(args: argparse.Namespace) -> int:
     print()
     print(format_summary(report))
     if not report.ok:
+        failed = [r for r in report.releases if r["status"] != "SUCCEEDED"]
+        reason = (
+            f"{report.status}: {report.failure_reason}"
+            if report.status != "SUCCEEDED"
+            else f"the release failed: {failed[0]['error']}: {failed[0]['cause']}"
+        )
         print(
-            f"\nmlstack local run: {report.status}: {report.failure_reason}\n"
-            f"Every artifact is kept in {shown(report.run_dir)}",
+            f"\nmlstack local run: {reason}\nEvery artifact is kept in {shown(report.run_dir)}",
             file=sys.stderr,
         )
         return 1

@@ -6,6 +6,8 @@ from mlstack.constructs.dataset_seeder import DatasetSeeder
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.log_encryption import LogGroupEncryption
 from mlstack.constructs.model_images import ModelImage, ModelImages
+from mlstack.constructs.model_registry import ModelRegistry
+from mlstack.constructs.model_release import ModelRelease
 from mlstack.constructs.monitoring import (
     AlarmThresholds,
     EndpointAlarms,
@@ -28,6 +30,7 @@ from mlstack.constructs.workflow_options import (
     DataQualityBaseline,
     DeployStage,
     HyperparameterTuning,
+    ModelRegistration,
     SpotTraining,
     TrafficShift,
 )
@@ -49,6 +52,9 @@ __all__ = [
     "LogGroupEncryption",
     "ModelImage",
     "ModelImages",
+    "ModelRegistration",
+    "ModelRegistry",
+    "ModelRelease",
     "MonitoredEndpoint",
     "Placement",
     "RealtimeEndpoint",

@@ -7,12 +7,14 @@ from typing import Any
 
 from aws_cdk import Aws
 from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from mlstack.constructs._state_builder import StateBuilder
 from mlstack.constructs.instance_storage import has_local_storage
+from mlstack.constructs.roles import allow_volume_encryption, sagemaker_arn
 from mlstack.constructs.state_names import (
     CHECK_ENDPOINT,
     COUNT_ENDPOINT_CHECK,
@@ -77,14 +79,105 @@ def deploy_states(
     rollback_alarms: Sequence[cw.Alarm],
     report_results: sfn.IChainable,
     notify_failure: sfn.IChainable,
+    register: sfn.CustomState | None = None,
 ) -> sfn.IChainable:
-    """Quality gate -> endpoint config -> create or blue/green update -> bounded wait.
+    """Quality gate -> [Register model] -> endpoint config -> create or blue/green update ->
+    bounded wait.
 
     The states are created in ``scope`` (the workflow), so their IDs are the state names.
     """
     return _DeployStates(
-        scope, deploy, builder, endpoint_name, key, rollback_alarms, report_results, notify_failure
+        scope,
+        deploy,
+        builder,
+        endpoint_name,
+        key,
+        rollback_alarms,
+        report_results,
+        notify_failure,
+        register,
     ).build()
+
+
+def allow_deployment(
+    role: iam.Role,
+    execution_role: iam.IRole,
+    *,
+    name_prefix: str,
+    endpoint_name: str,
+    key: kms.IKey,
+    alarms: Sequence[cw.Alarm],
+) -> None:
+    """What the endpoint states need: ``role`` (the state machine's) creates endpoint
+    configurations named ``name_prefix-*`` and creates, updates and describes the endpoint;
+    ``execution_role`` reads the rollback alarms."""
+    endpoint = sagemaker_arn(role, "endpoint", endpoint_name)
+    configs = sagemaker_arn(role, "endpoint-config", f"{name_prefix}-*")
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="CreateEndpointConfigs",
+            actions=["sagemaker:CreateEndpointConfig", "sagemaker:AddTags", "sagemaker:ListTags"],
+            resources=[configs],
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="DeployEndpoint",
+            actions=[
+                "sagemaker:CreateEndpoint",
+                "sagemaker:UpdateEndpoint",
+                "sagemaker:DescribeEndpoint",
+                "sagemaker:AddTags",
+                "sagemaker:ListTags",
+            ],
+            resources=[endpoint, configs],
+        )
+    )
+    # A blue/green update with auto-rollback: SageMaker reads the rollback alarms as the
+    # *execution role* ("Auto-Rollback Configuration and Monitoring", SageMaker developer
+    # guide: the execution role needs cloudwatch:DescribeAlarms on those alarms).
+    execution_role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="ReadRollbackAlarms",
+            actions=["cloudwatch:DescribeAlarms"],
+            resources=[alarm.alarm_arn for alarm in alarms],
+        )
+    )
+    # An endpoint configuration with KmsKeyId: SageMaker creates a grant for the volumes as
+    # the caller of CreateEndpoint/UpdateEndpoint.
+    allow_volume_encryption(role, key, sid="EncryptEndpointStorage")
+
+
+def gate_states(
+    scope: Construct,
+    deploy: DeployStage,
+    builder: StateBuilder,
+    *,
+    on_pass: sfn.IChainable,
+    notify_failure: sfn.IChainable,
+) -> sfn.IChainable:
+    """Read validation metric -> Quality gate -> ``on_pass`` (or Reject model -> failure)."""
+    return _DeployStates(scope, deploy, builder, "", None, (), on_pass, notify_failure).build_gate(
+        on_pass
+    )
+
+
+def endpoint_states(
+    scope: Construct,
+    deploy: DeployStage,
+    builder: StateBuilder,
+    *,
+    endpoint_name: str,
+    key: kms.IKey,
+    rollback_alarms: Sequence[cw.Alarm],
+    report_results: sfn.IChainable,
+    notify_failure: sfn.IChainable,
+) -> sfn.IChainable:
+    """Describe endpoint -> endpoint config -> create or blue/green update -> bounded wait ->
+    ``report_results``, for the model named in ``$.model.ModelName``."""
+    return _DeployStates(
+        scope, deploy, builder, endpoint_name, key, rollback_alarms, report_results, notify_failure
+    ).build_endpoint()
 
 
 class _DeployStates:
@@ -94,11 +187,13 @@ class _DeployStates:
         deploy: DeployStage,
         builder: StateBuilder,
         endpoint_name: str,
-        key: kms.IKey,
+        key: kms.IKey | None,
         rollback_alarms: Sequence[cw.Alarm],
         report_results: sfn.IChainable,
         notify_failure: sfn.IChainable,
+        register: sfn.CustomState | None = None,
     ) -> None:
+        self.register = register
         self.scope = scope
         self.deploy = deploy
         self.builder = builder
@@ -110,12 +205,42 @@ class _DeployStates:
         self.symbol = COMPARISON_SYMBOLS[deploy.comparison]
 
     def build(self) -> sfn.IChainable:
-        # Creation order only shapes the construct tree (tree.json), which this order keeps;
-        # the definition follows the transitions wired at the end.
+        """Quality gate -> [Register model] -> the endpoint states; returns the first state."""
+        read_metric, gate, reject = self._gate()
+        describe = self.build_endpoint()
+        self._wire_gate(gate, reject, self._registered(describe))
+        return read_metric
+
+    def build_gate(self, on_pass: sfn.IChainable) -> sfn.IChainable:
+        """Read validation metric -> Quality gate -> ``on_pass`` or Reject model."""
+        read_metric, gate, reject = self._gate()
+        self._wire_gate(gate, reject, on_pass)
+        return read_metric
+
+    def _gate(self) -> tuple[sfn.CustomState, sfn.Choice, sfn.CustomState]:
         read_metric = self._read_metric()
         reject = self._failure(REJECT_MODEL, "QualityGateFailed", self._rejection())
+        gate = sfn.Choice(
+            self.scope, QUALITY_GATE, comment=f"{self.deploy.metric} {self.symbol} threshold?"
+        )
+        read_metric.next(gate)
+        return read_metric, gate, reject
+
+    def _wire_gate(self, gate: sfn.Choice, reject: sfn.IChainable, on_pass: sfn.IChainable) -> None:
         value = gate_value_path(self.deploy)
         passes = _COMPARE[self.deploy.comparison](value, "$.gate.threshold")
+        gate.when(sfn.Condition.not_(sfn.Condition.is_present(value)), reject)
+        if evaluation_metric(self.deploy) is not None:
+            gate.when(sfn.Condition.not_(sfn.Condition.is_numeric(value)), reject)
+        gate.when(sfn.Condition.not_(sfn.Condition.is_numeric("$.gate.threshold")), reject).when(
+            passes, on_pass
+        ).otherwise(reject)
+
+    def build_endpoint(self) -> sfn.IChainable:
+        """Describe endpoint -> endpoint config -> create or blue/green update -> bounded wait
+        -> ``report_results``; returns Describe endpoint."""
+        # Creation order only shapes the construct tree (tree.json); the definition follows
+        # the transitions wired at the end.
         describe, missing = self._describe_endpoint()
         new_variants, update_variants = self._variants()
         plan_new = self._plan(PLAN_NEW_ENDPOINT, False, new_variants)
@@ -147,16 +272,6 @@ class _DeployStates:
             },
         )
         ready = self._endpoint_ready(wait)
-
-        gate = sfn.Choice(
-            self.scope, QUALITY_GATE, comment=f"{self.deploy.metric} {self.symbol} threshold?"
-        )
-        gate.when(sfn.Condition.not_(sfn.Condition.is_present(value)), reject)
-        if evaluation_metric(self.deploy) is not None:
-            gate.when(sfn.Condition.not_(sfn.Condition.is_numeric(value)), reject)
-        gate.when(sfn.Condition.not_(sfn.Condition.is_numeric("$.gate.threshold")), reject).when(
-            passes, describe
-        ).otherwise(reject)
         missing.when(
             sfn.Condition.string_matches("$.error.Cause", "*Could not find endpoint*"), plan_new
         ).otherwise(self.notify_failure)
@@ -170,8 +285,15 @@ class _DeployStates:
         create.next(start_wait)
         update.next(start_wait)
         start_wait.next(wait).next(check).next(count).next(ready)
-        read_metric.next(gate)
-        return read_metric
+        return describe
+
+    def _registered(self, then: sfn.IChainable) -> sfn.IChainable:
+        """Register model (when there is one) before ``then``."""
+        if self.register is None:
+            return then
+        self.register.add_catch(self.notify_failure, errors=["States.ALL"], result_path="$.error")
+        self.register.next(then)
+        return self.register
 
     def _task(self, state_id: str, resource: str, body: dict[str, Any]) -> sfn.CustomState:
         state = sfn.CustomState(
@@ -319,6 +441,10 @@ class _DeployStates:
             },
         )
 
+    def _key_arn(self) -> str:
+        assert self.key is not None, "the endpoint states need the key"
+        return self.key.key_arn
+
     def _create_endpoint_config(self) -> sfn.CustomState:
         return self._task(
             CREATE_ENDPOINT_CONFIG,
@@ -334,7 +460,7 @@ class _DeployStates:
                     **(
                         {}
                         if has_local_storage(self.deploy.instance_type)
-                        else {"KmsKeyId": self.key.key_arn}
+                        else {"KmsKeyId": self._key_arn()}
                     ),
                     "Tags": self.builder.tags(),
                 },

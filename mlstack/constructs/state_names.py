@@ -63,3 +63,20 @@ ENDPOINT_FAILED = "Endpoint failed"
 ENDPOINT_NOT_IN_SERVICE = "Endpoint not in service"
 DEPLOYMENT_ROLLED_BACK = "Deployment rolled back"
 ENDPOINT_WAIT_TIMED_OUT = "Endpoint wait timed out"
+
+# The model registry: after the quality gate (or Batch transform without a deploy stage).
+REGISTER_MODEL = "Register model"
+
+# The release state machine (ModelRelease); its endpoint states are the deploy stage's above.
+START_RELEASE = "Start release"
+DESCRIBE_PACKAGE = "Describe model package"
+STILL_APPROVED = "Still approved?"
+NOT_APPROVED = "Not approved any more"
+READ_LIVE_ENDPOINT = "Read live endpoint"
+COMPARE_LIVE_VERSION = "Compare live version"
+ALREADY_LIVE = "Version already live?"
+ALREADY_RELEASED = "Already released"
+CREATE_RELEASE_MODEL = "Create release model"
+REPORT_RELEASE = "Report release"
+NOTIFY_RELEASE_FAILURE = "Notify release failure"
+RELEASE_FAILED = "Release failed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -23,9 +23,15 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 from pydantic import ValidationError
 
-from mlstack.constructs._deploy_states import deploy_states, gate_value_path
+from mlstack.constructs._deploy_states import (
+    allow_deployment,
+    deploy_states,
+    gate_states,
+    gate_value_path,
+)
 from mlstack.constructs._lambda import DEFAULT_RESERVED_CONCURRENCY
-from mlstack.constructs._nag import acknowledge, default_policy
+from mlstack.constructs._nag import acknowledge, acknowledge_scoped_wildcards, default_policy
+from mlstack.constructs._registry_states import register_model
 from mlstack.constructs._seeding_states import (
     SeedingStates,
     allow_distributed_map,
@@ -47,8 +53,6 @@ from mlstack.constructs.network import WorkloadNetwork
 from mlstack.constructs.roles import (
     SageMakerExecutionRole,
     StateMachineRole,
-    allow_volume_encryption,
-    sagemaker_arn,
     validate_name_prefix,
 )
 from mlstack.constructs.state_names import (
@@ -81,6 +85,7 @@ from mlstack.constructs.workflow_options import (
     DataQualityBaseline,
     DeployStage,
     HyperparameterTuning,
+    ModelRegistration,
     SpotTraining,
 )
 from mlstack.rules import (
@@ -240,6 +245,11 @@ class TrainingWorkflow(Construct):
             Default: ``mlstack.rules.DEFAULT_ROWS_PER_SHARD``.
         seeding_concurrency: seeding invocations at once (the inline Map runs at most 40);
             keep it within the seeding function's reserved concurrency. Default: 5.
+        registration: adds Register model (``createModelPackage``) after the quality gate, or
+            after Batch transform without ``deploy``: a new version of the registry's group with
+            the run's model, its evaluation report as model-quality metrics and the run's
+            metadata; ``$.model_package`` (arn, version, approval_status) is in the output.
+            Default: none.
 
         baseline: adds ``Baseline data`` after Batch transform: a Processing job
             (``createProcessingJob.sync``) running the training image's ``baseline`` program on
@@ -261,6 +271,10 @@ class TrainingWorkflow(Construct):
         deploy_endpoint_name: the deploy stage's endpoint name, or None without ``deploy``.
         deploy_alarms: the deploy stage's :class:`EndpointAlarms`, or None without ``deploy``.
         endpoint_cleanup: deletes the deployed endpoint with the stack, or None.
+        registration: the :class:`ModelRegistration`, or None.
+        deploy: the :class:`DeployStage`, or None. With ``registration`` too, the workflow ends
+            at Register model and a :class:`ModelRelease` deploys approved versions.
+        state_builder: what the SageMaker task states share (names, tags, retries, network).
     """
 
     def __init__(
@@ -294,8 +308,10 @@ class TrainingWorkflow(Construct):
         rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
         seeding_concurrency: int = DEFAULT_SEEDING_CONCURRENCY,
         baseline: DataQualityBaseline | None = None,
+        registration: ModelRegistration | None = None,
     ) -> None:
         super().__init__(scope, id)
+        self.registration, self.deploy = registration, deploy
         self.defaults = defaults or WorkflowDefaults()
         self.name_prefix = name_prefix
         self.deploy_endpoint_name: str | None = _validate_props(
@@ -334,7 +350,8 @@ class TrainingWorkflow(Construct):
         self._grant_state_machine_role(seed_function, key)
         self.deploy_alarms = self._deploy_alarms(deploy, key)
         builder = self._state_builder(bucket, layout, key, network_isolation, max_attempts)
-        builder = _in_network(builder, network)
+        # The release state machine (ModelRelease) builds its states with it too.
+        self.state_builder = builder = _in_network(builder, network)
         job = _training_job(
             builder, images, training_volume_size_gb, training_max_runtime, deploy, spot
         )
@@ -470,13 +487,40 @@ class TrainingWorkflow(Construct):
             baseline_data.add_catch(notify_failure, errors=["States.ALL"], result_path="$.error")
             core.read_evaluation.next(baseline_data)
             after_evaluation = baseline_data
-        if deploy is not None:
-            after_evaluation.next(
-                self._deploy_states(deploy, builder, key, core.report_results, notify_failure)
-            )
-        else:
-            after_evaluation.next(core.report_results)
+        after_evaluation.next(
+            self._release_states(deploy, builder, images, key, core.report_results, notify_failure)
+        )
         return core.validate_input
+
+    def _release_states(
+        self,
+        deploy: DeployStage | None,
+        builder: _StateBuilder,
+        images: ModelImages,
+        key: kms.IKey,
+        report_results: sfn.CustomState,
+        notify_failure: sfn.IChainable,
+    ) -> sfn.IChainable:
+        """What follows the evaluation: the quality gate, then Register model (deployment is then
+        the release's, on approval) or the deploy stage, or neither; ends at ``report_results``."""
+        register = (
+            register_model(
+                self, self.registration, builder, inference_image_uri=images.inference_image_uri
+            )
+            if self.registration is not None
+            else None
+        )
+        if register is not None:
+            register.add_catch(notify_failure, errors=["States.ALL"], result_path="$.error")
+            register.next(report_results)
+            if deploy is None:
+                return register
+            return gate_states(
+                self, deploy, builder, on_pass=register, notify_failure=notify_failure
+            )
+        if deploy is not None:
+            return self._deploy_states(deploy, builder, key, report_results, notify_failure, None)
+        return report_results
 
     def _state_builder(
         self,
@@ -504,7 +548,8 @@ class TrainingWorkflow(Construct):
             self,
             "Resource",
             comment=f"{self.name_prefix}: generate dataset, train, save model, batch transform"
-            + (", deploy" if deploy is not None else ""),
+            + (", register" if self.registration is not None else "")
+            + (", deploy" if deploy is not None and self.registration is None else ""),
             definition_body=sfn.DefinitionBody.from_chainable(start),
             state_machine_type=sfn.StateMachineType.STANDARD,
             role=self.role,
@@ -536,6 +581,8 @@ class TrainingWorkflow(Construct):
         return cleanup
 
     def _grant_state_machine_role(self, seed_function: lambda_.IFunction, key: kms.IKey) -> None:
+        if self.registration is not None:
+            self._allow_registration(self.registration)
         # Explicit statements rather than grant_invoke/grant_publish: the definition calls the
         # unqualified function ARN (no versions or aliases) and needs no kms:GenerateDataKey*.
         self.role.add_to_principal_policy(
@@ -566,6 +613,15 @@ class TrainingWorkflow(Construct):
             )
         )
 
+    def _allow_registration(self, registration: ModelRegistration) -> None:
+        """CreateModelPackage on the group's versions, whose numbers SageMaker picks."""
+        group = registration.registry.group_name
+        registration.registry.grant_register(self.role)
+        acknowledge_scoped_wildcards(
+            default_policy(self.role),
+            [(f"/{group}/*", f"Versions of the model package group {group} only.")],
+        )
+
     def _deploy_alarms(self, deploy: DeployStage | None, key: kms.IKey) -> EndpointAlarms | None:
         """The deployed endpoint's alarms (its rollback alarms) and the role's right to deploy;
         None without a deploy stage."""
@@ -579,51 +635,16 @@ class TrainingWorkflow(Construct):
             thresholds=deploy.alarms,
             topic=self.topic,
         )
-        self._allow_deploy(self.name_prefix, self.deploy_endpoint_name, key, alarms.rollback_alarms)
+        if self.registration is None:
+            allow_deployment(
+                self.role,
+                self.execution_role,
+                name_prefix=self.name_prefix,
+                endpoint_name=self.deploy_endpoint_name,
+                key=key,
+                alarms=alarms.rollback_alarms,
+            )
         return alarms
-
-    def _allow_deploy(
-        self, name_prefix: str, endpoint_name: str, key: kms.IKey, alarms: Sequence[cw.Alarm]
-    ) -> None:
-        endpoint = sagemaker_arn(self, "endpoint", endpoint_name)
-        configs = sagemaker_arn(self, "endpoint-config", f"{name_prefix}-*")
-        self.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="CreateEndpointConfigs",
-                actions=[
-                    "sagemaker:CreateEndpointConfig",
-                    "sagemaker:AddTags",
-                    "sagemaker:ListTags",
-                ],
-                resources=[configs],
-            )
-        )
-        self.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="DeployEndpoint",
-                actions=[
-                    "sagemaker:CreateEndpoint",
-                    "sagemaker:UpdateEndpoint",
-                    "sagemaker:DescribeEndpoint",
-                    "sagemaker:AddTags",
-                    "sagemaker:ListTags",
-                ],
-                resources=[endpoint, configs],
-            )
-        )
-        # A blue/green update with auto-rollback: SageMaker reads the rollback alarms as the
-        # *execution role* ("Auto-Rollback Configuration and Monitoring", SageMaker developer
-        # guide: the execution role needs cloudwatch:DescribeAlarms on those alarms).
-        self.execution_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ReadRollbackAlarms",
-                actions=["cloudwatch:DescribeAlarms"],
-                resources=[alarm.alarm_arn for alarm in alarms],
-            )
-        )
-        # An endpoint configuration with KmsKeyId: SageMaker creates a grant for the volumes as
-        # the caller of CreateEndpoint/UpdateEndpoint.
-        allow_volume_encryption(self.role, key, sid="EncryptEndpointStorage")
 
     def _core_states(
         self,
@@ -1203,7 +1224,16 @@ class TrainingWorkflow(Construct):
         self, deploy: DeployStage | None, baseline: _StateBuilder | None
     ) -> sfn.CustomState:
         report: dict[str, Any] = {}
-        if deploy is not None:
+        if deploy is not None and self.registration is not None:
+            report = {
+                "quality_gate": {
+                    "metric": deploy.metric,
+                    "value.$": "$.gate.values[0]",
+                    "threshold.$": "$.gate.threshold",
+                    "comparison": deploy.comparison,
+                },
+            }
+        elif deploy is not None:
             report = {
                 "endpoint_name": self.deploy_endpoint_name,
                 "endpoint_config_name.$": "$.endpoint_config.EndpointConfigName",
@@ -1216,6 +1246,8 @@ class TrainingWorkflow(Construct):
             }
         if baseline is not None:
             report["baseline_uri.$"] = _baseline_uri(baseline)
+        if self.registration is not None:
+            report["model_package.$"] = "$.model_package"
         return sfn.CustomState(
             self,
             REPORT_RESULTS,
@@ -1312,8 +1344,10 @@ class TrainingWorkflow(Construct):
         key: kms.IKey,
         report_results: sfn.IChainable,
         notify_failure: sfn.IChainable,
+        register: sfn.CustomState | None,
     ) -> sfn.IChainable:
-        """Quality gate -> endpoint config -> create or blue/green update -> bounded wait."""
+        """Quality gate -> [Register model] -> endpoint config -> create or blue/green update ->
+        bounded wait."""
         assert self.deploy_endpoint_name is not None and self.deploy_alarms is not None
         return deploy_states(
             self,
@@ -1324,6 +1358,7 @@ class TrainingWorkflow(Construct):
             rollback_alarms=self.deploy_alarms.rollback_alarms,
             report_results=report_results,
             notify_failure=notify_failure,
+            register=register,
         )
 
 

@@ -1,5 +1,5 @@
-"""Optional stages of the training workflow: hyperparameter tuning, deployment and the
-data-quality baseline."""
+"""Optional stages of the training workflow: hyperparameter tuning, registration, deployment and
+the data-quality baseline."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from typing import Any
 
 from aws_cdk import Duration
 
+from mlstack.constructs.model_registry import ModelRegistry
 from mlstack.constructs.monitoring import AlarmThresholds
 from mlstack.rules import (
+    APPROVAL_STATUSES,
     INSTANCE_TYPE_PATTERN,
     MAX_INSTANCE_COUNT,
     MAX_TUNING_JOBS,
@@ -149,6 +151,32 @@ class DeployStage:
         return int(
             min(MAX_BLUE_GREEN_TIMEOUT, max(MIN_BLUE_GREEN_TIMEOUT, self.max_wait.to_seconds()))
         )
+
+
+@dataclass(frozen=True)
+class ModelRegistration:
+    """Register model: each run that passes the quality gate (or, without a deploy stage, each
+    run) adds a version to ``registry`` with ``approval_status`` (``Approved`` releases it at
+    once, ``PendingManualApproval`` waits for a person). ``realtime_instance_types`` are the
+    instance types the version may be deployed to (its
+    ``SupportedRealtimeInferenceInstanceTypes``)."""
+
+    registry: ModelRegistry
+    approval_status: str = "PendingManualApproval"
+    realtime_instance_types: tuple[str, ...] = ("ml.m5.large",)
+
+    def __post_init__(self) -> None:
+        if self.approval_status not in APPROVAL_STATUSES:
+            raise ValueError(
+                f"ModelRegistration approval_status={self.approval_status!r}: expected one of "
+                f"{list(APPROVAL_STATUSES)}"
+            )
+        bad = [t for t in self.realtime_instance_types if not _INSTANCE_TYPE.fullmatch(t)]
+        if not self.realtime_instance_types or bad:
+            raise ValueError(
+                f"ModelRegistration realtime_instance_types={list(self.realtime_instance_types)}: "
+                "expected at least one ml.* instance type"
+            )
 
 
 @dataclass(frozen=True)

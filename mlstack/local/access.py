@@ -229,12 +229,18 @@ class RecordingDispatcher:
     """Wraps the local Task handler: records the calls each Task state makes, then runs it."""
 
     def __init__(
-        self, handler: Callable[[TaskCall], Any], log: CallLog, s3: EmbeddedS3 | None = None
+        self,
+        handler: Callable[[TaskCall], Any],
+        log: CallLog,
+        s3: EmbeddedS3 | None = None,
+        role: str | None = None,
     ) -> None:
+        """``role``: the role of the state machine that makes the calls (default: the training
+        workflow's)."""
         self.handler = handler
         self.log = log
         self.s3 = s3
-        self.role = log.assembly.state_machine_role_arn
+        self.role = role or log.assembly.state_machine_role_arn
         self.models: dict[str, Mapping[str, Any]] = {}  # by lower-case name
         self.configs: dict[str, Mapping[str, Any]] = {}  # endpoint configs by lower-case name
 
@@ -243,6 +249,14 @@ class RecordingDispatcher:
         self._remember(call)
         before = self._objects() if _is_lambda(call.resource) else None
         result = self.handler(call)
+        if _action(call.resource) == "createModelPackage" and isinstance(result, dict):
+            # The version's ARN (model-package/<group>/<N>) is known once SageMaker numbered it.
+            self.log.record(
+                self.role,
+                "sagemaker:CreateModelPackage",
+                str(result["ModelPackageArn"]),
+                f"state {call.state_name!r}",
+            )
         if before is not None:
             self._seeded(call, before)
         self._service_side(call)
@@ -429,6 +443,10 @@ def _sagemaker_calls(
     """The API call a SageMaker task makes and, for an optimized integration, what Step
     Functions adds: tags, PassRole, the endpoint configuration's key, the .sync polling."""
     action = _action(resource)
+    if action == "describeModelPackage":
+        arn = str(parameters.get("ModelPackageName", ""))
+        log.record(role, "sagemaker:DescribeModelPackage", arn, why)
+        return
     if action not in _SAGEMAKER_TARGETS:
         return
     kind, name_key, rule = _SAGEMAKER_TARGETS[action]
@@ -514,6 +532,15 @@ def resource_calls(log: CallLog) -> None:
                     str(target["Arn"]),
                     f"schedule {lid}",
                 )
+            elif kind == "AWS::Events::Rule":
+                for target in r.resolve(stack, props.get("Targets", [])):
+                    if ":states:" in str(target["Arn"]) and target.get("RoleArn"):
+                        log.record(
+                            str(target["RoleArn"]),
+                            "states:StartExecution",
+                            str(target["Arn"]),
+                            f"EventBridge rule {lid}",
+                        )
             elif kind == "Custom::EndpointCleanup":
                 # Its deletion: the function deletes the endpoint and waits until it is gone.
                 function = str(r.resolve(stack, props["ServiceToken"]))

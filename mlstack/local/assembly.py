@@ -74,6 +74,25 @@ class Image:
         return common if common.is_dir() else None
 
 
+@dataclass(frozen=True)
+class StateMachine:
+    """A state machine of the app other than the training workflow (the release)."""
+
+    name: str
+    arn: str
+    role_arn: str
+    definition: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EventRule:
+    """An EventBridge rule: its event pattern and the ARNs of its targets."""
+
+    name: str
+    pattern: dict[str, Any]
+    targets: tuple[str, ...]
+
+
 @dataclass
 class LocalAssembly:
     """One environment's stacks, resolved for a local run."""
@@ -91,6 +110,10 @@ class LocalAssembly:
     images: dict[str, Image]  # by URI
     buckets: list[str]
     topics: list[str]
+    model_package_groups: list[str] = field(default_factory=list)  # by name
+    # The state machines that EventBridge rules start (the release), by ARN, and the rules.
+    state_machines: dict[str, StateMachine] = field(default_factory=dict)
+    event_rules: list[EventRule] = field(default_factory=list)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # stack -> key -> value
     synthesized: bool = False  # True when load() had to synthesize
     seconds: float = 0.0
@@ -198,28 +221,13 @@ def read(directory: Path, environment: str, *, region: str = LOCAL_REGION) -> Lo
         raise AssemblyError(f"{directory}: no stacks in the assembly")
     resolver = Resolver(templates, region=region, account=LOCAL_ACCOUNT)
 
-    images: dict[str, Image] = {}
-    file_assets: dict[str, str] = {}  # object key -> asset path (relative to directory)
-    for path in asset_files:
-        assets = json.loads(path.read_text(encoding="utf-8"))
-        for asset in assets.get("files", {}).values():
-            for dest in asset.get("destinations", {}).values():
-                file_assets[dest["objectKey"]] = asset["source"]["path"]
-        for asset in assets.get("dockerImages", {}).values():
-            source = asset["source"]
-            for dest in asset.get("destinations", {}).values():
-                repository = resolver.substitute(dest["repositoryName"])
-                registry = f"{LOCAL_ACCOUNT}.dkr.ecr.{region}.amazonaws.com"
-                uri = f"{registry}/{repository}:{dest['imageTag']}"
-                images[uri] = Image(
-                    uri=uri,
-                    directory=(path.parent / source["directory"]).resolve(),
-                    dockerfile=source.get("dockerFile", "Dockerfile"),
-                )
+    images, file_assets = _assets(resolver, asset_files, region)
 
     lambdas: dict[str, LambdaFunction] = {}
     buckets: list[str] = []
     topics: list[str] = []
+    groups: list[str] = []
+    rules: list[EventRule] = []
     machines: list[tuple[str, str, dict[str, Any]]] = []
     for stack, template in templates.items():
         for logical_id, resource in template.get("Resources", {}).items():
@@ -229,17 +237,25 @@ def read(directory: Path, environment: str, *, region: str = LOCAL_REGION) -> Lo
                 buckets.append(resolver.ref(stack, logical_id))
             elif kind == "AWS::SNS::Topic":
                 topics.append(resolver.ref(stack, logical_id))
+            elif kind == "AWS::SageMaker::ModelPackageGroup":
+                groups.append(str(resolver.resolve(stack, props["ModelPackageGroupName"])))
             elif kind == "AWS::StepFunctions::StateMachine":
                 machines.append((stack, logical_id, resource))
+            elif kind == "AWS::Events::Rule" and "EventPattern" in props:
+                rules.append(
+                    EventRule(
+                        name=logical_id,
+                        pattern=resolver.resolve(stack, props["EventPattern"]),
+                        targets=tuple(
+                            str(resolver.resolve(stack, t["Arn"])) for t in props.get("Targets", [])
+                        ),
+                    )
+                )
             elif kind == "AWS::Lambda::Function":
                 fn = _lambda_function(resolver, directory, stack, logical_id, resource, file_assets)
                 lambdas[fn.arn] = fn
                 lambdas[fn.name] = fn
-    if len(machines) != 1:
-        raise AssemblyError(
-            f"environment {environment!r}: expected one state machine, found {len(machines)}"
-        )
-    stack, logical_id, resource = machines[0]
+    others, (stack, logical_id, resource) = _split_machines(resolver, environment, machines, rules)
     props = resource["Properties"]
     definition = _definition(resolver, stack, props)
     outputs = {
@@ -260,8 +276,65 @@ def read(directory: Path, environment: str, *, region: str = LOCAL_REGION) -> Lo
         images=images,
         buckets=buckets,
         topics=topics,
+        model_package_groups=groups,
+        state_machines=others,
+        event_rules=rules,
         outputs=outputs,
     )
+
+
+def _assets(
+    resolver: Resolver, asset_files: list[Path], region: str
+) -> tuple[dict[str, Image], dict[str, str]]:
+    """The image assets by URI, and the file assets (object key -> path relative to the
+    assembly)."""
+    images: dict[str, Image] = {}
+    file_assets: dict[str, str] = {}  # object key -> asset path (relative to directory)
+    for path in asset_files:
+        assets = json.loads(path.read_text(encoding="utf-8"))
+        for asset in assets.get("files", {}).values():
+            for dest in asset.get("destinations", {}).values():
+                file_assets[dest["objectKey"]] = asset["source"]["path"]
+        for asset in assets.get("dockerImages", {}).values():
+            source = asset["source"]
+            for dest in asset.get("destinations", {}).values():
+                repository = resolver.substitute(dest["repositoryName"])
+                registry = f"{LOCAL_ACCOUNT}.dkr.ecr.{region}.amazonaws.com"
+                uri = f"{registry}/{repository}:{dest['imageTag']}"
+                images[uri] = Image(
+                    uri=uri,
+                    directory=(path.parent / source["directory"]).resolve(),
+                    dockerfile=source.get("dockerFile", "Dockerfile"),
+                )
+    return images, file_assets
+
+
+def _split_machines(
+    resolver: Resolver,
+    environment: str,
+    machines: list[tuple[str, str, dict[str, Any]]],
+    rules: list[EventRule],
+) -> tuple[dict[str, StateMachine], tuple[str, str, dict[str, Any]]]:
+    """The state machines EventBridge rules start (by ARN), and the training workflow: the one
+    no rule starts."""
+    started = {arn for rule in rules for arn in rule.targets}
+    others = {
+        resolver.ref(st, lid): StateMachine(
+            name=resolver.attribute(st, lid, "Name"),
+            arn=resolver.ref(st, lid),
+            role_arn=str(resolver.resolve(st, res["Properties"].get("RoleArn", ""))),
+            definition=_definition(resolver, st, res["Properties"]),
+        )
+        for st, lid, res in machines
+        if resolver.ref(st, lid) in started
+    }
+    training = [m for m in machines if resolver.ref(m[0], m[1]) not in started]
+    if len(training) != 1:
+        raise AssemblyError(
+            f"environment {environment!r}: expected one training state machine, found "
+            f"{len(training)}"
+        )
+    return others, training[0]
 
 
 def _definition(resolver: Resolver, stack: str, props: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import os
 import secrets
 import shutil
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from typing import Any
 from mlstack.local import assembly as assembly_mod
 from mlstack.local.account import LocalAccount, write_atomically
 from mlstack.local.asl import ExecutionResult, Interpreter
+from mlstack.local.events import Delivery, LocalEventBridge
 from mlstack.local.s3 import EmbeddedS3, kept_buckets
 from mlstack.local.sagemaker import LocalSageMaker, deployed_endpoints
 from mlstack.local.tasks import TaskDispatcher
@@ -56,6 +58,9 @@ class RunOptions:
     time_scale: float = DEFAULT_TIME_SCALE
     interrupt_training_after: float | None = None  # seconds; a spot interruption, on request
     clean: bool = False  # start from an empty local account (S3 objects, SageMaker registry)
+    # Deliver the events waiting in the account (an approval by `mlstack local approve`) and run
+    # what their rules start, without a training execution.
+    release_only: bool = False
 
     def execution_input(self) -> dict[str, Any]:
         """Only what the user asked for: every default comes from the definition itself."""
@@ -87,10 +92,13 @@ class RunReport:
     training_jobs: list[dict[str, Any]] = field(default_factory=list)
     synthesized: bool = False
     account: Path | None = None  # the local account the run used
+    # The executions EventBridge rules started (the release of an approved version).
+    releases: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.status == "SUCCEEDED"
+        """The execution and every release it started succeeded."""
+        return self.status == "SUCCEEDED" and all(r["status"] == "SUCCEEDED" for r in self.releases)
 
     @property
     def evaluation(self) -> dict[str, Any] | None:
@@ -142,6 +150,7 @@ def _run_in_account(
 
     assembly = _load_assembly(options, run_dir, steps, reporter)
     s3, others = _start_s3(assembly, account, run_dir, steps, reporter, clean=options.clean)
+    events = LocalEventBridge(assembly)
     sagemaker = LocalSageMaker(
         run_dir,
         s3,
@@ -153,8 +162,12 @@ def _run_in_account(
         interrupt_training_after=options.interrupt_training_after,
         restore_registry=account.directory / REGISTRY,
         endpoints_dir=account.directory / "endpoints",
+        on_event=events.service_event,
     )
     earlier_training_jobs = set(sagemaker.training_jobs)
+    for group in assembly.model_package_groups:
+        sagemaker.ensure_model_package_group(group)
+    deliver_pending(sagemaker, events)
     dispatcher = TaskDispatcher(assembly, s3, sagemaker, run_dir, log=reporter.log)
     execution_input = options.execution_input()
     result: ExecutionResult | None = None
@@ -167,9 +180,13 @@ def _run_in_account(
             state_machine_arn=assembly.state_machine_arn,
             role_arn=assembly.state_machine_role_arn,
         )
-        with reporter:
-            result = interpreter.execute(execution_input, name=name)
+        if options.release_only:
+            result = ExecutionResult(status="SUCCEEDED", output=None)
+        else:
+            with reporter:
+                result = interpreter.execute(execution_input, name=name)
         steps.extend(_state_steps(result))
+        releases = run_deliveries(events, dispatcher, reporter, options.time_scale, steps)
     finally:
         save_started = time.perf_counter()
         _save_account(account, sagemaker, s3, others, run_dir, reporter)
@@ -191,6 +208,7 @@ def _run_in_account(
         synthesized=assembly.synthesized,
     )
     report.account = account.directory
+    report.releases = releases
     _write_execution(report, result, account)
     return report
 
@@ -237,6 +255,58 @@ def _save_account(
     elif link.is_dir():  # a run dir reused with --clean, from before the account
         shutil.rmtree(link)
     link.symlink_to(os.path.relpath(account.s3_dir, run_dir), target_is_directory=True)
+
+
+def deliver_pending(sagemaker: LocalSageMaker, events: LocalEventBridge) -> None:
+    """The events a command outside a run left in the account (``pending_events`` of the
+    registry: ``mlstack local approve``), put on the local EventBridge now."""
+    with sagemaker._lock:
+        pending = list(sagemaker.pending_events.values())
+        sagemaker.pending_events.clear()
+    for event in pending:
+        events.service_event(str(event["detail-type"]), dict(event["detail"]))
+    if pending:
+        sagemaker._save_registry()
+
+
+def run_deliveries(
+    events: LocalEventBridge,
+    dispatcher: Any,
+    reporter: Reporter,
+    time_scale: float,
+    steps: list[tuple[str, float]],
+) -> list[dict[str, Any]]:
+    """Run the executions the events of the run started (as EventBridge would, after them)."""
+
+    def execute(delivery: Delivery) -> ExecutionResult:
+        machine = delivery.machine
+        reporter.info(f"EventBridge rule {delivery.rule} starts {machine.name}")
+        interpreter = Interpreter(
+            machine.definition,
+            dispatcher,
+            listener=reporter,
+            time_scale=time_scale,
+            state_machine_arn=machine.arn,
+            role_arn=machine.role_arn,
+        )
+        started = time.perf_counter()
+        with reporter:
+            result = interpreter.execute(delivery.event, name=str(uuid.uuid4()))
+        steps.append((f"Release ({result.status.lower()})", time.perf_counter() - started))
+        return result
+
+    return [
+        {
+            "state_machine": delivery.machine.name,
+            "rule": delivery.rule,
+            "event": delivery.event,
+            "status": result.status,
+            "output": result.output,
+            "error": result.error,
+            "cause": result.cause,
+        }
+        for delivery, result in events.drain(execute)
+    ]
 
 
 def _load_assembly(
@@ -370,6 +440,7 @@ def _write_execution(report: RunReport, result: ExecutionResult, account: LocalA
         "steps": [{"step": s, "seconds": round(v, 3)} for s, v in report.steps],
         "training_jobs": report.training_jobs,
         "evaluation": report.evaluation,
+        "releases": report.releases,
     }
     (report.run_dir / "execution.json").write_text(json.dumps(data, indent=2, default=str), "utf-8")
 
@@ -380,6 +451,25 @@ def shown(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def _release_lines(releases: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for release in releases:
+        detail = release["event"].get("detail", {})
+        version = f"version {detail.get('ModelPackageVersion')}"
+        output = release.get("output")
+        out: dict[str, Any] = output if isinstance(output, dict) else {}
+        if release["status"] == "SUCCEEDED" and out.get("result"):
+            what = (
+                f"{out['result']}: {out.get('endpoint_name')} ({out.get('endpoint_config_name')})"
+            )
+        elif release["status"] == "SUCCEEDED":
+            what = "nothing to deploy (the version is no longer approved)"
+        else:
+            what = f"{release['error']}: {short_cause(release.get('cause') or '', 300)}"
+        lines.append(f"  Release           {version} {release['status']}, {what}")
+    return lines
 
 
 def format_summary(report: RunReport) -> str:
@@ -411,13 +501,26 @@ def format_summary(report: RunReport) -> str:
     for key, value in out.items():  # whatever a newer workflow adds
         if key not in shown_keys and isinstance(value, str | int | float):
             lines.append(f"  {key:<17} {value}")
+    package = out.get("model_package")
+    if isinstance(package, dict) and "version" in package:
+        group = str(package.get("arn", "")).rsplit("/", 2)[-2:-1] or ["?"]
+        lines.append(
+            f"  Model package     {group[0]} version {package['version']} "
+            f"({package.get('approval_status')})"
+        )
+        if package.get("approval_status") == "PendingManualApproval":
+            lines.append(
+                f"  Release           waits for approval: `mlstack local approve --env "
+                f"{report.environment} --version {package['version']}`"
+            )
+    lines.extend(_release_lines(report.releases))
     for name in deployed:
         lines.append(
             f"  Endpoint          {name} (InService locally; serve it with "
             f"`mlstack local serve --from-run {shown(report.run_dir)}`)"
         )
     lines += _evaluation_lines(report.evaluation)
-    if not report.ok:
+    if report.status != "SUCCEEDED":  # the workflow's own failure (a release's is above)
         lines.append(f"  Failed state      {report.failed_state or '-'}")
         lines.append(f"  Reason            {report.failure_reason}")
         lines.append(f"  Workflow error    {report.error}")

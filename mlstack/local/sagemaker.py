@@ -48,6 +48,7 @@ from mlstack.local import processing
 from mlstack.local.assembly import Image
 from mlstack.local.loopback import free_port
 from mlstack.local.loopback import request as _request
+from mlstack.local.model_packages import EventSink, ModelPackageCalls
 from mlstack.local.s3 import EmbeddedS3, parse_uri, shard_keys
 
 NAME_PATTERN = re.compile(rules.NAME_PATTERN)
@@ -295,8 +296,12 @@ class _TrainingRun:
         return archive
 
 
-class LocalSageMaker:
-    """The SageMaker API calls the workflow makes, run on this machine."""
+class LocalSageMaker(ModelPackageCalls):
+    """The SageMaker API calls the workflow makes, run on this machine.
+
+    ``on_event(detail_type, detail)``, when given, hears what SageMaker sends EventBridge: a
+    model package created or its approval status changed (:mod:`mlstack.local.model_packages`).
+    """
 
     def __init__(
         self,
@@ -311,6 +316,7 @@ class LocalSageMaker:
         interrupt_training_after: float | None = None,
         restore_registry: Path | None = None,
         endpoints_dir: Path | None = None,
+        on_event: EventSink | None = None,
     ) -> None:
         """``root``: the run's directory (jobs, and ``sagemaker/registry.json`` written after
         every change); ``restore_registry``: a registry.json to start from (a local account's:
@@ -318,6 +324,7 @@ class LocalSageMaker:
         endpoints' model directories go (default ``root/endpoints``)."""
         self.root = root
         self.endpoints_dir = endpoints_dir or root / "endpoints"
+        self.on_event = on_event
         # Spot interruption on request: a managed-spot training job gets SIGTERM this many
         # seconds in, once; new processes then resume from its checkpoints.
         self.interrupt_training_after = interrupt_training_after
@@ -336,6 +343,10 @@ class LocalSageMaker:
         self.endpoints: dict[str, Endpoint] = {}
         # Registry kinds this code keeps no attribute for: written back as they were read.
         self._kept: dict[str, Any] = {}
+        self.model_package_groups: dict[str, dict[str, Any]] = {}
+        self.model_packages: dict[str, dict[str, Any]] = {}
+        # Events of changes made outside a run (`mlstack local approve`), delivered by the next.
+        self.pending_events: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
         if restore_registry is not None and restore_registry.is_file():
             try:
@@ -367,6 +378,9 @@ class LocalSageMaker:
                 f"{self.region}: SageMaker names are unique",
             )
         return name
+
+    def _refuse(self, code: str, message: str) -> Exception:
+        return SageMakerError(code, message)
 
     def _image(self, uri: Any) -> Image:
         image = self.images.get(uri) if isinstance(uri, str) else None
@@ -415,6 +429,9 @@ class LocalSageMaker:
                 "tuning_jobs": self.tuning_jobs,
                 "transform_jobs": self.transform_jobs,
                 "processing_jobs": self.processing_jobs,
+                "model_package_groups": self.model_package_groups,
+                "model_packages": self.model_packages,
+                "pending_events": self.pending_events,
             }
             for kind, saved in self._kept.items():
                 if isinstance(saved, list) and isinstance(registry.get(kind), list):

@@ -15,7 +15,9 @@ resource                                                   local handler
                                                            (``processing.py``), e.g. ``evaluate``
 ``…:sagemaker:createEndpointConfig``, ``createEndpoint``,  the endpoint registry; an endpoint is
 ``updateEndpoint``, ``deleteEndpoint``                     ``serve`` on a loopback port
-``…:aws-sdk:sagemaker:<action>``                           the same calls, plus ``describe*``
+``…:aws-sdk:sagemaker:<action>``                           the same calls, plus ``describe*`` and
+                                                           the model registry's (``createModel
+                                                           Package``, ``updateModelPackage`` …)
 ``…:sns:publish``                                          appended to ``sns.jsonl`` and shown
 =========================================================  ========================================
 
@@ -155,6 +157,12 @@ _SAGEMAKER_ACTIONS = {
     "updateEndpoint": "update_endpoint",
     "describeEndpoint": "describe_endpoint",
     "deleteEndpoint": "delete_endpoint",
+    "createModelPackageGroup": "create_model_package_group",
+    "describeModelPackageGroup": "describe_model_package_group",
+    "createModelPackage": "create_model_package",
+    "describeModelPackage": "describe_model_package",
+    "listModelPackages": "list_model_packages",
+    "updateModelPackage": "update_model_package",
 }
 
 

@@ -30,7 +30,9 @@ class MlStackStage(Stage):
         super().__init__(scope, id, env=env)
         Tags.of(self).add("mlstack:environment", config.name)
         self.data = DataStack(self, "Data", config=config)
-        self.workflow = WorkflowStack(self, "Workflow", config=config, data=self.data.data)
+        self.workflow = WorkflowStack(
+            self, "Workflow", config=config, data=self.data.data, registry=self.data.registry
+        )
         self.serving: ServingStack | None = None
         if config.endpoint.enabled:
             self.serving = ServingStack(

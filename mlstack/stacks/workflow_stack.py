@@ -19,6 +19,8 @@ from mlstack.constructs import (
     HyperparameterTuning,
     LogGroupEncryption,
     ModelImages,
+    ModelRegistry,
+    ModelRelease,
     MonitoredEndpoint,
     RetrainingSchedule,
     SpotTraining,
@@ -29,6 +31,7 @@ from mlstack.constructs import (
     WorkloadNetwork,
 )
 from mlstack.constructs._nag import acknowledge_guard
+from mlstack.constructs.workflow_options import ModelRegistration
 from mlstack.stacks.serving_stack import first_feature, monitors_data_quality
 
 R = logs.RetentionDays
@@ -90,6 +93,19 @@ def deploy_stage(config: EnvironmentConfig) -> DeployStage | None:
         max_wait=Duration.minutes(deploy.max_wait_minutes),
         alarms=alarm_thresholds(config.alarms),
         endpoint_name=config.deploy_endpoint_name,
+    )
+
+
+def model_registration(config: EnvironmentConfig, registry: ModelRegistry) -> ModelRegistration:
+    """Register model: the config's approval status; the instance types a version may serve on
+    are the deploy stage's and the Serving endpoint's."""
+    realtime = [config.endpoint.instance_type] if config.endpoint.instance_type else []
+    if config.deploy is not None:
+        realtime.insert(0, config.deploy.instance_type)
+    return ModelRegistration(
+        registry=registry,
+        approval_status=config.registry.approval_status,
+        realtime_instance_types=tuple(dict.fromkeys(realtime)) or ("ml.m5.large",),
     )
 
 
@@ -183,9 +199,13 @@ class WorkflowStack(Stack):
     Args:
         config: the environment's validated config.
         data: the environment's :class:`DataBucket` (from the data stack).
+        registry: the environment's :class:`ModelRegistry` (from the data stack); each run that
+            passes the quality gate registers a version in it.
 
     Attributes:
         workflow: the :class:`TrainingWorkflow`.
+        release: the :class:`ModelRelease` (deploys approved versions), or None without a
+            deploy stage.
         schedule: the :class:`RetrainingSchedule`, or None when the config has none.
         monitoring: the :class:`WorkflowMonitoring`.
         network: the :class:`WorkloadNetwork`, or None when the config has no network.
@@ -198,6 +218,7 @@ class WorkflowStack(Stack):
         *,
         config: EnvironmentConfig,
         data: DataBucket,
+        registry: ModelRegistry,
         **kwargs: Any,
     ):
         super().__init__(
@@ -208,7 +229,8 @@ class WorkflowStack(Stack):
             termination_protection=config.retain_data,
             **kwargs,
         )
-        self.workflow = self._workflow(config, data)
+        self.workflow = self._workflow(config, data, registry)
+        self.release = self._release(config, data, registry)
         self.schedule = self._schedule(config)
         self.monitoring = self._monitoring(config)
         if config.workflow.log_retention_days < ONE_YEAR_DAYS:
@@ -218,8 +240,14 @@ class WorkflowStack(Stack):
         CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
         if self.workflow.deploy_endpoint_name:
             CfnOutput(self, "DeployEndpointName", value=self.workflow.deploy_endpoint_name)
+        if self.release is not None:
+            CfnOutput(
+                self, "ReleaseStateMachineArn", value=self.release.state_machine.state_machine_arn
+            )
 
-    def _workflow(self, config: EnvironmentConfig, data: DataBucket) -> TrainingWorkflow:
+    def _workflow(
+        self, config: EnvironmentConfig, data: DataBucket, registry: ModelRegistry
+    ) -> TrainingWorkflow:
         """The images, the seeding Lambda and the training workflow."""
         removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
         retention = RETENTION_DAYS[config.workflow.log_retention_days]
@@ -276,12 +304,34 @@ class WorkflowStack(Stack):
             deploy=deploy_stage(config),
             spot=spot_training(config),
             baseline=data_quality_baseline(config),
+            registration=model_registration(config, registry),
             max_rows=config.dataset.max_rows,
             rows_per_shard=config.dataset.rows_per_shard,
             seeding_concurrency=config.dataset.seeding_concurrency,
             network=self.network,
             validator_reserved_concurrency=config.workflow.lambda_reserved_concurrency,
         )
+
+    def _release(
+        self, config: EnvironmentConfig, data: DataBucket, registry: ModelRegistry
+    ) -> ModelRelease | None:
+        """The release of approved versions to the deploy stage's endpoint."""
+        if not config.deploy_enabled:
+            return None
+        release = ModelRelease(
+            self,
+            "Release",
+            workflow=self.workflow,
+            registry=registry,
+            key=data.key,
+            log_retention=RETENTION_DAYS[config.workflow.log_retention_days],
+            removal_policy=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
+        )
+        cleanup = self.workflow.endpoint_cleanup
+        if cleanup is not None:
+            # Deleted after the release too, which could create the endpoint again.
+            release.state_machine.node.add_dependency(cleanup.resource)
+        return release
 
     def _schedule(self, config: EnvironmentConfig) -> RetrainingSchedule | None:
         if config.schedule is None:

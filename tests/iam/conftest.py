@@ -24,6 +24,7 @@ import pytest
 from mlstack.local import assembly as assembly_mod
 from mlstack.local.access import CallLog, RecordingDispatcher, RecordingS3, resource_calls
 from mlstack.local.asl import Interpreter, StatesError, TaskCall
+from mlstack.local.events import Delivery, LocalEventBridge
 from mlstack.local.s3 import EmbeddedS3
 from mlstack.local.sagemaker import LocalSageMaker
 from mlstack.local.tasks import TaskDispatcher
@@ -62,7 +63,33 @@ def run_local(
             region=resolved.region,
             account=resolved.account,
         )
-        dispatcher = RecordingDispatcher(TaskDispatcher(resolved, s3, sagemaker, workdir), log, s3)
+        events = LocalEventBridge(resolved)
+        sagemaker.on_event = events.service_event
+        for group in resolved.model_package_groups:
+            sagemaker.ensure_model_package_group(group)
+        tasks = TaskDispatcher(resolved, s3, sagemaker, workdir)
+        dispatcher = RecordingDispatcher(tasks, log, s3)
+        releases = {
+            arn: RecordingDispatcher(tasks, log, s3, role=machine.role_arn)
+            for arn, machine in resolved.state_machines.items()
+        }
+
+        delivered: list[Delivery] = []
+
+        def release(delivery: Delivery, status: str = "SUCCEEDED") -> list[str]:
+            delivered.append(delivery)
+            machine = delivery.machine
+            result = Interpreter(
+                machine.definition,
+                releases[machine.arn],
+                listener=Reporter(out=io.StringIO()),
+                time_scale=0.002,
+                state_machine_arn=machine.arn,
+                role_arn=machine.role_arn,
+            ).execute(delivery.event, name=f"release-{len(log.calls)}")
+            assert result.status == status, (machine.name, result.error, result.cause)
+            return result.states
+
         interpreter = Interpreter(
             resolved.definition,
             dispatcher,
@@ -77,6 +104,29 @@ def run_local(
                 result = interpreter.execute(execution_input, name=f"{env}-{name}")
                 assert result.status == "SUCCEEDED", (env, name, result.error, result.cause)
                 paths[name] = result.states
+                # What EventBridge starts: dev's version is Approved and released at once;
+                # prod's waits, and is approved here as `mlstack approve` would.
+                (package,) = [
+                    p
+                    for p in sagemaker.model_packages.values()
+                    if p["ModelPackageArn"] == result.output["model_package"]["arn"]
+                ]
+                if package["ModelApprovalStatus"] != "Approved":
+                    assert not events.pending, env
+                    sagemaker.update_model_package(
+                        {
+                            "ModelPackageArn": package["ModelPackageArn"],
+                            "ModelApprovalStatus": "Approved",
+                        }
+                    )
+                for _, states in events.drain(release):
+                    paths[f"{name} release"] = states
+            # An event naming a version that does not exist: the release's failure path
+            # (Notify release failure publishes to the encrypted topic).
+            last = delivered[-1]
+            missing = str(last.event["detail"]["ModelPackageArn"]).rsplit("/", 1)[0] + "/999"
+            event = {**last.event, "detail": {**last.event["detail"], "ModelPackageArn": missing}}
+            paths["release failure"] = release(Delivery(last.rule, last.machine, event), "FAILED")
         finally:
             sagemaker.stop()
     return paths

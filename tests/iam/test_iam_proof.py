@@ -52,6 +52,8 @@ def principals(recorded: Recorded) -> dict[str, str]:
     """Role ARN -> kind, for the workflow's principals."""
     log = recorded.log
     kinds = {log.assembly.state_machine_role_arn: "state-machine", log.execution_role: "execution"}
+    for machine in log.assembly.state_machines.values():
+        kinds[machine.role_arn] = "release"
     for call in log.calls:
         if call.action == "states:StartExecution" and call.principal not in kinds:
             kinds[call.principal] = "scheduler"
@@ -73,9 +75,14 @@ def unique(calls: list[Call]) -> list[Call]:
 
 def test_every_path_ran(recorded: dict[str, Recorded]) -> None:
     for env, r in recorded.items():
-        create, update, tuning = (r.paths[k] for k in ("deploy-create", "deploy-update", "tuning"))
+        create, update, tuning = (
+            r.paths[k] for k in ("deploy-create release", "deploy-update release", "tuning")
+        )
         assert "Create endpoint" in create and "Update endpoint" not in create, env
         assert "Update endpoint" in update and "Create endpoint" not in update, env
+        assert r.paths["release failure"][-2:] == ["Notify release failure", "Release failed"]
+        assert "Register model" in r.paths["deploy-create"], env
+        assert "Register model" in r.paths["deploy-update"], env
         assert "Tune model" in tuning and "Read best training job" in tuning, env
         assert tuning[-2:] == ["Notify failure", "Workflow failed"], env
 
@@ -102,7 +109,14 @@ def test_each_principal_makes_the_calls_the_issue_lists(
     kinds = principals(r)
     # dev also deletes its deploy stage's endpoint when its stack is deleted (prod retains it).
     cleanup = {"cleanup"} if env == "dev" else set()
-    assert set(kinds.values()) == {"state-machine", "execution", "scheduler", "seed", *cleanup}
+    assert set(kinds.values()) == {
+        "state-machine",
+        "release",
+        "execution",
+        "scheduler",
+        "seed",
+        *cleanup,
+    }
     actions: dict[str, set[str]] = {}
     for call in r.log.calls:
         actions.setdefault(kinds.get(call.principal, call.principal), set()).add(call.action)
@@ -115,15 +129,24 @@ def test_each_principal_makes_the_calls_the_issue_lists(
         "sagemaker:CreateTransformJob",
         "sagemaker:CreateProcessingJob",
         "sagemaker:DescribeProcessingJob",
-        "sagemaker:CreateEndpointConfig",
-        "sagemaker:CreateEndpoint",
-        "sagemaker:UpdateEndpoint",
-        "sagemaker:DescribeEndpoint",
+        "sagemaker:CreateModelPackage",
         "events:PutRule",
         "iam:PassRole",
         "sns:Publish",
         "kms:GenerateDataKey",
     } <= actions["state-machine"]
+    # Deploying is the release's: the training workflow never touches an endpoint.
+    assert not {a for a in actions["state-machine"] if "Endpoint" in a}
+    assert {
+        "sagemaker:DescribeModelPackage",
+        "sagemaker:CreateModel",
+        "sagemaker:CreateEndpointConfig",
+        "sagemaker:CreateEndpoint",
+        "sagemaker:UpdateEndpoint",
+        "sagemaker:DescribeEndpoint",
+        "iam:PassRole",
+        "kms:CreateGrant",
+    } <= actions["release"]
     assert {
         "s3:ListBucket",
         "s3:GetObject",
@@ -228,6 +251,31 @@ def test_no_workflow_principal_may_replace_a_released_model(
         (("aws:SecureTransport", "true"),),
     )
     assert policies[env].decide(model).allowed
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_registration_may_add_versions_to_its_own_group_only(
+    recorded: dict[str, Recorded], policies: dict[str, SynthesizedPolicies], env: str
+) -> None:
+    r = recorded[env]
+    role = r.log.assembly.state_machine_role_arn
+    created = [c for c in r.log.calls if c.action == "sagemaker:CreateModelPackage"]
+    # Two runs, two versions, numbered by SageMaker in the environment's group.
+    assert [c.resource.rsplit(":", 1)[1] for c in created] == [
+        f"model-package/mlstack-{env}/1",
+        f"model-package/mlstack-{env}/2",
+    ]
+    other = "dev" if env == "prod" else "prod"
+    for resource in (
+        created[0].resource.replace(f"mlstack-{env}/", f"mlstack-{other}/"),
+        created[0].resource.replace(f"/mlstack-{env}/1", "/unrelated-model"),
+    ):
+        assert (
+            not policies[env].decide(Call(role, "sagemaker:CreateModelPackage", resource)).allowed
+        )
+    # Registering is not approving: the workflow cannot change a version's status.
+    update = Call(role, "sagemaker:UpdateModelPackage", created[0].resource)
+    assert not policies[env].decide(update).allowed
 
 
 def test_prod_spot_training_writes_checkpoints_it_may_read_back_and_dev_may_not(

@@ -74,10 +74,30 @@ def released(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     return SynthesizedApp(app=app, stages=stages)
 
 
-def state_machine_definition(template: dict[str, Any]) -> dict[str, Any]:
-    """The one state machine's definition, tokens rendered as readable placeholders."""
+def training_machine_id(template: dict[str, Any]) -> str:
+    """The logical ID of the training workflow's state machine (not the release's)."""
+    (machine,) = [
+        k
+        for k, r in template["Resources"].items()
+        if r["Type"] == "AWS::StepFunctions::StateMachine" and not k.startswith("Release")
+    ]
+    return machine
+
+
+def state_machine_definition(template: dict[str, Any], release: bool = False) -> dict[str, Any]:
+    """The training workflow's definition (``release``: the release state machine's, which an
+    EventBridge rule starts), tokens rendered as readable placeholders."""
+    started = {
+        target["Arn"]["Ref"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Events::Rule"
+        for target in r["Properties"].get("Targets", [])
+        if isinstance(target.get("Arn"), dict) and "Ref" in target["Arn"]
+    }
     machines = [
-        r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
+        r
+        for k, r in template["Resources"].items()
+        if r["Type"] == "AWS::StepFunctions::StateMachine" and (k in started) == release
     ]
     assert len(machines) == 1
     return json.loads(render_tokens(machines[0]["Properties"]["DefinitionString"]))  # type: ignore[no-any-return]

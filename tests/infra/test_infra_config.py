@@ -397,7 +397,8 @@ def test_every_problem_of_single_keys_is_reported_at_once(raw: dict[str, Any]) -
         "from 1 to 100",
         "environment 'dev': unknown key 'colour'; expected only ['account', 'alarms', 'dataset', "
         "'deploy', 'endpoint', 'images', 'monitoring', 'network', 'notification_email', "
-        "'region', 'removal_policy', 'schedule', 'training', 'transform', 'tuning', 'workflow']",
+        "'region', 'registry', 'removal_policy', 'schedule', 'training', 'transform', 'tuning', "
+        "'workflow']",
     ]
 
 

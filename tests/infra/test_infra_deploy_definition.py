@@ -20,6 +20,7 @@ NEW_STATES = {
     "Read validation metric": None,
     "Quality gate": None,
     "Reject model": None,
+    "Register model": "arn:aws:states:::aws-sdk:sagemaker:createModelPackage",
     "Describe endpoint": "arn:aws:states:::aws-sdk:sagemaker:describeEndpoint",
     "Is endpoint missing?": None,
     "Plan new endpoint": None,
@@ -40,11 +41,30 @@ NEW_STATES = {
 }
 
 
+def merged(template: dict[str, Any]) -> dict[str, Any]:
+    """The training workflow's states and the release's (the deploy stage's endpoint states run
+    in the release since deployment waits for approval; the names are distinct)."""
+    training = state_machine_definition(template)
+    release = state_machine_definition(template, release=True)
+    assert not set(training["States"]) & set(release["States"])
+    return {**training, "States": {**training["States"], **release["States"]}}
+
+
+# The states of NEW_STATES that stay in the training workflow; the rest are the release's.
+TRAINING_STATES = {
+    "Tune hyperparameters?",
+    "Tune model",
+    "Read best training job",
+    "Read validation metric",
+    "Quality gate",
+    "Reject model",
+    "Register model",
+}
+
+
 @pytest.fixture(scope="module")
 def definitions(synthesized: SynthesizedApp) -> dict[str, dict[str, Any]]:
-    return {
-        env: state_machine_definition(synthesized.json(env, "workflow")) for env in ("dev", "prod")
-    }
+    return {env: merged(synthesized.json(env, "workflow")) for env in ("dev", "prod")}
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +104,9 @@ def test_every_new_task_is_retried_and_caught(dev: dict[str, Any]) -> None:
         )
         assert expected_retry in retry["ErrorEquals"]
         (catch,) = state["Catch"]
-        expected = "Is endpoint missing?" if name == "Describe endpoint" else "Notify failure"
+        # The endpoint states run in the release, which notifies its own failures.
+        notify = "Notify failure" if name in TRAINING_STATES else "Notify release failure"
+        expected = "Is endpoint missing?" if name == "Describe endpoint" else notify
         assert catch == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": expected}
 
 
@@ -185,7 +207,7 @@ def test_gate_compares_with_the_threshold_and_rejects_otherwise(dev: dict[str, A
         {
             "Variable": "$.gate.values[0]",
             "NumericLessThanEqualsPath": "$.gate.threshold",
-            "Next": "Describe endpoint",
+            "Next": "Register model",
         },
     ]
     assert gate["Default"] == "Reject model"
@@ -216,7 +238,7 @@ def test_absent_endpoint_is_created_and_present_one_updated(dev: dict[str, Any])
             "Next": "Plan new endpoint",
         }
     ]
-    assert missing["Default"] == "Notify failure"  # any other error is a failure
+    assert missing["Default"] == "Notify release failure"  # any other error is a failure
     assert s["Plan new endpoint"]["Parameters"]["exists"] is False
     assert s["Plan endpoint update"]["Parameters"]["exists"] is True
     for plan in ("Plan new endpoint", "Plan endpoint update"):
@@ -363,7 +385,7 @@ def test_in_service_on_the_new_config_succeeds_otherwise_it_rolled_back(
                 "StringEqualsPath": "$.endpoint_config.EndpointConfigName",
             },
         ],
-        "Next": "Report results",
+        "Next": "Report release",
     }
     assert second == {
         "Variable": "$.status.EndpointStatus",
@@ -389,13 +411,14 @@ def test_failed_endpoint_ends_the_run_with_its_failure_reason(dev: dict[str, Any
         assert s[name]["Type"] == "Pass"
         assert s[name]["Parameters"]["Error"] == error
         assert s[name]["ResultPath"] == "$.error"
-        assert s[name]["Next"] == "Notify failure"
+        assert s[name]["Next"] == "Notify release failure"
 
 
 def test_report_names_the_endpoint_and_the_gate(dev: dict[str, Any]) -> None:
+    release = states(dev)["Report release"]["Parameters"]
+    assert release["endpoint_name"] == "mlstack-dev-live"
+    assert release["endpoint_config_name.$"] == "$.endpoint_config.EndpointConfigName"
     report = states(dev)["Report results"]["Parameters"]
-    assert report["endpoint_name"] == "mlstack-dev-live"
-    assert report["endpoint_config_name.$"] == "$.endpoint_config.EndpointConfigName"
     assert report["quality_gate"] == {
         "metric": "validation:rmse",
         "value.$": "$.gate.values[0]",

@@ -10,7 +10,7 @@ from aws_cdk.assertions import Match, Template
 
 from mlstack.config import parse_environment
 from mlstack.stacks import MlStackStage
-from tests.infra.conftest import REPO, SynthesizedApp, new_app
+from tests.infra.conftest import REPO, SynthesizedApp, new_app, training_machine_id
 
 
 def resources(template: dict[str, Any], type_: str) -> dict[str, Any]:
@@ -49,7 +49,7 @@ def test_schedule_starts_the_workflow_per_environment(
     props = schedule["Properties"]
     assert props["State"] == state
     assert props["ScheduleExpression"] == expression
-    (machine,) = resources(template, "AWS::StepFunctions::StateMachine")
+    machine = training_machine_id(template)
     assert props["Target"]["Arn"] == {"Ref": machine}
     assert json.loads(props["Target"]["Input"]) == input_
 
@@ -67,7 +67,7 @@ def test_schedule_role_may_only_start_this_state_machine(synthesized: Synthesize
         if {"Ref": role_id} in p["Properties"]["Roles"]
     ]  # fmt: skip
     (statement,) = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
-    (machine,) = resources(template, "AWS::StepFunctions::StateMachine")
+    machine = training_machine_id(template)
     assert statement == {
         "Action": "states:StartExecution",
         "Effect": "Allow",

@@ -285,7 +285,9 @@ def test_an_endpoint_on_local_storage_gets_no_kms_key() -> None:
         r for r in serving["Resources"].values() if r["Type"] == "AWS::SageMaker::EndpointConfig"
     ]
     assert "KmsKeyId" not in config["Properties"]
-    definition = state_machine_definition(Template.from_stack(stage.workflow).to_json())
+    definition = state_machine_definition(
+        Template.from_stack(stage.workflow).to_json(), release=True
+    )
     assert "KmsKeyId" not in definition["States"]["Create endpoint config"]["Parameters"]
 
 
@@ -299,13 +301,17 @@ def test_state_machine_logs_go_to_a_vended_logs_group(
     # Step Functions: "Logging ... in CloudWatch Logs": log groups under /aws/vendedlogs/ keep
     # the CloudWatch Logs resource policy (5,120 characters) from filling up.
     template = synthesized.json(env, "workflow")
-    (machine,) = [
-        r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
-    ]
-    destination = machine["Properties"]["LoggingConfiguration"]["Destinations"][0]
-    group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
-    name = render_tokens(template["Resources"][group_id]["Properties"]["LogGroupName"])
-    assert name.startswith(f"/aws/vendedlogs/states/mlstack-{env}-workflow-")
+    names = set()
+    for machine in template["Resources"].values():
+        if machine["Type"] != "AWS::StepFunctions::StateMachine":
+            continue
+        destination = machine["Properties"]["LoggingConfiguration"]["Destinations"][0]
+        group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+        name = render_tokens(template["Resources"][group_id]["Properties"]["LogGroupName"])
+        names.add(name.split(f"mlstack-{env}-", 1)[1].split("-", 1)[0])
+        # The training workflow's and the release's.
+        assert name.startswith(f"/aws/vendedlogs/states/mlstack-{env}-")
+    assert names == {"workflow", "release"}
 
 
 # --- 8. updates keep scaled capacity; prod endpoints are protected ---------------------------
@@ -379,10 +385,12 @@ def test_dev_destroy_deletes_the_deploy_stages_endpoint_before_its_key(
     # The key lives in the Data stack, which the Workflow stack depends on: CloudFormation
     # deletes the Workflow stack, this resource (so the endpoint) with it, before the key.
     assert synthesized.stages["dev"].workflow.dependencies == [synthesized.stages["dev"].data]
-    (machine,) = [
+    machines = [
         r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
     ]
-    assert cleanup_id in machine["DependsOn"]
+    # Both may create the endpoint: the training workflow (without a registry) and the release.
+    assert len(machines) == 2
+    assert all(cleanup_id in machine["DependsOn"] for machine in machines)
 
 
 def test_prod_destroy_keeps_the_deploy_stages_endpoint(synthesized: SynthesizedApp) -> None:

@@ -23,11 +23,12 @@ def _all_states(machine: dict) -> set[str]:
 
 
 def test_state_names_name_every_state_of_the_definitions(synthesized: SynthesizedApp) -> None:
-    # Both environments configure tuning and the deploy stage; prod's max_rows needs the
-    # Distributed Map and prod's endpoint captures data (Baseline data), so together every
-    # optional path is there.
+    # Both environments configure tuning, the registry and the deploy stage (the release state
+    # machine's); prod's max_rows needs the Distributed Map and prod's endpoint captures data
+    # (Baseline data), so together every optional path is there.
     dev, prod = (
         _all_states(state_machine_definition(synthesized.json(env, "workflow")))
+        | _all_states(state_machine_definition(synthesized.json(env, "workflow"), release=True))
         for env in ("dev", "prod")
     )
     assert prod == NAMES

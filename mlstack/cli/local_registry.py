@@ -1,0 +1,126 @@
+"""``mlstack local models``, ``local approve`` and ``local reject``: the model registry of an
+environment's local account (``<workdir>/accounts/<env>/sagemaker/registry.json``, where local
+runs keep their SageMaker registry), through the same code as the deployed commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from mlstack.cli.models import BotoStyle, RegistryError, listing, set_status
+from mlstack.local.model_packages import ModelPackageCalls
+from mlstack.local.s3 import parse_uri
+from mlstack.local.sagemaker import SageMakerError
+
+ACCOUNTS = "accounts"  # <workdir>/accounts/<env>/: the local account (mlstack.local.account)
+REGISTRY = Path("sagemaker") / "registry.json"
+
+
+def account_dir(workdir: Path, environment: str) -> Path:
+    return (workdir / ACCOUNTS / environment).resolve()
+
+
+class RegistryFile(ModelPackageCalls):
+    """The model registry kinds of a saved LocalSageMaker registry; every other kind is written
+    back as it was read."""
+
+    def __init__(self, path: Path, region: str = "us-east-1", account: str = "000000000000"):
+        self.path = path
+        self.saved: dict[str, Any] = (
+            json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        )
+        self.model_package_groups = self.saved.get("model_package_groups", {})
+        self.model_packages = self.saved.get("model_packages", {})
+        self.region, self.account = region, account
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.on_event = lambda kind, detail: self.events.append((kind, detail))
+
+    def _save_registry(self) -> None:
+        self.saved["model_package_groups"] = self.model_package_groups
+        self.saved["model_packages"] = self.model_packages
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(self.path.name + ".partial")
+        partial.write_text(json.dumps(self.saved, indent=2, default=str), encoding="utf-8")
+        partial.replace(self.path)
+
+    def _refuse(self, code: str, message: str) -> Exception:
+        return SageMakerError(code, message)
+
+
+def _open(args: argparse.Namespace) -> tuple[RegistryFile, str, Path]:
+    directory = account_dir(args.workdir, args.env)
+    registry = RegistryFile(directory / REGISTRY)
+    group = f"mlstack-{args.env}"
+    if group not in registry.model_package_groups:
+        raise RegistryError(
+            f"the local account of {args.env} ({directory}) has no model registry yet: "
+            f"run `mlstack local run --env {args.env}` first"
+        )
+    return registry, group, directory
+
+
+def models(args: argparse.Namespace) -> int:
+    try:
+        registry, group, directory = _open(args)
+
+        def read(uri: str) -> bytes:
+            bucket, key = parse_uri(uri)
+            return (directory / "s3" / bucket / key).read_bytes()
+
+        for line in listing(BotoStyle(registry), group, read):
+            print(line)
+    except (RegistryError, SageMakerError) as err:
+        print(f"mlstack local models: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def approve(args: argparse.Namespace) -> int:
+    return _set_status(args, "Approved", args.reason or "approved with `mlstack local approve`")
+
+
+def reject(args: argparse.Namespace) -> int:
+    return _set_status(args, "Rejected", args.reason)
+
+
+def _set_status(args: argparse.Namespace, status: str, reason: str) -> int:
+    command = "approve" if status == "Approved" else "reject"
+    try:
+        registry, group, _ = _open(args)
+        arn, changed = set_status(BotoStyle(registry), group, args.version, status, reason)
+    except (RegistryError, SageMakerError) as err:
+        print(f"mlstack local {command}: {err}", file=sys.stderr)
+        return 1
+    if not changed:
+        print(f"{group} version {args.version} is already {status}: nothing changed ({arn})")
+        return 0
+    print(f"{group} version {args.version} is {status} ({arn}): {reason}")
+    # What SageMaker sends EventBridge, delivered in the account: an approval starts the release.
+    pending = registry.saved.setdefault("pending_events", {})
+    for kind, detail in registry.events:
+        pending[str(uuid.uuid4())] = {"detail-type": kind, "detail": detail}
+    registry._save_registry()
+    if status != "Approved":
+        return 0
+    return release(args)
+
+
+def release(args: argparse.Namespace) -> int:
+    """Run what the account's pending events start (the release), as a local run without a
+    training execution."""
+    from mlstack.local.runner import RunOptions, format_summary, run
+    from mlstack.local.ui import reporter_for
+
+    options = RunOptions(environment=args.env, workdir=args.workdir, release_only=True)
+    report = run(options, reporter_for(sys.stdout, plain=True))
+    print()
+    print(format_summary(report))
+    if not report.ok:
+        failed = [r for r in report.releases if r["status"] != "SUCCEEDED"]
+        print(f"mlstack local approve: the release failed: {failed[0]['error']}", file=sys.stderr)
+        return 1
+    return 0

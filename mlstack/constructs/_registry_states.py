@@ -1,0 +1,91 @@
+"""Register model: the training workflow's state that adds the run's model to the registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Aws
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from mlstack.constructs._state_builder import StateBuilder
+from mlstack.constructs.model_registry import REQUEST_CONTENT_TYPES, RESPONSE_CONTENT_TYPES
+from mlstack.constructs.state_names import REGISTER_MODEL
+from mlstack.constructs.workflow_options import ModelRegistration
+
+def register_model(
+    scope: Construct,
+    registration: ModelRegistration,
+    builder: StateBuilder,
+    *,
+    inference_image_uri: str,
+) -> sfn.CustomState:
+    """``createModelPackage`` (an AWS SDK integration: Step Functions has no optimized one for
+    it) of a new version in the registry's group; its ARN, number and status go to
+    ``$.model_package``."""
+    status = registration.approval_status
+    state = sfn.CustomState(
+        scope,
+        REGISTER_MODEL,
+        state_json={
+            "Type": "Task",
+            "Comment": f"A new version of {registration.registry.group_name}, {status}.",
+            "Resource": f"arn:{Aws.PARTITION}:states:::aws-sdk:sagemaker:createModelPackage",
+            "Parameters": _parameters(registration, builder, inference_image_uri),
+            "ResultSelector": {
+                "arn.$": "$.ModelPackageArn",
+                # model-package/<group>/<N>: the version is the ARN's last part.
+                "version.$": (
+                    "States.StringToJson(States.ArrayGetItem("
+                    "States.StringSplit($.ModelPackageArn, '/'), 2))"
+                ),
+                "approval_status": status,
+            },
+            "ResultPath": "$.model_package",
+        },
+    )
+    builder.retry_sagemaker(state, sdk=True)
+    return state
+
+
+def _parameters(
+    registration: ModelRegistration, builder: StateBuilder, inference_image_uri: str
+) -> dict[str, Any]:
+    return {
+        "ModelPackageGroupName": registration.registry.group_name,
+        "ModelPackageDescription.$": "States.Format('Run {} (execution {})', $.run_id, "
+        "$$.Execution.Name)",
+        "ModelApprovalStatus": registration.approval_status,
+        # One version per run, however often the state is retried or the run redriven.
+        "ClientToken.$": "$.run_id",
+        "InferenceSpecification": {
+            "Containers": [
+                {
+                    "Image": inference_image_uri,
+                    "ModelDataUrl.$": "$.training.ModelArtifacts.S3ModelArtifacts",
+                }
+            ],
+            "SupportedContentTypes": list(REQUEST_CONTENT_TYPES),
+            "SupportedResponseMIMETypes": list(RESPONSE_CONTENT_TYPES),
+            "SupportedRealtimeInferenceInstanceTypes": list(registration.realtime_instance_types),
+            "SupportedTransformInstanceTypes.$": "States.Array($.args.transform_instance_type)",
+        },
+        "ModelMetrics": {
+            "ModelQuality": {
+                "Statistics": {
+                    "ContentType": "application/json",
+                    # Read evaluation's report (evaluations/<run_id>/evaluation.json).
+                    "S3Uri.$": "$.evaluation.report_uri",
+                }
+            }
+        },
+        # Each value at most 256 characters (SageMaker API reference, CreateModelPackage).
+        "CustomerMetadataProperties": {
+            "run_id.$": "$.run_id",
+            "execution_arn.$": "$$.Execution.Id",
+            "hyperparameters.$": "States.JsonToString($.training.HyperParameters)",
+            "train_uri.$": "$.dataset.train_prefix",
+            "validation_uri.$": "$.dataset.validation_prefix",
+            "test_uri.$": "$.dataset.test_prefix",
+        },
+    }

@@ -1,0 +1,431 @@
+"""The release: an approved model package version deployed to the environment's endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Aws, Duration, Fn, RemovalPolicy
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from mlstack.constructs._deploy_states import allow_deployment, endpoint_states
+from mlstack.constructs._nag import (
+    acknowledge,
+    acknowledge_inline_policy,
+    acknowledge_scoped_wildcards,
+    default_policy,
+)
+from mlstack.constructs.model_registry import ModelRegistry
+from mlstack.constructs.roles import sagemaker_arn
+from mlstack.constructs.state_names import (
+    ALREADY_LIVE,
+    ALREADY_RELEASED,
+    COMPARE_LIVE_VERSION,
+    CREATE_RELEASE_MODEL,
+    DESCRIBE_PACKAGE,
+    NOT_APPROVED,
+    NOTIFY_RELEASE_FAILURE,
+    READ_LIVE_ENDPOINT,
+    RELEASE_FAILED,
+    REPORT_RELEASE,
+    START_RELEASE,
+    STILL_APPROVED,
+)
+from mlstack.constructs.training_workflow import SNS_TRANSIENT_ERRORS, TrainingWorkflow
+
+__all__ = ["APPROVED_PATTERN_STATUS", "RELEASE_STATES", "ModelRelease"]
+
+APPROVED_PATTERN_STATUS = "Approved"
+RELEASE_STATES = (
+    START_RELEASE,
+    DESCRIBE_PACKAGE,
+    STILL_APPROVED,
+    NOT_APPROVED,
+    READ_LIVE_ENDPOINT,
+    COMPARE_LIVE_VERSION,
+    ALREADY_LIVE,
+    ALREADY_RELEASED,
+    CREATE_RELEASE_MODEL,
+    REPORT_RELEASE,
+    NOTIFY_RELEASE_FAILURE,
+    RELEASE_FAILED,
+)
+
+
+class ModelRelease(Construct):
+    """Creates the release state machine and the EventBridge rule that starts it: when a version
+    of ``registry``'s group becomes ``Approved`` ("SageMaker Model Package State Change", SageMaker
+    developer guide, "Events that Amazon SageMaker AI sends to Amazon EventBridge"), it describes
+    the version, creates a model from its inference specification and runs the workflow's deploy
+    stage (endpoint config, create or blue/green update with auto-rollback, bounded wait) for it.
+
+    SageMaker may send an event more than once: a version whose configuration the endpoint
+    already serves (InService) is left alone, and a version no longer approved is not deployed.
+    Release models are named ``<name_prefix>-v<version>-<8 hex>-<retry>``.
+
+    Args:
+        workflow: the :class:`TrainingWorkflow` whose deploy stage (``deploy``), execution role,
+            failure topic, rollback alarms and network placement the release uses.
+        registry: the :class:`ModelRegistry` whose approved versions are released.
+        key: the KMS key of the endpoint's storage and of the failure topic.
+        log_retention: how long the execution logs are kept. Default: one year.
+        removal_policy: what happens to the log group when the stack is deleted. Default:
+            ``RETAIN``.
+
+    Attributes:
+        state_machine: the release state machine (its input is the EventBridge event).
+        role: the state machine's role.
+        rule: the EventBridge rule.
+        events_role: the role EventBridge starts executions as.
+        event_pattern: the rule's pattern.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        workflow: TrainingWorkflow,
+        registry: ModelRegistry,
+        key: kms.IKey,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    ) -> None:
+        super().__init__(scope, id)
+        deploy = workflow.deploy
+        if deploy is None or workflow.deploy_alarms is None or not workflow.deploy_endpoint_name:
+            raise ValueError(
+                "ModelRelease workflow: expected a TrainingWorkflow with a deploy stage (its "
+                "endpoint, instance type, traffic shift and rollback alarms are the release's)"
+            )
+        self.workflow = workflow
+        self.registry = registry
+        self.endpoint_name = workflow.deploy_endpoint_name
+        self.role = self._role(key)
+        # Under /aws/vendedlogs/ and unique per deployment, as the training workflow's.
+        stack_id = Fn.select(2, Fn.split("/", Aws.STACK_ID))
+        log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/vendedlogs/states/{workflow.name_prefix}-release-{stack_id}",
+            retention=log_retention,
+            removal_policy=removal_policy,
+        )
+        start = self._definition(key)
+        self.state_machine = sfn.StateMachine(
+            self,
+            "Resource",
+            comment=f"{workflow.name_prefix}: deploy an approved version of {registry.group_name}",
+            definition_body=sfn.DefinitionBody.from_chainable(start),
+            role=self.role,
+            timeout=Duration.seconds(deploy.max_wait.to_seconds() + 3600),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+        )
+        acknowledge(
+            default_policy(self.role),
+            "AwsSolutions-IAM5[Resource::*]",
+            "Only the X-Ray tracing actions and the CloudWatch Logs delivery actions that the "
+            "state machine's logging needs use '*': none has resource-level permissions.",
+        )
+        self.event_pattern = self._pattern()
+        # EventBridge starts executions as this role, which may start this state machine only.
+        self.events_role = iam.Role(
+            self, "EventsRole", assumed_by=iam.ServicePrincipal("events.amazonaws.com")
+        )
+        acknowledge_inline_policy(self.events_role)
+        self.rule = events.Rule(
+            self,
+            "OnApproval",
+            description=f"Release each version of {registry.group_name} that becomes Approved",
+            event_pattern=self.event_pattern,
+            targets=[targets.SfnStateMachine(self.state_machine, role=self.events_role)],
+        )
+
+    def _pattern(self) -> events.EventPattern:
+        """SageMaker's model package event for this group, status Approved (the detail carries
+        ModelPackageGroupName and ModelApprovalStatus: "SageMaker model package state change")."""
+        return events.EventPattern(
+            source=["aws.sagemaker"],
+            detail_type=["SageMaker Model Package State Change"],
+            detail={
+                "ModelPackageGroupName": [self.registry.group_name],
+                "ModelApprovalStatus": [APPROVED_PATTERN_STATUS],
+            },
+        )
+
+    def _role(self, key: kms.IKey) -> iam.Role:
+        """Describe the group's versions, create release models, deploy the endpoint, publish
+        failures; nothing else."""
+        w = self.workflow
+        role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            description=f"Step Functions role of the {w.name_prefix} release",
+        )
+        acknowledge_inline_policy(role)
+        self.registry.grant_read(role)
+        models = sagemaker_arn(self, "model", f"{w.name_prefix}-*")
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="CreateReleaseModels",
+                actions=["sagemaker:CreateModel", "sagemaker:AddTags", "sagemaker:ListTags"],
+                resources=[models],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PassSageMakerRole",
+                actions=["iam:PassRole"],
+                resources=[w.execution_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
+        assert w.deploy_alarms is not None and w.deploy_endpoint_name is not None
+        allow_deployment(
+            role,
+            w.execution_role,
+            name_prefix=w.name_prefix,
+            endpoint_name=w.deploy_endpoint_name,
+            key=key,
+            alarms=w.deploy_alarms.rollback_alarms,
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PublishFailures", actions=["sns:Publish"], resources=[w.topic.topic_arn]
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="EncryptFailureMessages",
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=[key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"sns.{Aws.REGION}.amazonaws.com"}},
+            )
+        )
+        acknowledge_scoped_wildcards(
+            default_policy(role),
+            [
+                (
+                    f"/{w.name_prefix}-*",
+                    f"SageMaker models and endpoint configs {w.name_prefix}-*.",
+                ),
+                (f"/{self.registry.group_name}/*", "Versions of the environment's group only."),
+            ],
+        )
+        return role
+
+    def _definition(self, key: kms.IKey) -> sfn.IChainable:
+        w = self.workflow
+        builder = w.state_builder
+        notify = self._failure_states()
+        report = self._state(
+            REPORT_RELEASE,
+            {
+                "Type": "Pass",
+                "Parameters": {
+                    "result": "deployed",
+                    "model_package.$": "$.package",
+                    "endpoint_name": self.endpoint_name,
+                    "endpoint_config_name.$": "$.endpoint_config.EndpointConfigName",
+                    "model_name.$": "$.model.ModelName",
+                },
+            },
+        )
+        assert w.deploy is not None and w.deploy_alarms is not None
+        deploy = endpoint_states(
+            self,
+            w.deploy,
+            builder,
+            endpoint_name=self.endpoint_name,
+            key=key,
+            rollback_alarms=w.deploy_alarms.rollback_alarms,
+            report_results=report,
+            notify_failure=notify,
+        )
+        start = self._state(
+            START_RELEASE,
+            {
+                "Type": "Pass",
+                "Comment": "The event, and the release's id (tags of what it creates).",
+                "Parameters": {
+                    "event.$": "$",
+                    "run_id.$": "States.Hash($$.Execution.Name, 'MD5')",
+                },
+            },
+        )
+        describe = self._describe_package(notify)
+        start.next(describe)
+        still = sfn.Choice(self, STILL_APPROVED, comment="The event may be older than a change.")
+        gone = sfn.Succeed(self, NOT_APPROVED)
+        live = self._read_live_endpoint()
+        compare = self._compare_live_version()
+        already = sfn.Choice(self, ALREADY_LIVE)
+        done = self._state(
+            ALREADY_RELEASED,
+            {
+                "Type": "Pass",
+                "Parameters": {
+                    "result": "already serving this version",
+                    "model_package.$": "$.package",
+                    "endpoint_name": self.endpoint_name,
+                    "endpoint_config_name.$": "$.live.EndpointConfigName",
+                },
+                "End": True,
+            },
+        )
+        create_model = self._create_model(notify)
+        describe.next(still)
+        still.when(
+            sfn.Condition.string_equals("$.package.approval_status", "Approved"), live
+        ).otherwise(gone)
+        live.next(compare).next(already)
+        already.when(
+            sfn.Condition.and_(
+                sfn.Condition.string_equals_json_path("$.check.live", "$.check.tag"),
+                sfn.Condition.string_equals("$.live.EndpointStatus", "InService"),
+            ),
+            done,
+        ).otherwise(create_model)
+        live.add_catch(create_model, errors=["States.ALL"], result_path="$.live_error")
+        create_model.next(deploy)
+        return start
+
+    def _state(self, state_id: str, state_json: dict[str, Any]) -> sfn.CustomState:
+        return sfn.CustomState(self, state_id, state_json=state_json)
+
+    def _describe_package(self, notify: sfn.IChainable) -> sfn.CustomState:
+        state = self._state(
+            DESCRIBE_PACKAGE,
+            {
+                "Type": "Task",
+                "Resource": f"arn:{Aws.PARTITION}:states:::aws-sdk:sagemaker:describeModelPackage",
+                "Parameters": {"ModelPackageName.$": "$.event.detail.ModelPackageArn"},
+                "ResultSelector": {
+                    "arn.$": "$.ModelPackageArn",
+                    "version.$": "$.ModelPackageVersion",
+                    "approval_status.$": "$.ModelApprovalStatus",
+                    "image.$": "$.InferenceSpecification.Containers[0].Image",
+                    "model_data_url.$": "$.InferenceSpecification.Containers[0].ModelDataUrl",
+                },
+                "ResultPath": "$.package",
+            },
+        )
+        self.workflow.state_builder.retry_sagemaker(state, sdk=True)
+        state.add_catch(notify, errors=["States.ALL"], result_path="$.error")
+        return state
+
+    def _read_live_endpoint(self) -> sfn.CustomState:
+        state = self._state(
+            READ_LIVE_ENDPOINT,
+            {
+                "Type": "Task",
+                "Comment": "Fails for an absent endpoint: then nothing is live yet.",
+                "Resource": f"arn:{Aws.PARTITION}:states:::aws-sdk:sagemaker:describeEndpoint",
+                "Parameters": {"EndpointName": self.endpoint_name},
+                "ResultSelector": {
+                    "EndpointConfigName.$": "$.EndpointConfigName",
+                    "EndpointStatus.$": "$.EndpointStatus",
+                },
+                "ResultPath": "$.live",
+            },
+        )
+        self.workflow.state_builder.retry_sagemaker(state, sdk=True)
+        return state
+
+    def _compare_live_version(self) -> sfn.CustomState:
+        """The live configuration is named after its model, '<name_prefix>-v<N>-...' for a
+        release: its first part after the prefix against this version's 'v<N>'."""
+        prefix = self.workflow.name_prefix
+        first = prefix.count("-") + 1
+        return self._state(
+            COMPARE_LIVE_VERSION,
+            {
+                "Type": "Pass",
+                "Parameters": {
+                    "tag.$": "States.Format('v{}', $.package.version)",
+                    "live.$": (
+                        "States.ArrayGetItem(States.StringSplit($.live.EndpointConfigName, '-'), "
+                        f"{first})"
+                    ),
+                },
+                "ResultPath": "$.check",
+            },
+        )
+
+    def _create_model(self, notify: sfn.IChainable) -> sfn.CustomState:
+        builder = self.workflow.state_builder
+        state = self._state(
+            CREATE_RELEASE_MODEL,
+            {
+                "Type": "Task",
+                "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createModel",
+                "Parameters": {
+                    "ModelName.$": (
+                        f"States.Format('{builder.name_prefix}-v{{}}-{{}}-{{}}', "
+                        "$.package.version, "
+                        "States.ArrayGetItem(States.StringSplit(States.UUID(), '-'), 0), "
+                        "$$.State.RetryCount)"
+                    ),
+                    "ExecutionRoleArn": builder.role_arn,
+                    "PrimaryContainer": {
+                        "Image.$": "$.package.image",
+                        "ModelDataUrl.$": "$.package.model_data_url",
+                        "Mode": "SingleModel",
+                    },
+                    "EnableNetworkIsolation": builder.network_isolation,
+                    **builder.model_network(),
+                    "Tags": [
+                        {"Key": "mlstack:workflow", "Value": builder.name_prefix},
+                        {"Key": "mlstack:model-package", "Value.$": "$.package.arn"},
+                    ],
+                },
+                "ResultSelector": {
+                    "ModelArn.$": "$.ModelArn",
+                    "ModelName.$": "States.ArrayGetItem(States.StringSplit($.ModelArn, '/'), 1)",
+                },
+                "ResultPath": "$.model",
+            },
+        )
+        builder.retry_sagemaker(state)
+        state.add_catch(notify, errors=["States.ALL"], result_path="$.error")
+        return state
+
+    def _failure_states(self) -> sfn.CustomState:
+        failed = sfn.Fail(
+            self, RELEASE_FAILED, error_path="$.error.Error", cause_path="$.error.Cause"
+        )
+        notify = self._state(
+            NOTIFY_RELEASE_FAILURE,
+            {
+                "Type": "Task",
+                "Resource": f"arn:{Aws.PARTITION}:states:::sns:publish",
+                "Parameters": {
+                    "TopicArn": self.workflow.topic.topic_arn,
+                    "Subject": f"{self.workflow.name_prefix} release failed",
+                    "Message.$": (
+                        "States.Format('Release {} failed: {}', $$.Execution.Id, "
+                        "States.JsonToString($.error))"
+                    ),
+                },
+                "ResultPath": "$.notification",
+            },
+        )
+        notify.add_retry(
+            errors=SNS_TRANSIENT_ERRORS,
+            interval=Duration.seconds(2),
+            max_attempts=3,
+            backoff_rate=2,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        notify.add_catch(failed, errors=["States.ALL"], result_path="$.notify_error")
+        notify.next(failed)
+        return notify
