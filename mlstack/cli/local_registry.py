@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlstack.cli.models import BotoStyle, RegistryError, listing, set_status
+from mlstack.local.account import AccountInUse, LocalAccount
 from mlstack.local.model_packages import ModelPackageCalls
 from mlstack.local.s3 import parse_uri
 from mlstack.local.sagemaker import SageMakerError
@@ -90,23 +91,31 @@ def reject(args: argparse.Namespace) -> int:
 def _set_status(args: argparse.Namespace, status: str, reason: str) -> int:
     command = "approve" if status == "Approved" else "reject"
     try:
-        registry, group, _ = _open(args)
-        arn, changed = set_status(BotoStyle(registry), group, args.version, status, reason)
-    except (RegistryError, SageMakerError) as err:
+        # A local run rewrites the registry when it ends: edit it only while none holds it.
+        with LocalAccount.of(args.workdir, args.env).lock(f"mlstack local {command}"):
+            changed = _change_status(args, status, reason)
+    except (AccountInUse, RegistryError, SageMakerError) as err:
         print(f"mlstack local {command}: {err}", file=sys.stderr)
         return 1
+    if not changed or status != "Approved":
+        return 0
+    return release(args)
+
+
+def _change_status(args: argparse.Namespace, status: str, reason: str) -> bool:
+    """Set the version's status; an approval's event waits in the account for the release."""
+    registry, group, _ = _open(args)
+    arn, changed = set_status(BotoStyle(registry), group, args.version, status, reason)
     if not changed:
         print(f"{group} version {args.version} is already {status}: nothing changed ({arn})")
-        return 0
+        return False
     print(f"{group} version {args.version} is {status} ({arn}): {reason}")
     # What SageMaker sends EventBridge, delivered in the account: an approval starts the release.
     pending = registry.saved.setdefault("pending_events", {})
     for kind, detail in registry.events:
         pending[str(uuid.uuid4())] = {"detail-type": kind, "detail": detail}
     registry._save_registry()
-    if status != "Approved":
-        return 0
-    return release(args)
+    return True
 
 
 def release(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from mlstack.constructs.model_registry import REQUEST_CONTENT_TYPES, RESPONSE_CO
 from mlstack.constructs.state_names import REGISTER_MODEL
 from mlstack.constructs.workflow_options import ModelRegistration
 
+
 def register_model(
     scope: Construct,
     registration: ModelRegistration,

@@ -349,13 +349,12 @@ class TrainingWorkflow(Construct):
         self.input_rules = self._input_rules(rows_per_shard)
         self._grant_state_machine_role(seed_function, key)
         self.deploy_alarms = self._deploy_alarms(deploy, key)
-        builder = self._state_builder(bucket, layout, key, network_isolation, max_attempts)
-        # The release state machine (ModelRelease) builds its states with it too.
-        self.state_builder = builder = _in_network(builder, network)
+        self.state_builder = builder = self._state_builder(
+            bucket, layout, key, network_isolation, max_attempts, network, evaluation_instance_type
+        )
         job = _training_job(
             builder, images, training_volume_size_gb, training_max_runtime, deploy, spot
         )
-        builder = dataclasses.replace(builder, evaluation_instance_type=evaluation_instance_type)
         start = self._definition(builder, job, images, seed_function, tuning, deploy, key, baseline)
         self.state_machine = self._state_machine(start, timeout, deploy)
         self.endpoint_cleanup = self._endpoint_cleanup(removal_policy)
@@ -529,9 +528,12 @@ class TrainingWorkflow(Construct):
         key: kms.IKey,
         network_isolation: bool,
         max_attempts: int,
+        network: WorkloadNetwork | None,
+        evaluation_instance_type: str,
     ) -> _StateBuilder:
-        """What the SageMaker task states share: names, tags, retries, bucket, key and role."""
-        return _StateBuilder(
+        """What the SageMaker task states share: names, tags, retries, bucket, key, role and
+        network (the release state machine, ModelRelease, builds its states with it too)."""
+        builder = _StateBuilder(
             name_prefix=self.name_prefix,
             bucket_name=bucket.bucket_name,
             layout=layout,
@@ -539,7 +541,9 @@ class TrainingWorkflow(Construct):
             role_arn=self.execution_role.role_arn,
             network_isolation=network_isolation,
             max_attempts=max_attempts,
+            evaluation_instance_type=evaluation_instance_type,
         )
+        return _in_network(builder, network)
 
     def _state_machine(
         self, start: sfn.IChainable, timeout: Duration, deploy: DeployStage | None
