@@ -335,13 +335,8 @@ class TrainingWorkflow(Construct):
         self.topic = self._failure_topic(key, notification_email)
         self.log_group = self._log_group(log_retention, removal_policy)
         self.role = self._state_machine_role(tuning)
-        self.input_validator = InputValidator(
-            self,
-            "InputValidator",
-            log_retention=log_retention,
-            removal_policy=removal_policy,
-            reserved_concurrency=validator_reserved_concurrency,
-            placement=network.functions if network else None,
+        self.input_validator = self._input_validator(
+            log_retention, removal_policy, validator_reserved_concurrency, network
         )
         if network is not None:
             network.grant_sagemaker(self.execution_role)
@@ -432,6 +427,22 @@ class TrainingWorkflow(Construct):
             sagemaker_role=self.execution_role,
             tuning=tuning is not None,
         ).role
+
+    def _input_validator(
+        self,
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+        reserved_concurrency: int | None,
+        network: WorkloadNetwork | None,
+    ) -> InputValidator:
+        return InputValidator(
+            self,
+            "InputValidator",
+            log_retention=log_retention,
+            removal_policy=removal_policy,
+            reserved_concurrency=reserved_concurrency,
+            placement=network.functions if network else None,
+        )
 
     def _failure_topic(self, key: kms.IKey, notification_email: str | None) -> sns.Topic:
         topic = sns.Topic(

@@ -301,6 +301,7 @@ def run_deliveries(
             "rule": delivery.rule,
             "event": delivery.event,
             "status": result.status,
+            "states": result.states,
             "output": result.output,
             "error": result.error,
             "cause": result.cause,

@@ -60,9 +60,9 @@ def local_run(cdk_out: Path, workdir: Path, name: str, **options: Any) -> RunRep
     )
 
 
-def states_after(report: RunReport, state: str, count: int) -> list[str]:
-    index = report.states.index(state)
-    return report.states[index + 1 : index + 1 + count]
+def after(states: list[str], state: str, count: int) -> list[str]:
+    index = states.index(state)
+    return states[index + 1 : index + 1 + count]
 
 
 @pytest.fixture(scope="module")
@@ -95,34 +95,43 @@ def test_both_runs_succeed_and_each_keeps_its_own_run_dir(two_runs: TwoRuns) -> 
     ]
 
 
+def release_of(report: RunReport) -> dict[str, Any]:
+    """The one release the run's registration started (dev approves automatically)."""
+    (release,) = report.releases
+    assert release["status"] == "SUCCEEDED", release["cause"]
+    return release
+
+
 def test_the_first_run_creates_the_endpoint_and_the_second_updates_it(two_runs: TwoRuns) -> None:
-    first, second = two_runs.first, two_runs.second
-    # First run: DescribeEndpoint fails ("Could not find endpoint"), the caught error leads to
-    # the create path.
-    assert states_after(first, sn.ENDPOINT_MISSING, 3) == CREATE_PATH
-    assert sn.CREATE_ENDPOINT in first.states and sn.UPDATE_ENDPOINT not in first.states
-    # Second run: the endpoint from the account is found, so the blue/green update path.
-    assert states_after(second, sn.DESCRIBE_ENDPOINT, 3) == UPDATE_PATH
-    assert sn.ENDPOINT_MISSING not in second.states
-    assert sn.UPDATE_ENDPOINT in second.states and sn.CREATE_ENDPOINT not in second.states
-    record = json.loads((second.run_dir / "execution.json").read_text())
-    describe = next(s for s in record["states"] if s["name"] == sn.DESCRIBE_ENDPOINT)
-    assert describe["status"] == "succeeded"
+    first, second = release_of(two_runs.first), release_of(two_runs.second)
+    # Each run registers a new version; the release it starts deploys that version.
+    versions = [r.output["model_package"]["version"] for r in (two_runs.first, two_runs.second)]
+    assert versions == [1, 2]
+    # First release: DescribeEndpoint fails ("Could not find endpoint"), the caught error leads
+    # to the create path.
+    assert after(first["states"], sn.ENDPOINT_MISSING, 3) == CREATE_PATH
+    assert sn.CREATE_ENDPOINT in first["states"] and sn.UPDATE_ENDPOINT not in first["states"]
+    # Second release: the endpoint from the account is found, so the blue/green update path.
+    assert after(second["states"], sn.DESCRIBE_ENDPOINT, 3) == UPDATE_PATH
+    assert sn.ENDPOINT_MISSING not in second["states"]
+    assert sn.UPDATE_ENDPOINT in second["states"] and sn.CREATE_ENDPOINT not in second["states"]
     endpoint = two_runs.registry["endpoints"][ENDPOINT]
     assert endpoint["status"] == "InService"
-    assert endpoint["config_name"] == second.output["endpoint_config_name"]
-    assert endpoint["model_name"] == second.output["model_name"]
+    assert endpoint["config_name"] == second["output"]["endpoint_config_name"]
+    assert endpoint["model_name"] == second["output"]["model_name"]
 
 
 def test_the_registry_holds_both_runs_resources(two_runs: TwoRuns) -> None:
     registry = two_runs.registry
     for report in (two_runs.first, two_runs.second):
-        out = report.output
+        out, release = report.output, release_of(report)["output"]
         assert out["model_name"].lower() in registry["models"]
-        assert out["endpoint_config_name"].lower() in registry["endpoint_configs"]
+        assert release["model_name"].lower() in registry["models"]
+        assert release["endpoint_config_name"].lower() in registry["endpoint_configs"]
         job = registry["training_jobs"][out["training_job_name"].lower()]
         assert job["TrainingJobStatus"] == "Completed"
         assert out["transform_job_name"].lower() in registry["transform_jobs"]
+    assert [p["ModelPackageVersion"] for p in registry["model_packages"].values()] == [1, 2]
 
 
 def test_the_s3_objects_of_the_first_run_are_kept_through_the_second(two_runs: TwoRuns) -> None:
@@ -144,7 +153,7 @@ def test_from_run_serves_the_endpoint_as_each_run_left_it(two_runs: TwoRuns) -> 
     account_model, _ = _model_from_run(two_runs.account.directory, None)
     assert name == ENDPOINT
     assert first_model != second_model
-    assert two_runs.first.output["endpoint_config_name"] in str(first_model)
+    assert release_of(two_runs.first)["output"]["endpoint_config_name"] in str(first_model)
     assert account_model == second_model
     assert (first_model / "xgboost-model").is_file() and (second_model / "xgboost-model").is_file()
 
@@ -172,7 +181,10 @@ def test_a_restored_endpoint_is_served_again_when_needed(
         )
         described = sagemaker.describe_endpoint({"EndpointName": ENDPOINT})
         assert described["EndpointStatus"] == "InService"
-        assert described["EndpointConfigName"] == two_runs.second.output["endpoint_config_name"]
+        assert (
+            described["EndpointConfigName"]
+            == (release_of(two_runs.second)["output"]["endpoint_config_name"])
+        )
         try:
             server = sagemaker.endpoint_server(ENDPOINT)
             assert sagemaker.endpoint_server(ENDPOINT) is server  # served once
