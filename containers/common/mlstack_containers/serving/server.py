@@ -15,7 +15,9 @@ Why gunicorn with ``gthread`` workers (measurements in ``bench/README.md``):
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import multiprocessing
 import sys
 import time
 import traceback
@@ -75,19 +77,88 @@ class BalancedThreadWorker(ThreadWorker):  # type: ignore[misc]
     Every worker is woken for a new connection and the first to call ``accept`` gets it; a
     keep-alive connection then stays with that worker. The worker that just served the last
     requests tends to be first, so four new connections often all went to one worker (one
-    CPU) while the other idled: 3,100 instead of 5,800 requests/s in bench/serving.py. Here a
-    worker waits ``ACCEPT_DELAY`` seconds per connection it already holds before accepting, so
-    the worker with the fewest connections takes it (the others then find none and go on); an
-    idle worker, or all workers equally loaded, accept at once or after the same short wait.
+    CPU) while the other idled: 3,100 instead of 5,800 requests/s in bench/serving.py, and two
+    6 MB batch clients on one worker half the rows/s.
+
+    The workers publish how many connections each holds in a small shared array
+    (:class:`WorkerLoads`, filled in by the master before it forks each worker). A worker that
+    holds more than another live worker does not accept: it leaves the connection pending for
+    up to ``MAX_DEFER`` seconds, checking every millisecond, so that the less loaded worker
+    takes it, and accepts it itself after that (the other may be stuck or starved of CPU).
+    Without the array (a worker beyond the slots) it waits ``ACCEPT_DELAY`` seconds per
+    connection it holds, at most ``MAX_DELAY``, before accepting.
     """
 
     ACCEPT_DELAY = 0.0002
     MAX_DELAY = 0.002
+    MAX_DEFER = 0.05
+    DEFER_STEP = 0.001
+
+    loads: WorkerLoads | None = None
+    slot: int | None = None
+    _defer_start = 0.0
+    _defer_last = -1.0
+
+    def notify(self) -> None:  # every turn of the worker's event loop
+        super().notify()
+        self._publish()
+
+    def _publish(self) -> None:
+        if self.loads is not None and self.slot is not None:
+            self.loads.set(self.slot, self.nr_conns)
 
     def accept(self, listener: Any) -> None:
-        if self.nr_conns:
+        if self.loads is not None and self.slot is not None:
+            self._publish()
+            if self.nr_conns > self.loads.least_other(self.slot) and self._defer():
+                return
+        elif self.nr_conns:
             time.sleep(min(self.MAX_DELAY, self.nr_conns * self.ACCEPT_DELAY))
         super().accept(listener)
+        self._publish()
+
+    def _defer(self) -> bool:
+        """True while this pending connection is left to another worker (not too long)."""
+        now = time.monotonic()
+        if now - self._defer_last > 10 * self.DEFER_STEP:  # a new pending connection
+            self._defer_start = now
+        self._defer_last = now
+        if now - self._defer_start >= self.MAX_DEFER:
+            return False
+        time.sleep(self.DEFER_STEP)  # the listener stays readable: back here next turn
+        return True
+
+
+class WorkerLoads:
+    """Connections held by each worker, in memory shared by the master and its workers.
+
+    One slot per worker; the master gives each new worker a free slot before forking it
+    (gunicorn's ``pre_fork`` hook) and marks the slot of a worker that exited as empty
+    (``child_exit``), so a dead worker never looks idle.
+    """
+
+    EMPTY = 2**31 - 1
+
+    def __init__(self, slots: int) -> None:
+        self._counts = multiprocessing.RawArray(ctypes.c_int, [self.EMPTY] * slots)
+
+    def set(self, slot: int, count: int) -> None:
+        self._counts[slot] = count
+
+    def least_other(self, slot: int) -> int:
+        return min((c for i, c in enumerate(self._counts) if i != slot), default=self.EMPTY)
+
+    def pre_fork(self, arbiter: Any, worker: Any) -> None:
+        taken = {getattr(w, "slot", None) for w in arbiter.WORKERS.values()}
+        free = [i for i in range(len(self._counts)) if i not in taken]
+        if free and isinstance(worker, BalancedThreadWorker):
+            worker.loads, worker.slot = self, free[0]
+            self._counts[free[0]] = 0
+
+    def child_exit(self, arbiter: Any, worker: Any) -> None:
+        slot = getattr(worker, "slot", None)
+        if slot is not None:
+            self._counts[slot] = self.EMPTY
 
 
 class BoundedChunkedReader(ChunkedReader):  # type: ignore[misc]
@@ -142,6 +213,7 @@ WORKER_CLASSES = {"gthread": f"{__name__}.BalancedThreadWorker", "sync": "sync"}
 class Server(BaseApplication):  # type: ignore[misc]
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        self.loads = WorkerLoads(config.workers)
         super().__init__()
 
     def load_config(self) -> None:
@@ -161,6 +233,8 @@ class Server(BaseApplication):  # type: ignore[misc]
             "logger_class": QuietPingLogger,
             "proc_name": "mlstack-serve",
             "post_worker_init": _warm_up,
+            "pre_fork": self.loads.pre_fork,
+            "child_exit": self.loads.child_exit,
             "control_socket_disable": True,
         }
         known = self.cfg.settings
@@ -194,6 +268,37 @@ def _warm_up(worker: Any) -> None:
     app.predictor.predict(np.zeros((1, app.predictor.num_features), dtype=np.float32))
 
 
+# glibc's mallopt parameters (malloc.h) and the largest mmap threshold it accepts on 64-bit.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024
+KEEP_FREE_HEAP = 256 * 1024 * 1024
+
+
+def reuse_freed_memory() -> bool:
+    """Let each worker reuse the memory of a finished request instead of returning it.
+
+    A 6 MB batch allocates tens of MB of short-lived buffers (the body, the parsed matrix, the
+    predictions, the response text). glibc gives every buffer above its mmap threshold its own
+    ``mmap`` and unmaps it on free, so each request faulted in ~10,000 fresh pages, which the
+    kernel zeroes: ~20 ms of system time in a ~95 ms request, and formatting 1 M predictions
+    took 40 ms of CPU instead of 16 (bench/README.md). Buffers up to 32 MiB (the most glibc
+    allows) now come from the heap, and up to 256 MiB of freed heap is kept for the next
+    request, so a worker's memory stays at its peak instead of going back and forth.
+    Called before the workers fork (they inherit it). False where the C library is not
+    glibc (no ``mallopt``): its defaults then stay.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return bool(
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
+        and mallopt(_M_TRIM_THRESHOLD, KEEP_FREE_HEAP)
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "serve":
@@ -216,6 +321,7 @@ def main(argv: list[str] | None = None) -> None:
         model_io.check_readable(config.model_dir)
     except model_io.ModelError as exc:
         sys.exit(f"serve: cannot load the model: {exc}")
+    reuse_freed_memory()
     log.info(
         "serving %s on %s:%d with %d %s workers x %d threads",
         config.model_dir,
