@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+
 import pytest
 from gunicorn.workers.gthread import ThreadWorker
 from mlstack_containers.serving import server
 from mlstack_containers.serving.config import ServerConfig
+
+from tests.serving.test_serving_hostile import booted_workers
 
 
 @pytest.mark.parametrize(("held", "delay"), [(0, None), (1, 0.0002), (3, 0.0006), (50, 0.002)])
@@ -29,3 +40,149 @@ def test_worker_class_setting(worker_class, want):
     assert app.cfg.settings["worker_class"].value == want
     if worker_class == "gthread":
         assert app.cfg.worker_class is server.BalancedThreadWorker
+
+
+class FakeArbiter:
+    def __init__(self) -> None:
+        self.WORKERS: dict[int, object] = {}
+
+    def fork(self, loads: server.WorkerLoads, pid: int) -> server.BalancedThreadWorker:
+        worker = object.__new__(server.BalancedThreadWorker)
+        worker.nr_conns = 0
+        loads.pre_fork(self, worker)
+        self.WORKERS[pid] = worker
+        return worker
+
+
+def test_the_master_gives_each_worker_its_own_slot_and_frees_a_dead_workers():
+    loads, arbiter = server.WorkerLoads(2), FakeArbiter()
+    first, second = arbiter.fork(loads, 1), arbiter.fork(loads, 2)
+    assert (first.slot, second.slot) == (0, 1)
+    assert loads.least_other(0) == 0  # the second is alive and holds nothing
+    loads.child_exit(arbiter, arbiter.WORKERS.pop(2))
+    assert loads.least_other(0) == server.WorkerLoads.EMPTY  # a dead worker never looks idle
+    assert arbiter.fork(loads, 3).slot == 1
+    extra = arbiter.fork(loads, 4)  # more workers than slots (gunicorn's TTIN): no slot
+    assert extra.slot is None and extra.loads is None
+
+
+def test_a_worker_holding_more_leaves_a_new_connection_to_the_other_for_a_while(monkeypatch):
+    clock = [100.0]
+    sleeps, accepted = [], []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(server.time, "sleep", sleep)
+
+    def accept(self: server.BalancedThreadWorker, listener: str) -> None:  # gunicorn's
+        accepted.append(listener)
+        self.nr_conns += 1
+
+    monkeypatch.setattr(server.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(ThreadWorker, "accept", accept)
+    loads, arbiter = server.WorkerLoads(2), FakeArbiter()
+    busy, idle = arbiter.fork(loads, 1), arbiter.fork(loads, 2)
+    busy.nr_conns = 2
+    turns = 0
+    while not accepted:  # the worker's event loop: the listener stays readable
+        busy.accept("listener")
+        turns += 1
+    assert turns == pytest.approx(server.BalancedThreadWorker.MAX_DEFER / 0.001, abs=2)
+    assert set(sleeps) == {server.BalancedThreadWorker.DEFER_STEP}
+    assert loads.least_other(idle.slot) == 3  # the busy worker published what it holds now
+    # Holding as many or fewer: accept at once, no wait.
+    sleeps.clear()
+    idle.nr_conns = 3
+    idle.accept("listener")
+    assert accepted == ["listener", "listener"] and sleeps == []
+    assert loads.least_other(busy.slot) == 4
+
+
+def _server_side_inode(client: socket.socket, port: int) -> str:
+    """The inode of the server's end of a loopback TCP connection (/proc/net/tcp)."""
+    local = f":{port:04X}"
+    remote = f":{client.getsockname()[1]:04X}"
+    with open("/proc/net/tcp") as fh:
+        for line in fh.readlines()[1:]:
+            fields = line.split()
+            if fields[1].endswith(local) and fields[2].endswith(remote):
+                return fields[9]
+    raise AssertionError("connection not found in /proc/net/tcp")
+
+
+def _holder(inode: str, workers: set[int]) -> int:
+    for pid in workers:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                    return pid
+    raise AssertionError(f"no worker holds socket {inode}")
+
+
+def test_keep_alive_connections_are_spread_over_the_workers(server):
+    """Four connections opened one after the other (each used, then kept open) end up two on
+    each worker, whichever worker served the last request; three times over."""
+    workers = booted_workers(server.proc.pid)
+    for _ in range(3):
+        conns = []
+        try:
+            for _ in range(4):
+                conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+                conn.request("POST", "/invocations", b"37,82", {"Content-Type": "text/csv"})
+                resp = conn.getresponse()
+                assert resp.status == 200
+                resp.read()
+                conns.append(conn)
+            holders = [_holder(_server_side_inode(c.sock, server.port), workers) for c in conns]
+            assert sorted(Counter(holders).values()) == [2, 2], holders
+        finally:
+            for conn in conns:
+                conn.close()
+        time.sleep(0.2)  # the workers see the connections closed
+
+
+_FAULTS = """
+import resource, sys, threading
+from mlstack_containers.serving import server
+if sys.argv[1] == "reuse":
+    assert server.reuse_freed_memory()
+
+def request():  # a 6 MB batch's buffers (body, matrices, response text), together, then freed
+    held = [bytearray(mib << 20) for mib in (6, 9, 4, 14, 14)]
+    del held
+
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+def handler(out):  # in a thread, as gunicorn's gthread worker runs a request
+    request()
+    before = faults()
+    for _ in range(10):
+        request()
+    out.append(faults() - before)
+
+out = []
+thread = threading.Thread(target=handler, args=(out,))
+thread.start()
+thread.join()
+print(out[0])
+"""
+
+
+def test_workers_reuse_freed_buffers_instead_of_faulting_in_fresh_pages():
+    """glibc gives a large buffer its own mmap and returns it on free: every request's buffers
+    are fresh, zeroed pages again (47 MiB here, ~12,000 page faults). After
+    ``reuse_freed_memory`` (what ``serve`` calls before forking its workers) the next requests
+    reuse the freed heap."""
+
+    def faults(mode: str) -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", _FAULTS, mode], capture_output=True, check=True, text=True
+        )
+        return int(out.stdout)
+
+    default, reused = faults("default"), faults("reuse")
+    assert default >= 10 * 8000  # the machine's glibc behaves as described
+    assert reused < default / 20
