@@ -186,3 +186,63 @@ def test_workers_reuse_freed_buffers_instead_of_faulting_in_fresh_pages():
     default, reused = faults("default"), faults("reuse")
     assert default >= 10 * 8000  # the machine's glibc behaves as described
     assert reused < default / 20
+
+
+class RecordingSocket:
+    def __init__(self) -> None:
+        self.sends: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.sends.append(bytes(data))
+
+
+def _respond(response_class, method: str, parts: list[bytes]) -> list[bytes]:
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    req = SimpleNamespace(version=(1, 1), method=method, should_close=lambda: False, headers=[])
+    sock = RecordingSocket()
+    resp = response_class(req, sock, Config())
+    length = str(sum(map(len, parts)))
+    resp.start_response("200 OK", [("Content-Type", "text/csv"), ("Content-Length", length)])
+    for part in parts:
+        resp.write(part)
+    resp.close()
+    return sock.sends
+
+
+@pytest.mark.parametrize(
+    ("method", "parts", "sends"),
+    [
+        ("POST", [b"0.714285731"], 1),  # a one-record answer: one send
+        ("POST", [b"a" * 100, b"b" * 200], 2),  # headers with the first piece, then the next
+        ("POST", [b"c" * (1 << 20)], 2),  # a large piece is not copied to join the headers
+        ("POST", [], 1),  # no body (GET /ping)
+        ("HEAD", [b"ignored"], 1),  # HEAD: the headers only
+    ],
+)
+def test_one_write_response_sends_gunicorns_bytes_with_the_headers_in_the_first_send(
+    monkeypatch, method, parts, sends
+):
+    import gunicorn.http.wsgi
+    import gunicorn.util
+
+    monkeypatch.setattr(gunicorn.util, "http_date", lambda timestamp=None: "Sun, 29 Nov 2026")
+    want = _respond(gunicorn.http.wsgi.Response, method, parts)
+    got = _respond(server.OneWriteResponse, method, parts)
+    assert b"".join(got) == b"".join(want)
+    assert len(got) == sends
+    assert got[0].startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_the_cached_date_header_is_gunicorns_text():
+    import gunicorn.util
+
+    for _ in range(3):  # a second may turn between the two calls: then try again
+        second = int(time.time())
+        cached, formatted = server._cached_http_date(), gunicorn.util.http_date()
+        if int(time.time()) == second:
+            break
+    assert cached == formatted
+    assert server._cached_http_date(0) == "Thu, 01 Jan 1970 00:00:00 GMT"
