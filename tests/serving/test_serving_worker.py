@@ -246,3 +246,40 @@ def test_the_cached_date_header_is_gunicorns_text():
             break
     assert cached == formatted
     assert server._cached_http_date(0) == "Thu, 01 Jan 1970 00:00:00 GMT"
+
+
+def test_the_direct_access_line_is_what_the_logging_handler_writes():
+    import datetime
+    import io
+    import logging
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    cfg = Config()
+    cfg.set("accesslog", "-")
+    logger = server.QuietPingLogger(cfg)
+    (handler,) = logger.access_log.handlers
+    environ = {
+        "REMOTE_ADDR": "127.0.0.1",
+        "REQUEST_METHOD": "POST",
+        "RAW_URI": "/invocations",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+    }
+    resp = SimpleNamespace(status="200 OK", sent=11)
+    took = datetime.timedelta(milliseconds=3)
+
+    def line(direct: bool) -> str:
+        handler.setStream(io.StringIO())
+        if not direct:  # a filter: only the logging module may apply it
+            handler.addFilter(logging.Filter())
+        assert (logger._plain_access_stream() is handler) is direct
+        logger.access(resp, None, environ, took)
+        handler.filters.clear()
+        return handler.stream.getvalue()
+
+    assert (
+        line(direct=True)
+        == line(direct=False)
+        == '127.0.0.1 "POST /invocations HTTP/1.1" 200 11 3ms\n'
+    )

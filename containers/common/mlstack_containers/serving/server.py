@@ -48,7 +48,10 @@ class QuietPingLogger(Logger):
 
     gunicorn's own ``access`` builds a dictionary of every request header, response header
     and environ variable (and a timestamp) for any format, ~17 µs a request; this writes the
-    fields of :data:`ACCESS_LOG_FORMAT` directly, the same text.
+    fields of :data:`ACCESS_LOG_FORMAT` directly, the same text. Where the access log is
+    gunicorn's own plain stream (``accesslog="-"``: one handler, format ``%(message)s``, no
+    filters), the line is written to that stream under the handler's lock, as the handler
+    would write it, without a ``LogRecord`` (~3 µs instead of ~16).
     """
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
@@ -58,8 +61,7 @@ class QuietPingLogger(Logger):
         if isinstance(status, str):
             status = status.split(None, 1)[0]
         try:
-            self.access_log.info(
-                '%s "%s %s %s" %s %s %dms',
+            fields = (
                 environ.get("REMOTE_ADDR", "-"),
                 environ["REQUEST_METHOD"],
                 environ["RAW_URI"],
@@ -68,8 +70,39 @@ class QuietPingLogger(Logger):
                 getattr(resp, "sent", None),
                 request_time.seconds * 1000 + request_time.microseconds // 1000,
             )
+            handler = self._plain_access_stream()
+            if handler is None:
+                self.access_log.info(_ACCESS_LINE, *fields)
+                return
+            line = _ACCESS_LINE % fields + handler.terminator
+            with handler.lock:
+                handler.stream.write(line)
+                handler.stream.flush()
         except Exception:
             self.error(traceback.format_exc())
+
+    def _plain_access_stream(self) -> logging.StreamHandler[Any] | None:
+        """The access log's one plain stream handler, when writing to it directly is what
+        ``access_log.info`` would do; else None."""
+        log = self.access_log
+        handlers = log.handlers
+        if len(handlers) != 1 or log.filters or log.propagate:
+            return None
+        handler = handlers[0]
+        if (
+            type(handler) is not logging.StreamHandler
+            or handler.filters
+            or handler.lock is None
+            or handler.formatter is None
+            or handler.formatter._fmt != "%(message)s"
+            or not log.isEnabledFor(logging.INFO)
+            or handler.level > logging.INFO
+        ):
+            return None
+        return handler
+
+
+_ACCESS_LINE = '%s "%s %s %s" %s %s %dms'
 
 
 class BalancedThreadWorker(ThreadWorker):  # type: ignore[misc]
