@@ -283,3 +283,29 @@ def test_the_direct_access_line_is_what_the_logging_handler_writes():
         == line(direct=False)
         == '127.0.0.1 "POST /invocations HTTP/1.1" 200 11 3ms\n'
     )
+
+
+@pytest.mark.parametrize(
+    ("sent", "inline"),
+    [
+        (b"POST /invocations HTTP/1.1\r\nContent-Length: 5\r\n\r\n37,82", True),
+        (b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n", True),
+        (b"POST /invocations HTTP/1.1\r\nContent-Length: 6\r\n\r\n37,82", False),  # incomplete
+        (b"POST /invocations HTTP/1.1\r\nContent-Length: 5\r\n", False),  # headers incomplete
+        (b"POST /invocations HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n37,82\r\n", False),
+        (b"POST /invocations HTTP/1.1\r\n\r\n", False),  # a body without a length
+        (b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", False),
+        (b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", False),  # gunicorn's 400, in the pool
+        (b"POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n" + b"1" * 5000, False),  # large
+        (b"POST /invocations HTTP/1.1\r\nContent-Length: 1\r\n\r\n1GET /ping HTTP/1.1\r\n", True),
+    ],
+)
+def test_only_a_small_request_already_complete_in_the_socket_is_answered_inline(sent, inline):
+    client, worker_end = socket.socketpair()
+    try:
+        client.sendall(sent)
+        assert server._complete_small_request(worker_end, 4096) is inline
+        assert worker_end.recv(65536) == sent  # only peeked: everything still there
+    finally:
+        client.close()
+        worker_end.close()
