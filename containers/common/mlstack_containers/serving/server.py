@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import multiprocessing
+import mmap
 import socket
 import sys
 import time
@@ -228,7 +228,10 @@ class WorkerLoads:
     EMPTY = 2**31 - 1
 
     def __init__(self, slots: int) -> None:
-        self._counts = multiprocessing.RawArray(ctypes.c_int, [self.EMPTY] * slots)
+        # An anonymous shared mapping (no file, not even in /dev/shm), inherited by the forks.
+        self._memory = mmap.mmap(-1, ctypes.sizeof(ctypes.c_int) * slots)
+        self._counts = (ctypes.c_int * slots).from_buffer(self._memory)
+        self._counts[:] = [self.EMPTY] * slots
 
     def set(self, slot: int, count: int) -> None:
         self._counts[slot] = count
