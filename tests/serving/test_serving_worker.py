@@ -16,7 +16,8 @@ from gunicorn.workers.gthread import ThreadWorker
 from mlstack_containers.serving import server
 from mlstack_containers.serving.config import ServerConfig
 
-from tests.serving.test_serving_hostile import booted_workers
+from tests.serving.conftest import start_serve, stop_serve
+from tests.serving.test_serving_hostile import booted_workers, worker_pids
 
 
 @pytest.mark.parametrize(("held", "delay"), [(0, None), (1, 0.0002), (3, 0.0006), (50, 0.002)])
@@ -309,3 +310,34 @@ def test_only_a_small_request_already_complete_in_the_socket_is_answered_inline(
     finally:
         client.close()
         worker_end.close()
+
+
+def test_a_client_that_never_reads_its_answers_cannot_stall_the_worker(trained):
+    """Small requests are answered on the worker's event loop: a client that keeps sending them
+    without reading the answers fills its buffers, and the worker must close it (after
+    INLINE_IO_TIMEOUT) rather than wait, so a one-worker server still answers others."""
+    base, booster = trained
+    srv = start_serve(base, booster, SAGEMAKER_MODEL_SERVER_WORKERS="1", SAGEMAKER_BATCH="true")
+    try:
+        (worker,) = booted_workers(srv.proc.pid, 1)
+        body = b"1,1\n" * 1000  # a 4 KB request, a ~12 KB answer
+        request = (
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        hog = socket.socket()
+        hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        hog.settimeout(5)
+        hog.connect(("127.0.0.1", srv.port))
+        started = time.monotonic()
+        with contextlib.suppress(OSError):
+            for _ in range(3000):  # stops when the server closes it (or stops reading)
+                hog.sendall(request)
+                time.sleep(0.001)
+        assert time.monotonic() - started < 30
+        assert srv.request("GET", "/ping", timeout=10).status == 200
+        assert srv.invoke(b"37,82", "text/csv").status == 200
+        assert worker_pids(srv.proc.pid) == {worker}
+        hog.close()
+    finally:
+        stop_serve(srv)

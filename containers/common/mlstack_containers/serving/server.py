@@ -15,10 +15,12 @@ Why gunicorn with ``gthread`` workers (measurements in ``bench/README.md``):
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import mmap
 import socket
+import struct
 import sys
 import time
 import traceback
@@ -127,6 +129,7 @@ class BalancedThreadWorker(ThreadWorker):  # type: ignore[misc]
 
     ACCEPT_DELAY = 0.0002
     INLINE_MAX_BYTES = 4096
+    INLINE_IO_TIMEOUT = 1.0
     MAX_DELAY = 0.002
     MAX_DEFER = 0.05
     DEFER_STEP = 0.001
@@ -174,9 +177,15 @@ class BalancedThreadWorker(ThreadWorker):  # type: ignore[misc]
         self.keepalived_conns.remove(conn)
         done: Future[Any] = Future()
         try:
+            # The event loop must never wait on one client: a client that stopped reading
+            # its answers (its buffers full) gets its connection closed after
+            # INLINE_IO_TIMEOUT instead of holding the worker until gunicorn kills it.
+            _io_timeout(client, self.INLINE_IO_TIMEOUT)
             done.set_result(self.handle(conn))
         except Exception as exc:  # as the pool's future would carry it: the connection closes
             done.set_exception(exc)
+        finally:
+            _io_timeout(client, 0)
         self.finish_request(conn, done)
 
     def _defer(self) -> bool:
@@ -189,6 +198,17 @@ class BalancedThreadWorker(ThreadWorker):  # type: ignore[misc]
             return False
         time.sleep(self.DEFER_STEP)  # the listener stays readable: back here next turn
         return True
+
+
+def _io_timeout(sock: Any, seconds: float) -> None:
+    """Kernel send and receive timeouts (``SO_SNDTIMEO``/``SO_RCVTIMEO``; 0: none) on a socket
+    that Python treats as blocking: a send or receive that would wait longer fails with
+    ``EAGAIN``, which gunicorn's ``handle`` answers by closing the connection."""
+    whole = int(seconds)
+    value = struct.pack("ll", whole, int((seconds - whole) * 1e6))  # struct timeval
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
 
 
 _HEADERS_END = b"\r\n\r\n"
