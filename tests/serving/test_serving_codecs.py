@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from mlstack_containers.serving import codecs
 
 SPECIAL = [0.0, -0.0, 1, 10, 100, 1e6, 1e9, 1e-5, 1e-4, 123456789, 0.5, 99999.9999, 3.4e38]
@@ -97,3 +99,42 @@ def test_csv_text_round_trips_float32_exactly():
     np.testing.assert_array_equal(
         np.array(text.split(b"\n"), dtype=np.float64).astype(np.float32), values
     )
+
+
+FLOAT32S = st.floats(width=32, allow_nan=True, allow_infinity=True, allow_subnormal=True)
+
+
+def _csv_reference(predictions: np.ndarray, batch: bool) -> bytes:
+    """The CSV response as the plain Python formatting the writer must equal byte for byte:
+    ``%.9g`` of each float32 (as a float64), a line per row, commas within a row (and for
+    realtime single predictions)."""
+    rows = np.asarray(predictions, np.float32)
+    if rows.ndim == 1:
+        return (b"\n" if batch else b",").join(b"%.9g" % v for v in rows.astype(float).tolist())
+    return b"\n".join(b",".join(b"%.9g" % v for v in row) for row in rows.astype(float).tolist())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pool=st.lists(FLOAT32S, min_size=1, max_size=40),
+    seed=st.integers(0, 2**32 - 1),
+    rows=st.integers(0, 3000),
+    columns=st.sampled_from([None, 1, 3]),
+    batch=st.booleans(),
+)
+def test_csv_responses_equal_percent_g_byte_for_byte(pool, seed, rows, columns, batch):
+    """Every path of the writer (a few values, few distinct values, many) against ``%.9g``:
+    values drawn from a small pool of any float32 (NaN, infinities, -0.0, subnormals) repeat
+    as a tree ensemble's predictions do; mixed with fresh values, most of them differ."""
+    rng = np.random.default_rng(seed)
+    values = rng.choice(np.array(pool, np.float32), rows)
+    if seed % 3 == 0:  # many distinct values: the byte-matrix path
+        values = np.where(rng.random(rows) < 0.5, values, rng.standard_normal(rows) * 1e3)
+    values = values.astype(np.float32)
+    if columns is not None:
+        values = values[: rows // columns * columns].reshape(-1, columns)
+    text = codecs.format_response(values, codecs.CSV, batch=batch)
+    assert text == _csv_reference(values, batch)
+    if values.size:  # and the text reads back to the same float32 bits (NaN as NaN)
+        back = np.array(text.replace(b"\n", b",").split(b","), np.float64).astype(np.float32)
+        np.testing.assert_array_equal(back, values.ravel())

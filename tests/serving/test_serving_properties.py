@@ -293,3 +293,32 @@ def test_the_csv_fast_path_never_accepts_what_np_loadtxt_rejects_differently(row
         assert len({len(r) for r in rows if any(r)}) <= 1
         return
     np.testing.assert_array_equal(fast, reference)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    fields=st.lists(
+        st.one_of(
+            st.text(alphabet="0123456789.eE+-", max_size=12),  # anything of the accepted bytes
+            st.floats(width=32).map(repr),  # every float32, inf and nan included
+            st.floats(allow_nan=False).map(lambda v: f"{v:.17g}"),  # beyond float32's range
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    newline=st.sampled_from(["", "\n", "\r\n", " "]),
+)
+def test_the_one_line_csv_fast_path_reads_exactly_what_np_loadtxt_reads(fields, newline):
+    """Whatever one line the fast path takes, np.loadtxt reads it to the same float32 bits;
+    where np.loadtxt refuses it (its error message is the answer), the fast path declines."""
+    body = (",".join(fields) + newline).encode()
+    fast = codecs._parse_csv_line(body)
+    try:
+        reference = codecs._parse_csv_numpy(body)
+    except codecs.ClientError:
+        assert fast is None
+        return
+    if fast is not None:
+        assert fast.dtype == reference.dtype and fast.shape == reference.shape
+        assert fast.tobytes() == reference.tobytes()
+    assert codecs.parse_csv(body).tobytes() == reference.tobytes()
