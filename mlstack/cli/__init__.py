@@ -85,6 +85,10 @@ def _add_registry(
     for parser in (approve, reject):
         parser.add_argument("--version", type=int, required=True, help="the version number")
     approve.add_argument("--reason", help="ApprovalDescription (default: a note of the command)")
+    if local:  # the approval runs the release locally, from the environment's cloud assembly
+        approve.add_argument(
+            "--cdk-out", type=Path, help="cloud assembly to reuse when fresh (cdk.out)"
+        )
     reject.add_argument("--reason", required=True, help="why (the ApprovalDescription)")
 
 

@@ -124,7 +124,12 @@ def release(args: argparse.Namespace) -> int:
     from mlstack.local.runner import RunOptions, format_summary, run
     from mlstack.local.ui import reporter_for
 
-    options = RunOptions(environment=args.env, workdir=args.workdir, release_only=True)
+    options = RunOptions(
+        environment=args.env,
+        workdir=args.workdir,
+        cdk_out=getattr(args, "cdk_out", None),
+        release_only=True,
+    )
     report = run(options, reporter_for(sys.stdout, plain=True))
     print()
     print(format_summary(report))

@@ -5,14 +5,19 @@ matching; events left by `mlstack local approve` are delivered by the next run."
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from mlstack.local.assembly import EventRule, LocalAssembly, StateMachine
+import pytest
+
+from mlstack.cli import main
+from mlstack.local.assembly import EventRule, LocalAssembly, StateMachine, synthesize
 from mlstack.local.events import LocalEventBridge, matches
 from mlstack.local.model_packages import MODEL_PACKAGE_STATE_CHANGE
 from mlstack.local.runner import RunReport, deliver_pending, format_summary
 from mlstack.local.sagemaker import LocalSageMaker, deployed_endpoints
+from tests.local.conftest import LOCAL_RUN_ROWS
 
 # The example event of "SageMaker model package state change" (SageMaker developer guide,
 # "Events that Amazon SageMaker AI sends to Amazon EventBridge"), trimmed to what rules read.
@@ -141,3 +146,34 @@ def test_a_dev_run_registers_and_releases_its_model(local_run: RunReport) -> Non
     summary = format_summary(local_run)
     assert f"Model package     mlstack-dev version {package['version']} (Approved)" in summary
     assert f"Release           version {package['version']} SUCCEEDED, deployed:" in summary
+
+
+def test_prod_waits_for_approval_and_local_approve_releases_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # prod registers PendingManualApproval (environments/prod.json's registry.approval_status):
+    # nothing is deployed until a person approves; `mlstack local approve` then starts the
+    # release in the same local account, as the EventBridge rule does in AWS.
+    cdk_out, workdir = tmp_path / "cdk.out", tmp_path / "work"
+    synthesize("prod", cdk_out)
+    common = ["--env", "prod", "--workdir", str(workdir)]
+    run_args = ["local", "run", *common, "--cdk-out", str(cdk_out), "--plain"]
+    code = main([*run_args, "--rows", str(LOCAL_RUN_ROWS), "--input", '{"tune": false}'])
+    out = capsys.readouterr().out
+    assert code == 0, out[-3000:]
+    assert "mlstack-prod version 1 (PendingManualApproval)" in out
+    assert "mlstack local approve --env prod --version 1" in out
+    account = workdir / "accounts" / "prod"
+    assert deployed_endpoints(account) == {}
+    code = main(["local", "approve", *common, "--version", "1", "--cdk-out", str(cdk_out)])
+    out = capsys.readouterr().out
+    assert code == 0, out[-3000:]
+    assert "Release           version 1 SUCCEEDED, deployed: mlstack-prod-live" in out
+    assert "mlstack-prod-live" in deployed_endpoints(account)
+    code = main(["local", "models", *common])
+    listing = capsys.readouterr().out
+    assert code == 0 and re.search(r"^\s+1\s+Approved\s", listing, re.M), listing
+    # Approving again changes nothing and starts no second release.
+    code = main(["local", "approve", *common, "--version", "1", "--cdk-out", str(cdk_out)])
+    out = capsys.readouterr().out
+    assert code == 0 and "already Approved: nothing changed" in out and "Release" not in out
