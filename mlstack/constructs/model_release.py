@@ -14,6 +14,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from mlstack.constructs._deploy_states import allow_deployment, endpoint_states
+from mlstack.constructs._failure_states import notify_then_fail
 from mlstack.constructs._nag import (
     acknowledge,
     acknowledge_inline_policy,
@@ -36,7 +37,7 @@ from mlstack.constructs.state_names import (
     START_RELEASE,
     STILL_APPROVED,
 )
-from mlstack.constructs.training_workflow import SNS_TRANSIENT_ERRORS, TrainingWorkflow
+from mlstack.constructs.training_workflow import TrainingWorkflow
 
 __all__ = ["APPROVED_PATTERN_STATUS", "RELEASE_STATES", "ModelRelease"]
 
@@ -400,32 +401,11 @@ class ModelRelease(Construct):
         return state
 
     def _failure_states(self) -> sfn.CustomState:
-        failed = sfn.Fail(
-            self, RELEASE_FAILED, error_path="$.error.Error", cause_path="$.error.Cause"
+        return notify_then_fail(
+            self,
+            notify_id=NOTIFY_RELEASE_FAILURE,
+            fail_id=RELEASE_FAILED,
+            topic=self.workflow.topic,
+            subject=f"{self.workflow.name_prefix} release failed",
+            what="Release",
         )
-        notify = self._state(
-            NOTIFY_RELEASE_FAILURE,
-            {
-                "Type": "Task",
-                "Resource": f"arn:{Aws.PARTITION}:states:::sns:publish",
-                "Parameters": {
-                    "TopicArn": self.workflow.topic.topic_arn,
-                    "Subject": f"{self.workflow.name_prefix} release failed",
-                    "Message.$": (
-                        "States.Format('Release {} failed: {}', $$.Execution.Id, "
-                        "States.JsonToString($.error))"
-                    ),
-                },
-                "ResultPath": "$.notification",
-            },
-        )
-        notify.add_retry(
-            errors=SNS_TRANSIENT_ERRORS,
-            interval=Duration.seconds(2),
-            max_attempts=3,
-            backoff_rate=2,
-            jitter_strategy=sfn.JitterType.FULL,
-        )
-        notify.add_catch(failed, errors=["States.ALL"], result_path="$.notify_error")
-        notify.next(failed)
-        return notify

@@ -29,6 +29,7 @@ from mlstack.constructs._deploy_states import (
     gate_states,
     gate_value_path,
 )
+from mlstack.constructs._failure_states import notify_then_fail
 from mlstack.constructs._lambda import DEFAULT_RESERVED_CONCURRENCY
 from mlstack.constructs._nag import acknowledge, acknowledge_scoped_wildcards, default_policy
 from mlstack.constructs._registry_states import register_model
@@ -120,11 +121,6 @@ LAMBDA_TRANSIENT_ERRORS = [
     "Lambda.TooManyRequestsException",
 ]
 _ENDPOINT_NAME = re.compile(NAME_PATTERN)
-SNS_TRANSIENT_ERRORS = [
-    "SNS.ThrottledException",
-    "SNS.InternalErrorException",
-    "SNS.KMSThrottlingException",
-]
 # Static hyperparameters: the defaults, overridden key by key by the execution input.
 _HYPERPARAMETERS = "States.JsonMerge($.default_hyperparameters, $.args.hyperparameters, false)"
 
@@ -1289,39 +1285,14 @@ class TrainingWorkflow(Construct):
 
     def _failure_states(self) -> sfn.CustomState:
         """Notify failure -> Workflow failed; returns Notify failure, the target of every catch."""
-        workflow_failed = sfn.Fail(
-            self, WORKFLOW_FAILED, error_path="$.error.Error", cause_path="$.error.Cause"
-        )
-        notify_failure = sfn.CustomState(
+        return notify_then_fail(
             self,
-            NOTIFY_FAILURE,
-            state_json={
-                "Type": "Task",
-                "Resource": f"arn:{Aws.PARTITION}:states:::sns:publish",
-                "Parameters": {
-                    "TopicArn": self.topic.topic_arn,
-                    "Subject": f"{self.name_prefix} training workflow failed",
-                    "Message.$": (
-                        "States.Format('Execution {} failed: {}', $$.Execution.Id, "
-                        "States.JsonToString($.error))"
-                    ),
-                },
-                "ResultPath": "$.notification",
-            },
+            notify_id=NOTIFY_FAILURE,
+            fail_id=WORKFLOW_FAILED,
+            topic=self.topic,
+            subject=f"{self.name_prefix} training workflow failed",
+            what="Execution",
         )
-        notify_failure.add_retry(
-            errors=SNS_TRANSIENT_ERRORS,
-            interval=Duration.seconds(2),
-            max_attempts=3,
-            backoff_rate=2,
-            jitter_strategy=sfn.JitterType.FULL,
-        )
-        # A failed notification must not hide the workflow's own error: end in the Fail state.
-        notify_failure.add_catch(
-            workflow_failed, errors=["States.ALL"], result_path="$.notify_error"
-        )
-        notify_failure.next(workflow_failed)
-        return notify_failure
 
     @staticmethod
     def _chain(core: _CoreStates, notify_failure: sfn.IChainable) -> None:
