@@ -308,15 +308,9 @@ class RealtimeEndpoint(Construct):
         async_inference: AsyncInference | None,
         endpoint_name: str | None,
     ) -> iam.Role:
-        """The endpoint's own role: reads only the artifacts, uses ``key``, pulls only
-        ``image``, writes the endpoint's logs and its capture/async prefixes.
-
-        For a model package version SageMaker pulls the version's image and reads its artifact
-        as this role (CreateModel: "an IAM role that SageMaker can assume to access model
-        artifacts and docker image"): the versions' artifacts (``artifact_keys`` is then the
-        pattern ``package_artifacts``) and ``image``, the inference image the workflow
-        registers. DescribeModelPackage is the CreateModel caller's (CloudFormation's), not
-        this role's."""
+        """The endpoint's own role: reads only the artifacts (of a model package: the pattern
+        ``package_artifacts``; CreateModel's role accesses "model artifacts and docker image"),
+        uses ``key``, pulls only ``image``, writes the endpoint's logs and capture/async."""
         write_prefixes = []
         if data_capture is not None:
             write_prefixes.append(layout.data_capture)
