@@ -127,6 +127,16 @@ ModelArtifact = text(
     rules.MODEL_ARTIFACT_PATTERN,
     "an 's3://bucket/key' URI or a key inside the data bucket such as 'releases/v1/model.tar.gz'",
 )
+# SageMaker's VersionedArnOrName (ContainerDefinition.ModelPackageName) ends in '/[0-9]{1,9}'.
+ModelPackageVersion = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=999_999_999,
+        description="a version number of this environment's model package group "
+        "('mlstack models --env ENV' lists them); the version must be Approved",
+    ),
+]
 ImageUri = Annotated[str, Field(min_length=1, description="an ECR image URI")]
 MetricName = Annotated[
     str,
@@ -212,6 +222,7 @@ class VariantConfig:
     instance_type: InstanceType
     instance_count: Count
     model_artifact: ModelArtifact | None = None
+    model_package_version: ModelPackageVersion | None = None
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -259,11 +270,13 @@ class AsyncInferenceConfig:
 
 @dataclass(frozen=True, config=_STRICT)
 class EndpointConfig:
-    """Realtime endpoint: deployed only when ``model_artifact`` names a model.tar.gz."""
+    """The Serving endpoint: deployed only when ``model_package_version`` names an approved
+    version of the environment's model registry (or ``model_artifact`` a model.tar.gz)."""
 
-    model_artifact: ModelArtifact | None
     instance_type: InstanceType
     instance_count: Count
+    model_package_version: ModelPackageVersion | None = None
+    model_artifact: ModelArtifact | None = None
     variants: Annotated[tuple[VariantConfig, ...], Field(min_length=1)] | None = None
     autoscaling: AutoscalingConfig | None = None
     data_capture: DataCaptureConfig | None = None
@@ -272,7 +285,7 @@ class EndpointConfig:
 
     @property
     def enabled(self) -> bool:
-        return self.model_artifact is not None
+        return self.model_artifact is not None or self.model_package_version is not None
 
     @property
     def variant_names(self) -> tuple[str, ...]:
@@ -849,7 +862,38 @@ def _inconsistent(env: str, key: str, value: Any, expected: str) -> str:
     return f"key '{key}' is {_describe(value)}; expected {expected}"
 
 
+def _check_endpoint_model(env: str, endpoint: EndpointConfig) -> Iterator[str]:
+    """One way to name the served model: a registry version or an artifact, never both; the
+    variants name theirs the same way as the endpoint."""
+    if endpoint.model_artifact is not None and endpoint.model_package_version is not None:
+        yield _inconsistent(
+            env,
+            "endpoint.model_artifact",
+            endpoint.model_artifact,
+            "null with 'endpoint.model_package_version' "
+            f"({endpoint.model_package_version}): name the served model by one of the two keys",
+        )
+    for index, variant in enumerate(endpoint.variants or ()):
+        for key, own, endpoint_key in (
+            ("model_artifact", variant.model_artifact, endpoint.model_artifact),
+            (
+                "model_package_version",
+                variant.model_package_version,
+                endpoint.model_package_version,
+            ),
+        ):
+            if own is not None and endpoint_key is None:
+                yield _inconsistent(
+                    env,
+                    f"endpoint.variants[{index}].{key}",
+                    own,
+                    f"null unless 'endpoint.{key}' is set (a variant names its model the way "
+                    "the endpoint does)",
+                )
+
+
 def _check_endpoint(env: str, endpoint: EndpointConfig) -> Iterator[str]:
+    yield from _check_endpoint_model(env, endpoint)
     variants = endpoint.variants or ()
     names = [v.name for v in variants]
     if len(set(names)) != len(names):

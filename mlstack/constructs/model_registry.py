@@ -38,7 +38,8 @@ class ModelRegistry(Construct):
     delete them first (``aws sagemaker delete-model-package``) when a stack with ``DESTROY``
     goes away.
 
-    Methods: ``grant_register(grantee)``, ``grant_read(grantee)``, ``grant_approve(grantee)``.
+    Methods: ``package_arn(version)``, ``grant_register(grantee)``, ``grant_read(grantee)``,
+    ``grant_approve(grantee)``.
 
     Args:
         group_name: the group's name (letters, digits and dashes; SageMaker names versions
@@ -83,6 +84,15 @@ class ModelRegistry(Construct):
         self.group_arn = self.resource.attr_model_package_group_arn
         # A version's ARN is the group's name and its number: model-package/<group>/<N>.
         self.package_arns = sagemaker_arn(self, "model-package", f"{group_name}/*")
+
+    def package_arn(self, version: int) -> str:
+        """The ARN of the group's version ``version`` (``model-package/<group>/<N>``), what
+        CreateModel takes as a container's ``ModelPackageName``."""
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ValueError(
+                f"ModelRegistry.package_arn version={version!r}: expected a version number >= 1"
+            )
+        return sagemaker_arn(self, "model-package", f"{self.group_name}/{version}")
 
     def grant_register(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` add versions to this group (``sagemaker:CreateModelPackage`` on the

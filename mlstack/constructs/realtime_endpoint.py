@@ -80,14 +80,16 @@ class VariantAutoscaling:
 class EndpointVariant:
     """One production variant: ``weight`` shares traffic with the others (A/B testing);
     ``instance_type`` x ``instance_count``, or ``serverless``; ``model_data_key`` (in the
-    endpoint's ``model_data_bucket``) defaults to the endpoint's model; ``autoscaling``
-    registers the variant with Application Auto Scaling."""
+    endpoint's ``model_data_bucket``) or ``model_package_arn`` (a model package version, when
+    the endpoint serves one) defaults to the endpoint's model; ``autoscaling`` registers the
+    variant with Application Auto Scaling."""
 
     name: str = "AllTraffic"
     weight: float = 1.0
     instance_type: str = "ml.m5.large"
     instance_count: int = 1
     model_data_key: str | None = None
+    model_package_arn: str | None = None
     serverless: ServerlessInference | None = None
     autoscaling: VariantAutoscaling | None = None
 
@@ -150,8 +152,9 @@ class AsyncInference:
 
 class RealtimeEndpoint(Construct):
     """Creates a SageMaker model (``image`` + the artifact ``model_data_key`` in
-    ``model_data_bucket``, plus one model per variant with its own ``model_data_key``), an
-    endpoint configuration (storage encrypted with ``key``) and the endpoint.
+    ``model_data_bucket``, or the model package version ``model_package_arn``; plus one model
+    per variant with a model of its own), an endpoint configuration (storage encrypted with
+    ``key``) and the endpoint.
 
     The endpoint configuration has no fixed name: any change creates a new one and CloudFormation
     points the endpoint at it, so the endpoint keeps its name. Impossible combinations of props
@@ -162,13 +165,23 @@ class RealtimeEndpoint(Construct):
 
     Args:
         image: the inference image.
-        model_data_bucket: the bucket holding the model artifact(s).
-        model_data_key: the artifact's key, such as ``releases/v1/model.tar.gz``.
+        model_data_bucket: the bucket holding the model artifact(s), also those of the model
+            package versions.
+        model_data_key: the artifact's key, such as ``releases/v1/model.tar.gz``. Exactly one of
+            ``model_data_key`` and ``model_package_arn``.
+        model_package_arn: the ARN of a model package version (``ModelRegistry.package_arn``):
+            the model is created from it (``Containers: [{ModelPackageName: ...}]``), its image
+            and artifact come from the version's inference specification. SageMaker creates a
+            model only from an ``Approved`` version. Default: None.
+        package_artifacts: the key pattern, in ``model_data_bucket``, of the artifacts of the
+            model package versions, which the created role may read. Default:
+            ``models/*/output/model.tar.gz`` (where training jobs write them).
         key: the KMS key of the bucket; also encrypts the endpoint's storage, captured data,
             asynchronous results and topics.
         role: the role the models run as. Default: a new role that may read only the
-            artifacts, use ``key``, pull only ``image``, write the endpoint's logs and its
-            capture/async prefixes, and publish to its topics.
+            artifacts (``package_artifacts`` for a model package), use ``key``, pull only
+            ``image``, write the endpoint's logs and its capture/async prefixes, and publish to
+            its topics.
         instance_type: the default variant's instance type. Default: ``ml.m5.large``.
         instance_count: the default variant's instance count, 1 to 100. Default: 1.
         endpoint_name: the endpoint's name. Default: None (named by CloudFormation).
@@ -210,7 +223,9 @@ class RealtimeEndpoint(Construct):
         *,
         image: ModelImage,
         model_data_bucket: s3.IBucket,
-        model_data_key: str,
+        model_data_key: str | None = None,
+        model_package_arn: str | None = None,
+        package_artifacts: str = "models/*/output/model.tar.gz",
         key: kms.IKey,
         role: iam.IRole | None = None,
         instance_type: str = "ml.m5.large",
@@ -227,6 +242,7 @@ class RealtimeEndpoint(Construct):
     ) -> None:
         super().__init__(scope, id)
         self._placement = placement
+        self._packaged = model_package_arn is not None
         if variants is None:
             variants = [
                 EndpointVariant(
@@ -240,6 +256,8 @@ class RealtimeEndpoint(Construct):
             instance_count=instance_count,
             endpoint_name=endpoint_name,
             model_data_key=model_data_key,
+            model_package_arn=model_package_arn,
+            package_artifacts=package_artifacts,
             data_capture=data_capture,
             async_inference=async_inference,
             network_isolation=network_isolation,
@@ -265,7 +283,7 @@ class RealtimeEndpoint(Construct):
             # SageMaker attaches the endpoint's instances to the VPC as this role.
             placement.grant_network_interfaces(self.role, service="sagemaker")
         self.model, self.models = self._models(
-            image, model_data_bucket, model_data_key, network_isolation
+            image, model_data_bucket, model_data_key or model_package_arn, network_isolation
         )
         self.success_topic: sns.Topic | None = None
         self.error_topic: sns.Topic | None = None
@@ -290,8 +308,9 @@ class RealtimeEndpoint(Construct):
         async_inference: AsyncInference | None,
         endpoint_name: str | None,
     ) -> iam.Role:
-        """The endpoint's own role: reads only the artifacts, uses ``key``, pulls only
-        ``image``, writes the endpoint's logs and its capture/async prefixes."""
+        """The endpoint's own role: reads only the artifacts (of a model package: the pattern
+        ``package_artifacts``; CreateModel's role accesses "model artifacts and docker image"),
+        uses ``key``, pulls only ``image``, writes the endpoint's logs and capture/async."""
         write_prefixes = []
         if data_capture is not None:
             write_prefixes.append(layout.data_capture)
@@ -343,6 +362,11 @@ class RealtimeEndpoint(Construct):
                 (f"log-group:{log_group}:log-stream:*", "Log streams of this endpoint only."),
                 (f"log-group:{log_group}", "The log group of this endpoint only."),
                 *[(f"/{p}*", f"Objects under the '{p}' prefix only.") for p in write_prefixes],
+                *[
+                    (f"/{k}", "The model artifacts the training jobs write, read-only.")
+                    for k in artifact_keys
+                    if "*" in k
+                ],
                 (
                     f"/{layout.async_inference}input/*",
                     "Asynchronous requests of this endpoint only.",
@@ -377,22 +401,34 @@ class RealtimeEndpoint(Construct):
         self,
         image: ModelImage,
         model_data_bucket: s3.IBucket,
-        model_data_key: str,
+        source: str | None,
         network_isolation: bool,
     ) -> tuple[sagemaker.CfnModel, dict[str, sagemaker.CfnModel]]:
-        """The default model, then one model per variant with an artifact of its own; returns
-        the default model and every variant's model by variant name."""
+        """The default model, then one model per variant with a model of its own (``source``:
+        an artifact key or a model package ARN); returns the default model and every variant's
+        model by variant name."""
+        assert source is not None
 
-        def new_model(model_id: str, artifact: str) -> sagemaker.CfnModel:
+        def container(source: str) -> sagemaker.CfnModel.ContainerDefinitionProperty:
+            if source in packages:
+                # CreateModel with a container's ModelPackageName: SageMaker takes the image
+                # and the artifact from the version ("Create a model (using Model Registry)",
+                # SageMaker developer guide, Serverless Inference; API_ContainerDefinition).
+                return sagemaker.CfnModel.ContainerDefinitionProperty(model_package_name=source)
+            return sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=image.image_uri,
+                model_data_url=f"s3://{model_data_bucket.bucket_name}/{source}",
+                mode="SingleModel",
+            )
+
+        def new_model(model_id: str, source: str) -> sagemaker.CfnModel:
+            packaged = source in packages
             model = sagemaker.CfnModel(
                 self,
                 model_id,
                 execution_role_arn=self.role.role_arn,
-                primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
-                    image=image.image_uri,
-                    model_data_url=f"s3://{model_data_bucket.bucket_name}/{artifact}",
-                    mode="SingleModel",
-                ),
+                primary_container=None if packaged else container(source),
+                containers=[container(source)] if packaged else None,
                 enable_network_isolation=network_isolation,
                 vpc_config=sagemaker.CfnModel.VpcConfigProperty(
                     security_group_ids=self._placement.security_group_ids,
@@ -405,13 +441,14 @@ class RealtimeEndpoint(Construct):
             model.node.add_dependency(self.role)
             return model
 
-        default_model = new_model("Model", model_data_key)
+        packages = {source} if self._packaged else set()
+        packages |= {v.model_package_arn for v in self.variants if v.model_package_arn}
+        default_model = new_model("Model", source)
         models: dict[str, sagemaker.CfnModel] = {}
         for variant in self.variants:
-            if variant.model_data_key and variant.model_data_key != model_data_key:
-                models[variant.name] = new_model(
-                    f"Model{_id_part(variant.name)}", variant.model_data_key
-                )
+            own = variant.model_package_arn or variant.model_data_key
+            if own and own != source:
+                models[variant.name] = new_model(f"Model{_id_part(variant.name)}", own)
             else:
                 models[variant.name] = default_model
         return default_model, models
@@ -634,13 +671,41 @@ def _validate(
     instance_type: str,
     instance_count: int,
     endpoint_name: str | None,
-    model_data_key: str,
+    model_data_key: str | None,
+    model_package_arn: str | None,
+    package_artifacts: str,
     data_capture: DataCapture | None,
     async_inference: AsyncInference | None,
     network_isolation: bool,
 ) -> list[str]:
-    """Reject impossible props at synth time; returns every artifact key the endpoint reads."""
+    """Reject impossible props at synth time; returns every artifact key (or, for model
+    packages, key pattern) the endpoint reads."""
     _check_variants(variants, data_capture, async_inference, network_isolation)
+    if (model_data_key is None) == (model_package_arn is None):
+        raise ValueError(
+            f"RealtimeEndpoint model_data_key={model_data_key!r}, model_package_arn="
+            f"{model_package_arn!r}: expected exactly one of them (an artifact or a model "
+            "package version)"
+        )
+    if model_package_arn is not None:
+        mixed = [v.name for v in variants if v.model_data_key is not None]
+        if mixed:
+            raise ValueError(
+                f"RealtimeEndpoint variants {mixed}: model_data_key with model_package_arn; "
+                "expected each variant's model_package_arn (or none: the endpoint's version)"
+            )
+        if not package_artifacts or package_artifacts.startswith(("/", "s3://")):
+            raise ValueError(
+                f"RealtimeEndpoint package_artifacts={package_artifacts!r}: expected a key "
+                "pattern inside model_data_bucket, such as 'models/*/output/model.tar.gz'"
+            )
+        return [package_artifacts]
+    mixed = [v.name for v in variants if v.model_package_arn is not None]
+    if mixed:
+        raise ValueError(
+            f"RealtimeEndpoint variants {mixed}: model_package_arn with model_data_key; "
+            "expected the endpoint's model_package_arn instead of model_data_key"
+        )
     if not _INSTANCE_TYPE.fullmatch(instance_type):
         raise ValueError(
             f"RealtimeEndpoint instance_type={instance_type!r}: expected an ml.* instance type"
@@ -652,6 +717,7 @@ def _validate(
             f"RealtimeEndpoint endpoint_name={endpoint_name!r}: expected at most 63 letters, "
             "digits and dashes, starting with a letter or digit"
         )
+    assert model_data_key is not None
     if not model_data_key or model_data_key.startswith(("/", "s3://")):
         raise ValueError(
             f"RealtimeEndpoint model_data_key={model_data_key!r}: expected an object key "

@@ -1,4 +1,5 @@
-"""The realtime endpoint of one environment, deployed when its config names a model artifact."""
+"""The realtime endpoint of one environment, deployed when its config names an approved model
+package version of the environment's registry (or a model artifact)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from mlstack.constructs import (
     DataQualityMonitor,
     EndpointVariant,
     ModelImage,
+    ModelRegistry,
     RealtimeEndpoint,
     ServerlessInference,
     VariantAutoscaling,
@@ -33,11 +35,13 @@ def _split(artifact: str) -> tuple[str | None, str]:
     return None, artifact
 
 
-def endpoint_variants(config: EnvironmentConfig) -> list[EndpointVariant]:
-    """The config's variants as construct props (one ``AllTraffic`` variant by default)."""
+def endpoint_variants(
+    config: EnvironmentConfig, registry: ModelRegistry | None = None
+) -> list[EndpointVariant]:
+    """The config's variants as construct props (one ``AllTraffic`` variant by default); a
+    variant's ``model_package_version`` becomes its version's ARN in ``registry``."""
     endpoint = config.endpoint
-    assert endpoint.model_artifact is not None
-    bucket_name, _ = _split(endpoint.model_artifact)
+    bucket_name = _split(endpoint.model_artifact)[0] if endpoint.model_artifact else None
     scaling = endpoint.autoscaling
     autoscaling = (
         VariantAutoscaling(
@@ -70,6 +74,10 @@ def endpoint_variants(config: EnvironmentConfig) -> list[EndpointVariant]:
     variants = []
     for index, variant in enumerate(endpoint.variants):
         key = None
+        package = None
+        if variant.model_package_version is not None:
+            assert registry is not None
+            package = registry.package_arn(variant.model_package_version)
         if variant.model_artifact is not None:
             variant_bucket, key = _split(variant.model_artifact)
             if variant_bucket != bucket_name:
@@ -85,6 +93,7 @@ def endpoint_variants(config: EnvironmentConfig) -> list[EndpointVariant]:
                 instance_type=variant.instance_type,
                 instance_count=variant.instance_count,
                 model_data_key=key,
+                model_package_arn=package,
                 autoscaling=autoscaling,
             )
         )
@@ -121,8 +130,11 @@ class ServingStack(Stack):
     variants, autoscaling, data capture, serverless or asynchronous inference from the config.
 
     Args:
-        config: the environment's validated config; it names the released model artifact.
+        config: the environment's validated config; it names the served model:
+            ``endpoint.model_package_version``, an approved version of ``registry``'s group, or
+            ``endpoint.model_artifact``, a released artifact.
         data: the environment's :class:`DataBucket` (from the data stack).
+        registry: the environment's :class:`ModelRegistry` (from the data stack).
         network: the workflow stack's :class:`WorkloadNetwork`, whose ``inference`` placement
             the endpoint's models run in. Default: None (no VPC).
 
@@ -139,6 +151,7 @@ class ServingStack(Stack):
         *,
         config: EnvironmentConfig,
         data: DataBucket,
+        registry: ModelRegistry,
         network: WorkloadNetwork | None = None,
         **kwargs: Any,
     ):
@@ -149,26 +162,7 @@ class ServingStack(Stack):
             termination_protection=config.retain_data,
             **kwargs,
         )
-        artifact = config.endpoint.model_artifact
-        if artifact is None:
-            raise ValueError(f"environment '{config.name}': endpoint.model_artifact is null")
-        bucket_name, key = _split(artifact)
-        releases = data.layout.releases
-        for index, variant in enumerate(config.endpoint.variants or ()):
-            if variant.model_artifact is not None and _split(variant.model_artifact)[0] is None:
-                _check_released(
-                    config.name,
-                    f"variants[{index}].model_artifact",
-                    variant.model_artifact,
-                    releases,
-                )
-        if bucket_name is None:
-            _check_released(config.name, "model_artifact", key, releases)
-        bucket = (
-            s3.Bucket.from_bucket_name(self, "ArtifactBucket", bucket_name)
-            if bucket_name
-            else data.bucket
-        )
+        bucket, key, package = self._served_model(config, data, registry)
         image = ModelImage(
             self,
             "InferenceImage",
@@ -184,9 +178,12 @@ class ServingStack(Stack):
             image=image,
             model_data_bucket=bucket,
             model_data_key=key,
+            model_package_arn=package,
+            # Where the workflow's training jobs write the artifacts it registers.
+            package_artifacts=f"{data.layout.models}*/output/model.tar.gz",
             key=data.key,
             endpoint_name=config.name_prefix,
-            variants=endpoint_variants(config),
+            variants=endpoint_variants(config, registry),
             # Serverless endpoints do not support network isolation.
             network_isolation=config.endpoint.serverless is None,
             data_capture=DataCapture(
@@ -212,6 +209,39 @@ class ServingStack(Stack):
         acknowledge_inline_policy(self.endpoint.role)
         self.monitor = self._monitor(config, data, network, self.endpoint.endpoint_name)
         CfnOutput(self, "EndpointName", value=self.endpoint.endpoint_name)
+
+    def _served_model(
+        self, config: EnvironmentConfig, data: DataBucket, registry: ModelRegistry
+    ) -> tuple[s3.IBucket, str | None, str | None]:
+        """(bucket of the artifacts, artifact key or None, model package ARN or None): the
+        registry's version ``endpoint.model_package_version``, or a released artifact."""
+        version = config.endpoint.model_package_version
+        if version is not None:
+            return data.bucket, None, registry.package_arn(version)
+        artifact = config.endpoint.model_artifact
+        if artifact is None:
+            raise ValueError(
+                f"environment '{config.name}': endpoint.model_package_version and "
+                "endpoint.model_artifact are null; expected one of them (the served model)"
+            )
+        bucket_name, key = _split(artifact)
+        releases = data.layout.releases
+        for index, variant in enumerate(config.endpoint.variants or ()):
+            if variant.model_artifact is not None and _split(variant.model_artifact)[0] is None:
+                _check_released(
+                    config.name,
+                    f"variants[{index}].model_artifact",
+                    variant.model_artifact,
+                    releases,
+                )
+        if bucket_name is None:
+            _check_released(config.name, "model_artifact", key, releases)
+        bucket = (
+            s3.Bucket.from_bucket_name(self, "ArtifactBucket", bucket_name)
+            if bucket_name
+            else data.bucket
+        )
+        return bucket, key, None
 
     def _monitor(
         self,

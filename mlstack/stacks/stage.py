@@ -12,7 +12,8 @@ from mlstack.stacks.workflow_stack import WorkflowStack
 
 
 class MlStackStage(Stage):
-    """Data (stateful), Workflow and, when the config names a model artifact, Serving.
+    """Data (stateful), Workflow and, when the config names the served model (a registry
+    version or an artifact), Serving.
 
     Args:
         config: the environment's validated config.
@@ -20,7 +21,7 @@ class MlStackStage(Stage):
     Attributes:
         data: the :class:`DataStack`.
         workflow: the :class:`WorkflowStack`.
-        serving: the :class:`ServingStack`, or None without a released model artifact.
+        serving: the :class:`ServingStack`, or None while the config names no served model.
     """
 
     def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig) -> None:
@@ -40,5 +41,6 @@ class MlStackStage(Stage):
                 "Serving",
                 config=config,
                 data=self.data.data,
+                registry=self.data.registry,
                 network=self.workflow.network,
             )

@@ -16,8 +16,9 @@ from mlstack.config import EnvironmentConfig, parse_environment
 from mlstack.stacks import MlStackStage
 
 REPO = Path(__file__).resolve().parents[2]
-# What the release step (docs/deploying.md) puts into prod's config once a model is released.
-RELEASED_ARTIFACT = "releases/v1/model.tar.gz"
+# What the release step (docs/deploying.md) puts into prod's config once a version is approved:
+# the version of the environment's model package group the Serving endpoint serves.
+RELEASED_VERSION = 1
 
 
 def cdk_context() -> dict[str, Any]:
@@ -56,15 +57,15 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
 
 
 def released_config(name: str = "prod") -> EnvironmentConfig:
-    """A shipped environment's config after the release step: it names a released model."""
+    """A shipped environment's config after the release step: it names an approved version."""
     data = json.loads((REPO / "environments" / f"{name}.json").read_text())
-    data["endpoint"]["model_artifact"] = RELEASED_ARTIFACT
+    data["endpoint"]["model_package_version"] = RELEASED_VERSION
     return parse_environment(name, data)
 
 
 @pytest.fixture(scope="session")
 def released(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
-    """prod after its first release: the same config plus a released model artifact."""
+    """prod after its first release: the same config plus an approved model package version."""
     app = build_app(
         new_app(outdir=str(tmp_path_factory.mktemp("cdk.out"))),
         environments={"prod": released_config("prod")},

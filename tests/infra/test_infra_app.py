@@ -95,20 +95,21 @@ def test_released_prod_deploys_the_endpoint(released: SynthesizedApp) -> None:
         },
     )
     serving.has_resource_properties("AWS::SageMaker::Endpoint", {"EndpointName": "mlstack-prod"})
+    # The model is the pinned registry version (docs/deploying.md), no artifact path.
     serving.has_resource_properties(
         "AWS::SageMaker::Model",
         {
-            "PrimaryContainer": Match.object_like(
+            "Containers": [
                 {
-                    "ModelDataUrl": Match.object_like(
+                    "ModelPackageName": Match.object_like(
                         {
                             "Fn::Join": Match.array_with(
-                                [Match.array_with(["/releases/v1/model.tar.gz"])]
+                                [Match.array_with([":model-package/mlstack-prod/1"])]
                             )
                         }
                     )
                 }
-            )
+            ]
         },
     )
 

@@ -51,7 +51,7 @@ def monitored_stack(region: str | None, **props: Any) -> Stack:
 
 def prod_with(monitoring: dict[str, Any]) -> Any:
     data = json.loads((REPO / "environments" / "prod.json").read_text())
-    data["endpoint"]["model_artifact"] = "releases/v1/model.tar.gz"
+    data["endpoint"]["model_package_version"] = 1
     data["monitoring"] = monitoring
     return parse_environment("prod", data)
 
@@ -271,7 +271,7 @@ def test_config_schedule_threshold_and_baseline_reach_the_templates(tmp_path):
 
 def test_input_only_capture_drops_the_label_and_watches_from_c0(tmp_path):
     data = json.loads((REPO / "environments" / "prod.json").read_text())
-    data["endpoint"]["model_artifact"] = "releases/v1/model.tar.gz"
+    data["endpoint"]["model_package_version"] = 1
     data["endpoint"]["data_capture"]["capture"] = "input"
     app = build_app(
         new_app(outdir=str(tmp_path)), environments={"prod": parse_environment("prod", data)}
@@ -284,7 +284,7 @@ def test_input_only_capture_drops_the_label_and_watches_from_c0(tmp_path):
 
 def test_output_only_capture_has_no_data_quality_schedule(tmp_path):
     data = json.loads((REPO / "environments" / "prod.json").read_text())
-    data["endpoint"]["model_artifact"] = "releases/v1/model.tar.gz"
+    data["endpoint"]["model_package_version"] = 1
     data["endpoint"]["data_capture"]["capture"] = "output"
     app = build_app(
         new_app(outdir=str(tmp_path)), environments={"prod": parse_environment("prod", data)}

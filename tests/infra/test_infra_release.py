@@ -273,7 +273,7 @@ def test_an_input_instance_type_with_local_storage_gets_no_volume_key(
 
 def test_an_endpoint_on_local_storage_gets_no_kms_key() -> None:
     data = json.loads((REPO / "environments" / "prod.json").read_text())
-    data["endpoint"]["model_artifact"] = "releases/v1/model.tar.gz"
+    data["endpoint"]["model_package_version"] = 1
     data["endpoint"]["instance_type"] = "ml.g5.xlarge"
     data["deploy"]["instance_type"] = "ml.g4dn.xlarge"
     stage = MlStackStage(new_app(), "prod", config=parse_environment("prod", data))
