@@ -314,21 +314,23 @@ class ModelRelease(Construct):
                 sfn.Condition.string_equals("$.live.EndpointStatus", "InService"),
             ),
             done,
-        ).otherwise(
-            ab_states(
-                self,
-                w.deploy,
-                builder,
-                name_prefix=w.name_prefix,
-                then=create_model,
-                notify_failure=notify,
-            )
-            if ab
-            else create_model
-        )
+        ).otherwise(self._ab_decision(create_model, notify) if ab else create_model)
         live.add_catch(create_model, errors=["States.ALL"], result_path="$.live_error")
         create_model.next(deploy)
         return start
+
+    def _ab_decision(self, then: sfn.IChainable, notify: sfn.IChainable) -> sfn.IChainable:
+        """Which model of the live configuration stays on Live (``_ab_states.py``)."""
+        w = self.workflow
+        assert w.deploy is not None
+        return ab_states(
+            self,
+            w.deploy,
+            w.state_builder,
+            name_prefix=w.name_prefix,
+            then=then,
+            notify_failure=notify,
+        )
 
     def _state(self, state_id: str, state_json: dict[str, Any]) -> sfn.CustomState:
         return sfn.CustomState(self, state_id, state_json=state_json)
