@@ -21,7 +21,7 @@ from mlstack.cli.local_registry import RegistryFile
 from mlstack.constructs import state_names as sn
 from mlstack.local import assembly as assembly_mod
 from mlstack.local.account import LocalAccount
-from mlstack.local.runner import RunOptions, RunReport, run
+from mlstack.local.runner import RunOptions, RunReport, format_summary, run
 from mlstack.local.ui import Reporter
 from tests.local.conftest import LOCAL_RUN_ROWS
 
@@ -123,6 +123,7 @@ def ab_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             assert number == version
             steps[f"release{version}"] = release_output(report)
             steps[f"after{version}"] = variants(workdir)
+            steps[f"summary{version}"] = format_summary(report)
     return steps
 
 
@@ -158,6 +159,7 @@ def test_a_worse_candidate_is_dropped_and_live_stays(ab_runs: dict[str, Any]) ->
     assert "candidate version 2" in ab["reason"] and "live version 1" in ab["reason"]
     assert sn.KEEP_LIVE in release["states"] and sn.PROMOTE_CANDIDATE not in release["states"]
     assert ab_runs["after3"] == {"Live": 1, "Candidate": 3}
+    assert f"  A/B               kept live: {ab['reason']}" in ab_runs["summary3"]
 
 
 def test_a_better_candidate_is_promoted_to_live(ab_runs: dict[str, Any]) -> None:
