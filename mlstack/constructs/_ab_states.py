@@ -180,12 +180,12 @@ class _AbStates:
         )
 
     def _version(self, model: str) -> str:
-        """'N' of a release model '<name_prefix>-v<N>-...'."""
+        """'N' of a release model '<name_prefix>-v<N>-...': the last part of 'v<N>' split at
+        'v' (whether or not the split keeps the empty part before the 'v')."""
         first = self.prefix.count("-") + 1
-        return (
-            f"States.ArrayGetItem(States.StringSplit(States.ArrayGetItem("
-            f"States.StringSplit({model}, '-'), {first}), 'v'), 0)"
-        )
+        tag = f"States.ArrayGetItem(States.StringSplit({model}, '-'), {first})"
+        parts = f"States.StringSplit({tag}, 'v')"
+        return f"States.ArrayGetItem({parts}, States.MathAdd(States.ArrayLength({parts}), -1))"
 
     def _read_variants(self) -> sfn.CustomState:
         state = sfn.CustomState(
