@@ -412,7 +412,8 @@ class DeployConfig:
         number(0, 0.99),
         Field(
             description="0: the new model takes all traffic; above: A/B, the new model gets "
-            "this share, the previous one the rest"
+            "this share, the rest goes to the previous candidate when its version's gate metric "
+            "did at least as well as Live's (per deploy.comparison), else to the Live model"
         ),
     ] = 0.0
     poll_seconds: integer(5, 3600) = 60

@@ -46,7 +46,7 @@ COMPARISON_SYMBOLS = {
     "greater_than": ">",
     "greater_than_or_equal": ">=",
 }
-_COMPARE = {
+COMPARE = {
     "less_than": sfn.Condition.number_less_than_json_path,
     "less_than_or_equal": sfn.Condition.number_less_than_equals_json_path,
     "greater_than": sfn.Condition.number_greater_than_json_path,
@@ -172,12 +172,18 @@ def endpoint_states(
     rollback_alarms: Sequence[cw.Alarm],
     report_results: sfn.IChainable,
     notify_failure: sfn.IChainable,
+    live_model: str | None = None,
 ) -> sfn.IChainable:
     """Describe endpoint -> endpoint config -> create or blue/green update -> bounded wait ->
-    ``report_results``, for the model named in ``$.model.ModelName``."""
-    return _DeployStates(
+    ``report_results``, for the model named in ``$.model.ModelName``.
+
+    ``live_model``: with A/B, the JSONPath of the model an update puts on ``Live`` (the release's
+    decision); default: the live configuration's model (the previous candidate)."""
+    states = _DeployStates(
         scope, deploy, builder, endpoint_name, key, rollback_alarms, report_results, notify_failure
-    ).build_endpoint()
+    )
+    states.live_model = live_model
+    return states.build_endpoint()
 
 
 class _DeployStates:
@@ -203,6 +209,7 @@ class _DeployStates:
         self.report_results = report_results
         self.notify_failure = notify_failure
         self.symbol = COMPARISON_SYMBOLS[deploy.comparison]
+        self.live_model: str | None = None
 
     def build(self) -> sfn.IChainable:
         """Quality gate -> [Register model] -> the endpoint states; returns the first state."""
@@ -228,7 +235,7 @@ class _DeployStates:
 
     def _wire_gate(self, gate: sfn.Choice, reject: sfn.IChainable, on_pass: sfn.IChainable) -> None:
         value = gate_value_path(self.deploy)
-        passes = _COMPARE[self.deploy.comparison](value, "$.gate.threshold")
+        passes = COMPARE[self.deploy.comparison](value, "$.gate.threshold")
         gate.when(sfn.Condition.not_(sfn.Condition.is_present(value)), reject)
         if evaluation_metric(self.deploy) is not None:
             gate.when(sfn.Condition.not_(sfn.Condition.is_numeric(value)), reject)
@@ -425,7 +432,7 @@ class _DeployStates:
             self._variant("Candidate", new_model, share),
         ]
         update_variants = [
-            self._variant("Live", current_model, rest),
+            self._variant("Live", self.live_model or current_model, rest),
             self._variant("Candidate", new_model, share),
         ]
         return new_variants, update_variants

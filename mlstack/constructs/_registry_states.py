@@ -20,10 +20,13 @@ def register_model(
     builder: StateBuilder,
     *,
     inference_image_uri: str,
+    gate: tuple[str, str] | None = None,
 ) -> sfn.CustomState:
     """``createModelPackage`` (an AWS SDK integration: Step Functions has no optimized one for
     it) of a new version in the registry's group; its ARN, number and status go to
-    ``$.model_package``."""
+    ``$.model_package``. ``gate`` (the quality gate's metric and the path of its value) adds
+    both to the version's metadata (``gate_metric``, ``gate_value``): the release's A/B
+    decision compares them between versions."""
     status = registration.approval_status
     state = sfn.CustomState(
         scope,
@@ -32,7 +35,7 @@ def register_model(
             "Type": "Task",
             "Comment": f"A new version of {registration.registry.group_name}, {status}.",
             "Resource": f"arn:{Aws.PARTITION}:states:::aws-sdk:sagemaker:createModelPackage",
-            "Parameters": _parameters(registration, builder, inference_image_uri),
+            "Parameters": _parameters(registration, builder, inference_image_uri, gate),
             "ResultSelector": {
                 "arn.$": "$.ModelPackageArn",
                 # model-package/<group>/<N>: the version is the ARN's last part.
@@ -50,8 +53,16 @@ def register_model(
 
 
 def _parameters(
-    registration: ModelRegistration, builder: StateBuilder, inference_image_uri: str
+    registration: ModelRegistration,
+    builder: StateBuilder,
+    inference_image_uri: str,
+    gate: tuple[str, str] | None,
 ) -> dict[str, Any]:
+    evidence = (
+        {"gate_metric": gate[0], "gate_value.$": f"States.JsonToString({gate[1]})"}
+        if gate is not None
+        else {}
+    )
     return {
         "ModelPackageGroupName": registration.registry.group_name,
         "ModelPackageDescription.$": "States.Format('Run {} (execution {})', $.run_id, "
@@ -88,5 +99,6 @@ def _parameters(
             "train_uri.$": "$.dataset.train_prefix",
             "validation_uri.$": "$.dataset.validation_prefix",
             "test_uri.$": "$.dataset.test_prefix",
+            **evidence,
         },
     }

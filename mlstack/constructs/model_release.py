@@ -13,6 +13,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from mlstack.constructs._ab_states import AB_STATES, NO_ENDPOINT_DECISION, ab_states
 from mlstack.constructs._deploy_states import allow_deployment, endpoint_states
 from mlstack.constructs._failure_states import notify_then_fail
 from mlstack.constructs._nag import (
@@ -55,6 +56,7 @@ RELEASE_STATES = (
     REPORT_RELEASE,
     NOTIFY_RELEASE_FAILURE,
     RELEASE_FAILED,
+    *AB_STATES,
 )
 
 
@@ -68,6 +70,11 @@ class ModelRelease(Construct):
     SageMaker may send an event more than once: a version whose configuration the endpoint
     already serves (InService) is left alone, and a version no longer approved is not deployed.
     Release models are named ``<name_prefix>-v<version>-<8 hex>-<retry>``.
+
+    With A/B (``deploy.candidate_weight`` > 0) and a live endpoint, the live configuration's
+    Candidate becomes Live only when its version's gate metric passes the gate's comparison
+    against the Live version's; otherwise Live stays and the candidate is dropped
+    (``_ab_states.py``); the output's ``ab`` says which and why.
 
     Args:
         workflow: the :class:`TrainingWorkflow` whose deploy stage (``deploy``), execution role,
@@ -174,6 +181,15 @@ class ModelRelease(Construct):
         )
         acknowledge_inline_policy(role)
         self.registry.grant_read(role)
+        if w.deploy is not None and w.deploy.ab_test:
+            # The A/B decision reads the live configuration's variants (their models).
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="ReadLiveVariants",
+                    actions=["sagemaker:DescribeEndpointConfig"],
+                    resources=[sagemaker_arn(self, "endpoint-config", f"{w.name_prefix}-*")],
+                )
+            )
         models = sagemaker_arn(self, "model", f"{w.name_prefix}-*")
         role.add_to_policy(
             iam.PolicyStatement(
@@ -228,6 +244,7 @@ class ModelRelease(Construct):
         w = self.workflow
         builder = w.state_builder
         notify = self._failure_states()
+        ab = w.deploy is not None and w.deploy.ab_test
         report = self._state(
             REPORT_RELEASE,
             {
@@ -238,6 +255,7 @@ class ModelRelease(Construct):
                     "endpoint_name": self.endpoint_name,
                     "endpoint_config_name.$": "$.endpoint_config.EndpointConfigName",
                     "model_name.$": "$.model.ModelName",
+                    **({"ab.$": "$.ab"} if ab else {}),
                 },
             },
         )
@@ -251,6 +269,7 @@ class ModelRelease(Construct):
             rollback_alarms=w.deploy_alarms.rollback_alarms,
             report_results=report,
             notify_failure=notify,
+            live_model="$.ab.live_model" if ab else None,
         )
         start = self._state(
             START_RELEASE,
@@ -260,6 +279,7 @@ class ModelRelease(Construct):
                 "Parameters": {
                     "event.$": "$",
                     "run_id.$": "States.Hash($$.Execution.Name, 'MD5')",
+                    **({"ab": NO_ENDPOINT_DECISION} if ab else {}),
                 },
             },
         )
@@ -295,10 +315,23 @@ class ModelRelease(Construct):
                 sfn.Condition.string_equals("$.live.EndpointStatus", "InService"),
             ),
             done,
-        ).otherwise(create_model)
+        ).otherwise(self._ab_decision(create_model, notify) if ab else create_model)
         live.add_catch(create_model, errors=["States.ALL"], result_path="$.live_error")
         create_model.next(deploy)
         return start
+
+    def _ab_decision(self, then: sfn.IChainable, notify: sfn.IChainable) -> sfn.IChainable:
+        """Which model of the live configuration stays on Live (``_ab_states.py``)."""
+        w = self.workflow
+        assert w.deploy is not None
+        return ab_states(
+            self,
+            w.deploy,
+            w.state_builder,
+            name_prefix=w.name_prefix,
+            then=then,
+            notify_failure=notify,
+        )
 
     def _state(self, state_id: str, state_json: dict[str, Any]) -> sfn.CustomState:
         return sfn.CustomState(self, state_id, state_json=state_json)

@@ -511,7 +511,11 @@ class TrainingWorkflow(Construct):
         the release's, on approval) or the deploy stage, or neither; ends at ``report_results``."""
         register = (
             register_model(
-                self, self.registration, builder, inference_image_uri=images.inference_image_uri
+                self,
+                self.registration,
+                builder,
+                inference_image_uri=images.inference_image_uri,
+                gate=None if deploy is None else (deploy.metric, gate_value_path(deploy)),
             )
             if self.registration is not None
             else None

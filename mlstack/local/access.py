@@ -392,6 +392,7 @@ _SAGEMAKER_TARGETS: dict[str, tuple[str, str, str | None]] = {
     "createEndpoint": ("endpoint", "EndpointName", None),
     "updateEndpoint": ("endpoint", "EndpointName", None),
     "describeEndpoint": ("endpoint", "EndpointName", None),
+    "describeEndpointConfig": ("endpoint-config", "EndpointConfigName", None),
     "describeTrainingJob": ("training-job", "TrainingJobName", None),
 }
 

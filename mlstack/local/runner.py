@@ -470,6 +470,9 @@ def _release_lines(releases: list[dict[str, Any]]) -> list[str]:
         else:
             what = f"{release['error']}: {short_cause(release.get('cause') or '', 300)}"
         lines.append(f"  Release           {version} {release['status']}, {what}")
+        ab = out.get("ab")
+        if isinstance(ab, dict) and ab.get("decision") != "none":
+            lines.append(f"  A/B               {ab.get('decision')}: {ab.get('reason')}")
     return lines
 
 

@@ -4,6 +4,7 @@ state of the synthesized definition, and nothing else."""
 from __future__ import annotations
 
 from mlstack.constructs import state_names
+from mlstack.constructs._ab_states import AB_STATES
 from tests.infra.conftest import SynthesizedApp, state_machine_definition
 
 NAMES = {
@@ -25,7 +26,8 @@ def _all_states(machine: dict) -> set[str]:
 def test_state_names_name_every_state_of_the_definitions(synthesized: SynthesizedApp) -> None:
     # Both environments configure tuning, the registry and the deploy stage (the release state
     # machine's); prod's max_rows needs the Distributed Map and prod's endpoint captures data
-    # (Baseline data), so together every optional path is there.
+    # (Baseline data), so together every optional path is there; only prod's release has the
+    # A/B decision (candidate_weight > 0).
     dev, prod = (
         _all_states(state_machine_definition(synthesized.json(env, "workflow")))
         | _all_states(state_machine_definition(synthesized.json(env, "workflow"), release=True))
@@ -37,6 +39,7 @@ def test_state_names_name_every_state_of_the_definitions(synthesized: Synthesize
         state_names.GENERATE_DATASET_AT_SCALE,
         state_names.SEED_SHARD_AT_SCALE,
         state_names.BASELINE_DATA,
+        *AB_STATES,
     }
 
 
