@@ -1060,26 +1060,6 @@ class TrainingWorkflow(Construct):
     def _evaluate_model(self, builder: _StateBuilder, images: ModelImages) -> sfn.CustomState:
         """A Processing job of the training image's ``evaluate``: its summary (metrics, problem
         type) comes back as the job's ExitMessage, its report goes to ``layout.evaluations``."""
-
-        def source(name: str, uri_path: str) -> dict[str, Any]:
-            return {
-                "InputName": name,
-                "S3Input": {
-                    "S3Uri.$": uri_path,
-                    "LocalPath": f"{PROCESSING_DIR}/input/{name}",
-                    "S3DataType": "S3Prefix",
-                    "S3InputMode": "File",
-                    "S3DataDistributionType": "FullyReplicated",
-                },
-            }
-
-        cluster: dict[str, Any] = {
-            "InstanceCount": 1,  # ExitMessage concatenates the messages of every instance
-            "InstanceType": builder.evaluation_instance_type,
-            "VolumeSizeInGB": EVALUATION_VOLUME_GB,
-        }
-        if not has_local_storage(builder.evaluation_instance_type):
-            cluster["VolumeKmsKeyId"] = builder.key_arn
         network: dict[str, Any] = {"EnableNetworkIsolation": builder.network_isolation}
         if builder.model_vpc is not None:  # beside the transform job, in the inference subnets
             network["VpcConfig"] = builder.model_vpc
@@ -1089,38 +1069,29 @@ class TrainingWorkflow(Construct):
             state_json={
                 "Type": "Task",
                 "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createProcessingJob.sync",
-                "Parameters": {
-                    "ProcessingJobName.$": builder.name("e"),
-                    "RoleArn": builder.role_arn,
-                    "AppSpecification": {
+                "Parameters": _processing_job(
+                    builder,
+                    kind="e",
+                    app={
                         "ImageUri": images.training_image_uri,
                         "ContainerEntrypoint": ["evaluate"],
                     },
-                    "ProcessingInputs": [
-                        source("predictions", "$.transform.TransformOutput.S3OutputPath"),
-                        source("labels", "$.dataset.test_labels_prefix"),
-                        source("model", "$.training.ModelArtifacts.S3ModelArtifacts"),
+                    inputs={
+                        "predictions": "$.transform.TransformOutput.S3OutputPath",
+                        "labels": "$.dataset.test_labels_prefix",
+                        "model": "$.training.ModelArtifacts.S3ModelArtifacts",
+                    },
+                    outputs=[
+                        _processing_output(
+                            "evaluation", {"S3Uri.$": self._evaluation_uri(builder, "")}
+                        )
                     ],
-                    "ProcessingOutputConfig": {
-                        "Outputs": [
-                            {
-                                "OutputName": "evaluation",
-                                "S3Output": {
-                                    "S3Uri.$": self._evaluation_uri(builder, ""),
-                                    "LocalPath": f"{PROCESSING_DIR}/output/evaluation",
-                                    "S3UploadMode": "EndOfJob",
-                                },
-                            }
-                        ],
-                        "KmsKeyId": builder.key_arn,
-                    },
-                    "ProcessingResources": {"ClusterConfig": cluster},
-                    "StoppingCondition": {
-                        "MaxRuntimeInSeconds": int(EVALUATION_MAX_RUNTIME.to_seconds())
-                    },
-                    "NetworkConfig": network,
-                    "Tags": builder.tags(),
-                },
+                    # One instance: ExitMessage concatenates the messages of every instance.
+                    instance_type=builder.evaluation_instance_type,
+                    volume_size_gb=EVALUATION_VOLUME_GB,
+                    max_runtime=EVALUATION_MAX_RUNTIME,
+                    network=network,
+                ),
                 "ResultSelector": {
                     "ProcessingJobName.$": "$.ProcessingJobName",
                     "ProcessingJobArn.$": "$.ProcessingJobArn",
@@ -1162,17 +1133,13 @@ class TrainingWorkflow(Construct):
     ) -> sfn.CustomState:
         """Baseline data: the image's ``baseline`` program as a Processing job on the run's train
         channel; its two outputs are the run's baseline prefix and ``latest/``."""
-        cluster: dict[str, Any] = {
-            "InstanceCount": 1,
-            "InstanceType": baseline.instance_type,
-            "VolumeSizeInGB": baseline.volume_size_gb,
-        }
-        if not has_local_storage(baseline.instance_type):
-            cluster["VolumeKmsKeyId"] = builder.key_arn
         latest = f"s3://{builder.bucket_name}/{builder.layout.baselines}latest/"
         # A job like Train model: in the training placement, traffic between hosts encrypted.
         network = {"EnableNetworkIsolation": builder.network_isolation}
         network |= builder.training_network()
+        arguments = ["--input", "train", "--output", "run", "--output", "latest"]
+        arguments += ["--comparison-threshold", str(baseline.drift_threshold)]
+        arguments += ["--label", "first" if baseline.keep_label else "drop"]
         state = sfn.CustomState(
             self,
             BASELINE_DATA,
@@ -1180,51 +1147,24 @@ class TrainingWorkflow(Construct):
                 "Type": "Task",
                 "Comment": "Model Monitor's statistics and constraints of the training data.",
                 "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createProcessingJob.sync",
-                "Parameters": {
-                    "ProcessingJobName.$": builder.name("d"),
-                    "RoleArn": builder.role_arn,
-                    "AppSpecification": {
+                "Parameters": _processing_job(
+                    builder,
+                    kind="d",
+                    app={
                         "ImageUri": images.training_image_uri,
                         "ContainerEntrypoint": ["baseline"],
-                        "ContainerArguments": [
-                            "--input",
-                            "train",
-                            "--output",
-                            "run",
-                            "--output",
-                            "latest",
-                            "--comparison-threshold",
-                            str(baseline.drift_threshold),
-                            "--label",
-                            "first" if baseline.keep_label else "drop",
-                        ],
+                        "ContainerArguments": arguments,
                     },
-                    "ProcessingInputs": [
-                        {
-                            "InputName": "train",
-                            "S3Input": {
-                                "S3Uri.$": "$.dataset.train_prefix",
-                                "LocalPath": f"{PROCESSING_DIR}/input/train",
-                                "S3DataType": "S3Prefix",
-                                "S3InputMode": "File",
-                                "S3DataDistributionType": "FullyReplicated",
-                            },
-                        }
+                    inputs={"train": "$.dataset.train_prefix"},
+                    outputs=[
+                        _processing_output("run", {"S3Uri.$": _baseline_uri(builder)}),
+                        _processing_output("latest", {"S3Uri": latest}),
                     ],
-                    "ProcessingOutputConfig": {
-                        "Outputs": [
-                            _processing_output("run", {"S3Uri.$": _baseline_uri(builder)}),
-                            _processing_output("latest", {"S3Uri": latest}),
-                        ],
-                        "KmsKeyId": builder.key_arn,
-                    },
-                    "ProcessingResources": {"ClusterConfig": cluster},
-                    "StoppingCondition": {
-                        "MaxRuntimeInSeconds": int(baseline.max_runtime.to_seconds())
-                    },
-                    "NetworkConfig": network,
-                    "Tags": builder.tags(),
-                },
+                    instance_type=baseline.instance_type,
+                    volume_size_gb=baseline.volume_size_gb,
+                    max_runtime=baseline.max_runtime,
+                    network=network,
+                ),
                 "ResultSelector": {
                     "ProcessingJobName.$": "$.ProcessingJobName",
                     "ProcessingJobArn.$": "$.ProcessingJobArn",
@@ -1490,6 +1430,53 @@ def _training_job(
 def _baseline_uri(builder: _StateBuilder) -> str:
     """The run's baseline prefix, ``s3://<bucket>/<layout.baselines><run_id>/``."""
     return f"States.Format('s3://{builder.bucket_name}/{builder.layout.baselines}{{}}/', $.run_id)"
+
+
+def _processing_job(
+    builder: _StateBuilder,
+    *,
+    kind: str,
+    app: dict[str, Any],
+    inputs: Mapping[str, str],
+    outputs: list[dict[str, Any]],
+    instance_type: str,
+    volume_size_gb: int,
+    max_runtime: Duration,
+    network: dict[str, Any],
+) -> dict[str, Any]:
+    """A CreateProcessingJob request of one instance: ``inputs`` (name -> JSONPath of an S3
+    prefix) under ``<PROCESSING_DIR>/input/<name>``, outputs encrypted with the bucket key, the
+    volume too unless the instance type has local NVMe storage; named ``builder.name(kind)``."""
+    cluster: dict[str, Any] = {
+        "InstanceCount": 1,
+        "InstanceType": instance_type,
+        "VolumeSizeInGB": volume_size_gb,
+    }
+    if not has_local_storage(instance_type):
+        cluster["VolumeKmsKeyId"] = builder.key_arn
+    return {
+        "ProcessingJobName.$": builder.name(kind),
+        "RoleArn": builder.role_arn,
+        "AppSpecification": app,
+        "ProcessingInputs": [
+            {
+                "InputName": name,
+                "S3Input": {
+                    "S3Uri.$": uri_path,
+                    "LocalPath": f"{PROCESSING_DIR}/input/{name}",
+                    "S3DataType": "S3Prefix",
+                    "S3InputMode": "File",
+                    "S3DataDistributionType": "FullyReplicated",
+                },
+            }
+            for name, uri_path in inputs.items()
+        ],
+        "ProcessingOutputConfig": {"Outputs": outputs, "KmsKeyId": builder.key_arn},
+        "ProcessingResources": {"ClusterConfig": cluster},
+        "StoppingCondition": {"MaxRuntimeInSeconds": int(max_runtime.to_seconds())},
+        "NetworkConfig": network,
+        "Tags": builder.tags(),
+    }
 
 
 def _processing_output(name: str, s3_uri: dict[str, str]) -> dict[str, Any]:
