@@ -12,17 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from mlstack.cli.models import BotoStyle, RegistryError, listing, set_status
-from mlstack.local.account import AccountInUse, LocalAccount
+from mlstack.local.account import AccountInUse, LocalAccount, write_atomically
 from mlstack.local.model_packages import ModelPackageCalls
 from mlstack.local.s3 import parse_uri
 from mlstack.local.sagemaker import SageMakerError
-
-ACCOUNTS = "accounts"  # <workdir>/accounts/<env>/: the local account (mlstack.local.account)
-REGISTRY = Path("sagemaker") / "registry.json"
-
-
-def account_dir(workdir: Path, environment: str) -> Path:
-    return (workdir / ACCOUNTS / environment).resolve()
 
 
 class RegistryFile(ModelPackageCalls):
@@ -43,25 +36,24 @@ class RegistryFile(ModelPackageCalls):
     def _save_registry(self) -> None:
         self.saved["model_package_groups"] = self.model_package_groups
         self.saved["model_packages"] = self.model_packages
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(self.path.name + ".partial")
-        partial.write_text(json.dumps(self.saved, indent=2, default=str), encoding="utf-8")
-        partial.replace(self.path)
+        write_atomically(self.path, json.dumps(self.saved, indent=2, default=str))
 
     def _refuse(self, code: str, message: str) -> Exception:
         return SageMakerError(code, message)
 
 
 def _open(args: argparse.Namespace) -> tuple[RegistryFile, str, Path]:
-    directory = account_dir(args.workdir, args.env)
-    registry = RegistryFile(directory / REGISTRY)
-    group = f"mlstack-{args.env}"
-    if group not in registry.model_package_groups:
+    account = LocalAccount.of(args.workdir, args.env)
+    directory = account.directory
+    registry = RegistryFile(account.registry_path)
+    # The group a run created from the app's ModelRegistry (one per environment).
+    groups = sorted(registry.model_package_groups)
+    if not groups:
         raise RegistryError(
             f"the local account of {args.env} ({directory}) has no model registry yet: "
             f"run `mlstack local run --env {args.env}` first"
         )
-    return registry, group, directory
+    return registry, groups[0], directory
 
 
 def models(args: argparse.Namespace) -> int:

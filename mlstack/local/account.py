@@ -29,6 +29,7 @@ from typing import Any
 from mlstack import rules
 
 ACCOUNTS = "accounts"
+REGISTRY = Path("sagemaker") / "registry.json"  # LocalSageMaker's, under a run or an account
 
 
 class AccountInUse(RuntimeError):
@@ -53,6 +54,10 @@ class LocalAccount:
     @property
     def s3_dir(self) -> Path:
         return self.directory / "s3"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.directory / REGISTRY
 
     @property
     def lock_path(self) -> Path:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mlstack.local import assembly as assembly_mod
-from mlstack.local.account import LocalAccount, write_atomically
+from mlstack.local.account import REGISTRY, LocalAccount, write_atomically
 from mlstack.local.asl import ExecutionResult, Interpreter
 from mlstack.local.events import Delivery, LocalEventBridge
 from mlstack.local.s3 import EmbeddedS3, kept_buckets
@@ -160,7 +160,7 @@ def _run_in_account(
         log=reporter.log,
         metric=reporter.metric,
         interrupt_training_after=options.interrupt_training_after,
-        restore_registry=account.directory / REGISTRY,
+        restore_registry=account.registry_path,
         endpoints_dir=account.directory / "endpoints",
         on_event=events.service_event,
     )
@@ -213,9 +213,6 @@ def _run_in_account(
     return report
 
 
-REGISTRY = Path("sagemaker") / "registry.json"
-
-
 def _check_run_dir(run_dir: Path, environment: str) -> None:
     """Runs of two environments never share a directory (an execution name is unique per
     state machine, so another environment may use the same one)."""
@@ -248,7 +245,7 @@ def _save_account(
         reporter.info(f"not kept in the local account (no file can hold them): {skipped}")
     registry = run_dir / REGISTRY
     if registry.is_file():
-        write_atomically(account.directory / REGISTRY, registry.read_text(encoding="utf-8"))
+        write_atomically(account.registry_path, registry.read_text(encoding="utf-8"))
     link = run_dir / "s3"
     if link.is_symlink() or link.is_file():
         link.unlink()
