@@ -22,9 +22,11 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from mlstack.local.account import write_atomically
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 2
 VERSION_KEY = "schema_version"
@@ -110,7 +112,7 @@ class Endpoint:
             raise RegistryError(f"{where} lacks {', '.join(missing)}; {_WHAT_TO_DO}")
         try:
             return cls._of(record)
-        except (TypeError, ValueError, OverflowError) as err:
+        except TypeError as err:
             raise RegistryError(f"{where}: {err}; {_WHAT_TO_DO}") from None
 
     @classmethod
@@ -119,18 +121,26 @@ class Endpoint:
         if failure is not None and not isinstance(failure, str):
             raise TypeError(f"failure_reason {failure!r} is not a string")
         return cls(
-            name=str(record["name"]),
-            arn=str(record["arn"]),
-            config_name=str(record["config_name"]),
-            status=str(record["status"]),
-            created_ms=int(record["created_ms"]),
-            modified_ms=int(record["modified_ms"]),
-            model_name=str(record.get("model_name", "")),
-            model_dir=str(record.get("model_dir", "")),
-            image_uri=str(record.get("image_uri", "")),
-            variant=str(record.get("variant", "AllTraffic")),
+            name=_typed(record, "name", str),
+            arn=_typed(record, "arn", str),
+            config_name=_typed(record, "config_name", str),
+            status=_typed(record, "status", str),
+            created_ms=_typed(record, "created_ms", int),
+            modified_ms=_typed(record, "modified_ms", int),
+            model_name=_typed(record, "model_name", str, ""),
+            model_dir=_typed(record, "model_dir", str, ""),
+            image_uri=_typed(record, "image_uri", str, ""),
+            variant=_typed(record, "variant", str, "AllTraffic"),
             failure_reason=failure,
         )
+
+
+def _typed(record: Mapping[str, Any], key: str, kind: type[T], default: T | None = None) -> T:
+    """``record[key]`` if it is a ``kind`` (a bool is no int), else ``default`` when absent."""
+    value = record.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError(f"{key} {value!r} is not {'an' if kind is int else 'a'} {kind.__name__}")
+    return value
 
 
 Descriptions = dict[str, dict[str, Any]]
