@@ -2,11 +2,12 @@
 
 ``<workdir>/accounts/<env>/`` holds what outlives a run in AWS: ``s3/<bucket>/<key>`` (every
 object of the embedded S3, with ``s3/.index.json`` keeping each one's ETag and content type),
-``sagemaker/registry.json`` (every SageMaker resource: models, endpoint configs, endpoints, jobs
-and whatever kinds LocalSageMaker keeps), ``endpoints/<endpoint>/...`` (the model directories the
-endpoints serve) and ``account.json`` (the executions run in it, for Step Functions' rule that an
-execution name is used once). Each environment has its own account, so two environments never
-share state; ``clean`` empties one (``mlstack local run --clean``).
+``sagemaker/registry.json`` (every SageMaker resource: models, endpoint configs, endpoints, jobs,
+the model registry; a typed, versioned file: :mod:`mlstack.local.registry_store`),
+``endpoints/<endpoint>/...`` (the model directories the endpoints serve) and ``account.json`` (the
+executions run in it, for Step Functions' rule that an execution name is used once). Each
+environment has its own account, so two environments never share state; ``clean`` empties one
+(``mlstack local run --clean``).
 
 One run at a time: :meth:`LocalAccount.lock` holds an exclusive ``flock`` on ``run.lock``, which
 names the holder (pid, run, start time); a second run of the environment is refused with that

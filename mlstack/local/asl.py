@@ -17,7 +17,8 @@ mode" and "Using Map state in Distributed mode"):
 
 * ``MaxConcurrency`` N > 1: at most N iterations at once, on threads; an inline Map never runs
   more than 40 at once (AWS's inline limit), a distributed one at most 10,000 (its default when
-  MaxConcurrency is absent or 0; locally at most ``DISTRIBUTED_LOCAL_THREADS`` threads then).
+  MaxConcurrency is absent or 0; locally at most ``DISTRIBUTED_LOCAL_THREADS`` threads then,
+  in :mod:`mlstack.local.asl_map`).
   An inline Map without MaxConcurrency (or with 0 or 1) runs its iterations one after another,
   so that event ids stay those of AWS's recorded histories; outputs keep item order whatever the
   concurrency.
@@ -45,16 +46,29 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
-from mlstack.local import intrinsics, jsonpath
+from mlstack.local import jsonpath
+from mlstack.local.asl_data import _java_text
+from mlstack.local.asl_data import _matches as _matches
+from mlstack.local.asl_map import MapStates
+from mlstack.local.asl_types import (
+    DefinitionError,
+    ExecutionResult,
+    Listener,
+    StateRecord,
+    StatesError,
+    TaskCall,
+    TaskHandler,
+    _iso,
+    _NullListener,
+    _parse_timestamp,
+)
 
 STATE_TYPES = ("Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")
 # Map fields local mode does not run (its items come from ItemsPath; results stay in the state).
@@ -66,129 +80,8 @@ _UNSUPPORTED_MAP_FIELDS = (
     "ToleratedFailureCountPath",
     "ToleratedFailurePercentagePath",
 )
-# AWS's most concurrent iterations: 40 inline ("Using Map state in Inline mode"), 10,000 child
-# executions distributed ("Using Map state in Distributed mode": its default MaxConcurrency).
-INLINE_MAX_CONCURRENCY = 40
-DISTRIBUTED_MAX_CONCURRENCY = 10_000
-DISTRIBUTED_LOCAL_THREADS = 16  # an unbounded Distributed Map's threads on this machine
 # Errors that States.ALL does not match (AWS: terminal, neither retried nor caught by it).
 _NOT_MATCHED_BY_ALL = ("States.Runtime", "States.DataLimitExceeded")
-
-
-class StatesError(Exception):
-    """A state failed with an error name and a cause (what Retry and Catch match on).
-
-    A Fail state without ``Error``/``Cause`` fails with neither (``None``), as in AWS.
-    """
-
-    def __init__(self, error: str | None, cause: str | None = "") -> None:
-        super().__init__(f"{error}: {cause}" if cause else str(error))
-        self.error = error or ""  # "" (none) reaches the execution result as None
-        self.cause = cause or ""
-        self.located = False  # the cause names the state and its entered event (States.Runtime)
-
-    def locate(self, state: str, event_id: int) -> None:
-        """Prefix the cause as AWS does for a States.Runtime failure of the execution."""
-        if self.error == "States.Runtime" and not self.located:
-            self.cause = (
-                f"An error occurred while executing the state '{state}' (entered at the event "
-                f"id #{event_id}). {self.cause}"
-            )
-        self.located = True
-
-
-class DefinitionError(ValueError):
-    """The definition is not valid ASL or uses a feature this interpreter does not support."""
-
-
-@dataclass(frozen=True)
-class TaskCall:
-    """What a Task state asks its resource to do."""
-
-    state_name: str
-    resource: str
-    parameters: Any
-    retry_count: int
-    timeout_seconds: float | None
-    heartbeat_seconds: float | None
-    context: Mapping[str, Any]
-
-
-TaskHandler = Callable[[TaskCall], Any]
-
-
-class Listener(Protocol):
-    def state_entered(self, name: str, state_type: str, data: Any) -> None: ...
-    def state_exited(self, name: str, state_type: str, output: Any, seconds: float) -> None: ...
-    def state_failed(
-        self, name: str, state_type: str, error: str, cause: str, seconds: float
-    ) -> None: ...
-    def state_retrying(self, name: str, error: str, attempt: int, delay: float) -> None: ...
-
-
-class _NullListener:
-    def state_entered(self, name: str, state_type: str, data: Any) -> None:
-        pass
-
-    def state_exited(self, name: str, state_type: str, output: Any, seconds: float) -> None:
-        pass
-
-    def state_failed(
-        self, name: str, state_type: str, error: str, cause: str, seconds: float
-    ) -> None:
-        pass
-
-    def state_retrying(self, name: str, error: str, attempt: int, delay: float) -> None:
-        pass
-
-
-@dataclass
-class StateRecord:
-    """One visit of a state (in a Parallel branch or Map iteration too)."""
-
-    name: str
-    state_type: str
-    seconds: float
-    status: str  # "succeeded", "failed", "caught"
-    error: str | None = None
-    cause: str | None = None
-
-
-@dataclass
-class ExecutionResult:
-    status: str  # "SUCCEEDED", "FAILED", "TIMED_OUT"
-    output: Any = None
-    error: str | None = None
-    cause: str | None = None
-    history: list[StateRecord] = field(default_factory=list)
-    seconds: float = 0.0
-    events: int = 0  # history events, counted as AWS's GetExecutionHistory numbers them
-
-    def event(self, count: int = 1) -> int:
-        """Add ``count`` history events; the id of the last one."""
-        self.events += count
-        return self.events
-
-    @property
-    def states(self) -> list[str]:
-        return [r.name for r in self.history]
-
-
-def _iso(t: float) -> str:
-    return (
-        datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(t % 1 * 1000):03d}Z"
-    )
-
-
-def _parse_timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", value):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def validate(definition: Mapping[str, Any], where: str = "the definition") -> None:
@@ -274,7 +167,7 @@ def _validate_map(name: str, state: Mapping[str, Any], processor: Mapping[str, A
         raise DefinitionError(f"state {name!r}: Label is only valid in Distributed mode")
 
 
-class Interpreter:
+class Interpreter(MapStates):
     """Runs one definition; :meth:`execute` runs one execution of it."""
 
     def __init__(
@@ -492,137 +385,6 @@ class Interpreter:
             raise StatesError("States.Timeout", f"state {name!r} ran past {timeout} s")
         return value
 
-    def _branch_ctx(self, ctx: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in ctx.items() if k in ("Execution", "StateMachine")}
-
-    def _map(
-        self,
-        name: str,
-        state: Mapping[str, Any],
-        effective: Any,
-        ctx: dict[str, Any],
-        result: ExecutionResult,
-        deadline: float | None,
-    ) -> list[Any]:
-        items = self._items(state, effective, ctx)
-        self._event(result)  # MapStateStarted (Distributed: MapRunStarted)
-        processor = state.get("ItemProcessor") or state["Iterator"]
-        limit = int(state.get("MaxConcurrency", 0))
-        if processor.get("ProcessorConfig", {}).get("Mode") == "DISTRIBUTED":
-            outputs = self._distributed(name, state, processor, items, effective, ctx, result)
-        else:
-            workers = min(limit, INLINE_MAX_CONCURRENCY, len(items)) if limit > 1 else 1
-
-            def iteration(index: int) -> Any:
-                item_ctx = {**ctx, "Map": {"Item": {"Index": index, "Value": items[index]}}}
-                iteration_id = self._event(result)  # MapIterationStarted
-                item_input = self._item_input(name, state, effective, item_ctx, iteration_id)
-                output = self._run(processor, item_input, self._branch_ctx(ctx), result, deadline)
-                self._event(result)  # MapIterationSucceeded
-                return output
-
-            outputs = _bounded(len(items), workers, iteration)
-        self._event(result)  # MapStateSucceeded (Distributed: MapRunSucceeded)
-        return outputs
-
-    def _items(self, state: Mapping[str, Any], effective: Any, ctx: dict[str, Any]) -> list[Any]:
-        items_path = state.get("ItemsPath", "$")
-        try:
-            root = ctx if items_path.startswith("$$") else effective
-            items = jsonpath.get(
-                root, items_path[1:] if items_path.startswith("$$") else items_path
-            )
-        except jsonpath.PathError:
-            raise StatesError(
-                "States.Runtime",
-                f"The JSONPath '{items_path}' could not be found in the input "
-                f"'{_compact(effective)}'",
-            ) from None
-        if not isinstance(items, list):
-            raise StatesError(
-                "States.Runtime",
-                f"Map state input must be an array but was: {_java_type(items)}",
-            )
-        return items
-
-    def _item_input(
-        self,
-        name: str,
-        state: Mapping[str, Any],
-        effective: Any,
-        item_ctx: dict[str, Any],
-        event_id: int,
-    ) -> Any:
-        """One item's input: the ItemSelector (or the deprecated Parameters) applied, else the
-        item itself."""
-        selector_key = "ItemSelector" if "ItemSelector" in state else "Parameters"
-        if selector_key not in state:
-            return item_ctx["Map"]["Item"]["Value"]
-        try:
-            return self._template(state[selector_key], effective, item_ctx, name)
-        except StatesError as err:
-            # Evaluated in the iteration: the cause names the path, not the field, and the
-            # event is the iteration's (LocalStack's recorded AWS behaviour).
-            m = re.match(r"The JSONPath '(.*)' specified for the field", err.cause)
-            if err.error == "States.Runtime" and m:
-                err.cause = (
-                    f"The JSONPath '{m[1]}' could not be found in the input '{_compact(effective)}'"
-                )
-            err.locate(name, event_id)
-            raise
-
-    def _distributed(
-        self,
-        name: str,
-        state: Mapping[str, Any],
-        processor: Mapping[str, Any],
-        items: list[Any],
-        effective: Any,
-        ctx: dict[str, Any],
-        result: ExecutionResult,
-    ) -> list[Any]:
-        """Each item as a child execution of the Map Run, at most MaxConcurrency at once."""
-        limit = int(state.get("MaxConcurrency", 0)) or DISTRIBUTED_MAX_CONCURRENCY
-        workers = max(1, min(limit, len(items), DISTRIBUTED_LOCAL_THREADS))
-        label = str(state.get("Label", name))
-        # Child executions are "execution:<state machine>/<Map Run label>:<name>" (the resource
-        # "IAM policies for using Distributed Map states" grants as execution:<name>/*).
-        parent = ctx["StateMachine"]["Id"].replace(":stateMachine:", ":execution:")
-        tolerated = _Tolerance(state, len(items))
-
-        def child(index: int) -> Any:
-            item_ctx = {**ctx, "Map": {"Item": {"Index": index, "Value": items[index]}}}
-            item_input = self._item_input(name, state, effective, item_ctx, result.events)
-            child_name = str(uuid.uuid4())
-            arn = f"{parent}/{label}:{child_name}"
-            if self.on_child_execution is not None:
-                self.on_child_execution(name, arn)
-            child_ctx = {
-                "Execution": {
-                    **ctx["Execution"],
-                    "Id": arn,
-                    "Name": child_name,
-                    "Input": item_input,
-                    "StartTime": _iso(time.time()),
-                    "RedriveCount": 0,
-                },
-                "StateMachine": ctx["StateMachine"],
-            }
-            timeout = processor.get("TimeoutSeconds")
-            child_deadline = time.time() + timeout if timeout else None
-            child_result = ExecutionResult(status="SUCCEEDED")
-            child_result.event()  # the child's ExecutionStarted
-            try:
-                return self._run(processor, item_input, child_ctx, child_result, child_deadline)
-            except StatesError as err:
-                tolerated.failed(err)  # raises when past the threshold
-                return {"Error": err.error or None, "Cause": err.cause or None}
-            finally:
-                with self._lock:
-                    result.history.extend(child_result.history)
-
-        return _bounded(len(items), workers, child)
-
     def _retry_delay(
         self, state: Mapping[str, Any], err: StatesError, attempts: dict[int, int]
     ) -> float | None:
@@ -640,101 +402,6 @@ class Interpreter:
     def _catcher(self, state: Mapping[str, Any], err: StatesError) -> Mapping[str, Any] | None:
         found = _first(list(state.get("Catch", [])), err.error)
         return None if found is None else found[1]
-
-    # --- input and output processing ------------------------------------------------------
-
-    def _get(self, data: Any, path: str, name: str) -> Any:
-        try:
-            return jsonpath.get(data, path)
-        except jsonpath.PathError as err:
-            raise StatesError("States.Runtime", f"state {name!r}: {err}") from None
-
-    def _path(self, path: str, data: Any, ctx: Any) -> Any:
-        """A reference path (InputPath, OutputPath, ItemsPath, ...) over the data or, for
-        ``$$``, the context object; AWS's "Invalid path" error when it selects nothing."""
-        root, rel = (ctx, path[1:]) if path.startswith("$$") else (data, path)
-        try:
-            return jsonpath.get(root, rel)
-        except jsonpath.PathError:
-            raise StatesError("States.Runtime", _invalid_path(path)) from None
-
-    def _put(self, data: Any, path: str, value: Any) -> Any:
-        try:
-            return jsonpath.put(data, path, value)
-        except jsonpath.PathError as err:
-            raise StatesError("States.Runtime", str(err)) from None
-
-    def _input_path(self, state: Mapping[str, Any], raw: Any, ctx: Any) -> Any:
-        if "InputPath" not in state:
-            return raw
-        path = state["InputPath"]
-        return {} if path is None else self._path(path, raw, ctx)
-
-    def _output_path(self, state: Mapping[str, Any], data: Any, ctx: Any) -> Any:
-        if "OutputPath" not in state:
-            return data
-        path = state["OutputPath"]
-        return {} if path is None else self._path(path, data, ctx)
-
-    def _result_path(self, state: Mapping[str, Any], raw: Any, value: Any) -> Any:
-        path = state.get("ResultPath", "$")
-        return raw if path is None else self._put(raw, path, value)
-
-    def _parameters(
-        self, state: Mapping[str, Any], key: str, effective: Any, ctx: Any, name: str
-    ) -> Any:
-        return self._template(state[key], effective, ctx, name) if key in state else effective
-
-    def _template(self, template: Any, data: Any, ctx: Any, name: str) -> Any:
-        """Evaluate a payload template: ``"key.$"`` fields take a path or an intrinsic function."""
-        if isinstance(template, list):
-            return [self._template(v, data, ctx, name) for v in template]
-        if not isinstance(template, dict):
-            return template
-        out: dict[str, Any] = {}
-        for key, value in template.items():
-            if key.endswith(".$"):
-                out[key[:-2]] = self._dynamic(value, data, ctx, name, key)
-            else:
-                out[key] = self._template(value, data, ctx, name)
-        return out
-
-    def _dynamic(self, expr: Any, data: Any, ctx: Any, name: str, key: str) -> Any:
-        if not isinstance(expr, str):
-            raise StatesError("States.Runtime", f"state {name!r}: {key} must be a string")
-        if intrinsics.is_intrinsic(expr):
-            try:
-                return intrinsics.evaluate(expr, data, ctx)
-            except intrinsics.ArgumentPathError as err:
-                # LocalStack's recorded AWS text (moto's port): the field is named this way.
-                raise StatesError(
-                    "States.Runtime",
-                    f"The JSONPath '{err.path}' specified for the field 'ArgumentJsonPath' could "
-                    f"not be found in the input '{_compact(err.root)}'",
-                ) from None
-            except intrinsics.IntrinsicError as err:
-                raise StatesError("States.IntrinsicFailure", f"state {name!r}: {err}") from None
-        if expr.startswith("$"):
-            root, path = (ctx, expr[1:]) if expr.startswith("$$") else (data, expr)
-            try:
-                return jsonpath.get(root, path)
-            except jsonpath.PathError:
-                raise StatesError(
-                    "States.Runtime",
-                    f"The JSONPath '{expr}' specified for the field '{key}' could not be found "
-                    f"in the input '{_compact(root)}'",
-                ) from None
-        raise StatesError("States.Runtime", f"state {name!r}: {key} {expr!r} is not a path")
-
-    def _seconds(self, state: Mapping[str, Any], key: str, data: Any, name: str) -> float | None:
-        if key in state:
-            return float(state[key])
-        if f"{key}Path" in state:
-            value = self._get(data, state[f"{key}Path"], name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise StatesError("States.Runtime", f"state {name!r}: {key}Path is not positive")
-            return float(value)
-        return None
 
     # --- states -------------------------------------------------------------------------------
 
@@ -784,186 +451,6 @@ class Interpreter:
                 raise StatesError("States.Runtime", f"state {name!r}: {stamp!r} is no timestamp")
             seconds = max(0.0, when.timestamp() - time.time())
         self.sleep(seconds * self.time_scale)
-
-    def _choose(self, name: str, state: Mapping[str, Any], data: Any, ctx: Any) -> str:
-        for rule in state.get("Choices", []):
-            if self._rule(rule, data, ctx, name):
-                return str(rule["Next"])
-        if "Default" in state:
-            return str(state["Default"])
-        raise StatesError("States.NoChoiceMatched", f"state {name!r}: no choice rule matched")
-
-    def _value(self, path: str, data: Any, ctx: Any, name: str) -> Any:
-        root, rel = (ctx, path[1:]) if path.startswith("$$") else (data, path)
-        try:
-            return jsonpath.get(root, rel)
-        except jsonpath.PathError:
-            # AWS's recorded cause (an execution's ExecutionFailed event): a Choice rule over a
-            # missing field fails the execution rather than taking the Default.
-            raise StatesError(
-                "States.Runtime",
-                "Invalid path: The choice state's condition path references an undefined value.",
-            ) from None
-
-    def _rule(self, rule: Mapping[str, Any], data: Any, ctx: Any, name: str) -> bool:
-        if "And" in rule:
-            return all(self._rule(r, data, ctx, name) for r in rule["And"])
-        if "Or" in rule:
-            return any(self._rule(r, data, ctx, name) for r in rule["Or"])
-        if "Not" in rule:
-            return not self._rule(rule["Not"], data, ctx, name)
-        variable = rule.get("Variable")
-        if not isinstance(variable, str):
-            raise StatesError("States.Runtime", f"state {name!r}: a choice rule has no Variable")
-        ops = [k for k in rule if k not in ("Variable", "Next", "Comment")]
-        if len(ops) != 1:
-            raise StatesError("States.Runtime", f"state {name!r}: rule {dict(rule)} needs one test")
-        op = ops[0]
-        root = ctx if variable.startswith("$$") else data
-        path = variable[1:] if variable.startswith("$$") else variable
-        if op == "IsPresent":
-            return jsonpath.exists(root, path) == bool(rule[op])
-        value = self._value(variable, data, ctx, name)
-        expected = rule[op]
-        if op.endswith("Path"):
-            op = op[: -len("Path")]
-            expected = self._value(expected, data, ctx, name)
-        return _compare(op, value, expected, name)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _compact(value: Any) -> str:
-    """JSON as AWS quotes an input in an error: no spaces."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _invalid_path(path: str) -> str:
-    try:
-        where = jsonpath.normalized(path[1:] if path.startswith("$$") else path)
-    except jsonpath.PathError:
-        where = path
-    return f"Invalid path '{path}' : No results for path: {where}"
-
-
-def _java_text(value: Any) -> str:
-    return json.dumps(value) if isinstance(value, bool) or value is None else str(value)
-
-
-def _java_type(value: Any) -> str:
-    return type(value).__name__
-
-
-def _matches(value: str, pattern: str) -> bool:
-    regex = []
-    i = 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\" and i + 1 < len(pattern):
-            regex.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        regex.append(".*" if c == "*" else re.escape(c))
-        i += 1
-    return re.fullmatch("".join(regex), value, re.DOTALL) is not None
-
-
-_ORDER: dict[str, Callable[[Any, Any], bool]] = {
-    "Equals": lambda a, b: a == b,
-    "LessThan": lambda a, b: a < b,
-    "GreaterThan": lambda a, b: a > b,
-    "LessThanEquals": lambda a, b: a <= b,
-    "GreaterThanEquals": lambda a, b: a >= b,
-}
-
-
-def _compare(op: str, value: Any, expected: Any, name: str) -> bool:
-    checks: dict[str, Callable[[Any], bool]] = {
-        "IsNull": lambda v: v is None,
-        "IsNumeric": _is_number,
-        "IsString": lambda v: isinstance(v, str),
-        "IsBoolean": lambda v: isinstance(v, bool),
-        "IsTimestamp": lambda v: _parse_timestamp(v) is not None,
-    }
-    if op in checks:
-        return checks[op](value) == bool(expected)
-    if op == "StringMatches":
-        return isinstance(value, str) and isinstance(expected, str) and _matches(value, expected)
-    if op == "BooleanEquals":
-        return isinstance(value, bool) and isinstance(expected, bool) and value == expected
-    for family, convert in (
-        ("String", lambda v: v if isinstance(v, str) else None),
-        ("Numeric", lambda v: v if _is_number(v) else None),
-        ("Timestamp", _parse_timestamp),
-    ):
-        if op.startswith(family) and op[len(family) :] in _ORDER:
-            a, b = convert(value), convert(expected)
-            return a is not None and b is not None and _ORDER[op[len(family) :]](a, b)
-    raise StatesError("States.Runtime", f"state {name!r}: unknown choice operator {op!r}")
-
-
-class _Tolerance:
-    """A Map Run's tolerated failures (maprun-fail-threshold.html: the run fails when failed
-    items exceed ToleratedFailureCount or ToleratedFailurePercentage of all items, either one
-    when both are given; with neither, any failure fails it)."""
-
-    def __init__(self, state: Mapping[str, Any], total: int) -> None:
-        given = "ToleratedFailureCount" in state or "ToleratedFailurePercentage" in state
-        self.count = state.get("ToleratedFailureCount", None if given else 0)
-        self.percentage = state.get("ToleratedFailurePercentage", None if given else 0)
-        self.total = max(total, 1)
-        self.failures = 0
-        self._lock = threading.Lock()
-
-    def failed(self, err: StatesError) -> None:
-        with self._lock:
-            self.failures += 1
-            over = (self.count is not None and self.failures > self.count) or (
-                self.percentage is not None and self.failures * 100 / self.total > self.percentage
-            )
-        if over:
-            raise StatesError(
-                "States.ExceedToleratedFailureThreshold",
-                f"The specified tolerated failure threshold was exceeded: {self.failures} of "
-                f"{self.total} items failed (last: {err.error}: {err.cause})",
-            )
-
-
-def _bounded(count: int, workers: int, work: Callable[[int], Any]) -> list[Any]:
-    """``work(i)`` for i in 0..count-1, at most ``workers`` at once, outputs in index order. The
-    first error (in time) stops new work from starting and is raised once the running work has
-    ended."""
-    outputs: list[Any] = [None] * count
-    if workers <= 1:
-        for index in range(count):
-            outputs[index] = work(index)
-        return outputs
-    errors: list[BaseException] = []
-    pending = iter(range(count))
-    lock = threading.Lock()
-
-    def worker() -> None:
-        while True:
-            with lock:
-                index = None if errors else next(pending, None)
-            if index is None:
-                return
-            try:
-                outputs[index] = work(index)
-            except BaseException as err:  # re-raised on the caller's thread
-                with lock:
-                    errors.append(err)
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return outputs
 
 
 @dataclass

@@ -12,8 +12,8 @@ EventBridge event SageMaker sends, "SageMaker Model Package State Change", whose
 version's description ("Events that Amazon SageMaker AI sends to Amazon EventBridge", SageMaker
 developer guide, section "SageMaker model package state change").
 
-The state is two keys of LocalSageMaker's registry, ``model_package_groups`` (by name) and
-``model_packages`` (by ARN), so it persists with the registry.
+The state is two kinds of the account's registry (:mod:`mlstack.local.registry_store`),
+``model_package_groups`` (by name) and ``model_packages`` (by ARN), so it persists with it.
 """
 
 from __future__ import annotations

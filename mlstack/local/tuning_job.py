@@ -35,13 +35,11 @@ import uuid
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mlstack.local.sagemaker import JobFailed, SageMakerError, TrainingHooks, _now_ms
+from mlstack.local.sagemaker_service import JobFailed, SageMakerError, Service, now_ms
+from mlstack.local.training_job import TrainingHooks, TrainingJobs
 from mlstack.local.tuning import RangeError, Search, parse_ranges
-
-if TYPE_CHECKING:
-    from mlstack.local.sagemaker import LocalSageMaker
 
 TUNING_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$")
 EARLY_STOPPING_MIN_JOBS = 3
@@ -91,14 +89,35 @@ class _MedianRule:
                 self.finished.append(series)
 
 
-def run_tuning_job(sm: LocalSageMaker, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate the request as the API would, run the training jobs, return the description."""
-    job = _parse(params)
-    sm._image(job.algorithm.get("TrainingImage"))  # an image this app builds, before any job runs
-    desc = _register(sm, job)
-    run = _TuningRun(sm, job, desc)
-    run.run()
-    return _conclude(sm, job, desc, run.summaries)
+class TuningJobs:
+    """CreateHyperParameterTuningJob and DescribeHyperParameterTuningJob of one account; the
+    training jobs run through ``training``."""
+
+    def __init__(self, service: Service, training: TrainingJobs) -> None:
+        self.service = service
+        self.training = training
+
+    def create_hyper_parameter_tuning_job(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate the request as the API would, run the training jobs to their end; return
+        DescribeHyperParameterTuningJob, or raise JobFailed."""
+        job = _parse(params)
+        # An image this app builds, before any job runs.
+        self.service.image(job.algorithm.get("TrainingImage"))
+        desc = _register(self.service, job)
+        run = _TuningRun(self.service, self.training, job, desc)
+        run.run()
+        return _conclude(self.service, job, desc, run.summaries)
+
+    def describe_hyper_parameter_tuning_job(self, p: Mapping[str, Any]) -> dict[str, Any]:
+        name = str(p.get("HyperParameterTuningJobName", ""))
+        job = self.service.registry.tuning_jobs.get(name.lower())
+        if job is None or "HyperParameterTuningJobArn" not in job:
+            raise SageMakerError(
+                "ResourceNotFound",
+                f"Amazon SageMaker can't find a tuning job with name "
+                f"{p.get('HyperParameterTuningJobName')}",
+            )
+        return job
 
 
 @dataclass(frozen=True)
@@ -184,10 +203,10 @@ def _parse(params: Mapping[str, Any]) -> _TuningJob:
     )
 
 
-def _register(sm: LocalSageMaker, job: _TuningJob) -> dict[str, Any]:
+def _register(sm: Service, job: _TuningJob) -> dict[str, Any]:
     """The tuning job's description, InProgress, under its (unique) name."""
-    with sm._lock:
-        if job.name.lower() in sm.tuning_jobs:
+    with sm.lock:
+        if job.name.lower() in sm.registry.tuning_jobs:
             raise SageMakerError("ResourceInUse", f"Tuning job {job.name!r} already exists")
         desc: dict[str, Any] = {
             "HyperParameterTuningJobName": job.name,
@@ -195,7 +214,7 @@ def _register(sm: LocalSageMaker, job: _TuningJob) -> dict[str, Any]:
             "HyperParameterTuningJobConfig": job.config,
             "TrainingJobDefinition": job.definition,
             "HyperParameterTuningJobStatus": "InProgress",
-            "CreationTime": _now_ms(),
+            "CreationTime": now_ms(),
             "TrainingJobStatusCounters": {
                 "Completed": 0,
                 "InProgress": 0,
@@ -205,7 +224,7 @@ def _register(sm: LocalSageMaker, job: _TuningJob) -> dict[str, Any]:
             },
             "ObjectiveStatusCounters": {"Succeeded": 0, "Pending": 0, "Failed": 0},
         }
-        sm.tuning_jobs[job.name.lower()] = desc
+        sm.registry.tuning_jobs[job.name.lower()] = desc
     return desc
 
 
@@ -213,8 +232,11 @@ class _TuningRun:
     """The training jobs of one tuning job: ``parallel`` at a time, ``max_jobs`` in all, each
     with the hyperparameters the search suggests from the objectives seen so far."""
 
-    def __init__(self, sm: LocalSageMaker, job: _TuningJob, desc: dict[str, Any]) -> None:
+    def __init__(
+        self, sm: Service, training: TrainingJobs, job: _TuningJob, desc: dict[str, Any]
+    ) -> None:
         self.sm = sm
+        self.training = training
         self.job = job
         self.rule = _MedianRule(job.metric, job.kind == "Minimize", job.early_stopping)
         self.hooks = TrainingHooks(desc["HyperParameterTuningJobArn"], self.rule.should_stop)
@@ -262,11 +284,10 @@ class _TuningRun:
             # itself is not settled: docs/scale-out.md).
             uri = str(checkpoints["S3Uri"]).rstrip("/")
             request["CheckpointConfig"] = {**checkpoints, "S3Uri": f"{uri}/{training_job}/"}
-        if self.sm.log:
-            self.sm.log(job.name, f"training job {index}/{job.max_jobs}: {training_job} {tuned}")
+        self.sm.say(job.name, f"training job {index}/{job.max_jobs}: {training_job} {tuned}")
         self.counters["InProgress"] += 1
         self.objectives["Pending"] += 1
-        future = pool.submit(self.sm.create_training_job, request, hooks=self.hooks)
+        future = pool.submit(self.training.create_training_job, request, hooks=self.hooks)
         self.pending[future] = (training_job, tuned)
 
     def finished(self, future: Future[dict[str, Any]]) -> None:
@@ -298,7 +319,7 @@ class _TuningRun:
                 "TrainingJobArn", self.sm.arn("training-job", training_job)
             ),
             "TuningJobName": self.job.name,
-            "CreationTime": result.get("CreationTime", _now_ms()),
+            "CreationTime": result.get("CreationTime", now_ms()),
             "TrainingStartTime": result.get("TrainingStartTime"),
             "TrainingEndTime": result.get("TrainingEndTime"),
             "TrainingJobStatus": status,
@@ -323,12 +344,12 @@ class _TuningRun:
 
 
 def _conclude(
-    sm: LocalSageMaker, job: _TuningJob, desc: dict[str, Any], summaries: list[dict[str, Any]]
+    sm: Service, job: _TuningJob, desc: dict[str, Any], summaries: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """Completed with the best training job, or Failed (raised) when none reported the
     objective."""
     scored = [s for s in summaries if s["ObjectiveStatus"] == "Succeeded"]
-    now = _now_ms()
+    now = now_ms()
     desc.update(HyperParameterTuningEndTime=now, LastModifiedTime=now)
     if not scored:
         reasons = sorted({s.get("FailureReason", "no objective metric") for s in summaries})
@@ -336,7 +357,7 @@ def _conclude(
         desc["FailureReason"] = (
             f"No training job reported the objective metric {job.metric}: " + "; ".join(reasons)
         )[:1024]
-        sm._save_registry()
+        sm.save()
         raise JobFailed(desc)
     best = min(
         scored,
@@ -347,8 +368,7 @@ def _conclude(
     )
     desc["BestTrainingJob"] = best
     desc["HyperParameterTuningJobStatus"] = "Completed"
-    sm._save_registry()
-    if sm.log:
-        value = best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
-        sm.log(job.name, f"best training job {best['TrainingJobName']}: {job.metric} = {value}")
+    sm.save()
+    value = best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+    sm.say(job.name, f"best training job {best['TrainingJobName']}: {job.metric} = {value}")
     return desc

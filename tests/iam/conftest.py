@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 
 from mlstack.local import assembly as assembly_mod
-from mlstack.local.access import CallLog, RecordingDispatcher, RecordingS3, resource_calls
 from mlstack.local.asl import Interpreter, StatesError, TaskCall
 from mlstack.local.events import Delivery, LocalEventBridge
 from mlstack.local.s3 import EmbeddedS3
@@ -30,6 +29,7 @@ from mlstack.local.sagemaker import LocalSageMaker
 from mlstack.local.tasks import TaskDispatcher
 from mlstack.local.ui import Reporter
 from tests.fake_aws import use_fake_aws
+from tests.iam.access import CallLog, RecordingDispatcher, RecordingS3, resource_calls
 
 ROWS = 300
 

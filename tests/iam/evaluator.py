@@ -28,8 +28,8 @@ from typing import Any
 
 from moto.iam.access_control import IAMPolicy, IAMPolicyStatement, PermissionResult
 
-from mlstack.local.access import Call, StackResolver
 from mlstack.local.assembly import LocalAssembly
+from tests.iam.access import Call, StackResolver
 
 
 def _like(pattern: str, value: str) -> bool:

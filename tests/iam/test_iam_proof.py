@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mlstack.local.access import Call
+from tests.iam.access import Call
 from tests.iam.conftest import Recorded
 from tests.iam.evaluator import AwsStatement, SynthesizedPolicies
 
