@@ -26,7 +26,7 @@ FEATURES = [
     "year",
 ]
 FUZZ = settings(
-    max_examples=120,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -311,19 +311,20 @@ class RecordCodec:
         return row
 
     def _parse_csv_pandas(self, body: bytes) -> np.ndarray | None:
-        """pandas' C parser with each categorical column read against its categories; None
+        """pandas' C parser, each categorical column looked up in its categories; None
         (the reference parser decides) on anything it might read differently: quotes, a lone
         CR, a field it cannot convert, a short or long row."""
         if _pandas is None or b'"' in body:
             return None
         if b"\r" in body and body.count(b"\r") != body.count(b"\r\n"):
             return None
-        dtypes: dict[int, Any] = {}
-        for col, feature in enumerate(self.schema.features):
-            if feature.categories is None:
-                dtypes[col] = np.float32
-            else:
-                dtypes[col] = _pandas.CategoricalDtype(list(feature.categories))
+        # A categorical column is read as pandas' own categories (text, hashed while parsing),
+        # which are then looked up in the schema's: no per-row Python, and no reliance on
+        # pandas turning values outside a fixed CategoricalDtype into NaN (deprecated in 3.x).
+        dtypes = {
+            col: np.float32 if feature.categories is None else "category"
+            for col, feature in enumerate(self.schema.features)
+        }
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -348,8 +349,12 @@ class RecordCodec:
             if self.codes[col] is None:
                 matrix[:, col] = series.to_numpy(np.float32)
             else:
-                codes = series.cat.codes.to_numpy()
-                matrix[:, col] = np.where(codes < 0, np.nan, codes)
+                categories = self.schema.features[col].categories
+                seen = _pandas.Index(series.cat.categories.astype(str))
+                index = _pandas.Index(categories).get_indexer(seen).astype(np.float32)
+                index[index < 0] = np.nan  # a category the model never saw: missing
+                # A missing field has code -1: the NaN appended last.
+                matrix[:, col] = np.append(index, np.float32(np.nan))[series.cat.codes.to_numpy()]
         # pandas fills a short row with missing values: a rectangle has (width - 1) commas a
         # row (no quotes here), which is checked only when the last column has a gap.
         if np.isnan(matrix[:, -1]).any() and body.count(b",") != rows * (width - 1):
