@@ -10,7 +10,8 @@ fields for missing values, ~3% categories unknown to the model), no header, just
 
 * **baseline**: what a user would write in one process: ``pandas.read_csv`` with each
   categorical column read as ``category``, its categories looked up in the schema's
-  (``Index.get_indexer``; unknown or missing -> NaN), the numbers as float32, one matrix, ``booster.predict(xgb.DMatrix(X))`` with
+  (``Index.get_indexer``; unknown or missing -> NaN), the numbers as float32, one matrix,
+  ``booster.predict(xgb.DMatrix(X))`` with
   XGBoost's default threads; rows/s of the median of ``--requests`` runs. It writes no
   answer text.
 * **serve**: the real server (2 workers, ``SAGEMAKER_BATCH=true``), 2 client threads posting the

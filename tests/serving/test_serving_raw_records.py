@@ -360,6 +360,10 @@ SDK_CSV_ROWS = b"Biscoe,45.1,14.5,215,5000,,2008\nDream,49.5,19.0,200,3800,male,
 SDK_CSV_QUOTED = b'"Biscoe, north",45.1,14.5,215,5000,female,2008'
 
 
+def _row(values: list) -> dict:
+    return dict(zip(FEATURES_OF_SPECIES, values, strict=True))
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "rows"),
     [
@@ -376,14 +380,14 @@ SDK_CSV_QUOTED = b'"Biscoe, north",45.1,14.5,215,5000,female,2008'
             SDK_CSV_ROWS,
             "text/csv",
             [
-                dict(zip(FEATURES_OF_SPECIES, ["Biscoe", 45.1, 14.5, 215, 5000, None, 2008])),
-                dict(zip(FEATURES_OF_SPECIES, ["Dream", 49.5, 19.0, 200, 3800, "male", 2009])),
+                _row(["Biscoe", 45.1, 14.5, 215, 5000, None, 2008]),
+                _row(["Dream", 49.5, 19.0, 200, 3800, "male", 2009]),
             ],
         ),
         (  # a quoted category the model never saw: missing
             SDK_CSV_QUOTED,
             "text/csv",
-            [dict(zip(FEATURES_OF_SPECIES, [None, 45.1, 14.5, 215, 5000, "female", 2008]))],
+            [_row([None, 45.1, 14.5, 215, 5000, "female", 2008])],
         ),
     ],
     ids=["json-instances", "json-record", "csv-rows", "csv-quoted"],
