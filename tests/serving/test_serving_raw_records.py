@@ -17,6 +17,7 @@ import json
 
 import numpy as np
 import pytest
+from mlstack_containers import recordio
 
 from tests.serving.conftest import start_serve, stop_serve
 from tests.serving.penguins import PenguinModel, build, raw_rows
@@ -398,3 +399,15 @@ def test_sagemaker_sdk_serializer_bytes_answer_labels(species, body, content_typ
     assert resp.status == 200, resp.text
     answer = json.load(io.TextIOWrapper(io.BytesIO(resp.body), encoding="utf-8"))
     assert_classified(model, answer["predictions"], rows)
+
+
+def test_raw_records_asking_for_recordio_get_the_scores(species):
+    model, server = species
+    rows = records(model, ROWS[:3])
+    resp = server.invoke(
+        json.dumps(rows).encode(), "application/json", "application/x-recordio-protobuf"
+    )
+    assert resp.status == 200, resp.text
+    answers = [recordio.decode_record(p) for p in recordio.read_records(resp.body)]
+    scores = [r.labels["score"].values for r in answers]
+    np.testing.assert_allclose(np.array(scores), model.predict(rows), rtol=1e-6)

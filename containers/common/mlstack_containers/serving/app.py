@@ -252,7 +252,11 @@ class InferenceApp:
         requested = requested_keys(environ.get(_CUSTOM_ATTRIBUTES_ENV))
         keys = self.answers.keys_for(accept, requested, raw=features is not None)
         if keys is None:
-            return None
+            if features is None:
+                return None
+            # Raw records asking for RecordIO-protobuf: the scores, as every RecordIO answer.
+            predictions = self.predictor.predict(features)
+            return codecs.format_response(predictions, accept, batch=self.config.batch)
         if features is None:
             features = codecs.parse_request(body, kind, self.predictor.num_features)
         return self.answers.format(self.predictor.predict(features), accept, keys)
