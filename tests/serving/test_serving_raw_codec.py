@@ -1,14 +1,17 @@
-"""The raw-record CSV reader in-process: pandas' fast path (bodies from 8 KiB) reads exactly
-what the reference reader (Python's ``csv`` + ``float``) reads, or declines; generated rows."""
+"""Raw records in-process. The CSV reader: pandas' fast path (bodies from 8 KiB) reads exactly
+what the reference reader (Python's ``csv`` + ``float``) reads, or declines; generated rows. The answer settings are checked at start."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mlstack_containers.schema import Schema
+from mlstack_containers.serving.answers import Answers
+from mlstack_containers.serving.config import ConfigError, ServerConfig
 from mlstack_containers.serving.records import PANDAS_MIN_BYTES, RecordCodec
 
 SCHEMA = Schema.from_json(
@@ -71,3 +74,15 @@ def test_a_plain_batch_takes_the_pandas_path():
     # island Atlantis is unknown, sex "NA" is a category here (not pandas' missing marker).
     np.testing.assert_array_equal(fast[1], np.array([1, np.nan, 0, 2009], np.float32))
     assert np.isnan(fast[2, 0]) and np.isnan(fast[2, 2])
+
+
+def test_sagemaker_inference_output_is_checked_at_start():
+    # Autopilot's form ("predicted_label, probability": spaces and case ignored) is read.
+    config = ServerConfig.from_env({"SAGEMAKER_INFERENCE_OUTPUT": "Predicted_Label, probability"})
+    assert config.inference_output == ("predicted_label", "probability")
+    with pytest.raises(ConfigError, match="SAGEMAKER_INFERENCE_OUTPUT: unknown output key 'lable'"):
+        ServerConfig.from_env({"SAGEMAKER_INFERENCE_OUTPUT": "lable"})
+    with pytest.raises(ConfigError, match="MLSTACK_UNKNOWN_FIELDS='drop' is not one of"):
+        ServerConfig.from_env({"MLSTACK_UNKNOWN_FIELDS": "drop"})
+    with pytest.raises(ValueError, match="score is not an answer of a multiclass model"):
+        Answers(SCHEMA, "multi:softprob", ("score",))
