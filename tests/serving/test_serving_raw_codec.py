@@ -1,5 +1,6 @@
 """Raw records in-process. The CSV reader: pandas' fast path (bodies from 8 KiB) reads exactly
-what the reference reader (Python's ``csv`` + ``float``) reads, or declines; generated rows. The answer settings are checked at start."""
+what the reference reader (Python's ``csv`` + ``float``) reads, or declines; generated rows.
+The answer settings are checked at start."""
 
 from __future__ import annotations
 
