@@ -411,3 +411,19 @@ def test_raw_records_asking_for_recordio_get_the_scores(species):
     answers = [recordio.decode_record(p) for p in recordio.read_records(resp.body)]
     scores = [r.labels["score"].values for r in answers]
     np.testing.assert_allclose(np.array(scores), model.predict(rows), rtol=1e-6)
+
+
+def test_encoded_rows_get_labels_when_a_request_asks_for_them(species):
+    model, server = species
+    rows = records(model, ROWS[:4])
+    encoded = [model.encode(r) for r in rows]
+    body = "\n".join(",".join("" if np.isnan(v) else f"{v:g}" for v in e) for e in encoded)
+    resp = server.invoke(
+        body.encode(),
+        "text/csv",
+        "text/csv",
+        headers={"X-Amzn-SageMaker-Custom-Attributes": "output=predicted_label"},
+    )
+    assert resp.status == 200, resp.text
+    probs = model.predict(rows)
+    assert resp.text.split("\n") == [model.classes[int(i)] for i in probs.argmax(axis=1)]
