@@ -5,6 +5,8 @@ Layout of a model directory (``/opt/ml/model`` in both images)::
     xgboost-model          the booster, in XGBoost's UBJSON format (same file name as SageMaker's
                            built-in XGBoost, so a model from either loads in the other)
     mlstack-model.json     metadata: feature count, objective, best iteration, versions
+    schema.json            the dataset's schema (features, categories, classes), when the
+                           job had a ``schema`` channel: see ``mlstack_containers.schema``
 
 The booster file is written with ``Booster.save_raw("ubj")``: an explicit format instead of one
 guessed from the file name. ``load_model`` also accepts the JSON format and a directory without
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import xgboost as xgb
+
+from mlstack_containers.schema import SCHEMA_FILE
 
 MODEL_FILENAME = "xgboost-model"
 # World-readable: SageMaker tars /opt/ml/model into model.tar.gz keeping these modes, and the
@@ -133,6 +137,14 @@ def save_model(
     payload = json.dumps(metadata.to_dict(), indent=2, sort_keys=True) + "\n"
     _atomic_write(directory / METADATA_FILENAME, payload.encode())
     return metadata
+
+
+def save_schema(document: bytes, model_dir: str | os.PathLike[str]) -> Path:
+    """Write the dataset's ``schema.json`` (already validated, copied byte for byte) beside the
+    booster, with the model files' mode: ``model.tar.gz`` then describes its own features."""
+    target = Path(model_dir) / SCHEMA_FILE
+    _atomic_write(target, document)
+    return target
 
 
 def load_booster(path: str | os.PathLike[str]) -> xgb.Booster:

@@ -15,14 +15,18 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xgboost as xgb
 
 from mlstack_containers import model_io
+from mlstack_containers.schema import SCHEMA_FILE, Schema, SchemaError
 from mlstack_containers.serving import codecs
+from mlstack_containers.serving.answers import Answers, requested_keys
 from mlstack_containers.serving.config import ServerConfig
+from mlstack_containers.serving.records import RecordCodec
 
 log = logging.getLogger("mlstack.serving")
 
@@ -52,6 +56,8 @@ class Predictor:
     booster: xgb.Booster
     num_features: int
     iteration_range: tuple[int, int] = (0, 0)
+    objective: str = ""
+    schema: Schema | None = None  # the dataset's schema.json, when the model carries one
 
     def __post_init__(self) -> None:
         # The prediction settings inplace_predict would encode as JSON on every call.
@@ -77,7 +83,8 @@ class Predictor:
         iteration_range = (0, 0)
         if meta.best_iteration is not None and meta.best_iteration + 1 < rounds:
             iteration_range = (0, meta.best_iteration + 1)  # early stopping's best model
-        return cls(booster, meta.num_features, iteration_range)
+        schema = read_schema(config.model_dir, meta.num_features)
+        return cls(booster, meta.num_features, iteration_range, meta.objective, schema)
 
     def predict(self, features: codecs.Features) -> np.ndarray:
         if (
@@ -130,10 +137,44 @@ class Predictor:
         return np.ctypeslib.as_array(preds, (size,)).copy().reshape(out_shape)
 
 
+def read_schema(model_dir: Path, num_features: int) -> Schema | None:
+    """The model's ``schema.json`` (None without one); ModelError when it is unreadable or
+    does not describe the booster's features."""
+    path = model_dir / SCHEMA_FILE
+    if not path.exists():
+        return None
+    try:
+        schema = Schema.read(path)
+    except (SchemaError, OSError) as exc:
+        raise model_io.ModelError(f"cannot read {path}: {exc}") from None
+    if len(schema.features) != num_features:
+        raise model_io.ModelError(
+            f"{path} describes {len(schema.features)} features but the model has {num_features}"
+        )
+    return schema
+
+
 class InferenceApp:
+    """The WSGI application of one loaded model.
+
+    A model with a schema also takes raw records (:mod:`.records`) and answers them with class
+    labels or scores (:mod:`.answers`); ModelError when its objective or
+    ``SAGEMAKER_INFERENCE_OUTPUT`` does not fit the schema.
+    """
+
     def __init__(self, predictor: Predictor, config: ServerConfig) -> None:
         self.predictor = predictor
         self.config = config
+        self.records: RecordCodec | None = None
+        self.answers: Answers | None = None
+        if predictor.schema is not None:
+            self.records = RecordCodec(predictor.schema, unknown_fields=config.unknown_fields)
+            try:
+                self.answers = Answers(
+                    predictor.schema, predictor.objective, config.inference_output
+                )
+            except ValueError as exc:
+                raise model_io.ModelError(str(exc)) from None
         self.execution_parameters = json.dumps(
             {
                 "MaxConcurrentTransforms": config.workers,
@@ -187,6 +228,10 @@ class InferenceApp:
         kind = codecs.request_type(environ.get("CONTENT_TYPE"))
         accept = codecs.response_type(environ.get("HTTP_ACCEPT"))
         body = self.read_body(environ)
+        if self.records is not None:
+            answer = self.raw_invocation(body, kind, accept, environ)
+            if answer is not None:
+                return accept, [answer]
         if kind == codecs.CSV and len(body) >= 2 * PIECE_BYTES:
             parts = self.pipelined_csv(body, accept)
             if parts is not None:
@@ -194,6 +239,27 @@ class InferenceApp:
         features = codecs.parse_request(body, kind, self.predictor.num_features)
         predictions = self.predictor.predict(features)
         return accept, [codecs.format_response(predictions, accept, batch=self.config.batch)]
+
+    def raw_invocation(
+        self, body: bytes, kind: str, accept: str, environ: dict[str, Any]
+    ) -> bytes | None:
+        """The answer of a model with a schema: raw records (or a request selecting answer
+        keys) get labels or scores; None leaves a numeric request to today's path."""
+        assert self.records is not None and self.answers is not None
+        if not body.strip():
+            raise codecs.ClientError(400, "empty request body: send at least one record")
+        features = self.records.parse(body, kind)
+        requested = requested_keys(environ.get(_CUSTOM_ATTRIBUTES_ENV))
+        keys = self.answers.keys_for(accept, requested, raw=features is not None)
+        if keys is None:
+            if features is None:
+                return None
+            # Raw records asking for RecordIO-protobuf: the scores, as every RecordIO answer.
+            predictions = self.predictor.predict(features)
+            return codecs.format_response(predictions, accept, batch=self.config.batch)
+        if features is None:
+            features = codecs.parse_request(body, kind, self.predictor.num_features)
+        return self.answers.format(self.predictor.predict(features), accept, keys)
 
     def pipelined_csv(self, body: bytes, accept: str) -> list[bytes] | None:
         """A large CSV body in ~1 MiB pieces of whole lines: while this thread parses a piece

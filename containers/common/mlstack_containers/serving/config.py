@@ -19,6 +19,12 @@ variable                           default         meaning
 ``LOG_LEVEL``                      ``info``        debug, info, warning, error or critical
 ``MLSTACK_ACCESS_LOG``             ``true``        a log line per request (never for ``/ping``)
 ``SAGEMAKER_BASE_DIR``             ``/opt/ml``     the model is read from ``<this>/model``
+``SAGEMAKER_INFERENCE_OUTPUT``     (unset)         a model with ``schema.json``: the answer's keys,
+                                                   e.g. ``predicted_label,probability`` (as
+                                                   Autopilot's containers; :mod:`.answers`)
+``MLSTACK_UNKNOWN_FIELDS``         ``refuse``      a model with ``schema.json``: a raw record's
+                                                   field that is not a feature gets a 400
+                                                   (``refuse``) or is dropped (``ignore``)
 =================================  ==============  ================================================
 """
 
@@ -30,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlstack_containers.paths import SageMakerPaths
+from mlstack_containers.serving.answers import parse_keys
+from mlstack_containers.serving.records import UNKNOWN_FIELDS
 
 WORKER_CLASSES = ("gthread", "sync")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -97,6 +105,8 @@ class ServerConfig:
     log_level: str = "info"
     access_log: bool = True
     model_dir: Path = Path("/opt/ml/model")
+    inference_output: tuple[str, ...] | None = None
+    unknown_fields: str = "refuse"
 
     @property
     def max_payload_bytes(self) -> int:
@@ -127,4 +137,16 @@ class ServerConfig:
             log_level=log_level,
             access_log=_bool(env, "MLSTACK_ACCESS_LOG", True),
             model_dir=SageMakerPaths.from_env(env).model_dir,
+            inference_output=_keys(env, "SAGEMAKER_INFERENCE_OUTPUT"),
+            unknown_fields=_choice(env, "MLSTACK_UNKNOWN_FIELDS", "refuse", UNKNOWN_FIELDS),
         )
+
+
+def _keys(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return parse_keys(raw, name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

@@ -430,6 +430,7 @@ class Server(BaseApplication):  # type: ignore[misc]
         started = time.monotonic()
         try:
             predictor = Predictor.load(self.config)
+            app = InferenceApp(predictor, self.config)
         except model_io.ModelError as exc:
             log.error("cannot load the model: %s", exc)
             raise SystemExit(WORKER_BOOT_ERROR) from None  # gunicorn then stops, status 3
@@ -440,7 +441,14 @@ class Server(BaseApplication):  # type: ignore[misc]
             predictor.num_features,
             self.config.predict_threads,
         )
-        return InferenceApp(predictor, self.config)
+        if predictor.schema is not None:
+            log.info(
+                "schema.json: %s, %d features; raw records answered with %s",
+                predictor.schema.problem_type,
+                len(predictor.schema.features),
+                "class labels" if predictor.schema.classes else "scores",
+            )
+        return app
 
 
 def _warm_up(worker: Any) -> None:

@@ -10,7 +10,10 @@ from typing import Any
 
 from mlstack_containers.data import normalize_content_type
 
-CHANNELS = ("train", "validation")
+CHANNELS = ("train", "validation", "schema")
+# The dataset's schema.json (written by `prepare` under the dataset's schema/ prefix): copied
+# into the model directory, never read as data; any content type, File or FastFile mode.
+SCHEMA_CHANNEL = "schema"
 INPUT_MODES = ("File", "FastFile", "Pipe")
 
 
@@ -51,7 +54,7 @@ def parse_input_data_config(raw: Any, source: Path) -> dict[str, Channel]:
         if name not in CHANNELS:
             raise ConfigError(
                 f"unknown channel {name!r} in {source.name}; this algorithm reads "
-                "'train' (required) and 'validation' (optional)"
+                "'train' (required), 'validation' and 'schema' (optional)"
             )
         if not isinstance(entry, dict):
             raise ConfigError(f"channel {name!r} in {source.name} must be a JSON object")
@@ -60,10 +63,18 @@ def parse_input_data_config(raw: Any, source: Path) -> dict[str, Channel]:
             raise ConfigError(
                 f"channel {name!r} has TrainingInputMode {mode!r}; use one of {INPUT_MODES}"
             )
-        try:
-            content_type = normalize_content_type(entry.get("ContentType"))
-        except ValueError as exc:
-            raise ConfigError(f"channel {name!r}: {exc}") from None
+        if name == SCHEMA_CHANNEL:
+            if mode == "Pipe":
+                raise ConfigError(
+                    f"channel {name!r} must use File or FastFile mode (it holds schema.json, "
+                    "which is copied, not streamed)"
+                )
+            content_type = str(entry.get("ContentType") or "application/json")
+        else:
+            try:
+                content_type = normalize_content_type(entry.get("ContentType"))
+            except ValueError as exc:
+                raise ConfigError(f"channel {name!r}: {exc}") from None
         wrapper = entry.get("RecordWrapperType")
         channels[name] = Channel(
             name=name,

@@ -35,9 +35,11 @@ from mlstack_containers.hyperparameters import (
     parse_hyperparameters,
 )
 from mlstack_containers.paths import SageMakerPaths
+from mlstack_containers.schema import SCHEMA_FILE, Schema, SchemaError
 from mlstack_containers.training import device, distributed
 from mlstack_containers.training.checkpoints import CheckpointDir
 from mlstack_containers.training.config import (
+    SCHEMA_CHANNEL,
     Channel,
     Cluster,
     ConfigError,
@@ -146,6 +148,33 @@ def align(datasets: dict[str, data.Dataset]) -> dict[str, data.Dataset]:
         return {"train": train.with_width(width), "validation": validation.with_width(width)}
     except data.DataError as exc:
         raise data.DataError(f"channels 'train' and 'validation' disagree: {exc}") from None
+
+
+def read_schema(paths: SageMakerPaths) -> tuple[Schema, bytes]:
+    """The ``schema`` channel's ``schema.json`` (at its top, or the one file of that name in
+    its tree, as a prefix such as ``datasets/<name>/schema/`` is downloaded) and its bytes."""
+    directory = paths.channel_dir(SCHEMA_CHANNEL)
+    found = sorted(directory.rglob(SCHEMA_FILE)) if directory.is_dir() else []
+    if len(found) != 1:
+        what = "none" if not found else f"{len(found)} ({', '.join(map(str, found))})"
+        raise data.DataError(
+            f"channel {SCHEMA_CHANNEL!r} must hold one {SCHEMA_FILE}; {directory} holds {what}"
+        )
+    document = found[0].read_bytes()
+    try:
+        schema = Schema.from_json(document)
+    except SchemaError as exc:
+        raise data.DataError(f"channel {SCHEMA_CHANNEL!r}: {found[0]}: {exc}") from None
+    return schema, document
+
+
+def check_schema(schema: Schema, dataset: data.Dataset) -> None:
+    """The schema describes the training data: one feature a column."""
+    if len(schema.features) != dataset.num_features:
+        raise data.DataError(
+            f"channel {SCHEMA_CHANNEL!r}: {SCHEMA_FILE} describes {len(schema.features)} "
+            f"features but channel 'train' has {dataset.num_features}"
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -305,6 +334,8 @@ def run(paths: SageMakerPaths, env: Mapping[str, str], stop: StopRequest) -> Non
         raise HyperparameterError(
             "hyperparameter 'early_stopping_rounds' needs a 'validation' channel; none is declared"
         )
+    schema = read_schema(paths) if SCHEMA_CHANNEL in channels else None
+    data_channels = {name: ch for name, ch in channels.items() if name != SCHEMA_CHANNEL}
     params = training_params(hp, env, cluster)
     settings = distributed.Settings.from_env(env)
     log(
@@ -312,7 +343,9 @@ def run(paths: SageMakerPaths, env: Mapping[str, str], stop: StopRequest) -> Non
         f"host {cluster.current_host} (rank {cluster.rank} of {cluster.size})"
     )
     with distributed.tracker(cluster, settings):
-        datasets = align({name: load_channel(paths, ch, hp) for name, ch in channels.items()})
+        datasets = align({name: load_channel(paths, ch, hp) for name, ch in data_channels.items()})
+        if schema is not None:
+            check_schema(schema[0], datasets["train"])
         for name, dataset in datasets.items():
             assert dataset.labels is not None  # load_channel checked
             check_labels(name, dataset.labels, hp.objective, hp.xgb_params.get("num_class"))
@@ -333,6 +366,8 @@ def run(paths: SageMakerPaths, env: Mapping[str, str], stop: StopRequest) -> Non
             **result.extra,
         )
         log(f"model ({rounds} rounds) written to {paths.model_dir / model_io.MODEL_FILENAME}")
+        if schema is not None:
+            log(f"schema copied to {model_io.save_schema(schema[1], paths.model_dir)}")
     log(f"done in {time.perf_counter() - started:.2f}s")
 
 
