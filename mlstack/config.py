@@ -52,9 +52,6 @@ from mlstack.rules import (
 ENVIRONMENTS_DIR = Path(__file__).resolve().parents[1] / "environments"
 SCHEMA_FILE = ENVIRONMENTS_DIR / "schema.json"
 SCHEMA_REFERENCE = "./schema.json"  # what each environment file's "$schema" says
-DEFAULT_METRIC_DEFINITIONS = (
-    Path(__file__).resolve().parents[1] / "containers" / "training" / "metric_definitions.json"
-)
 # Re-exported for readers of the config: each rule lives in mlstack.rules.
 __all__ = [
     "INSTANCE_TYPE_PATTERN",
@@ -611,7 +608,7 @@ class EnvironmentConfig:
         """Names of the training image's metric definitions (what a gate or tuner may read)."""
         definitions: Any = self.images.training_metric_definitions
         if definitions is None and self.images.training_image_uri is None:
-            definitions = json.loads(DEFAULT_METRIC_DEFINITIONS.read_text(encoding="utf-8"))
+            definitions = rules.training_image_metric_definitions()
         return tuple(d["Name"] for d in definitions or ())
 
 

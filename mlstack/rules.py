@@ -13,7 +13,7 @@ hands to the validation Lambda (``lambda/validate_input``) with every execution.
 
 from __future__ import annotations
 
-import ast
+import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -95,23 +95,32 @@ TRAFFIC_TYPES = ("all_at_once", "canary", "linear")
 APPROVAL_STATUSES = ("Approved", "PendingManualApproval")
 TUNING_STRATEGIES = ("Bayesian", "Random")
 OBJECTIVE_TYPES = ("Minimize", "Maximize")
-# The metrics the training image's `evaluate` program reports, by problem type (its
-# BINARY_METRICS / REGRESSION_METRICS; tests/training pins the two together). A quality gate
-# names one as `evaluation:<name>` in config `deploy.metric`.
+# The training image's contract (containers/common/mlstack_containers/training/contract.json):
+# its hyperparameters, metric definitions, content types and the metrics its `evaluate` program
+# reports by problem type. A quality gate names one of those as `evaluation:<name>`.
+CONTAINERS_DIR = Path(__file__).resolve().parents[1] / "containers"
+CONTRACT_PATH = Path("common") / "mlstack_containers" / "training" / "contract.json"
+
+
+def training_contract(containers_dir: Path = CONTAINERS_DIR) -> dict[str, Any] | None:
+    """The contract the training image built from ``containers_dir`` publishes (None when that
+    directory has none)."""
+    path = containers_dir / CONTRACT_PATH
+    if not path.is_file():
+        return None
+    contract: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return contract
+
+
+def _contract() -> dict[str, Any]:
+    contract = training_contract()
+    if contract is None:  # pragma: no cover - the package carries containers/
+        raise FileNotFoundError(f"no training image contract {CONTAINERS_DIR / CONTRACT_PATH}")
+    return contract
+
+
 EVALUATION_METRICS: dict[str, tuple[str, ...]] = {
-    "binary": (
-        "accuracy",
-        "precision",
-        "recall",
-        "f1",
-        "auc",
-        "log_loss",
-        "true_positive_rate",
-        "true_negative_rate",
-        "false_positive_rate",
-        "false_negative_rate",
-    ),
-    "regression": ("mse", "rmse", "mae", "r2"),
+    kind: tuple(names) for kind, names in _contract()["evaluation_metrics"].items()
 }
 EVALUATION_METRIC_PREFIX = "evaluation:"
 
@@ -193,28 +202,27 @@ def instances_beyond_shards(rows: int, rows_per_shard: int, instances: int) -> s
 
 # --- the training image's hyperparameters ------------------------------------------------------
 
-CONTAINERS_DIR = Path(__file__).resolve().parents[1] / "containers"
-
 
 def training_image_hyperparameters(
     containers_dir: Path = CONTAINERS_DIR,
 ) -> tuple[str, ...] | None:
     """The hyperparameter names the training image built from ``containers_dir`` accepts (None
-    when that directory has no table): the keys of ``SPECS`` in the image's
-    ``mlstack_containers/hyperparameters.py``, read from its source (not imported, so the app
-    needs no container package installed)."""
-    path = containers_dir / "common" / "mlstack_containers" / "hyperparameters.py"
-    if not path.is_file():
+    when that directory publishes no contract), from its contract file."""
+    contract = training_contract(containers_dir)
+    if contract is None:
         return None
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and node.target.id == "SPECS"
-            and isinstance(node.value, ast.Dict)
-        ):
-            return tuple(sorted(ast.literal_eval(k) for k in node.value.keys if k is not None))
-    raise ValueError(f"{path}: no SPECS table of hyperparameters")
+    return tuple(sorted(contract["hyperparameters"]))
+
+
+def training_image_metric_definitions(
+    containers_dir: Path = CONTAINERS_DIR,
+) -> list[dict[str, str]] | None:
+    """The metric definitions (``Name``, ``Regex``) of the training image built from
+    ``containers_dir`` (None when that directory publishes no contract)."""
+    contract = training_contract(containers_dir)
+    if contract is None:
+        return None
+    return [dict(d) for d in contract["metric_definitions"]]
 
 
 # --- the execution input -----------------------------------------------------------------------
