@@ -1,8 +1,10 @@
-"""The training image's contract is the one list of its hyperparameters, metrics and content
+"""Each rule has one home: the Lambdas' copies of mlstack/portable_rules.py are what it generates,
+and the training image's contract is the one list of its hyperparameters, metrics and content
 types that the image and the app read (no source parsing, no copied list)."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -11,6 +13,25 @@ from mlstack_containers import data, evaluation, hyperparameters
 from mlstack import rules
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def test_each_lambda_carries_the_generated_copy_of_the_portable_rules() -> None:
+    expected = rules.portable_rules_copy()
+    assert expected.endswith((REPO / "mlstack" / "portable_rules.py").read_text())
+    for copy in rules.PORTABLE_RULES_COPIES:
+        assert copy.read_text() == expected, f"{copy} is stale: run `make docs`"
+
+
+def test_the_portable_rules_use_the_standard_library_only() -> None:
+    # The copies run in Lambda's Python runtime, which has neither pydantic nor mlstack.
+    tree = ast.parse((REPO / "mlstack" / "portable_rules.py").read_text())
+    imported = {
+        (node.module or "").split(".")[0] if isinstance(node, ast.ImportFrom) else a.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for a in node.names
+    }
+    assert imported <= {"__future__", "operator", "collections", "dataclasses"}, imported
 
 
 def test_the_app_reads_no_container_source() -> None:

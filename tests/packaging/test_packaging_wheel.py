@@ -100,6 +100,8 @@ def test_wheel_carries_the_lambda_code_and_the_training_contract(
 ) -> None:
     assert f"{BUNDLED}/lambda/seed/handler.py" in wheel_files
     assert f"{BUNDLED}/lambda/validate_input/handler.py" in wheel_files
+    assert f"{BUNDLED}/lambda/seed/portable_rules.py" in wheel_files
+    assert f"{BUNDLED}/lambda/validate_input/portable_rules.py" in wheel_files
     assert f"{BUNDLED}/containers/common/mlstack_containers/training/contract.json" in wheel_files
 
 
