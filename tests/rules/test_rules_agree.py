@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mlstack import rules
+from mlstack.constructs import dataset_seeder
 from mlstack.constructs.training_workflow import WorkflowDefaults
 from mlstack.constructs.workflow_options import (
     DataQualityBaseline,
@@ -79,6 +80,8 @@ def test_seed(value: Any) -> None:
     expected = rules.SEED.accepts(value)
     assert config_accepts("dataset.seed", value) is expected
     assert props_accept(lambda: WorkflowDefaults(seed=value)) is expected
+    seeder = dataset_seeder.SEED_CODE_DIR
+    assert props_accept(lambda: dataset_seeder._validate_seed_and_code(value, seeder)) is expected
     assert input_accepts("seed", value) is expected
     env = seed_handler.Settings.from_env({"BUCKET_NAME": "b"})
     try:
