@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
+from mlstack.assets import runtime_path
 from mlstack.portable_rules import (
     APPROVAL_STATUS,
     CANDIDATE_WEIGHT,
@@ -156,7 +157,8 @@ SCALING_TYPES = SCALING_TYPE.values
 # The training image's contract (containers/common/mlstack_containers/training/contract.json):
 # its hyperparameters, metric definitions, content types and the metrics its `evaluate` program
 # reports by problem type. A quality gate names one of those as `evaluation:<name>`.
-CONTAINERS_DIR = Path(__file__).resolve().parents[1] / "containers"
+# The checkout's containers/, or the copy an installed wheel carries (mlstack.assets).
+CONTAINERS_DIR = runtime_path("containers")
 CONTRACT_PATH = Path("common") / "mlstack_containers" / "training" / "contract.json"
 EVALUATION_METRIC_PREFIX = "evaluation:"
 
