@@ -519,7 +519,7 @@ class MonitoringConfig:
     # An hourly schedule's job must end within the hour.
     max_runtime_seconds: integer(1, 3600) = 1800
     drift_threshold: Annotated[
-        number(0.001, 1),
+        bounded(rules.DRIFT_THRESHOLD),
         Field(
             description="the distribution distance above which a feature has drifted: the "
             "baseline's comparison_threshold and the drift alarm's threshold"

@@ -115,6 +115,10 @@ PARALLEL_TUNING_JOBS = Bound(1, MAX_PARALLEL_TUNING_JOBS)
 # The same page: 750 training jobs per tuning job by default (Bayesian); the workflow caps 500.
 MAX_TUNING_JOBS = 500
 TUNING_JOBS = Bound(1, MAX_TUNING_JOBS)
+# Model Monitor's comparison_threshold, the distribution distance above which a feature has
+# drifted ("Schema for Constraints": a distance in [0, 1]; 0 would flag every run): the
+# baseline's constraint and the drift alarm's threshold.
+DRIFT_THRESHOLD = Bound(0.001, 1, integer=False)
 # A/B: the new model's share of traffic; Live keeps round(1 - share, 6) of it, at least 1 %, so
 # both arms serve and the comparison that follows has evidence from each.
 CANDIDATE_WEIGHT = Bound(0, 0.99, integer=False)

@@ -285,11 +285,9 @@ class DataQualityBaseline:
                 "instance type"
             )
         _check("DataQualityBaseline", "volume_size_gb", self.volume_size_gb, rules.VOLUME_SIZE_GB)
-        if not 0 < self.drift_threshold <= 1:
-            raise ValueError(
-                f"DataQualityBaseline drift_threshold={self.drift_threshold}: expected more than "
-                "0 and at most 1"
-            )
+        _check(
+            "DataQualityBaseline", "drift_threshold", self.drift_threshold, rules.DRIFT_THRESHOLD
+        )
         if not 1 <= self.max_runtime.to_seconds() <= 5 * 24 * 3600:
             raise ValueError(
                 f"DataQualityBaseline max_runtime={self.max_runtime.to_seconds()}s: expected 1 s "

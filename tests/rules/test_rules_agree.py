@@ -210,6 +210,19 @@ def test_volume_size(value: Any) -> None:
 
 
 @FEW
+@given(
+    st.one_of(
+        st.floats(min_value=-0.5, max_value=1.5, allow_nan=False),
+        st.sampled_from([0, 0.0005, 0.001, 1, 1.0001, True, "0.1"]),
+    )
+)
+def test_drift_threshold(value: Any) -> None:
+    expected = rules.DRIFT_THRESHOLD.accepts(value)
+    assert config_accepts("monitoring.drift_threshold", value) is expected
+    assert props_accept(lambda: DataQualityBaseline(drift_threshold=value)) is expected
+
+
+@FEW
 @given(around(rules.ROWS_PER_SHARD))
 def test_rows_per_shard(value: Any) -> None:
     expected = rules.ROWS_PER_SHARD.accepts(value)
