@@ -2,7 +2,8 @@
 
 Each environment is a JSON file ``environments/<name>.json``. :func:`load_environment` reads one
 into a frozen :class:`EnvironmentConfig`. The sections are pydantic v2 dataclasses (strict types,
-unknown keys forbidden) whose constraints come from :mod:`mlstack.rules`; every missing, unknown
+unknown keys forbidden; :mod:`mlstack.config_sections`) whose constraints come from
+:mod:`mlstack.rules`; every missing, unknown
 or ill-typed key is reported at once in one :class:`ConfigError`, each naming the environment,
 the key, its value and what is expected. What is expected is worded from the rule itself (its
 JSON Schema), so no check repeats its bounds in a text. Checks across keys are the named
@@ -18,33 +19,34 @@ import json
 from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
-from types import MappingProxyType
 from typing import Annotated, Any
 
-from pydantic import (
-    AfterValidator,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    ValidationError,
-    WithJsonSchema,
-)
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
 from mlstack import rules
+from mlstack.config_sections import (
+    STRICT,
+    AlarmsConfig,
+    AutoscalingConfig,
+    DatasetConfig,
+    DeployConfig,
+    EndpointConfig,
+    ImagesConfig,
+    MonitoringConfig,
+    NetworkConfig,
+    RegistryConfig,
+    ScheduleConfig,
+    TrainingConfig,
+    TransformConfig,
+    TuningConfig,
+    WorkflowConfig,
+)
 from mlstack.rules import (
-    HYPERPARAMETER_NAME_PATTERN,
     INSTANCE_TYPE_PATTERN,
     LOG_RETENTION_DAYS,
     MAX_DATASET_ROWS,
-    MAX_INSTANCE_COUNT,
-    MAX_SEED,
-    MAX_TRAINING_RUNTIME_SECONDS,
     SERVERLESS_MEMORY_SIZES,
-    InstanceType,
-    integer,
-    number,
     one_of,
     text,
 )
@@ -52,15 +54,15 @@ from mlstack.rules import (
 ENVIRONMENTS_DIR = Path(__file__).resolve().parents[1] / "environments"
 SCHEMA_FILE = ENVIRONMENTS_DIR / "schema.json"
 SCHEMA_REFERENCE = "./schema.json"  # what each environment file's "$schema" says
-DEFAULT_METRIC_DEFINITIONS = (
-    Path(__file__).resolve().parents[1] / "containers" / "training" / "metric_definitions.json"
-)
-# Re-exported for readers of the config: each rule lives in mlstack.rules.
+# Re-exported for readers of the config: each rule lives in mlstack.rules, each section's shape
+# in mlstack.config_sections.
 __all__ = [
     "INSTANCE_TYPE_PATTERN",
     "LOG_RETENTION_DAYS",
     "MAX_DATASET_ROWS",
     "SERVERLESS_MEMORY_SIZES",
+    "AlarmsConfig",
+    "AutoscalingConfig",
     "ConfigError",
     "EnvironmentConfig",
     "input_keys",
@@ -71,494 +73,11 @@ __all__ = [
     "thaw",
 ]
 
-_STRICT = ConfigDict(strict=True, extra="forbid")
+_STRICT = STRICT
 
 
 class ConfigError(ValueError):
     """An environment's configuration is missing a key, has an unknown key or an ill-typed value."""
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    if isinstance(value, list | tuple):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-def _strings(values: Any) -> Any:
-    """Hyperparameter values as SageMaker takes them: strings (numbers converted once, here)."""
-    if not isinstance(values, dict):
-        return values
-    if any(isinstance(v, bool) or not isinstance(v, str | int | float) for v in values.values()):
-        raise ValueError("values must be strings or numbers")
-    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
-
-
-def _metric_definitions(value: Any) -> Any:
-    try:
-        definitions = _METRIC_DEFINITIONS.validate_json(json.dumps(value))
-    except ValidationError:
-        raise ValueError('not a list of {"Name": str, "Regex": str} objects') from None
-    return [dataclasses.asdict(d) for d in definitions]
-
-
-def _raw_ranges(ranges: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Typed ranges back to the plain mappings the constructs take (no absent key added)."""
-    return MappingProxyType(
-        {
-            name: MappingProxyType(
-                {k: v for k, v in dataclasses.asdict(spec).items() if v is not None}
-            )
-            for name, spec in ranges.items()
-        }
-    )
-
-
-# --- small types -------------------------------------------------------------------------------
-
-Count = Annotated[int, Field(ge=1, le=MAX_INSTANCE_COUNT)]
-Rows = Annotated[int, Field(ge=1, le=MAX_DATASET_ROWS)]
-Flag = bool
-Seconds = integer(0, 3600)
-Percent = number(0.01, 100)
-NonEmpty = Annotated[str, Field(min_length=1)]
-ModelArtifact = text(
-    rules.MODEL_ARTIFACT_PATTERN,
-    "an 's3://bucket/key' URI or a key inside the data bucket such as 'releases/v1/model.tar.gz'",
-)
-# SageMaker's VersionedArnOrName (ContainerDefinition.ModelPackageName) ends in '/[0-9]{1,9}'.
-ModelPackageVersion = Annotated[
-    int,
-    Field(
-        ge=1,
-        le=999_999_999,
-        description="a version number of this environment's model package group "
-        "('mlstack models --env ENV' lists them); the version must be Approved",
-    ),
-]
-ImageUri = Annotated[str, Field(min_length=1, description="an ECR image URI")]
-MetricName = Annotated[
-    str,
-    Field(
-        min_length=1, description="a metric name of the training image, such as 'validation:rmse'"
-    ),
-]
-GateMetric = Annotated[
-    str,
-    Field(
-        min_length=1,
-        description="a metric name of the training image, such as 'validation:rmse', or of the "
-        "evaluation job, such as 'evaluation:auc'",
-    ),
-]
-Hyperparameters = Annotated[
-    Mapping[Annotated[str, Field(pattern=HYPERPARAMETER_NAME_PATTERN)], str],
-    BeforeValidator(_strings),
-    AfterValidator(MappingProxyType),
-    WithJsonSchema(
-        {
-            "type": "object",
-            "propertyNames": {"pattern": HYPERPARAMETER_NAME_PATTERN},
-            "additionalProperties": {"type": ["string", "number"]},
-            "description": "an object mapping hyperparameter names to strings or numbers",
-        }
-    ),
-]
-
-
-@dataclass(frozen=True, config=_STRICT)
-class DatasetConfig:
-    """Synthetic dataset generated by the seeding Lambda at the start of each run."""
-
-    rows: Rows
-    seed: integer(0, MAX_SEED)
-    max_rows: Rows
-    # One object per split and shard: ShardedByS3Key deals them over training hosts, a batch
-    # transform over its instances.
-    rows_per_shard: integer(1, rules.MAX_ROWS_PER_SHARD) = rules.DEFAULT_ROWS_PER_SHARD
-    # Seeding invocations at once: the Map's MaxConcurrency (an inline Map runs at most 40, a
-    # Distributed Map at most 10,000 child executions).
-    seeding_concurrency: integer(1, rules.DISTRIBUTED_MAP_MAX_CONCURRENCY) = (
-        rules.DEFAULT_SEEDING_CONCURRENCY
-    )
-
-
-@dataclass(frozen=True, config=_STRICT)
-class SpotConfig:
-    """Managed spot training of the workflow's training job, with checkpoints to resume from."""
-
-    enabled: Flag
-    # SageMaker's MaxWaitTimeInSeconds: the wait for spot capacity plus the run.
-    max_wait_seconds: integer(1, MAX_TRAINING_RUNTIME_SECONDS)
-
-
-@dataclass(frozen=True, config=_STRICT)
-class TrainingConfig:
-    """SageMaker training job defaults (each run may override type, count and hyperparameters)."""
-
-    instance_type: InstanceType
-    instance_count: Count
-    volume_size_gb: integer(1, 16384)
-    max_runtime_seconds: integer(1, MAX_TRAINING_RUNTIME_SECONDS)
-    hyperparameters: Hyperparameters
-    spot: SpotConfig | None = None
-
-
-@dataclass(frozen=True, config=_STRICT)
-class TransformConfig:
-    """Batch transform job defaults (each run may override type and count)."""
-
-    instance_type: InstanceType
-    instance_count: Count
-
-
-@dataclass(frozen=True, config=_STRICT)
-class VariantConfig:
-    """One production variant of the Serving endpoint (A/B testing: several, with weights)."""
-
-    name: text(rules.NAME_PATTERN, "a variant name: up to 63 letters, digits and dashes")
-    weight: number(0.01, 1000)
-    instance_type: InstanceType
-    instance_count: Count
-    model_artifact: ModelArtifact | None = None
-    model_package_version: ModelPackageVersion | None = None
-
-
-@dataclass(frozen=True, config=_STRICT)
-class AutoscalingConfig:
-    """Target tracking on invocations per instance, applied to every instance-based variant."""
-
-    min_capacity: Count
-    max_capacity: Count
-    target_invocations_per_instance: integer(1, 1_000_000)
-    scale_in_cooldown_seconds: Seconds = 300
-    scale_out_cooldown_seconds: Seconds = 60
-
-
-@dataclass(frozen=True, config=_STRICT)
-class DataCaptureConfig:
-    """Capture of requests and responses into the data bucket (KMS-encrypted)."""
-
-    sampling_percentage: integer(1, 100)
-    capture: one_of("both", "input", "output") = "both"
-
-    @property
-    def captures_input(self) -> bool:
-        return self.capture in ("both", "input")
-
-    @property
-    def captures_output(self) -> bool:
-        return self.capture in ("both", "output")
-
-
-@dataclass(frozen=True, config=_STRICT)
-class ServerlessConfig:
-    """Serverless inference instead of instances (one variant; no capture, no autoscaling)."""
-
-    memory_size_mb: one_of(*SERVERLESS_MEMORY_SIZES)
-    max_concurrency: integer(1, 200)
-
-
-@dataclass(frozen=True, config=_STRICT)
-class AsyncInferenceConfig:
-    """Asynchronous inference: results and failures in the data bucket, SNS notifications."""
-
-    max_concurrent_invocations_per_instance: integer(1, 1000) = 4
-    notifications: Flag = True
-
-
-@dataclass(frozen=True, config=_STRICT)
-class EndpointConfig:
-    """The Serving endpoint: deployed only when ``model_package_version`` names an approved
-    version of the environment's model registry (or ``model_artifact`` a model.tar.gz)."""
-
-    instance_type: InstanceType
-    instance_count: Count
-    model_package_version: ModelPackageVersion | None = None
-    model_artifact: ModelArtifact | None = None
-    variants: Annotated[tuple[VariantConfig, ...], Field(min_length=1)] | None = None
-    autoscaling: AutoscalingConfig | None = None
-    data_capture: DataCaptureConfig | None = None
-    serverless: ServerlessConfig | None = None
-    async_inference: AsyncInferenceConfig | None = None
-
-    @property
-    def enabled(self) -> bool:
-        return self.model_artifact is not None or self.model_package_version is not None
-
-    @property
-    def variant_names(self) -> tuple[str, ...]:
-        return tuple(v.name for v in self.variants) if self.variants else ("AllTraffic",)
-
-
-@dataclass(frozen=True, config=_STRICT)
-class MetricDefinition:
-    """A metric of the training image: its name and the regular expression on its log."""
-
-    Name: NonEmpty
-    Regex: NonEmpty
-
-
-@dataclass(frozen=True, config=_STRICT)
-class ImagesConfig:
-    """Container images; ``null`` builds the image from ``containers/`` as an ECR asset."""
-
-    training_image_uri: ImageUri | None = None
-    inference_image_uri: ImageUri | None = None
-    training_metric_definitions: (
-        Annotated[
-            tuple[Mapping[str, str], ...],
-            BeforeValidator(_metric_definitions),
-            AfterValidator(_freeze),
-            WithJsonSchema(
-                {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "Name": {"type": "string", "minLength": 1},
-                            "Regex": {"type": "string", "minLength": 1},
-                        },
-                        "required": ["Name", "Regex"],
-                        "additionalProperties": False,
-                    },
-                    "description": 'a list of {"Name": str, "Regex": str} objects',
-                }
-            ),
-        ]
-        | None
-    ) = None
-
-
-_METRIC_DEFINITIONS = TypeAdapter(list[MetricDefinition])
-
-
-@dataclass(frozen=True, config=_STRICT)
-class WorkflowConfig:
-    """Training workflow (state machine) settings."""
-
-    timeout_minutes: integer(1, 525_600)
-    log_retention_days: Annotated[
-        one_of(*LOG_RETENTION_DAYS), Field(description="CloudWatch Logs' retention periods")
-    ]
-    lambda_reserved_concurrency: Annotated[
-        integer(1, rules.MAX_RESERVED_CONCURRENCY) | None,
-        Field(
-            description="reserved concurrency of the seeding and input-validation Lambdas; null "
-            "in an account whose Lambda concurrency limit is 10 (Lambda keeps 10 unreserved, so "
-            "any reservation fails the deploy): see docs/security.md"
-        ),
-    ] = 5
-
-
-@dataclass(frozen=True, config=_STRICT)
-class ExistingVpcConfig:
-    """A VPC of your own: jobs, models and functions run in its subnets (it must reach S3,
-    SageMaker, ECR, CloudWatch, STS and KMS: docs/security.md)."""
-
-    vpc_id: text(rules.VPC_ID_PATTERN, "a VPC ID such as 'vpc-0123456789abcdef0'")
-    subnet_ids: Annotated[
-        tuple[text(rules.SUBNET_ID_PATTERN, "a subnet ID such as 'subnet-0123456789abcdef0'"), ...],
-        Field(min_length=1, max_length=rules.MAX_SUBNETS),
-    ]
-    security_group_ids: Annotated[
-        tuple[
-            text(rules.SECURITY_GROUP_ID_PATTERN, "a security group ID such as 'sg-0123abcd'"), ...
-        ],
-        Field(max_length=rules.MAX_EXTRA_SECURITY_GROUPS),
-    ] = ()
-
-
-@dataclass(frozen=True, config=_STRICT)
-class NetworkConfig:
-    """Network isolation: where jobs, models, endpoints and the Lambdas run (docs/security.md)."""
-
-    vpc: Annotated[
-        one_of("create") | ExistingVpcConfig | None,
-        Field(
-            description="'create': a VPC of private isolated subnets with VPC endpoints and no "
-            "internet path; an existing VPC's IDs; null: no VPC (AWS-managed networking)"
-        ),
-    ] = None
-
-    @property
-    def isolated(self) -> bool:
-        return self.vpc is not None
-
-
-@dataclass(frozen=True, config=_STRICT)
-class TrafficConfig:
-    """How an endpoint update shifts traffic to the new fleet (SageMaker blue/green)."""
-
-    type: one_of(*rules.TRAFFIC_TYPES)
-    step_percent: integer(1, 50) | None = None
-    wait_seconds: Seconds = 300
-    termination_wait_seconds: Seconds = 300
-
-
-@dataclass(frozen=True, config=_STRICT)
-class DeployConfig:
-    """The workflow's deploy stage: quality gate, then create or blue/green-update an endpoint."""
-
-    enabled: Flag
-    metric: GateMetric
-    threshold: number()
-    comparison: one_of(*rules.COMPARISONS)
-    instance_type: InstanceType
-    instance_count: Count
-    traffic: TrafficConfig
-    candidate_weight: Annotated[
-        number(0, 0.99),
-        Field(
-            description="0: the new model takes all traffic; above: A/B, the new model gets "
-            "this share, the rest goes to the previous candidate when its version's gate metric "
-            "did at least as well as Live's (per deploy.comparison), else to the Live model"
-        ),
-    ] = 0.0
-    poll_seconds: integer(5, 3600) = 60
-    max_wait_minutes: integer(1, 1440) = 60
-
-
-@dataclass(frozen=True, config=_STRICT)
-class RegistryConfig:
-    """The model registry: the status each version the workflow registers starts with."""
-
-    approval_status: Annotated[
-        one_of(*rules.APPROVAL_STATUSES),
-        Field(
-            description="'Approved': each registered version is released at once; "
-            "'PendingManualApproval': it waits for `mlstack approve`"
-        ),
-    ] = "PendingManualApproval"
-
-
-@dataclass(frozen=True, config=_STRICT)
-class ObjectiveConfig:
-    """The tuning job's objective: a metric of the training image, minimised or maximised."""
-
-    metric: MetricName
-    type: one_of(*rules.OBJECTIVE_TYPES)
-
-
-@dataclass(frozen=True, config=_STRICT)
-class NumericRange:
-    """An integer or continuous hyperparameter range."""
-
-    type: one_of("integer", "continuous")
-    min: number()
-    max: number()
-    scaling: one_of(*rules.SCALING_TYPES) | None = None
-
-    def __post_init__(self) -> None:
-        if not self.min < self.max:
-            raise ValueError("min must be less than max")
-        if self.type == "integer" and not (isinstance(self.min, int) and isinstance(self.max, int)):
-            raise ValueError("an integer range takes integer bounds")
-
-
-@dataclass(frozen=True, config=_STRICT)
-class CategoricalRange:
-    """A categorical hyperparameter range."""
-
-    type: one_of("categorical")
-    values: Annotated[tuple[NonEmpty, ...], Field(min_length=1)]
-
-
-Ranges = Annotated[
-    Mapping[
-        Annotated[str, Field(pattern=HYPERPARAMETER_NAME_PATTERN)],
-        Annotated[NumericRange | CategoricalRange, Field(discriminator="type")],
-    ],
-    Field(
-        min_length=1,
-        description='an object mapping hyperparameter names to {"type": "integer" or '
-        '"continuous", "min": n, "max": n (min < max), "scaling": "Auto", "Linear", '
-        '"Logarithmic" or "ReverseLogarithmic" (optional)} or {"type": "categorical", "values": '
-        "[strings]}",
-    ),
-    AfterValidator(_raw_ranges),
-]
-
-
-@dataclass(frozen=True, config=_STRICT)
-class TuningConfig:
-    """Optional hyperparameter tuning path (``enabled``: taken by default; the input decides)."""
-
-    enabled: Flag
-    strategy: one_of(*rules.TUNING_STRATEGIES)
-    max_jobs: integer(1, rules.MAX_TUNING_JOBS)
-    max_parallel_jobs: integer(1, 100)
-    objective: ObjectiveConfig
-    ranges: Ranges
-    early_stopping: Flag = False
-
-
-@dataclass(frozen=True, config=_STRICT)
-class ScheduleConfig:
-    """Scheduled retraining: an EventBridge Scheduler schedule that starts the workflow."""
-
-    expression: text(
-        rules.SCHEDULE_EXPRESSION_PATTERN,
-        "an EventBridge Scheduler expression such as 'rate(7 days)' or 'cron(0 3 ? * SUN *)'",
-    )
-    enabled: Flag = False
-    input: Annotated[
-        Mapping[str, Any],
-        Field(description="an object (the execution input)"),
-        AfterValidator(_freeze),
-    ] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
-
-
-@dataclass(frozen=True, config=_STRICT)
-class AlarmsConfig:
-    """Thresholds of the endpoint alarms (also the deploy stage's auto-rollback alarms)."""
-
-    error_5xx_rate_percent: Percent = 1.0
-    error_4xx_rate_percent: Percent = 10.0
-    latency_p99_ms: integer(1, 3_600_000) = 1000
-    async_backlog: integer(1, 1_000_000) = 100
-    period_seconds: Annotated[
-        int,
-        Field(ge=60, le=86400, multiple_of=60, description="60 or a multiple of 60 up to 86400"),
-    ] = 60
-    evaluation_periods: integer(1, 100) = 3
-
-
-@dataclass(frozen=True, config=_STRICT)
-class MonitoringConfig:
-    """Data-quality monitoring, used when 'endpoint.data_capture' is on: the workflow's Baseline
-    data job, and on the Serving endpoint a Model Monitor schedule and an alarm on drift
-    (docs/monitoring.md)."""
-
-    schedule_expression: text(
-        rules.MONITORING_SCHEDULE_PATTERN,
-        "a Model Monitor cron expression: hourly 'cron(0 * ? * * *)', daily 'cron(0 8 ? * * *)' "
-        "or every N hours 'cron(0 0/6 ? * * *)'",
-    ) = "cron(0 * ? * * *)"
-    baseline: text(
-        rules.BASELINE_PREFIX_PATTERN,
-        "a prefix of the data bucket under 'baselines/' such as 'baselines/latest/' (the newest "
-        "run's) or 'baselines/<run_id>/' (pinned)",
-    ) = "baselines/latest/"
-    features: Annotated[
-        integer(1, 10),
-        Field(
-            description="how many feature columns the endpoint receives as CSV without a "
-            "header, 2 for the seeded x and y; the drift alarm watches each"
-        ),
-    ] = 2
-    instance_type: InstanceType = "ml.m5.large"
-    volume_size_gb: integer(1, 16384) = 20
-    # An hourly schedule's job must end within the hour.
-    max_runtime_seconds: integer(1, 3600) = 1800
-    drift_threshold: Annotated[
-        number(0.001, 1),
-        Field(
-            description="the distribution distance above which a feature has drifted: the "
-            "baseline's comparison_threshold and the drift alarm's threshold"
-        ),
-    ] = 0.1
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -611,7 +130,7 @@ class EnvironmentConfig:
         """Names of the training image's metric definitions (what a gate or tuner may read)."""
         definitions: Any = self.images.training_metric_definitions
         if definitions is None and self.images.training_image_uri is None:
-            definitions = json.loads(DEFAULT_METRIC_DEFINITIONS.read_text(encoding="utf-8"))
+            definitions = rules.training_image_metric_definitions()
         return tuple(d["Name"] for d in definitions or ())
 
 
@@ -834,13 +353,14 @@ def _check_consistency(config: EnvironmentConfig) -> Iterator[str]:
 
 def _check_seeding(config: EnvironmentConfig) -> Iterator[str]:
     dataset = config.dataset
-    shards = rules.shard_count(dataset.rows, dataset.rows_per_shard)
-    if config.training.instance_count > shards:
+    beyond = rules.instances_beyond_shards(
+        dataset.rows, dataset.rows_per_shard, config.training.instance_count
+    )
+    if beyond:
         yield (
-            f"key 'training.instance_count' is {config.training.instance_count}; expected at most "
-            f"the dataset's shards ({shards}: 'dataset.rows' {dataset.rows} in shards of "
-            f"'dataset.rows_per_shard' {dataset.rows_per_shard}): the train channel is "
-            "ShardedByS3Key, so a host beyond the shard count gets no data"
+            f"key 'training.instance_count' is {config.training.instance_count} with "
+            f"'dataset.rows' {dataset.rows} and 'dataset.rows_per_shard' "
+            f"{dataset.rows_per_shard}; expected {beyond}"
         )
     most = rules.MAX_SHARDS * dataset.rows_per_shard
     if dataset.max_rows > most:
@@ -939,48 +459,27 @@ def _check_deploy(env: str, deploy: DeployConfig, metrics: tuple[str, ...]) -> I
             f"{evaluation}",
         )
     traffic = deploy.traffic
-    if traffic.type == "all_at_once" and traffic.step_percent is not None:
-        yield _inconsistent(
-            env, "deploy.traffic.step_percent", traffic.step_percent, "null for 'all_at_once'"
-        )
-    low = 10 if traffic.type == "linear" else 1
-    if traffic.type != "all_at_once" and not (
-        traffic.step_percent is not None and low <= traffic.step_percent <= 50
-    ):
-        yield _inconsistent(
-            env,
-            "deploy.traffic.step_percent",
-            traffic.step_percent,
-            f"an integer from {low} to 50 for '{traffic.type}'",
-        )
+    step = rules.traffic_step_problem(traffic.type, traffic.step_percent)
+    if step:
+        yield _inconsistent(env, "deploy.traffic.step_percent", traffic.step_percent, step)
 
 
 def _check_tuning(env: str, config: EnvironmentConfig, metrics: tuple[str, ...]) -> Iterator[str]:
     tuning = config.tuning
     assert tuning is not None
-    if tuning.objective.metric not in metrics:
-        yield _inconsistent(
-            env,
-            "tuning.objective.metric",
-            tuning.objective.metric,
-            f"one of the training image's metrics {list(metrics)}",
-        )
-    if tuning.max_parallel_jobs > tuning.max_jobs:
-        yield _inconsistent(
-            env,
-            "tuning.max_parallel_jobs",
-            tuning.max_parallel_jobs,
-            f"at most 'tuning.max_jobs' ({tuning.max_jobs})",
-        )
-    static = sorted(set(tuning.ranges) & set(config.training.hyperparameters))
-    if static:
-        yield _inconsistent(
-            env,
-            "tuning.ranges",
-            static,
-            "only hyperparameters that 'training.hyperparameters' does not fix (SageMaker "
-            "refuses a hyperparameter that is both static and tuned)",
-        )
+    objective = rules.objective_not_a_metric(tuning.objective.metric, metrics)
+    if objective:
+        yield _inconsistent(env, "tuning.objective.metric", tuning.objective.metric, objective)
+    parallel = rules.parallel_beyond_jobs(
+        tuning.max_parallel_jobs, tuning.max_jobs, "'tuning.max_jobs'"
+    )
+    if parallel:
+        yield _inconsistent(env, "tuning.max_parallel_jobs", tuning.max_parallel_jobs, parallel)
+    both = rules.tuned_and_fixed(
+        list(tuning.ranges), list(config.training.hyperparameters), "'training.hyperparameters'"
+    )
+    if both:
+        yield _inconsistent(env, "tuning.ranges", sorted(tuning.ranges), both)
 
 
 def _check_operations(config: EnvironmentConfig) -> Iterator[str]:
@@ -1016,17 +515,16 @@ def _check_schedule_input(env: str, config: EnvironmentConfig) -> Iterator[str]:
             env, "schedule.input", unknown, f"only execution input keys {list(input_keys(config))}"
         )
         return
-    model = rules.execution_input_model(
-        None,
-        max_rows=config.dataset.max_rows,
-        hyperparameter_names=(
+    model = _input_model(
+        config.dataset.max_rows,
+        (
             rules.training_image_hyperparameters()
             if config.images.training_image_uri is None
             else None
         ),
-        metric_names=config.metric_names(),
-        tuning=config.tuning is not None,
-        deploy=config.deploy_enabled,
+        config.metric_names(),
+        config.tuning is not None,
+        config.deploy_enabled,
     )
     try:
         model.model_validate_json(json.dumps(given))
@@ -1041,6 +539,26 @@ def _check_schedule_input(env: str, config: EnvironmentConfig) -> Iterator[str]:
                 given[key],
                 expected(schema["properties"][key], schema),
             )
+
+
+@cache
+def _input_model(
+    max_rows: int,
+    hyperparameter_names: tuple[str, ...] | None,
+    metric_names: tuple[str, ...],
+    tuning: bool,
+    deploy: bool,
+) -> type[BaseModel]:
+    """The execution input model for these settings, built once (pydantic builds a model class
+    in milliseconds; every environment check would otherwise pay for it)."""
+    return rules.execution_input_model(
+        None,
+        max_rows=max_rows,
+        hyperparameter_names=hyperparameter_names,
+        metric_names=metric_names,
+        tuning=tuning,
+        deploy=deploy,
+    )
 
 
 def _without_descriptions(node: Any) -> Any:

@@ -13,13 +13,88 @@ hands to the validation Lambda (``lambda/validate_input``) with every execution.
 
 from __future__ import annotations
 
-import ast
+import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
+
+from mlstack.assets import runtime_path
+from mlstack.portable_rules import (
+    APPROVAL_STATUS,
+    CANDIDATE_WEIGHT,
+    COMPARISON,
+    COMPARISONS,
+    DEFAULT_ROWS_PER_SHARD,
+    DRIFT_THRESHOLD,
+    INSTANCE_COUNT,
+    MAX_DATASET_ROWS,
+    MAX_INSTANCE_COUNT,
+    MAX_PARALLEL_TUNING_JOBS,
+    MAX_ROWS_PER_SHARD,
+    MAX_SEED,
+    MAX_SHARDS,
+    MAX_TUNING_JOBS,
+    OBJECTIVE_TYPE,
+    PARALLEL_TUNING_JOBS,
+    ROWS_PER_SHARD,
+    SCALING_TYPE,
+    SEED,
+    TRAFFIC_TYPE,
+    TRAFFIC_TYPES,
+    TUNING_JOBS,
+    TUNING_STRATEGY,
+    VOLUME_SIZE_GB,
+    Bound,
+    Comparison,
+    Vocabulary,
+    comparison,
+    instances_beyond_shards,
+    objective_not_a_metric,
+    parallel_beyond_jobs,
+    shard_count,
+    traffic_step_problem,
+    tuned_and_fixed,
+)
+
+__all__ = [  # the named constraints and rules across keys, re-exported from their one home
+    "APPROVAL_STATUS",
+    "CANDIDATE_WEIGHT",
+    "COMPARISON",
+    "COMPARISONS",
+    "DEFAULT_ROWS_PER_SHARD",
+    "DRIFT_THRESHOLD",
+    "INSTANCE_COUNT",
+    "MAX_DATASET_ROWS",
+    "MAX_INSTANCE_COUNT",
+    "MAX_PARALLEL_TUNING_JOBS",
+    "MAX_ROWS_PER_SHARD",
+    "MAX_SEED",
+    "MAX_SHARDS",
+    "MAX_TUNING_JOBS",
+    "OBJECTIVE_TYPE",
+    "PARALLEL_TUNING_JOBS",
+    "ROWS_PER_SHARD",
+    "SCALING_TYPE",
+    "SEED",
+    "TRAFFIC_TYPE",
+    "TRAFFIC_TYPES",
+    "TUNING_JOBS",
+    "TUNING_STRATEGY",
+    "VOLUME_SIZE_GB",
+    "Bound",
+    "Comparison",
+    "Vocabulary",
+    "comparison",
+    "instances_beyond_shards",
+    "objective_not_a_metric",
+    "parallel_beyond_jobs",
+    "shard_count",
+    "traffic_step_problem",
+    "tuned_and_fixed",
+]
 
 # --- patterns ----------------------------------------------------------------------------------
 
@@ -58,18 +133,9 @@ MONITORING_SCHEDULE_PATTERN = r"^cron\(0 (\*|[0-9]{1,2}(/[0-9]{1,2})?) \? \* \* 
 BASELINE_PREFIX_PATTERN = r"^[a-z0-9][a-z0-9-]*/([A-Za-z0-9_-]+/)+$"
 
 # --- ranges and allowed values -----------------------------------------------------------------
+# The bounds and vocabularies shared by several layers are named constraints in
+# mlstack.portable_rules (which the Lambdas carry a copy of); re-exported here.
 
-MAX_INSTANCE_COUNT = 100
-# The workflow seeds a dataset through a Map state, one seeding invocation per shard, over the
-# shard list States.ArrayRange makes: "The newly generated array can't contain more than 1000
-# items" (Step Functions developer guide, "Intrinsic functions", States.ArrayRange). So a
-# dataset has at most MAX_SHARDS shards and at most MAX_SHARDS * rows_per_shard rows.
-MAX_SHARDS = 1000
-MAX_DATASET_ROWS = 100_000_000  # MAX_SHARDS shards of DEFAULT_ROWS_PER_SHARD rows
-# The seeding Lambda's own limit (lambda/seed/handler.py; tests/seed pins the two equal): what
-# one invocation writes well within its timeout. Its memory does not grow with the rows.
-MAX_ROWS_PER_SHARD = 10_000_000
-DEFAULT_ROWS_PER_SHARD = 100_000
 # Concurrent seeding invocations: an inline Map runs at most 40 iterations at once ("Using Map
 # state in Inline mode"), a Distributed Map up to 10,000 child executions ("Using Map state in
 # Distributed mode"). Above INLINE_MAX_SHARDS shards the workflow seeds through the Distributed
@@ -79,8 +145,6 @@ INLINE_MAP_MAX_CONCURRENCY = 40
 DISTRIBUTED_MAP_MAX_CONCURRENCY = 10_000
 INLINE_MAX_SHARDS = 100
 DEFAULT_SEEDING_CONCURRENCY = 5
-MAX_SEED = 2**32 - 1
-MAX_TUNING_JOBS = 500
 MAX_TRAINING_RUNTIME_SECONDS = 28 * 24 * 3600  # SageMaker's limit for MaxRuntimeInSeconds
 SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
 # CloudWatch Logs only accepts these retention periods.
@@ -88,32 +152,39 @@ LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
     3288, 3653,
 )  # fmt: skip
-COMPARISONS = ("less_than", "less_than_or_equal", "greater_than", "greater_than_or_equal")
-TRAFFIC_TYPES = ("all_at_once", "canary", "linear")
-# The ModelApprovalStatus a new model package version may start with (SageMaker API reference,
-# CreateModelPackage: ModelApprovalStatus is Approved, Rejected or PendingManualApproval).
-APPROVAL_STATUSES = ("Approved", "PendingManualApproval")
-TUNING_STRATEGIES = ("Bayesian", "Random")
-OBJECTIVE_TYPES = ("Minimize", "Maximize")
-# The metrics the training image's `evaluate` program reports, by problem type (its
-# BINARY_METRICS / REGRESSION_METRICS; tests/training pins the two together). A quality gate
-# names one as `evaluation:<name>` in config `deploy.metric`.
-EVALUATION_METRICS: dict[str, tuple[str, ...]] = {
-    "binary": (
-        "accuracy",
-        "precision",
-        "recall",
-        "f1",
-        "auc",
-        "log_loss",
-        "true_positive_rate",
-        "true_negative_rate",
-        "false_positive_rate",
-        "false_negative_rate",
-    ),
-    "regression": ("mse", "rmse", "mae", "r2"),
-}
+APPROVAL_STATUSES = APPROVAL_STATUS.values
+TUNING_STRATEGIES = TUNING_STRATEGY.values
+OBJECTIVE_TYPES = OBJECTIVE_TYPE.values
+SCALING_TYPES = SCALING_TYPE.values
+# The training image's contract (containers/common/mlstack_containers/training/contract.json):
+# its hyperparameters, metric definitions, content types and the metrics its `evaluate` program
+# reports by problem type. A quality gate names one of those as `evaluation:<name>`.
+# The checkout's containers/, or the copy an installed wheel carries (mlstack.assets).
+CONTAINERS_DIR = runtime_path("containers")
+CONTRACT_PATH = Path("common") / "mlstack_containers" / "training" / "contract.json"
 EVALUATION_METRIC_PREFIX = "evaluation:"
+
+
+def training_contract(containers_dir: Path = CONTAINERS_DIR) -> dict[str, Any] | None:
+    """The contract the training image built from ``containers_dir`` publishes (None when that
+    directory has none)."""
+    path = containers_dir / CONTRACT_PATH
+    if not path.is_file():
+        return None
+    contract: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return contract
+
+
+def _contract() -> dict[str, Any]:
+    contract = training_contract()
+    if contract is None:  # pragma: no cover - the package carries containers/
+        raise FileNotFoundError(f"no training image contract {CONTAINERS_DIR / CONTRACT_PATH}")
+    return contract
+
+
+EVALUATION_METRICS: dict[str, tuple[str, ...]] = {
+    kind: tuple(names) for kind, names in _contract()["evaluation_metrics"].items()
+}
 
 
 def evaluation_gate_metrics() -> list[str]:
@@ -121,8 +192,6 @@ def evaluation_gate_metrics() -> list[str]:
     names = dict.fromkeys(name for kind in EVALUATION_METRICS.values() for name in kind)
     return [f"{EVALUATION_METRIC_PREFIX}{name}" for name in names]
 
-
-SCALING_TYPES = ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic")
 
 InstanceType = Annotated[
     str,
@@ -132,9 +201,26 @@ InstanceType = Annotated[
         description="a SageMaker instance type such as 'ml.m5.xlarge'",
     ),
 ]
-InstanceCount = Annotated[int, Field(ge=1, le=MAX_INSTANCE_COUNT)]
-Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
-TuningJobCount = Annotated[int, Field(ge=1, le=MAX_TUNING_JOBS)]
+
+
+def bounded(bound: Bound) -> Any:
+    """The pydantic type of a named bound (JSON Schema ``minimum``/``maximum``)."""
+    if bound.integer:
+        return Annotated[int, Field(ge=bound.low, le=bound.high)]
+    return number(bound.low, bound.high)
+
+
+def vocabulary(words: Vocabulary) -> Any:
+    """The pydantic type of a named vocabulary (JSON Schema ``enum``)."""
+    return Literal[words.values]
+
+
+InstanceCount = Annotated[int, Field(ge=INSTANCE_COUNT.low, le=INSTANCE_COUNT.high)]
+Seed = Annotated[int, Field(ge=SEED.low, le=SEED.high)]
+TuningJobCount = Annotated[int, Field(ge=TUNING_JOBS.low, le=TUNING_JOBS.high)]
+ParallelTuningJobCount = Annotated[
+    int, Field(ge=PARALLEL_TUNING_JOBS.low, le=PARALLEL_TUNING_JOBS.high)
+]
 HyperparameterName = Annotated[str, Field(pattern=HYPERPARAMETER_NAME_PATTERN)]
 
 
@@ -172,49 +258,29 @@ def rows_type(max_rows: int = MAX_DATASET_ROWS) -> Any:
     return Annotated[int, Field(ge=1, le=max_rows)]
 
 
-def shard_count(rows: int, rows_per_shard: int) -> int:
-    """Shards of a dataset: ``ceil(rows / rows_per_shard)`` (the seeder's own rule)."""
-    return -(-rows // rows_per_shard)
-
-
-def instances_beyond_shards(rows: int, rows_per_shard: int, instances: int) -> str | None:
-    """Why ``instances`` training hosts cannot share ``rows`` rows in shards of
-    ``rows_per_shard`` (the train channel is ShardedByS3Key: a host beyond the shard count gets
-    no object), or None when they can."""
-    shards = shard_count(rows, rows_per_shard)
-    if instances <= shards:
-        return None
-    return (
-        f"expected at most the dataset's shards ({shards}: {rows} rows in shards of "
-        f"{rows_per_shard}); the train channel is ShardedByS3Key, so a host beyond the shard "
-        "count gets no data"
-    )
-
-
 # --- the training image's hyperparameters ------------------------------------------------------
-
-CONTAINERS_DIR = Path(__file__).resolve().parents[1] / "containers"
 
 
 def training_image_hyperparameters(
     containers_dir: Path = CONTAINERS_DIR,
 ) -> tuple[str, ...] | None:
     """The hyperparameter names the training image built from ``containers_dir`` accepts (None
-    when that directory has no table): the keys of ``SPECS`` in the image's
-    ``mlstack_containers/hyperparameters.py``, read from its source (not imported, so the app
-    needs no container package installed)."""
-    path = containers_dir / "common" / "mlstack_containers" / "hyperparameters.py"
-    if not path.is_file():
+    when that directory publishes no contract), from its contract file."""
+    contract = training_contract(containers_dir)
+    if contract is None:
         return None
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and node.target.id == "SPECS"
-            and isinstance(node.value, ast.Dict)
-        ):
-            return tuple(sorted(ast.literal_eval(k) for k in node.value.keys if k is not None))
-    raise ValueError(f"{path}: no SPECS table of hyperparameters")
+    return tuple(sorted(contract["hyperparameters"]))
+
+
+def training_image_metric_definitions(
+    containers_dir: Path = CONTAINERS_DIR,
+) -> list[dict[str, str]] | None:
+    """The metric definitions (``Name``, ``Regex``) of the training image built from
+    ``containers_dir`` (None when that directory publishes no contract)."""
+    contract = training_contract(containers_dir)
+    if contract is None:
+        return None
+    return [dict(d) for d in contract["metric_definitions"]]
 
 
 # --- the execution input -----------------------------------------------------------------------
@@ -371,7 +437,7 @@ def _tuning_fields(name: Any, metric_names: Sequence[str]) -> dict[str, Any]:
         "tuning_strategy": (_described(_one_of(TUNING_STRATEGIES), "Tuning strategy"), None),
         "tuning_max_jobs": (_described(TuningJobCount, "Training jobs of the tuning job"), None),
         "tuning_max_parallel_jobs": (
-            _described(TuningJobCount, "Training jobs run at the same time"),
+            _described(ParallelTuningJobCount, "Training jobs run at the same time"),
             None,
         ),
         "tuning_objective": (
@@ -400,3 +466,28 @@ def _drop_titles(node: Any, *, in_properties: bool = False) -> Any:
     if isinstance(node, list):
         return [_drop_titles(v) for v in node]
     return node
+
+
+# --- the Lambdas' copies of the portable rules ---------------------------------------------------
+
+PORTABLE_RULES = Path(__file__).with_name("portable_rules.py")
+# The functions whose code carries a copy (their code directory is all Lambda gets).
+PORTABLE_RULES_COPIES = tuple(
+    Path(__file__).resolve().parents[1] / "lambda" / name / PORTABLE_RULES.name
+    for name in ("seed", "validate_input")
+)
+_COPY_HEADER = (
+    "# Generated from mlstack/portable_rules.py by `make docs` (python -m mlstack.rules): do not\n"
+    "# edit; tests/code/test_code_rules.py fails when this copy differs from its source.\n"
+)
+
+
+def portable_rules_copy() -> str:
+    """What each Lambda's copy of :mod:`mlstack.portable_rules` holds."""
+    return _COPY_HEADER + PORTABLE_RULES.read_text(encoding="utf-8")
+
+
+if __name__ == "__main__":
+    for copy in PORTABLE_RULES_COPIES:
+        copy.write_text(portable_rules_copy(), encoding="utf-8")
+        print(f"wrote {copy}")

@@ -7,16 +7,16 @@ Environment (read on every invocation; a bad value raises ``ConfigurationError``
                     SSE-KMS, applies; no key is named here).
     DATASET_PREFIX  key prefix, ``""`` or ending in ``/``; default ``datasets/``.
     DEFAULT_ROWS    rows when the event has none; 1..MAX_ROWS; default min(1000, MAX_ROWS).
-    DEFAULT_SEED    seed when the event has none; 0..2**53-1; default 42.
+    DEFAULT_SEED    seed when the event has none; 0..MAX_SEED (2**53-1); default 42.
     MAX_ROWS        largest ``rows`` an event may ask for; >= 1; default 1000000.
     ROWS_PER_SHARD  rows of one shard when the event has none; 1..MAX_ROWS_PER_SHARD;
-                    default 1000000.
+                    default DEFAULT_ROWS_PER_SHARD (100000).
     LOG_LEVEL       DEBUG, INFO, WARNING, ERROR or CRITICAL; default INFO.
 
 Event (unknown keys are rejected; a bad event raises ``InvalidEventError`` before any S3 call)
     run_id  required str, 1..80 characters from ``[A-Za-z0-9-]`` (an execution name fits).
     rows    optional int, 1..MAX_ROWS; default DEFAULT_ROWS.
-    seed    optional int, 0..2**53-1 (JSON-safe integers); default DEFAULT_SEED.
+    seed    optional int, 0..MAX_SEED (2**53-1, JSON-safe integers); default DEFAULT_SEED.
     rows_per_shard  optional int, 1..MAX_ROWS_PER_SHARD; default ROWS_PER_SHARD.
     shard   optional int, 0..shards-1: write only this shard (one iteration of the workflow's
             Map state); absent: write every shard, one after the other.
@@ -87,10 +87,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
+# The rules shared with the app: the generated copy beside this file (Lambda puts this directory
+# on sys.path; a test or a tool that loads this file by its path may not).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.append(_HERE)
+import portable_rules  # noqa: E402
+
 # --- contract constants ---------------------------------------------------------------------
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,80}")
-MAX_SEED = 2**53 - 1  # largest integer every JSON producer (Step Functions included) keeps exact
+MAX_SEED = portable_rules.MAX_SEED  # the largest integer every JSON parser keeps exact
 VALUE_MAX = 100  # x and y are drawn from 0..VALUE_MAX inclusive
 CONTENT_TYPE = "text/csv"
 PART_SIZE = 5 * 1024 * 1024  # S3's minimum part size (every part but the last)
@@ -100,8 +107,8 @@ DEFAULT_DATASET_PREFIX = "datasets/"
 DEFAULT_ROWS = 1000
 DEFAULT_SEED = 42
 DEFAULT_MAX_ROWS = 1_000_000
-DEFAULT_ROWS_PER_SHARD = 1_000_000
-MAX_ROWS_PER_SHARD = 10_000_000  # written in well under the function's timeout (bench/README.md)
+DEFAULT_ROWS_PER_SHARD = portable_rules.DEFAULT_ROWS_PER_SHARD
+MAX_ROWS_PER_SHARD = portable_rules.MAX_ROWS_PER_SHARD  # written well within the timeout
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 Split = Literal["train", "validation", "test", "test-labels"]
@@ -137,9 +144,7 @@ def split_rows(rows: int, split: Split) -> int:
     return max(1, rows // VALIDATION_FRACTION) if split == "validation" else rows
 
 
-def shard_count(rows: int, rows_per_shard: int) -> int:
-    """Shards of a dataset: ``ceil(rows / rows_per_shard)``."""
-    return -(-rows // rows_per_shard)
+shard_count = portable_rules.shard_count  # ceil(rows / rows_per_shard)
 
 
 def shard_rows(rows: int, rows_per_shard: int, shard: int) -> int:
@@ -298,7 +303,7 @@ class SeedRequest:
                 "from [A-Za-z0-9-]"
             )
         rows = _event_int(event, "rows", settings.default_rows, 1, settings.max_rows, "MAX_ROWS")
-        seed = _event_int(event, "seed", settings.default_seed, 0, MAX_SEED, "2**53-1")
+        seed = _event_int(event, "seed", settings.default_seed, 0, MAX_SEED, "MAX_SEED, 2**53-1")
         rows_per_shard = _event_int(
             event,
             "rows_per_shard",

@@ -12,8 +12,9 @@ default, as Load defaults does):
     ``instances_within_shards``: ``{"rows_per_shard": N, "defaults": {"rows": R,
     "training_instance_count": C}}``: ``training_instance_count`` must not exceed the dataset's
     shards, ``ceil(rows / rows_per_shard)`` (the train channel is ShardedByS3Key: a host beyond
-    the shard count gets no data). The same rule as ``mlstack.rules.instances_beyond_shards``,
-    which the config check uses; tests/validate_input checks that the two agree.
+    the shard count gets no data). The rule is ``instances_beyond_shards`` of
+    ``portable_rules.py`` beside this file, a generated copy of ``mlstack/portable_rules.py``,
+    whose function the config check calls too.
 
 The schema is generated at synth time from the pydantic model in ``mlstack/rules.py`` and written
 into the definition, so the definition alone decides what a run accepts, in AWS and in local mode.
@@ -32,11 +33,19 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+# The rules shared with the app: the generated copy beside this file (Lambda puts this directory
+# on sys.path; a test or a tool that loads this file by its path may not).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.append(_HERE)
+import portable_rules  # noqa: E402
 
 SUPPORTED_KEYWORDS = frozenset(
     {
@@ -376,17 +385,14 @@ def _instances_within_shards(
         return
     values = {k: execution_input.get(k, settings["defaults"][k]) for k in keys}
     rows, instances = values["rows"], values["training_instance_count"]
-    per_shard = settings["rows_per_shard"]
-    shards = -(-rows // per_shard)
-    if instances <= shards:
+    beyond = portable_rules.instances_beyond_shards(rows, settings["rows_per_shard"], instances)
+    if beyond is None:
         return
     given = " (its default)" if "rows" not in execution_input else ""
     count_given = " (its default)" if "training_instance_count" not in execution_input else ""
     yield Problem(
         "training_instance_count",
-        f"is {instances}{count_given} with key 'rows' {rows}{given}; expected at most the "
-        f"dataset's shards ({shards}: {rows} rows in shards of {per_shard}); the train "
-        "channel is ShardedByS3Key, so a host beyond the shard count gets no data",
+        f"is {instances}{count_given} with key 'rows' {rows}{given}; expected {beyond}",
     )
 
 

@@ -37,21 +37,12 @@ from mlstack.constructs.state_names import (
     UPDATE_ENDPOINT,
     WAIT_FOR_ENDPOINT,
 )
-from mlstack.constructs.workflow_options import DeployStage
-from mlstack.rules import EVALUATION_METRIC_PREFIX
+from mlstack.constructs.workflow_options import DeployStage, path_condition
+from mlstack.rules import COMPARISONS, EVALUATION_METRIC_PREFIX
 
-COMPARISON_SYMBOLS = {
-    "less_than": "<",
-    "less_than_or_equal": "<=",
-    "greater_than": ">",
-    "greater_than_or_equal": ">=",
-}
-COMPARE = {
-    "less_than": sfn.Condition.number_less_than_json_path,
-    "less_than_or_equal": sfn.Condition.number_less_than_equals_json_path,
-    "greater_than": sfn.Condition.number_greater_than_json_path,
-    "greater_than_or_equal": sfn.Condition.number_greater_than_equals_json_path,
-}
+# The gate's comparisons, named in mlstack.rules (their symbol and Step Functions operator).
+COMPARISON_SYMBOLS = {c.name: c.symbol for c in COMPARISONS}
+COMPARE = {c.name: path_condition(c) for c in COMPARISONS}
 
 
 def evaluation_metric(deploy: DeployStage) -> str | None:

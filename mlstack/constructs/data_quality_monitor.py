@@ -24,7 +24,12 @@ from mlstack.constructs.instance_storage import has_local_storage
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.network import Placement
 from mlstack.constructs.roles import allow_volume_data_keys, allow_volume_encryption
-from mlstack.rules import INSTANCE_TYPE_PATTERN, MONITORING_SCHEDULE_PATTERN
+from mlstack.rules import (
+    DRIFT_THRESHOLD,
+    INSTANCE_TYPE_PATTERN,
+    MONITORING_SCHEDULE_PATTERN,
+    VOLUME_SIZE_GB,
+)
 
 # The prebuilt Model Monitor analyzer ("Amazon SageMaker Model Monitor prebuilt container":
 # <account>.dkr.ecr.<region>.amazonaws.com[.cn]/sagemaker-model-monitor-analyzer), by region.
@@ -471,16 +476,19 @@ def _validate(
         raise ValueError(
             f"DataQualityMonitor instance_type={instance_type!r}: expected an ml.* instance type"
         )
-    if not 1 <= volume_size_gb <= 16384:
-        raise ValueError(f"DataQualityMonitor volume_size_gb={volume_size_gb}: expected 1..16384")
+    if not VOLUME_SIZE_GB.accepts(volume_size_gb):
+        raise ValueError(
+            f"DataQualityMonitor volume_size_gb={volume_size_gb}: expected {VOLUME_SIZE_GB.words()}"
+        )
     if not 1 <= max_runtime.to_seconds() <= 3600:
         raise ValueError(
             f"DataQualityMonitor max_runtime={max_runtime.to_seconds()}s: expected 1 to 3600 s "
             "(a scheduled job ends within the hour)"
         )
-    if not 0 < drift_threshold <= 1:
+    if not DRIFT_THRESHOLD.accepts(drift_threshold):
         raise ValueError(
-            f"DataQualityMonitor drift_threshold={drift_threshold}: expected more than 0, at most 1"
+            f"DataQualityMonitor drift_threshold={drift_threshold}: "
+            f"expected {DRIFT_THRESHOLD.words()}"
         )
     if not baseline_prefix.endswith("/") or baseline_prefix.startswith(("/", "s3://")):
         raise ValueError(

@@ -16,7 +16,7 @@ from mlstack.constructs._nag import skip_checkov
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.network import Placement
 from mlstack.constructs.roles import SeedFunctionRole
-from mlstack.rules import DEFAULT_ROWS_PER_SHARD, MAX_DATASET_ROWS, MAX_ROWS_PER_SHARD
+from mlstack.rules import DEFAULT_ROWS_PER_SHARD, MAX_DATASET_ROWS, MAX_ROWS_PER_SHARD, SEED
 
 # The function's code: the checkout's lambda/seed/, or the copy an installed wheel carries.
 SEED_CODE_DIR = runtime_path("lambda/seed")
@@ -131,7 +131,7 @@ class DatasetSeeder(Construct):
 
 
 def _validate_seed_and_code(default_seed: int, code_directory: Path) -> None:
-    if default_seed < 0:
-        raise ValueError(f"DatasetSeeder default_seed={default_seed}: expected >= 0")
+    if not SEED.accepts(default_seed):
+        raise ValueError(f"DatasetSeeder default_seed={default_seed}: expected {SEED.words()}")
     if not (code_directory / "handler.py").is_file():
         raise ValueError(f"DatasetSeeder code_directory={code_directory}: no handler.py there")

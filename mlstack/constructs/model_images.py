@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,7 +13,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from mlstack.assets import runtime_path
-from mlstack.rules import training_image_hyperparameters
+from mlstack.rules import training_image_hyperparameters, training_image_metric_definitions
 
 # The images' build context: the checkout's containers/, or the copy an installed wheel carries.
 CONTAINERS_DIR = runtime_path("containers")
@@ -109,19 +108,19 @@ class ModelImages(Construct):
 
     By default both are built from ``containers_directory`` (``training/Dockerfile`` and
     ``inference/Dockerfile``, with ``containers/`` as build context) and the training job's metric
-    definitions are read from ``training/metric_definitions.json``. ``grant_pull(grantee)`` lets
-    a role pull both.
+    definitions and hyperparameters are read from the image's contract
+    (``common/mlstack_containers/training/contract.json``). ``grant_pull(grantee)`` lets a role
+    pull both.
 
     Args:
         containers_directory: the build context of both images. Default: ``containers/``.
         training_image_uri: an existing training image instead of a build.
         inference_image_uri: an existing inference image instead of a build.
         training_metric_definitions: the metric definitions (``Name``, ``Regex``) of an existing
-            training image. Default: none; a built image's come from its
-            ``metric_definitions.json``.
+            training image. Default: none; a built image's come from its contract.
         training_hyperparameter_names: the hyperparameters an existing training image accepts.
             Default: None (unknown: any valid name is passed on); a built image's come from
-            ``common/mlstack_containers/hyperparameters.py``.
+            its contract.
 
     Attributes:
         training: the training :class:`ModelImage`.
@@ -159,8 +158,7 @@ class ModelImages(Construct):
             image_uri=inference_image_uri,
         )
         if training_metric_definitions is None and training_image_uri is None:
-            path = containers_directory / "training" / "metric_definitions.json"
-            training_metric_definitions = json.loads(path.read_text(encoding="utf-8"))
+            training_metric_definitions = training_image_metric_definitions(containers_directory)
         self.training_metric_definitions: list[dict[str, str]] = [
             _metric_definition(item, i) for i, item in enumerate(training_metric_definitions or [])
         ]

@@ -98,9 +98,13 @@ from mlstack.rules import (
     MAX_ROWS_PER_SHARD,
     MAX_SHARDS,
     NAME_PATTERN,
+    SEED,
+    VOLUME_SIZE_GB,
     evaluation_gate_metrics,
     execution_input_model,
     execution_input_schema,
+    objective_not_a_metric,
+    tuned_and_fixed,
 )
 
 __all__ = ["DEFAULT_MAX_RUNTIME", "DEFAULT_TIMEOUT", "TrainingWorkflow", "WorkflowDefaults"]
@@ -153,8 +157,8 @@ class WorkflowDefaults:
         for name in ("rows", "training_instance_count", "transform_instance_count"):
             if getattr(self, name) < 1:
                 raise ValueError(f"WorkflowDefaults.{name}={getattr(self, name)}: expected >= 1")
-        if self.seed < 0:
-            raise ValueError(f"WorkflowDefaults.seed={self.seed}: expected >= 0")
+        if not SEED.accepts(self.seed):
+            raise ValueError(f"WorkflowDefaults.seed={self.seed}: expected {SEED.words()}")
         for k, v in self.hyperparameters.items():
             if not isinstance(v, str):
                 raise ValueError(
@@ -1316,10 +1320,10 @@ def _validate_props(
             f"TrainingWorkflow timeout={timeout.to_seconds()}s: expected more than "
             f"training_max_runtime ({training_max_runtime.to_seconds()}s)"
         )
-    if not 1 <= training_volume_size_gb <= 16384:
+    if not VOLUME_SIZE_GB.accepts(training_volume_size_gb):
         raise ValueError(
             f"TrainingWorkflow training_volume_size_gb={training_volume_size_gb}: "
-            "expected 1 to 16384"
+            f"expected {VOLUME_SIZE_GB.words()}"
         )
     metric_names = sorted(m["Name"] for m in images.training_metric_definitions)
     gate_metrics = metric_names + evaluation_gate_metrics()
@@ -1330,16 +1334,18 @@ def _validate_props(
             f"{evaluation_gate_metrics()}"
         )
     if tuning is not None:
-        if tuning.objective_metric not in metric_names:
+        objective = objective_not_a_metric(tuning.objective_metric, metric_names)
+        if objective:
             raise ValueError(
                 f"TrainingWorkflow tuning.objective_metric={tuning.objective_metric!r}: "
-                f"expected one of the training image's metric definitions {metric_names}"
+                f"expected {objective}"
             )
-        static = sorted(set(tuning.ranges) & set(defaults.hyperparameters))
-        if static:
+        both = tuned_and_fixed(
+            list(tuning.ranges), list(defaults.hyperparameters), "defaults.hyperparameters"
+        )
+        if both:
             raise ValueError(
-                f"TrainingWorkflow tuning.ranges: {static} are also fixed in "
-                "defaults.hyperparameters; a hyperparameter is either static or tuned"
+                f"TrainingWorkflow tuning.ranges={sorted(tuning.ranges)}: expected {both}"
             )
     if len(name_prefix) + 1 + TUNING_SUFFIX_LENGTH > TUNING_JOB_NAME_LIMIT:  # pragma: no cover
         raise ValueError(f"TrainingWorkflow name_prefix={name_prefix!r} is too long")

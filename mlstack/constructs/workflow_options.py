@@ -5,36 +5,43 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aws_cdk import Duration
+from aws_cdk import aws_stepfunctions as sfn
 
+from mlstack import rules
 from mlstack.constructs.model_registry import ModelRegistry
 from mlstack.constructs.monitoring import AlarmThresholds
-from mlstack.rules import (
-    APPROVAL_STATUSES,
-    INSTANCE_TYPE_PATTERN,
-    MAX_INSTANCE_COUNT,
-    MAX_TUNING_JOBS,
-    OBJECTIVE_TYPES,
-    TUNING_STRATEGIES,
-)
+from mlstack.rules import INSTANCE_TYPE_PATTERN, TRAFFIC_TYPES, Bound, Comparison, Vocabulary
 
-COMPARISONS = {
-    "less_than": "NumericLessThanPath",
-    "less_than_or_equal": "NumericLessThanEqualsPath",
-    "greater_than": "NumericGreaterThanPath",
-    "greater_than_or_equal": "NumericGreaterThanEqualsPath",
-}
-TRAFFIC_TYPES = {"all_at_once": "ALL_AT_ONCE", "canary": "CANARY", "linear": "LINEAR"}
 _INSTANCE_TYPE = re.compile(INSTANCE_TYPE_PATTERN)
 # SageMaker bounds MaximumExecutionTimeoutInSeconds of a blue/green update to 600..14400.
 MIN_BLUE_GREEN_TIMEOUT, MAX_BLUE_GREEN_TIMEOUT = 600, 14400
 ONE_MINUTE = Duration.minutes(1)
 FIVE_MINUTES = Duration.minutes(5)
 ONE_HOUR = Duration.hours(1)
+
+
+def path_condition(comparison: Comparison) -> Callable[[str, str], sfn.Condition]:
+    """The CDK Choice condition that renders ``comparison``'s Step Functions operator between a
+    variable and a path (``NumericLessThanEqualsPath``: ``number_less_than_equals_json_path``)."""
+    words = re.findall(
+        "[A-Z][a-z]+", comparison.condition.removeprefix("Numeric").removesuffix("Path")
+    )
+    method: Callable[[str, str], sfn.Condition] = getattr(
+        sfn.Condition, "number_" + "_".join(w.lower() for w in words) + "_json_path"
+    )
+    return method
+
+
+def _check(owner: str, prop: str, value: Any, rule: Bound | Vocabulary) -> None:
+    """Raise the ValueError naming ``owner``'s ``prop``, its value and what ``rule`` accepts."""
+    problem = rule.problem(value)
+    if problem:
+        raise ValueError(f"{owner} {prop}={value!r}: expected {problem}")
 
 
 @dataclass(frozen=True)
@@ -52,22 +59,10 @@ class TrafficShift:
     termination_wait: Duration = FIVE_MINUTES
 
     def __post_init__(self) -> None:
-        if self.type not in TRAFFIC_TYPES:
-            raise ValueError(
-                f"TrafficShift type={self.type!r}: expected one of {sorted(TRAFFIC_TYPES)}"
-            )
-        if self.type == "all_at_once" and self.step_percent is not None:
-            raise ValueError(
-                f"TrafficShift step_percent={self.step_percent}: expected None for 'all_at_once'"
-            )
-        low = 10 if self.type == "linear" else 1
-        if self.type != "all_at_once" and not (
-            self.step_percent is not None and low <= self.step_percent <= 50
-        ):
-            raise ValueError(
-                f"TrafficShift step_percent={self.step_percent}: expected {low} to 50 for "
-                f"'{self.type}'"
-            )
+        _check("TrafficShift", "type", self.type, rules.TRAFFIC_TYPE)
+        step = rules.traffic_step_problem(self.type, self.step_percent)
+        if step:
+            raise ValueError(f"TrafficShift step_percent={self.step_percent}: expected {step}")
         for name in ("wait", "termination_wait"):
             if not 0 <= getattr(self, name).to_seconds() <= 3600:
                 raise ValueError(f"TrafficShift {name}: expected 0 to 3600 seconds")
@@ -113,21 +108,13 @@ class DeployStage:
     endpoint_name: str | None = None
 
     def __post_init__(self) -> None:
-        if self.comparison not in COMPARISONS:
-            raise ValueError(
-                f"DeployStage comparison={self.comparison!r}: expected one of {sorted(COMPARISONS)}"
-            )
+        _check("DeployStage", "comparison", self.comparison, rules.COMPARISON)
         if not _INSTANCE_TYPE.fullmatch(self.instance_type):
             raise ValueError(
                 f"DeployStage instance_type={self.instance_type!r}: expected an ml.* instance type"
             )
-        if not 1 <= self.instance_count <= MAX_INSTANCE_COUNT:
-            raise ValueError(f"DeployStage instance_count={self.instance_count}: expected 1..100")
-        if not 0 <= self.candidate_weight < 1:
-            raise ValueError(
-                f"DeployStage candidate_weight={self.candidate_weight}: expected 0 (no A/B) up "
-                "to, not including, 1"
-            )
+        _check("DeployStage", "instance_count", self.instance_count, rules.INSTANCE_COUNT)
+        _check("DeployStage", "candidate_weight", self.candidate_weight, rules.CANDIDATE_WEIGHT)
         if self.poll_interval.to_seconds() < 5:
             raise ValueError("DeployStage poll_interval: expected at least 5 seconds")
         if self.max_wait.to_seconds() < self.poll_interval.to_seconds():
@@ -166,11 +153,7 @@ class ModelRegistration:
     realtime_instance_types: tuple[str, ...] = ("ml.m5.large",)
 
     def __post_init__(self) -> None:
-        if self.approval_status not in APPROVAL_STATUSES:
-            raise ValueError(
-                f"ModelRegistration approval_status={self.approval_status!r}: expected one of "
-                f"{list(APPROVAL_STATUSES)}"
-            )
+        _check("ModelRegistration", "approval_status", self.approval_status, rules.APPROVAL_STATUS)
         bad = [t for t in self.realtime_instance_types if not _INSTANCE_TYPE.fullmatch(t)]
         if not self.realtime_instance_types or bad:
             raise ValueError(
@@ -211,19 +194,15 @@ class HyperparameterTuning:
     early_stopping: bool = False
 
     def __post_init__(self) -> None:
-        if self.objective_type not in OBJECTIVE_TYPES:
+        owner = "HyperparameterTuning"
+        _check(owner, "objective_type", self.objective_type, rules.OBJECTIVE_TYPE)
+        _check(owner, "strategy", self.strategy, rules.TUNING_STRATEGY)
+        _check(owner, "max_jobs", self.max_jobs, rules.TUNING_JOBS)
+        _check(owner, "max_parallel_jobs", self.max_parallel_jobs, rules.PARALLEL_TUNING_JOBS)
+        parallel = rules.parallel_beyond_jobs(self.max_parallel_jobs, self.max_jobs)
+        if parallel:
             raise ValueError(
-                f"HyperparameterTuning objective_type={self.objective_type!r}: expected "
-                "'Minimize' or 'Maximize'"
-            )
-        if self.strategy not in TUNING_STRATEGIES:
-            raise ValueError(
-                f"HyperparameterTuning strategy={self.strategy!r}: expected 'Bayesian' or 'Random'"
-            )
-        if not 1 <= self.max_parallel_jobs <= self.max_jobs <= MAX_TUNING_JOBS:
-            raise ValueError(
-                f"HyperparameterTuning max_jobs={self.max_jobs}, max_parallel_jobs="
-                f"{self.max_parallel_jobs}: expected 1 <= max_parallel_jobs <= max_jobs <= 500"
+                f"{owner} max_parallel_jobs={self.max_parallel_jobs}: expected {parallel}"
             )
         if not self.ranges:
             raise ValueError("HyperparameterTuning ranges={}: expected at least one range")
@@ -243,12 +222,16 @@ class HyperparameterTuning:
                     {"Name": name, "Values": [str(v) for v in spec["values"]]}
                 )
             elif kind in ("integer", "continuous") and spec.get("min", 0) < spec.get("max", 0):
+                scaling = spec.get("scaling", "Auto")
+                _check(
+                    f"HyperparameterTuning ranges[{name!r}]", "scaling", scaling, rules.SCALING_TYPE
+                )
                 ranges[f"{kind.capitalize()}ParameterRanges"].append(
                     {
                         "Name": name,
                         "MinValue": str(spec["min"]),
                         "MaxValue": str(spec["max"]),
-                        "ScalingType": spec.get("scaling", "Auto"),
+                        "ScalingType": scaling,
                     }
                 )
             else:
@@ -301,15 +284,10 @@ class DataQualityBaseline:
                 f"DataQualityBaseline instance_type={self.instance_type!r}: expected an ml.* "
                 "instance type"
             )
-        if not 1 <= self.volume_size_gb <= 16384:
-            raise ValueError(
-                f"DataQualityBaseline volume_size_gb={self.volume_size_gb}: expected 1 to 16384"
-            )
-        if not 0 < self.drift_threshold <= 1:
-            raise ValueError(
-                f"DataQualityBaseline drift_threshold={self.drift_threshold}: expected more than "
-                "0 and at most 1"
-            )
+        _check("DataQualityBaseline", "volume_size_gb", self.volume_size_gb, rules.VOLUME_SIZE_GB)
+        _check(
+            "DataQualityBaseline", "drift_threshold", self.drift_threshold, rules.DRIFT_THRESHOLD
+        )
         if not 1 <= self.max_runtime.to_seconds() <= 5 * 24 * 3600:
             raise ValueError(
                 f"DataQualityBaseline max_runtime={self.max_runtime.to_seconds()}s: expected 1 s "

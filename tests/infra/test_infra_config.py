@@ -333,8 +333,9 @@ def test_empty_environment_directory_fails(tmp_path: Path) -> None:
         ),
         (
             {"training.instance_count": 2, "dataset.rows": 100_000},
-            "key 'training.instance_count' is 2; expected at most the dataset's shards (1: "
-            "'dataset.rows' 100000 in shards of 'dataset.rows_per_shard' 100000)",
+            "key 'training.instance_count' is 2 with 'dataset.rows' 100000 and "
+            "'dataset.rows_per_shard' 100000; expected at most the dataset's shards (1: 100000 "
+            "rows in shards of 100000)",
         ),
         (
             {"images": {"training_image_uri": "1.dkr.ecr.us-east-1.amazonaws.com/x:1"}},

@@ -455,7 +455,7 @@ def _workflow(**props: Any) -> TrainingWorkflow:
         (
             {"tuning": HyperparameterTuning(objective_metric="loss", ranges=RANGES)},
             "TrainingWorkflow tuning.objective_metric='loss': expected one of the training "
-            "image's metric definitions",
+            "image's metrics",
         ),
         (
             {
@@ -464,8 +464,8 @@ def _workflow(**props: Any) -> TrainingWorkflow:
                     ranges={"num_round": {"type": "integer", "min": 1, "max": 50}},
                 )
             },
-            "TrainingWorkflow tuning.ranges: ['num_round'] are also fixed in "
-            "defaults.hyperparameters; a hyperparameter is either static or tuned",
+            "TrainingWorkflow tuning.ranges=['num_round']: expected only hyperparameters that "
+            "defaults.hyperparameters does not fix (['num_round'] are in both)",
         ),
         (
             {"deploy": DeployStage(metric="validation:rmse", threshold=1, endpoint_name="a_b")},
@@ -484,24 +484,27 @@ def test_workflow_rejects_impossible_optional_stages(props: dict[str, Any], mess
     [
         (
             lambda: DeployStage(metric="m", threshold=1, comparison="lte"),
-            "DeployStage comparison='lte': expected one of ['greater_than', ",
+            "DeployStage comparison='lte': expected one of 'less_than', 'less_than_or_equal', ",
         ),
         (
             lambda: DeployStage(metric="m", threshold=1, candidate_weight=1),
-            "DeployStage candidate_weight=1: expected 0 (no A/B) up to, not including, 1",
+            "DeployStage candidate_weight=1: expected a number from 0 to 0.99",
         ),
         (
             lambda: DeployStage(metric="m", threshold=1, instance_type="m5.large"),
             "DeployStage instance_type='m5.large': expected an ml.* instance type",
         ),
-        (lambda: TrafficShift(type="canary"), "TrafficShift step_percent=None: expected 1 to 50"),
+        (
+            lambda: TrafficShift(type="canary"),
+            "TrafficShift step_percent=None: expected an integer from 1 to 50 for 'canary'",
+        ),
         (
             lambda: TrafficShift(type="linear", step_percent=5),
-            "TrafficShift step_percent=5: expected 10 to 50 for 'linear'",
+            "TrafficShift step_percent=5: expected an integer from 10 to 50 for 'linear'",
         ),
         (
             lambda: TrafficShift(step_percent=5),
-            "TrafficShift step_percent=5: expected None for 'all_at_once'",
+            "TrafficShift step_percent=5: expected null for 'all_at_once'",
         ),
         (
             lambda: HyperparameterTuning(
@@ -511,11 +514,11 @@ def test_workflow_rejects_impossible_optional_stages(props: dict[str, Any], mess
         ),
         (
             lambda: HyperparameterTuning(objective_metric="m", ranges=RANGES, max_parallel_jobs=20),
-            "HyperparameterTuning max_jobs=10, max_parallel_jobs=20: expected 1 <= ",
+            "HyperparameterTuning max_parallel_jobs=20: expected at most max_jobs (10)",
         ),
         (
             lambda: HyperparameterTuning(objective_metric="m", ranges=RANGES, strategy="Grid"),
-            "HyperparameterTuning strategy='Grid': expected 'Bayesian' or 'Random'",
+            "HyperparameterTuning strategy='Grid': expected one of 'Bayesian', 'Random'",
         ),
     ],
 )

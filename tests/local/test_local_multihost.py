@@ -18,11 +18,12 @@ import pytest
 from mlstack.local.assembly import Image
 from mlstack.local.s3 import EmbeddedS3
 from mlstack.local.sagemaker import JobFailed, LocalSageMaker
+from mlstack.rules import training_image_metric_definitions
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_URI = "000000000000.dkr.ecr.us-east-1.amazonaws.com/train:local"
 SERVE_URI = "000000000000.dkr.ecr.us-east-1.amazonaws.com/serve:local"
-METRICS = json.loads((REPO / "containers/training/metric_definitions.json").read_text())
+METRICS = training_image_metric_definitions()
 ROWS_PER_SHARD = 3000
 SHARDS = 4
 

@@ -23,9 +23,10 @@ from mlstack.local.assembly import Image
 from mlstack.local.s3 import EmbeddedS3
 from mlstack.local.sagemaker import LocalSageMaker, SageMakerError
 from mlstack.local.tuning import Range, Search, parse_ranges
+from mlstack.rules import training_image_metric_definitions
 
 REPO = Path(__file__).resolve().parents[2]
-METRICS = json.loads((REPO / "containers/training/metric_definitions.json").read_text())
+METRICS = training_image_metric_definitions()
 IMAGE_URI = "000000000000.dkr.ecr.us-east-1.amazonaws.com/train:local"
 
 FAKE_TRAIN = """\

@@ -95,12 +95,14 @@ def test_wheel_keeps_the_image_programs_executable(
     assert mode & stat.S_IXUSR, f"{program} is mode {oct(mode)} in the wheel"
 
 
-def test_wheel_carries_the_seed_code_and_metric_definitions(
+def test_wheel_carries_the_lambda_code_and_the_training_contract(
     wheel_files: dict[str, zipfile.ZipInfo],
 ) -> None:
     assert f"{BUNDLED}/lambda/seed/handler.py" in wheel_files
     assert f"{BUNDLED}/lambda/validate_input/handler.py" in wheel_files
-    assert f"{BUNDLED}/containers/training/metric_definitions.json" in wheel_files
+    assert f"{BUNDLED}/lambda/seed/portable_rules.py" in wheel_files
+    assert f"{BUNDLED}/lambda/validate_input/portable_rules.py" in wheel_files
+    assert f"{BUNDLED}/containers/common/mlstack_containers/training/contract.json" in wheel_files
 
 
 def test_wheel_carries_no_caches_venvs_or_tests(wheel_files: dict[str, zipfile.ZipInfo]) -> None:

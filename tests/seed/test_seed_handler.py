@@ -22,7 +22,7 @@ def test_result_has_exactly_the_contract_keys_and_points_at_the_prefixes(s3, buc
         "run_id": "exec-2024-01",
         "rows": 12,
         "seed": 5,
-        "rows_per_shard": 1_000_000,
+        "rows_per_shard": seed_handler.DEFAULT_ROWS_PER_SHARD,
         "shards": 1,
         "shard": None,
         "train_prefix": f"s3://{bucket}/datasets/exec-2024-01/train/",

@@ -80,7 +80,9 @@ def _chunks(total: int, size: int = MIB):
 
 def test_one_million_rows_are_uploaded_in_parts_with_the_right_content(s3, bucket):
     started = time.perf_counter()
-    result = seed_handler.handler({"run_id": "big", "rows": 1_000_000, "seed": 11}, None)
+    # One shard of a million rows: each split's object is uploaded in parts.
+    event = {"run_id": "big", "rows": 1_000_000, "seed": 11, "rows_per_shard": 1_000_000}
+    result = seed_handler.handler(event, None)
     elapsed = time.perf_counter() - started
     print(f"1,000,000 rows generated and uploaded to moto in {elapsed:.2f} s")
     for split, rows in (("train", 1_000_000), ("validation", 200_000), ("test", 1_000_000)):
@@ -166,7 +168,7 @@ def test_upload_names_no_encryption_key_and_sets_csv_and_checksums():
     # Encryption is the bucket default (SSE-KMS); the function must not override it.
     client = SinkClient()
     seed_handler.seed_dataset(
-        seed_handler.SeedRequest(run_id="r", rows=1_000_000, seed=1),
+        seed_handler.SeedRequest(run_id="r", rows=1_000_000, seed=1, rows_per_shard=1_000_000),
         seed_handler.Settings.from_env(),
         client,
     )
@@ -191,7 +193,9 @@ def test_one_million_rows_stay_within_a_few_parts_of_memory():
     (~7.6 MiB) and the dataset (~13 MiB): building either file in memory fails this test.
     """
     client = SinkClient()
-    request = seed_handler.SeedRequest(run_id="mem", rows=1_000_000, seed=3)
+    request = seed_handler.SeedRequest(
+        run_id="mem", rows=1_000_000, seed=3, rows_per_shard=1_000_000
+    )
     settings = seed_handler.Settings.from_env()
     tracemalloc.start()
     try:

@@ -16,7 +16,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN = REPO / "containers" / "training" / "train"
-METRIC_DEFINITIONS = REPO / "containers" / "training" / "metric_definitions.json"
+CONTRACT = REPO / "containers" / "common" / "mlstack_containers" / "training" / "contract.json"
 
 
 def reference_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

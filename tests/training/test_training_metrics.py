@@ -1,5 +1,5 @@
-"""Real `train` output read through every regex of metric_definitions.json (what the training
-job declares, so SageMaker graphs and tunes on these metrics)."""
+"""Real `train` output read through every regex of the image contract's metric definitions (what
+the training job declares, so SageMaker graphs and tunes on these metrics)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from tests.training.conftest import (
-    METRIC_DEFINITIONS,
+    CONTRACT,
     Job,
     assert_succeeded,
     csv_bytes,
     reference_data,
 )
 
-DEFINITIONS = json.loads(METRIC_DEFINITIONS.read_text())
+DEFINITIONS = json.loads(CONTRACT.read_text())["metric_definitions"]
 
 
 def run_with_metrics(job: Job, labels_for, **hyper) -> list[str]:

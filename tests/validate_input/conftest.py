@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from mlstack.rules import (
     execution_input_model,
     execution_input_schema,
     training_image_hyperparameters,
+    training_image_metric_definitions,
 )
 
 CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "validate_input"
@@ -52,10 +52,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "quality_threshold": 0.35,
 }
-METRICS = [
-    m["Name"]
-    for m in json.loads((REPO / "containers/training/metric_definitions.json").read_text())
-]
+METRICS = [m["Name"] for m in training_image_metric_definitions() or []]
 
 
 @pytest.fixture(scope="session")

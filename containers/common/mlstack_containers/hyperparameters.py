@@ -4,6 +4,10 @@ SageMaker hands every hyperparameter over as a string (``hyperparameters.json``)
 looked up in :data:`SPECS`; an unknown name or a value that does not parse or is out of range
 raises :class:`HyperparameterError` naming the hyperparameter, the value and what is allowed.
 
+The table of hyperparameters (type, range, the XGBoost parameter each sets) is the image's
+contract file, ``training/contract.json`` beside this package's training program, which the app
+reads too.
+
 Names SageMaker itself adds are accepted and ignored: ``_tuning_objective_metric`` (automatic
 model tuning) and anything starting with ``sagemaker_`` (SDK bookkeeping).
 
@@ -15,9 +19,11 @@ channel) and ``csv_weights`` (``1``: the second CSV column is the instance weigh
 from __future__ import annotations
 
 import difflib
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -25,51 +31,18 @@ class HyperparameterError(ValueError):
     """A hyperparameter is unknown, missing or has a bad value."""
 
 
-# XGBoost 3.2's objectives and evaluation metrics.
-OBJECTIVES = (
-    "reg:squarederror",
-    "reg:squaredlogerror",
-    "reg:logistic",
-    "reg:pseudohubererror",
-    "reg:absoluteerror",
-    "reg:quantileerror",
-    "reg:gamma",
-    "reg:tweedie",
-    "binary:logistic",
-    "binary:logitraw",
-    "binary:hinge",
-    "count:poisson",
-    "survival:cox",
-    "survival:aft",
-    "multi:softmax",
-    "multi:softprob",
-)  # Ranking (rank:*) needs query groups, which the data formats here do not carry.
-EVAL_METRICS = (
-    "rmse",
-    "rmsle",
-    "mae",
-    "mape",
-    "mphe",
-    "logloss",
-    "error",
-    "merror",
-    "mlogloss",
-    "auc",
-    "aucpr",
-    "pre",
-    "ndcg",
-    "map",
-    "poisson-nloglik",
-    "gamma-nloglik",
-    "cox-nloglik",
-    "gamma-deviance",
-    "tweedie-nloglik",
-    "aft-nloglik",
-    "interval-regression-accuracy",
-    "quantile",
-)
+# The image's contract: every hyperparameter with its type and range, and what else the app reads
+# of the image (metric definitions, content types). One file, read here and by the app.
+CONTRACT_FILE = Path(__file__).resolve().parent / "training" / "contract.json"
+CONTRACT: dict[str, Any] = json.loads(CONTRACT_FILE.read_text(encoding="utf-8"))
+_TABLE: dict[str, dict[str, Any]] = CONTRACT["hyperparameters"]
+
+# XGBoost 3.2's objectives and evaluation metrics. Ranking (rank:*) needs query groups, which the
+# data formats here do not carry.
+OBJECTIVES: tuple[str, ...] = tuple(_TABLE["objective"]["values"])
+EVAL_METRICS: tuple[str, ...] = tuple(_TABLE["eval_metric"]["values"])
 # Metrics that take "@<number>" (error@0.7, ndcg@5, pre@10) or a trailing "-" (ndcg-, map@3-).
-_PARAMETRISED_METRICS = ("error", "ndcg", "map", "pre", "tweedie-nloglik")
+_PARAMETRISED_METRICS: tuple[str, ...] = tuple(_TABLE["eval_metric"]["parametrised"])
 
 Parser = Callable[[str], Any]
 
@@ -78,7 +51,7 @@ Parser = Callable[[str], Any]
 class Spec:
     parse: Parser
     allowed: str  # human-readable, for error messages
-    xgb_name: str | None = None  # None: not passed to XGBoost; "" -> same name
+    xgb_name: str | None = None  # the XGBoost parameter it sets; None: the program's own
 
 
 def _int(lo: int | None = None, hi: int | None = None) -> Parser:
@@ -176,78 +149,57 @@ def _constraints(text: str) -> str:
     return stripped
 
 
-_UNIT = "a number in (0, 1]"
-SPECS: dict[str, Spec] = {
-    # The program's own.
-    "num_round": Spec(_int(1), "an integer >= 1"),
-    "early_stopping_rounds": Spec(_int(1), "an integer >= 1"),
-    "csv_weights": Spec(_bool, "0 or 1"),
-    # Learning task.
-    "objective": Spec(_choice(*OBJECTIVES), "one of " + ", ".join(OBJECTIVES), ""),
-    "eval_metric": Spec(_metrics, "a comma-separated list of " + ", ".join(EVAL_METRICS), ""),
-    "base_score": Spec(_float(), "a number", ""),
-    "seed": Spec(_int(0, 2**31 - 1), "an integer in [0, 2147483647]", ""),
-    "num_class": Spec(_int(1), "an integer >= 1", ""),
-    "tweedie_variance_power": Spec(
-        _float(1, 2, lo_open=True, hi_open=True), "a number in (1, 2)", ""
-    ),
-    "huber_slope": Spec(_float(0, lo_open=True), "a number > 0", ""),
-    "quantile_alpha": Spec(_float(0, 1, lo_open=True, hi_open=True), "a number in (0, 1)", ""),
-    "aft_loss_distribution": Spec(
-        _choice("normal", "logistic", "extreme"), "normal, logistic or extreme", ""
-    ),
-    "aft_loss_distribution_scale": Spec(_float(0, lo_open=True), "a number > 0", ""),
-    # General.
-    "booster": Spec(_choice("gbtree", "gblinear", "dart"), "gbtree, gblinear or dart", ""),
-    "device": Spec(_device, "cpu, cuda or cuda:<ordinal>", ""),
-    "nthread": Spec(_int(1), "an integer >= 1", ""),
-    "verbosity": Spec(_int(0, 3), "an integer in [0, 3]", ""),
-    # Tree booster.
-    "eta": Spec(_float(0, 1, lo_open=True), _UNIT, ""),
-    "learning_rate": Spec(_float(0, 1, lo_open=True), _UNIT, "eta"),
-    "gamma": Spec(_float(0), "a number >= 0", ""),
-    "min_split_loss": Spec(_float(0), "a number >= 0", "gamma"),
-    "max_depth": Spec(_int(0), "an integer >= 0", ""),
-    "min_child_weight": Spec(_float(0), "a number >= 0", ""),
-    "max_delta_step": Spec(_float(0), "a number >= 0", ""),
-    "subsample": Spec(_float(0, 1, lo_open=True), _UNIT, ""),
-    "sampling_method": Spec(_choice("uniform", "gradient_based"), "uniform or gradient_based", ""),
-    "colsample_bytree": Spec(_float(0, 1, lo_open=True), _UNIT, ""),
-    "colsample_bylevel": Spec(_float(0, 1, lo_open=True), _UNIT, ""),
-    "colsample_bynode": Spec(_float(0, 1, lo_open=True), _UNIT, ""),
-    "lambda": Spec(_float(0), "a number >= 0", ""),
-    "reg_lambda": Spec(_float(0), "a number >= 0", "lambda"),
-    "alpha": Spec(_float(0), "a number >= 0", ""),
-    "reg_alpha": Spec(_float(0), "a number >= 0", "alpha"),
-    "tree_method": Spec(
-        _choice("auto", "exact", "approx", "hist"), "auto, exact, approx or hist", ""
-    ),
-    "scale_pos_weight": Spec(_float(0, lo_open=True), "a number > 0", ""),
-    "grow_policy": Spec(_choice("depthwise", "lossguide"), "depthwise or lossguide", ""),
-    "max_leaves": Spec(_int(0), "an integer >= 0", ""),
-    "max_bin": Spec(_int(2), "an integer >= 2", ""),
-    "num_parallel_tree": Spec(_int(1), "an integer >= 1", ""),
-    "monotone_constraints": Spec(_constraints, "a list such as (1,0,-1)", ""),
-    "interaction_constraints": Spec(_constraints, "a list of lists such as [[0,1],[2]]", ""),
-    "max_cat_to_onehot": Spec(_int(1), "an integer >= 1", ""),
-    "max_cached_hist_node": Spec(_int(1), "an integer >= 1", ""),
-    "refresh_leaf": Spec(_bool, "0 or 1", ""),
-    "process_type": Spec(_choice("default", "update"), "default or update", ""),
-    # Dart booster.
-    "sample_type": Spec(_choice("uniform", "weighted"), "uniform or weighted", ""),
-    "normalize_type": Spec(_choice("tree", "forest"), "tree or forest", ""),
-    "rate_drop": Spec(_float(0, 1), "a number in [0, 1]", ""),
-    "one_drop": Spec(_bool, "0 or 1", ""),
-    "skip_drop": Spec(_float(0, 1), "a number in [0, 1]", ""),
-    # Linear booster.
-    "updater": Spec(_choice("shotgun", "coord_descent"), "shotgun or coord_descent", ""),
-    "feature_selector": Spec(
-        _choice("cyclic", "shuffle", "random", "greedy", "thrifty"),
-        "cyclic, shuffle, random, greedy or thrifty",
-        "",
-    ),
-    "top_k": Spec(_int(0), "an integer >= 0", ""),
-}
+def _bounds_words(entry: Mapping[str, Any]) -> str:
+    low, high = entry.get("min"), entry.get("max")
+    if entry["type"] == "integer":
+        if high is None:
+            return f"an integer >= {low}"
+        return f"an integer in [{low}, {high}]"
+    if low is None and high is None:
+        return "a number"
+    if high is None:
+        return f"a number {'>' if entry.get('min_exclusive') else '>='} {low}"
+    opening = "(" if entry.get("min_exclusive") else "["
+    closing = ")" if entry.get("max_exclusive") else "]"
+    return f"a number in {opening}{low}, {high}{closing}"
+
+
+def _choice_words(values: list[str]) -> str:
+    if len(values) > 5:
+        return "one of " + ", ".join(values)
+    return ", ".join(values[:-1]) + " or " + values[-1]
+
+
+def _spec(entry: Mapping[str, Any]) -> Spec:
+    """A hyperparameter's parser and its words, from its entry in the contract."""
+    kind = entry["type"]
+    parse: Parser
+    if kind == "integer":
+        parse, allowed = _int(entry.get("min"), entry.get("max")), _bounds_words(entry)
+    elif kind == "number":
+        parse = _float(
+            entry.get("min"),
+            entry.get("max"),
+            lo_open=entry.get("min_exclusive", False),
+            hi_open=entry.get("max_exclusive", False),
+        )
+        allowed = _bounds_words(entry)
+    elif kind == "choice":
+        parse, allowed = _choice(*entry["values"]), _choice_words(entry["values"])
+    elif kind == "boolean":
+        parse, allowed = _bool, "0 or 1"
+    elif kind == "metrics":
+        parse, allowed = _metrics, "a comma-separated list of " + ", ".join(entry["values"])
+    elif kind == "device":
+        parse, allowed = _device, "cpu, cuda or cuda:<ordinal>"
+    elif kind == "constraints":
+        parse, allowed = _constraints, entry["allowed"]
+    else:
+        raise ValueError(f"{CONTRACT_FILE}: unknown hyperparameter type {kind!r}")
+    return Spec(parse, allowed, entry["xgboost"])
+
+
+SPECS: dict[str, Spec] = {name: _spec(entry) for name, entry in _TABLE.items()}
 _IGNORED_PREFIXES = ("sagemaker_",)
 _IGNORED = ("_tuning_objective_metric",)
 

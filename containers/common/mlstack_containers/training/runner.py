@@ -206,7 +206,7 @@ def training_params(
 
 class _Monitor(xgb.callback.TrainingCallback):
     """Evaluation lines in XGBoost's format, ``[round]\\tdata-metric:value...``, which the
-    regexes of ``containers/training/metric_definitions.json`` read."""
+    regexes of the image's contract (``training/contract.json``: metric_definitions) read."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled

@@ -1,0 +1,220 @@
+# Generated from mlstack/portable_rules.py by `make docs` (python -m mlstack.rules): do not
+# edit; tests/code/test_code_rules.py fails when this copy differs from its source.
+"""The named constraints and the rules across keys, each defined once; standard library only.
+
+Every bound and vocabulary that more than one layer checks (the environment configuration, the
+constructs' props, the execution input and the Lambda functions) is a named constraint here, and
+every rule across keys a function that returns the problem (what is expected, in words) or None.
+:mod:`mlstack.rules` turns the constraints into pydantic types (JSON Schema); the constructs and
+:mod:`mlstack.config` call the functions. The seeding and validation Lambdas cannot import this
+package, so each carries a generated copy of this file (``lambda/<function>/portable_rules.py``,
+written by ``make docs``; a test fails when a copy differs from this file).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+# --- named constraints -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A number from ``low`` to ``high``, both included (None: unbounded on that side);
+    ``integer``: whole numbers only (JSON integers, not ``5.0``); ``why``: where the limit comes
+    from."""
+
+    low: float | None
+    high: float | None
+    integer: bool = True
+    why: str = ""
+
+    def accepts(self, value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.integer and not isinstance(value, int):
+            return False
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+    def words(self) -> str:
+        """What the bound accepts, in words: 'an integer from 1 to 100'."""
+        noun = "an integer" if self.integer else "a number"
+        if self.low is not None and self.high is not None:
+            return f"{noun} from {_number(self.low)} to {_number(self.high)}"
+        if self.low is not None:
+            return f"{noun} >= {_number(self.low)}"
+        if self.high is not None:
+            return f"{noun} <= {_number(self.high)}"
+        return noun
+
+    def problem(self, value: object) -> str | None:
+        """None when ``value`` is accepted, else what is expected."""
+        return None if self.accepts(value) else self.words()
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """One of a fixed list of strings."""
+
+    values: tuple[str, ...]
+
+    def accepts(self, value: object) -> bool:
+        return isinstance(value, str) and value in self.values
+
+    def words(self) -> str:
+        return "one of " + ", ".join(repr(v) for v in self.values)
+
+    def problem(self, value: object) -> str | None:
+        return None if self.accepts(value) else self.words()
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How a quality gate compares a metric with its threshold: the name config and props use,
+    its symbol in messages and the Step Functions Choice operator that compares two paths
+    (Amazon States Language, "Choice Rules": ``NumericLessThanPath`` and its siblings)."""
+
+    name: str
+    symbol: str
+    condition: str
+
+    def holds(self, left: float, right: float) -> bool:
+        return _OPERATORS[self.symbol](left, right)
+
+
+_OPERATORS: Mapping[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 2**63 else str(value)
+
+
+# SageMaker's instance counts: ProcessingInstanceCount is at most 100 (botocore's shape); the
+# workflow keeps training, transform and endpoint counts within the same.
+MAX_INSTANCE_COUNT = 100
+INSTANCE_COUNT = Bound(1, MAX_INSTANCE_COUNT)
+# RFC 8259, section 6: integers in [-(2**53)+1, 2**53-1] are exact in every JSON parser; the
+# seed travels as JSON from the config through the definition and the execution input to the
+# seeding Lambda, which hands it to random.Random as text (any integer works there).
+MAX_SEED = 2**53 - 1
+SEED = Bound(0, MAX_SEED, why="the largest integer every JSON parser keeps exact")
+# botocore's ProcessingVolumeSizeInGB: 1..16384 (VolumeSizeInGB of training: at least 1).
+VOLUME_SIZE_GB = Bound(1, 16384)
+# "Resource Limits for Automatic Model Tuning" (SageMaker developer guide): parallel training
+# jobs per tuning job, 10 by default, at most 100 after an increase; botocore's
+# MaxParallelTrainingJobs only says at least 1.
+MAX_PARALLEL_TUNING_JOBS = 100
+PARALLEL_TUNING_JOBS = Bound(1, MAX_PARALLEL_TUNING_JOBS)
+# The same page: 750 training jobs per tuning job by default (Bayesian); the workflow caps 500.
+MAX_TUNING_JOBS = 500
+TUNING_JOBS = Bound(1, MAX_TUNING_JOBS)
+# Model Monitor's comparison_threshold, the distribution distance above which a feature has
+# drifted ("Schema for Constraints": a distance in [0, 1]; 0 would flag every run): the
+# baseline's constraint and the drift alarm's threshold.
+DRIFT_THRESHOLD = Bound(0.001, 1, integer=False)
+# A/B: the new model's share of traffic; Live keeps round(1 - share, 6) of it, at least 1 %, so
+# both arms serve and the comparison that follows has evidence from each.
+CANDIDATE_WEIGHT = Bound(0, 0.99, integer=False)
+
+# The workflow seeds a dataset through a Map state, one seeding invocation per shard, over the
+# shard list States.ArrayRange makes: "The newly generated array can't contain more than 1000
+# items" (Step Functions developer guide, "Intrinsic functions", States.ArrayRange). So a
+# dataset has at most MAX_SHARDS shards and at most MAX_SHARDS * rows_per_shard rows.
+MAX_SHARDS = 1000
+# What one seeding invocation writes well within its timeout (bench/README.md); its memory
+# does not grow with the rows.
+MAX_ROWS_PER_SHARD = 10_000_000
+ROWS_PER_SHARD = Bound(1, MAX_ROWS_PER_SHARD)
+DEFAULT_ROWS_PER_SHARD = 100_000
+MAX_DATASET_ROWS = MAX_SHARDS * DEFAULT_ROWS_PER_SHARD
+
+COMPARISONS: tuple[Comparison, ...] = (
+    Comparison("less_than", "<", "NumericLessThanPath"),
+    Comparison("less_than_or_equal", "<=", "NumericLessThanEqualsPath"),
+    Comparison("greater_than", ">", "NumericGreaterThanPath"),
+    Comparison("greater_than_or_equal", ">=", "NumericGreaterThanEqualsPath"),
+)
+COMPARISON = Vocabulary(tuple(c.name for c in COMPARISONS))
+# SageMaker's TrafficRoutingConfiguration Type, as config and props spell it.
+TRAFFIC_TYPES = {"all_at_once": "ALL_AT_ONCE", "canary": "CANARY", "linear": "LINEAR"}
+TRAFFIC_TYPE = Vocabulary(tuple(TRAFFIC_TYPES))
+# The ModelApprovalStatus a new model package version may start with (SageMaker API reference,
+# CreateModelPackage: ModelApprovalStatus is Approved, Rejected or PendingManualApproval).
+APPROVAL_STATUS = Vocabulary(("Approved", "PendingManualApproval"))
+TUNING_STRATEGY = Vocabulary(("Bayesian", "Random"))
+OBJECTIVE_TYPE = Vocabulary(("Minimize", "Maximize"))
+SCALING_TYPE = Vocabulary(("Auto", "Linear", "Logarithmic", "ReverseLogarithmic"))
+
+
+def comparison(name: str) -> Comparison:
+    """The comparison called ``name`` (KeyError for any other)."""
+    return {c.name: c for c in COMPARISONS}[name]
+
+
+# --- rules across keys -------------------------------------------------------------------------
+# Each returns None when the values fit together, else what is expected of the first value; a
+# ``*_key`` argument names the other key in the caller's words ("'tuning.max_jobs'").
+
+
+def shard_count(rows: int, rows_per_shard: int) -> int:
+    """Shards of a dataset: ``ceil(rows / rows_per_shard)`` (the seeder's own rule)."""
+    return -(-rows // rows_per_shard)
+
+
+def instances_beyond_shards(rows: int, rows_per_shard: int, instances: int) -> str | None:
+    """Training hosts beyond the dataset's shards: the train channel is ShardedByS3Key, so a
+    host beyond the shard count gets no object."""
+    shards = shard_count(rows, rows_per_shard)
+    if instances <= shards:
+        return None
+    return (
+        f"at most the dataset's shards ({shards}: {rows} rows in shards of {rows_per_shard}); "
+        "the train channel is ShardedByS3Key, so a host beyond the shard count gets no data"
+    )
+
+
+def parallel_beyond_jobs(
+    max_parallel_jobs: int, max_jobs: int, max_jobs_key: str = "max_jobs"
+) -> str | None:
+    """A tuning job runs no more training jobs at once than it runs in all."""
+    if max_parallel_jobs <= max_jobs:
+        return None
+    return f"at most {max_jobs_key} ({max_jobs}), the tuning job's training jobs in all"
+
+
+def objective_not_a_metric(metric: str, metric_names: Sequence[str]) -> str | None:
+    """A tuning objective is one of the training image's metric definitions."""
+    if metric in metric_names:
+        return None
+    return f"one of the training image's metrics {sorted(metric_names)}"
+
+
+def tuned_and_fixed(
+    tuned: Sequence[str], fixed: Sequence[str], fixed_key: str = "the fixed hyperparameters"
+) -> str | None:
+    """SageMaker refuses a hyperparameter that is both static and tuned."""
+    both = sorted(set(tuned) & set(fixed))
+    if not both:
+        return None
+    return (
+        f"only hyperparameters that {fixed_key} does not fix ({both} are in both): SageMaker "
+        "refuses a hyperparameter that is both static and tuned"
+    )
+
+
+def traffic_step_problem(traffic_type: str, step_percent: int | None) -> str | None:
+    """A blue/green update's step: none for all at once, 1..50 % for a canary, 10..50 % for
+    linear steps (SageMaker's CapacitySize in percent)."""
+    if traffic_type == "all_at_once":
+        return None if step_percent is None else "null for 'all_at_once'"
+    step = Bound(10 if traffic_type == "linear" else 1, 50)
+    if step_percent is not None and step.accepts(step_percent):
+        return None
+    return f"{step.words()} for '{traffic_type}'"
