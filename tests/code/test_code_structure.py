@@ -18,14 +18,10 @@ SPLIT_ELSEWHERE = "issue #23: split into fragments (part A) or by entity (part C
 ALLOWED_MODULES: dict[str, tuple[int, str]] = {
     "constructs/training_workflow.py": (1621, SPLIT_ELSEWHERE),
     "constructs/realtime_endpoint.py": (802, SPLIT_ELSEWHERE),
-    "local/asl.py": (998, SPLIT_ELSEWHERE),
-    "local/sagemaker.py": (1383, SPLIT_ELSEWHERE),
 }
 ALLOWED_CLASSES: dict[str, tuple[int, str]] = {
     "constructs/training_workflow.py:TrainingWorkflow": (1122, SPLIT_ELSEWHERE),
     "constructs/realtime_endpoint.py:RealtimeEndpoint": (487, SPLIT_ELSEWHERE),
-    "local/asl.py:Interpreter": (555, SPLIT_ELSEWHERE),
-    "local/sagemaker.py:LocalSageMaker": (1054, SPLIT_ELSEWHERE),
 }
 # Circles between modules, each as its sorted members.
 ALLOWED_CIRCLES: dict[tuple[str, ...], str] = {}
