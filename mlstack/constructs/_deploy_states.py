@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import Aws
@@ -12,6 +13,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from mlstack.constructs._fragment import Fragment
 from mlstack.constructs._state_builder import StateBuilder
 from mlstack.constructs.instance_storage import has_local_storage
 from mlstack.constructs.roles import allow_volume_encryption, sagemaker_arn
@@ -67,6 +69,85 @@ def gate_value_path(deploy: DeployStage) -> str:
     evaluation's metric (``$.evaluation.metrics``)."""
     name = evaluation_metric(deploy)
     return "$.gate.values[0]" if name is None else f"$.evaluation.metrics.{name}"
+
+
+@dataclass(frozen=True)
+class EndpointDeployment:
+    """The deploy fragment's builder: everything its states and its grants need, by name. The
+    training workflow builds it (Quality gate -> endpoint states, or the endpoint states alone
+    when a release deploys approved versions); :class:`ModelRelease` takes it and builds the
+    same endpoint states in its own state machine.
+
+    Attributes:
+        deploy: the deploy stage's settings.
+        endpoint_name: the endpoint it creates or updates.
+        builder: what the SageMaker task states share (names, tags, retries, network).
+        key: the KMS key of the endpoint's storage.
+        rollback_alarms: the alarms a blue/green update rolls back on.
+        execution_role: the role the endpoint's models run as (it reads the rollback alarms).
+    """
+
+    deploy: DeployStage
+    endpoint_name: str
+    builder: StateBuilder
+    key: kms.IKey
+    rollback_alarms: Sequence[cw.Alarm]
+    execution_role: iam.IRole
+
+    def gated_fragment(
+        self, scope: Construct, *, then: sfn.IChainable, notify_failure: sfn.IChainable
+    ) -> Fragment:
+        """Read validation metric -> Quality gate -> the endpoint states -> ``then``."""
+        start = deploy_states(
+            scope,
+            self.deploy,
+            self.builder,
+            endpoint_name=self.endpoint_name,
+            key=self.key,
+            rollback_alarms=self.rollback_alarms,
+            report_results=then,
+            notify_failure=notify_failure,
+        )
+        return Fragment(start=_state(start), ends=())
+
+    def fragment(
+        self,
+        scope: Construct,
+        *,
+        then: sfn.IChainable,
+        notify_failure: sfn.IChainable,
+        live_model: str | None = None,
+    ) -> Fragment:
+        """Describe endpoint -> endpoint config -> create or blue/green update -> bounded wait ->
+        ``then`` (see :func:`endpoint_states`)."""
+        start = endpoint_states(
+            scope,
+            self.deploy,
+            self.builder,
+            endpoint_name=self.endpoint_name,
+            key=self.key,
+            rollback_alarms=self.rollback_alarms,
+            report_results=then,
+            notify_failure=notify_failure,
+            live_model=live_model,
+        )
+        return Fragment(start=_state(start), ends=())
+
+    def grant(self, role: iam.Role) -> None:
+        """What the endpoint states call (:func:`allow_deployment`)."""
+        allow_deployment(
+            role,
+            self.execution_role,
+            name_prefix=self.builder.name_prefix,
+            endpoint_name=self.endpoint_name,
+            key=self.key,
+            alarms=self.rollback_alarms,
+        )
+
+
+def _state(chainable: sfn.IChainable) -> sfn.State:
+    assert isinstance(chainable, sfn.State)
+    return chainable
 
 
 def deploy_states(
