@@ -97,18 +97,17 @@ class EndpointDeployment:
     def gated_fragment(
         self, scope: Construct, *, then: sfn.IChainable, notify_failure: sfn.IChainable
     ) -> Fragment:
-        """Read validation metric -> Quality gate -> the endpoint states -> ``then``."""
-        start = deploy_states(
+        """Read validation metric -> Quality gate -> the endpoint states -> ``then``; the states
+        are created in ``scope`` (the workflow), so their IDs are the state names."""
+        states = _DeployStates(
             scope,
             self.deploy,
             self.builder,
-            endpoint_name=self.endpoint_name,
-            key=self.key,
-            rollback_alarms=self.rollback_alarms,
-            report_results=then,
             notify_failure=notify_failure,
+            endpoint=self,
+            then=then,
         )
-        return Fragment(start=_state(start), ends=())
+        return Fragment(start=states.build(), ends=())
 
     def fragment(
         self,
@@ -119,19 +118,21 @@ class EndpointDeployment:
         live_model: str | None = None,
     ) -> Fragment:
         """Describe endpoint -> endpoint config -> create or blue/green update -> bounded wait ->
-        ``then`` (see :func:`endpoint_states`)."""
-        start = endpoint_states(
+        ``then``, for the model named in ``$.model.ModelName``.
+
+        ``live_model``: with A/B, the JSONPath of the model an update puts on ``Live`` (the
+        release's decision); default: the live configuration's model (the previous
+        candidate)."""
+        states = _DeployStates(
             scope,
             self.deploy,
             self.builder,
-            endpoint_name=self.endpoint_name,
-            key=self.key,
-            rollback_alarms=self.rollback_alarms,
-            report_results=then,
             notify_failure=notify_failure,
+            endpoint=self,
+            then=then,
             live_model=live_model,
         )
-        return Fragment(start=_state(start), ends=())
+        return Fragment(start=states.build_endpoint(), ends=())
 
     def grant(self, role: iam.Role) -> None:
         """What the endpoint states call (:func:`allow_deployment`)."""
@@ -143,41 +144,6 @@ class EndpointDeployment:
             key=self.key,
             alarms=self.rollback_alarms,
         )
-
-
-def _state(chainable: sfn.IChainable) -> sfn.State:
-    assert isinstance(chainable, sfn.State)
-    return chainable
-
-
-def deploy_states(
-    scope: Construct,
-    deploy: DeployStage,
-    builder: StateBuilder,
-    *,
-    endpoint_name: str,
-    key: kms.IKey,
-    rollback_alarms: Sequence[cw.Alarm],
-    report_results: sfn.IChainable,
-    notify_failure: sfn.IChainable,
-    register: sfn.CustomState | None = None,
-) -> sfn.IChainable:
-    """Quality gate -> [Register model] -> endpoint config -> create or blue/green update ->
-    bounded wait.
-
-    The states are created in ``scope`` (the workflow), so their IDs are the state names.
-    """
-    return _DeployStates(
-        scope,
-        deploy,
-        builder,
-        endpoint_name,
-        key,
-        rollback_alarms,
-        report_results,
-        notify_failure,
-        register,
-    ).build()
 
 
 def allow_deployment(
@@ -236,70 +202,53 @@ def gate_states(
     *,
     on_pass: sfn.IChainable,
     notify_failure: sfn.IChainable,
-) -> sfn.IChainable:
+) -> sfn.State:
     """Read validation metric -> Quality gate -> ``on_pass`` (or Reject model -> failure)."""
-    return _DeployStates(scope, deploy, builder, "", None, (), on_pass, notify_failure).build_gate(
-        on_pass
-    )
-
-
-def endpoint_states(
-    scope: Construct,
-    deploy: DeployStage,
-    builder: StateBuilder,
-    *,
-    endpoint_name: str,
-    key: kms.IKey,
-    rollback_alarms: Sequence[cw.Alarm],
-    report_results: sfn.IChainable,
-    notify_failure: sfn.IChainable,
-    live_model: str | None = None,
-) -> sfn.IChainable:
-    """Describe endpoint -> endpoint config -> create or blue/green update -> bounded wait ->
-    ``report_results``, for the model named in ``$.model.ModelName``.
-
-    ``live_model``: with A/B, the JSONPath of the model an update puts on ``Live`` (the release's
-    decision); default: the live configuration's model (the previous candidate)."""
-    states = _DeployStates(
-        scope, deploy, builder, endpoint_name, key, rollback_alarms, report_results, notify_failure
-    )
-    states.live_model = live_model
-    return states.build_endpoint()
+    return _DeployStates(scope, deploy, builder, notify_failure=notify_failure).build_gate(on_pass)
 
 
 class _DeployStates:
+    """The states of one deploy stage in ``scope``: the quality gate's, and with ``endpoint``
+    (whose states go on to ``then``) the endpoint's."""
+
     def __init__(
         self,
         scope: Construct,
         deploy: DeployStage,
         builder: StateBuilder,
-        endpoint_name: str,
-        key: kms.IKey | None,
-        rollback_alarms: Sequence[cw.Alarm],
-        report_results: sfn.IChainable,
+        *,
         notify_failure: sfn.IChainable,
-        register: sfn.CustomState | None = None,
+        endpoint: EndpointDeployment | None = None,
+        then: sfn.IChainable | None = None,
+        live_model: str | None = None,
     ) -> None:
-        self.register = register
         self.scope = scope
         self.deploy = deploy
         self.builder = builder
-        self.name = endpoint_name
-        self.key = key
-        self.rollback_alarms = rollback_alarms
-        self.report_results = report_results
         self.notify_failure = notify_failure
+        self._endpoint = endpoint
+        self._then = then
         self.symbol = COMPARISON_SYMBOLS[deploy.comparison]
-        self.live_model: str | None = None
+        self.live_model = live_model
 
-    def build(self) -> sfn.IChainable:
-        """Quality gate -> [Register model] -> the endpoint states; returns the first state."""
+    @property
+    def endpoint(self) -> EndpointDeployment:
+        assert self._endpoint is not None, "the endpoint states need an EndpointDeployment"
+        return self._endpoint
+
+    @property
+    def report_results(self) -> sfn.IChainable:
+        assert self._then is not None, "the endpoint states need the state that follows them"
+        return self._then
+
+    def build(self) -> sfn.State:
+        """Quality gate -> the endpoint states; returns the first state."""
         read_metric, gate, reject = self._gate()
         describe = self.build_endpoint()
-        self._wire_gate(gate, reject, self._registered(describe))
+        self._wire_gate(gate, reject, describe)
         return read_metric
 
-    def build_gate(self, on_pass: sfn.IChainable) -> sfn.IChainable:
+    def build_gate(self, on_pass: sfn.IChainable) -> sfn.State:
         """Read validation metric -> Quality gate -> ``on_pass`` or Reject model."""
         read_metric, gate, reject = self._gate()
         self._wire_gate(gate, reject, on_pass)
@@ -324,7 +273,7 @@ class _DeployStates:
             passes, on_pass
         ).otherwise(reject)
 
-    def build_endpoint(self) -> sfn.IChainable:
+    def build_endpoint(self) -> sfn.State:
         """Describe endpoint -> endpoint config -> create or blue/green update -> bounded wait
         -> ``report_results``; returns Describe endpoint."""
         # Creation order only shapes the construct tree (tree.json); the definition follows
@@ -348,7 +297,7 @@ class _DeployStates:
         check = self._task(
             CHECK_ENDPOINT,
             "aws-sdk:sagemaker:describeEndpoint",
-            {"Parameters": {"EndpointName": self.name}, "ResultPath": "$.status"},
+            {"Parameters": {"EndpointName": self.endpoint.endpoint_name}, "ResultPath": "$.status"},
         )
         count = sfn.CustomState(
             self.scope,
@@ -374,14 +323,6 @@ class _DeployStates:
         update.next(start_wait)
         start_wait.next(wait).next(check).next(count).next(ready)
         return describe
-
-    def _registered(self, then: sfn.IChainable) -> sfn.IChainable:
-        """Register model (when there is one) before ``then``."""
-        if self.register is None:
-            return then
-        self.register.add_catch(self.notify_failure, errors=["States.ALL"], result_path="$.error")
-        self.register.next(then)
-        return self.register
 
     def _task(self, state_id: str, resource: str, body: dict[str, Any]) -> sfn.CustomState:
         state = sfn.CustomState(
@@ -463,7 +404,7 @@ class _DeployStates:
             state_json={
                 "Type": "Task",
                 "Resource": f"arn:{Aws.PARTITION}:states:::aws-sdk:sagemaker:describeEndpoint",
-                "Parameters": {"EndpointName": self.name},
+                "Parameters": {"EndpointName": self.endpoint.endpoint_name},
                 "ResultSelector": {
                     "EndpointConfigName.$": "$.EndpointConfigName",
                     "EndpointStatus.$": "$.EndpointStatus",
@@ -530,8 +471,7 @@ class _DeployStates:
         )
 
     def _key_arn(self) -> str:
-        assert self.key is not None, "the endpoint states need the key"
-        return self.key.key_arn
+        return self.endpoint.key.key_arn
 
     def _create_endpoint_config(self) -> sfn.CustomState:
         return self._task(
@@ -568,7 +508,7 @@ class _DeployStates:
             "sagemaker:createEndpoint",
             {
                 "Parameters": {
-                    "EndpointName": self.name,
+                    "EndpointName": self.endpoint.endpoint_name,
                     "EndpointConfigName.$": "$.endpoint_config.EndpointConfigName",
                     "Tags": self.builder.tags(),
                 },
@@ -583,7 +523,7 @@ class _DeployStates:
             "sagemaker:updateEndpoint",
             {
                 "Parameters": {
-                    "EndpointName": self.name,
+                    "EndpointName": self.endpoint.endpoint_name,
                     "EndpointConfigName.$": "$.endpoint_config.EndpointConfigName",
                     "DeploymentConfig": {
                         "BlueGreenUpdatePolicy": {
@@ -595,7 +535,8 @@ class _DeployStates:
                         },
                         "AutoRollbackConfiguration": {
                             "Alarms": [
-                                {"AlarmName": alarm.alarm_name} for alarm in self.rollback_alarms
+                                {"AlarmName": alarm.alarm_name}
+                                for alarm in self.endpoint.rollback_alarms
                             ]
                         },
                     },

@@ -41,7 +41,6 @@ def gate_and_registration_fragment(
     if deploy is None:
         return Fragment(start=register, ends=(register,))
     gate = gate_states(scope, deploy, builder, on_pass=register, notify_failure=notify_failure)
-    assert isinstance(gate, sfn.State)
     return Fragment(start=gate, ends=(register,))
 
 
