@@ -14,7 +14,12 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from mlstack.constructs._ab_states import AB_STATES, NO_ENDPOINT_DECISION, ab_states
+from mlstack.constructs._ab_states import (
+    AB_STATES,
+    NO_ENDPOINT_DECISION,
+    ab_policy_statements,
+    ab_states,
+)
 from mlstack.constructs._deploy_states import EndpointDeployment
 from mlstack.constructs._failure_states import failure_policy_statements, notify_then_fail
 from mlstack.constructs._nag import (
@@ -177,14 +182,8 @@ class ModelRelease(Construct):
         acknowledge_inline_policy(role)
         self.registry.grant_read(role)
         if d.deploy.ab_test:
-            # The A/B decision reads the live configuration's variants (their models).
-            role.add_to_policy(
-                iam.PolicyStatement(
-                    sid="ReadLiveVariants",
-                    actions=["sagemaker:DescribeEndpointConfig"],
-                    resources=[sagemaker_arn(self, "endpoint-config", f"{prefix}-*")],
-                )
-            )
+            for statement in ab_policy_statements(self, prefix):
+                role.add_to_policy(statement)
         models = sagemaker_arn(self, "model", f"{prefix}-*")
         role.add_to_policy(
             iam.PolicyStatement(
