@@ -74,7 +74,7 @@ from mlstack.constructs.monitoring import (
     allow_alarm_notifications,
 )
 from mlstack.constructs.network import WorkloadNetwork
-from mlstack.constructs.roles import SageMakerExecutionRole, StateMachineRole
+from mlstack.constructs.roles import SageMakerExecutionRole, SageMakerTask, StateMachineRole
 from mlstack.constructs.state_names import (
     BASELINE_DATA,
     NOTIFY_FAILURE,
@@ -661,10 +661,16 @@ class _Tasks:
             baseline=baseline_job(builder, images, baseline) if baseline is not None else None,
         )
 
-    def sagemaker(self) -> list[Any]:
+    def sagemaker(self) -> list[SageMakerTask]:
         """The tasks the role is made from, in the order of its statements."""
-        used = [self.training, self.transform, self.evaluation, self.baseline]
-        used += [self.save_model, self.tuning]
+        used: list[SageMakerTask | None] = [
+            self.training,
+            self.transform,
+            self.evaluation,
+            self.baseline,
+            self.save_model,
+            self.tuning,
+        ]
         return [task for task in used if task is not None]
 
 
