@@ -15,11 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Aws
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from mlstack.constructs._deploy_states import COMPARE, COMPARISON_SYMBOLS
 from mlstack.constructs._state_builder import StateBuilder
+from mlstack.constructs.roles import sagemaker_arn
 from mlstack.constructs.state_names import (
     AB_EVIDENCE,
     CANDIDATE_BETTER,
@@ -33,7 +35,7 @@ from mlstack.constructs.state_names import (
 )
 from mlstack.constructs.workflow_options import DeployStage
 
-__all__ = ["AB_STATES", "NO_ENDPOINT_DECISION", "ab_states"]
+__all__ = ["AB_STATES", "NO_ENDPOINT_DECISION", "ab_policy_statements", "ab_states"]
 
 AB_STATES = (
     READ_LIVE_VARIANTS,
@@ -68,6 +70,19 @@ def ab_states(
     -> ``then``. Expects ``$.live.EndpointConfigName`` and ``$.event.detail.ModelPackageArn``."""
     scope_states = _AbStates(scope, deploy, builder, name_prefix, notify_failure)
     return scope_states.build(then)
+
+
+def ab_policy_statements(scope: Construct, name_prefix: str) -> list[iam.PolicyStatement]:
+    """What the A/B states call beside the registry's reads (Describe Live/Candidate version are
+    the group's DescribeModelPackage, :meth:`ModelRegistry.grant_read`): Read live variants
+    describes the live configuration, named ``<name_prefix>-...``, for its models."""
+    return [
+        iam.PolicyStatement(
+            sid="ReadLiveVariants",
+            actions=["sagemaker:DescribeEndpointConfig"],
+            resources=[sagemaker_arn(scope, "endpoint-config", f"{name_prefix}-*")],
+        )
+    ]
 
 
 class _AbStates:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import Aws
@@ -12,6 +13,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from mlstack.constructs._fragment import Fragment
 from mlstack.constructs._state_builder import StateBuilder
 from mlstack.constructs.instance_storage import has_local_storage
 from mlstack.constructs.roles import allow_volume_encryption, sagemaker_arn
@@ -60,34 +62,79 @@ def gate_value_path(deploy: DeployStage) -> str:
     return "$.gate.values[0]" if name is None else f"$.evaluation.metrics.{name}"
 
 
-def deploy_states(
-    scope: Construct,
-    deploy: DeployStage,
-    builder: StateBuilder,
-    *,
-    endpoint_name: str,
-    key: kms.IKey,
-    rollback_alarms: Sequence[cw.Alarm],
-    report_results: sfn.IChainable,
-    notify_failure: sfn.IChainable,
-    register: sfn.CustomState | None = None,
-) -> sfn.IChainable:
-    """Quality gate -> [Register model] -> endpoint config -> create or blue/green update ->
-    bounded wait.
+@dataclass(frozen=True)
+class EndpointDeployment:
+    """The deploy fragment's builder: everything its states and its grants need, by name. The
+    training workflow builds it (Quality gate -> endpoint states, or the endpoint states alone
+    when a release deploys approved versions); :class:`ModelRelease` takes it and builds the
+    same endpoint states in its own state machine.
 
-    The states are created in ``scope`` (the workflow), so their IDs are the state names.
+    Attributes:
+        deploy: the deploy stage's settings.
+        endpoint_name: the endpoint it creates or updates.
+        builder: what the SageMaker task states share (names, tags, retries, network).
+        key: the KMS key of the endpoint's storage.
+        rollback_alarms: the alarms a blue/green update rolls back on.
+        execution_role: the role the endpoint's models run as (it reads the rollback alarms).
     """
-    return _DeployStates(
-        scope,
-        deploy,
-        builder,
-        endpoint_name,
-        key,
-        rollback_alarms,
-        report_results,
-        notify_failure,
-        register,
-    ).build()
+
+    deploy: DeployStage
+    endpoint_name: str
+    builder: StateBuilder
+    key: kms.IKey
+    rollback_alarms: Sequence[cw.Alarm]
+    execution_role: iam.IRole
+
+    def gated_fragment(
+        self, scope: Construct, *, then: sfn.IChainable, notify_failure: sfn.IChainable
+    ) -> Fragment:
+        """Read validation metric -> Quality gate -> the endpoint states -> ``then``; the states
+        are created in ``scope`` (the workflow), so their IDs are the state names."""
+        states = _DeployStates(
+            scope,
+            self.deploy,
+            self.builder,
+            notify_failure=notify_failure,
+            endpoint=self,
+            then=then,
+        )
+        return Fragment(start=states.build(), ends=())
+
+    def fragment(
+        self,
+        scope: Construct,
+        *,
+        then: sfn.IChainable,
+        notify_failure: sfn.IChainable,
+        live_model: str | None = None,
+    ) -> Fragment:
+        """Describe endpoint -> endpoint config -> create or blue/green update -> bounded wait ->
+        ``then``, for the model named in ``$.model.ModelName``.
+
+        ``live_model``: with A/B, the JSONPath of the model an update puts on ``Live`` (the
+        release's decision); default: the live configuration's model (the previous
+        candidate)."""
+        states = _DeployStates(
+            scope,
+            self.deploy,
+            self.builder,
+            notify_failure=notify_failure,
+            endpoint=self,
+            then=then,
+            live_model=live_model,
+        )
+        return Fragment(start=states.build_endpoint(), ends=())
+
+    def grant(self, role: iam.Role) -> None:
+        """What the endpoint states call (:func:`allow_deployment`)."""
+        allow_deployment(
+            role,
+            self.execution_role,
+            name_prefix=self.builder.name_prefix,
+            endpoint_name=self.endpoint_name,
+            key=self.key,
+            alarms=self.rollback_alarms,
+        )
 
 
 def allow_deployment(
@@ -146,70 +193,53 @@ def gate_states(
     *,
     on_pass: sfn.IChainable,
     notify_failure: sfn.IChainable,
-) -> sfn.IChainable:
+) -> sfn.State:
     """Read validation metric -> Quality gate -> ``on_pass`` (or Reject model -> failure)."""
-    return _DeployStates(scope, deploy, builder, "", None, (), on_pass, notify_failure).build_gate(
-        on_pass
-    )
-
-
-def endpoint_states(
-    scope: Construct,
-    deploy: DeployStage,
-    builder: StateBuilder,
-    *,
-    endpoint_name: str,
-    key: kms.IKey,
-    rollback_alarms: Sequence[cw.Alarm],
-    report_results: sfn.IChainable,
-    notify_failure: sfn.IChainable,
-    live_model: str | None = None,
-) -> sfn.IChainable:
-    """Describe endpoint -> endpoint config -> create or blue/green update -> bounded wait ->
-    ``report_results``, for the model named in ``$.model.ModelName``.
-
-    ``live_model``: with A/B, the JSONPath of the model an update puts on ``Live`` (the release's
-    decision); default: the live configuration's model (the previous candidate)."""
-    states = _DeployStates(
-        scope, deploy, builder, endpoint_name, key, rollback_alarms, report_results, notify_failure
-    )
-    states.live_model = live_model
-    return states.build_endpoint()
+    return _DeployStates(scope, deploy, builder, notify_failure=notify_failure).build_gate(on_pass)
 
 
 class _DeployStates:
+    """The states of one deploy stage in ``scope``: the quality gate's, and with ``endpoint``
+    (whose states go on to ``then``) the endpoint's."""
+
     def __init__(
         self,
         scope: Construct,
         deploy: DeployStage,
         builder: StateBuilder,
-        endpoint_name: str,
-        key: kms.IKey | None,
-        rollback_alarms: Sequence[cw.Alarm],
-        report_results: sfn.IChainable,
+        *,
         notify_failure: sfn.IChainable,
-        register: sfn.CustomState | None = None,
+        endpoint: EndpointDeployment | None = None,
+        then: sfn.IChainable | None = None,
+        live_model: str | None = None,
     ) -> None:
-        self.register = register
         self.scope = scope
         self.deploy = deploy
         self.builder = builder
-        self.name = endpoint_name
-        self.key = key
-        self.rollback_alarms = rollback_alarms
-        self.report_results = report_results
         self.notify_failure = notify_failure
+        self._endpoint = endpoint
+        self._then = then
         self.symbol = COMPARISON_SYMBOLS[deploy.comparison]
-        self.live_model: str | None = None
+        self.live_model = live_model
 
-    def build(self) -> sfn.IChainable:
-        """Quality gate -> [Register model] -> the endpoint states; returns the first state."""
+    @property
+    def endpoint(self) -> EndpointDeployment:
+        assert self._endpoint is not None, "the endpoint states need an EndpointDeployment"
+        return self._endpoint
+
+    @property
+    def report_results(self) -> sfn.IChainable:
+        assert self._then is not None, "the endpoint states need the state that follows them"
+        return self._then
+
+    def build(self) -> sfn.State:
+        """Quality gate -> the endpoint states; returns the first state."""
         read_metric, gate, reject = self._gate()
         describe = self.build_endpoint()
-        self._wire_gate(gate, reject, self._registered(describe))
+        self._wire_gate(gate, reject, describe)
         return read_metric
 
-    def build_gate(self, on_pass: sfn.IChainable) -> sfn.IChainable:
+    def build_gate(self, on_pass: sfn.IChainable) -> sfn.State:
         """Read validation metric -> Quality gate -> ``on_pass`` or Reject model."""
         read_metric, gate, reject = self._gate()
         self._wire_gate(gate, reject, on_pass)
@@ -234,7 +264,7 @@ class _DeployStates:
             passes, on_pass
         ).otherwise(reject)
 
-    def build_endpoint(self) -> sfn.IChainable:
+    def build_endpoint(self) -> sfn.State:
         """Describe endpoint -> endpoint config -> create or blue/green update -> bounded wait
         -> ``report_results``; returns Describe endpoint."""
         # Creation order only shapes the construct tree (tree.json); the definition follows
@@ -258,7 +288,7 @@ class _DeployStates:
         check = self._task(
             CHECK_ENDPOINT,
             "aws-sdk:sagemaker:describeEndpoint",
-            {"Parameters": {"EndpointName": self.name}, "ResultPath": "$.status"},
+            {"Parameters": {"EndpointName": self.endpoint.endpoint_name}, "ResultPath": "$.status"},
         )
         count = sfn.CustomState(
             self.scope,
@@ -284,14 +314,6 @@ class _DeployStates:
         update.next(start_wait)
         start_wait.next(wait).next(check).next(count).next(ready)
         return describe
-
-    def _registered(self, then: sfn.IChainable) -> sfn.IChainable:
-        """Register model (when there is one) before ``then``."""
-        if self.register is None:
-            return then
-        self.register.add_catch(self.notify_failure, errors=["States.ALL"], result_path="$.error")
-        self.register.next(then)
-        return self.register
 
     def _task(self, state_id: str, resource: str, body: dict[str, Any]) -> sfn.CustomState:
         state = sfn.CustomState(
@@ -373,7 +395,7 @@ class _DeployStates:
             state_json={
                 "Type": "Task",
                 "Resource": f"arn:{Aws.PARTITION}:states:::aws-sdk:sagemaker:describeEndpoint",
-                "Parameters": {"EndpointName": self.name},
+                "Parameters": {"EndpointName": self.endpoint.endpoint_name},
                 "ResultSelector": {
                     "EndpointConfigName.$": "$.EndpointConfigName",
                     "EndpointStatus.$": "$.EndpointStatus",
@@ -440,8 +462,7 @@ class _DeployStates:
         )
 
     def _key_arn(self) -> str:
-        assert self.key is not None, "the endpoint states need the key"
-        return self.key.key_arn
+        return self.endpoint.key.key_arn
 
     def _create_endpoint_config(self) -> sfn.CustomState:
         return self._task(
@@ -478,7 +499,7 @@ class _DeployStates:
             "sagemaker:createEndpoint",
             {
                 "Parameters": {
-                    "EndpointName": self.name,
+                    "EndpointName": self.endpoint.endpoint_name,
                     "EndpointConfigName.$": "$.endpoint_config.EndpointConfigName",
                     "Tags": self.builder.tags(),
                 },
@@ -493,7 +514,7 @@ class _DeployStates:
             "sagemaker:updateEndpoint",
             {
                 "Parameters": {
-                    "EndpointName": self.name,
+                    "EndpointName": self.endpoint.endpoint_name,
                     "EndpointConfigName.$": "$.endpoint_config.EndpointConfigName",
                     "DeploymentConfig": {
                         "BlueGreenUpdatePolicy": {
@@ -505,7 +526,8 @@ class _DeployStates:
                         },
                         "AutoRollbackConfiguration": {
                             "Alarms": [
-                                {"AlarmName": alarm.alarm_name} for alarm in self.rollback_alarms
+                                {"AlarmName": alarm.alarm_name}
+                                for alarm in self.endpoint.rollback_alarms
                             ]
                         },
                     },

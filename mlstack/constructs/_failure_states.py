@@ -4,6 +4,8 @@ with the error and cause of the state that failed."""
 from __future__ import annotations
 
 from aws_cdk import Aws, Duration
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -58,3 +60,19 @@ def notify_then_fail(
     notify.add_catch(failed, errors=["States.ALL"], result_path="$.notify_error")
     notify.next(failed)
     return notify
+
+
+def failure_policy_statements(topic: sns.ITopic, key: kms.IKey) -> list[iam.PolicyStatement]:
+    """What Notify failure calls: publish to ``topic``, encrypted with its ``key`` through SNS.
+    Not grant_publish: no kms:GenerateDataKey* beyond what SNS's encryption uses."""
+    return [
+        iam.PolicyStatement(
+            sid="PublishFailures", actions=["sns:Publish"], resources=[topic.topic_arn]
+        ),
+        iam.PolicyStatement(
+            sid="EncryptFailureMessages",
+            actions=["kms:GenerateDataKey", "kms:Decrypt"],
+            resources=[key.key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"sns.{Aws.REGION}.amazonaws.com"}},
+        ),
+    ]

@@ -5,13 +5,54 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Aws
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from mlstack.constructs._deploy_states import gate_states, gate_value_path
+from mlstack.constructs._fragment import Fragment, catch_failure
+from mlstack.constructs._nag import acknowledge_scoped_wildcards, default_policy
 from mlstack.constructs._state_builder import StateBuilder
 from mlstack.constructs.model_registry import REQUEST_CONTENT_TYPES, RESPONSE_CONTENT_TYPES
 from mlstack.constructs.state_names import REGISTER_MODEL
-from mlstack.constructs.workflow_options import ModelRegistration
+from mlstack.constructs.workflow_options import DeployStage, ModelRegistration
+
+
+def gate_and_registration_fragment(
+    scope: Construct,
+    registration: ModelRegistration,
+    builder: StateBuilder,
+    *,
+    deploy: DeployStage | None,
+    inference_image_uri: str,
+    notify_failure: sfn.IChainable,
+) -> Fragment:
+    """[Read validation metric -> Quality gate ->] Register model: with a deploy stage the
+    gate decides what is registered (deployment is then the release's, on approval); ends at
+    Register model. Its failures go to ``notify_failure``, wired here."""
+    register = register_model(
+        scope,
+        registration,
+        builder,
+        inference_image_uri=inference_image_uri,
+        gate=None if deploy is None else (deploy.metric, gate_value_path(deploy)),
+    )
+    catch_failure(register, notify_failure)
+    if deploy is None:
+        return Fragment(start=register, ends=(register,))
+    gate = gate_states(scope, deploy, builder, on_pass=register, notify_failure=notify_failure)
+    return Fragment(start=gate, ends=(register,))
+
+
+def allow_registration(role: iam.Role, registration: ModelRegistration) -> None:
+    """Register model's CreateModelPackage on the group's versions, whose numbers SageMaker
+    picks."""
+    group = registration.registry.group_name
+    registration.registry.grant_register(role)
+    acknowledge_scoped_wildcards(
+        default_policy(role),
+        [(f"/{group}/*", f"Versions of the model package group {group} only.")],
+    )
 
 
 def register_model(

@@ -28,6 +28,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from mlstack.constructs._fragment import Fragment
 from mlstack.constructs._nag import (
     INLINE_POLICY_REASON,
     acknowledge_compliance,
@@ -148,6 +149,20 @@ def seeding_states(
         distributed_map,
         _assemble_state(scope, bucket_name, layout, rows_per_shard),
         rows_per_shard,
+    )
+
+
+def dataset_fragment(states: SeedingStates) -> Fragment:
+    """Plan shards -> ... -> Assemble dataset, the Map states its tasks."""
+    return Fragment(start=states.plan, ends=(states.chain(),), tasks=states.maps())
+
+
+def invoke_seed_statement(seed_function: lambda_.IFunction) -> iam.PolicyStatement:
+    """The Map states' invocations: the unqualified function ARN (no versions or aliases)."""
+    return iam.PolicyStatement(
+        sid="InvokeSeedFunction",
+        actions=["lambda:InvokeFunction"],
+        resources=[seed_function.function_arn],
     )
 
 

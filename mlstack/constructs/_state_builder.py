@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_cdk import Duration
 from aws_cdk import aws_stepfunctions as sfn
 
 from mlstack.constructs.layout import BucketLayout
+
+if TYPE_CHECKING:
+    from mlstack.constructs.network import WorkloadNetwork
 
 # Throttling and service-side errors of the SageMaker API. A job that runs and fails raises
 # States.TaskFailed instead, which is not retried: the same inputs would fail again.
@@ -39,6 +43,17 @@ class StateBuilder:
     training_vpc: dict[str, list[str]] | None = None
     model_vpc: dict[str, list[str]] | None = None
     evaluation_instance_type: str = "ml.m5.large"
+
+    def in_network(self, network: WorkloadNetwork | None) -> StateBuilder:
+        """This builder with the jobs' and models' VpcConfig when there is a ``network``:
+        training (and tuning) jobs in its training placement, models in its inference one."""
+        if network is None:
+            return self
+        return dataclasses.replace(
+            self,
+            training_vpc=network.training.vpc_config(),
+            model_vpc=network.inference.vpc_config(),
+        )
 
     def training_network(self) -> dict[str, Any]:
         """A training job's VPC settings. The instance count is an execution input, so traffic

@@ -4,24 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Aws, Duration, Fn, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from mlstack.constructs._ab_states import AB_STATES, NO_ENDPOINT_DECISION, ab_states
-from mlstack.constructs._deploy_states import allow_deployment, endpoint_states
-from mlstack.constructs._failure_states import notify_then_fail
+from mlstack.constructs._ab_states import (
+    AB_STATES,
+    NO_ENDPOINT_DECISION,
+    ab_policy_statements,
+    ab_states,
+)
+from mlstack.constructs._deploy_states import EndpointDeployment
+from mlstack.constructs._failure_states import failure_policy_statements, notify_then_fail
 from mlstack.constructs._nag import (
-    acknowledge,
     acknowledge_inline_policy,
     acknowledge_scoped_wildcards,
     default_policy,
 )
+from mlstack.constructs._scaffold import build_state_machine, execution_log_group
 from mlstack.constructs.model_registry import ModelRegistry
 from mlstack.constructs.roles import sagemaker_arn
 from mlstack.constructs.state_names import (
@@ -38,7 +44,6 @@ from mlstack.constructs.state_names import (
     START_RELEASE,
     STILL_APPROVED,
 )
-from mlstack.constructs.training_workflow import TrainingWorkflow
 
 __all__ = ["APPROVED_PATTERN_STATUS", "RELEASE_STATES", "ModelRelease"]
 
@@ -77,10 +82,12 @@ class ModelRelease(Construct):
     (``_ab_states.py``); the output's ``ab`` says which and why.
 
     Args:
-        workflow: the :class:`TrainingWorkflow` whose deploy stage (``deploy``), execution role,
-            failure topic, rollback alarms and network placement the release uses.
+        deployment: the deploy fragment's builder (a :class:`TrainingWorkflow`'s
+            ``deployment``): the deploy stage, endpoint, rollback alarms, execution role, network
+            placement and key of the endpoint's storage the release uses.
         registry: the :class:`ModelRegistry` whose approved versions are released.
-        key: the KMS key of the endpoint's storage and of the failure topic.
+        key: the KMS key of the failure topic.
+        topic: the failure topic (a :class:`TrainingWorkflow`'s ``topic``).
         log_retention: how long the execution logs are kept. Default: one year.
         removal_policy: what happens to the log group when the stack is deleted. Default:
             ``RETAIN``.
@@ -91,6 +98,10 @@ class ModelRelease(Construct):
         rule: the EventBridge rule.
         events_role: the role EventBridge starts executions as.
         event_pattern: the rule's pattern.
+        deployment: the deploy fragment's builder it was given.
+        endpoint_name: the endpoint it deploys to.
+        name_prefix: the prefix of the models it creates.
+        topic: the failure topic.
     """
 
     def __init__(
@@ -98,50 +109,39 @@ class ModelRelease(Construct):
         scope: Construct,
         id: str,
         *,
-        workflow: TrainingWorkflow,
+        deployment: EndpointDeployment,
         registry: ModelRegistry,
         key: kms.IKey,
+        topic: sns.ITopic,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, id)
-        deploy = workflow.deploy
-        if deploy is None or workflow.deploy_alarms is None or not workflow.deploy_endpoint_name:
+        if deployment is None:
             raise ValueError(
-                "ModelRelease workflow: expected a TrainingWorkflow with a deploy stage (its "
-                "endpoint, instance type, traffic shift and rollback alarms are the release's)"
+                "ModelRelease deployment=None: expected a TrainingWorkflow's deployment (the "
+                "workflow needs a deploy stage: its endpoint, instance type, traffic shift and "
+                "rollback alarms are the release's)"
             )
-        self.workflow = workflow
+        self.deployment = deployment
         self.registry = registry
-        self.endpoint_name = workflow.deploy_endpoint_name
+        self.topic = topic
+        self.name_prefix = deployment.builder.name_prefix
+        self.endpoint_name = deployment.endpoint_name
         self.role = self._role(key)
-        # Under /aws/vendedlogs/ and unique per deployment, as the training workflow's.
-        stack_id = Fn.select(2, Fn.split("/", Aws.STACK_ID))
-        log_group = logs.LogGroup(
+        log_group = execution_log_group(
             self,
-            "Logs",
-            log_group_name=f"/aws/vendedlogs/states/{workflow.name_prefix}-release-{stack_id}",
+            name=f"{self.name_prefix}-release",
             retention=log_retention,
             removal_policy=removal_policy,
         )
-        start = self._definition(key)
-        self.state_machine = sfn.StateMachine(
+        self.state_machine = build_state_machine(
             self,
-            "Resource",
-            comment=f"{workflow.name_prefix}: deploy an approved version of {registry.group_name}",
-            definition_body=sfn.DefinitionBody.from_chainable(start),
+            start=self._definition(),
             role=self.role,
-            timeout=Duration.seconds(deploy.max_wait.to_seconds() + 3600),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True
-            ),
-        )
-        acknowledge(
-            default_policy(self.role),
-            "AwsSolutions-IAM5[Resource::*]",
-            "Only the X-Ray tracing actions and the CloudWatch Logs delivery actions that the "
-            "state machine's logging needs use '*': none has resource-level permissions.",
+            log_group=log_group,
+            timeout=Duration.seconds(deployment.deploy.max_wait.to_seconds() + 3600),
+            comment=f"{self.name_prefix}: deploy an approved version of {registry.group_name}",
         )
         self.event_pattern = self._pattern()
         # EventBridge starts executions as this role, which may start this state machine only.
@@ -172,25 +172,19 @@ class ModelRelease(Construct):
     def _role(self, key: kms.IKey) -> iam.Role:
         """Describe the group's versions, create release models, deploy the endpoint, publish
         failures; nothing else."""
-        w = self.workflow
+        d, prefix = self.deployment, self.name_prefix
         role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
-            description=f"Step Functions role of the {w.name_prefix} release",
+            description=f"Step Functions role of the {prefix} release",
         )
         acknowledge_inline_policy(role)
         self.registry.grant_read(role)
-        if w.deploy is not None and w.deploy.ab_test:
-            # The A/B decision reads the live configuration's variants (their models).
-            role.add_to_policy(
-                iam.PolicyStatement(
-                    sid="ReadLiveVariants",
-                    actions=["sagemaker:DescribeEndpointConfig"],
-                    resources=[sagemaker_arn(self, "endpoint-config", f"{w.name_prefix}-*")],
-                )
-            )
-        models = sagemaker_arn(self, "model", f"{w.name_prefix}-*")
+        if d.deploy.ab_test:
+            for statement in ab_policy_statements(self, prefix):
+                role.add_to_policy(statement)
+        models = sagemaker_arn(self, "model", f"{prefix}-*")
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="CreateReleaseModels",
@@ -202,49 +196,25 @@ class ModelRelease(Construct):
             iam.PolicyStatement(
                 sid="PassSageMakerRole",
                 actions=["iam:PassRole"],
-                resources=[w.execution_role.role_arn],
+                resources=[d.execution_role.role_arn],
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             )
         )
-        assert w.deploy_alarms is not None and w.deploy_endpoint_name is not None
-        allow_deployment(
-            role,
-            w.execution_role,
-            name_prefix=w.name_prefix,
-            endpoint_name=w.deploy_endpoint_name,
-            key=key,
-            alarms=w.deploy_alarms.rollback_alarms,
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="PublishFailures", actions=["sns:Publish"], resources=[w.topic.topic_arn]
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="EncryptFailureMessages",
-                actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                resources=[key.key_arn],
-                conditions={"StringEquals": {"kms:ViaService": f"sns.{Aws.REGION}.amazonaws.com"}},
-            )
-        )
+        d.grant(role)
+        for statement in failure_policy_statements(self.topic, key):
+            role.add_to_policy(statement)
         acknowledge_scoped_wildcards(
             default_policy(role),
             [
-                (
-                    f"/{w.name_prefix}-*",
-                    f"SageMaker models and endpoint configs {w.name_prefix}-*.",
-                ),
+                (f"/{prefix}-*", f"SageMaker models and endpoint configs {prefix}-*."),
                 (f"/{self.registry.group_name}/*", "Versions of the environment's group only."),
             ],
         )
         return role
 
-    def _definition(self, key: kms.IKey) -> sfn.IChainable:
-        w = self.workflow
-        builder = w.state_builder
+    def _definition(self) -> sfn.IChainable:
         notify = self._failure_states()
-        ab = w.deploy is not None and w.deploy.ab_test
+        ab = self.deployment.deploy.ab_test
         report = self._state(
             REPORT_RELEASE,
             {
@@ -259,17 +229,8 @@ class ModelRelease(Construct):
                 },
             },
         )
-        assert w.deploy is not None and w.deploy_alarms is not None
-        deploy = endpoint_states(
-            self,
-            w.deploy,
-            builder,
-            endpoint_name=self.endpoint_name,
-            key=key,
-            rollback_alarms=w.deploy_alarms.rollback_alarms,
-            report_results=report,
-            notify_failure=notify,
-            live_model="$.ab.live_model" if ab else None,
+        deploy = self.deployment.fragment(
+            self, then=report, notify_failure=notify, live_model="$.ab.live_model" if ab else None
         )
         start = self._state(
             START_RELEASE,
@@ -317,18 +278,16 @@ class ModelRelease(Construct):
             done,
         ).otherwise(self._ab_decision(create_model, notify) if ab else create_model)
         live.add_catch(create_model, errors=["States.ALL"], result_path="$.live_error")
-        create_model.next(deploy)
+        create_model.next(deploy.start)
         return start
 
     def _ab_decision(self, then: sfn.IChainable, notify: sfn.IChainable) -> sfn.IChainable:
         """Which model of the live configuration stays on Live (``_ab_states.py``)."""
-        w = self.workflow
-        assert w.deploy is not None
         return ab_states(
             self,
-            w.deploy,
-            w.state_builder,
-            name_prefix=w.name_prefix,
+            self.deployment.deploy,
+            self.deployment.builder,
+            name_prefix=self.name_prefix,
             then=then,
             notify_failure=notify,
         )
@@ -353,7 +312,7 @@ class ModelRelease(Construct):
                 "ResultPath": "$.package",
             },
         )
-        self.workflow.state_builder.retry_sagemaker(state, sdk=True)
+        self.deployment.builder.retry_sagemaker(state, sdk=True)
         state.add_catch(notify, errors=["States.ALL"], result_path="$.error")
         return state
 
@@ -372,13 +331,13 @@ class ModelRelease(Construct):
                 "ResultPath": "$.live",
             },
         )
-        self.workflow.state_builder.retry_sagemaker(state, sdk=True)
+        self.deployment.builder.retry_sagemaker(state, sdk=True)
         return state
 
     def _compare_live_version(self) -> sfn.CustomState:
         """The live configuration is named after its model, '<name_prefix>-v<N>-...' for a
         release: its first part after the prefix against this version's 'v<N>'."""
-        prefix = self.workflow.name_prefix
+        prefix = self.name_prefix
         first = prefix.count("-") + 1
         return self._state(
             COMPARE_LIVE_VERSION,
@@ -396,7 +355,7 @@ class ModelRelease(Construct):
         )
 
     def _create_model(self, notify: sfn.IChainable) -> sfn.CustomState:
-        builder = self.workflow.state_builder
+        builder = self.deployment.builder
         state = self._state(
             CREATE_RELEASE_MODEL,
             {
@@ -438,7 +397,7 @@ class ModelRelease(Construct):
             self,
             notify_id=NOTIFY_RELEASE_FAILURE,
             fail_id=RELEASE_FAILED,
-            topic=self.workflow.topic,
-            subject=f"{self.workflow.name_prefix} release failed",
+            topic=self.topic,
+            subject=f"{self.name_prefix} release failed",
             what="Release",
         )

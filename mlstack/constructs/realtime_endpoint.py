@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_iam as iam
@@ -17,13 +17,12 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from mlstack.constructs._nag import acknowledge_scoped_wildcards
+from mlstack.constructs._endpoint_role import endpoint_role
 from mlstack.constructs.instance_storage import has_local_storage
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.model_images import ModelImage
 from mlstack.constructs.monitoring import variant_metric
 from mlstack.constructs.network import Placement
-from mlstack.constructs.roles import allow_sagemaker_metrics
 from mlstack.rules import INSTANCE_TYPE_PATTERN, NAME_PATTERN, SERVERLESS_MEMORY_SIZES
 
 _INSTANCE_TYPE = re.compile(INSTANCE_TYPE_PATTERN)
@@ -267,15 +266,16 @@ class RealtimeEndpoint(Construct):
         self.role = (
             role
             if role is not None
-            else self._role(
+            else endpoint_role(
+                self,
                 image=image,
                 key=key,
                 model_data_bucket=model_data_bucket,
                 artifact_keys=artifact_keys,
                 output_bucket=output_bucket,
                 layout=layout,
-                data_capture=data_capture,
-                async_inference=async_inference,
+                data_capture=data_capture is not None,
+                async_inference=async_inference is not None,
                 endpoint_name=endpoint_name,
             )
         )
@@ -294,108 +294,6 @@ class RealtimeEndpoint(Construct):
         self.endpoint_name = self.endpoint.attr_endpoint_name
         self.scalable_targets = self._autoscaling()
         self._asynchronous = async_inference is not None
-
-    def _role(
-        self,
-        *,
-        image: ModelImage,
-        key: kms.IKey,
-        model_data_bucket: s3.IBucket,
-        artifact_keys: list[str],
-        output_bucket: s3.IBucket,
-        layout: BucketLayout,
-        data_capture: DataCapture | None,
-        async_inference: AsyncInference | None,
-        endpoint_name: str | None,
-    ) -> iam.Role:
-        """The endpoint's own role: reads only the artifacts (of a model package: the pattern
-        ``package_artifacts``; CreateModel's role accesses "model artifacts and docker image"),
-        uses ``key``, pulls only ``image``, writes the endpoint's logs and capture/async."""
-        write_prefixes = []
-        if data_capture is not None:
-            write_prefixes.append(layout.data_capture)
-        if async_inference is not None:
-            write_prefixes.append(layout.async_inference)
-        role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description="Realtime endpoint: reads its model artifact and writes its logs",
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadModelArtifact",
-                actions=["s3:GetObject"],
-                resources=[model_data_bucket.arn_for_objects(k) for k in artifact_keys],
-            )
-        )
-        key.grant_decrypt(role)
-        if write_prefixes:
-            role.add_to_policy(
-                iam.PolicyStatement(
-                    sid="WriteCaptureAndResults",
-                    actions=["s3:PutObject", "s3:AbortMultipartUpload"],
-                    resources=[output_bucket.arn_for_objects(f"{p}*") for p in write_prefixes],
-                )
-            )
-            role.add_to_policy(
-                iam.PolicyStatement(
-                    sid="EncryptCaptureAndResults",
-                    actions=["kms:GenerateDataKey", "kms:Encrypt"],
-                    resources=[key.key_arn],
-                )
-            )
-        if async_inference is not None:
-            # InvokeEndpointAsync names an input object; the endpoint reads it as this role.
-            role.add_to_policy(
-                iam.PolicyStatement(
-                    sid="ReadAsyncRequests",
-                    actions=["s3:GetObject"],
-                    resources=[output_bucket.arn_for_objects(f"{layout.async_inference}input/*")],
-                )
-            )
-        image.grant_pull(role)
-        log_group = self._allow_own_logs(role, endpoint_name)
-        acknowledge_scoped_wildcards(
-            allow_sagemaker_metrics(role),
-            [
-                (f"log-group:{log_group}:log-stream:*", "Log streams of this endpoint only."),
-                (f"log-group:{log_group}", "The log group of this endpoint only."),
-                *[(f"/{p}*", f"Objects under the '{p}' prefix only.") for p in write_prefixes],
-                *[
-                    (f"/{k}", "The model artifacts the training jobs write, read-only.")
-                    for k in artifact_keys
-                    if "*" in k
-                ],
-                (
-                    f"/{layout.async_inference}input/*",
-                    "Asynchronous requests of this endpoint only.",
-                ),
-            ],
-        )
-        return role
-
-    def _allow_own_logs(self, role: iam.Role, endpoint_name: str | None) -> str:
-        """Let ``role`` write the endpoint's log group (all endpoints' when the name is left to
-        CloudFormation); returns the log group's name."""
-        log_group = f"/aws/sagemaker/Endpoints/{endpoint_name or '*'}"
-        stack = Stack.of(self)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteOwnLogs",
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[
-                    stack.format_arn(
-                        service="logs",
-                        resource="log-group",
-                        resource_name=name,
-                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                    for name in (log_group, f"{log_group}:log-stream:*")
-                ],
-            )
-        )
-        return log_group
 
     def _models(
         self,

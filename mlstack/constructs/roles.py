@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Protocol
 
 from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
@@ -383,20 +384,31 @@ class SeedFunctionRole(Construct):
         )
 
 
-class StateMachineRole(Construct):
-    """Creates the workflow state machine's role.
+class SageMakerTask(Protocol):
+    """A task of the workflow that calls SageMaker: it returns the policy statements of its
+    calls, and names the EventBridge rule kind Step Functions manages to wait for it (``.sync``
+    jobs), or None."""
 
-    It may create, describe and stop only training, transform and processing (the evaluation and
-    the data-quality baseline) jobs (and, with ``tuning``, hyperparameter tuning jobs) named
-    ``name_prefix-*``, create and tag only models named ``name_prefix-*``, pass
-    ``sagemaker_role`` to SageMaker only, and manage the EventBridge rules Step Functions uses to
-    wait for ``.sync`` SageMaker jobs. Lambda invoke, SNS publish,
-    logging and tracing grants are added by the tasks themselves.
+    @property
+    def sync_rule(self) -> str | None: ...
+
+    def policy_statements(self, scope: Construct) -> list[iam.PolicyStatement]: ...
+
+
+class StateMachineRole(Construct):
+    """Creates the workflow state machine's role, made from the SageMaker tasks it runs.
+
+    Each of ``tasks`` adds the statements of its calls (training, transform, processing and
+    tuning jobs named ``name_prefix-*``: create, describe, stop; models named ``name_prefix-*``:
+    create), once per statement id; the role may also tag and read the tags of those resources,
+    pass ``sagemaker_role`` to SageMaker only, and manage the EventBridge rules Step Functions
+    uses to wait for the tasks' ``.sync`` jobs. Lambda invoke, SNS publish, logging and tracing
+    grants are added by the other tasks themselves.
 
     Args:
         name_prefix: the prefix of every job and model name the workflow creates.
         sagemaker_role: the role it passes to SageMaker, and no other.
-        tuning: also allow hyperparameter tuning jobs. Default: False.
+        tasks: the SageMaker tasks of the workflow, in the order their statements appear.
 
     Attributes:
         role: the IAM role.
@@ -409,7 +421,7 @@ class StateMachineRole(Construct):
         *,
         name_prefix: str,
         sagemaker_role: iam.IRole,
-        tuning: bool = False,
+        tasks: Sequence[SageMakerTask],
     ) -> None:
         super().__init__(scope, id)
         validate_name_prefix("StateMachineRole", name_prefix)
@@ -420,7 +432,7 @@ class StateMachineRole(Construct):
             description=f"Step Functions role of the {name_prefix} training workflow",
         )
         acknowledge_inline_policy(self.role)
-        tagged = self._allow_sagemaker_jobs(name_prefix, tuning)
+        tagged = self._allow_tasks(tasks)
         self.role.add_to_policy(
             iam.PolicyStatement(sid="TagOnCreate", actions=["sagemaker:AddTags"], resources=tagged)
         )
@@ -439,7 +451,9 @@ class StateMachineRole(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             )
         )
-        self._allow_sync_job_rules(tuning)
+        self._allow_sync_job_rules(
+            list(dict.fromkeys(t.sync_rule for t in tasks if t.sync_rule is not None))
+        )
         acknowledge_scoped_wildcards(
             default_policy(self.role),
             [
@@ -447,71 +461,21 @@ class StateMachineRole(Construct):
             ],
         )
 
-    def _allow_sagemaker_jobs(self, name_prefix: str, tuning: bool) -> list[str]:
-        """Run training, transform, processing (and tuning) jobs and create models named
-        ``name_prefix-*``; returns their ARN patterns."""
-        training_jobs = sagemaker_arn(self, "training-job", f"{name_prefix}-*")
-        transform_jobs = sagemaker_arn(self, "transform-job", f"{name_prefix}-*")
-        processing_jobs = sagemaker_arn(self, "processing-job", f"{name_prefix}-*")
-        models = sagemaker_arn(self, "model", f"{name_prefix}-*")
-        # Stop*: Step Functions stops a .sync job when the execution is stopped or times out
-        # ("Run a Job (.sync)"; the integration's documented policy lists them).
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="RunTrainingJobs",
-                actions=[
-                    "sagemaker:CreateTrainingJob",
-                    "sagemaker:DescribeTrainingJob",
-                    "sagemaker:StopTrainingJob",
-                ],
-                resources=[training_jobs],
-            )
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="RunTransformJobs",
-                actions=[
-                    "sagemaker:CreateTransformJob",
-                    "sagemaker:DescribeTransformJob",
-                    "sagemaker:StopTransformJob",
-                ],
-                resources=[transform_jobs],
-            )
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="RunProcessingJobs",
-                actions=[
-                    "sagemaker:CreateProcessingJob",
-                    "sagemaker:DescribeProcessingJob",
-                    "sagemaker:StopProcessingJob",
-                ],
-                resources=[processing_jobs],
-            )
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="CreateModels", actions=["sagemaker:CreateModel"], resources=[models]
-            )
-        )
-        tagged = [training_jobs, transform_jobs, processing_jobs, models]
-        if tuning:
-            tuning_jobs = sagemaker_arn(self, "hyper-parameter-tuning-job", f"{name_prefix}-*")
-            self.role.add_to_policy(
-                iam.PolicyStatement(
-                    sid="RunTuningJobs",
-                    actions=[
-                        "sagemaker:CreateHyperParameterTuningJob",
-                        "sagemaker:DescribeHyperParameterTuningJob",
-                        "sagemaker:StopHyperParameterTuningJob",
-                    ],
-                    resources=[tuning_jobs],
-                )
-            )
-            tagged.append(tuning_jobs)
+    def _allow_tasks(self, tasks: Sequence[SageMakerTask]) -> list[str]:
+        """Each task's statements, once per statement id; returns the resources they name (what
+        the workflow creates, and so tags)."""
+        added: set[str | None] = set()
+        tagged: list[str] = []
+        for task in tasks:
+            for statement in task.policy_statements(self):
+                if statement.sid in added:
+                    continue
+                added.add(statement.sid)
+                self.role.add_to_policy(statement)
+                tagged.extend(statement.resources)
         return tagged
 
-    def _allow_sync_job_rules(self, tuning: bool) -> None:
+    def _allow_sync_job_rules(self, kinds: Sequence[str]) -> None:
         """The EventBridge rules Step Functions manages to wait for ``.sync`` SageMaker jobs
         (Step Functions developer guide, "IAM policies for Amazon SageMaker AI": one rule per job
         kind, StepFunctionsGetEventsForSageMaker<Kind>JobsRule)."""
@@ -525,12 +489,7 @@ class StateMachineRole(Construct):
                         resource="rule",
                         resource_name=f"StepFunctionsGetEventsForSageMaker{kind}JobsRule",
                     )
-                    for kind in (
-                        "Training",
-                        "Transform",
-                        "Processing",
-                        *(("Tuning",) if tuning else ()),
-                    )
+                    for kind in kinds
                 ],
             )
         )

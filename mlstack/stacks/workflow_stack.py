@@ -316,14 +316,16 @@ class WorkflowStack(Stack):
         self, config: EnvironmentConfig, data: DataBucket, registry: ModelRegistry
     ) -> ModelRelease | None:
         """The release of approved versions to the deploy stage's endpoint."""
-        if not config.deploy_enabled:
+        deployment = self.workflow.deployment
+        if not config.deploy_enabled or deployment is None:
             return None
         release = ModelRelease(
             self,
             "Release",
-            workflow=self.workflow,
+            deployment=deployment,
             registry=registry,
             key=data.key,
+            topic=self.workflow.topic,
             log_retention=RETENTION_DAYS[config.workflow.log_retention_days],
             removal_policy=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
         )
