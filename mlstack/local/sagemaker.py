@@ -48,7 +48,15 @@ from mlstack.local import processing
 from mlstack.local.assembly import Image
 from mlstack.local.loopback import free_port
 from mlstack.local.model_packages import EventSink, ModelPackageCalls
-from mlstack.local.processes import LogSink, ServeProcess, _wait_hosts, pump_lines, start_serve
+from mlstack.local.processes import (
+    LogSink,
+    ServeProcess,
+    _wait_hosts,
+    end_children,
+    pump_lines,
+    spawn,
+    start_serve,
+)
 from mlstack.local.s3 import EmbeddedS3, parse_uri, shard_keys
 
 NAME_PATTERN = re.compile(rules.NAME_PATTERN)
@@ -517,13 +525,12 @@ class LocalSageMaker(ModelPackageCalls):
         if count > 1:
             env["MLSTACK_TRACKER_PORT"] = str(free_port())
         for index, (host, base) in enumerate(zip(run.hosts, run.bases, strict=True)):
-            proc = subprocess.Popen(
+            proc = spawn(
                 [str(run.image.program("train"))],
                 env={**env, "SAGEMAKER_BASE_DIR": str(base)},
                 cwd=base,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
             )
             run.procs.append(proc)
             # CloudWatch gets every host's log; metrics are read from the first host's.
@@ -562,6 +569,12 @@ class LocalSageMaker(ModelPackageCalls):
             if checkpoint_uri:
                 self._save_checkpoints(run, checkpoint_uri)
             if not interrupted:
+                if interrupt is not None and self.log:  # requested, and never sent
+                    self.log(
+                        run.name,
+                        f"spot interruption not sent: training ended before {interrupt:g} s "
+                        "(--interrupt-training-after)",
+                    )
                 return stopped, failed_host
             # A spot interruption: SageMaker starts the job again on new instances, which
             # resume from the checkpoints; the first model is discarded with its instance.
@@ -1199,6 +1212,41 @@ class LocalSageMaker(ModelPackageCalls):
             if all(e.status not in ("Creating", "Updating") for e in self.endpoints.values()):
                 return
             time.sleep(0.1)
+
+    # What Step Functions does to the `.sync` tasks of an execution that is stopped: it stops
+    # their jobs (StopTrainingJob, StopTransformJob, StopProcessingJob,
+    # StopHyperParameterTuningJob), which end `Stopped`; what they made so far is kept.
+    _STOPPABLE = (
+        ("training job", "training_jobs", "TrainingJobStatus", "TrainingEndTime"),
+        ("transform job", "transform_jobs", "TransformJobStatus", "TransformEndTime"),
+        ("processing job", "processing_jobs", "ProcessingJobStatus", "ProcessingEndTime"),
+        (
+            "tuning job",
+            "tuning_jobs",
+            "HyperParameterTuningJobStatus",
+            "HyperParameterTuningEndTime",
+        ),
+    )
+
+    def stop_jobs(self) -> list[str]:
+        """End every program still running and mark each job still ``InProgress`` (or
+        ``Stopping``) ``Stopped``; returns the jobs stopped (``training job NAME``)."""
+        end_children()
+        stopped: list[str] = []
+        with self._lock:
+            now = _now_ms()
+            for kind, attribute, status_key, end_key in self._STOPPABLE:
+                for desc in getattr(self, attribute).values():
+                    if desc.get(status_key) not in ("InProgress", "Stopping"):
+                        continue
+                    desc[status_key] = "Stopped"
+                    if "SecondaryStatus" in desc:
+                        desc["SecondaryStatus"] = "Stopped"
+                    desc[end_key] = desc["LastModifiedTime"] = now
+                    name = next((v for k, v in desc.items() if k.endswith("JobName")), "?")
+                    stopped.append(f"{kind} {name}")
+        self._save_registry()
+        return stopped
 
     def stop(self) -> None:
         """Stop every endpoint's server (the registry keeps what was deployed)."""
