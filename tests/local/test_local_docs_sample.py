@@ -1,7 +1,8 @@
 """docs/local-mode.md's sample `make run` output is checked against a real run: a first run of
 dev in an empty account (the session's `local_run`) goes through exactly the states the sample
-shows (the workflow's, then the release's), and its summary has the lines the sample shows. A new state, or a new line in the summary, fails this test until the sample is
-regenerated from a real run."""
+shows (the workflow's, then the release's), and its summary has the lines the sample shows.
+A new state, or a new line in the summary, fails this test until the sample is regenerated
+from a real run."""
 
 from __future__ import annotations
 
