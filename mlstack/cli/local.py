@@ -169,13 +169,12 @@ def local_serve(args: argparse.Namespace) -> int:
     base = Path(tempfile.mkdtemp(prefix="mlstack-serve-"))
     try:
         with interruptible():
-            gateway.start()  # answers ValidationError for the endpoint until it is served
             return _serve(gateway, Target, model, name, base)
     except Interrupted:
         return 0  # Ctrl-C or SIGTERM: the way to stop serving
     finally:
         with signals_ignored():
-            gateway.stop()
+            gateway.server.server_close()  # the port, also when the gateway never started
             shutil.rmtree(base, ignore_errors=True)
 
 
@@ -189,6 +188,7 @@ def _serve(gateway: Any, target: Any, model: Path, name: str, base: Path) -> int
         (base / "model").symlink_to(model.resolve(), target_is_directory=True)
     image = Image(uri="local", directory=REPO / "containers", dockerfile="inference/Dockerfile")
     server = None
+    started = False
     try:
         server = start_serve(
             image,
@@ -198,6 +198,10 @@ def _serve(gateway: Any, target: Any, model: Path, name: str, base: Path) -> int
             sink=lambda source, line: print(f"{source} | {line}", flush=True),
         )
         gateway.endpoints[name] = target(server.port)
+        # Only now: a client that sees the gateway answer finds the endpoint (the port was
+        # bound from the start, so its connections wait in the listen queue meanwhile).
+        gateway.start()
+        started = True
         print(
             f"Serving endpoint {name!r} ({model}) at {gateway.url}\n"
             f"  boto3.client('sagemaker-runtime', endpoint_url='{gateway.url}', "
@@ -214,6 +218,8 @@ def _serve(gateway: Any, target: Any, model: Path, name: str, base: Path) -> int
         return 1
     finally:
         with signals_ignored():
+            if started:
+                gateway.stop()
             if server is not None:
                 server.stop(grace=10)
     return 0
