@@ -19,7 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 CDK := npx --no-install cdk --no-notices
 
-.PHONY: help setup run synth test test-fast lint pytest docs diagram images-check clean
+.PHONY: help setup run synth test test-fast lint pytest docs diagram graphviz images-check clean
 
 help:
 	@echo "make run   - set up, synthesize every environment, then run dev's workflow locally"
@@ -49,9 +49,11 @@ node_modules/.installed: package.json package-lock.json
 run: setup synth
 	$(BIN)/mlstack local run --env dev --workdir .work/local --cdk-out cdk.out
 
+# Into a new folder first: a configuration error leaves the last good cdk.out in place.
 synth: setup
-	rm -rf cdk.out
-	$(CDK) synth --quiet
+	rm -rf cdk.out.new
+	$(CDK) synth --quiet --output cdk.out.new
+	rm -rf cdk.out && mv cdk.out.new cdk.out
 	@echo "Templates in cdk.out/ for every environment:"; find cdk.out -name '*.template.json' | sort
 
 test: setup lint pytest
@@ -72,18 +74,22 @@ FAST_TESTS := tests/code tests/rules tests/validate_input tests/infra/test_infra
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -p tests.fast_tier $(FAST_TESTS)
 
-# docs/architecture-<env>.{dot,svg}: the synthesized app as a picture (needs Graphviz's `dot`).
-diagram: synth
-	@command -v dot >/dev/null || { echo "Graphviz is missing: apt-get install graphviz (or brew install graphviz)"; exit 1; }
+# docs/architecture-<env>.{dot,svg}: the synthesized app as a picture (needs Graphviz's `dot`,
+# checked before the synth).
+DOT ?= dot
+diagram: graphviz synth
 	for env in $$(ls cdk.out | sed -n 's/^assembly-//p'); do \
 	  $(PY) scripts/architecture_diagram.py cdk.out --stage $$env --dot docs/architecture-$$env.dot; \
-	  dot -Tsvg docs/architecture-$$env.dot -o docs/architecture-$$env.svg; \
+	  $(DOT) -Tsvg docs/architecture-$$env.dot -o docs/architecture-$$env.svg; \
 	done
 
 # Not part of `make test`: as root, installs buildah/podman/mmdebstrap/runc with apt-get, builds
 # both images from their Dockerfiles and runs them as SageMaker does (docs/containers.md).
 images-check:
 	scripts/images-check
+
+graphviz:
+	@command -v $(DOT) >/dev/null || { echo "Graphviz is missing ($(DOT) is not on PATH): apt-get install graphviz (or brew install graphviz), then make diagram"; exit 1; }
 
 # Regenerate the generated documentation (a test fails when it is stale).
 docs: setup
@@ -93,4 +99,4 @@ docs: setup
 	$(PY) -m mlstack.execution_input_docs
 
 clean:
-	rm -rf cdk.out $(VENV) .venv-checkov node_modules
+	rm -rf cdk.out cdk.out.new $(VENV) .venv-checkov node_modules

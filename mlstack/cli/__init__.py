@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -203,6 +205,20 @@ def _add_invoke(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        code = _dispatch(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`mlstack local models | head`). As the signal module's "Note on
+        # SIGPIPE" shows: stdout to devnull, so that the flush at exit does not fail again; the
+        # status of a program SIGPIPE ended (128 + 13), as `yes | head` leaves it.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    return code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "local" and args.local_command == "run":
         from mlstack.cli.local import local_run
 

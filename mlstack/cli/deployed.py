@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 import urllib.parse
@@ -25,8 +26,9 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from mlstack.cli.models import RegistryError, listing, set_status
+from mlstack.local.processes import Interrupted, interruptible
 from mlstack.local.s3 import parse_uri
-from mlstack.local.ui import reporter_for, short_cause
+from mlstack.local.ui import Reporter, reporter_for, short_cause
 
 NO_CREDENTIALS = (
     "no AWS credentials found (boto3's standard chain: AWS_ACCESS_KEY_ID and "
@@ -131,8 +133,33 @@ def _run_execution(args: argparse.Namespace) -> int:
     if args.name:
         start["name"] = args.name
     execution_arn = sfn.start_execution(**start)["executionArn"]
-    reporter = reporter_for(sys.stdout, plain=True if args.plain else None)
+    reporter = reporter_for(sys.stdout, plain=True if args.plain else None, title="mlstack run")
     reporter.info(f"started {execution_arn}")
+    try:
+        with interruptible():
+            description = _follow(sfn, execution_arn, reporter, args.poll)
+    except Interrupted as stop:
+        # Only the following stops: the execution is AWS's, and runs on.
+        print(
+            f"mlstack run: {signal.Signals(stop.signum).name}: stopped following "
+            f"{execution_arn}; the execution goes on in AWS (stop it with `aws stepfunctions "
+            f"stop-execution --execution-arn {execution_arn}`)",
+            file=sys.stderr,
+        )
+        return 128 + stop.signum
+    status = description["status"]
+    print(f"\nExecution {description.get('name', execution_arn)}: {status}")
+    if status == "SUCCEEDED":
+        print(json.dumps(json.loads(description.get("output") or "null"), indent=2))
+        return 0
+    error = description.get("error", "")
+    cause = description.get("cause", "")
+    print(f"mlstack run: {status}: {error}: {short_cause(cause, 2000)}", file=sys.stderr)
+    return 1
+
+
+def _follow(sfn: Any, execution_arn: str, reporter: Reporter, poll: float) -> dict[str, Any]:
+    """Show the execution's states as its history grows; its description once it ended."""
     seen = 0
     entered: dict[str, datetime] = {}
     with reporter:
@@ -150,19 +177,10 @@ def _run_execution(args: argparse.Namespace) -> int:
                     seconds = (event["timestamp"] - began).total_seconds()
                     reporter.state_exited(details["name"], kind[: -len(_EXITED)], None, seconds)
             seen = len(events)
-            description = sfn.describe_execution(executionArn=execution_arn)
+            description: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
             if description["status"] != "RUNNING":
-                break
-            time.sleep(args.poll)
-    status = description["status"]
-    print(f"\nExecution {description.get('name', execution_arn)}: {status}")
-    if status == "SUCCEEDED":
-        print(json.dumps(json.loads(description.get("output") or "null"), indent=2))
-        return 0
-    error = description.get("error", "")
-    cause = description.get("cause", "")
-    print(f"mlstack run: {status}: {error}: {short_cause(cause, 2000)}", file=sys.stderr)
-    return 1
+                return description
+            time.sleep(poll)
 
 
 def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
@@ -172,8 +190,28 @@ def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
     return events
 
 
+def endpoint_name(env: str, region: str | None) -> str:
+    """The endpoint of ``env``: the Serving stack's (``EndpointName``, deployed when a version
+    is pinned), else the one the workflow's deploy stage creates (the Workflow stack's
+    ``DeployEndpointName``, ``mlstack-<env>-live``)."""
+    try:
+        return stack_output(env, "Serving", "EndpointName", region)
+    except CommandError as err:
+        if "is not deployed" not in str(err):
+            raise
+        serving = str(err).split(" (deploy it", 1)[0]
+    try:
+        return stack_output(env, "Workflow", "DeployEndpointName", region)
+    except CommandError as workflow:
+        raise CommandError(
+            f"{env} has no endpoint to call: {serving}, and {workflow}. The endpoint is created "
+            f"by a run of the workflow (`mlstack run --env {env}`: its deploy stage) or by the "
+            f"{env}-Serving stack when a version is pinned; or name one with --endpoint-name"
+        ) from None
+
+
 def _invoke(args: argparse.Namespace) -> int:
-    name = args.endpoint_name or stack_output(args.env, "Serving", "EndpointName", args.region)
+    name = args.endpoint_name or endpoint_name(args.env, args.region)
     if str(args.file) == "-":
         body = sys.stdin.buffer.read()
     else:

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import shutil
 import signal
+import subprocess
 import sys
 import tempfile
-import threading
+import time
 from pathlib import Path
-from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from mlstack.local.assembly import REPO, Image
+from mlstack.local.processes import Interrupted, interruptible, signals_ignored
 from mlstack.local.sagemaker import extract_model
+
+if TYPE_CHECKING:
+    from mlstack.local.runner import RunReport
 
 
 def local_run(args: argparse.Namespace) -> int:
@@ -36,11 +43,24 @@ def local_run(args: argparse.Namespace) -> int:
     )
     reporter = reporter_for(sys.stdout, verbose=args.verbose, plain=True if args.plain else None)
     try:
-        report = run(options, reporter)
+        with interruptible():
+            report = run(options, reporter)
     except (ValueError, OSError, AccountInUse) as err:  # configuration, assembly, definition,
         # a name already used, or the account in use by another run
         print(f"mlstack local run: {err}", file=sys.stderr)
         return 1
+    except Interrupted as stop:  # before the execution started (synthesizing, starting S3)
+        _forget_stopped_jsii()
+        print(
+            f"mlstack local run: {signal.Signals(stop.signum).name} before the execution "
+            "started: no job ran and the local account is as it was",
+            file=sys.stderr,
+        )
+        return 128 + stop.signum
+    if report.interrupted is not None:
+        _forget_stopped_jsii()
+        print(interrupted_line(report), file=sys.stderr)
+        return 128 + report.interrupted
     print()
     print(format_summary(report))
     if not report.ok:
@@ -56,6 +76,36 @@ def local_run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _forget_stopped_jsii() -> None:
+    """An in-process synth leaves jsii's node process running in this terminal's process
+    group: Ctrl-C ends it too, and jsii's exit hook, writing to it, would then end the command
+    with a BrokenPipeError traceback. Forget the hook of a node process that is gone."""
+    runtime = sys.modules.get("jsii._runtime")
+    provider = getattr(getattr(runtime, "kernel", None), "provider", None)
+    process = getattr(provider, "_process", None)
+    if provider is not None and process is not None:
+        try:
+            process.wait(2)
+        except subprocess.TimeoutExpired:
+            return  # still running: jsii's own hook stops it
+        atexit.unregister(provider.stop)
+
+
+def interrupted_line(report: RunReport) -> str:
+    """The one line an interrupted run ends with: what was stopped, what was kept, where."""
+    from mlstack.local.runner import shown
+
+    assert report.interrupted is not None
+    stopped = ", ".join(report.stopped_jobs) if report.stopped_jobs else "no job was running"
+    return (
+        f"mlstack local run: {signal.Signals(report.interrupted).name} stopped run "
+        f"{report.name} in state {report.interrupted_in or '(none)'}; stopped: {stopped}; kept: "
+        f"what it made so far in the local account {shown(report.account or report.run_dir)} "
+        f"(S3 objects, models, registry) and its work dir {shown(report.run_dir)} "
+        "(execution.json: ABORTED)"
+    )
 
 
 def _model_from_run(run_dir: Path, endpoint_name: str | None) -> tuple[Path, str]:
@@ -95,7 +145,6 @@ def _model_from_run(run_dir: Path, endpoint_name: str | None) -> tuple[Path, str
 
 def local_serve(args: argparse.Namespace) -> int:
     from mlstack.local.gateway import Gateway, Target
-    from mlstack.local.sagemaker import start_serve
 
     try:
         if args.from_run:
@@ -104,15 +153,42 @@ def local_serve(args: argparse.Namespace) -> int:
             model, name = args.model, args.endpoint_name or "local"
         if not model.exists():
             raise ValueError(f"{model} does not exist")
+        # The port first: a taken one is refused before a model server starts.
+        gateway = Gateway({}, port=args.port)
     except ValueError as err:
         print(f"mlstack local serve: {err}", file=sys.stderr)
         return 1
+    except OSError as err:
+        print(
+            f"mlstack local serve: cannot listen on 127.0.0.1:{args.port}: {err.strerror} "
+            "(another `mlstack local serve`, or another server?); choose another port with "
+            "--port",
+            file=sys.stderr,
+        )
+        return 1
     base = Path(tempfile.mkdtemp(prefix="mlstack-serve-"))
+    try:
+        with interruptible():
+            return _serve(gateway, Target, model, name, base)
+    except Interrupted:
+        return 0  # Ctrl-C or SIGTERM: the way to stop serving
+    finally:
+        with signals_ignored():
+            gateway.server.server_close()  # the port, also when the gateway never started
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def _serve(gateway: Any, target: Any, model: Path, name: str, base: Path) -> int:
+    """Serve until SIGINT or SIGTERM (:class:`Interrupted`), then stop the model server."""
+    from mlstack.local.sagemaker import start_serve
+
     if model.is_file():
         extract_model(model.read_bytes(), base / "model")
     else:
         (base / "model").symlink_to(model.resolve(), target_is_directory=True)
     image = Image(uri="local", directory=REPO / "containers", dockerfile="inference/Dockerfile")
+    server = None
+    started = False
     try:
         server = start_serve(
             image,
@@ -121,26 +197,29 @@ def local_serve(args: argparse.Namespace) -> int:
             source=name,
             sink=lambda source, line: print(f"{source} | {line}", flush=True),
         )
-    except RuntimeError as err:
+        gateway.endpoints[name] = target(server.port)
+        # Only now: a client that sees the gateway answer finds the endpoint (the port was
+        # bound from the start, so its connections wait in the listen queue meanwhile).
+        gateway.start()
+        started = True
+        print(
+            f"Serving endpoint {name!r} ({model}) at {gateway.url}\n"
+            f"  boto3.client('sagemaker-runtime', endpoint_url='{gateway.url}', "
+            "region_name='us-east-1', aws_access_key_id='local', aws_secret_access_key='local')"
+            f".invoke_endpoint(EndpointName='{name}', ContentType='text/csv', Body=b'37,82')\n"
+            f"  mlstack invoke --endpoint-url {gateway.url} --endpoint-name {name} --file "
+            "data.csv\nCtrl-C stops it.",
+            flush=True,
+        )
+        while True:  # until a signal raises Interrupted
+            time.sleep(3600)
+    except RuntimeError as err:  # the model server did not start
         print(f"mlstack local serve: {err}", file=sys.stderr)
         return 1
-    gateway = Gateway({name: Target(server.port)}, port=args.port)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    gateway.start()
-    print(
-        f"Serving endpoint {name!r} ({model}) at {gateway.url}\n"
-        f"  boto3.client('sagemaker-runtime', endpoint_url='{gateway.url}')"
-        f".invoke_endpoint(EndpointName='{name}', ContentType='text/csv', Body=b'37,82')\n"
-        f"  mlstack invoke --endpoint-url {gateway.url} --endpoint-name {name} --file data.csv",
-        flush=True,
-    )
-    stop.wait()
-    gateway.stop()
-    server.stop()
+    finally:
+        with signals_ignored():
+            if started:
+                gateway.stop()
+            if server is not None:
+                server.stop(grace=10)
     return 0

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from mlstack.cli.models import BotoStyle, RegistryError, listing, set_status
+from mlstack.cli.models import BotoStyle, RegistryError, listing, model_data, set_status
 from mlstack.local.account import AccountInUse, LocalAccount, write_atomically
 from mlstack.local.model_packages import ModelPackageCalls
 from mlstack.local.s3 import parse_uri
@@ -56,6 +56,22 @@ def _open(args: argparse.Namespace) -> tuple[RegistryFile, str, Path]:
     return registry, groups[0], directory
 
 
+def serving(registry: RegistryFile) -> dict[str, str]:
+    """Model artifact (ModelDataUrl) -> the local endpoint that serves it, from the endpoints,
+    endpoint configurations and models of the account's registry."""
+    models = registry.saved.get("models", {})
+    found: dict[str, str] = {}
+    for endpoint in registry.saved.get("endpoints", {}).values():
+        if endpoint.get("status") not in ("InService", "Updating"):
+            continue
+        model = models.get(str(endpoint.get("model_name", "")).lower(), {})
+        container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+        url = container.get("ModelDataUrl")
+        if isinstance(url, str):
+            found[url] = str(endpoint.get("name"))
+    return found
+
+
 def models(args: argparse.Namespace) -> int:
     try:
         registry, group, directory = _open(args)
@@ -64,7 +80,7 @@ def models(args: argparse.Namespace) -> int:
             bucket, key = parse_uri(uri)
             return (directory / "s3" / bucket / key).read_bytes()
 
-        for line in listing(BotoStyle(registry), group, read):
+        for line in listing(BotoStyle(registry), group, read, serving(registry)):
             print(line)
     except (RegistryError, SageMakerError) as err:
         print(f"mlstack local models: {err}", file=sys.stderr)
@@ -102,6 +118,14 @@ def _change_status(args: argparse.Namespace, status: str, reason: str) -> bool:
         print(f"{group} version {args.version} is already {status}: nothing changed ({arn})")
         return False
     print(f"{group} version {args.version} is {status} ({arn}): {reason}")
+    description = registry.describe_model_package({"ModelPackageName": arn})
+    endpoint = serving(registry).get(model_data(description) or "")
+    if status == "Rejected" and endpoint:
+        print(
+            f"  it stays live on endpoint {endpoint}: a rejection does not undeploy; approve "
+            f"another version to replace it (`mlstack local approve --env {args.env} "
+            "--version N`)"
+        )
     # What SageMaker sends EventBridge, delivered in the account: an approval starts the release.
     pending = registry.saved.setdefault("pending_events", {})
     for kind, detail in registry.events:

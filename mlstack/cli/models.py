@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -87,8 +88,39 @@ def metrics_text(description: Mapping[str, Any], read: ReadObject) -> str:
     return ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
 
 
-def listing(sagemaker: Any, group: str, read: ReadObject) -> Iterator[str]:
-    """The lines of ``mlstack models``: one per version, newest last."""
+def created_text(value: Any) -> str:
+    """CreationTime to the second, in UTC: a datetime (boto3), an ISO 8601 string or epoch
+    milliseconds (a local registry)."""
+    when: datetime | None = None
+    if isinstance(value, datetime):
+        when = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        when = datetime.fromtimestamp(value / 1000, UTC)
+    elif isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if when is None:
+        return ""
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return when.strftime("%Y-%m-%d %H:%M:%S") + ("Z" if when.tzinfo is not None else "")
+
+
+def model_data(description: Mapping[str, Any]) -> str | None:
+    """The model artifact of a version (its first inference container's ModelDataUrl)."""
+    containers = description.get("InferenceSpecification", {}).get("Containers", [])
+    url = containers[0].get("ModelDataUrl") if containers else None
+    return url if isinstance(url, str) else None
+
+
+def listing(
+    sagemaker: Any, group: str, read: ReadObject, serving: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """The lines of ``mlstack models``: one per version, newest last. ``serving`` maps a model
+    artifact (ModelDataUrl) to the endpoint that serves it: that version is marked live."""
+    serving = serving or {}
     found = versions(sagemaker, group)
     if not found:
         yield (
@@ -97,17 +129,20 @@ def listing(sagemaker: Any, group: str, read: ReadObject) -> Iterator[str]:
         )
         return
     yield f"Model package group {group}: {len(found)} version(s)"
-    yield f"  {'VERSION':>7}  {'STATUS':<22}  {'CREATED':<25}  METRICS"
+    yield f"  {'VERSION':>7}  {'STATUS':<22}  {'CREATED':<20}  METRICS"
     for summary in found:
         description = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
-        created = str(summary.get("CreationTime", ""))[:25]
+        created = created_text(summary.get("CreationTime"))
         status = str(summary.get("ModelApprovalStatus", "?"))
         line = (
-            f"  {summary['ModelPackageVersion']:>7}  {status:<22}  {created:<25}  "
+            f"  {summary['ModelPackageVersion']:>7}  {status:<22}  {created:<20}  "
             f"{metrics_text(description, read)}"
         )
         if description.get("ApprovalDescription"):
             line += f"  [{description['ApprovalDescription']}]"
+        endpoint = serving.get(model_data(description) or "")
+        if endpoint:
+            line += f"  (live: {endpoint})"
         yield line
 
 

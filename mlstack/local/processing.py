@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mlstack.local.assembly import Image
+from mlstack.local.processes import spawn
 
 CONTAINER_ROOT = PurePosixPath("/opt/ml")
 PROCESSING_ROOT = CONTAINER_ROOT / "processing"
@@ -121,13 +122,12 @@ def run_container(
         *entrypoint[1:],
         *[str(a) for a in app.get("ContainerArguments", [])],
     ]
-    proc = subprocess.Popen(
+    proc = spawn(
         command,
         env=environment(image, base, request),
         cwd=base,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        start_new_session=True,
     )
     reader = threading.Thread(target=pump, args=(proc.stdout,), daemon=True)
     reader.start()

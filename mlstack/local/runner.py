@@ -23,6 +23,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import time
 import uuid
 from collections.abc import Mapping
@@ -35,6 +36,7 @@ from mlstack.local import assembly as assembly_mod
 from mlstack.local.account import REGISTRY, LocalAccount, write_atomically
 from mlstack.local.asl import ExecutionResult, Interpreter
 from mlstack.local.events import Delivery, LocalEventBridge
+from mlstack.local.processes import Interrupted, signals_ignored
 from mlstack.local.s3 import EmbeddedS3, kept_buckets
 from mlstack.local.sagemaker import LocalSageMaker, deployed_endpoints
 from mlstack.local.tasks import TaskDispatcher
@@ -94,6 +96,10 @@ class RunReport:
     account: Path | None = None  # the local account the run used
     # The executions EventBridge rules started (the release of an approved version).
     releases: list[dict[str, Any]] = field(default_factory=list)
+    # A run stopped by a signal: which one, the state it was in, the jobs it stopped.
+    interrupted: int | None = None
+    interrupted_in: str | None = None
+    stopped_jobs: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -129,6 +135,7 @@ def run(options: RunOptions, reporter: Reporter) -> RunReport:
     """Execute the environment's workflow locally, in its local account; never raises for a
     failing workflow. Raises AccountInUse while another run holds the account, ValueError for
     an execution name the account already used."""
+    _check_environment(options.environment, options.environments_dir)
     name = options.name or new_execution_name()
     account = LocalAccount.of(options.workdir, options.environment)
     _check_run_dir((options.workdir / name).resolve(), options.environment)
@@ -137,6 +144,27 @@ def run(options: RunOptions, reporter: Reporter) -> RunReport:
             account.clean()
         account.check_new_execution(name)
         return _run_in_account(options, reporter, name, account)
+
+
+def _check_environment(environment: str, environments_dir: Path | None) -> None:
+    """An environment without a configuration file is a typo: refused before anything (an
+    account, a run directory) is made for it."""
+    from mlstack.config import ENVIRONMENTS_DIR, ConfigError, load_environment, load_environments
+
+    directory = environments_dir or ENVIRONMENTS_DIR
+    try:
+        load_environment(environment, directory)
+    except ConfigError as err:
+        if (directory / f"{environment}.json").is_file():
+            raise  # it exists: its own problem, as the config words it
+        try:
+            known = ", ".join(load_environments(directory)) or "none"
+        except ConfigError:
+            known = "none that load"
+        raise ValueError(
+            f"{err}; the environments are: {known} (choose one with --env, or add "
+            f"{directory / environment}.json)"
+        ) from None
 
 
 def _run_in_account(
@@ -171,6 +199,10 @@ def _run_in_account(
     dispatcher = TaskDispatcher(assembly, s3, sagemaker, run_dir, log=reporter.log)
     execution_input = options.execution_input()
     result: ExecutionResult | None = None
+    releases: list[dict[str, Any]] = []
+    interrupted: Interrupted | None = None
+    running: str | None = None
+    stopped_jobs: list[str] = []
     try:
         interpreter = Interpreter(
             assembly.definition,
@@ -180,18 +212,36 @@ def _run_in_account(
             state_machine_arn=assembly.state_machine_arn,
             role_arn=assembly.state_machine_role_arn,
         )
-        if options.release_only:
-            result = ExecutionResult(status="SUCCEEDED", output=None)
-        else:
-            with reporter:
-                result = interpreter.execute(execution_input, name=name)
-        steps.extend(_state_steps(result))
-        releases = run_deliveries(events, dispatcher, reporter, options.time_scale, steps)
+        try:
+            if options.release_only:
+                result = ExecutionResult(status="SUCCEEDED", output=None)
+            else:
+                with reporter:
+                    result = interpreter.execute(execution_input, name=name)
+            steps.extend(_state_steps(result))
+            releases = run_deliveries(events, dispatcher, reporter, options.time_scale, steps)
+        except Interrupted as signalled:
+            # As Step Functions stops an execution: its running tasks' jobs are stopped, what
+            # they made (objects, models, registry entries) stays in the account.
+            with signals_ignored():
+                interrupted = signalled
+                running = next(
+                    (r.name for r in reversed(reporter.rows) if r.status == "running"), None
+                )
+                stopped_jobs = sagemaker.stop_jobs()
+                result = ExecutionResult(
+                    status="ABORTED",
+                    error="States.Aborted",
+                    cause=f"{signal.Signals(signalled.signum).name} stopped the local run "
+                    f"in state {running or '(none)'}",
+                )
     finally:
-        save_started = time.perf_counter()
-        _save_account(account, sagemaker, s3, others, run_dir, reporter)
-        account.record_execution(name, run_dir, result.status if result else "ABORTED", started_at)
-        steps.append(("Archive", time.perf_counter() - save_started))
+        with signals_ignored():
+            save_started = time.perf_counter()
+            _save_account(account, sagemaker, s3, others, run_dir, reporter)
+            status = result.status if result else "ABORTED"
+            account.record_execution(name, run_dir, status, started_at)
+            steps.append(("Archive", time.perf_counter() - save_started))
     assert result is not None  # the try either set it or raised
 
     report = _run_report(
@@ -209,6 +259,9 @@ def _run_in_account(
     )
     report.account = account.directory
     report.releases = releases
+    if interrupted is not None:
+        report.interrupted, report.interrupted_in = interrupted.signum, running
+        report.stopped_jobs = stopped_jobs
     _write_execution(report, result, account)
     return report
 

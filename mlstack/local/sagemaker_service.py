@@ -17,12 +17,12 @@ from typing import Any
 
 from mlstack import rules
 from mlstack.local.assembly import Image
+from mlstack.local.processes import LogSink
 from mlstack.local.registry_store import Registry, RegistryStore, Server
 from mlstack.local.s3 import EmbeddedS3
 
 NAME_PATTERN = re.compile(rules.NAME_PATTERN)
 MB = 1024 * 1024
-LogSink = Callable[[str, str], None]  # (source, line)
 MetricSink = Callable[[str, str, float], None]  # (job, metric, value)
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 from mlstack.local.assembly import Image
 from mlstack.local.loopback import free_port
+from mlstack.local.processes import spawn
 from mlstack.local.sagemaker_service import (
     JobFailed,
     SageMakerError,
@@ -321,13 +322,12 @@ class TrainingJobs:
         if count > 1:
             env["MLSTACK_TRACKER_PORT"] = str(free_port())
         for index, (host, base) in enumerate(zip(run.hosts, run.bases, strict=True)):
-            proc = subprocess.Popen(
+            proc = spawn(
                 [str(run.image.program("train"))],
                 env={**env, "SAGEMAKER_BASE_DIR": str(base)},
                 cwd=base,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
             )
             run.procs.append(proc)
             # CloudWatch gets every host's log; metrics are read from the first host's.
@@ -368,6 +368,12 @@ class TrainingJobs:
             if checkpoint_uri:
                 self._save_checkpoints(run, checkpoint_uri)
             if not interrupted:
+                if interrupt is not None:  # requested, and never sent
+                    self.service.say(
+                        run.name,
+                        f"spot interruption not sent: training ended before {interrupt:g} s "
+                        "(--interrupt-training-after)",
+                    )
                 return stopped, failed_host
             # A spot interruption: SageMaker starts the job again on new instances, which
             # resume from the checkpoints; the first model is discarded with its instance.

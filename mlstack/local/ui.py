@@ -29,12 +29,16 @@ class Reporter:
 
     out: TextIO = field(default_factory=lambda: sys.stdout)
     verbose: bool = False
+    title: str = "mlstack local run"  # the live table's
     rows: list[_Row] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- lifecycle ------------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        """What a subclass sets up as it is made (the dataclass' __init__ calls it)."""
+
     def __enter__(self) -> Reporter:
         return self
 
@@ -96,6 +100,7 @@ def interesting(source: str, line: str) -> bool:
     return (
         _ROUND.match(line) is not None
         or line.startswith("mlstack-train:")
+        or line.startswith("spot interruption")
         or '"level": "ERROR"' in line
         or "Traceback" in line
         or source == "sns"
@@ -120,11 +125,17 @@ def short_cause(cause: str, limit: int = 300) -> str:
 class RichReporter(Reporter):
     """The same events as a live table of states with elapsed times and the latest metrics."""
 
-    def __enter__(self) -> RichReporter:
+    def __post_init__(self) -> None:
         from rich.console import Console
+
+        # Made here, not on entering: a command says what it does (info, log) before and after
+        # the live table, and an execution may show several tables (the release's) in turn.
+        self.console = Console(file=self.out)
+        self.live: Any = None
+
+    def __enter__(self) -> RichReporter:
         from rich.live import Live
 
-        self.console = Console(file=self.out)
         self.live = Live(
             get_renderable=self._render, console=self.console, refresh_per_second=8, transient=False
         )
@@ -132,8 +143,10 @@ class RichReporter(Reporter):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.live.refresh()
-        self.live.stop()
+        if self.live is not None:
+            self.live.refresh()
+            self.live.stop()
+            self.live = None
 
     def emit(self, text: str) -> None:
         # State transitions are shown by the table; only log lines are printed above it.
@@ -151,7 +164,7 @@ class RichReporter(Reporter):
     def _render(self) -> Any:
         from rich.table import Table
 
-        table = Table(title=f"mlstack local run — {self.elapsed():.1f}s", title_justify="left")
+        table = Table(title=f"{self.title} — {self.elapsed():.1f}s", title_justify="left")
         table.add_column("state")
         table.add_column("type", style="dim")
         table.add_column("status")
@@ -168,8 +181,15 @@ class RichReporter(Reporter):
         return table
 
 
-def reporter_for(out: TextIO, *, verbose: bool = False, plain: bool | None = None) -> Reporter:
+def reporter_for(
+    out: TextIO,
+    *,
+    verbose: bool = False,
+    plain: bool | None = None,
+    title: str = "mlstack local run",
+) -> Reporter:
     """A live table on a terminal, plain lines when ``out`` is not one (CI logs, pipes)."""
     if plain is None:
         plain = not out.isatty()
-    return Reporter(out=out, verbose=verbose) if plain else RichReporter(out=out, verbose=verbose)
+    kind = Reporter if plain else RichReporter
+    return kind(out=out, verbose=verbose, title=title)

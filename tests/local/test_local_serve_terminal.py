@@ -1,0 +1,197 @@
+"""`mlstack local serve`, `local models`, `local approve` and `local reject` as a person runs
+them: on a pseudo-terminal, through a pipe, on a taken port, on a machine without AWS set-up.
+
+Expected values come from outside this code: the operating system's wording of EADDRINUSE
+(``os.strerror``), boto3 itself running the hint `local serve` prints, the shell's `head`, and
+the local account's own registry (the endpoint and model a run deployed).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from mlstack.local.runner import RunReport
+from tests.cli.terminal import Terminal, mlstack, wait_gone
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def bare_env(tmp_path: Path) -> dict[str, str]:
+    """A machine without AWS set-up: no AWS variable, no ~/.aws."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    home = tmp_path / "home"
+    home.mkdir()
+    env["HOME"] = str(home)
+    env["AWS_EC2_METADATA_DISABLED"] = "true"  # never wait on a metadata service in a test
+    return env
+
+
+def test_serve_on_a_taken_port_says_so_in_one_line_and_leaves_nothing(
+    local_run: RunReport, tmp_path: Path
+) -> None:
+    mark = uuid.uuid4().hex
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        term = Terminal(
+            mlstack("local", "serve", "--from-run", str(local_run.run_dir), "--port", str(port)),
+            env={"MLSTACK_TEST_MARK": mark, "TMPDIR": str(tmp_path)},
+        )
+        try:
+            code = term.wait(120)
+        finally:
+            term.close()
+    lines = _lines(term.output)
+    assert code == 1, term.output
+    assert len(lines) == 1, term.output
+    assert str(port) in lines[0] and "--port" in lines[0]
+    assert os.strerror(errno.EADDRINUSE) in lines[0]
+    assert wait_gone(mark, 10) == []
+    assert list(tmp_path.glob("mlstack-serve-*")) == []
+
+
+def test_serve_on_a_terminal_answers_its_boto3_hint_and_ends_clean_on_ctrl_c(
+    local_run: RunReport, tmp_path: Path, bare_env: dict[str, str]
+) -> None:
+    mark = uuid.uuid4().hex
+    with socket.socket() as probe:  # a free port, given back for the gateway
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    term = Terminal(
+        mlstack("local", "serve", "--from-run", str(local_run.run_dir), "--port", str(port)),
+        env={"MLSTACK_TEST_MARK": mark, "TMPDIR": str(tmp_path)},
+    )
+    try:
+        hint = term.wait_for(r"boto3\.client\(.*\)\.invoke_endpoint\(.*\)", 180).group(0)
+        assert len(list(tmp_path.glob("mlstack-serve-*"))) == 1
+        # The hint as a user pastes it, on a machine without AWS set-up.
+        answer = subprocess.run(
+            [sys.executable, "-c", f"import boto3; print({hint}['Body'].read().decode())"],
+            env=bare_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert answer.returncode == 0, answer.stderr
+        assert 0.0 <= float(answer.stdout.split()[0]) <= 1.0  # dev is a binary problem
+        # `mlstack invoke` against it, also on a terminal.
+        data = tmp_path / "data.csv"
+        data.write_text("37,82\n", encoding="utf-8")
+        url = term.wait_for(r"--endpoint-url (\S+) --endpoint-name (\S+)", 1)
+        invoke = Terminal(
+            mlstack("invoke", "--endpoint-url", url.group(1), "--endpoint-name", url.group(2),
+                    "--file", str(data)),
+            env=bare_env,
+        )  # fmt: skip
+        try:
+            assert invoke.wait(120) == 0, invoke.output
+        finally:
+            invoke.close()
+        assert 0.0 <= float(_lines(invoke.output)[-1].split()[0]) <= 1.0
+        term.ctrl_c()
+        code = term.wait(60)
+    finally:
+        term.close()
+    assert code == 0, term.output
+    assert "Traceback" not in term.output
+    assert wait_gone(mark, 10) == []
+    assert list(tmp_path.glob("mlstack-serve-*")) == []
+
+
+def _account_copy(local_run: RunReport, tmp_path: Path) -> Path:
+    """The shared run's workdir copied: a test that changes the registry changes its own."""
+    workdir = tmp_path / "work"
+    shutil.copytree(local_run.run_dir.parent / "accounts", workdir / "accounts", symlinks=True)
+    return workdir
+
+
+def _live_version(workdir: Path) -> tuple[int, str]:
+    """The version the account's endpoint serves, read from the registry itself: endpoint ->
+    model -> artifact -> the version with that artifact."""
+    registry = json.loads(
+        (workdir / "accounts" / "dev" / "sagemaker" / "registry.json").read_text("utf-8")
+    )
+    (endpoint,) = [e for e in registry["endpoints"].values() if e["status"] == "InService"]
+    model = registry["models"][endpoint["model_name"].lower()]
+    url = model["PrimaryContainer"]["ModelDataUrl"]
+    (version,) = [
+        p["ModelPackageVersion"]
+        for p in registry["model_packages"].values()
+        if p["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == url
+    ]
+    return int(version), str(endpoint["name"])
+
+
+def test_local_models_on_a_terminal_marks_the_live_version(
+    local_run: RunReport, tmp_path: Path
+) -> None:
+    workdir = _account_copy(local_run, tmp_path)
+    version, endpoint = _live_version(workdir)
+    term = Terminal(mlstack("local", "models", "--env", "dev", "--workdir", str(workdir)))
+    try:
+        assert term.wait(120) == 0, term.output
+    finally:
+        term.close()
+    rows = {line.split()[0]: line for line in _lines(term.output) if line.split()[0].isdigit()}
+    assert f"(live: {endpoint})" in rows[str(version)]
+    # CREATED to the second: "YYYY-MM-DD HH:MM:SSZ", never a cut fraction of a second.
+    created = rows[str(version)].split()[2:4]
+    assert len(created[0]) == 10 and created[1].endswith("Z") and len(created[1]) == 9
+
+
+def test_local_models_piped_into_head_ends_without_a_traceback(
+    local_run: RunReport, tmp_path: Path
+) -> None:
+    workdir = _account_copy(local_run, tmp_path)
+    command = " ".join(mlstack("local", "models", "--env", "dev", "--workdir", str(workdir)))
+    # `head -n 0` exits before reading: every write of mlstack meets a closed pipe.
+    done = subprocess.run(
+        f"{command} | head -n 0", shell=True, capture_output=True, text=True, timeout=120
+    )
+    assert done.stderr == ""
+
+
+def test_local_reject_of_the_live_version_says_it_stays_live(
+    local_run: RunReport, tmp_path: Path
+) -> None:
+    workdir = _account_copy(local_run, tmp_path)
+    version, endpoint = _live_version(workdir)
+    term = Terminal(
+        mlstack("local", "reject", "--env", "dev", "--workdir", str(workdir),
+                "--version", str(version), "--reason", "drifted"),
+    )  # fmt: skip
+    try:
+        assert term.wait(120) == 0, term.output
+    finally:
+        term.close()
+    assert f"stays live on endpoint {endpoint}" in term.output
+
+
+def test_local_approve_on_a_terminal_of_an_approved_version_changes_nothing(
+    local_run: RunReport, tmp_path: Path
+) -> None:
+    workdir = _account_copy(local_run, tmp_path)
+    version, _ = _live_version(workdir)
+    term = Terminal(
+        mlstack("local", "approve", "--env", "dev", "--workdir", str(workdir),
+                "--version", str(version)),
+    )  # fmt: skip
+    try:
+        assert term.wait(120) == 0, term.output
+    finally:
+        term.close()
+    assert f"version {version} is already Approved: nothing changed" in term.output
