@@ -101,7 +101,6 @@ class LocalSageMaker(ModelPackageCalls):
         self.images = images
         self.region = region
         self.account = account
-        self.log = log
         self.metric = metric
         self.on_event = on_event
         registry = load(restore_registry) if restore_registry is not None else Registry()
@@ -136,6 +135,15 @@ class LocalSageMaker(ModelPackageCalls):
         self.model_package_groups = registry.model_package_groups
         self.model_packages = registry.model_packages
         self.pending_events = registry.pending_events
+
+    @property
+    def log(self) -> LogSink | None:
+        """Where the jobs' log lines go (the entities read it from the shared service)."""
+        return self.service.log
+
+    @log.setter
+    def log(self, sink: LogSink | None) -> None:
+        self.service.log = sink
 
     def arn(self, kind: str, name: str) -> str:
         return self.service.arn(kind, name)
