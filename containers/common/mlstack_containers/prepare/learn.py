@@ -7,7 +7,6 @@ number of rows.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -279,7 +278,3 @@ def check_bad_share(learner: Learner, max_percent: float) -> None:
         f"{learner.bad} bad rows of {learner.rows} ({share:.3g} %), {allowed}: {shown}"
         + (" ..." if learner.bad > len(learner.problems) else "")
     )
-
-
-def is_integral(value: float) -> bool:
-    return math.isfinite(value) and value == math.floor(value)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -54,23 +54,21 @@ class Batch:
 
     source: Source
     table: pa.Table
-    places: list[str] = field(default_factory=list)  # only filled on demand, see place()
-    first: int = 0  # index of the first row among the object's parsed rows
-    row_group: int | None = None
-    skipped_lines: tuple[int, ...] = ()  # CSV lines dropped by the parser before this batch
+    first: int = 0  # index of the first row among the object's parsed rows (or row group's)
+    row_group: int | None = None  # Parquet
+    skipped_lines: tuple[int, ...] = ()  # CSV lines the parser refused before this batch
+    header: bool = True  # CSV: line 1 is the header
 
     def place(self, row: int) -> str:
-        """Where row ``row`` of the batch is in its object."""
+        """Where row ``row`` of the batch is in its object (CSV lines count from 1, the header
+        included; a value with a line break inside quotes makes later lines count one less)."""
         if self.row_group is not None:
             return f"row group {self.row_group} row {self.first + row + 1}"
-        # CSV: line 1 is the header; lines the parser refused are not rows.
-        line = self.first + row + 1 + (1 if self.source_has_header else 0)
-        for skipped in self.skipped_lines:
+        line = self.first + row + 1 + (1 if self.header else 0)
+        for skipped in self.skipped_lines:  # refused lines are not rows but still lines
             if skipped <= line:
                 line += 1
         return f"line {line}"
-
-    source_has_header: bool = True
 
 
 def list_sources(root: Path, fmt: str) -> list[Source]:
@@ -193,9 +191,9 @@ def _csv(
         )
         for record_batch in reader:
             table = pa.Table.from_batches([record_batch])
-            batch = Batch(source, table, first=first, skipped_lines=tuple(skipped))
-            batch.source_has_header = not headerless
-            yield batch
+            yield Batch(
+                source, table, first=first, skipped_lines=tuple(skipped), header=not headerless
+            )
             first += table.num_rows
     except (pa.ArrowException, OSError) as exc:
         raise PrepareError(f"{source.name}: cannot read it as CSV: {exc}") from None
