@@ -10,6 +10,11 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from mlstack_containers.paths import SageMakerPaths
+from mlstack_containers.prepare import program
+from mlstack_containers.prepare.read import PrepareError
 from mlstack_containers.schema import Schema
 
 from tests.training.test_training_prepare import failure, inputs, run_prepare, shard_lines
@@ -156,3 +161,30 @@ def test_bad_rows_within_the_share_are_rejected_with_their_reasons(tmp_path) -> 
     assert written == 37 == schema.rows.train + schema.rows.validation + schema.rows.test
     # one more bad row than the share allows fails
     assert run_prepare(tmp_path, "--label", "label", "--max-bad-rows-percent", "5").returncode == 1
+
+
+# --- hostile input: a reason, never a crash -----------------------------------------------------
+
+_field = st.one_of(
+    st.sampled_from(["", "NA", "1", "-2.5e3", "x", "y", '"q,uoted"', "inf", " 7 "]),
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=6),
+)
+_line = st.lists(_field, min_size=0, max_size=5).map(",".join)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(lines=st.lists(_line, max_size=40), header=st.sampled_from(["x,c,label", "label", "a,a"]))
+def test_hostile_csv_gives_a_schema_or_a_reason_never_a_crash(tmp_path_factory, lines, header):
+    # hypothesis-generated hostile CSV (any text, quotes, line breaks, odd field counts) behind
+    # a header: prepare either writes a valid schema or raises PrepareError with a reason
+    base = tmp_path_factory.mktemp("hostile")
+    (inputs(base) / "t.csv").write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    args = ["--label", "label", "--max-bad-rows-percent", "50"]
+    try:
+        decided = program.run(args, SageMakerPaths(base), {})
+    except PrepareError as exc:
+        assert str(exc)
+    else:
+        assert Schema.read(base / "processing" / "output" / "schema") == decided.schema
