@@ -231,9 +231,9 @@ def test_standard_deviation_over_samples_from_200_rows(tmp_path: Path) -> None:
             "score 1.5 (row 2 in shard order) is outside [0, 1]",
         ),
         (
-            "multi:softmax",
+            "rank:pairwise",
             {"part-00000.csv": ([0, 1], [0, 1])},
-            "training objective 'multi:softmax' is neither binary classification",
+            "training objective 'rank:pairwise' is neither binary classification",
         ),
         ("reg:squarederror", {"part-00000.csv": ([], [])}, "the label files hold no rows"),
     ],

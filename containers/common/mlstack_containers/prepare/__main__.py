@@ -1,0 +1,3 @@
+from mlstack_containers.prepare.program import main
+
+raise SystemExit(main())
