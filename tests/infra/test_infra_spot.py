@@ -125,9 +125,10 @@ def test_more_training_instances_than_shards_fails_synth_naming_the_keys() -> No
     data["training"]["instance_count"] = 4
     with pytest.raises(ConfigError) as error:
         parse_environment("dev", data)
+    # The one rule (mlstack.portable_rules.instances_beyond_shards) names all three keys.
     assert (
-        "key 'training.instance_count' is 4; expected at most the dataset's shards (3: "
-        "'dataset.rows' 5000 in shards of 'dataset.rows_per_shard' 2000)"
+        "key 'training.instance_count' is 4 with 'dataset.rows' 5000 and "
+        "'dataset.rows_per_shard' 2000; expected at most the dataset's shards (3: "
     ) in str(error.value)
     data["training"]["instance_count"] = 3
     assert parse_environment("dev", data).training.instance_count == 3
