@@ -800,6 +800,12 @@ class LocalSageMaker(ModelPackageCalls):
 
     def create_model(self, p: Mapping[str, Any]) -> dict[str, Any]:
         with self._lock:
+            taken = str(p.get("ModelName", ""))
+            if taken.lower() in self.models:  # SageMaker's words (the release's claim reads them)
+                raise SageMakerError(
+                    "ValidationException",
+                    f'Cannot create already existing model "{self.arn("model", taken)}".',
+                )
             name = self._name("modelName", p.get("ModelName"), self.models)
             if "Containers" in p:
                 raise SageMakerError(
