@@ -307,8 +307,24 @@ class ModelRelease(Construct):
         still = sfn.Choice(self, STILL_APPROVED, comment="The event may be older than a change.")
         gone = sfn.Succeed(self, NOT_APPROVED)
         live = self._read_live_endpoint()
-        compare = self._compare_live_version()
-        already = sfn.Choice(self, ALREADY_LIVE)
+        create_model = self._create_model(notify)
+        describe.next(still)
+        still.when(
+            sfn.Condition.string_equals("$.package.approval_status", "Approved"), live
+        ).otherwise(gone)
+        quiet = self._released_elsewhere(notify)
+        claim = self._claim(CLAIM_RELEASE, "$.live.EndpointConfigName", quiet)
+        claim_first = self._claim(CLAIM_FIRST_RELEASE, None, quiet)
+        live.next(self._compare_live_version()).next(self._already_live(claim))
+        claim.next(self._ab_decision(create_model, notify) if ab else create_model)
+        live.add_catch(claim_first, errors=["States.ALL"], result_path="$.live_error")
+        claim_first.next(create_model)
+        create_model.next(deploy)
+        return start
+
+    def _already_live(self, otherwise: sfn.IChainable) -> sfn.Choice:
+        """The endpoint has this version's configuration (in service, or being created or
+        updated by an execution before this one): nothing to do; else ``otherwise``."""
         done = self._state(
             ALREADY_RELEASED,
             {
@@ -322,32 +338,16 @@ class ModelRelease(Construct):
                 "End": True,
             },
         )
-        create_model = self._create_model(notify)
-        describe.next(still)
-        still.when(
-            sfn.Condition.string_equals("$.package.approval_status", "Approved"), live
-        ).otherwise(gone)
-        live.next(compare).next(already)
-        quiet = self._released_elsewhere(notify)
-        claim = self._claim(CLAIM_RELEASE, "$.live.EndpointConfigName", quiet)
-        claim_first = self._claim(CLAIM_FIRST_RELEASE, None, quiet)
+        busy = [sfn.Condition.string_equals("$.live.EndpointStatus", s) for s in SETTLED_OR_BUSY]
+        already = sfn.Choice(self, ALREADY_LIVE)
         already.when(
             sfn.Condition.and_(
                 sfn.Condition.string_equals_json_path("$.check.live", "$.check.tag"),
-                sfn.Condition.or_(
-                    *(
-                        sfn.Condition.string_equals("$.live.EndpointStatus", s)
-                        for s in SETTLED_OR_BUSY
-                    )
-                ),
+                sfn.Condition.or_(*busy),
             ),
             done,
-        ).otherwise(claim)
-        claim.next(self._ab_decision(create_model, notify) if ab else create_model)
-        live.add_catch(claim_first, errors=["States.ALL"], result_path="$.live_error")
-        claim_first.next(create_model)
-        create_model.next(deploy)
-        return start
+        ).otherwise(otherwise)
+        return already
 
     def _claim(
         self, state_id: str, live_config: str | None, quiet: sfn.IChainable
