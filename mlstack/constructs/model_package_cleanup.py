@@ -11,7 +11,6 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from mlstack.constructs._nag import (
-    acknowledge,
     acknowledge_compliance,
     acknowledge_guard,
     acknowledge_inline_policy,
@@ -74,12 +73,6 @@ class ModelPackageCleanup(Construct):
                 (":*", "Log streams of the function's own log group only."),
                 (f"/{group}/*", "The versions of this group only."),
             ],
-        )
-        acknowledge(
-            default_policy(self.role),
-            "AwsSolutions-IAM5[Resource::*]",
-            "sagemaker:ListModelPackages has no resource-level permissions (Service "
-            "Authorization Reference, Amazon SageMaker: no resource type for it).",
         )
         self.function = lambda_.Function(
             self,

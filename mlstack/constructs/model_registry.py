@@ -122,14 +122,12 @@ class ModelRegistry(Construct):
         )
 
     def grant_delete_versions(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let ``grantee`` list and delete the group's versions (``sagemaker:ListModelPackages``,
-        which has no resource-level permissions, and ``sagemaker:DeleteModelPackage`` on the
-        group's versions only)."""
-        iam.Grant.add_to_principal(
-            grantee=grantee, actions=["sagemaker:ListModelPackages"], resource_arns=["*"]
-        )
+        """Let ``grantee`` list and delete the group's versions (``sagemaker:ListModelPackages``
+        and ``sagemaker:DeleteModelPackage`` on the group's versions only: both take the
+        ``model-package`` resource type, and AWS's cross-account registry policies grant
+        ListModelPackages on ``model-package/<group>/*``)."""
         return iam.Grant.add_to_principal(
             grantee=grantee,
-            actions=["sagemaker:DeleteModelPackage"],
+            actions=["sagemaker:ListModelPackages", "sagemaker:DeleteModelPackage"],
             resource_arns=[self.package_arns],
         )

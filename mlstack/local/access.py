@@ -559,7 +559,8 @@ def resource_calls(log: CallLog) -> None:
                 role, log_group = _function_role_and_logs(log, function)
                 group = str(props["ModelPackageGroupName"]).lower()
                 why = f"model package clean-up {lid} on stack deletion"
-                log.record(role, "sagemaker:ListModelPackages", "*", why)
+                versions = log.arn("sagemaker", f"model-package/{group}/*")
+                log.record(role, "sagemaker:ListModelPackages", versions, why)
                 version = log.arn("sagemaker", f"model-package/{group}/1")
                 log.record(role, "sagemaker:DeleteModelPackage", version, why)
                 stream = log.arn("logs", f"log-group:{log_group}:log-stream:2026/01/01/[$LATEST]0")
