@@ -312,10 +312,11 @@ class WorkflowConfig:
         integer(1, rules.MAX_RESERVED_CONCURRENCY) | None,
         Field(
             description="reserved concurrency of the seeding and input-validation Lambdas; null "
-            "in an account whose Lambda concurrency limit is 10 (Lambda keeps 10 unreserved, so "
-            "any reservation fails the deploy): see docs/security.md"
+            "(the default) reserves none, which deploys into any account; a reservation needs "
+            "the account's unreserved concurrency to stay at least 100 after it: check the "
+            "quota first (docs/deploying.md)"
         ),
-    ] = 5
+    ] = None
 
 
 @dataclass(frozen=True, config=_STRICT)

@@ -6,6 +6,7 @@ from mlstack.constructs.dataset_seeder import DatasetSeeder
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.log_encryption import LogGroupEncryption
 from mlstack.constructs.model_images import ModelImage, ModelImages
+from mlstack.constructs.model_package_cleanup import ModelPackageCleanup
 from mlstack.constructs.model_registry import ModelRegistry
 from mlstack.constructs.model_release import ModelRelease
 from mlstack.constructs.monitoring import (
@@ -52,6 +53,7 @@ __all__ = [
     "LogGroupEncryption",
     "ModelImage",
     "ModelImages",
+    "ModelPackageCleanup",
     "ModelRegistration",
     "ModelRegistry",
     "ModelRelease",

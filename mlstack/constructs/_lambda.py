@@ -17,11 +17,12 @@ from mlstack.constructs._nag import acknowledge_compliance, acknowledge_guard, s
 if TYPE_CHECKING:
     from mlstack.constructs.network import Placement
 
-# Reserved concurrency both guarantees and caps concurrent runs; one workflow execution invokes
-# each function once, so 5 covers 5 executions starting at once. Lambda keeps 10 concurrent
-# executions of an account unreserved: in an account whose limit is 10 (new accounts), any
-# reservation fails the deploy, and the environment sets it to null (docs/security.md).
-DEFAULT_RESERVED_CONCURRENCY = 5
+# Reserved concurrency both guarantees and caps concurrent runs, but Lambda refuses a reservation
+# that leaves fewer than 100 of the account's concurrent executions unreserved
+# (PutFunctionConcurrency, Lambda API Reference), and new accounts have reduced concurrency
+# quotas ("Lambda quotas"): by default nothing is reserved, so the functions deploy into a fresh
+# account; reserving is the environment's choice, after the quota check (docs/deploying.md).
+DEFAULT_RESERVED_CONCURRENCY: int | None = None
 
 SYNCHRONOUS = (
     "Invoked synchronously by the state machine (lambda:invoke, RequestResponse), which receives "
@@ -29,8 +30,9 @@ SYNCHRONOUS = (
     "asynchronous invocations."
 )
 UNRESERVED = (
-    "Reserved concurrency left unset on purpose (reserved_concurrency=None): in an account whose "
-    "Lambda concurrency limit is 10, Lambda keeps all 10 unreserved and any reservation fails."
+    "Reserved concurrency left unset on purpose (reserved_concurrency=None): Lambda refuses a "
+    "reservation that leaves fewer than 100 concurrent executions of the account unreserved, and "
+    "a new account's concurrency quota is below that, so any reservation would fail its deploy."
 )
 OUTSIDE_VPC = (
     "Created without a placement: the environment's network isolation is off (network.vpc null; "

@@ -50,8 +50,8 @@ class DatasetSeeder(Construct):
             ``RETAIN``.
         log_level: the function's ``LOG_LEVEL``. Default: ``"INFO"``.
         reserved_concurrency: reserved concurrent executions, which both guarantee and cap
-            concurrent runs. Default: 5; None leaves it unreserved (for accounts whose Lambda
-            concurrency limit is 10).
+            concurrent runs. Default: None, unreserved (a reservation must leave 100 of the
+            account's concurrency unreserved, more than a new account has).
         placement: run the function in these VPC subnets and security groups (its role gets the
             network-interface permissions Lambda documents for that). Default: none.
 

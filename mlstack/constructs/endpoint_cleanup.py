@@ -26,7 +26,7 @@ CLOUDFORMATION_WAITS = (
 )
 ONCE_PER_DELETION = (
     "Runs once per stack deletion; a reservation would only take concurrency from the account "
-    "(and fails in accounts whose limit is 10)."
+    "(and fails where fewer than 100 would stay unreserved, as in a new account)."
 )
 CODE_DIR = Path(__file__).resolve().parent / "endpoint_cleanup_code"
 

@@ -34,8 +34,8 @@ class InputValidator(Construct):
         log_retention: retention of the function's log group (default one year).
         removal_policy: of the log group (default RETAIN).
         code_directory: the function's code (default ``lambda/validate_input``).
-        reserved_concurrency: reserved (and maximum) concurrent executions (default 5; None
-            leaves it unreserved, for accounts whose Lambda concurrency limit is 10).
+        reserved_concurrency: reserved (and maximum) concurrent executions (default None,
+            unreserved: a reservation must leave 100 of the account's concurrency unreserved).
         placement: VPC subnets and security groups to run in (default: none).
 
     Attributes:

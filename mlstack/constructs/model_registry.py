@@ -34,12 +34,13 @@ class ModelRegistry(Construct):
     versions of the environment's model, each with its metrics and approval status.
 
     The group is stateful (its versions are the release history): keep its construct ID stable
-    and retain it in production. CloudFormation cannot delete a group that still has versions;
-    delete them first (``aws sagemaker delete-model-package``) when a stack with ``DESTROY``
-    goes away.
+    and retain it in production. CloudFormation cannot delete a group that still has versions:
+    where the group is destroyed with its stack, a :class:`ModelPackageCleanup` deletes them
+    first (the app's workflow stack has one for an environment whose ``removal_policy`` is
+    ``destroy``).
 
     Methods: ``package_arn(version)``, ``grant_register(grantee)``, ``grant_read(grantee)``,
-    ``grant_approve(grantee)``.
+    ``grant_approve(grantee)``, ``grant_delete_versions(grantee)``.
 
     Args:
         group_name: the group's name (letters, digits and dashes; SageMaker names versions
@@ -117,5 +118,16 @@ class ModelRegistry(Construct):
         return iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["sagemaker:UpdateModelPackage"],
+            resource_arns=[self.package_arns],
+        )
+
+    def grant_delete_versions(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` list and delete the group's versions (``sagemaker:ListModelPackages``
+        and ``sagemaker:DeleteModelPackage`` on the group's versions only: both take the
+        ``model-package`` resource type, and AWS's cross-account registry policies grant
+        ListModelPackages on ``model-package/<group>/*``)."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["sagemaker:ListModelPackages", "sagemaker:DeleteModelPackage"],
             resource_arns=[self.package_arns],
         )

@@ -33,6 +33,9 @@ from mlstack.constructs.roles import sagemaker_arn
 from mlstack.constructs.state_names import (
     ALREADY_LIVE,
     ALREADY_RELEASED,
+    CLAIM_FIRST_RELEASE,
+    CLAIM_RELEASE,
+    CLAIMED_ELSEWHERE,
     COMPARE_LIVE_VERSION,
     CREATE_RELEASE_MODEL,
     DESCRIBE_PACKAGE,
@@ -40,6 +43,7 @@ from mlstack.constructs.state_names import (
     NOTIFY_RELEASE_FAILURE,
     READ_LIVE_ENDPOINT,
     RELEASE_FAILED,
+    RELEASED_ELSEWHERE,
     REPORT_RELEASE,
     START_RELEASE,
     STILL_APPROVED,
@@ -48,6 +52,13 @@ from mlstack.constructs.state_names import (
 __all__ = ["APPROVED_PATTERN_STATUS", "RELEASE_STATES", "ModelRelease"]
 
 APPROVED_PATTERN_STATUS = "Approved"
+# SageMaker's answer to a CreateModel whose name is taken (ValidationException "Cannot create
+# already existing model "<arn>".", the words the SageMaker Python SDK's Session.create_model
+# recognises as "already exists"), inside the Cause Step Functions reports.
+CLAIM_TAKEN_CAUSE = "*Cannot create already existing model*"
+# Endpoint statuses in which the live configuration stays what it is while SageMaker works on the
+# endpoint (DescribeEndpoint: an update's new configuration is PendingDeploymentSummary's).
+SETTLED_OR_BUSY = ("InService", "Creating", "Updating", "SystemUpdating")
 RELEASE_STATES = (
     START_RELEASE,
     DESCRIBE_PACKAGE,
@@ -57,6 +68,10 @@ RELEASE_STATES = (
     COMPARE_LIVE_VERSION,
     ALREADY_LIVE,
     ALREADY_RELEASED,
+    CLAIM_RELEASE,
+    CLAIM_FIRST_RELEASE,
+    CLAIMED_ELSEWHERE,
+    RELEASED_ELSEWHERE,
     CREATE_RELEASE_MODEL,
     REPORT_RELEASE,
     NOTIFY_RELEASE_FAILURE,
@@ -72,9 +87,13 @@ class ModelRelease(Construct):
     the version, creates a model from its inference specification and runs the workflow's deploy
     stage (endpoint config, create or blue/green update with auto-rollback, bounded wait) for it.
 
-    SageMaker may send an event more than once: a version whose configuration the endpoint
-    already serves (InService) is left alone, and a version no longer approved is not deployed.
-    Release models are named ``<name_prefix>-v<version>-<8 hex>-<retry>``.
+    SageMaker "may send multiple events to EventBridge for each state change" (same page): a
+    version whose configuration the endpoint already has (in service, or being created or
+    updated) is left alone, and a version no longer approved is not deployed. Executions that
+    start at once for the same version claim it first: each creates the model
+    ``<name_prefix>-claim-<MD5 of the version's ARN and the live configuration's name>``, which
+    SageMaker creates once; the execution that finds it taken ends quietly (no failure mail, no
+    second update). Release models are named ``<name_prefix>-v<version>-<8 hex>-<retry>``.
 
     With A/B (``deploy.candidate_weight`` > 0) and a live endpoint, the live configuration's
     Candidate becomes Live only when its version's gate metric passes the gate's comparison
@@ -249,8 +268,24 @@ class ModelRelease(Construct):
         still = sfn.Choice(self, STILL_APPROVED, comment="The event may be older than a change.")
         gone = sfn.Succeed(self, NOT_APPROVED)
         live = self._read_live_endpoint()
-        compare = self._compare_live_version()
-        already = sfn.Choice(self, ALREADY_LIVE)
+        create_model = self._create_model(notify)
+        describe.next(still)
+        still.when(
+            sfn.Condition.string_equals("$.package.approval_status", "Approved"), live
+        ).otherwise(gone)
+        quiet = self._released_elsewhere(notify)
+        claim = self._claim(CLAIM_RELEASE, "$.live.EndpointConfigName", quiet)
+        claim_first = self._claim(CLAIM_FIRST_RELEASE, None, quiet)
+        live.next(self._compare_live_version()).next(self._already_live(claim))
+        claim.next(self._ab_decision(create_model, notify) if ab else create_model)
+        live.add_catch(claim_first, errors=["States.ALL"], result_path="$.live_error")
+        claim_first.next(create_model)
+        create_model.next(deploy.start)
+        return start
+
+    def _already_live(self, otherwise: sfn.IChainable) -> sfn.Choice:
+        """The endpoint has this version's configuration (in service, or being created or
+        updated by an execution before this one): nothing to do; else ``otherwise``."""
         done = self._state(
             ALREADY_RELEASED,
             {
@@ -264,22 +299,86 @@ class ModelRelease(Construct):
                 "End": True,
             },
         )
-        create_model = self._create_model(notify)
-        describe.next(still)
-        still.when(
-            sfn.Condition.string_equals("$.package.approval_status", "Approved"), live
-        ).otherwise(gone)
-        live.next(compare).next(already)
+        busy = [sfn.Condition.string_equals("$.live.EndpointStatus", s) for s in SETTLED_OR_BUSY]
+        already = sfn.Choice(self, ALREADY_LIVE)
         already.when(
             sfn.Condition.and_(
                 sfn.Condition.string_equals_json_path("$.check.live", "$.check.tag"),
-                sfn.Condition.string_equals("$.live.EndpointStatus", "InService"),
+                sfn.Condition.or_(*busy),
             ),
             done,
-        ).otherwise(self._ab_decision(create_model, notify) if ab else create_model)
-        live.add_catch(create_model, errors=["States.ALL"], result_path="$.live_error")
-        create_model.next(deploy.start)
-        return start
+        ).otherwise(otherwise)
+        return already
+
+    def _claim(
+        self, state_id: str, live_config: str | None, quiet: sfn.IChainable
+    ) -> sfn.CustomState:
+        """CreateModel ``<name_prefix>-claim-<MD5 of '<version ARN>|<live config or none>'>``:
+        SageMaker refuses a taken name, so of the executions that start for one version over
+        one live configuration, one goes on. No retry: a retried call whose first try created
+        the model would find its own claim taken."""
+        builder = self.deployment.builder
+        basis = (
+            f"States.Format('{{}}|{{}}', $.package.arn, {live_config})"
+            if live_config
+            else "States.Format('{}|none', $.package.arn)"
+        )
+        state = self._state(
+            state_id,
+            {
+                "Type": "Task",
+                "Comment": "Fails for a claim another execution holds: then it releases.",
+                "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createModel",
+                "Parameters": {
+                    "ModelName.$": (
+                        f"States.Format('{builder.name_prefix}-claim-{{}}', "
+                        f"States.Hash({basis}, 'MD5'))"
+                    ),
+                    "ExecutionRoleArn": builder.role_arn,
+                    "PrimaryContainer": {
+                        "Image.$": "$.package.image",
+                        "ModelDataUrl.$": "$.package.model_data_url",
+                        "Mode": "SingleModel",
+                    },
+                    "EnableNetworkIsolation": builder.network_isolation,
+                    **builder.model_network(),
+                    "Tags": [
+                        {"Key": "mlstack:workflow", "Value": builder.name_prefix},
+                        {"Key": "mlstack:model-package", "Value.$": "$.package.arn"},
+                        {"Key": "mlstack:release-claim", "Value.$": "$$.Execution.Id"},
+                    ],
+                },
+                "ResultSelector": {"ModelArn.$": "$.ModelArn"},
+                "ResultPath": "$.claim",
+            },
+        )
+        state.add_catch(quiet, errors=["States.ALL"], result_path="$.error")
+        return state
+
+    def _released_elsewhere(self, notify: sfn.IChainable) -> sfn.Choice:
+        """A taken claim ends the execution quietly; any other failure to claim is a failure."""
+        taken = self._state(
+            RELEASED_ELSEWHERE,
+            {
+                "Type": "Pass",
+                "Parameters": {
+                    "result": "released by another execution",
+                    "model_package.$": "$.package",
+                    "endpoint_name": self.endpoint_name,
+                },
+                "End": True,
+            },
+        )
+        choice = sfn.Choice(self, CLAIMED_ELSEWHERE)
+        # An error without a Cause must not fail the Choice itself (a path it reads is absent).
+        choice.when(
+            sfn.Condition.and_(
+                sfn.Condition.is_present("$.error.Cause"),
+                sfn.Condition.string_matches("$.error.Cause", CLAIM_TAKEN_CAUSE),
+            ),
+            taken,
+        ).otherwise(notify)
+        return choice
 
     def _ab_decision(self, then: sfn.IChainable, notify: sfn.IChainable) -> sfn.IChainable:
         """Which model of the live configuration stays on Live (``_ab_states.py``)."""

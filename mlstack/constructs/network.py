@@ -297,7 +297,7 @@ class WorkloadNetwork(Construct):
         s3_endpoint = vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
         s3_endpoint.add_to_policy(
             iam.PolicyStatement(
-                sid="OurBucketAndEcrLayers",
+                sid="OurBucket",
                 principals=[iam.AnyPrincipal()],
                 actions=[
                     "s3:GetObject",
@@ -307,13 +307,18 @@ class WorkloadNetwork(Construct):
                     "s3:AbortMultipartUpload",
                     "s3:ListMultipartUploadParts",
                 ],
-                resources=[
-                    bucket.bucket_arn,
-                    bucket.arn_for_objects("*"),
-                    # ECR keeps image layers in this AWS-owned bucket ("Amazon ECR interface VPC
-                    # endpoints", ECR User Guide: "Create the Amazon S3 gateway endpoint").
-                    f"arn:{Aws.PARTITION}:s3:::prod-{Aws.REGION}-starport-layer-bucket/*",
-                ],
+                resources=[bucket.bucket_arn, bucket.arn_for_objects("*")],
+            )
+        )
+        s3_endpoint.add_to_policy(
+            iam.PolicyStatement(
+                sid="EcrImageLayers",
+                principals=[iam.AnyPrincipal()],
+                # ECR keeps image layers in this AWS-owned bucket and pulls need only GetObject
+                # on it ("Amazon ECR interface VPC endpoints", ECR User Guide: "Minimum Amazon S3
+                # bucket permissions for Amazon ECR").
+                actions=["s3:GetObject"],
+                resources=[f"arn:{Aws.PARTITION}:s3:::prod-{Aws.REGION}-starport-layer-bucket/*"],
             )
         )
         self.endpoints_security_group = ec2.SecurityGroup(

@@ -76,6 +76,12 @@ READ_LIVE_ENDPOINT = "Read live endpoint"
 COMPARE_LIVE_VERSION = "Compare live version"
 ALREADY_LIVE = "Version already live?"
 ALREADY_RELEASED = "Already released"
+# The release's claim: one execution per (version, live configuration) deploys; a duplicate
+# event's execution finds the claim taken and ends quietly.
+CLAIM_RELEASE = "Claim release"
+CLAIM_FIRST_RELEASE = "Claim first release"
+CLAIMED_ELSEWHERE = "Claimed by another execution?"
+RELEASED_ELSEWHERE = "Released by another execution"
 CREATE_RELEASE_MODEL = "Create release model"
 REPORT_RELEASE = "Report release"
 NOTIFY_RELEASE_FAILURE = "Notify release failure"

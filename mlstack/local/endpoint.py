@@ -27,6 +27,13 @@ class Models:
 
     def create_model(self, p: Mapping[str, Any]) -> dict[str, Any]:
         with self.service.lock:
+            taken = str(p.get("ModelName", ""))
+            if taken.lower() in self.service.registry.models:
+                # SageMaker's words (the release's claim reads them)
+                raise SageMakerError(
+                    "ValidationException",
+                    f'Cannot create already existing model "{self.service.arn("model", taken)}".',
+                )
             name = self.service.unique_name(
                 "modelName", p.get("ModelName"), self.service.registry.models
             )

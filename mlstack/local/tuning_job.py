@@ -277,13 +277,12 @@ class _TuningRun:
         }
         if definition.get("EnableManagedSpotTraining"):
             request["EnableManagedSpotTraining"] = True
-        checkpoints = definition.get("CheckpointConfig")
-        if checkpoints:
-            # Each training job restores and saves its own checkpoints: parallel jobs with other
-            # hyperparameters never resume from one another's (whether SageMaker separates them
-            # itself is not settled: docs/scale-out.md).
-            uri = str(checkpoints["S3Uri"]).rstrip("/")
-            request["CheckpointConfig"] = {**checkpoints, "S3Uri": f"{uri}/{training_job}/"}
+        if definition.get("CheckpointConfig"):
+            # Every training job gets the definition's one CheckpointConfig, as the request
+            # says: the API reference does not say SageMaker appends the job's name, so the jobs
+            # share the prefix here (the worst case) and the image keeps each job to its own
+            # checkpoints (docs/scale-out.md).
+            request["CheckpointConfig"] = dict(definition["CheckpointConfig"])
         self.sm.say(job.name, f"training job {index}/{job.max_jobs}: {training_job} {tuned}")
         self.counters["InProgress"] += 1
         self.objectives["Pending"] += 1

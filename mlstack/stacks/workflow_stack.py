@@ -19,6 +19,7 @@ from mlstack.constructs import (
     HyperparameterTuning,
     LogGroupEncryption,
     ModelImages,
+    ModelPackageCleanup,
     ModelRegistry,
     ModelRelease,
     MonitoredEndpoint,
@@ -207,6 +208,9 @@ class WorkflowStack(Stack):
         release: the :class:`ModelRelease` (deploys approved versions), or None without a
             deploy stage.
         schedule: the :class:`RetrainingSchedule`, or None when the config has none.
+        registry_cleanup: the :class:`ModelPackageCleanup` that deletes the registry's versions
+            when the stack is deleted, where the data is destroyed (dev); None where it is
+            retained (prod).
         monitoring: the :class:`WorkflowMonitoring`.
         network: the :class:`WorkloadNetwork`, or None when the config has no network.
     """
@@ -232,6 +236,7 @@ class WorkflowStack(Stack):
         self.workflow = self._workflow(config, data, registry)
         self.release = self._release(config, data, registry)
         self.schedule = self._schedule(config)
+        self.registry_cleanup = self._registry_cleanup(config, registry)
         self.monitoring = self._monitoring(config)
         if config.workflow.log_retention_days < ONE_YEAR_DAYS:
             short_retention(self, config.workflow.log_retention_days)
@@ -334,6 +339,20 @@ class WorkflowStack(Stack):
             # Deleted after the release too, which could create the endpoint again.
             release.state_machine.node.add_dependency(cleanup.resource)
         return release
+
+    def _registry_cleanup(
+        self, config: EnvironmentConfig, registry: ModelRegistry
+    ) -> ModelPackageCleanup | None:
+        """Where the Data stack deletes the group, this stack (deleted first: it depends on the
+        Data stack) deletes the group's versions; the state machines that register and release
+        versions are deleted before it."""
+        if config.retain_data:
+            return None
+        cleanup = ModelPackageCleanup(self, "RegistryCleanup", registry=registry)
+        self.workflow.state_machine.node.add_dependency(cleanup.resource)
+        if self.release is not None:
+            self.release.state_machine.node.add_dependency(cleanup.resource)
+        return cleanup
 
     def _schedule(self, config: EnvironmentConfig) -> RetrainingSchedule | None:
         if config.schedule is None:

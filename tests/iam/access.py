@@ -553,6 +553,19 @@ def resource_calls(log: CallLog) -> None:
                 stream = log.arn("logs", f"log-group:{log_group}:log-stream:2026/01/01/[$LATEST]0")
                 log.record(role, "logs:CreateLogStream", stream, why)
                 log.record(role, "logs:PutLogEvents", stream, why)
+            elif kind == "Custom::ModelPackageCleanup":
+                # Its deletion: the function lists the group's versions and deletes each.
+                function = str(r.resolve(stack, props["ServiceToken"]))
+                role, log_group = _function_role_and_logs(log, function)
+                group = str(props["ModelPackageGroupName"]).lower()
+                why = f"model package clean-up {lid} on stack deletion"
+                versions = log.arn("sagemaker", f"model-package/{group}/*")
+                log.record(role, "sagemaker:ListModelPackages", versions, why)
+                version = log.arn("sagemaker", f"model-package/{group}/1")
+                log.record(role, "sagemaker:DeleteModelPackage", version, why)
+                stream = log.arn("logs", f"log-group:{log_group}:log-stream:2026/01/01/[$LATEST]0")
+                log.record(role, "logs:CreateLogStream", stream, why)
+                log.record(role, "logs:PutLogEvents", stream, why)
             elif kind == "AWS::Lambda::Function" and props.get("VpcConfig"):
                 role = str(r.resolve(stack, props["Role"]))
                 vpc = r.resolve(stack, props["VpcConfig"])

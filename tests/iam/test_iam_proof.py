@@ -61,6 +61,8 @@ def principals(recorded: Recorded) -> dict[str, str]:
             kinds[call.principal] = "seed"
         if "endpoint clean-up" in call.why:
             kinds[call.principal] = "cleanup"
+        if "model package clean-up" in call.why:
+            kinds[call.principal] = "registry-cleanup"
     return kinds
 
 
@@ -107,8 +109,9 @@ def test_each_principal_makes_the_calls_the_issue_lists(
 ) -> None:
     r = recorded[env]
     kinds = principals(r)
-    # dev also deletes its deploy stage's endpoint when its stack is deleted (prod retains it).
-    cleanup = {"cleanup"} if env == "dev" else set()
+    # dev also deletes its deploy stage's endpoint and its registry's versions when its stacks
+    # are deleted (prod retains both).
+    cleanup = {"cleanup", "registry-cleanup"} if env == "dev" else set()
     assert set(kinds.values()) == {
         "state-machine",
         "release",

@@ -122,14 +122,14 @@ def test_every_log_group_of_the_app_is_encrypted(synthesized: SynthesizedApp) ->
 
 
 @pytest.mark.parametrize("function", ["Seeder6BEE5FF8", "WorkflowInputValidator4FBBBE6C"])
-def test_lambdas_the_workflow_invokes_have_reserved_concurrency(
+def test_prod_lambdas_the_workflow_invokes_have_reserved_concurrency(
     synthesized: SynthesizedApp, function: str
 ) -> None:
     # prod seeds up to 20 shards at once (dataset.seeding_concurrency): its functions reserve 20.
-    for env, reserved in (("dev", 5), ("prod", 20)):
-        template = synthesized.json(env, "workflow")
-        properties = template["Resources"][function]["Properties"]
-        assert properties["ReservedConcurrentExecutions"] == reserved
+    # dev reserves none (the default): tests/infra/test_infra_review_findings.py.
+    template = synthesized.json("prod", "workflow")
+    properties = template["Resources"][function]["Properties"]
+    assert properties["ReservedConcurrentExecutions"] == 20
 
 
 def test_every_key_denies_grants_except_for_aws_resources(synthesized: SynthesizedApp) -> None:

@@ -390,7 +390,8 @@ def test_every_kind_of_a_saved_registry_is_restored_and_saved_again(tmp_path: Pa
         # A run that ended mid-update leaves the previous configuration serving (a failed
         # update rolls back); one that ended mid-creation leaves nothing that came up.
         assert status == {"live": "InService", "new": "Failed", "moving": "InService"}
-        with pytest.raises(SageMakerError, match="already in use"):
+        # SageMaker's words for a taken model name (the release's claim reads them).
+        with pytest.raises(SageMakerError, match="Cannot create already existing model"):
             sagemaker.create_model({"ModelName": "m-1"})
         sagemaker.stop()
     again = json.loads((tmp_path / "run" / "sagemaker" / "registry.json").read_text())

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
+import shutil
 import signal
 import time
 
@@ -37,6 +41,21 @@ def checkpoint_names(job: Job) -> list[str]:
     return sorted(p.name for p in (job.base / "checkpoints").iterdir())
 
 
+def expected_identity(job: Job) -> str:
+    """docs/containers.md: the first 16 hex digits of the SHA-256 of the job's hyperparameters
+    (hyperparameters.json as SageMaker writes it), sorted compact JSON, num_round left out."""
+    hp = json.loads((job.base / "input/config/hyperparameters.json").read_text())
+    hp.pop("num_round", None)
+    canonical = json.dumps(hp, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(canonical).hexdigest()[:16]
+
+
+def checkpoint_rounds(job: Job) -> list[int]:
+    """Rounds of the checkpoints named for ``job``'s hyperparameters."""
+    own = re.compile(re.escape(f"xgboost-checkpoint.{expected_identity(job)}.") + r"(\d{6})$")
+    return sorted(int(m.group(1)) for n in checkpoint_names(job) if (m := own.match(n)))
+
+
 def test_resumes_from_the_newest_checkpoint_and_matches_an_uninterrupted_run(tmp_path):
     straight = Job(tmp_path / "straight")
     prepare(straight, checkpoints=False, num_round=10)
@@ -45,10 +64,11 @@ def test_resumes_from_the_newest_checkpoint_and_matches_an_uninterrupted_run(tmp
     job = Job(tmp_path / "resumed")
     prepare(job, num_round=4)
     assert_succeeded(job.run(), job)
-    # The two newest are kept.
-    assert checkpoint_names(job) == ["xgboost-checkpoint.000003", "xgboost-checkpoint.000004"]
+    # The two newest are kept, named for the job's hyperparameters.
+    assert checkpoint_rounds(job) == [3, 4] and len(checkpoint_names(job)) == 2
     # A newer checkpoint that does not load (a torn upload) is skipped.
-    (job.base / "checkpoints" / "xgboost-checkpoint.000007").write_bytes(b"torn")
+    torn = f"xgboost-checkpoint.{expected_identity(job)}.000007"
+    (job.base / "checkpoints" / torn).write_bytes(b"torn")
 
     prepare(job, num_round=10)
     result = job.run()
@@ -78,7 +98,7 @@ def test_sigterm_during_training_saves_and_exits_cleanly(job):
     assert 4 <= meta.num_boosted_rounds < 1000
     assert meta.extra["stopped_by_sigterm"] is True
     # The newest checkpoint holds the rounds of the saved model: a restart picks up from there.
-    assert checkpoint_names(job)[-1] == f"xgboost-checkpoint.{meta.num_boosted_rounds:06d}"
+    assert checkpoint_rounds(job)[-1] == meta.num_boosted_rounds
 
     done = meta.num_boosted_rounds
     prepare(job, num_round=done + 2, eta=0.01)
@@ -102,3 +122,37 @@ def test_sigterm_before_training_starts_writes_nothing(job):
     assert "SIGTERM before training started" in out
     assert job.failure is None
     assert not (job.base / "model" / "xgboost-model").exists()
+
+
+def test_a_job_resumes_only_from_checkpoints_of_its_own_hyperparameters(tmp_path):
+    """A tuning job's training jobs may share one checkpoint prefix (one CheckpointConfig for
+    every job: HyperParameterTrainingJobDefinition, SageMaker API reference): job B, other
+    hyperparameters, restored with A's checkpoints, starts from round 0; A, restored with both
+    jobs' checkpoints, resumes from its own. Each ends where an uninterrupted run of it ends."""
+    shallow, deep = {"eta": 0.3}, {"eta": 0.1}
+    straight = {}
+    for name, hyper in (("a", shallow), ("b", deep)):
+        run = Job(tmp_path / f"straight-{name}")
+        prepare(run, checkpoints=False, num_round=8, **hyper)
+        assert_succeeded(run.run(), run)
+        straight[name] = predict(run, X_TEST)
+
+    a = Job(tmp_path / "a")
+    prepare(a, num_round=3, **shallow)  # stands for A interrupted after 3 rounds
+    assert_succeeded(a.run(), a)
+    b = Job(tmp_path / "b")
+    prepare(b, num_round=8, **deep)
+    shutil.copytree(a.base / "checkpoints", b.base / "checkpoints", dirs_exist_ok=True)
+    result = b.run()
+    assert_succeeded(result, b)
+    assert "resuming" not in result.stdout
+    assert rounds_logged(result.stdout) == list(range(8))
+    np.testing.assert_allclose(predict(b, X_TEST), straight["b"], rtol=0, atol=1e-6)
+
+    shutil.copytree(b.base / "checkpoints", a.base / "checkpoints", dirs_exist_ok=True)
+    prepare(a, num_round=8, **shallow)
+    result = a.run()
+    assert_succeeded(result, a)
+    assert "resuming from the checkpoint after 3 rounds" in result.stdout
+    assert rounds_logged(result.stdout) == [3, 4, 5, 6, 7]
+    np.testing.assert_allclose(predict(a, X_TEST), straight["a"], rtol=0, atol=1e-6)

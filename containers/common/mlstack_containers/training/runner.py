@@ -37,7 +37,7 @@ from mlstack_containers.hyperparameters import (
 from mlstack_containers.paths import SageMakerPaths
 from mlstack_containers.schema import SCHEMA_FILE, Schema, SchemaError
 from mlstack_containers.training import device, distributed
-from mlstack_containers.training.checkpoints import CheckpointDir
+from mlstack_containers.training.checkpoints import CheckpointDir, identity
 from mlstack_containers.training.config import (
     SCHEMA_CHANNEL,
     Channel,
@@ -256,6 +256,7 @@ def fit(
     paths: SageMakerPaths,
     cluster: Cluster,
     stop: StopRequest,
+    checkpoints: CheckpointDir | None = None,
 ) -> Result:
     nthread = int(params["nthread"])
     matrices = {
@@ -264,8 +265,12 @@ def fit(
     }
     evals = [(matrices[name], name) for name in ("train", "validation") if name in matrices]
 
-    checkpoints = CheckpointDir(paths.checkpoints_dir) if paths.checkpoints_dir.is_dir() else None
     latest = checkpoints.latest() if checkpoints is not None and cluster.is_leader else None
+    if checkpoints is not None and cluster.is_leader and checkpoints.others():
+        log(
+            f"leaving {checkpoints.others()} checkpoints of other hyperparameters alone "
+            f"(this job's are {checkpoints.identity})"
+        )
     if cluster.size > 1:
         # Every host resumes from the leader's checkpoint, whatever its own disk holds.
         latest = collective.broadcast((latest,), 0)[0]  # wrapped: the root may not send None
@@ -321,9 +326,8 @@ def fit(
 
 def run(paths: SageMakerPaths, env: Mapping[str, str], stop: StopRequest) -> None:
     started = time.perf_counter()
-    hp = parse_hyperparameters(
-        read_json(paths.hyperparameters_file, required=False, default={}) or {}
-    )
+    raw_hp = read_json(paths.hyperparameters_file, required=False, default={}) or {}
+    hp = parse_hyperparameters(raw_hp)
     channels = parse_input_data_config(
         read_json(paths.input_data_config_file, required=True), paths.input_data_config_file
     )
@@ -337,6 +341,11 @@ def run(paths: SageMakerPaths, env: Mapping[str, str], stop: StopRequest) -> Non
     schema = read_schema(paths) if SCHEMA_CHANNEL in channels else None
     data_channels = {name: ch for name, ch in channels.items() if name != SCHEMA_CHANNEL}
     params = training_params(hp, env, cluster)
+    checkpoints = (
+        CheckpointDir(paths.checkpoints_dir, identity(raw_hp))
+        if paths.checkpoints_dir.is_dir()
+        else None
+    )
     settings = distributed.Settings.from_env(env)
     log(
         f"XGBoost {xgb.__version__} on {params['device']} with {params['nthread']} threads, "
@@ -351,7 +360,7 @@ def run(paths: SageMakerPaths, env: Mapping[str, str], stop: StopRequest) -> Non
             check_labels(name, dataset.labels, hp.objective, hp.xgb_params.get("num_class"))
         stop.training = True  # from here on SIGTERM ends the round in progress, then saves
         with distributed.communicator(cluster, settings):
-            result = fit(params, hp, datasets, paths, cluster, stop)
+            result = fit(params, hp, datasets, paths, cluster, stop, checkpoints)
     rounds = result.booster.num_boosted_rounds()
     if result.terminated:
         log(f"SIGTERM: stopped after {rounds} rounds; the checkpoint holds them")
