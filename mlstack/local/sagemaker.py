@@ -845,7 +845,7 @@ class LocalSageMaker(ModelPackageCalls):
             self.transform_jobs[name.lower()] = desc
         servers = self._start_instances(desc, request, model)
         try:
-            records = self._transform_objects(desc, request, servers)
+            self._transform_objects(desc, request, servers)
         except _TransformError as err:
             return self._transform_failed(desc, f"ClientError: {err}")
         finally:
@@ -853,7 +853,6 @@ class LocalSageMaker(ModelPackageCalls):
                 server.stop()
         desc["TransformJobStatus"] = "Completed"
         desc["TransformEndTime"] = _now_ms()
-        desc["LocalRecords"] = records
         self._save_registry()
         return desc
 
