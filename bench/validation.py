@@ -1,6 +1,8 @@
 """What local mode's request/response checks cover and cost in one local run of an environment.
 
     .venv/bin/python bench/validation.py --env dev --rows 500
+    .venv/bin/python bench/validation.py --env prod --rows 2000 \
+        --input '{"tuning_max_jobs": 3, "tuning_max_parallel_jobs": 2}'
 
 Runs the environment's workflow locally (as ``mlstack local run`` does, in a fresh work
 directory) and prints: the run's status (and error, cause, failed state), its wall seconds, the
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import sys
 import tempfile
 import time
@@ -31,6 +34,7 @@ def main() -> int:
     parser.add_argument("--env", default="dev")
     parser.add_argument("--rows", type=int, default=500)
     parser.add_argument("--cdk-out", type=Path, default=None)
+    parser.add_argument("--input", type=json.loads, default={}, help="more execution input")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mlstack-bench-validation-") as tmp:
         started = time.perf_counter()
@@ -41,6 +45,7 @@ def main() -> int:
                 workdir=Path(tmp),
                 cdk_out=args.cdk_out,
                 name="bench-validation",
+                extra_input=args.input,
             ),
             Reporter(out=io.StringIO()),
         )
