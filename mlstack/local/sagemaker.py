@@ -794,7 +794,7 @@ class LocalSageMaker(ModelPackageCalls):
         job = self.training_jobs.get(str(p.get("TrainingJobName", "")).lower())
         if job is None or "TrainingJobArn" not in job:
             raise SageMakerError("ValidationException", "Requested resource not found.")
-        return job
+        return _without_tags(job)
 
     # --- models ------------------------------------------------------------------------------
 
@@ -1059,7 +1059,7 @@ class LocalSageMaker(ModelPackageCalls):
         job = self.transform_jobs.get(str(p.get("TransformJobName", "")).lower())
         if job is None or "TransformJobArn" not in job:
             raise SageMakerError("ValidationException", "Could not find requested job.")
-        return job
+        return _without_tags(job)
 
     # --- processing --------------------------------------------------------------------------
 
@@ -1380,3 +1380,9 @@ def deployed_endpoints(run_dir: Path) -> dict[str, dict[str, Any]]:
         for e in registry.get("endpoints", {}).values()
         if e.get("status") == "InService"
     }
+
+
+def _without_tags(job: Mapping[str, Any]) -> dict[str, Any]:
+    """A job's Describe… answer: the API gives its tags through ListTags, not here (botocore's
+    sagemaker model: DescribeTrainingJobResponse and DescribeTransformJobResponse have no Tags)."""
+    return {k: v for k, v in job.items() if k != "Tags"}
