@@ -16,6 +16,7 @@ from mlstack.local.account import AccountInUse, LocalAccount, write_atomically
 from mlstack.local.model_packages import ModelPackageCalls
 from mlstack.local.s3 import parse_uri
 from mlstack.local.sagemaker import SageMakerError
+from mlstack.local.validation import Checked, ServiceRefusal
 
 
 class RegistryFile(ModelPackageCalls):
@@ -80,9 +81,11 @@ def models(args: argparse.Namespace) -> int:
             bucket, key = parse_uri(uri)
             return (directory / "s3" / bucket / key).read_bytes()
 
-        for line in listing(BotoStyle(registry), group, read, serving(registry)):
+        for line in listing(
+            BotoStyle(Checked(registry, "sagemaker")), group, read, serving(registry)
+        ):
             print(line)
-    except (RegistryError, SageMakerError) as err:
+    except (RegistryError, SageMakerError, ServiceRefusal) as err:
         print(f"mlstack local models: {err}", file=sys.stderr)
         return 1
     return 0
@@ -102,7 +105,7 @@ def _set_status(args: argparse.Namespace, status: str, reason: str) -> int:
         # A local run rewrites the registry when it ends: edit it only while none holds it.
         with LocalAccount.of(args.workdir, args.env).lock(f"mlstack local {command}"):
             changed = _change_status(args, status, reason)
-    except (AccountInUse, RegistryError, SageMakerError) as err:
+    except (AccountInUse, RegistryError, SageMakerError, ServiceRefusal) as err:
         print(f"mlstack local {command}: {err}", file=sys.stderr)
         return 1
     if not changed or status != "Approved":
@@ -113,7 +116,8 @@ def _set_status(args: argparse.Namespace, status: str, reason: str) -> int:
 def _change_status(args: argparse.Namespace, status: str, reason: str) -> bool:
     """Set the version's status; an approval's event waits in the account for the release."""
     registry, group, _ = _open(args)
-    arn, changed = set_status(BotoStyle(registry), group, args.version, status, reason)
+    checked = BotoStyle(Checked(registry, "sagemaker"))  # as SageMaker checks each call
+    arn, changed = set_status(checked, group, args.version, status, reason)
     if not changed:
         print(f"{group} version {args.version} is already {status}: nothing changed ({arn})")
         return False

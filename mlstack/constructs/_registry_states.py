@@ -100,7 +100,7 @@ def _parameters(
     gate: tuple[str, str] | None,
 ) -> dict[str, Any]:
     evidence = (
-        {"gate_metric": gate[0], "gate_value.$": f"States.JsonToString({gate[1]})"}
+        {"gate_metric": gate[0], "gate_value.$": f"States.Format('{{}}', {gate[1]})"}
         if gate is not None
         else {}
     )
@@ -132,11 +132,13 @@ def _parameters(
                 }
             }
         },
-        # Each value at most 256 characters (SageMaker API reference, CreateModelPackage).
+        # Each value 1 to 256 of letters, spaces, digits and _.:/=+-@ (CustomerMetadataValue,
+        # SageMaker API reference): no JSON. The hyperparameters are the training job's, which
+        # the version names; the gate value is a number's text.
         "CustomerMetadataProperties": {
             "run_id.$": "$.run_id",
             "execution_arn.$": "$$.Execution.Id",
-            "hyperparameters.$": "States.JsonToString($.training.HyperParameters)",
+            "training_job.$": "$.training.TrainingJobName",
             "train_uri.$": "$.dataset.train_prefix",
             "validation_uri.$": "$.dataset.validation_prefix",
             "test_uri.$": "$.dataset.test_prefix",

@@ -10,7 +10,9 @@ MaxAttempts, BackoffRate, MaxDelaySeconds, JitterStrategy) and Catch, with ``Sta
 the context object (``$$.Execution.{Id,Name,Input,StartTime,RoleArn,RedriveCount}``,
 ``$$.State.{Name,EnteredTime,RetryCount}``, ``$$.StateMachine.{Id,Name}``,
 ``$$.Map.Item.{Index,Value}``); the state machine's TimeoutSeconds and a Task's
-TimeoutSeconds/TimeoutSecondsPath (handed to the task, and checked when it returns).
+TimeoutSeconds/TimeoutSecondsPath (handed to the task, and checked when it returns); Step
+Functions' quotas on a state's input, output or task result (256 KiB) and on an execution's
+history (25,000 events), as :mod:`mlstack.local.limits` words them.
 
 Map states, the way AWS runs them (Step Functions developer guide, "Using Map state in Inline
 mode" and "Using Map state in Distributed mode"):
@@ -53,7 +55,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlstack.local import jsonpath
+from mlstack.local import jsonpath, limits
 from mlstack.local.asl_data import _java_text
 from mlstack.local.asl_data import _matches as _matches
 from mlstack.local.asl_map import MapStates
@@ -223,6 +225,8 @@ class Interpreter(MapStates):
         except StatesError as err:
             result.status = "TIMED_OUT" if err.error == "States.Timeout" else "FAILED"
             result.error, result.cause = err.error or None, err.cause or None
+        except limits.ExecutionLimitReached as reached:
+            result.status, result.error, result.cause = "FAILED", reached.error, reached.cause
         result.seconds = time.time() - started
         return result
 
@@ -247,7 +251,11 @@ class Interpreter(MapStates):
             entered_id = self._event(result)  # <Type>StateEntered
             self.listener.state_entered(name, kind, data)
             try:
+                if over := limits.payload_error(name, "an input", data):
+                    raise StatesError(*over)
                 data, next_name = self._state(name, state, data, context, result, deadline)
+                if over := limits.payload_error(name, "an output", data):
+                    raise StatesError(*over)
             except _Caught as caught:
                 self._event(result)  # <Type>StateExited, towards the catcher's Next
                 seconds = time.time() - entered
@@ -278,7 +286,12 @@ class Interpreter(MapStates):
 
     def _event(self, result: ExecutionResult, count: int = 1) -> int:
         with self._lock:
-            return result.event(count)
+            event_id = result.event(count)
+            reached = limits.history_full(event_id)
+            if reached is not None:
+                result.events = limits.MAX_HISTORY_EVENTS  # that event is ExecutionFailed
+                raise reached
+        return event_id
 
     def _state(
         self,
@@ -381,6 +394,8 @@ class Interpreter(MapStates):
             self._event(result)  # TaskFailed
             raise StatesError("States.TaskFailed", f"{type(err).__name__}: {err}") from err
         self._event(result)  # TaskSucceeded
+        if over := limits.result_error(name, value):
+            raise StatesError(*over)
         if timeout is not None and time.time() - started > timeout:
             raise StatesError("States.Timeout", f"state {name!r} ran past {timeout} s")
         return value

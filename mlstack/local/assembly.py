@@ -421,6 +421,16 @@ _NAME_PROPS = {
 }
 
 
+# Stand-in EC2 identifiers look like EC2's (a prefix, "-", 17 hex digits): SageMaker's VpcConfig
+# takes nothing else (botocore's sagemaker model: SecurityGroupId and SubnetId are [-0-9a-zA-Z]+,
+# at most 32 characters).
+_EC2_ID_PREFIXES = {
+    "AWS::EC2::SecurityGroup": "sg",
+    "AWS::EC2::Subnet": "subnet",
+    "AWS::EC2::VPC": "vpc",
+}
+
+
 class Resolver:
     """Resolves CloudFormation intrinsics across the stacks of one assembly to local values."""
 
@@ -446,6 +456,9 @@ class Resolver:
     def name(self, stack: str, logical_id: str) -> str:
         resource = self._resource(stack, logical_id)
         kind = resource["Type"]
+        if kind in _EC2_ID_PREFIXES:
+            digest = hashlib.sha1(f"{stack}/{logical_id}".encode()).hexdigest()[:17]
+            return f"{_EC2_ID_PREFIXES[kind]}-{digest}"
         given = resource.get("Properties", {}).get(_NAME_PROPS.get(kind, ""))
         if given is not None:
             return str(self.resolve(stack, given))
@@ -477,7 +490,7 @@ class Resolver:
             )
         if attr in ("Name", "TopicName") or attr.endswith("Name"):
             return name
-        if attr == "KeyId":
+        if attr == "KeyId" or (attr, kind) == ("GroupId", "AWS::EC2::SecurityGroup"):
             return name
         if attr in ("DomainName", "RegionalDomainName"):
             return f"{name}.s3.amazonaws.com"

@@ -18,6 +18,10 @@ the same in botocore's ``sagemaker-runtime`` service model):
   wording boto3 users see, e.g. aws/amazon-sagemaker-examples issues 407 and 4324);
 * the model server cannot be reached: 503 ``ServiceUnavailable``.
 
+Before an endpoint is looked up, the request is checked against botocore's model of
+InvokeEndpoint (:mod:`mlstack.local.validation`): an endpoint name, content type, accept or
+custom attributes the service refuses is a 400 ``ValidationError`` with the service's message.
+
 Signatures are not checked.
 """
 
@@ -32,6 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from mlstack.local import loopback
+from mlstack.local.validation import ServiceRefusal, rules
 
 MAX_BODY = 6 * 1024 * 1024  # InvokeEndpoint's payload limit
 
@@ -135,13 +140,20 @@ class _Handler(BaseHTTPRequestHandler):
                 400, "ValidationError", f"the body ended after {len(body)} of {length} bytes"
             )
             return
-        if target is None:
-            self._error(400, "ValidationError", f"Endpoint {name} of account local not found.")
-            return
         headers = {"Content-Type": self.headers.get("Content-Type", "application/octet-stream")}
         for header in ("Accept", "X-Amzn-SageMaker-Custom-Attributes"):
             if self.headers.get(header):
                 headers[header] = self.headers[header]
+        try:
+            rules("sagemaker-runtime").check_request(
+                "InvokeEndpoint", _request(name, body, headers)
+            )
+        except ServiceRefusal as err:
+            self._error(400, err.code, err.message)
+            return
+        if target is None:
+            self._error(400, "ValidationError", f"Endpoint {name} of account local not found.")
+            return
         try:
             status, answer_headers, answer = loopback.request(
                 target.port, "POST", "/invocations", body, headers
@@ -180,3 +192,16 @@ class _Handler(BaseHTTPRequestHandler):
         the client still sends would be taken for the next request)."""
         self.close_connection = True
         self._error(status, error_type, message, close=True)
+
+
+def _request(name: str, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
+    """The InvokeEndpoint request the HTTP request carries (its members' names)."""
+    request: dict[str, Any] = {"EndpointName": name, "Body": body}
+    for member, header in (
+        ("ContentType", "Content-Type"),
+        ("Accept", "Accept"),
+        ("CustomAttributes", "X-Amzn-SageMaker-Custom-Attributes"),
+    ):
+        if header in headers:
+            request[member] = headers[header]
+    return request

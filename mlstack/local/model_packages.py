@@ -128,6 +128,11 @@ class ModelPackageCalls:
     def describe_model_package(self, p: Mapping[str, Any]) -> dict[str, Any]:
         package = copy.deepcopy(self._package(p.get("ModelPackageName")))
         package.pop("ClientToken", None)
+        # Required in DescribeModelPackage's output (botocore's sagemaker model); no validation
+        # profiles are given, so there are no validation statuses.
+        package.setdefault("ModelPackageStatusDetails", {"ValidationStatuses": []})
+        if not package.get("CustomerMetadataProperties"):
+            package.pop("CustomerMetadataProperties", None)  # a map of 1 to 50 entries, or none
         return package
 
     def list_model_packages(self, p: Mapping[str, Any]) -> dict[str, Any]:

@@ -149,3 +149,9 @@ class Service:
     def say(self, source: str, line: str) -> None:
         if self.log:
             self.log(source, line)
+
+
+def without_tags(job: Mapping[str, Any]) -> dict[str, Any]:
+    """A job's Describe… answer: the API gives its tags through ListTags, not here (botocore's
+    sagemaker model: DescribeTrainingJobResponse and DescribeTransformJobResponse have no Tags)."""
+    return {k: v for k, v in job.items() if k != "Tags"}

@@ -26,6 +26,13 @@ Errors are those Step Functions raises: a SageMaker API refusal is ``SageMaker.<
 and failed ``States.TaskFailed`` with the job's description (FailureReason) as cause, a Lambda
 function's exception its ``errorType`` with the Lambda error payload as cause. A resource with no
 local handler fails with ``Local.UnsupportedResource`` naming the state and the resource.
+
+Each request is first checked as the service checks it, against botocore's model of the service
+(:mod:`mlstack.local.validation`: required members, types, enums, ranges, lengths, patterns): a
+refusal fails the task with the service's error (``SageMaker.ValidationException``,
+``SNS.ValidationErrorException``, ...; the cause is the service's message), so Retry and Catch
+see what they would see in AWS. Each answer is checked against the operation's output shape; one
+the model does not allow is local mode's bug and fails the task with ``Local.InvalidResponse``.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from mlstack.local.asl import StatesError, TaskCall
 from mlstack.local.assembly import LambdaFunction, LocalAssembly
 from mlstack.local.s3 import EmbeddedS3
 from mlstack.local.sagemaker import JobFailed, LocalSageMaker, LogSink, SageMakerError, pump_lines
+from mlstack.local.validation import InvalidResponse, ServiceRefusal, rules
 
 RUNTIME = Path(__file__).resolve().parent / "lambda_runtime.py"
 
@@ -221,20 +229,28 @@ class TaskDispatcher:
                 "Local.UnsupportedResource",
                 f"state {call.state_name!r}: only RequestResponse invocations run locally",
             )
+        checks = rules("lambda")
+        # The API's Payload is the JSON text of what the state passes.
+        request = {**params, "Payload": json.dumps(params.get("Payload", {}))}
         try:
+            checks.check_request("Invoke", request)
             fn = self.assembly.lambda_function(str(params.get("FunctionName", "")))
+        except ServiceRefusal as err:
+            raise _refused(err, "Lambda") from None
         except ValueError as err:
             raise StatesError("Lambda.ResourceNotFoundException", str(err)) from None
         payload = self.lambdas.invoke(fn, params.get("Payload", {}))
-        return {
-            "ExecutedVersion": "$LATEST",
-            "Payload": payload,
-            "StatusCode": 200,
-            **_http_metadata(),
-        }
+        answer = {"ExecutedVersion": "$LATEST", "StatusCode": 200}
+        _check_response(checks, "Invoke", {**answer, "Payload": json.dumps(payload)})
+        return {**answer, "Payload": payload, **_http_metadata()}
 
     def _sns(self, call: TaskCall) -> dict[str, Any]:
         params = call.parameters
+        checks = rules("sns")
+        try:
+            checks.check_request("Publish", params)
+        except ServiceRefusal as err:
+            raise _refused(err, "SNS") from None
         topic = params.get("TopicArn")
         if topic not in self.assembly.topics:
             raise StatesError("SNS.NotFoundException", f"Topic does not exist: {topic}")
@@ -250,6 +266,7 @@ class TaskDispatcher:
             f.write(json.dumps(message) + "\n")
         if self.log:
             self.log("sns", f"{message['Subject']}: {message['Message']}")
+        _check_response(checks, "Publish", {"MessageId": message["MessageId"]})
         return {"MessageId": message["MessageId"], **_http_metadata()}
 
     def _sagemaker(self, call: TaskCall, action: str, *, sdk: bool) -> Any:
@@ -259,9 +276,12 @@ class TaskDispatcher:
         if method is None or action.endswith(".waitForTaskToken"):
             return self._unsupported(call)
         params = call.parameters if isinstance(call.parameters, dict) else {}
+        checks = rules("sagemaker")
         try:
+            checks.check_request(base, params)
             result = getattr(self.sagemaker, method)(params)
-        except SageMakerError as err:
+        except (SageMakerError, ServiceRefusal) as err:
+            # aws-sdk: ServiceName.ErrorName ("AWS SDK integrations", Step Functions guide).
             error = f"SageMaker.{err.code}" if sdk else "SageMaker.AmazonSageMakerException"
             cause = (
                 f"{err.message} (Service: AmazonSageMaker; Status Code: 400; "
@@ -270,8 +290,40 @@ class TaskDispatcher:
             raise StatesError(error, cause) from None
         except JobFailed as failed:
             raise StatesError("States.TaskFailed", json.dumps(failed.description)) from None
-        if sync or base.startswith("describe") or sdk:
-            return result
-        # An optimized create without .sync answers what the API answers: the ARN.
-        arn_key = next((k for k in result if k.endswith("Arn")), None)
-        return {arn_key: result[arn_key]} if arn_key else result
+        answer = result
+        if not (sync or base.startswith("describe") or sdk):
+            # An optimized create without .sync answers what the API answers: the ARN.
+            arn_key = next((k for k in result if k.endswith("Arn")), None)
+            answer = {arn_key: result[arn_key]} if arn_key else result
+        if sync:
+            # The local job description keeps the request's Tags, which DescribeTrainingJob's
+            # shape lacks; whether a .sync output carries them is not verified: left unchecked.
+            described = {k: v for k, v in answer.items() if k != "Tags"}
+            _check_response(checks, _describe_of(base), described)
+        else:
+            _check_response(checks, base, answer)
+        return answer
+
+
+def _describe_of(action: str) -> str:
+    """The Describe call whose response a ``.sync`` create answers (createTrainingJob ->
+    describeTrainingJob)."""
+    return "describe" + action.removeprefix("create")
+
+
+def _check_response(checks: Any, operation: str, result: Any) -> None:
+    """A local response the service's model does not allow is local mode's bug: the task fails
+    with ``Local.InvalidResponse`` naming what is wrong, rather than pass it on."""
+    try:
+        checks.check_response(operation, result)
+    except InvalidResponse as err:
+        raise StatesError("Local.InvalidResponse", str(err)) from None
+
+
+def _refused(err: ServiceRefusal, service: str) -> StatesError:
+    """A refusal as Step Functions names it: ``<Service>.<Error>``, the error with its
+    ``Exception`` suffix ("AWS SDK integrations": "include the Exception suffix ... even if
+    the suffix is not yet part of the error name the service provides")."""
+    name = err.code if err.code.endswith("Exception") else f"{err.code}Exception"
+    cause = f"{err.message} (Service: {service}; Status Code: 400; Error Code: {err.code})"
+    return StatesError(f"{service}.{name}", cause)

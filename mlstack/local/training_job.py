@@ -41,6 +41,7 @@ from mlstack.local.sagemaker_service import (
     Service,
     now_ms,
     pack_model,
+    without_tags,
 )
 
 
@@ -444,4 +445,4 @@ class TrainingJobs:
         job = self.service.registry.training_jobs.get(str(p.get("TrainingJobName", "")).lower())
         if job is None or "TrainingJobArn" not in job:
             raise SageMakerError("ValidationException", "Requested resource not found.")
-        return job
+        return without_tags(job)

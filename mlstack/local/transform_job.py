@@ -21,7 +21,14 @@ from typing import Any
 
 from mlstack.local.registry_store import Server
 from mlstack.local.s3 import parse_uri, shard_keys
-from mlstack.local.sagemaker_service import MB, JobFailed, SageMakerError, Service, now_ms
+from mlstack.local.sagemaker_service import (
+    MB,
+    JobFailed,
+    SageMakerError,
+    Service,
+    now_ms,
+    without_tags,
+)
 
 
 class _TransformError(Exception):
@@ -48,7 +55,7 @@ class TransformJobs:
             self.service.registry.transform_jobs[name.lower()] = desc
         servers = self._start_instances(desc, request, model)
         try:
-            records = self._transform_objects(desc, request, servers)
+            self._transform_objects(desc, request, servers)
         except _TransformError as err:
             return self._transform_failed(desc, f"ClientError: {err}")
         finally:
@@ -56,7 +63,6 @@ class TransformJobs:
                 server.stop()
         desc["TransformJobStatus"] = "Completed"
         desc["TransformEndTime"] = now_ms()
-        desc["LocalRecords"] = records
         self.service.save()
         return desc
 
@@ -265,4 +271,4 @@ class TransformJobs:
         job = self.service.registry.transform_jobs.get(str(p.get("TransformJobName", "")).lower())
         if job is None or "TransformJobArn" not in job:
             raise SageMakerError("ValidationException", "Could not find requested job.")
-        return job
+        return without_tags(job)

@@ -12,6 +12,7 @@ import pytest
 
 from mlstack.constructs import state_names as sn
 from mlstack.local.asl import Interpreter, StatesError, TaskCall
+from mlstack.local.intrinsics import evaluate as evaluate_intrinsic
 from tests.infra.conftest import SynthesizedApp, state_machine_definition
 
 GROUP_ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mlstack-prod"
@@ -170,4 +171,8 @@ def test_the_registration_keeps_the_gate_metric_and_value(synthesized: Synthesiz
     states = state_machine_definition(synthesized.json("prod", "workflow"))["States"]
     metadata = states[sn.REGISTER_MODEL]["Parameters"]["CustomerMetadataProperties"]
     assert metadata["gate_metric"] == "validation:rmse"
-    assert metadata["gate_value.$"] == "States.JsonToString($.gate.values[0])"
+    # The number's text: a CustomerMetadataValue allows digits, '.', '-', '+' and letters, no
+    # brackets (botocore's sagemaker model), and the A/B decision reads it with StringToJson.
+    assert metadata["gate_value.$"] == "States.Format('{}', $.gate.values[0])"
+    value = evaluate_intrinsic(metadata["gate_value.$"], {"gate": {"values": [0.0976949]}}, {})
+    assert value == "0.0976949"

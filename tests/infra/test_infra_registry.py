@@ -112,7 +112,10 @@ def test_metrics_and_metadata_point_at_the_run(definitions: dict[str, dict[str, 
     metadata = parameters["CustomerMetadataProperties"]
     assert metadata["run_id.$"] == "$.run_id"
     assert metadata["execution_arn.$"] == "$$.Execution.Id"
-    assert metadata["hyperparameters.$"] == "States.JsonToString($.training.HyperParameters)"
+    # The training job (and with it its hyperparameters), named, not copied as JSON: a
+    # CustomerMetadataValue allows no braces, quotes or commas (botocore's sagemaker model).
+    assert metadata["training_job.$"] == "$.training.TrainingJobName"
+    assert not any("JsonToString" in str(v) for v in metadata.values())
     assert {metadata[f"{c}_uri.$"] for c in ("train", "validation", "test")} == {
         "$.dataset.train_prefix",
         "$.dataset.validation_prefix",

@@ -180,7 +180,9 @@ def test_a_two_instance_transform_spreads_the_test_shards_one_output_per_shard(
         }
     )
     assert desc["TransformJobStatus"] == "Completed"
-    assert desc["LocalRecords"] == SHARDS * ROWS_PER_SHARD
+    # DescribeTransformJob's members only (botocore's sagemaker model): the records are counted
+    # in the output below.
+    assert "LocalRecords" not in desc
     for shard in range(SHARDS):
         lines = s3.read(f"s3://data/out/part-{shard:05d}.csv.out").splitlines()
         assert len(lines) == ROWS_PER_SHARD  # one line per input row, per shard
