@@ -9,7 +9,6 @@ uninterrupted run of the same hyperparameters trains."""
 from __future__ import annotations
 
 import io
-import json
 import tarfile
 import time
 from collections.abc import Iterator
@@ -22,11 +21,12 @@ import pytest
 from mlstack.local.assembly import Image
 from mlstack.local.s3 import EmbeddedS3
 from mlstack.local.sagemaker import LocalSageMaker
+from mlstack.rules import training_image_metric_definitions
 from tests.training.conftest import Job, assert_succeeded, csv_bytes, predict, reference_data
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_URI = "000000000000.dkr.ecr.us-east-1.amazonaws.com/train:local"
-METRICS = json.loads((REPO / "containers/training/metric_definitions.json").read_text())
+METRICS = training_image_metric_definitions()
 X, Y = reference_data(3000, seed=3)
 X_TEST, _ = reference_data(300, seed=4)
 STATIC = {"objective": "binary:logistic", "eval_metric": "logloss", "max_depth": "4",
