@@ -41,6 +41,7 @@ from mlstack.local.s3 import EmbeddedS3, kept_buckets
 from mlstack.local.sagemaker import LocalSageMaker, deployed_endpoints
 from mlstack.local.tasks import TaskDispatcher
 from mlstack.local.ui import Reporter, short_cause
+from mlstack.local.validation import ServiceRefusal, rules
 
 DEFAULT_WORKDIR = Path(".work") / "local"
 DEFAULT_TIME_SCALE = 0.01
@@ -177,6 +178,8 @@ def _run_in_account(
     run_dir.mkdir(parents=True, exist_ok=True)
 
     assembly = _load_assembly(options, run_dir, steps, reporter)
+    execution_input = options.execution_input()
+    check_start_execution(assembly.state_machine_arn, name, execution_input)
     s3, others = _start_s3(assembly, account, run_dir, steps, reporter, clean=options.clean)
     events = LocalEventBridge(assembly)
     sagemaker = LocalSageMaker(
@@ -197,7 +200,6 @@ def _run_in_account(
         sagemaker.ensure_model_package_group(group)
     deliver_pending(sagemaker, events)
     dispatcher = TaskDispatcher(assembly, s3, sagemaker, run_dir, log=reporter.log)
-    execution_input = options.execution_input()
     result: ExecutionResult | None = None
     releases: list[dict[str, Any]] = []
     interrupted: Interrupted | None = None
@@ -264,6 +266,21 @@ def _run_in_account(
         report.stopped_jobs = stopped_jobs
     _write_execution(report, result, account)
     return report
+
+
+def check_start_execution(state_machine_arn: str, name: str, execution_input: Any) -> None:
+    """Refuse, as Step Functions does, a StartExecution its model does not allow (a name over
+    80 characters, an input over 256 KiB: botocore's stepfunctions model); ValueError with the
+    service's words."""
+    request = {
+        "stateMachineArn": state_machine_arn,
+        "name": name,
+        "input": json.dumps(execution_input),
+    }
+    try:
+        rules("stepfunctions").check_request("StartExecution", request)
+    except ServiceRefusal as refused:
+        raise ValueError(f"StartExecution refused: {refused}") from None
 
 
 def _check_run_dir(run_dir: Path, environment: str) -> None:
@@ -340,8 +357,10 @@ def run_deliveries(
             role_arn=machine.role_arn,
         )
         started = time.perf_counter()
+        name = str(uuid.uuid4())
+        check_start_execution(machine.arn, name, delivery.event)
         with reporter:
-            result = interpreter.execute(delivery.event, name=str(uuid.uuid4()))
+            result = interpreter.execute(delivery.event, name=name)
         steps.append((f"Release ({result.status.lower()})", time.perf_counter() - started))
         return result
 
