@@ -27,6 +27,7 @@ from mlstack.constructs._nag import (
     acknowledge_scoped_wildcards,
     default_policy,
 )
+from mlstack.constructs._release_claim import claim_state, released_elsewhere
 from mlstack.constructs._scaffold import build_state_machine, execution_log_group
 from mlstack.constructs.model_registry import ModelRegistry
 from mlstack.constructs.roles import sagemaker_arn
@@ -52,10 +53,6 @@ from mlstack.constructs.state_names import (
 __all__ = ["APPROVED_PATTERN_STATUS", "RELEASE_STATES", "ModelRelease"]
 
 APPROVED_PATTERN_STATUS = "Approved"
-# SageMaker's answer to a CreateModel whose name is taken (ValidationException "Cannot create
-# already existing model "<arn>".", the words the SageMaker Python SDK's Session.create_model
-# recognises as "already exists"), inside the Cause Step Functions reports.
-CLAIM_TAKEN_CAUSE = "*Cannot create already existing model*"
 # Endpoint statuses in which the live configuration stays what it is while SageMaker works on the
 # endpoint (DescribeEndpoint: an update's new configuration is PendingDeploymentSummary's).
 SETTLED_OR_BUSY = ("InService", "Creating", "Updating", "SystemUpdating")
@@ -273,9 +270,10 @@ class ModelRelease(Construct):
         still.when(
             sfn.Condition.string_equals("$.package.approval_status", "Approved"), live
         ).otherwise(gone)
-        quiet = self._released_elsewhere(notify)
-        claim = self._claim(CLAIM_RELEASE, "$.live.EndpointConfigName", quiet)
-        claim_first = self._claim(CLAIM_FIRST_RELEASE, None, quiet)
+        quiet = released_elsewhere(self, self.endpoint_name, notify)
+        builder = self.deployment.builder
+        claim = claim_state(self, CLAIM_RELEASE, builder, "$.live.EndpointConfigName", quiet)
+        claim_first = claim_state(self, CLAIM_FIRST_RELEASE, builder, None, quiet)
         live.next(self._compare_live_version()).next(self._already_live(claim))
         claim.next(self._ab_decision(create_model, notify) if ab else create_model)
         live.add_catch(claim_first, errors=["States.ALL"], result_path="$.live_error")
@@ -309,76 +307,6 @@ class ModelRelease(Construct):
             done,
         ).otherwise(otherwise)
         return already
-
-    def _claim(
-        self, state_id: str, live_config: str | None, quiet: sfn.IChainable
-    ) -> sfn.CustomState:
-        """CreateModel ``<name_prefix>-claim-<MD5 of '<version ARN>|<live config or none>'>``:
-        SageMaker refuses a taken name, so of the executions that start for one version over
-        one live configuration, one goes on. No retry: a retried call whose first try created
-        the model would find its own claim taken."""
-        builder = self.deployment.builder
-        basis = (
-            f"States.Format('{{}}|{{}}', $.package.arn, {live_config})"
-            if live_config
-            else "States.Format('{}|none', $.package.arn)"
-        )
-        state = self._state(
-            state_id,
-            {
-                "Type": "Task",
-                "Comment": "Fails for a claim another execution holds: then it releases.",
-                "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createModel",
-                "Parameters": {
-                    "ModelName.$": (
-                        f"States.Format('{builder.name_prefix}-claim-{{}}', "
-                        f"States.Hash({basis}, 'MD5'))"
-                    ),
-                    "ExecutionRoleArn": builder.role_arn,
-                    "PrimaryContainer": {
-                        "Image.$": "$.package.image",
-                        "ModelDataUrl.$": "$.package.model_data_url",
-                        "Mode": "SingleModel",
-                    },
-                    "EnableNetworkIsolation": builder.network_isolation,
-                    **builder.model_network(),
-                    "Tags": [
-                        {"Key": "mlstack:workflow", "Value": builder.name_prefix},
-                        {"Key": "mlstack:model-package", "Value.$": "$.package.arn"},
-                        {"Key": "mlstack:release-claim", "Value.$": "$$.Execution.Id"},
-                    ],
-                },
-                "ResultSelector": {"ModelArn.$": "$.ModelArn"},
-                "ResultPath": "$.claim",
-            },
-        )
-        state.add_catch(quiet, errors=["States.ALL"], result_path="$.error")
-        return state
-
-    def _released_elsewhere(self, notify: sfn.IChainable) -> sfn.Choice:
-        """A taken claim ends the execution quietly; any other failure to claim is a failure."""
-        taken = self._state(
-            RELEASED_ELSEWHERE,
-            {
-                "Type": "Pass",
-                "Parameters": {
-                    "result": "released by another execution",
-                    "model_package.$": "$.package",
-                    "endpoint_name": self.endpoint_name,
-                },
-                "End": True,
-            },
-        )
-        choice = sfn.Choice(self, CLAIMED_ELSEWHERE)
-        # An error without a Cause must not fail the Choice itself (a path it reads is absent).
-        choice.when(
-            sfn.Condition.and_(
-                sfn.Condition.is_present("$.error.Cause"),
-                sfn.Condition.string_matches("$.error.Cause", CLAIM_TAKEN_CAUSE),
-            ),
-            taken,
-        ).otherwise(notify)
-        return choice
 
     def _ab_decision(self, then: sfn.IChainable, notify: sfn.IChainable) -> sfn.IChainable:
         """Which model of the live configuration stays on Live (``_ab_states.py``)."""
