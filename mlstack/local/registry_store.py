@@ -4,7 +4,8 @@ The file's keys are written here, one by one, never taken from attribute names, 
 attribute cannot change the file. ``schema_version`` says which layout a file has:
 
 - version 1: the files written before the schema was declared (no ``schema_version`` key). Its
-  kinds and records are version 2's, so it is read as version 2 and written back with the key;
+  kinds and records are version 2's (less a transform job's local-only ``LocalRecords``), so it
+  is read as version 2 and written back with the key;
   a kind this code does not know is refused (another version of mlstack wrote it, and dropping it
   silently would lose resources);
 - version 2: the kinds of :data:`KINDS`, each a JSON object keyed by lower-case name (ARN for
@@ -222,7 +223,13 @@ def _migrate(document: dict[str, Any], where: str) -> dict[str, Any]:
             f"this version of mlstack does not know (it knows {', '.join(KINDS)}): "
             f"{_WHAT_TO_DO}"
         )
-    # Version 1 (no schema_version) has version 2's kinds and records.
+    if version == 1:
+        # Version 1 has version 2's kinds and records, but for the local-only LocalRecords count
+        # of a transform job, which no DescribeTransformJob answer has (botocore's sagemaker model).
+        jobs = document.get("transform_jobs")
+        for job in jobs.values() if isinstance(jobs, dict) else ():
+            if isinstance(job, dict):
+                job.pop("LocalRecords", None)
     return document
 
 
