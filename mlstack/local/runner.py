@@ -182,23 +182,8 @@ def _run_in_account(
     check_start_execution(assembly.state_machine_arn, name, execution_input)
     s3, others = _start_s3(assembly, account, run_dir, steps, reporter, clean=options.clean)
     events = LocalEventBridge(assembly)
-    sagemaker = LocalSageMaker(
-        run_dir,
-        s3,
-        assembly.images,
-        region=assembly.region,
-        account=assembly.account,
-        log=reporter.log,
-        metric=reporter.metric,
-        interrupt_training_after=options.interrupt_training_after,
-        restore_registry=account.registry_path,
-        endpoints_dir=account.directory / "endpoints",
-        on_event=events.service_event,
-    )
+    sagemaker = _local_sagemaker(options, assembly, account, run_dir, s3, events, reporter)
     earlier_training_jobs = set(sagemaker.training_jobs)
-    for group in assembly.model_package_groups:
-        sagemaker.ensure_model_package_group(group)
-    deliver_pending(sagemaker, events)
     dispatcher = TaskDispatcher(assembly, s3, sagemaker, run_dir, log=reporter.log)
     result: ExecutionResult | None = None
     releases: list[dict[str, Any]] = []
@@ -223,20 +208,8 @@ def _run_in_account(
             steps.extend(_state_steps(result))
             releases = run_deliveries(events, dispatcher, reporter, options.time_scale, steps)
         except Interrupted as signalled:
-            # As Step Functions stops an execution: its running tasks' jobs are stopped, what
-            # they made (objects, models, registry entries) stays in the account.
-            with signals_ignored():
-                interrupted = signalled
-                running = next(
-                    (r.name for r in reversed(reporter.rows) if r.status == "running"), None
-                )
-                stopped_jobs = sagemaker.stop_jobs()
-                result = ExecutionResult(
-                    status="ABORTED",
-                    error="States.Aborted",
-                    cause=f"{signal.Signals(signalled.signum).name} stopped the local run "
-                    f"in state {running or '(none)'}",
-                )
+            interrupted = signalled
+            result, running, stopped_jobs = _aborted(signalled, reporter, sagemaker)
     finally:
         with signals_ignored():
             save_started = time.perf_counter()
@@ -266,6 +239,54 @@ def _run_in_account(
         report.stopped_jobs = stopped_jobs
     _write_execution(report, result, account)
     return report
+
+
+def _local_sagemaker(
+    options: RunOptions,
+    assembly: assembly_mod.LocalAssembly,
+    account: LocalAccount,
+    run_dir: Path,
+    s3: EmbeddedS3,
+    events: LocalEventBridge,
+    reporter: Reporter,
+) -> LocalSageMaker:
+    """The account's SageMaker for this run: its registry restored, the assembly's model
+    package groups present, the events an earlier run left pending delivered."""
+    sagemaker = LocalSageMaker(
+        run_dir,
+        s3,
+        assembly.images,
+        region=assembly.region,
+        account=assembly.account,
+        log=reporter.log,
+        metric=reporter.metric,
+        interrupt_training_after=options.interrupt_training_after,
+        restore_registry=account.registry_path,
+        endpoints_dir=account.directory / "endpoints",
+        on_event=events.service_event,
+    )
+    for group in assembly.model_package_groups:
+        sagemaker.ensure_model_package_group(group)
+    deliver_pending(sagemaker, events)
+    return sagemaker
+
+
+def _aborted(
+    signalled: Interrupted, reporter: Reporter, sagemaker: LocalSageMaker
+) -> tuple[ExecutionResult, str | None, list[str]]:
+    """As Step Functions stops an execution: its running tasks' jobs are stopped, what they
+    made (objects, models, registry entries) stays in the account. Returns the ABORTED result,
+    the state that was running and the jobs stopped."""
+    with signals_ignored():
+        running = next((r.name for r in reversed(reporter.rows) if r.status == "running"), None)
+        stopped_jobs = sagemaker.stop_jobs()
+        result = ExecutionResult(
+            status="ABORTED",
+            error="States.Aborted",
+            cause=f"{signal.Signals(signalled.signum).name} stopped the local run "
+            f"in state {running or '(none)'}",
+        )
+    return result, running, stopped_jobs
 
 
 def check_start_execution(state_machine_arn: str, name: str, execution_input: Any) -> None:
