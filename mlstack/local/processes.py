@@ -178,7 +178,9 @@ def _wait_hosts(
     """Wait for every host's process; a host that fails ends the others (SageMaker stops a job
     whose host failed). ``interrupt``: SIGTERM every host after that many seconds (a spot
     interruption). Returns (ran past ``limit``, index of the host to report: the first that
-    failed, else 0, interrupted)."""
+    failed, else 0, interrupted). An interruption is one whatever the hosts' exit statuses:
+    SageMaker reclaims the instances, so a program that had not yet set its SIGTERM handler
+    (death by the signal) starts again like one that saved a checkpoint and exited 0."""
     now = time.monotonic()
     deadline = None if limit is None else now + limit
     interrupt_at = None if interrupt is None else now + interrupt
@@ -205,7 +207,7 @@ def _wait_hosts(
         time.sleep(0.05)
     if failed is None:
         failed = next((i for i, proc in enumerate(procs) if proc.returncode != 0), 0)
-    return stopped, failed, interrupted and procs[failed].returncode == 0
+    return stopped, failed, interrupted
 
 
 @dataclass

@@ -55,12 +55,24 @@ def s3() -> Iterator[EmbeddedS3]:
     server.stop()
 
 
-def _sagemaker(s3: EmbeddedS3, tmp_path: Path, interrupt: float | None) -> LocalSageMaker:
+# The same program slow to start (imports, data loading): SIGTERM's default action, death by
+# the signal, until the handler is set 2 s in, and only the first time (no checkpoints yet).
+SLOW_START = FAKE_TRAIN.replace(
+    "signal.signal(",
+    "os.listdir(ckpt) or os.path.exists(os.path.join(base, 'started')) or time.sleep(2)\n"
+    "open(os.path.join(base, 'started'), 'w').close()\n"
+    "signal.signal(",
+)
+
+
+def _sagemaker(
+    s3: EmbeddedS3, tmp_path: Path, interrupt: float | None, program: str = FAKE_TRAIN
+) -> LocalSageMaker:
     context = tmp_path / "containers"
     (context / "training").mkdir(parents=True)
     (context / "training/Dockerfile").write_text("FROM scratch\n")
     train = context / "training/train"
-    train.write_text(FAKE_TRAIN.format(python=sys.executable, rounds=ROUNDS))
+    train.write_text(program.format(python=sys.executable, rounds=ROUNDS))
     train.chmod(train.stat().st_mode | stat.S_IEXEC)
     image = Image(uri=IMAGE_URI, directory=context, dockerfile="training/Dockerfile")
     lines: list[str] = []
@@ -125,3 +137,17 @@ def test_an_on_demand_job_is_never_interrupted(s3, tmp_path):
     assert "SecondaryStatusTransitions" not in desc
     log = (tmp_path / "run/jobs/demand-1/train.log").read_text()
     assert "SIGTERM" not in log and not (tmp_path / "run/jobs/demand-1/opt/ml/checkpoints").exists()
+
+
+def test_a_spot_job_interrupted_before_its_program_handles_sigterm_starts_again(s3, tmp_path):
+    # A spot interruption reclaims the instance whatever the program was doing: the job starts
+    # again on a new one from the checkpoints it has (none yet here), it does not fail ("Managed
+    # Spot Training", SageMaker developer guide). The first process dies by the signal (-15).
+    sagemaker = _sagemaker(s3, tmp_path, interrupt=0.5, program=SLOW_START)
+    desc = sagemaker.create_training_job(job("spot-early"))
+    assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+    assert [t["Status"] for t in desc["SecondaryStatusTransitions"]] == ["Interrupted"]
+    log = (tmp_path / "run/jobs/spot-early/train.log").read_text().splitlines()
+    assert log.count("start after 0 rounds") == 1  # the first process never got that far
+    model = tmp_path / "run/jobs/spot-early/opt/ml/model/model.txt"
+    assert model.read_text() == str(ROUNDS)
