@@ -38,6 +38,13 @@ stop = []
 signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
 with open(os.environ["FAKE_TRAIN_TIMES"], "a") as f:
     f.write(json.dumps({{"job": os.environ["TRAINING_JOB_NAME"], "start": time.time()}}) + "\\n")
+# FAKE_TRAIN_MEET=N: wait (30 s at most) until N jobs have started, so jobs the tuner runs at
+# once overlap however slowly a loaded machine launches them.
+meet = time.monotonic() + 30
+while time.monotonic() < meet and sum(
+    "start" in line for line in open(os.environ["FAKE_TRAIN_TIMES"])
+) < int(os.environ.get("FAKE_TRAIN_MEET", "0")):
+    time.sleep(0.02)
 eta = float(hp["eta"])
 for i in range(int(hp.get("num_round", "4"))):
     time.sleep(0.05)
@@ -171,8 +178,9 @@ def test_request_is_valid_for_the_sagemaker_api() -> None:
 
 
 def test_runs_max_jobs_at_most_max_parallel_at_once(
-    sagemaker: LocalSageMaker, tmp_path: Path
+    sagemaker: LocalSageMaker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("FAKE_TRAIN_MEET", "2")
     desc = sagemaker.create_hyper_parameter_tuning_job(request(jobs=5, parallel=2))
     times = _times(tmp_path / "times.jsonl")
     assert len(times) == 5

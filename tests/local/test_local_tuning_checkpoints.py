@@ -8,11 +8,13 @@ uninterrupted run of the same hyperparameters trains."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import os
+import subprocess
 import tarfile
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,10 @@ import numpy as np
 import pytest
 
 from mlstack.local.assembly import Image
+from mlstack.local.processes import _wait_hosts
 from mlstack.local.s3 import EmbeddedS3
 from mlstack.local.sagemaker import LocalSageMaker
+from mlstack.local.sagemaker_service import WaitHosts
 from mlstack.rules import training_image_metric_definitions
 from tests.training.conftest import Job, assert_succeeded, csv_bytes, predict, reference_data
 
@@ -33,6 +37,7 @@ X_TEST, _ = reference_data(300, seed=4)
 STATIC = {"objective": "binary:logistic", "eval_metric": "logloss", "max_depth": "4",
           "num_round": "400"}  # fmt: skip
 PREFIX = "checkpoints/run-1/tuning/"
+INTERRUPT_AFTER = 50  # of the 400 rounds
 
 
 @pytest.fixture(scope="module")
@@ -91,27 +96,38 @@ def straight_run(base: Path, eta: str, **more: str) -> Job:
     return job
 
 
-def paired_seconds(base: Path, **more: str) -> float:
-    """Seconds two uninterrupted jobs take, run at once."""
-    started = time.monotonic()
-    with ThreadPoolExecutor(2) as pool:
-        for done in [pool.submit(straight_run, base / str(i), "0.2", **more) for i in (1, 2)]:
-            done.result()
-    return time.monotonic() - started
+def interrupt_after_round(rounds: int) -> WaitHosts:
+    """``wait_hosts`` whose spot interruption comes once the first host has checkpointed
+    ``rounds`` rounds of its own (a checkpoint file that was not there when it started), however
+    fast or loaded the machine: mid-training, never before the first checkpoint nor after the
+    last round."""
+
+    def wait_hosts(
+        procs: Sequence[subprocess.Popen[bytes]], limit: float | None, interrupt: float | None
+    ) -> tuple[bool, int, bool]:
+        if interrupt is None:
+            return _wait_hosts(procs, limit, None)
+        checkpoints = Path(os.readlink(f"/proc/{procs[0].pid}/cwd")) / "checkpoints"
+        restored = set(checkpoints.iterdir())
+        while procs[0].poll() is None and not any(
+            path not in restored and int(path.name.rsplit(".", 1)[1]) >= rounds
+            for path in checkpoints.glob("xgboost-checkpoint.*")
+        ):
+            time.sleep(0.002)
+        return _wait_hosts(procs, limit, 0.0)
+
+    return wait_hosts
 
 
 def test_interrupted_tuning_jobs_resume_only_from_their_own_checkpoints(
     s3: EmbeddedS3, tmp_path: Path
 ) -> None:
-    # The interruption comes halfway through the rounds of an uninterrupted job as long as it
-    # takes on this machine now, two at once as the tuning job runs them: its start (a
-    # one-round job) plus half of its rounds. (A job interrupted before its first checkpoint
-    # starts again from nothing: the identities below still hold, and the other one resumes.)
-    start = paired_seconds(tmp_path / "start", num_round="1")
-    interrupt = start + 0.5 * (paired_seconds(tmp_path / "calibration") - start)
     image = Image(uri=IMAGE_URI, directory=REPO / "containers", dockerfile="training/Dockerfile")
     sagemaker = LocalSageMaker(
-        tmp_path / "run", s3, {IMAGE_URI: image}, interrupt_training_after=interrupt
+        tmp_path / "run", s3, {IMAGE_URI: image}, interrupt_training_after=0.0
+    )
+    sagemaker.service.processes = dataclasses.replace(
+        sagemaker.service.processes, wait_hosts=interrupt_after_round(INTERRUPT_AFTER)
     )
     tuning = sagemaker.create_hyper_parameter_tuning_job(request())
     assert tuning["HyperParameterTuningJobStatus"] == "Completed", tuning.get("FailureReason")
@@ -142,5 +158,5 @@ def test_interrupted_tuning_jobs_resume_only_from_their_own_checkpoints(
             s3, desc["ModelArtifacts"]["S3ModelArtifacts"], tmp_path / f"tuned-{name}"
         )
         np.testing.assert_allclose(served, predict(straight, X_TEST), rtol=0, atol=1e-6)
-    # At least one job was interrupted mid-training and went on from its own checkpoint.
-    assert resumed >= 1
+    # Each job was interrupted mid-training and went on from its own checkpoint.
+    assert resumed == 2
