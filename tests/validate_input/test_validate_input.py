@@ -144,7 +144,7 @@ def test_an_unknown_hyperparameter_is_named_with_the_closest_known_one(
         ),
         (
             {"tuning_strategy": "Randon"},
-            'key \'tuning_strategy\' is "Randon" (string); expected one of "Bayesian", "Random" '
+            'key \'tuning_strategy\' is "Randon" (string); expected "Bayesian" or "Random" '
             '(did you mean "Random"?)',
         ),
         (
