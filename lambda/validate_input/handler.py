@@ -16,6 +16,11 @@ default, as Load defaults does):
     ``portable_rules.py`` beside this file, a generated copy of ``mlstack/portable_rules.py``,
     whose function the config check calls too.
 
+    ``parallel_within_jobs`` (with a tuning path): ``{"defaults": {"tuning_max_jobs": J,
+    "tuning_max_parallel_jobs": P}}``: ``tuning_max_parallel_jobs`` must not exceed
+    ``tuning_max_jobs`` (``parallel_beyond_jobs``, the rule config and ``HyperparameterTuning``
+    check at synth time; the execution input may override either key).
+
 The schema is generated at synth time from the pydantic model in ``mlstack/rules.py`` and written
 into the definition, so the definition alone decides what a run accepts, in AWS and in local mode.
 
@@ -282,26 +287,56 @@ def check(
     return problems
 
 
+def _given(
+    execution_input: dict[str, Any], settings: dict[str, Any], keys: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The values a rule reads (an input key left out takes its default) and, for each, the
+    note that says it was the default."""
+    values = {k: execution_input.get(k, settings["defaults"][k]) for k in keys}
+    notes = {k: "" if k in execution_input else " (its default)" for k in keys}
+    return values, notes
+
+
 def _instances_within_shards(
     execution_input: dict[str, Any], settings: dict[str, Any], bad_keys: set[str]
 ) -> Iterator[Problem]:
     keys = ("rows", "training_instance_count")
     if bad_keys & set(keys):
         return
-    values = {k: execution_input.get(k, settings["defaults"][k]) for k in keys}
+    values, given = _given(execution_input, settings, keys)
     rows, instances = values["rows"], values["training_instance_count"]
     beyond = portable_rules.instances_beyond_shards(rows, settings["rows_per_shard"], instances)
     if beyond is None:
         return
-    given = " (its default)" if "rows" not in execution_input else ""
-    count_given = " (its default)" if "training_instance_count" not in execution_input else ""
     yield Problem(
         "training_instance_count",
-        f"is {instances}{count_given} with key 'rows' {rows}{given}; expected {beyond}",
+        f"is {instances}{given['training_instance_count']} with key 'rows' {rows}"
+        f"{given['rows']}; expected {beyond}",
     )
 
 
-RULES = {"instances_within_shards": _instances_within_shards}
+def _parallel_within_jobs(
+    execution_input: dict[str, Any], settings: dict[str, Any], bad_keys: set[str]
+) -> Iterator[Problem]:
+    keys = ("tuning_max_jobs", "tuning_max_parallel_jobs")
+    if bad_keys & set(keys):
+        return
+    values, given = _given(execution_input, settings, keys)
+    jobs, parallel = values["tuning_max_jobs"], values["tuning_max_parallel_jobs"]
+    beyond = portable_rules.parallel_beyond_jobs(parallel, jobs, "'tuning_max_jobs'")
+    if beyond is None:
+        return
+    yield Problem(
+        "tuning_max_parallel_jobs",
+        f"is {parallel}{given['tuning_max_parallel_jobs']} with key 'tuning_max_jobs' {jobs}"
+        f"{given['tuning_max_jobs']}; expected {beyond}",
+    )
+
+
+RULES = {
+    "instances_within_shards": _instances_within_shards,
+    "parallel_within_jobs": _parallel_within_jobs,
+}
 
 
 def message(problems: list[Problem]) -> str:

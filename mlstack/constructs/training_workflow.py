@@ -388,7 +388,7 @@ class TrainingWorkflow(Construct):
         """:attr:`input_schema` and :attr:`input_rules`, and the task that checks them."""
         self._state_defaults = state_defaults(self.defaults.as_state_input(), tuning, deploy)
         self.input_schema = input_schema(self._state_defaults, images, tuning, deploy, max_rows)
-        self.input_rules = input_rules(rows_per_shard, self.defaults)
+        self.input_rules = input_rules(rows_per_shard, self.defaults, tuning)
         return ValidateInput(
             self.input_validator.function,
             schema=self.input_schema,
