@@ -1,5 +1,5 @@
-"""The SageMaker execution role is made from the jobs that run as it: each declares what its
-containers read, write and log beside its request (issue 23)."""
+"""The SageMaker execution role is made from the jobs that run as it, and the release's role
+from its tasks: each declares what it needs beside its request (issue 23)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from mlstack.constructs import (
     DataBucket,
     DeployStage,
     ModelImages,
+    ModelRelease,
     SageMakerExecutionRole,
 )
 from tests.infra.conftest import new_app
@@ -92,3 +93,9 @@ def test_the_execution_role_has_no_flags_only_jobs() -> None:
     props = inspect.signature(SageMakerExecutionRole.__init__).parameters
     assert "jobs" in props
     assert not {"checkpoints", "baselines", "layout"} & set(props)
+
+
+def test_the_release_role_writes_no_sagemaker_grant_of_its_own() -> None:
+    # Its grants come from its tasks (DescribePackage, ReleaseModels, the deploy fragment).
+    source = inspect.getsource(ModelRelease._role)
+    assert "sagemaker:" not in source and "grant_read" not in source
