@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from tests.infra.conftest import SynthesizedApp
+from tests.infra.conftest import SynthesizedApp, environment_file
 
 # Renaming any of these replaces a stateful resource: they are part of the public contract.
 DATA_LOGICAL_IDS = {
@@ -86,11 +86,17 @@ def test_only_prod_data_has_termination_protection(synthesized: SynthesizedApp) 
 
 def test_released_prod_deploys_the_endpoint(released: SynthesizedApp) -> None:
     serving = released.template("prod", "serving")
+    endpoint = environment_file("prod")["endpoint"]
     serving.has_resource_properties(
         "AWS::SageMaker::EndpointConfig",
         {
             "ProductionVariants": [
-                Match.object_like({"InstanceType": "ml.m5.large", "InitialInstanceCount": 2})
+                Match.object_like(
+                    {
+                        "InstanceType": endpoint["instance_type"],
+                        "InitialInstanceCount": endpoint["instance_count"],
+                    }
+                )
             ]
         },
     )
