@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from aws_cdk import ArnFormat, Stack
+import jsii
+from aws_cdk import ArnFormat, IStableStringProducer, Lazy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -370,6 +371,28 @@ def _log_acknowledgements(name_prefix: str, kinds: Sequence[str]) -> list[tuple[
             ),
         ]
     return found
+
+
+@jsii.implements(IStableStringProducer)
+class PendingRoleArn:
+    """A role's ARN before the role exists: a workflow's tasks name the execution role in
+    their requests, and that role is made from those tasks, so they name it through
+    ``token``, which resolves at synth to the ARN of ``role`` (the one handed in, or the one
+    :meth:`resolve` gives once it is made)."""
+
+    def __init__(self, role: iam.IRole | None) -> None:
+        self.role = role
+        self.token = role.role_arn if role is not None else Lazy.string(self)
+
+    def resolve(self, role: iam.IRole) -> iam.IRole:
+        """``role`` is the one ``token`` names; returns it."""
+        self.role = role
+        return role
+
+    def produce(self) -> str | None:
+        if self.role is None:  # pragma: no cover - the constructor sets it
+            raise ValueError("PendingRoleArn: resolve() was never called with the role")
+        return self.role.role_arn
 
 
 class SeedFunctionRole(Construct):

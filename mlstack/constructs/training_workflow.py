@@ -9,15 +9,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-import jsii
-from aws_cdk import (
-    ArnFormat,
-    Duration,
-    IStableStringProducer,
-    Lazy,
-    RemovalPolicy,
-    Stack,
-)
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -85,6 +77,7 @@ from mlstack.constructs.network import WorkloadNetwork
 from mlstack.constructs.roles import (
     ENDPOINTS,
     ContainerAccess,
+    PendingRoleArn,
     SageMakerExecutionRole,
     SageMakerJob,
     SageMakerTask,
@@ -313,7 +306,7 @@ class TrainingWorkflow(Construct):
         self._seeding = validate_seeding(max_rows, rows_per_shard, seeding_concurrency)
         layout = layout or BucketLayout()
         key = bucket_key(bucket, key)
-        role_arn = _RoleArn(execution_role)  # the tasks name the role made from them
+        role_arn = PendingRoleArn(execution_role)  # the tasks name the role made from them
         self.state_builder = builder = _StateBuilder(
             name_prefix=name_prefix, bucket_name=bucket.bucket_name, layout=layout,
             key_arn=key.key_arn, role_arn=role_arn.token, network_isolation=network_isolation,
@@ -572,27 +565,6 @@ def _new_execution_role(
         images=[images.training, images.inference],
         jobs=jobs,
     ).role
-
-
-@jsii.implements(IStableStringProducer)
-class _RoleArn:
-    """The execution role's ARN before the role exists: the tasks' requests name the role,
-    which is made from those tasks, so they name it through ``token``, which resolves at synth
-    to the ARN of ``role`` (the one handed in, or the one made from the tasks)."""
-
-    def __init__(self, role: iam.IRole | None) -> None:
-        self.role = role
-        self.token = role.role_arn if role is not None else Lazy.string(self)
-
-    def resolve(self, role: iam.IRole) -> iam.IRole:
-        """``role`` is the one ``token`` names; returns it."""
-        self.role = role
-        return role
-
-    def produce(self) -> str | None:
-        if self.role is None:  # pragma: no cover - the constructor sets it
-            raise ValueError("TrainingWorkflow: the execution role was never made")
-        return self.role.role_arn
 
 
 def _wire_failures(fragments: list[Fragment], notify_failure: sfn.IChainable) -> None:
