@@ -312,7 +312,7 @@ def test_empty_environment_directory_fails(tmp_path: Path) -> None:
                 "endpoint.autoscaling": None,
             },
             'key \'endpoint.data_capture\' is {"sampling_percentage": 20, "capture": "both"} '
-            "(dict); expected null with 'endpoint.serverless' (a serverless endpoint has one",
+            "(object); expected null with 'endpoint.serverless' (a serverless endpoint has one",
         ),
         (
             {
