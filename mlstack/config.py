@@ -24,7 +24,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
-from mlstack import rules
+from mlstack import portable_rules, rules
 from mlstack.config_sections import (
     STRICT,
     AlarmsConfig,
@@ -137,8 +137,7 @@ class EnvironmentConfig:
 # --- errors in words ---------------------------------------------------------------------------
 
 
-def _describe(value: Any) -> str:
-    return f"{json.dumps(value)} ({type(value).__name__})"
+_describe = portable_rules.describe
 
 
 @cache
@@ -152,67 +151,15 @@ def _full_schema() -> dict[str, Any]:
     return schema
 
 
-def _words(values: list[Any]) -> str:
-    shown = [repr(v) for v in values]
-    if len(shown) == 2:
-        return f"{shown[0]} or {shown[1]}"
-    if len(shown) == 3:
-        return f"{shown[0]}, {shown[1]} or {shown[2]}"
-    return f"one of {values}"
-
-
 def _resolve(node: dict[str, Any], root: dict[str, Any] | None = None) -> dict[str, Any]:
-    while "$ref" in node:
-        node = (root or _full_schema())["$defs"][node["$ref"].rsplit("/", 1)[1]]
-    return node
+    return dict(portable_rules.resolve(node, root or _full_schema()))
 
 
 def expected(node: dict[str, Any], root: dict[str, Any] | None = None) -> str:
     """What a schema node accepts, in words (the end of a config error); ``root`` resolves
-    ``$ref`` (default: the environment's schema)."""
-    node = _resolve(node, root)
-    about = node.get("description")
-    if about and node.get("type") in ("string", "array"):
-        return str(about)
-    if "anyOf" in node:
-        options = [_resolve(n, root) for n in node["anyOf"]]
-        if {"type": "null"} in options:
-            rest = [o for o in options if o != {"type": "null"}]
-            if len(rest) == 1 and rest[0].get("type") == "array" and rest[0].get("minItems"):
-                return expected(rest[0], root)  # an empty list is the mistake to name, not null
-            return "null or " + " or ".join(expected(o, root) for o in rest)
-        return " or ".join(expected(o, root) for o in options)
-    if "const" in node:
-        return repr(node["const"])
-    if "enum" in node:
-        values = list(node["enum"])
-        return f"one of {about} {values}" if about else _words(values)
-    kind = node.get("type")
-    if kind in ("integer", "number") and about and "multipleOf" in node:
-        return str(about)
-    if kind in ("integer", "number"):
-        noun = "an integer" if kind == "integer" else "a number"
-        if "minimum" in node and "maximum" in node:
-            noun += f" from {node['minimum']} to {node['maximum']}"
-        return f"{noun} ({about})" if about else noun
-    if kind == "boolean":
-        return "true or false"
-    if kind == "array":
-        item = _resolve(node.get("items", {}), root)
-        if item.get("type") == "string" and item.get("description"):
-            many = "a non-empty list" if node.get("minItems") else "a list"
-            return f"{many}, each {item['description']}"
-        return "a non-empty list of objects" if node.get("minItems") else "a list"
-    if "properties" in node:
-        return "an object"  # a section; its docstring is no expectation
-    if kind == "object":
-        items = node.get("additionalProperties")
-        if not about and isinstance(items, dict) and items.get("type") == "string":
-            return "an object of strings"
-        return str(about or "an object")
-    if "pattern" in node:
-        return f"a string matching {node['pattern']}"
-    return str(node.get("description", "a string"))
+    ``$ref`` (default: the environment's schema). The wording is the validation Lambda's too
+    (:func:`mlstack.portable_rules.expected`)."""
+    return portable_rules.expected(node, root or _full_schema())
 
 
 def _field_schema(path: list[str | int]) -> tuple[dict[str, Any] | None, int]:
@@ -284,7 +231,8 @@ def _problem(error: Mapping[str, Any], data: Any) -> str:
     if kind in ("dataclass_type", "dataclass_exact_type") and depth == len(loc):
         where = f"'{_path_text(key)}'" if key else "the top level"
         return f"{where} must be an object, got {_describe(value)}"
-    return f"key '{_path_text(key)}' is {_describe(value)}; expected {expected(node or {})}"
+    words = expected(node or {}) + portable_rules.did_you_mean(value, node or {}, _full_schema())
+    return f"key '{_path_text(key)}' is {_describe(value)}; expected {words}"
 
 
 _BRANCHES = {"int", "float", "str", "bool", "none", "tuple", "list", "dict"}
@@ -530,14 +478,14 @@ def _check_schedule_input(env: str, config: EnvironmentConfig) -> Iterator[str]:
         model.model_validate_json(json.dumps(given))
     except ValidationError as err:
         # The input's descriptions say what a key sets; the expectation comes from its rule.
-        schema = _without_descriptions(rules.execution_input_schema(model))
+        schema = rules.execution_input_schema(model)
         for error in err.errors():
             key = str(error["loc"][0])
             yield _inconsistent(
                 env,
                 f"schedule.input.{key}",
                 given[key],
-                expected(schema["properties"][key], schema),
+                portable_rules.expected(schema["properties"][key], schema, descriptions=False),
             )
 
 
@@ -559,14 +507,6 @@ def _input_model(
         tuning=tuning,
         deploy=deploy,
     )
-
-
-def _without_descriptions(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _without_descriptions(v) for k, v in node.items() if k != "description"}
-    if isinstance(node, list):
-        return [_without_descriptions(v) for v in node]
-    return node
 
 
 def input_keys(config: EnvironmentConfig) -> tuple[str, ...]:

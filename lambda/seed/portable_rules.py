@@ -5,6 +5,8 @@
 Every bound and vocabulary that more than one layer checks (the environment configuration, the
 constructs' props, the execution input and the Lambda functions) is a named constraint here, and
 every rule across keys a function that returns the problem (what is expected, in words) or None.
+What a JSON Schema accepts is worded here once too (:func:`expected`, :func:`describe`): config
+errors and the validation Lambda's problems read the same for the same bad value.
 :mod:`mlstack.rules` turns the constraints into pydantic types (JSON Schema); the constructs and
 :mod:`mlstack.config` call the functions. The seeding and validation Lambdas cannot import this
 package, so each carries a generated copy of this file (``lambda/<function>/portable_rules.py``,
@@ -13,9 +15,12 @@ written by ``make docs``; a test fails when a copy differs from this file).
 
 from __future__ import annotations
 
+import difflib
+import json
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 # --- named constraints -------------------------------------------------------------------------
 
@@ -218,3 +223,179 @@ def traffic_step_problem(traffic_type: str, step_percent: int | None) -> str | N
     if step_percent is not None and step.accepts(step_percent):
         return None
     return f"{step.words()} for '{traffic_type}'"
+
+
+# --- JSON Schema in words ----------------------------------------------------------------------
+# The end of every config error and every Validate input problem: "key 'k' is <describe(value)>;
+# expected <expected(schema)>". Values are quoted as JSON (what the user wrote, in a JSON file or
+# an execution input) with their JSON type.
+
+MAX_LISTED = 32  # longer lists of allowed values are counted, not listed
+MAX_VALUE_TEXT = 80
+
+
+def json_type(value: object) -> str:
+    """The JSON type name of a parsed JSON value (RFC 8259's names; integer as JSON Schema's)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    return "object"
+
+
+def describe(value: object) -> str:
+    """A value as the user wrote it (keys in their order), with its JSON type: '"two"
+    (string)'."""
+    text = json.dumps(value)
+    if len(text) > MAX_VALUE_TEXT:
+        text = text[: MAX_VALUE_TEXT - 1] + "\u2026"
+    return f"{text} ({json_type(value)})"
+
+
+def resolve(node: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``node`` with its ``$ref`` (``#/$defs/<name>``) followed in ``root``."""
+    while "$ref" in node:
+        ref = str(node["$ref"])
+        if not ref.startswith("#/$defs/"):
+            raise ValueError(f"unsupported $ref {ref!r}: only '#/$defs/<name>'")
+        node = root.get("$defs", {})[ref[len("#/$defs/") :]]
+    return node
+
+
+def listing(values: Sequence[object]) -> str:
+    """Allowed values in words: '"a"', '"a" or "b"', 'one of "a", "b", "c"'."""
+    shown = [json.dumps(v) for v in values]
+    if len(shown) > MAX_LISTED:
+        return f"one of {len(shown)} values"
+    if len(shown) == 1:
+        return shown[0]
+    if len(shown) == 2:
+        return f"{shown[0]} or {shown[1]}"
+    return "one of " + ", ".join(shown)
+
+
+def expected(node: Mapping[str, Any], root: Mapping[str, Any], *, descriptions: bool = True) -> str:
+    """What a JSON Schema node accepts, in words (``root`` resolves ``$ref``).
+
+    A node's ``description`` names what a string, list or enum is ("a SageMaker instance type
+    such as 'ml.m5.xlarge'"), which reads better than its pattern; ``descriptions=False`` words
+    the constraints alone, for a schema whose descriptions say what a key sets rather than what
+    it accepts (the execution input's)."""
+    node = resolve(node, root)
+    about = node.get("description") if descriptions else None
+    kind = node.get("type")
+    if about and kind in ("string", "array"):
+        return str(about)
+    if "anyOf" in node:
+        options = [resolve(n, root) for n in node["anyOf"]]
+        rest = [o for o in options if o.get("type") != "null"]
+        if len(rest) == len(options):
+            return " or ".join(expected(o, root, descriptions=descriptions) for o in options)
+        if len(rest) == 1 and rest[0].get("type") == "array" and rest[0].get("minItems"):
+            # an empty list is the mistake to name, not null
+            return expected(rest[0], root, descriptions=descriptions)
+        return "null or " + " or ".join(expected(o, root, descriptions=descriptions) for o in rest)
+    if "const" in node:
+        return json.dumps(node["const"])
+    if "enum" in node:
+        values = list(node["enum"])
+        return f"one of {about} {json.dumps(values)}" if about else listing(values)
+    if kind in ("integer", "number"):
+        return _number_words(node, kind, about)
+    if kind == "boolean":
+        return "true or false"
+    if kind == "array":
+        return _array_words(node, root, descriptions)
+    if kind == "object" or "properties" in node:
+        return _object_words(node, root, descriptions, about)
+    if kind == "string" or "pattern" in node:
+        return _string_words(node, about)
+    return str(about or "any value")
+
+
+def _number_words(node: Mapping[str, Any], kind: str, about: object) -> str:
+    if about and "multipleOf" in node:
+        return str(about)
+    noun = "an integer" if kind == "integer" else "a number"
+    low, high = node.get("minimum"), node.get("maximum")
+    if low is not None and high is not None:
+        noun += f" from {json.dumps(low)} to {json.dumps(high)}"
+    elif low is not None:
+        noun += f" >= {json.dumps(low)}"
+    elif high is not None:
+        noun += f" <= {json.dumps(high)}"
+    elif "exclusiveMinimum" in node:
+        noun += f" > {json.dumps(node['exclusiveMinimum'])}"
+    return f"{noun} ({about})" if about else noun
+
+
+def _string_words(node: Mapping[str, Any], about: object) -> str:
+    if about:
+        return str(about)
+    text = "a string"
+    if "pattern" in node:
+        text += f" matching {node['pattern']}"
+    elif node.get("minLength") == 1:
+        text = "a non-empty string"
+    if node.get("examples"):
+        text += f" such as {json.dumps(node['examples'][0])}"
+    return text
+
+
+def _array_words(node: Mapping[str, Any], root: Mapping[str, Any], descriptions: bool) -> str:
+    many = "a non-empty list" if node.get("minItems") else "a list"
+    if "items" not in node:
+        return f"{many} of values"
+    item = resolve(node["items"], root)
+    if descriptions and item.get("type") == "string" and item.get("description"):
+        return f"{many}, each {item['description']}"
+    return f"{many} of {_plural(expected(item, root, descriptions=descriptions))}"
+
+
+def _object_words(
+    node: Mapping[str, Any], root: Mapping[str, Any], descriptions: bool, about: object
+) -> str:
+    if "properties" in node:
+        return "an object with keys " + ", ".join(f"'{k}'" for k in node["properties"])
+    if about:
+        return str(about)
+    values = node.get("additionalProperties")
+    if isinstance(values, Mapping):
+        return f"an object of {_plural(expected(values, root, descriptions=descriptions))}"
+    return "an object"
+
+
+def _plural(text: str) -> str:
+    """'a non-empty string' -> 'non-empty strings': the article dropped, the first noun plural."""
+    for article in ("an ", "a "):
+        if text.startswith(article):
+            rest = text[len(article) :]
+            nouns = [(rest.find(n), n) for n in _NOUNS if rest.find(n) >= 0]
+            if not nouns:
+                return rest
+            at, noun = min(nouns)
+            return rest[:at] + noun + "s" + rest[at + len(noun) :]
+    return text
+
+
+_NOUNS = ("string", "object", "integer", "number", "list")
+
+
+def did_you_mean(value: object, node: Mapping[str, Any], root: Mapping[str, Any]) -> str:
+    """' (did you mean "Random"?)' when ``value`` is a string close to one the node's ``enum``
+    (or one of its ``anyOf`` options' enums) allows; else ''."""
+    if not isinstance(value, str):
+        return ""
+    node = resolve(node, root)
+    options = [resolve(o, root) for o in node.get("anyOf", [node])]
+    allowed = [v for o in options for v in o.get("enum", []) if isinstance(v, str)]
+    close = difflib.get_close_matches(value, allowed, n=1)
+    return f" (did you mean {json.dumps(close[0])}?)" if close else ""

@@ -16,6 +16,11 @@ default, as Load defaults does):
     ``portable_rules.py`` beside this file, a generated copy of ``mlstack/portable_rules.py``,
     whose function the config check calls too.
 
+    ``parallel_within_jobs`` (with a tuning path): ``{"defaults": {"tuning_max_jobs": J,
+    "tuning_max_parallel_jobs": P}}``: ``tuning_max_parallel_jobs`` must not exceed
+    ``tuning_max_jobs`` (``parallel_beyond_jobs``, the rule config and ``HyperparameterTuning``
+    check at synth time; the execution input may override either key).
+
 The schema is generated at synth time from the pydantic model in ``mlstack/rules.py`` and written
 into the definition, so the definition alone decides what a run accepts, in AWS and in local mode.
 
@@ -78,17 +83,10 @@ SUPPORTED_KEYWORDS = frozenset(
         "title",
     }
 )
-JSON_TYPES = {
-    "object": "object",
-    "array": "array",
-    "string": "string",
-    "integer": "integer",
-    "number": "number",
-    "boolean": "boolean",
-    "null": "null",
-}
-MAX_LISTED = 16  # longer lists of allowed values are counted, not listed
-MAX_VALUE_TEXT = 80
+JSON_TYPES = {"object", "array", "string", "integer", "number", "boolean", "null"}
+# What a schema accepts and what a value is, in words: the same functions word config errors.
+json_type = portable_rules.json_type
+describe = portable_rules.describe
 
 
 class SchemaError(ValueError):
@@ -104,110 +102,22 @@ class Problem:
         return f"key '{self.key}' {self.text}" if self.key else f"the input {self.text}"
 
 
-def json_type(value: Any) -> str:
-    """The JSON type name of a parsed JSON value."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
-def describe(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True)
-    if len(text) > MAX_VALUE_TEXT:
-        text = text[: MAX_VALUE_TEXT - 1] + "…"
-    return f"{text} ({json_type(value)})"
-
-
 def _is_type(value: Any, kind: str) -> bool:
     actual = json_type(value)
     return actual == kind or (kind == "number" and actual == "integer")
 
 
-def _listing(values: list[Any]) -> str:
-    if len(values) > MAX_LISTED:
-        return f"one of {len(values)} values"
-    if len(values) == 1:
-        return json.dumps(values[0])
-    return "one of " + ", ".join(json.dumps(v) for v in values)
-
-
-def _number(value: Any) -> str:
-    return json.dumps(value)
-
-
 def expected(schema: dict[str, Any], root: dict[str, Any]) -> str:
-    """What a schema accepts, in words (the end of every problem's sentence)."""
-    schema = _resolve(schema, root)
-    if "const" in schema:
-        return json.dumps(schema["const"])
-    if "enum" in schema:
-        return _listing(list(schema["enum"]))
-    if "anyOf" in schema:
-        return " or ".join(expected(s, root) for s in schema["anyOf"])
-    kind = schema.get("type")
-    if kind in ("integer", "number"):
-        noun = "an integer" if kind == "integer" else "a number"
-        low, high = schema.get("minimum"), schema.get("maximum")
-        if low is not None and high is not None:
-            return f"{noun} from {_number(low)} to {_number(high)}"
-        if low is not None:
-            return f"{noun} >= {_number(low)}"
-        if high is not None:
-            return f"{noun} <= {_number(high)}"
-        if "exclusiveMinimum" in schema:
-            return f"{noun} > {_number(schema['exclusiveMinimum'])}"
-        return noun
-    if kind == "string":
-        text = "a string"
-        if "pattern" in schema:
-            text += f" matching {schema['pattern']}"
-        elif schema.get("minLength") == 1:
-            text = "a non-empty string"
-        if schema.get("examples"):
-            text += f" such as {json.dumps(schema['examples'][0])}"
-        return text
-    if kind == "boolean":
-        return "true or false"
-    if kind == "array":
-        least = schema.get("minItems", 0)
-        items = expected(schema.get("items", {}), root) if "items" in schema else "values"
-        return ("a non-empty list" if least else "a list") + f" of {_plural(items)}"
-    if kind == "object":
-        if "properties" in schema:
-            return "an object with keys " + ", ".join(f"'{k}'" for k in schema["properties"])
-        values = schema.get("additionalProperties")
-        if isinstance(values, dict):
-            return f"an object of {_plural(expected(values, root))}"
-        return "an object"
-    return "any value"
-
-
-def _plural(text: str) -> str:
-    for article in ("an ", "a "):
-        if text.startswith(article):
-            return (
-                text[len(article) :].replace("string", "strings", 1).replace("object", "objects", 1)
-            )
-    return text
+    """What a schema accepts, in words (the end of every problem's sentence): the constraints
+    alone, as the input's descriptions say what a key sets, not what it accepts."""
+    return portable_rules.expected(_resolve(schema, root), root, descriptions=False)
 
 
 def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in schema:
-        ref = schema["$ref"]
-        if not ref.startswith("#/$defs/"):
-            raise SchemaError(f"unsupported $ref {ref!r}: only '#/$defs/<name>'")
-        schema = root.get("$defs", {})[ref[len("#/$defs/") :]]
-    return schema
+    try:
+        return dict(portable_rules.resolve(schema, root))
+    except (ValueError, KeyError) as err:
+        raise SchemaError(str(err)) from None
 
 
 def _ecma_pattern(pattern: str) -> re.Pattern[str]:
@@ -246,7 +156,11 @@ def validate(
     _check_keywords(schema)
     if "anyOf" in schema:
         if not any(not list(validate(value, s, root, key)) for s in schema["anyOf"]):
-            yield Problem(key, f"is {describe(value)}; expected {expected(schema, root)}")
+            yield Problem(
+                key,
+                f"is {describe(value)}; expected {expected(schema, root)}"
+                + portable_rules.did_you_mean(value, schema, root),
+            )
         return
     kind = schema.get("type")
     if kind is not None and kind not in JSON_TYPES:
@@ -258,7 +172,9 @@ def validate(
         "enum" in schema and not any(_same(value, v) for v in schema["enum"])
     ):
         yield Problem(
-            key, f"is {describe(value)}; expected {expected(schema, root)}{_close(value, schema)}"
+            key,
+            f"is {describe(value)}; expected {expected(schema, root)}"
+            + portable_rules.did_you_mean(value, schema, root),
         )
         return
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -271,12 +187,6 @@ def validate(
         yield from _validate_array(value, schema, root, key)
     elif isinstance(value, dict):
         yield from _validate_object(value, schema, root, key)
-
-
-def _close(value: Any, schema: dict[str, Any]) -> str:
-    allowed = [v for v in schema.get("enum", []) if isinstance(v, str)]
-    close = difflib.get_close_matches(value, allowed, n=1) if isinstance(value, str) else []
-    return f" (did you mean {json.dumps(close[0])}?)" if close else ""
 
 
 def _same(value: Any, allowed: Any) -> bool:
@@ -354,7 +264,7 @@ def _unknown_name(name: str, names: dict[str, Any], root: dict[str, Any]) -> str
     if allowed:
         listed = (
             f"one of {len(allowed)} names"
-            if len(allowed) > MAX_LISTED
+            if len(allowed) > portable_rules.MAX_LISTED
             else ", ".join(f"'{n}'" for n in allowed)
         )
         return f"{text}; expected {listed}"
@@ -377,26 +287,56 @@ def check(
     return problems
 
 
+def _given(
+    execution_input: dict[str, Any], settings: dict[str, Any], keys: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The values a rule reads (an input key left out takes its default) and, for each, the
+    note that says it was the default."""
+    values = {k: execution_input.get(k, settings["defaults"][k]) for k in keys}
+    notes = {k: "" if k in execution_input else " (its default)" for k in keys}
+    return values, notes
+
+
 def _instances_within_shards(
     execution_input: dict[str, Any], settings: dict[str, Any], bad_keys: set[str]
 ) -> Iterator[Problem]:
     keys = ("rows", "training_instance_count")
     if bad_keys & set(keys):
         return
-    values = {k: execution_input.get(k, settings["defaults"][k]) for k in keys}
+    values, given = _given(execution_input, settings, keys)
     rows, instances = values["rows"], values["training_instance_count"]
     beyond = portable_rules.instances_beyond_shards(rows, settings["rows_per_shard"], instances)
     if beyond is None:
         return
-    given = " (its default)" if "rows" not in execution_input else ""
-    count_given = " (its default)" if "training_instance_count" not in execution_input else ""
     yield Problem(
         "training_instance_count",
-        f"is {instances}{count_given} with key 'rows' {rows}{given}; expected {beyond}",
+        f"is {instances}{given['training_instance_count']} with key 'rows' {rows}"
+        f"{given['rows']}; expected {beyond}",
     )
 
 
-RULES = {"instances_within_shards": _instances_within_shards}
+def _parallel_within_jobs(
+    execution_input: dict[str, Any], settings: dict[str, Any], bad_keys: set[str]
+) -> Iterator[Problem]:
+    keys = ("tuning_max_jobs", "tuning_max_parallel_jobs")
+    if bad_keys & set(keys):
+        return
+    values, given = _given(execution_input, settings, keys)
+    jobs, parallel = values["tuning_max_jobs"], values["tuning_max_parallel_jobs"]
+    beyond = portable_rules.parallel_beyond_jobs(parallel, jobs, "'tuning_max_jobs'")
+    if beyond is None:
+        return
+    yield Problem(
+        "tuning_max_parallel_jobs",
+        f"is {parallel}{given['tuning_max_parallel_jobs']} with key 'tuning_max_jobs' {jobs}"
+        f"{given['tuning_max_jobs']}; expected {beyond}",
+    )
+
+
+RULES = {
+    "instances_within_shards": _instances_within_shards,
+    "parallel_within_jobs": _parallel_within_jobs,
+}
 
 
 def message(problems: list[Problem]) -> str:

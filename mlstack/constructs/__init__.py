@@ -25,7 +25,12 @@ from mlstack.constructs.realtime_endpoint import (
     VariantAutoscaling,
 )
 from mlstack.constructs.retraining_schedule import RetrainingSchedule
-from mlstack.constructs.roles import SageMakerExecutionRole, SeedFunctionRole, StateMachineRole
+from mlstack.constructs.roles import (
+    ContainerAccess,
+    SageMakerExecutionRole,
+    SeedFunctionRole,
+    StateMachineRole,
+)
 from mlstack.constructs.training_workflow import TrainingWorkflow, WorkflowDefaults
 from mlstack.constructs.workflow_options import (
     DataQualityBaseline,
@@ -40,6 +45,7 @@ __all__ = [
     "AlarmThresholds",
     "AsyncInference",
     "BucketLayout",
+    "ContainerAccess",
     "DataBucket",
     "DataCapture",
     "DataQualityBaseline",

@@ -17,6 +17,7 @@ from mlstack.constructs._state_builder import StateBuilder
 from mlstack.constructs._training_states import run_jobs_statement
 from mlstack.constructs.instance_storage import has_local_storage
 from mlstack.constructs.model_images import ModelImages
+from mlstack.constructs.roles import PROCESSING_JOBS, TRANSFORM_JOBS, ContainerAccess
 from mlstack.constructs.state_names import (
     BASELINE_DATA,
     BATCH_TRANSFORM,
@@ -93,6 +94,17 @@ class BatchTransform:
         self.builder.retry_sagemaker(batch_transform)
         return batch_transform
 
+    def container_access(self) -> ContainerAccess:
+        """The model (SageMaker runs a transform job as its model's role) reads the test set
+        from ``layout.datasets`` and its artifact from ``layout.models``, and writes the scores
+        to ``layout.transform_output``."""
+        layout = self.builder.layout
+        return ContainerAccess(
+            TRANSFORM_JOBS,
+            reads=(layout.datasets, layout.models),
+            writes=(layout.transform_output,),
+        )
+
     def policy_statements(self, scope: Construct) -> list[iam.PolicyStatement]:
         return [
             run_jobs_statement(
@@ -109,7 +121,9 @@ class ProcessingJob:
     """A CreateProcessingJob request of one instance running the training image's ``entrypoint``:
     ``inputs`` (name -> JSONPath of an S3 prefix) under ``<PROCESSING_DIR>/input/<name>``,
     outputs encrypted with the bucket key, the volume too unless the instance type has local
-    NVMe storage; named ``builder.name(kind)``. Evaluate model and Baseline data are two."""
+    NVMe storage; named ``builder.name(kind)``; ``reads`` and ``writes``, the bucket prefixes of
+    its inputs and outputs, are what the execution role lets it read and write. Evaluate model
+    and Baseline data are two."""
 
     sync_rule: str | None = "Processing"
 
@@ -125,9 +139,13 @@ class ProcessingJob:
         volume_size_gb: int,
         max_runtime: Duration,
         network: dict[str, Any],
+        reads: tuple[str, ...] = (),
+        writes: tuple[str, ...] = (),
     ) -> None:
         self.builder = builder
         self.kind = kind
+        self.reads = reads
+        self.writes = writes
         self.app = app
         self.inputs = inputs
         self.outputs = outputs
@@ -174,6 +192,10 @@ class ProcessingJob:
             "NetworkConfig": self.network,
             "Tags": b.tags(),
         }
+
+    def container_access(self) -> ContainerAccess:
+        """The prefixes its inputs come from (``reads``) and its outputs go to (``writes``)."""
+        return ContainerAccess(PROCESSING_JOBS, reads=self.reads, writes=self.writes)
 
     def policy_statements(self, scope: Construct) -> list[iam.PolicyStatement]:
         return [
@@ -227,6 +249,12 @@ def evaluation_job(builder: StateBuilder, images: ModelImages) -> ProcessingJob:
             "model": "$.training.ModelArtifacts.S3ModelArtifacts",
         },
         outputs=[processing_output("evaluation", {"S3Uri.$": evaluation_uri(builder, "")})],
+        reads=(
+            builder.layout.transform_output,
+            builder.layout.datasets,
+            builder.layout.models,
+        ),
+        writes=(builder.layout.evaluations,),
         # One instance: ExitMessage concatenates the messages of every instance.
         instance_type=builder.evaluation_instance_type,
         volume_size_gb=EVALUATION_VOLUME_GB,
@@ -260,6 +288,8 @@ def baseline_job(
             processing_output("run", {"S3Uri.$": baseline_uri(builder)}),
             processing_output("latest", {"S3Uri": latest}),
         ],
+        reads=(builder.layout.datasets,),
+        writes=(builder.layout.baselines,),
         instance_type=baseline.instance_type,
         volume_size_gb=baseline.volume_size_gb,
         max_runtime=baseline.max_runtime,

@@ -113,10 +113,12 @@ def input_schema(
     return execution_input_schema(model)
 
 
-def input_rules(rows_per_shard: int, defaults: _CoreDefaults) -> dict[str, Any]:
+def input_rules(
+    rows_per_shard: int, defaults: _CoreDefaults, tuning: HyperparameterTuning | None
+) -> dict[str, Any]:
     """The checks across keys that the schema cannot express (lambda/validate_input's RULES),
     with the settings and defaults they read."""
-    return {
+    rules: dict[str, Any] = {
         "instances_within_shards": {
             "rows_per_shard": rows_per_shard,
             "defaults": {
@@ -125,6 +127,14 @@ def input_rules(rows_per_shard: int, defaults: _CoreDefaults) -> dict[str, Any]:
             },
         }
     }
+    if tuning is not None:
+        rules["parallel_within_jobs"] = {
+            "defaults": {
+                "tuning_max_jobs": tuning.max_jobs,
+                "tuning_max_parallel_jobs": tuning.max_parallel_jobs,
+            }
+        }
+    return rules
 
 
 class _CoreDefaults(Protocol):

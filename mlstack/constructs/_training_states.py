@@ -14,7 +14,7 @@ from constructs import Construct
 from mlstack.constructs._fragment import Fragment
 from mlstack.constructs._state_builder import StateBuilder
 from mlstack.constructs.model_images import ModelImages
-from mlstack.constructs.roles import sagemaker_arn
+from mlstack.constructs.roles import TRAINING_JOBS, ContainerAccess, sagemaker_arn
 from mlstack.constructs.state_names import (
     READ_BEST_TRAINING_JOB,
     SAVE_MODEL,
@@ -168,6 +168,18 @@ class TrainingJob:
         self.builder.retry_sagemaker(train_model)
         return train_model
 
+    def container_access(self) -> ContainerAccess:
+        """The train and validation channels from ``layout.datasets``, the model to
+        ``layout.models``; with spot, ``layout.checkpoints`` both ways (CheckpointConfig:
+        uploaded while training, read back when an interrupted job resumes)."""
+        layout = self.builder.layout
+        checkpoints = (layout.checkpoints,) if self.spot is not None else ()
+        return ContainerAccess(
+            TRAINING_JOBS,
+            reads=(layout.datasets, *checkpoints),
+            writes=(layout.models, *checkpoints),
+        )
+
     def policy_statements(self, scope: Construct) -> list[iam.PolicyStatement]:
         return [
             run_jobs_statement(
@@ -189,6 +201,10 @@ class TuningJob:
     def __init__(self, job: TrainingJob, tuning: HyperparameterTuning) -> None:
         self.job = job
         self.tuning = tuning
+
+    def container_access(self) -> ContainerAccess:
+        """Its training jobs are ``job``'s: they read and write what ``job`` does."""
+        return self.job.container_access()
 
     def render_tuning_job_config(self) -> dict[str, Any]:
         return {

@@ -27,10 +27,10 @@ from mlstack.constructs._nag import (
     acknowledge_scoped_wildcards,
     default_policy,
 )
-from mlstack.constructs._release_claim import claim_state, released_elsewhere
+from mlstack.constructs._release_claim import released_elsewhere
+from mlstack.constructs._release_tasks import DescribePackage, ReleaseModels
 from mlstack.constructs._scaffold import build_state_machine, execution_log_group
 from mlstack.constructs.model_registry import ModelRegistry
-from mlstack.constructs.roles import sagemaker_arn
 from mlstack.constructs.state_names import (
     ALREADY_LIVE,
     ALREADY_RELEASED,
@@ -115,6 +115,8 @@ class ModelRelease(Construct):
         events_role: the role EventBridge starts executions as.
         event_pattern: the rule's pattern.
         deployment: the deploy fragment's builder it was given.
+        describe_package: the Describe package task (its state and its grant).
+        release_models: the release's CreateModel tasks (their states and statements).
         endpoint_name: the endpoint it deploys to.
         name_prefix: the prefix of the models it creates.
         topic: the failure topic.
@@ -144,6 +146,8 @@ class ModelRelease(Construct):
         self.topic = topic
         self.name_prefix = deployment.builder.name_prefix
         self.endpoint_name = deployment.endpoint_name
+        self.describe_package = DescribePackage(registry, deployment.builder)
+        self.release_models = ReleaseModels(deployment.builder)
         self.role = self._role(key)
         log_group = execution_log_group(
             self,
@@ -186,8 +190,9 @@ class ModelRelease(Construct):
         )
 
     def _role(self, key: kms.IKey) -> iam.Role:
-        """Describe the group's versions, create release models, deploy the endpoint, publish
-        failures; nothing else."""
+        """Made from the release's tasks: describe the group's versions, create release models,
+        (A/B) read the live endpoint's metrics, deploy the endpoint, publish failures; nothing
+        else."""
         d, prefix = self.deployment, self.name_prefix
         role = iam.Role(
             self,
@@ -196,18 +201,12 @@ class ModelRelease(Construct):
             description=f"Step Functions role of the {prefix} release",
         )
         acknowledge_inline_policy(role)
-        self.registry.grant_read(role)
+        self.describe_package.grant(role)
         if d.deploy.ab_test:
             for statement in ab_policy_statements(self, prefix):
                 role.add_to_policy(statement)
-        models = sagemaker_arn(self, "model", f"{prefix}-*")
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="CreateReleaseModels",
-                actions=["sagemaker:CreateModel", "sagemaker:AddTags", "sagemaker:ListTags"],
-                resources=[models],
-            )
-        )
+        for statement in self.release_models.policy_statements(self):
+            role.add_to_policy(statement)
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="PassSageMakerRole",
@@ -260,20 +259,20 @@ class ModelRelease(Construct):
                 },
             },
         )
-        describe = self._describe_package(notify)
+        describe = self.describe_package.state(self, notify)
         start.next(describe)
         still = sfn.Choice(self, STILL_APPROVED, comment="The event may be older than a change.")
         gone = sfn.Succeed(self, NOT_APPROVED)
         live = self._read_live_endpoint()
-        create_model = self._create_model(notify)
+        create_model = self.release_models.state(self, notify)
         describe.next(still)
         still.when(
             sfn.Condition.string_equals("$.package.approval_status", "Approved"), live
         ).otherwise(gone)
         quiet = released_elsewhere(self, self.endpoint_name, notify)
-        builder = self.deployment.builder
-        claim = claim_state(self, CLAIM_RELEASE, builder, "$.live.EndpointConfigName", quiet)
-        claim_first = claim_state(self, CLAIM_FIRST_RELEASE, builder, None, quiet)
+        models = self.release_models
+        claim = models.claim(self, CLAIM_RELEASE, "$.live.EndpointConfigName", quiet)
+        claim_first = models.claim(self, CLAIM_FIRST_RELEASE, None, quiet)
         live.next(self._compare_live_version()).next(self._already_live(claim))
         claim.next(self._ab_decision(create_model, notify) if ab else create_model)
         live.add_catch(claim_first, errors=["States.ALL"], result_path="$.live_error")
@@ -322,27 +321,6 @@ class ModelRelease(Construct):
     def _state(self, state_id: str, state_json: dict[str, Any]) -> sfn.CustomState:
         return sfn.CustomState(self, state_id, state_json=state_json)
 
-    def _describe_package(self, notify: sfn.IChainable) -> sfn.CustomState:
-        state = self._state(
-            DESCRIBE_PACKAGE,
-            {
-                "Type": "Task",
-                "Resource": f"arn:{Aws.PARTITION}:states:::aws-sdk:sagemaker:describeModelPackage",
-                "Parameters": {"ModelPackageName.$": "$.event.detail.ModelPackageArn"},
-                "ResultSelector": {
-                    "arn.$": "$.ModelPackageArn",
-                    "version.$": "$.ModelPackageVersion",
-                    "approval_status.$": "$.ModelApprovalStatus",
-                    "image.$": "$.InferenceSpecification.Containers[0].Image",
-                    "model_data_url.$": "$.InferenceSpecification.Containers[0].ModelDataUrl",
-                },
-                "ResultPath": "$.package",
-            },
-        )
-        self.deployment.builder.retry_sagemaker(state, sdk=True)
-        state.add_catch(notify, errors=["States.ALL"], result_path="$.error")
-        return state
-
     def _read_live_endpoint(self) -> sfn.CustomState:
         state = self._state(
             READ_LIVE_ENDPOINT,
@@ -380,44 +358,6 @@ class ModelRelease(Construct):
                 "ResultPath": "$.check",
             },
         )
-
-    def _create_model(self, notify: sfn.IChainable) -> sfn.CustomState:
-        builder = self.deployment.builder
-        state = self._state(
-            CREATE_RELEASE_MODEL,
-            {
-                "Type": "Task",
-                "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createModel",
-                "Parameters": {
-                    "ModelName.$": (
-                        f"States.Format('{builder.name_prefix}-v{{}}-{{}}-{{}}', "
-                        "$.package.version, "
-                        "States.ArrayGetItem(States.StringSplit(States.UUID(), '-'), 0), "
-                        "$$.State.RetryCount)"
-                    ),
-                    "ExecutionRoleArn": builder.role_arn,
-                    "PrimaryContainer": {
-                        "Image.$": "$.package.image",
-                        "ModelDataUrl.$": "$.package.model_data_url",
-                        "Mode": "SingleModel",
-                    },
-                    "EnableNetworkIsolation": builder.network_isolation,
-                    **builder.model_network(),
-                    "Tags": [
-                        {"Key": "mlstack:workflow", "Value": builder.name_prefix},
-                        {"Key": "mlstack:model-package", "Value.$": "$.package.arn"},
-                    ],
-                },
-                "ResultSelector": {
-                    "ModelArn.$": "$.ModelArn",
-                    "ModelName.$": "States.ArrayGetItem(States.StringSplit($.ModelArn, '/'), 1)",
-                },
-                "ResultPath": "$.model",
-            },
-        )
-        builder.retry_sagemaker(state)
-        state.add_catch(notify, errors=["States.ALL"], result_path="$.error")
-        return state
 
     def _failure_states(self) -> sfn.CustomState:
         return notify_then_fail(

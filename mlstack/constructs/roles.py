@@ -8,10 +8,12 @@ condition). Each role acknowledges, on itself, the cdk-nag findings for its pref
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from aws_cdk import ArnFormat, Stack
+import jsii
+from aws_cdk import ArnFormat, IStableStringProducer, Lazy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -123,28 +125,77 @@ def allow_sagemaker_metrics(role: iam.Role) -> Construct:
     return policy
 
 
-class SageMakerExecutionRole(Construct):
-    """Creates the role SageMaker jobs, models and endpoints run as.
+# Where SageMaker's containers log (SageMaker developer guide, "Log Amazon SageMaker AI events with
+# Amazon CloudWatch"): one log group a job kind, streams named after the job; one log group an
+# endpoint, /aws/sagemaker/Endpoints/<endpoint name>.
+TRAINING_JOBS, TRANSFORM_JOBS, PROCESSING_JOBS, ENDPOINTS = (
+    "TrainingJobs",
+    "TransformJobs",
+    "ProcessingJobs",
+    "Endpoints",
+)
+_LOG_KINDS = (TRAINING_JOBS, TRANSFORM_JOBS, PROCESSING_JOBS, ENDPOINTS)
+# The order of the prefixes in the role's statements: the workflow's stages in the order they
+# write, the optional stages' after (BucketLayout field names).
+_PREFIX_ORDER = (
+    "datasets",
+    "models",
+    "transform_output",
+    "evaluations",
+    "checkpoints",
+    "baselines",
+)
 
-    It may list and read ``layout.datasets``, ``layout.models`` and ``layout.transform_output``
-    (the evaluation job reads the scores), write ``layout.models``, ``layout.transform_output``
-    and ``layout.evaluations``, use ``key`` for those objects and for job volumes, pull only
-    ``images``, write logs of resources named ``name_prefix*`` and put metrics into SageMaker's
-    namespaces.
+
+@dataclass(frozen=True)
+class ContainerAccess:
+    """What the containers of one kind of SageMaker job (or an endpoint) do as the execution
+    role: the data bucket prefixes they read and write, and the log group they write to.
+
+    Args:
+        logs: the kind whose log group its containers write: ``TrainingJobs``,
+            ``TransformJobs``, ``ProcessingJobs`` or ``Endpoints``.
+        reads: the key prefixes it reads (its input channels, its model artifact).
+        writes: the key prefixes it writes (its outputs).
+    """
+
+    logs: str
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.logs not in _LOG_KINDS:
+            raise ValueError(f"ContainerAccess logs={self.logs!r}: expected one of {_LOG_KINDS}")
+
+    def container_access(self) -> ContainerAccess:
+        return self
+
+
+class SageMakerJob(Protocol):
+    """A job (or endpoint) that runs as the execution role: it declares what its containers
+    read, write and log (:class:`ContainerAccess`)."""
+
+    def container_access(self) -> ContainerAccess: ...
+
+
+class SageMakerExecutionRole(Construct):
+    """Creates the role SageMaker jobs, models and endpoints run as, made from those jobs.
+
+    Each of ``jobs`` declares what its containers read and write in ``bucket`` and which log
+    group they write (:class:`ContainerAccess`); the role may list and read the union of what
+    they read, write the union of what they write, and write the logs of their kinds for
+    resources named ``name_prefix*``. It may also use ``key`` for those objects and for job
+    volumes, pull only ``images`` and put metrics into SageMaker's namespaces.
 
     Args:
         bucket: the data bucket.
         name_prefix: the prefix of every job, model and endpoint name it serves.
         images: the only images it may pull.
+        jobs: the jobs and endpoints that run as the role (a workflow's tasks; a
+            :class:`ContainerAccess` declares one directly).
         key: the bucket's KMS key. Default: ``bucket.encryption_key``.
-        layout: the bucket's key prefixes. Default: ``BucketLayout()``.
         extra_read_object_arns: objects outside the bucket it may read (for example a model
             artifact elsewhere). Default: none.
-        checkpoints: the jobs checkpoint (spot training): the role may also list, read and write
-            ``layout.checkpoints``, where SageMaker uploads ``/opt/ml/checkpoints`` and from
-            where it restores it when an interrupted job resumes. Default: False.
-        baselines: the workflow runs the data-quality baseline Processing job: the role may also
-            write ``layout.baselines``. Default: False.
 
     Attributes:
         role: the IAM role.
@@ -158,20 +209,23 @@ class SageMakerExecutionRole(Construct):
         bucket: s3.IBucket,
         name_prefix: str,
         images: Sequence[ModelImage],
+        jobs: Sequence[SageMakerJob],
         key: kms.IKey | None = None,
-        layout: BucketLayout | None = None,
         extra_read_object_arns: Sequence[str] = (),
-        checkpoints: bool = False,
-        baselines: bool = False,
     ) -> None:
         super().__init__(scope, id)
         validate_name_prefix("SageMakerExecutionRole", name_prefix)
-        layout = layout or BucketLayout()
         key = key or bucket.encryption_key
         if key is None:
             raise ValueError(
                 "SageMakerExecutionRole key=None and the bucket has no encryption_key: "
                 "hand in the KMS key that encrypts the bucket"
+            )
+        accesses = [job.container_access() for job in jobs]
+        if not any(a.reads for a in accesses):
+            raise ValueError(
+                "SageMakerExecutionRole jobs: expected at least one job that reads the bucket "
+                "(a training job's ContainerAccess, for example)"
             )
         self.role = iam.Role(
             self,
@@ -180,12 +234,11 @@ class SageMakerExecutionRole(Construct):
             description=f"SageMaker execution role for {name_prefix} jobs, models and endpoints",
         )
         acknowledge_inline_policy(self.role)
-        prefixes = self._allow_data(
-            bucket, key, layout, extra_read_object_arns, checkpoints, baselines
-        )
+        prefixes = self._allow_data(bucket, key, accesses, extra_read_object_arns)
         for image in images:
             image.grant_pull(self.role)
-        self._allow_own_logs(name_prefix)
+        kinds = [k for k in _LOG_KINDS if any(a.logs == k for a in accesses)]
+        self._allow_own_logs(name_prefix, kinds)
         acknowledge_scoped_wildcards(
             allow_sagemaker_metrics(self.role),
             [
@@ -193,18 +246,7 @@ class SageMakerExecutionRole(Construct):
                     (f"/{p}*", f"Objects under the '{p}' prefix of the data bucket only.")
                     for p in prefixes
                 ],
-                (
-                    f":log-stream:{name_prefix}-*",
-                    f"Log streams of jobs named {name_prefix}-* only.",
-                ),
-                (
-                    f"/aws/sagemaker/Endpoints/{name_prefix}*",
-                    f"Log groups of endpoints named {name_prefix}* only.",
-                ),
-                (
-                    f"/aws/sagemaker/Endpoints/{name_prefix}*:log-stream:*",
-                    f"Log streams of endpoints named {name_prefix}* only.",
-                ),
+                *_log_acknowledgements(name_prefix, kinds),
             ],
         )
 
@@ -212,23 +254,13 @@ class SageMakerExecutionRole(Construct):
         self,
         bucket: s3.IBucket,
         key: kms.IKey,
-        layout: BucketLayout,
+        accesses: Sequence[ContainerAccess],
         extra_read_object_arns: Sequence[str],
-        checkpoints: bool,
-        baselines: bool,
     ) -> list[str]:
-        """Read datasets, models and transform output, write models, transform output and
-        evaluations (and, with ``checkpoints``, the checkpoints prefix both ways), and use
-        ``key`` for them and for job volumes; returns the prefixes read, then those written."""
-        # The evaluation Processing job reads the transform output (scores), the datasets' test
-        # labels and the model artifact, and writes its report under evaluations/.
-        readable = [layout.datasets, layout.models, layout.transform_output]
-        writable = [layout.models, layout.transform_output, layout.evaluations]
-        if checkpoints:  # CheckpointConfig: uploaded while training, read back on resume
-            readable.append(layout.checkpoints)
-            writable.append(layout.checkpoints)
-        if baselines:  # Baseline data's ProcessingOutputs
-            writable.append(layout.baselines)
+        """Read what the jobs read, write what they write, and use ``key`` for them and for job
+        volumes; returns the prefixes read, then those written."""
+        readable = _in_stage_order(p for a in accesses for p in a.reads)
+        writable = _in_stage_order(p for a in accesses for p in a.writes)
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="ListDataAndModels",
@@ -247,13 +279,14 @@ class SageMakerExecutionRole(Construct):
         )
         # AbortMultipartUpload: SageMaker uploads a large model or transform output in parts and
         # aborts a failed upload (not reached by the small runs of tests/iam).
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteModelsAndOutput",
-                actions=["s3:PutObject", "s3:AbortMultipartUpload"],
-                resources=[bucket.arn_for_objects(f"{p}*") for p in writable],
+        if writable:
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="WriteModelsAndOutput",
+                    actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                    resources=[bucket.arn_for_objects(f"{p}*") for p in writable],
+                )
             )
-        )
         # SSE-KMS reads (Decrypt) and writes (GenerateDataKey) of the bucket's objects and of the
         # outputs encrypted with the key, through S3 only. Not the key's encrypt/decrypt grant:
         # Encrypt and ReEncrypt* are no call of the workflow (tests/iam proves the rest is).
@@ -271,14 +304,9 @@ class SageMakerExecutionRole(Construct):
         allow_volume_data_keys(self.role, key, sid="JobVolumeDataKeys")
         return readable + writable
 
-    def _allow_own_logs(self, name_prefix: str) -> None:
-        """Write the logs of jobs and endpoints named ``name_prefix*`` only."""
-        log_groups = [
-            "/aws/sagemaker/TrainingJobs",
-            "/aws/sagemaker/TransformJobs",
-            "/aws/sagemaker/ProcessingJobs",
-            f"/aws/sagemaker/Endpoints/{name_prefix}*",
-        ]
+    def _allow_own_logs(self, name_prefix: str, kinds: Sequence[str]) -> None:
+        """Write the logs of jobs and endpoints of ``kinds`` named ``name_prefix*`` only."""
+        log_groups = [_log_group(kind, name_prefix) for kind in kinds]
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="CreateOwnLogGroups",
@@ -290,12 +318,7 @@ class SageMakerExecutionRole(Construct):
             iam.PolicyStatement(
                 sid="WriteOwnLogs",
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[
-                    _log_arn(self, f"/aws/sagemaker/TrainingJobs:log-stream:{name_prefix}-*"),
-                    _log_arn(self, f"/aws/sagemaker/TransformJobs:log-stream:{name_prefix}-*"),
-                    _log_arn(self, f"/aws/sagemaker/ProcessingJobs:log-stream:{name_prefix}-*"),
-                    _log_arn(self, f"/aws/sagemaker/Endpoints/{name_prefix}*:log-stream:*"),
-                ],
+                resources=[_log_arn(self, _log_streams(kind, name_prefix)) for kind in kinds],
             )
         )
         # DescribeLogStreams is authorized on the log group, not on a stream (Service
@@ -307,6 +330,69 @@ class SageMakerExecutionRole(Construct):
                 resources=[_log_arn(self, g) for g in log_groups],
             )
         )
+
+
+def _in_stage_order(prefixes: Iterable[str]) -> list[str]:
+    """``prefixes`` once each, a default layout's in ``_PREFIX_ORDER``, any other after."""
+    unique = list(dict.fromkeys(prefixes))
+    order = [getattr(BucketLayout(), name) for name in _PREFIX_ORDER]
+    return sorted(unique, key=lambda p: order.index(p) if p in order else len(order))
+
+
+def _log_group(kind: str, name_prefix: str) -> str:
+    """A job kind's log group; an endpoint's is its own, named after it."""
+    if kind == ENDPOINTS:
+        return f"/aws/sagemaker/Endpoints/{name_prefix}*"
+    return f"/aws/sagemaker/{kind}"
+
+
+def _log_streams(kind: str, name_prefix: str) -> str:
+    """The streams of a kind's log group that ``name_prefix`` resources write."""
+    if kind == ENDPOINTS:
+        return f"/aws/sagemaker/Endpoints/{name_prefix}*:log-stream:*"
+    return f"/aws/sagemaker/{kind}:log-stream:{name_prefix}-*"
+
+
+def _log_acknowledgements(name_prefix: str, kinds: Sequence[str]) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if any(k != ENDPOINTS for k in kinds):
+        found.append(
+            (f":log-stream:{name_prefix}-*", f"Log streams of jobs named {name_prefix}-* only.")
+        )
+    if ENDPOINTS in kinds:
+        found += [
+            (
+                f"/aws/sagemaker/Endpoints/{name_prefix}*",
+                f"Log groups of endpoints named {name_prefix}* only.",
+            ),
+            (
+                f"/aws/sagemaker/Endpoints/{name_prefix}*:log-stream:*",
+                f"Log streams of endpoints named {name_prefix}* only.",
+            ),
+        ]
+    return found
+
+
+@jsii.implements(IStableStringProducer)
+class PendingRoleArn:
+    """A role's ARN before the role exists: a workflow's tasks name the execution role in
+    their requests, and that role is made from those tasks, so they name it through
+    ``token``, which resolves at synth to the ARN of ``role`` (the one handed in, or the one
+    :meth:`resolve` gives once it is made)."""
+
+    def __init__(self, role: iam.IRole | None) -> None:
+        self.role = role
+        self.token = role.role_arn if role is not None else Lazy.string(self)
+
+    def resolve(self, role: iam.IRole) -> iam.IRole:
+        """``role`` is the one ``token`` names; returns it."""
+        self.role = role
+        return role
+
+    def produce(self) -> str | None:
+        if self.role is None:  # pragma: no cover - the constructor sets it
+            raise ValueError("PendingRoleArn: resolve() was never called with the role")
+        return self.role.role_arn
 
 
 class SeedFunctionRole(Construct):

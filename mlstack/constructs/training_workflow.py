@@ -4,7 +4,7 @@ evaluate, assembled from fragments (see :class:`TrainingWorkflow`)."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -74,7 +74,15 @@ from mlstack.constructs.monitoring import (
     allow_alarm_notifications,
 )
 from mlstack.constructs.network import WorkloadNetwork
-from mlstack.constructs.roles import SageMakerExecutionRole, SageMakerTask, StateMachineRole
+from mlstack.constructs.roles import (
+    ENDPOINTS,
+    ContainerAccess,
+    PendingRoleArn,
+    SageMakerExecutionRole,
+    SageMakerJob,
+    SageMakerTask,
+    StateMachineRole,
+)
 from mlstack.constructs.state_names import (
     BASELINE_DATA,
     NOTIFY_FAILURE,
@@ -298,23 +306,23 @@ class TrainingWorkflow(Construct):
         self._seeding = validate_seeding(max_rows, rows_per_shard, seeding_concurrency)
         layout = layout or BucketLayout()
         key = bucket_key(bucket, key)
-        self.execution_role = execution_role or _new_execution_role(
-            self, name_prefix, bucket, key, layout, images, spot is not None, baseline is not None
-        )
-        self.topic = _failure_topic(self, name_prefix, key, notification_email)
-        self.log_group = execution_log_group(
-            self, f"{name_prefix}-workflow", log_retention, removal_policy
-        )
+        role_arn = PendingRoleArn(execution_role)  # the tasks name the role made from them
         self.state_builder = builder = _StateBuilder(
             name_prefix=name_prefix, bucket_name=bucket.bucket_name, layout=layout,
-            key_arn=key.key_arn, role_arn=self.execution_role.role_arn,
-            network_isolation=network_isolation, max_attempts=max_attempts,
-            evaluation_instance_type=evaluation_instance_type,
+            key_arn=key.key_arn, role_arn=role_arn.token, network_isolation=network_isolation,
+            max_attempts=max_attempts, evaluation_instance_type=evaluation_instance_type,
         ).in_network(network)  # fmt: skip
         tasks = _Tasks.of(
             builder, images, training_volume_size_gb, training_max_runtime, tuning, deploy, spot,
             baseline,
         )  # fmt: skip
+        self.execution_role = role_arn.resolve(execution_role or _new_execution_role(
+            self, name_prefix, bucket, key, images, tasks.jobs(layout, deploy is not None)
+        ))  # fmt: skip
+        self.topic = _failure_topic(self, name_prefix, key, notification_email)
+        self.log_group = execution_log_group(
+            self, f"{name_prefix}-workflow", log_retention, removal_policy
+        )
         self.role = StateMachineRole(  # made from the SageMaker tasks the definition uses
             self, "Role", name_prefix=name_prefix, sagemaker_role=self.execution_role,
             tasks=tasks.sagemaker(),
@@ -388,7 +396,7 @@ class TrainingWorkflow(Construct):
         """:attr:`input_schema` and :attr:`input_rules`, and the task that checks them."""
         self._state_defaults = state_defaults(self.defaults.as_state_input(), tuning, deploy)
         self.input_schema = input_schema(self._state_defaults, images, tuning, deploy, max_rows)
-        self.input_rules = input_rules(rows_per_shard, self.defaults)
+        self.input_rules = input_rules(rows_per_shard, self.defaults, tuning)
         return ValidateInput(
             self.input_validator.function,
             schema=self.input_schema,
@@ -543,22 +551,19 @@ def _new_execution_role(
     name_prefix: str,
     bucket: s3.IBucket,
     key: kms.IKey,
-    layout: BucketLayout,
     images: ModelImages,
-    checkpoints: bool,
-    baselines: bool,
+    jobs: Sequence[SageMakerJob],
 ) -> iam.IRole:
-    """``ExecutionRole``: the role SageMaker's jobs and models run as, when none is handed in."""
+    """``ExecutionRole``: the role SageMaker's jobs and models run as, when none is handed in,
+    made from the ``jobs`` that run as it."""
     return SageMakerExecutionRole(
         scope,
         "ExecutionRole",
         bucket=bucket,
         key=key,
-        layout=layout,
         name_prefix=name_prefix,
         images=[images.training, images.inference],
-        checkpoints=checkpoints,
-        baselines=baselines,
+        jobs=jobs,
     ).role
 
 
@@ -661,6 +666,19 @@ class _Tasks:
             evaluation=evaluation_job(builder, images),
             baseline=baseline_job(builder, images, baseline) if baseline is not None else None,
         )
+
+    def jobs(self, layout: BucketLayout, deploy: bool) -> list[SageMakerJob]:
+        """What runs as the execution role: the jobs, and the deploy stage's endpoint (in the
+        workflow or its release), whose model reads its artifact from ``layout.models``."""
+        used: list[SageMakerJob | None] = [
+            self.training,
+            self.tuning,
+            self.transform,
+            self.evaluation,
+            self.baseline,
+            ContainerAccess(ENDPOINTS, reads=(layout.models,)) if deploy else None,
+        ]
+        return [job for job in used if job is not None]
 
     def sagemaker(self) -> list[SageMakerTask]:
         """The tasks the role is made from, in the order of its statements."""

@@ -83,7 +83,10 @@ def run_local(
                 machine.definition,
                 releases[machine.arn],
                 listener=Reporter(out=io.StringIO()),
-                time_scale=0.002,
+                # The release polls the endpoint 60 times, 30 s apart: at 0.002 that left a
+                # local endpoint 3.6 s to boot, which a loaded machine misses (main failed
+                # EndpointWaitTimedOut too); 0.05 leaves 90 s, spent only while it boots.
+                time_scale=0.05,
                 state_machine_arn=machine.arn,
                 role_arn=machine.role_arn,
             ).execute(delivery.event, name=f"release-{len(log.calls)}")

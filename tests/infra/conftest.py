@@ -56,6 +56,13 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     return SynthesizedApp(app=app, stages=stages)
 
 
+def environment_file(name: str) -> dict[str, Any]:
+    """A shipped environment as its file has it: the values a test expects in a template are
+    ours, so they are read from here, not copied."""
+    data: dict[str, Any] = json.loads((REPO / "environments" / f"{name}.json").read_text())
+    return data
+
+
 def released_config(name: str = "prod") -> EnvironmentConfig:
     """A shipped environment's config after the release step: it names an approved version."""
     data = json.loads((REPO / "environments" / f"{name}.json").read_text())

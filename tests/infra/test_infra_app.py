@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from tests.infra.conftest import SynthesizedApp
+from tests.infra.conftest import SynthesizedApp, environment_file
 
 # Renaming any of these replaces a stateful resource: they are part of the public contract.
 DATA_LOGICAL_IDS = {
@@ -86,11 +86,17 @@ def test_only_prod_data_has_termination_protection(synthesized: SynthesizedApp) 
 
 def test_released_prod_deploys_the_endpoint(released: SynthesizedApp) -> None:
     serving = released.template("prod", "serving")
+    endpoint = environment_file("prod")["endpoint"]
     serving.has_resource_properties(
         "AWS::SageMaker::EndpointConfig",
         {
             "ProductionVariants": [
-                Match.object_like({"InstanceType": "ml.m5.large", "InitialInstanceCount": 2})
+                Match.object_like(
+                    {
+                        "InstanceType": endpoint["instance_type"],
+                        "InitialInstanceCount": endpoint["instance_count"],
+                    }
+                )
             ]
         },
     )
@@ -155,13 +161,17 @@ def test_training_limits_and_timeout_per_environment(
     assert f'"MaxRuntimeInSeconds":{runtime}' in definition
 
 
-@pytest.mark.parametrize(("env", "rows"), [("dev", "5000"), ("prod", "100000")])
-def test_seeder_defaults_per_environment(synthesized: SynthesizedApp, env: str, rows: str) -> None:
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_seeder_defaults_per_environment(synthesized: SynthesizedApp, env: str) -> None:
+    dataset = environment_file(env)["dataset"]
+    # Lambda environment variables are strings (Lambda API reference, Environment.Variables).
     synthesized.template(env, "workflow").has_resource_properties(
         "AWS::Lambda::Function",
         {
             "Environment": {
-                "Variables": Match.object_like({"DEFAULT_ROWS": rows, "DEFAULT_SEED": "42"})
+                "Variables": Match.object_like(
+                    {"DEFAULT_ROWS": str(dataset["rows"]), "DEFAULT_SEED": str(dataset["seed"])}
+                )
             }
         },
     )

@@ -94,34 +94,34 @@ VARIANT = {"name": "a", "weight": 1, "instance_type": "ml.m5.large", "instance_c
         (
             "training.instance_count",
             "two",
-            "key 'training.instance_count' is \"two\" (str); expected an integer from 1 to 100",
+            "key 'training.instance_count' is \"two\" (string); expected an integer from 1 to 100",
         ),
-        ("training.instance_count", True, "key 'training.instance_count' is true (bool)"),
-        ("dataset.rows", 1.5, "key 'dataset.rows' is 1.5 (float)"),
+        ("training.instance_count", True, "key 'training.instance_count' is true (boolean)"),
+        ("dataset.rows", 1.5, "key 'dataset.rows' is 1.5 (number)"),
         ("training", [], "'training' must be an object"),
         ("training.hyperparameters", {"num_round": [5]}, "key 'training.hyperparameters'"),
         # out of range / bad format
         (
             "dataset.rows",
             200_000_000,
-            "key 'dataset.rows' is 200000000 (int); expected an integer from 1 to 100000000",
+            "key 'dataset.rows' is 200000000 (integer); expected an integer from 1 to 100000000",
         ),
         (
             "dataset.rows_per_shard",
             20_000_000,
-            "key 'dataset.rows_per_shard' is 20000000 (int); expected an integer from 1 to "
+            "key 'dataset.rows_per_shard' is 20000000 (integer); expected an integer from 1 to "
             "10000000",
         ),
         (
             "removal_policy",
             "snapshot",
-            "key 'removal_policy' is \"snapshot\" (str); expected 'destroy' or 'retain'",
+            'key \'removal_policy\' is "snapshot" (string); expected "destroy" or "retain"',
         ),
         ("transform.instance_type", "m5.xlarge", "key 'transform.instance_type'"),
         (
             "account",
             "12345",
-            "key 'account' is \"12345\" (str); expected null or a 12-digit AWS account ID",
+            "key 'account' is \"12345\" (string); expected null or a 12-digit AWS account ID",
         ),
         ("region", "Europe", "key 'region'"),
         ("notification_email", "not-an-email", "key 'notification_email'"),
@@ -129,29 +129,41 @@ VARIANT = {"name": "a", "weight": 1, "instance_type": "ml.m5.large", "instance_c
         (
             "workflow.log_retention_days",
             31,
-            "key 'workflow.log_retention_days' is 31 (int); expected one of",
+            "key 'workflow.log_retention_days' is 31 (integer); expected one of",
         ),
         ("deploy", [], "'deploy' must be an object"),
-        ("deploy.enabled", "yes", "key 'deploy.enabled' is \"yes\" (str); expected true or false"),
+        (
+            "deploy.enabled",
+            "yes",
+            "key 'deploy.enabled' is \"yes\" (string); expected true or false",
+        ),
         (
             "deploy.comparison",
             "lte",
-            "key 'deploy.comparison' is \"lte\" (str); expected one of ['less_than', ",
+            'key \'deploy.comparison\' is "lte" (string); expected one of "less_than", ',
         ),
-        ("deploy.threshold", "0.3", "key 'deploy.threshold' is \"0.3\" (str); expected a number"),
-        ("deploy.traffic.type", "blue", "key 'deploy.traffic.type' is \"blue\" (str); expected"),
+        (
+            "deploy.threshold",
+            "0.3",
+            "key 'deploy.threshold' is \"0.3\" (string); expected a number",
+        ),
+        ("deploy.traffic.type", "blue", "key 'deploy.traffic.type' is \"blue\" (string); expected"),
         (
             "deploy.candidate_weight",
             1,
-            "key 'deploy.candidate_weight' is 1 (int); expected a number",
+            "key 'deploy.candidate_weight' is 1 (integer); expected a number",
         ),
-        ("deploy.poll_seconds", 1, "key 'deploy.poll_seconds' is 1 (int); expected an integer"),
-        ("tuning.strategy", "Grid", "key 'tuning.strategy' is \"Grid\" (str); expected 'Bayesian'"),
-        ("tuning.objective.type", "Min", "key 'tuning.objective.type' is \"Min\" (str)"),
+        ("deploy.poll_seconds", 1, "key 'deploy.poll_seconds' is 1 (integer); expected an integer"),
+        (
+            "tuning.strategy",
+            "Grid",
+            'key \'tuning.strategy\' is "Grid" (string); expected "Bayesian" or "Random"',
+        ),
+        ("tuning.objective.type", "Min", "key 'tuning.objective.type' is \"Min\" (string)"),
         (
             "tuning.max_jobs",
             0,
-            "key 'tuning.max_jobs' is 0 (int); expected an integer from 1 to 500",
+            "key 'tuning.max_jobs' is 0 (integer); expected an integer from 1 to 500",
         ),
         (
             "tuning.ranges",
@@ -163,30 +175,39 @@ VARIANT = {"name": "a", "weight": 1, "instance_type": "ml.m5.large", "instance_c
             {"booster": {"type": "categorical", "values": []}},
             "key 'tuning.ranges'",
         ),
-        ("tuning.ranges", {}, "key 'tuning.ranges' is {} (dict)"),
-        ("schedule.expression", "every week", "key 'schedule.expression' is \"every week\" (str)"),
-        ("schedule.enabled", 1, "key 'schedule.enabled' is 1 (int); expected true or false"),
-        ("alarms.period_seconds", 90, "key 'alarms.period_seconds' is 90 (int); expected 60 or a"),
-        ("alarms.latency_p99_ms", 0, "key 'alarms.latency_p99_ms' is 0 (int)"),
+        ("tuning.ranges", {}, "key 'tuning.ranges' is {} (object)"),
+        (
+            "schedule.expression",
+            "every week",
+            "key 'schedule.expression' is \"every week\" (string)",
+        ),
+        ("schedule.enabled", 1, "key 'schedule.enabled' is 1 (integer); expected true or false"),
+        (
+            "alarms.period_seconds",
+            90,
+            "key 'alarms.period_seconds' is 90 (integer); expected 60 or a",
+        ),
+        ("alarms.latency_p99_ms", 0, "key 'alarms.latency_p99_ms' is 0 (integer)"),
         (
             "endpoint.variants",
             [],
-            "key 'endpoint.variants' is [] (list); expected a non-empty list",
+            "key 'endpoint.variants' is [] (array); expected a non-empty list",
         ),
         (
             "endpoint.variants",
             [{"name": "a b", "weight": 1, "instance_type": "ml.m5.large", "instance_count": 1}],
-            "key 'endpoint.variants[0].name' is \"a b\" (str); expected a variant name",
+            "key 'endpoint.variants[0].name' is \"a b\" (string); expected a variant name",
         ),
         (
             "endpoint.variants",
             [{"name": "a", "weight": 0, "instance_type": "ml.m5.large", "instance_count": 1}],
-            "key 'endpoint.variants[0].weight' is 0 (int); expected a number from 0.01",
+            "key 'endpoint.variants[0].weight' is 0 (integer); expected a number from 0.01",
         ),
         (
             "endpoint.serverless",
             {"memory_size_mb": 1000, "max_concurrency": 5},
-            "key 'endpoint.serverless.memory_size_mb' is 1000 (int); expected one of [1024, ",
+            "key 'endpoint.serverless.memory_size_mb' is 1000 (integer); expected one "
+            "of 1024, 2048, ",
         ),
         ("endpoint.data_capture", {"sampling_percentage": 0}, "'endpoint.data_capture.sampling"),
         ("endpoint.autoscaling", {"min_capacity": 1}, "missing key 'endpoint.autoscaling.max_capa"),
@@ -194,49 +215,52 @@ VARIANT = {"name": "a", "weight": 1, "instance_type": "ml.m5.large", "instance_c
         (
             "deploy.metric",
             "validation:f1",
-            "key 'deploy.metric' is \"validation:f1\" (str); expected one of the training image's",
+            "key 'deploy.metric' is \"validation:f1\" (string); expected one of the "
+            "training image's",
         ),
         (
             "deploy.traffic",
             {"type": "canary"},
-            "key 'deploy.traffic.step_percent' is null (NoneType); expected an integer from 1 "
+            "key 'deploy.traffic.step_percent' is null (null); expected an integer from 1 "
             "to 50 for 'canary'",
         ),
         (
             "deploy.traffic",
             {"type": "linear", "step_percent": 5},
-            "key 'deploy.traffic.step_percent' is 5 (int); expected an integer from 10 to 50 for",
+            "key 'deploy.traffic.step_percent' is 5 (integer); expected an integer "
+            "from 10 to 50 for",
         ),
         (
             "deploy.traffic",
             {"type": "all_at_once", "step_percent": 10},
-            "key 'deploy.traffic.step_percent' is 10 (int); expected null for 'all_at_once'",
+            "key 'deploy.traffic.step_percent' is 10 (integer); expected null for 'all_at_once'",
         ),
         (
             "deploy.max_wait_minutes",
             1440,
-            "key 'workflow.timeout_minutes' is 180 (int); expected more than "
+            "key 'workflow.timeout_minutes' is 180 (integer); expected more than "
             "'training.max_runtime_seconds' + 'deploy.max_wait_minutes' (90000 s)",
         ),
         (
             "tuning.objective.metric",
             "loss",
-            "key 'tuning.objective.metric' is \"loss\" (str); expected one of the training image",
+            "key 'tuning.objective.metric' is \"loss\" (string); expected one of the "
+            "training image",
         ),
         (
             "tuning.max_parallel_jobs",
             9,
-            "key 'tuning.max_parallel_jobs' is 9 (int); expected at most 'tuning.max_jobs' (4)",
+            "key 'tuning.max_parallel_jobs' is 9 (integer); expected at most 'tuning.max_jobs' (4)",
         ),
         (
             "tuning.ranges",
             {"num_round": {"type": "integer", "min": 1, "max": 9}},
-            "key 'tuning.ranges' is [\"num_round\"] (list); expected only hyperparameters that",
+            "key 'tuning.ranges' is [\"num_round\"] (array); expected only hyperparameters that",
         ),
         (
             "schedule.input",
             {"rowz": 5},
-            "key 'schedule.input' is [\"rowz\"] (list); expected only execution input keys",
+            "key 'schedule.input' is [\"rowz\"] (array); expected only execution input keys",
         ),
         (
             "dataset.max_rows",
@@ -288,7 +312,7 @@ def test_empty_environment_directory_fails(tmp_path: Path) -> None:
                 "endpoint.autoscaling": None,
             },
             'key \'endpoint.data_capture\' is {"sampling_percentage": 20, "capture": "both"} '
-            "(dict); expected null with 'endpoint.serverless' (a serverless endpoint has one",
+            "(object); expected null with 'endpoint.serverless' (a serverless endpoint has one",
         ),
         (
             {
@@ -297,23 +321,23 @@ def test_empty_environment_directory_fails(tmp_path: Path) -> None:
                 "endpoint.data_capture": None,
                 "endpoint.variants": [VARIANT],
             },
-            "key 'endpoint.variants' is [\"a\"] (list); expected null with 'endpoint.serverless'",
+            "key 'endpoint.variants' is [\"a\"] (array); expected null with 'endpoint.serverless'",
         ),
         (
             {
                 "endpoint.async_inference": {},
                 "endpoint.variants": [VARIANT, {**VARIANT, "name": "b"}],
             },
-            'key \'endpoint.variants\' is ["a", "b"] (list); expected at most one variant with '
+            'key \'endpoint.variants\' is ["a", "b"] (array); expected at most one variant with '
             "'endpoint.async_inference'",
         ),
         (
             {"endpoint.variants": [VARIANT, VARIANT]},
-            'key \'endpoint.variants\' is ["a", "a"] (list); expected variants with distinct',
+            'key \'endpoint.variants\' is ["a", "a"] (array); expected variants with distinct',
         ),
         (
             {"endpoint.autoscaling.min_capacity": 7},
-            "key 'endpoint.autoscaling.min_capacity' is 7 (int); expected at most "
+            "key 'endpoint.autoscaling.min_capacity' is 7 (integer); expected at most "
             "'endpoint.autoscaling.max_capacity' (6)",
         ),
         (
@@ -329,7 +353,8 @@ def test_empty_environment_directory_fails(tmp_path: Path) -> None:
         ),
         (
             {"dataset.seeding_concurrency": 10_001},
-            "key 'dataset.seeding_concurrency' is 10001 (int); expected an integer from 1 to 10000",
+            "key 'dataset.seeding_concurrency' is 10001 (integer); expected an "
+            "integer from 1 to 10000",
         ),
         (
             {"training.instance_count": 2, "dataset.rows": 100_000},
@@ -339,7 +364,7 @@ def test_empty_environment_directory_fails(tmp_path: Path) -> None:
         ),
         (
             {"images": {"training_image_uri": "1.dkr.ecr.us-east-1.amazonaws.com/x:1"}},
-            "key 'deploy.metric' is \"validation:rmse\" (str); expected one of the training "
+            "key 'deploy.metric' is \"validation:rmse\" (string); expected one of the training "
             "image's metrics []",
         ),
     ],
@@ -393,8 +418,9 @@ def test_every_problem_of_single_keys_is_reported_at_once(raw: dict[str, Any]) -
         parse_environment("dev", data)
     lines = str(error.value).splitlines()
     assert lines == [
-        "environment 'dev': key 'dataset.rows' is 0 (int); expected an integer from 1 to 100000000",
-        "environment 'dev': key 'training.instance_count' is \"two\" (str); expected an integer "
+        "environment 'dev': key 'dataset.rows' is 0 (integer); expected an integer "
+        "from 1 to 100000000",
+        "environment 'dev': key 'training.instance_count' is \"two\" (string); expected an integer "
         "from 1 to 100",
         "environment 'dev': unknown key 'colour'; expected only ['account', 'alarms', 'dataset', "
         "'deploy', 'endpoint', 'images', 'monitoring', 'network', 'notification_email', "
@@ -409,8 +435,10 @@ def test_every_inconsistency_is_reported_at_once(prod_raw: dict[str, Any]) -> No
     with pytest.raises(ConfigError) as error:
         parse_environment("prod", data)
     text = str(error.value)
-    assert "key 'tuning.max_parallel_jobs' is 99 (int); expected at most 'tuning.max_jobs'" in text
-    assert "key 'endpoint.autoscaling.min_capacity' is 7 (int); expected at most" in text
+    assert (
+        "key 'tuning.max_parallel_jobs' is 99 (integer); expected at most 'tuning.max_jobs'" in text
+    )
+    assert "key 'endpoint.autoscaling.min_capacity' is 7 (integer); expected at most" in text
 
 
 SCHEMA = REPO / "environments" / "schema.json"
@@ -470,12 +498,12 @@ def test_the_schedules_input_is_checked_like_an_execution_input(raw: dict[str, A
     with pytest.raises(ConfigError) as error:
         parse_environment("dev", data)
     assert str(error.value).splitlines() == [
-        "environment 'dev': key 'schedule.input.rows' is 0 (int); expected an integer from 1 "
+        "environment 'dev': key 'schedule.input.rows' is 0 (integer); expected an integer from 1 "
         "to 1000000",
-        "environment 'dev': key 'schedule.input.hyperparameters' is {\"num_round\": 5} (dict); "
+        "environment 'dev': key 'schedule.input.hyperparameters' is {\"num_round\": 5} (object); "
         "expected an object of strings",
-        "environment 'dev': key 'schedule.input.tuning_strategy' is \"Grid\" (str); expected "
-        "'Bayesian' or 'Random'",
+        "environment 'dev': key 'schedule.input.tuning_strategy' is \"Grid\" (string); expected "
+        '"Bayesian" or "Random"',
     ]
 
 
@@ -491,13 +519,19 @@ def test_docs_configuration_is_generated_from_the_schema() -> None:
 @pytest.mark.parametrize(
     ("vpc", "messages"),
     [
-        ("yes", ["key 'network.vpc' is \"yes\" (str); expected null or 'create' or an object"]),
+        (
+            "yes",
+            [
+                'key \'network.vpc\' is "yes" (string); expected null or "create" or an object '
+                "with keys 'vpc_id', 'subnet_ids', 'security_group_ids'"
+            ],
+        ),
         (
             {"vpc_id": "vpc-1", "subnet_ids": []},
             [
-                "key 'network.vpc.vpc_id' is \"vpc-1\" (str); expected a VPC ID such as "
+                "key 'network.vpc.vpc_id' is \"vpc-1\" (string); expected a VPC ID such as "
                 "'vpc-0123456789abcdef0'",
-                "key 'network.vpc.subnet_ids' is [] (list); expected a non-empty list, each a "
+                "key 'network.vpc.subnet_ids' is [] (array); expected a non-empty list, each a "
                 "subnet ID such as 'subnet-0123456789abcdef0'",
             ],
         ),

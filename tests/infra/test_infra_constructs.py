@@ -175,10 +175,15 @@ def test_existing_image_uri_is_used_and_pull_is_scoped_to_its_repository() -> No
     assert images.training_image_uri == XGBOOST
     assert images.training_metric_definitions == []
     data = DataBucket(stack, "Data")
-    from mlstack.constructs import SageMakerExecutionRole
+    from mlstack.constructs import ContainerAccess, SageMakerExecutionRole
 
     SageMakerExecutionRole(
-        stack, "Role", bucket=data.bucket, name_prefix="demo", images=[images.training]
+        stack,
+        "Role",
+        bucket=data.bucket,
+        name_prefix="demo",
+        images=[images.training],
+        jobs=[ContainerAccess("TrainingJobs", reads=("datasets/",), writes=("models/",))],
     )
     statements = policy_statements(Template.from_stack(stack), "Role")
     pull = next(s for s in statements if "ecr:BatchGetImage" in s["Action"])

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import SynthesizedApp, state_machine_definition
+from tests.infra.conftest import SynthesizedApp, environment_file, state_machine_definition
 
 MAIN_PATH = [
     "Validate input",
@@ -208,39 +208,58 @@ def test_notification_ends_in_fail_state_carrying_the_cause(dev: dict[str, Any])
     assert fail == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
 
 
-def test_defaults_come_from_each_environments_config(
-    definitions: dict[str, dict[str, Any]],
-) -> None:
-    dev_defaults = definitions["dev"]["States"]["Load defaults"]["Parameters"]["defaults"]
-    prod_defaults = definitions["prod"]["States"]["Load defaults"]["Parameters"]["defaults"]
-    assert dev_defaults == {
-        "rows": 5000,
-        "seed": 42,
-        "training_instance_type": "ml.m5.large",
-        "training_instance_count": 1,
-        "transform_instance_type": "ml.m5.large",
-        "transform_instance_count": 1,
-        "hyperparameters": {"objective": "reg:logistic", "eval_metric": "rmse", "num_round": "5"},
-        "tune": False,
-        "tuning_strategy": "Random",
-        "tuning_max_jobs": 4,
-        "tuning_max_parallel_jobs": 2,
-        "tuning_objective": {"Type": "Minimize", "MetricName": "validation:rmse"},
-        "tuning_ranges": {
-            "IntegerParameterRanges": [
-                {"Name": "max_depth", "MinValue": "2", "MaxValue": "8", "ScalingType": "Auto"}
-            ],
-            "ContinuousParameterRanges": [
-                {"Name": "eta", "MinValue": "0.1", "MaxValue": "0.5", "ScalingType": "Auto"}
-            ],
-            "CategoricalParameterRanges": [],
-        },
-        "quality_threshold": 0.35,
+def _ranges_as_sagemaker_writes_them(ranges: dict[str, Any]) -> dict[str, list[Any]]:
+    # SageMaker API reference, ParameterRanges: IntegerParameterRange and
+    # ContinuousParameterRange carry Name, MinValue and MaxValue as strings and ScalingType
+    # (default Auto); CategoricalParameterRange Name and Values.
+    out: dict[str, list[Any]] = {
+        "IntegerParameterRanges": [],
+        "ContinuousParameterRanges": [],
+        "CategoricalParameterRanges": [],
     }
-    assert prod_defaults["rows"] == 100000
-    assert prod_defaults["tune"] is True
-    assert prod_defaults["quality_threshold"] == 0.3
-    assert prod_defaults["training_instance_type"] == "ml.m5.xlarge"
+    for name, spec in ranges.items():
+        if spec["type"] == "categorical":
+            out["CategoricalParameterRanges"].append(
+                {"Name": name, "Values": [str(v) for v in spec["values"]]}
+            )
+            continue
+        out[f"{spec['type'].capitalize()}ParameterRanges"].append(
+            {
+                "Name": name,
+                "MinValue": str(spec["min"]),
+                "MaxValue": str(spec["max"]),
+                "ScalingType": spec.get("scaling", "Auto"),
+            }
+        )
+    return out
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_defaults_come_from_each_environments_config(
+    definitions: dict[str, dict[str, Any]], env: str
+) -> None:
+    defaults = definitions[env]["States"]["Load defaults"]["Parameters"]["defaults"]
+    config = environment_file(env)
+    tuning, deploy = config["tuning"], config["deploy"]
+    assert defaults == {
+        "rows": config["dataset"]["rows"],
+        "seed": config["dataset"]["seed"],
+        "training_instance_type": config["training"]["instance_type"],
+        "training_instance_count": config["training"]["instance_count"],
+        "transform_instance_type": config["transform"]["instance_type"],
+        "transform_instance_count": config["transform"]["instance_count"],
+        "hyperparameters": config["training"]["hyperparameters"],
+        "tune": tuning["enabled"],
+        "tuning_strategy": tuning["strategy"],
+        "tuning_max_jobs": tuning["max_jobs"],
+        "tuning_max_parallel_jobs": tuning["max_parallel_jobs"],
+        "tuning_objective": {
+            "Type": tuning["objective"]["type"],
+            "MetricName": tuning["objective"]["metric"],
+        },
+        "tuning_ranges": _ranges_as_sagemaker_writes_them(tuning["ranges"]),
+        "quality_threshold": deploy["threshold"],
+    }
 
 
 def test_input_overrides_defaults_and_hyperparameters_key_by_key(dev: dict[str, Any]) -> None:

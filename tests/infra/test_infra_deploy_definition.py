@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import SynthesizedApp, state_machine_definition
+from tests.infra.conftest import SynthesizedApp, environment_file, state_machine_definition
 
 SAGEMAKER_NAME_LIMIT = 63
 TUNING_JOB_NAME_LIMIT = 32
@@ -284,23 +284,32 @@ def test_update_is_blue_green_with_rollback_on_alarms(definitions: dict[str, Any
     assert len(alarms) == 2  # 5xx rate and latency of the one variant
     assert all(a["AlarmName"].startswith("ref-workflowdeployalarmslive") for a in alarms)
     prod_policy = states(definitions["prod"])["Update endpoint"]["Parameters"]["DeploymentConfig"]
+    traffic = environment_file("prod")["deploy"]["traffic"]
+    assert traffic["type"] == "canary"  # the case this test is about
+    # SageMaker API reference, TrafficRoutingConfig: Type CANARY with CanarySize
+    # {Type: CAPACITY_PERCENT, Value}, WaitIntervalInSeconds.
     assert prod_policy["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {
         "Type": "CANARY",
-        "WaitIntervalInSeconds": 600,
-        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+        "WaitIntervalInSeconds": traffic["wait_seconds"],
+        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": traffic["step_percent"]},
     }
-    assert prod_policy["BlueGreenUpdatePolicy"]["TerminationWaitInSeconds"] == 600
+    assert (
+        prod_policy["BlueGreenUpdatePolicy"]["TerminationWaitInSeconds"]
+        == traffic["termination_wait_seconds"]
+    )
     assert len(prod_policy["AutoRollbackConfiguration"]["Alarms"]) == 4  # two variants
 
 
 def test_dev_deploys_one_variant_taking_all_traffic(dev: dict[str, Any]) -> None:
+    deploy = environment_file("dev")["deploy"]
+    assert deploy["candidate_weight"] == 0  # no candidate: one variant
     for plan in ("Plan new endpoint", "Plan endpoint update"):
         assert states(dev)[plan]["Parameters"]["variants"] == [
             {
                 "VariantName": "Live",
                 "ModelName.$": "$.model.ModelName",
-                "InstanceType": "ml.t2.medium",
-                "InitialInstanceCount": 1,
+                "InstanceType": deploy["instance_type"],
+                "InitialInstanceCount": deploy["instance_count"],
                 "InitialVariantWeight": 1.0,
             }
         ]

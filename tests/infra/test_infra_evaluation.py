@@ -228,5 +228,5 @@ def test_config_refuses_an_unknown_evaluation_metric_naming_the_key() -> None:
     with pytest.raises(ConfigError) as error:
         parse_environment("dev", data)
     message = str(error.value)
-    assert "key 'deploy.metric' is \"evaluation:kappa\" (str)" in message
+    assert "key 'deploy.metric' is \"evaluation:kappa\" (string)" in message
     assert "'evaluation:auc'" in message

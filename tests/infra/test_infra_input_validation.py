@@ -189,3 +189,27 @@ def test_defaults_the_input_rules_refuse_fail_at_synth() -> None:
             name_prefix="t",
             defaults=WorkflowDefaults(training_instance_type="m5.large"),
         )
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_rendered_rules_refuse_more_parallel_tuning_jobs_than_jobs(
+    definitions: dict[str, dict[str, Any]], env: str
+) -> None:
+    # Config checks tuning.max_parallel_jobs <= tuning.max_jobs at synth; an execution input may
+    # override either, so Validate input checks the same rule on the values the run will use.
+    tuning = load_environment(env).tuning
+    assert tuning is not None
+    payload = definitions[env]["States"]["Validate input"]["Parameters"]["Payload"]
+    event = {"schema": payload["schema"], "rules": payload["rules"]}
+    over = _validator().handler(
+        {**event, "input": {"tuning_max_parallel_jobs": tuning.max_jobs + 1}}, None
+    )
+    assert over["problems"] == [
+        f"key 'tuning_max_parallel_jobs' is {tuning.max_jobs + 1} with key 'tuning_max_jobs' "
+        f"{tuning.max_jobs} (its default); expected at most 'tuning_max_jobs' "
+        f"({tuning.max_jobs}), the tuning job's training jobs in all"
+    ]
+    fewer = {"tuning_max_jobs": tuning.max_parallel_jobs - 1}
+    assert _validator().handler({**event, "input": fewer}, None)["valid"] is False
+    both = {"tuning_max_jobs": 1, "tuning_max_parallel_jobs": 1}
+    assert _validator().handler({**event, "input": both}, None)["valid"] is True

@@ -12,7 +12,7 @@ from aws_cdk import Duration
 
 from mlstack.config import ConfigError, parse_environment
 from mlstack.constructs import SpotTraining
-from tests.infra.conftest import REPO, SynthesizedApp, state_machine_definition
+from tests.infra.conftest import REPO, SynthesizedApp, environment_file, state_machine_definition
 from tests.infra.test_infra_constructs import _workflow
 
 
@@ -33,9 +33,10 @@ def test_prod_trains_on_managed_spot_with_checkpoints_under_the_run(train_model)
     assert checkpoint["LocalPath"] == "/opt/ml/checkpoints"
     assert checkpoint["S3Uri.$"].startswith("States.Format('s3://")
     assert checkpoint["S3Uri.$"].endswith("/checkpoints/{}/', $.run_id)")
+    training = environment_file("prod")["training"]
     assert params["StoppingCondition"] == {
-        "MaxRuntimeInSeconds": 86400,
-        "MaxWaitTimeInSeconds": 90000,
+        "MaxRuntimeInSeconds": training["max_runtime_seconds"],
+        "MaxWaitTimeInSeconds": training["spot"]["max_wait_seconds"],
     }
 
 
@@ -50,7 +51,11 @@ def test_prod_tuning_jobs_train_on_spot_with_checkpoints_of_their_own(
     }
     job = states["prod"]["Tune model"]["Parameters"]["TrainingJobDefinition"]
     assert job["EnableManagedSpotTraining"] is True
-    assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 86400, "MaxWaitTimeInSeconds": 90000}
+    training = environment_file("prod")["training"]
+    assert job["StoppingCondition"] == {
+        "MaxRuntimeInSeconds": training["max_runtime_seconds"],
+        "MaxWaitTimeInSeconds": training["spot"]["max_wait_seconds"],
+    }
     assert job["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
     assert job["CheckpointConfig"]["S3Uri.$"].endswith("/checkpoints/{}/tuning/', $.run_id)")
     on_demand = states["dev"]["Tune model"]["Parameters"]["TrainingJobDefinition"]

@@ -144,7 +144,7 @@ def test_an_unknown_hyperparameter_is_named_with_the_closest_known_one(
         ),
         (
             {"tuning_strategy": "Randon"},
-            'key \'tuning_strategy\' is "Randon" (string); expected one of "Bayesian", "Random" '
+            'key \'tuning_strategy\' is "Randon" (string); expected "Bayesian" or "Random" '
             '(did you mean "Random"?)',
         ),
         (
@@ -288,3 +288,30 @@ def test_the_lambda_and_the_config_share_one_shard_rule(
         },
     )
     assert bool(problems) == (rules.instances_beyond_shards(rows, per_shard, instances) is not None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    jobs=st.one_of(st.none(), st.integers(min_value=1, max_value=500)),
+    parallel=st.one_of(st.none(), st.integers(min_value=1, max_value=100)),
+)
+def test_the_lambda_and_the_config_share_one_parallel_tuning_rule(
+    jobs: int | None, parallel: int | None
+) -> None:
+    # The config's check (mlstack.rules.parallel_beyond_jobs) and the Lambda's agree on the
+    # values a run uses: a key the input leaves out takes its default (4 jobs, 2 at once).
+    from mlstack import rules
+
+    given_input = {
+        k: v
+        for k, v in (("tuning_max_jobs", jobs), ("tuning_max_parallel_jobs", parallel))
+        if v is not None
+    }
+    defaults = {"tuning_max_jobs": 4, "tuning_max_parallel_jobs": 2}
+    problems = validator.check(
+        given_input, {"type": "object"}, {"parallel_within_jobs": {"defaults": defaults}}
+    )
+    used = {**defaults, **given_input}
+    refused = rules.parallel_beyond_jobs(used["tuning_max_parallel_jobs"], used["tuning_max_jobs"])
+    assert bool(problems) == (refused is not None)
+    assert [p.key for p in problems] == (["tuning_max_parallel_jobs"] if refused else [])
