@@ -24,7 +24,7 @@ from mlstack.constructs._deploy_states import EndpointDeployment
 from mlstack.constructs._failure_states import failure_policy_statements, notify_then_fail
 from mlstack.constructs._nag import (
     acknowledge_inline_policy,
-    acknowledge_scoped_wildcards,
+    acknowledge_wildcard_resources,
     default_policy,
 )
 from mlstack.constructs._release_claim import claim_state, released_elsewhere
@@ -219,11 +219,15 @@ class ModelRelease(Construct):
         d.grant(role)
         for statement in failure_policy_statements(self.topic, key):
             role.add_to_policy(statement)
-        acknowledge_scoped_wildcards(
+        acknowledge_wildcard_resources(
             default_policy(role),
             [
-                (f"/{prefix}-*", f"SageMaker models and endpoint configs {prefix}-*."),
-                (f"/{self.registry.group_name}/*", "Versions of the environment's group only."),
+                (models, f"SageMaker models named {prefix}-* only."),
+                (
+                    sagemaker_arn(self, "endpoint-config", f"{prefix}-*"),
+                    f"SageMaker endpoint configurations named {prefix}-* only.",
+                ),
+                (self.registry.package_arns, "Versions of the environment's group only."),
             ],
         )
         return role

@@ -16,7 +16,8 @@ from constructs import Construct
 from mlstack.constructs._nag import (
     acknowledge_compliance,
     acknowledge_inline_policy,
-    acknowledge_scoped_wildcards,
+    acknowledge_star,
+    acknowledge_wildcard_resources,
 )
 
 HTTPS = ec2.Port.tcp(443)
@@ -132,21 +133,22 @@ class Placement:
         )
         policy = role.node.try_find_child("DefaultPolicy")
         if isinstance(policy, Construct):
-            acknowledge_scoped_wildcards(
+            acknowledge_wildcard_resources(
                 policy,
                 [
                     (
-                        ":network-interface/*",
+                        interfaces,
                         "Network interfaces do not exist before the service creates them; "
                         "CreateNetworkInterface is confined by our subnets and security groups, "
                         "the other actions by the ec2:Vpc condition.",
-                    ),
-                    (
-                        "*",
-                        "The EC2 Describe actions support no resource-level permissions "
-                        "(Service Authorization Reference, Amazon EC2).",
-                    ),
+                    )
                 ],
+            )
+            acknowledge_star(
+                policy,
+                "DescribeNetwork",
+                "The EC2 Describe actions support no resource-level permissions "
+                "(Service Authorization Reference, Amazon EC2).",
             )
 
 

@@ -19,9 +19,9 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from mlstack.constructs._nag import (
-    acknowledge,
     acknowledge_inline_policy,
-    acknowledge_scoped_wildcards,
+    acknowledge_star,
+    acknowledge_wildcard_resources,
     default_policy,
 )
 from mlstack.constructs.layout import BucketLayout
@@ -100,9 +100,8 @@ def allow_volume_data_keys(role: iam.IRole, key: kms.IKey, *, sid: str) -> None:
 def allow_sagemaker_metrics(role: iam.Role) -> Construct:
     """Let a role SageMaker runs as put metrics into SageMaker's namespaces; returns its policy.
 
-    ``cloudwatch:PutMetricData`` and ``ecr:GetAuthorizationToken`` (added by the image pull grant)
-    have no resource-level permissions, so the policy's ``Resource: "*"`` finding is acknowledged
-    here, once for every such role.
+    ``cloudwatch:PutMetricData`` has no resource-level permissions: its ``Resource: "*"`` is
+    acknowledged here, for this statement only.
     """
     role.add_to_policy(
         iam.PolicyStatement(
@@ -113,12 +112,11 @@ def allow_sagemaker_metrics(role: iam.Role) -> Construct:
         )
     )
     policy = default_policy(role)
-    acknowledge(
+    acknowledge_star(
         policy,
-        "AwsSolutions-IAM5[Resource::*]",
-        "Only ecr:GetAuthorizationToken and cloudwatch:PutMetricData (limited to the "
-        "/aws/sagemaker/* namespaces by condition) use '*': neither has resource-level "
-        "permissions.",
+        "PutSageMakerMetrics",
+        "cloudwatch:PutMetricData has no resource-level permissions; the /aws/sagemaker/* "
+        "namespaces condition scopes it.",
     )
     return policy
 
@@ -185,26 +183,18 @@ class SageMakerExecutionRole(Construct):
         )
         for image in images:
             image.grant_pull(self.role)
-        self._allow_own_logs(name_prefix)
-        acknowledge_scoped_wildcards(
+        log_wildcards = self._allow_own_logs(name_prefix)
+        acknowledge_wildcard_resources(
             allow_sagemaker_metrics(self.role),
             [
                 *[
-                    (f"/{p}*", f"Objects under the '{p}' prefix of the data bucket only.")
-                    for p in prefixes
+                    (
+                        bucket.arn_for_objects(f"{p}*"),
+                        f"Objects under the '{p}' prefix of the data bucket only.",
+                    )
+                    for p in dict.fromkeys(prefixes)
                 ],
-                (
-                    f":log-stream:{name_prefix}-*",
-                    f"Log streams of jobs named {name_prefix}-* only.",
-                ),
-                (
-                    f"/aws/sagemaker/Endpoints/{name_prefix}*",
-                    f"Log groups of endpoints named {name_prefix}* only.",
-                ),
-                (
-                    f"/aws/sagemaker/Endpoints/{name_prefix}*:log-stream:*",
-                    f"Log streams of endpoints named {name_prefix}* only.",
-                ),
+                *log_wildcards,
             ],
         )
 
@@ -271,8 +261,9 @@ class SageMakerExecutionRole(Construct):
         allow_volume_data_keys(self.role, key, sid="JobVolumeDataKeys")
         return readable + writable
 
-    def _allow_own_logs(self, name_prefix: str) -> None:
-        """Write the logs of jobs and endpoints named ``name_prefix*`` only."""
+    def _allow_own_logs(self, name_prefix: str) -> list[tuple[str, str]]:
+        """Write the logs of jobs and endpoints named ``name_prefix*`` only; returns the wildcard
+        resources, each with its reason."""
         log_groups = [
             "/aws/sagemaker/TrainingJobs",
             "/aws/sagemaker/TransformJobs",
@@ -286,16 +277,16 @@ class SageMakerExecutionRole(Construct):
                 resources=[_log_arn(self, g) for g in log_groups],
             )
         )
+        job_streams = [
+            _log_arn(self, f"/aws/sagemaker/{kind}Jobs:log-stream:{name_prefix}-*")
+            for kind in ("Training", "Transform", "Processing")
+        ]
+        endpoint_streams = _log_arn(self, f"/aws/sagemaker/Endpoints/{name_prefix}*:log-stream:*")
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="WriteOwnLogs",
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[
-                    _log_arn(self, f"/aws/sagemaker/TrainingJobs:log-stream:{name_prefix}-*"),
-                    _log_arn(self, f"/aws/sagemaker/TransformJobs:log-stream:{name_prefix}-*"),
-                    _log_arn(self, f"/aws/sagemaker/ProcessingJobs:log-stream:{name_prefix}-*"),
-                    _log_arn(self, f"/aws/sagemaker/Endpoints/{name_prefix}*:log-stream:*"),
-                ],
+                resources=[*job_streams, endpoint_streams],
             )
         )
         # DescribeLogStreams is authorized on the log group, not on a stream (Service
@@ -307,6 +298,11 @@ class SageMakerExecutionRole(Construct):
                 resources=[_log_arn(self, g) for g in log_groups],
             )
         )
+        return [
+            *[(arn, f"Log streams of jobs named {name_prefix}-* only.") for arn in job_streams],
+            (_log_arn(self, log_groups[-1]), f"Log groups of endpoints named {name_prefix}* only."),
+            (endpoint_streams, f"Log streams of endpoints named {name_prefix}* only."),
+        ]
 
 
 class SeedFunctionRole(Construct):
@@ -375,11 +371,13 @@ class SeedFunctionRole(Construct):
                 resources=[log_group.log_group_arn],
             )
         )
-        acknowledge_scoped_wildcards(
+        acknowledge_wildcard_resources(
             default_policy(self.role),
             [
-                (f"/{layout.datasets}*", f"Objects under the '{layout.datasets}' prefix only."),
-                (":*", "Log streams of the function's own log group only."),
+                (
+                    bucket.arn_for_objects(f"{layout.datasets}*"),
+                    f"Objects under the '{layout.datasets}' prefix only.",
+                )
             ],
         )
 
@@ -454,10 +452,12 @@ class StateMachineRole(Construct):
         self._allow_sync_job_rules(
             list(dict.fromkeys(t.sync_rule for t in tasks if t.sync_rule is not None))
         )
-        acknowledge_scoped_wildcards(
+        acknowledge_wildcard_resources(
             default_policy(self.role),
             [
-                (f"/{name_prefix}-*", f"SageMaker jobs and models named {name_prefix}-* only."),
+                (arn, f"SageMaker jobs and models named {name_prefix}-* only.")
+                for arn in dict.fromkeys(tagged)
+                if ":sagemaker:" in arn and arn.endswith(f"/{name_prefix}-*")
             ],
         )
 
