@@ -30,7 +30,7 @@ from mlstack.constructs._nag import (
 from mlstack.constructs._release_claim import claim_state, released_elsewhere
 from mlstack.constructs._scaffold import build_state_machine, execution_log_group
 from mlstack.constructs.model_registry import ModelRegistry
-from mlstack.constructs.roles import sagemaker_arn
+from mlstack.constructs.roles import sagemaker_arn, states_principal
 from mlstack.constructs.state_names import (
     ALREADY_LIVE,
     ALREADY_RELEASED,
@@ -192,7 +192,7 @@ class ModelRelease(Construct):
         role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            assumed_by=states_principal(self),
             description=f"Step Functions role of the {prefix} release",
         )
         acknowledge_inline_policy(role)

@@ -152,6 +152,10 @@ class Placement:
             )
 
 
+# Every endpoint statement the workload's own calls use: principals of this account only.
+THIS_ACCOUNT = {"StringEquals": {"aws:PrincipalAccount": Aws.ACCOUNT_ID}}
+
+
 def _ec2_arn(stack: Stack, resource: str, name: str) -> str:
     return Arn.format(ArnComponents(service="ec2", resource=resource, resource_name=name), stack)
 
@@ -301,6 +305,7 @@ class WorkloadNetwork(Construct):
             iam.PolicyStatement(
                 sid="OurBucket",
                 principals=[iam.AnyPrincipal()],
+                conditions=THIS_ACCOUNT,
                 actions=[
                     "s3:GetObject",
                     "s3:PutObject",
@@ -318,7 +323,9 @@ class WorkloadNetwork(Construct):
                 principals=[iam.AnyPrincipal()],
                 # ECR keeps image layers in this AWS-owned bucket and pulls need only GetObject
                 # on it ("Amazon ECR interface VPC endpoints", ECR User Guide: "Minimum Amazon S3
-                # bucket permissions for Amazon ECR").
+                # bucket permissions for Amazon ECR"). No aws:PrincipalAccount condition here:
+                # the layer is fetched with the URL GetDownloadUrlForLayer returns, presigned by
+                # ECR, not by a principal of this account, and AWS's minimum policy has none.
                 actions=["s3:GetObject"],
                 resources=[f"arn:{Aws.PARTITION}:s3:::prod-{Aws.REGION}-starport-layer-bucket/*"],
             )
@@ -408,13 +415,16 @@ def _endpoint_statements(id: str, keys: Sequence[kms.IKey]) -> list[iam.PolicySt
         ),
         # PutMetricData has no resource-level permission.
         "Monitoring": (["cloudwatch:PutMetricData"], ["*"]),
-        "Sts": (["sts:AssumeRole"], [f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/*"]),
+        # Nothing in the workload assumes a role (lambda/ and containers/ make no STS call;
+        # SageMaker assumes the execution role from outside the VPC): the endpoint answers
+        # who-am-I only, for SDKs in AWS's images that ask (GetCallerIdentity takes no resource).
+        "Sts": (["sts:GetCallerIdentity"], ["*"]),
         "Kms": (
             ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
             [key.key_arn for key in keys] or [arn("kms", "key/*")],
         ),
     }[id]
-    account = {"StringEquals": {"aws:PrincipalAccount": Aws.ACCOUNT_ID}}
+    account = THIS_ACCOUNT
     statements = [
         iam.PolicyStatement(
             sid="ThisAccountOnly",
@@ -425,7 +435,7 @@ def _endpoint_statements(id: str, keys: Sequence[kms.IKey]) -> list[iam.PolicySt
         )
     ]
     # Calls that take no resource: the principal condition is their only scope.
-    global_action = {"EcrApi": "ecr:GetAuthorizationToken", "Sts": "sts:GetCallerIdentity"}
+    global_action = {"EcrApi": "ecr:GetAuthorizationToken"}
     if id in global_action:
         statements.append(
             iam.PolicyStatement(

@@ -58,6 +58,24 @@ def _log_arn(scope: Construct, name: str) -> str:
     )
 
 
+def states_principal(scope: Construct) -> iam.ServicePrincipal:
+    """Step Functions, for state machines of this account and region only: the confused-deputy
+    conditions of the Step Functions Developer Guide ("Cross-service confused deputy
+    prevention": ``aws:SourceAccount`` and ``aws:SourceArn`` on the role's trust policy). The
+    ARN names any Step Functions resource of the account and region: the role exists before
+    the state machine it serves, and a Distributed Map's child executions run as it too."""
+    stack = Stack.of(scope)
+    return iam.ServicePrincipal(
+        "states.amazonaws.com",
+        conditions={
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {
+                "aws:SourceArn": f"arn:{stack.partition}:states:{stack.region}:{stack.account}:*"
+            },
+        },
+    )
+
+
 def allow_volume_encryption(role: iam.IRole, key: kms.IKey, *, sid: str) -> None:
     """Let SageMaker, acting for ``role``, encrypt the ML storage volumes with ``key``.
 
@@ -426,7 +444,7 @@ class StateMachineRole(Construct):
         self.role = iam.Role(
             self,
             "Resource",
-            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            assumed_by=states_principal(self),
             description=f"Step Functions role of the {name_prefix} training workflow",
         )
         acknowledge_inline_policy(self.role)
