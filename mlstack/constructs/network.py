@@ -177,6 +177,9 @@ class WorkloadNetwork(Construct):
         extra_security_group_ids: security groups attached beside ours (an existing VPC's
             mandated groups, for example).
         flow_log_retention: retention of the created VPC's flow log group.
+        name_prefix: the prefix of the SageMaker resources the workload names (jobs, models,
+            endpoints): the SageMaker API and Runtime endpoints allow only those. Default: None
+            (every SageMaker resource of the account).
         removal_policy: of the created VPC's flow log group.
 
     Attributes:
@@ -200,8 +203,10 @@ class WorkloadNetwork(Construct):
         extra_security_group_ids: Sequence[str] = (),
         flow_log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        name_prefix: str | None = None,
     ) -> None:
         super().__init__(scope, id)
+        self._name_prefix = name_prefix
         if vpc_id is None and (subnet_ids or extra_security_group_ids):
             raise ValueError(
                 "WorkloadNetwork subnet_ids/extra_security_group_ids: expected them only with "
@@ -345,7 +350,7 @@ class WorkloadNetwork(Construct):
                 security_groups=[self.endpoints_security_group],
                 open=False,
             )
-            for statement in _endpoint_statements(id, keys):
+            for statement in _endpoint_statements(id, keys, self._name_prefix):
                 endpoint.add_to_policy(statement)
         return vpc
 
@@ -370,14 +375,28 @@ class WorkloadNetwork(Construct):
             acknowledge_inline_policy(flow_log_role)
 
 
-def _endpoint_statements(id: str, keys: Sequence[kms.IKey]) -> list[iam.PolicyStatement]:
+def _endpoint_statements(
+    id: str, keys: Sequence[kms.IKey], name_prefix: str | None
+) -> list[iam.PolicyStatement]:
     """This account's principals only, for the calls the workload makes, on this account's
     resources wherever the action takes one."""
 
     def arn(service: str, resource: str) -> str:
         return f"arn:{Aws.PARTITION}:{service}:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
 
-    sagemaker = arn("sagemaker", "*")
+    # SageMaker lower-cases names in ARNs; the prefix is lower-case (validate_name_prefix).
+    named = f"{name_prefix}*" if name_prefix else "*"
+    # One ARN per resource type the Describe actions take (parliament checks each action's
+    # resource format, so no '*/<prefix>*' across types).
+    described = (
+        "training-job",
+        "transform-job",
+        "hyper-parameter-tuning-job",
+        "model",
+        "endpoint",
+        "endpoint-config",
+    )
+    sagemaker = [arn("sagemaker", f"{kind}/{named}") for kind in described]
     actions, resources = {
         # Reading the state of jobs, models and endpoints from inside the VPC (the state machine
         # itself calls SageMaker from the Step Functions service, not from here).
@@ -390,7 +409,7 @@ def _endpoint_statements(id: str, keys: Sequence[kms.IKey]) -> list[iam.PolicySt
                 "sagemaker:DescribeEndpoint",
                 "sagemaker:DescribeEndpointConfig",
             ],
-            [sagemaker],
+            sagemaker,
         ),
         "SageMakerRuntime": (
             [
@@ -398,7 +417,7 @@ def _endpoint_statements(id: str, keys: Sequence[kms.IKey]) -> list[iam.PolicySt
                 "sagemaker:InvokeEndpointAsync",
                 "sagemaker:InvokeEndpointWithResponseStream",
             ],
-            [arn("sagemaker", "endpoint/*")],
+            [arn("sagemaker", f"endpoint/{named}")],
         ),
         # Image pulls: the token (no resource-level permission) and the layers of this
         # account's repositories.

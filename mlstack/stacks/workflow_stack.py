@@ -183,6 +183,7 @@ def workload_network(
             keys=[data.key],
             flow_log_retention=retention,
             removal_policy=removal,
+            name_prefix=config.name_prefix,
         )
     return WorkloadNetwork(
         scope,

@@ -180,7 +180,7 @@ def endpoint_statements(template: dict[str, Any], service: str) -> list[dict[str
     (endpoint,) = [
         e
         for e in resources_of(template, "AWS::EC2::VPCEndpoint").values()
-        if json.dumps(e["Properties"]["ServiceName"]).rsplit(".", 1)[-1].strip('"]}') == service
+        if json.dumps(e["Properties"]["ServiceName"]).strip('"]}').endswith(f".{service}")
     ]
     return endpoint["Properties"]["PolicyDocument"]["Statement"]  # type: ignore[no-any-return]
 
@@ -204,6 +204,30 @@ def test_prod_sts_endpoint_allows_no_role_assumption(synthesized: SynthesizedApp
         s["Action"] for s in endpoint_statements(synthesized.json("prod", "workflow"), "sts")
     ]
     assert actions == ["sts:GetCallerIdentity"]
+
+
+def test_prod_sagemaker_endpoints_allow_only_the_environments_resources(
+    synthesized: SynthesizedApp,
+) -> None:
+    """Every SageMaker name the workload creates starts with mlstack-<env> (docs/configuration.md);
+    the interface endpoints allow nothing else."""
+    template = synthesized.json("prod", "workflow")
+    (runtime,) = endpoint_statements(template, "sagemaker.runtime")
+    assert render_tokens(runtime["Resource"]) == (
+        "arn:aws:sagemaker:us-east-1:123456789012:endpoint/mlstack-prod*"
+    )
+    (api,) = endpoint_statements(template, "sagemaker.api")
+    assert {render_tokens(r).rsplit(":", 1)[-1] for r in api["Resource"]} == {
+        f"{kind}/mlstack-prod*"
+        for kind in (
+            "training-job",
+            "transform-job",
+            "hyper-parameter-tuning-job",
+            "model",
+            "endpoint",
+            "endpoint-config",
+        )
+    }
 
 
 def test_state_machine_roles_trust_step_functions_of_this_account_only(
