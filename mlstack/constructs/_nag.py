@@ -6,8 +6,9 @@ across stacks, export names that only exist once the app is prepared, so the ack
 :func:`acknowledge_wildcard_resources` and :func:`acknowledge_star` are computed at validation
 time from the policy as it will be written. Each names exactly what it covers: a resource, compared
 whole with the statements' resources, or, for ``Resource: "*"`` (one finding per policy, whatever
-the statement), the statement by its Sid or its exact actions. A wildcard resource nobody named
-stays a finding and fails synth; an acknowledgement that matches nothing fails synth too.
+the statement), the statement by its Sid or by its actions (all among those named). A wildcard
+resource nobody named stays a finding and fails synth; an acknowledgement that matches nothing
+fails synth too.
 """
 
 from __future__ import annotations
@@ -106,19 +107,28 @@ class _Wildcards:
     def _acknowledge_star(self, statements: list[dict[str, Any]]) -> list[str]:
         starred = [s for s in statements if "*" in _as_list(s.get("Resource", []))]
         named = dict(self.stars)
+        used: set[StatementSelector] = set()
         errors, reasons = [], []
         for statement in starred:
             sid = statement.get("Sid")
             actions = frozenset(_as_list(statement.get("Action", [])))
-            selector = sid if sid in named else actions if actions in named else None
+            # By Sid, or by actions: all of the statement's are among those named (CDK writes
+            # the state machine's logging and tracing grants as one statement or two, depending
+            # on the app's policy-minimizing feature flag).
+            selector = (
+                sid
+                if sid in named
+                else next((n for n in named if isinstance(n, frozenset) and actions <= n), None)
+            )
             if selector is None:
                 errors.append(
                     f"{self._policy.node.path}: the statement {sid or sorted(actions)} uses "
                     "Resource '*' and no acknowledgement names it"
                 )
                 continue
-            reasons.append(f"{_selector_text(selector)}: {named.pop(selector)}")
-        for selector in named:
+            reasons.append(f"{sid or ', '.join(sorted(actions))}: {named[selector]}")
+            used.add(selector)
+        for selector in set(named) - used:
             errors.append(
                 f"{self._policy.node.path}: the Resource '*' acknowledgement of "
                 f"{_selector_text(selector)} matches no statement with Resource '*'"
@@ -149,10 +159,10 @@ def acknowledge_wildcard_resources(policy: Construct, resources: Iterable[tuple[
 
 
 def acknowledge_star(policy: Construct, statement: StatementSelector, reason: str) -> None:
-    """At validation time, acknowledge ``Resource: "*"`` in the one statement of ``policy`` with
-    this Sid (or, for a statement CDK writes without one, exactly these actions). The finding is
-    acknowledged only when every such statement is named; synth fails otherwise, and when the
-    named statement has no ``Resource: "*"``."""
+    """At validation time, acknowledge ``Resource: "*"`` in the statement of ``policy`` with this
+    Sid (or, for statements CDK writes without one, those whose actions are all among these).
+    The finding is acknowledged only when every such statement is named; synth fails otherwise,
+    and when nothing named has ``Resource: "*"``."""
     _wildcards(policy).stars.append((statement, reason))
 
 
