@@ -108,6 +108,12 @@ class EnvironmentConfig:
         return self.removal_policy == "retain"
 
     @property
+    def production(self) -> bool:
+        """The environment's declared kind: one that retains its data is a production one, held
+        to PRODUCTION_REQUIREMENTS; only the others carry non-production acknowledgements."""
+        return self.retain_data
+
+    @property
     def name_prefix(self) -> str:
         """Prefix of every SageMaker job and model name this environment creates."""
         return f"mlstack-{self.name}"
@@ -269,7 +275,30 @@ def _field_problems(name: str, data: Any) -> tuple[EnvironmentConfig | None, lis
 # --- checks across keys ------------------------------------------------------------------------
 
 
+# A production environment (removal_policy "retain") runs isolated and keeps its logs a year:
+# AWS Control Tower's CT.CLOUDWATCH.PR.2 asks for a year's retention (docs/security.md).
+PRODUCTION_LOG_RETENTION_DAYS = 365
+
+
+def _check_production(config: EnvironmentConfig) -> Iterator[str]:
+    if not config.production:
+        return
+    kind = "in a production environment (removal_policy 'retain')"
+    if not config.network.isolated:
+        yield (
+            f"key 'network.vpc' is null {kind}; expected \"create\" or an existing VPC's IDs: "
+            "production runs its jobs, models and functions isolated (docs/security.md)"
+        )
+    if config.workflow.log_retention_days < PRODUCTION_LOG_RETENTION_DAYS:
+        yield (
+            f"key 'workflow.log_retention_days' is {config.workflow.log_retention_days} {kind}; "
+            f"expected at least {PRODUCTION_LOG_RETENTION_DAYS} (AWS Control Tower "
+            "CT.CLOUDWATCH.PR.2)"
+        )
+
+
 def _check_consistency(config: EnvironmentConfig) -> Iterator[str]:
+    yield from _check_production(config)
     if config.dataset.rows > config.dataset.max_rows:
         yield (
             f"key 'dataset.rows' is {config.dataset.rows}; expected at most "

@@ -19,7 +19,7 @@ from mlstack.constructs._nag import (
     acknowledge_compliance,
     acknowledge_guard,
     acknowledge_inline_policy,
-    acknowledge_scoped_wildcards,
+    acknowledge_wildcard_resources,
     default_policy,
     skip_checkov,
 )
@@ -81,10 +81,8 @@ def deletion_cleanup(
             resources=[log_group.log_group_arn],
         )
     )
-    acknowledge_scoped_wildcards(
-        default_policy(role),
-        [(":*", "Log streams of the function's own log group only."), *scoped_wildcards],
-    )
+    if scoped_wildcards:
+        acknowledge_wildcard_resources(default_policy(role), scoped_wildcards)
     function = lambda_.Function(
         scope,
         "Function",

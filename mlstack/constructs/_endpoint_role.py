@@ -8,7 +8,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from mlstack.constructs._nag import acknowledge_scoped_wildcards
+from mlstack.constructs._nag import acknowledge_wildcard_resources
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.model_images import ModelImage
 from mlstack.constructs.roles import allow_sagemaker_metrics
@@ -75,45 +75,59 @@ def endpoint_role(
             )
         )
     image.grant_pull(role)
-    log_group = _allow_own_logs(role, endpoint_name)
-    acknowledge_scoped_wildcards(
+    group, streams = _allow_own_logs(role, endpoint_name)
+    whose = "this endpoint" if endpoint_name else "the endpoints (CloudFormation names this one)"
+    acknowledge_wildcard_resources(
         allow_sagemaker_metrics(role),
         [
-            (f"log-group:{log_group}:log-stream:*", "Log streams of this endpoint only."),
-            (f"log-group:{log_group}", "The log group of this endpoint only."),
-            *[(f"/{p}*", f"Objects under the '{p}' prefix only.") for p in write_prefixes],
+            (streams, f"Log streams of {whose} only."),
+            *([(group, f"The log groups of {whose} only.")] if endpoint_name is None else []),
             *[
-                (f"/{k}", "The model artifacts the training jobs write, read-only.")
+                (output_bucket.arn_for_objects(f"{p}*"), f"Objects under the '{p}' prefix only.")
+                for p in write_prefixes
+            ],
+            *[
+                (
+                    model_data_bucket.arn_for_objects(k),
+                    "The model artifacts the training jobs write, read-only.",
+                )
                 for k in artifact_keys
                 if "*" in k
             ],
-            (
-                f"/{layout.async_inference}input/*",
-                "Asynchronous requests of this endpoint only.",
+            *(
+                [
+                    (
+                        output_bucket.arn_for_objects(f"{layout.async_inference}input/*"),
+                        "Asynchronous requests of this endpoint only.",
+                    )
+                ]
+                if async_inference
+                else []
             ),
         ],
     )
     return role
 
 
-def _allow_own_logs(role: iam.Role, endpoint_name: str | None) -> str:
+def _allow_own_logs(role: iam.Role, endpoint_name: str | None) -> tuple[str, str]:
     """Let ``role`` write the endpoint's log group (all endpoints' when the name is left to
-    CloudFormation); returns the log group's name."""
+    CloudFormation); returns the ARNs of the log group and of its streams."""
     log_group = f"/aws/sagemaker/Endpoints/{endpoint_name or '*'}"
     stack = Stack.of(role)
+    group, streams = (
+        stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        for name in (log_group, f"{log_group}:log-stream:*")
+    )
     role.add_to_policy(
         iam.PolicyStatement(
             sid="WriteOwnLogs",
             actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-            resources=[
-                stack.format_arn(
-                    service="logs",
-                    resource="log-group",
-                    resource_name=name,
-                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                )
-                for name in (log_group, f"{log_group}:log-stream:*")
-            ],
+            resources=[group, streams],
         )
     )
-    return log_group
+    return group, streams

@@ -2,15 +2,19 @@
 
 cdk-nag names each wildcard finding after the flattened resource
 (``AwsSolutions-IAM5[Resource::<Bucket.Arn>/datasets/*]``). Those strings contain logical IDs and,
-across stacks, export names that only exist once the app is prepared, so
-:func:`acknowledge_scoped_wildcards` computes them at validation time from the policy as it will
-be written, and acknowledges only the resources whose wildcard is the expected key or name prefix.
+across stacks, export names that only exist once the app is prepared, so the acknowledgements of
+:func:`acknowledge_wildcard_resources` and :func:`acknowledge_star` are computed at validation
+time from the policy as it will be written. Each names exactly what it covers: a resource, compared
+whole with the statements' resources, or, for ``Resource: "*"`` (one finding per policy, whatever
+the statement), the statement by its Sid or by its actions (all among those named). A wildcard
+resource nobody named stays a finding and fails synth; an acknowledgement that matches nothing
+fails synth too.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import jsii
@@ -52,31 +56,114 @@ def _flatten(node: Any) -> str:
     return json.dumps(node, separators=(",", ":"))
 
 
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# A statement with ``Resource: "*"``: its Sid, or its actions when CDK wrote it without one.
+StatementSelector = str | frozenset[str]
+
+
+def _selector_text(selector: StatementSelector) -> str:
+    return selector if isinstance(selector, str) else ", ".join(sorted(selector))
+
+
 @jsii.implements(IValidation)
-class _ScopedWildcards:
-    def __init__(self, policy: Construct, suffixes: Sequence[tuple[str, str]]) -> None:
+class _Wildcards:
+    """The IAM5 acknowledgements of one policy, checked against its statements."""
+
+    def __init__(self, policy: Construct) -> None:
         self._policy = policy
-        self._suffixes = suffixes
+        self.resources: list[tuple[str, str]] = []
+        self.stars: list[tuple[StatementSelector, str]] = []
 
     def validate(self) -> list[str]:
         cfn = self._policy.node.default_child
         assert isinstance(cfn, iam.CfnPolicy)
-        document = Stack.of(cfn).resolve(cfn.policy_document)
-        for statement in document.get("Statement", []):
-            resources = statement.get("Resource", [])
-            for resource in resources if isinstance(resources, list) else [resources]:
-                flat = _flatten(resource)
-                for suffix, reason in self._suffixes:
-                    if flat.endswith(suffix) and flat.count("*") == suffix.count("*"):
-                        acknowledge(self._policy, f"AwsSolutions-IAM5[Resource::{flat}]", reason)
-                        break
-        return []
+        stack = Stack.of(cfn)
+        statements = stack.resolve(cfn.policy_document).get("Statement", [])
+        present = {_flatten(r) for s in statements for r in _as_list(s.get("Resource", []))}
+        errors = []
+        reasons: dict[str, str] = {}
+        for resource, reason in self.resources:
+            flat = _flatten(stack.resolve(resource))
+            if "*" not in flat or flat == "*":
+                errors.append(
+                    f"{self._policy.node.path}: the IAM5 acknowledgement of {flat} names no "
+                    "wildcard resource (acknowledge Resource '*' by its statement)"
+                )
+            elif flat not in present:
+                errors.append(
+                    f"{self._policy.node.path}: the IAM5 acknowledgement of {flat} matches no "
+                    "resource of the policy: remove it or name the resource as the statement does"
+                )
+            elif reasons.setdefault(flat, reason) != reason:
+                errors.append(f"{self._policy.node.path}: {flat} is acknowledged with two reasons")
+        for flat, reason in reasons.items():
+            acknowledge(self._policy, f"AwsSolutions-IAM5[Resource::{flat}]", reason)
+        errors.extend(self._acknowledge_star(statements))
+        return errors
+
+    def _acknowledge_star(self, statements: list[dict[str, Any]]) -> list[str]:
+        starred = [s for s in statements if "*" in _as_list(s.get("Resource", []))]
+        named = dict(self.stars)
+        used: set[StatementSelector] = set()
+        errors, reasons = [], []
+        for statement in starred:
+            sid = statement.get("Sid")
+            actions = frozenset(_as_list(statement.get("Action", [])))
+            # By Sid, or by actions: all of the statement's are among those named (CDK writes
+            # the state machine's logging and tracing grants as one statement or two, depending
+            # on the app's policy-minimizing feature flag).
+            selector = (
+                sid
+                if sid in named
+                else next((n for n in named if isinstance(n, frozenset) and actions <= n), None)
+            )
+            if selector is None:
+                errors.append(
+                    f"{self._policy.node.path}: the statement {sid or sorted(actions)} uses "
+                    "Resource '*' and no acknowledgement names it"
+                )
+                continue
+            reasons.append(f"{sid or ', '.join(sorted(actions))}: {named[selector]}")
+            used.add(selector)
+        for selector in set(named) - used:
+            errors.append(
+                f"{self._policy.node.path}: the Resource '*' acknowledgement of "
+                f"{_selector_text(selector)} matches no statement with Resource '*'"
+            )
+        if reasons and not errors:
+            acknowledge(self._policy, "AwsSolutions-IAM5[Resource::*]", " ".join(reasons))
+        return errors
 
 
-def acknowledge_scoped_wildcards(policy: Construct, suffixes: Iterable[tuple[str, str]]) -> None:
-    """At validation time, acknowledge IAM5 findings of ``policy`` whose resource ends in one of
-    the literal ``suffixes`` (for example ``/datasets/*``), each with its own reason."""
-    policy.node.add_validation(_ScopedWildcards(policy, list(suffixes)))
+# One validation per policy, which every acknowledgement of that policy extends (keyed by the
+# construct's jsii reference: unique per object, unlike its path across apps).
+_WILDCARDS: dict[str, _Wildcards] = {}
+
+
+def _wildcards(policy: Construct) -> _Wildcards:
+    key = policy.__jsii_ref__.ref  # type: ignore[attr-defined]
+    if key not in _WILDCARDS:
+        _WILDCARDS[key] = _Wildcards(policy)
+        policy.node.add_validation(_WILDCARDS[key])
+    return _WILDCARDS[key]
+
+
+def acknowledge_wildcard_resources(policy: Construct, resources: Iterable[tuple[str, str]]) -> None:
+    """At validation time, acknowledge the IAM5 finding of each ``(resource, reason)``: the
+    resource exactly as a statement of ``policy`` names it (tokens resolve as in the template).
+    Synth fails when one matches no resource of the policy."""
+    _wildcards(policy).resources.extend(resources)
+
+
+def acknowledge_star(policy: Construct, statement: StatementSelector, reason: str) -> None:
+    """At validation time, acknowledge ``Resource: "*"`` in the statement of ``policy`` with this
+    Sid (or, for statements CDK writes without one, those whose actions are all among these).
+    The finding is acknowledged only when every such statement is named; synth fails otherwise,
+    and when nothing named has ``Resource: "*"``."""
+    _wildcards(policy).stars.append((statement, reason))
 
 
 # The compliance packs that run beside AwsSolutions (mlstack.app) and their rule-ID prefixes.

@@ -11,7 +11,7 @@ from constructs import Construct
 
 from mlstack.constructs._deploy_states import gate_states, gate_value_path
 from mlstack.constructs._fragment import Fragment, catch_failure
-from mlstack.constructs._nag import acknowledge_scoped_wildcards, default_policy
+from mlstack.constructs._nag import acknowledge_wildcard_resources, default_policy
 from mlstack.constructs._state_builder import StateBuilder
 from mlstack.constructs.model_registry import REQUEST_CONTENT_TYPES, RESPONSE_CONTENT_TYPES
 from mlstack.constructs.state_names import REGISTER_MODEL
@@ -49,9 +49,14 @@ def allow_registration(role: iam.Role, registration: ModelRegistration) -> None:
     picks."""
     group = registration.registry.group_name
     registration.registry.grant_register(role)
-    acknowledge_scoped_wildcards(
+    acknowledge_wildcard_resources(
         default_policy(role),
-        [(f"/{group}/*", f"Versions of the model package group {group} only.")],
+        [
+            (
+                registration.registry.package_arns,
+                f"Versions of the model package group {group} only.",
+            )
+        ],
     )
 
 

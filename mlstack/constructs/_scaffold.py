@@ -10,7 +10,23 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from mlstack.constructs._nag import acknowledge, default_policy
+from mlstack.constructs._nag import acknowledge_star, default_policy
+
+# What StateMachine adds to its role, in one statement on '*', for logging to CloudWatch Logs
+# (log delivery) and X-Ray tracing: none of these actions has resource-level permissions.
+LOGGING_AND_TRACING_ACTIONS = frozenset(
+    {
+        *(f"logs:{a}LogDelivery" for a in ("Create", "Delete", "Get", "Update")),
+        "logs:DescribeLogGroups",
+        "logs:DescribeResourcePolicies",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+        "xray:PutTelemetryRecords",
+        "xray:PutTraceSegments",
+    }
+)
 
 
 def execution_log_group(
@@ -62,10 +78,10 @@ def build_state_machine(
             destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True
         ),
     )
-    acknowledge(
+    acknowledge_star(
         default_policy(role),
-        "AwsSolutions-IAM5[Resource::*]",
-        "Only the X-Ray tracing actions and the CloudWatch Logs delivery actions that the "
-        "state machine's logging needs use '*': none has resource-level permissions.",
+        LOGGING_AND_TRACING_ACTIONS,
+        "The X-Ray tracing actions and the CloudWatch Logs delivery actions that the state "
+        "machine's logging needs have no resource-level permissions.",
     )
     return state_machine

@@ -32,7 +32,7 @@ from mlstack.constructs._fragment import Fragment
 from mlstack.constructs._nag import (
     INLINE_POLICY_REASON,
     acknowledge_compliance,
-    acknowledge_scoped_wildcards,
+    acknowledge_wildcard_resources,
 )
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.state_names import (
@@ -284,8 +284,7 @@ def allow_distributed_map(role: iam.IRole, state_machine: sfn.StateMachine) -> i
         ],
     )
     acknowledge_compliance(policy, "IAMNoInlinePolicy", INLINE_POLICY_REASON)
-    acknowledge_scoped_wildcards(
-        policy,
-        [("/*:*", "Child executions of this state machine's Distributed Map only.")],
+    acknowledge_wildcard_resources(
+        policy, [(executions, "Child executions of this state machine's Distributed Map only.")]
     )
     return policy

@@ -17,7 +17,7 @@ from constructs import Construct
 
 from mlstack.constructs._nag import (
     acknowledge_inline_policy,
-    acknowledge_scoped_wildcards,
+    acknowledge_wildcard_resources,
     default_policy,
 )
 from mlstack.constructs.instance_storage import has_local_storage
@@ -267,18 +267,18 @@ class DataQualityMonitor(Construct):
         )
         allow_volume_encryption(role, key, sid="EncryptJobVolumes")
         allow_volume_data_keys(role, key, sid="JobVolumeDataKeys")
-        group = self._allow_processing_logs(role)
+        streams = self._allow_processing_logs(role)
         if placement is not None:
             placement.grant_network_interfaces(role, service="sagemaker")
-        acknowledge_scoped_wildcards(
+        acknowledge_wildcard_resources(
             default_policy(role),
             [
                 *[
-                    (f"/{p}*", f"Objects under the '{p}' prefix only.")
+                    (bucket.arn_for_objects(f"{p}*"), f"Objects under the '{p}' prefix only.")
                     for p in (*readable, reports)
                 ],
                 (
-                    f"{group}:log-stream:*",
+                    streams,
                     "Monitoring executions are processing jobs SageMaker names itself; their "
                     "streams are in this one log group.",
                 ),
@@ -287,7 +287,7 @@ class DataQualityMonitor(Construct):
         return role
 
     def _allow_processing_logs(self, role: iam.Role) -> str:
-        """Write the monitoring executions' logs; returns their log group."""
+        """Write the monitoring executions' logs; returns the ARN of their log streams."""
         group = "/aws/sagemaker/ProcessingJobs"
         logs = [
             Stack.of(self).format_arn(
@@ -305,7 +305,7 @@ class DataQualityMonitor(Construct):
                 resources=logs,
             )
         )
-        return group
+        return logs[1]
 
     def _job_definition(
         self,

@@ -13,8 +13,6 @@ from mlstack.assets import runtime_path
 from mlstack.constructs._lambda import DEFAULT_RESERVED_CONCURRENCY, python_function
 from mlstack.constructs._nag import (
     acknowledge_inline_policy,
-    acknowledge_scoped_wildcards,
-    default_policy,
 )
 from mlstack.constructs.network import Placement
 
@@ -74,10 +72,6 @@ class InputValidator(Construct):
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                 resources=[self.log_group.log_group_arn],
             )
-        )
-        acknowledge_scoped_wildcards(
-            default_policy(self.role),
-            [(":*", "Log streams of the function's own log group only.")],
         )
         self.function = python_function(
             self,

@@ -13,6 +13,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from mlstack.assets import runtime_path
+from mlstack.constructs._nag import acknowledge_star, default_policy
 from mlstack.rules import training_image_hyperparameters, training_image_metric_definitions
 
 # The images' build context: the checkout's containers/, or the copy an installed wheel carries.
@@ -92,6 +93,13 @@ class ModelImage(Construct):
     def grant_pull(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` pull this image (and only images of its repository)."""
         ecr.AuthorizationToken.grant_read(grantee)
+        if isinstance(grantee, iam.Role):
+            acknowledge_star(
+                default_policy(grantee),
+                frozenset({"ecr:GetAuthorizationToken"}),
+                "ecr:GetAuthorizationToken takes no resource (Service Authorization Reference, "
+                "Amazon ECR): the token only authenticates; pulls are scoped to the repository.",
+            )
         return iam.Grant.add_to_principal(
             grantee=grantee,
             actions=[

@@ -41,6 +41,6 @@ class ModelPackageCleanup(Construct):
             resource_type="Custom::ModelPackageCleanup",
             properties={"ModelPackageGroupName": group},
             grant=registry.grant_delete_versions,
-            scoped_wildcards=[(f"/{group}/*", "The versions of this group only.")],
+            scoped_wildcards=[(registry.package_arns, "The versions of this group only.")],
         )
         self.role, self.function, self.resource = cleanup.role, cleanup.function, cleanup.resource

@@ -24,13 +24,14 @@ from mlstack.constructs._deploy_states import EndpointDeployment
 from mlstack.constructs._failure_states import failure_policy_statements, notify_then_fail
 from mlstack.constructs._nag import (
     acknowledge_inline_policy,
-    acknowledge_scoped_wildcards,
+    acknowledge_wildcard_resources,
     default_policy,
 )
 from mlstack.constructs._release_claim import released_elsewhere
 from mlstack.constructs._release_tasks import DescribePackage, ReleaseModels
 from mlstack.constructs._scaffold import build_state_machine, execution_log_group
 from mlstack.constructs.model_registry import ModelRegistry
+from mlstack.constructs.roles import sagemaker_arn, states_principal
 from mlstack.constructs.state_names import (
     ALREADY_LIVE,
     ALREADY_RELEASED,
@@ -197,7 +198,7 @@ class ModelRelease(Construct):
         role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            assumed_by=states_principal(self),
             description=f"Step Functions role of the {prefix} release",
         )
         acknowledge_inline_policy(role)
@@ -218,11 +219,18 @@ class ModelRelease(Construct):
         d.grant(role)
         for statement in failure_policy_statements(self.topic, key):
             role.add_to_policy(statement)
-        acknowledge_scoped_wildcards(
+        acknowledge_wildcard_resources(
             default_policy(role),
             [
-                (f"/{prefix}-*", f"SageMaker models and endpoint configs {prefix}-*."),
-                (f"/{self.registry.group_name}/*", "Versions of the environment's group only."),
+                (
+                    sagemaker_arn(self, "model", f"{prefix}-*"),
+                    f"SageMaker models named {prefix}-* only.",
+                ),
+                (
+                    sagemaker_arn(self, "endpoint-config", f"{prefix}-*"),
+                    f"SageMaker endpoint configurations named {prefix}-* only.",
+                ),
+                (self.registry.package_arns, "Versions of the environment's group only."),
             ],
         )
         return role

@@ -16,7 +16,8 @@ from constructs import Construct
 from mlstack.constructs._nag import (
     acknowledge_compliance,
     acknowledge_inline_policy,
-    acknowledge_scoped_wildcards,
+    acknowledge_star,
+    acknowledge_wildcard_resources,
 )
 
 HTTPS = ec2.Port.tcp(443)
@@ -132,22 +133,27 @@ class Placement:
         )
         policy = role.node.try_find_child("DefaultPolicy")
         if isinstance(policy, Construct):
-            acknowledge_scoped_wildcards(
+            acknowledge_wildcard_resources(
                 policy,
                 [
                     (
-                        ":network-interface/*",
+                        interfaces,
                         "Network interfaces do not exist before the service creates them; "
                         "CreateNetworkInterface is confined by our subnets and security groups, "
                         "the other actions by the ec2:Vpc condition.",
-                    ),
-                    (
-                        "*",
-                        "The EC2 Describe actions support no resource-level permissions "
-                        "(Service Authorization Reference, Amazon EC2).",
-                    ),
+                    )
                 ],
             )
+            acknowledge_star(
+                policy,
+                "DescribeNetwork",
+                "The EC2 Describe actions support no resource-level permissions "
+                "(Service Authorization Reference, Amazon EC2).",
+            )
+
+
+# Every endpoint statement the workload's own calls use: principals of this account only.
+THIS_ACCOUNT = {"StringEquals": {"aws:PrincipalAccount": Aws.ACCOUNT_ID}}
 
 
 def _ec2_arn(stack: Stack, resource: str, name: str) -> str:
@@ -171,6 +177,9 @@ class WorkloadNetwork(Construct):
         extra_security_group_ids: security groups attached beside ours (an existing VPC's
             mandated groups, for example).
         flow_log_retention: retention of the created VPC's flow log group.
+        name_prefix: the prefix of the SageMaker resources the workload names (jobs, models,
+            endpoints): the SageMaker API and Runtime endpoints allow only those. Default: None
+            (every SageMaker resource of the account).
         removal_policy: of the created VPC's flow log group.
 
     Attributes:
@@ -194,8 +203,10 @@ class WorkloadNetwork(Construct):
         extra_security_group_ids: Sequence[str] = (),
         flow_log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        name_prefix: str | None = None,
     ) -> None:
         super().__init__(scope, id)
+        self._name_prefix = name_prefix
         if vpc_id is None and (subnet_ids or extra_security_group_ids):
             raise ValueError(
                 "WorkloadNetwork subnet_ids/extra_security_group_ids: expected them only with "
@@ -299,6 +310,7 @@ class WorkloadNetwork(Construct):
             iam.PolicyStatement(
                 sid="OurBucket",
                 principals=[iam.AnyPrincipal()],
+                conditions=THIS_ACCOUNT,
                 actions=[
                     "s3:GetObject",
                     "s3:PutObject",
@@ -316,7 +328,9 @@ class WorkloadNetwork(Construct):
                 principals=[iam.AnyPrincipal()],
                 # ECR keeps image layers in this AWS-owned bucket and pulls need only GetObject
                 # on it ("Amazon ECR interface VPC endpoints", ECR User Guide: "Minimum Amazon S3
-                # bucket permissions for Amazon ECR").
+                # bucket permissions for Amazon ECR"). No aws:PrincipalAccount condition here:
+                # the layer is fetched with the URL GetDownloadUrlForLayer returns, presigned by
+                # ECR, not by a principal of this account, and AWS's minimum policy has none.
                 actions=["s3:GetObject"],
                 resources=[f"arn:{Aws.PARTITION}:s3:::prod-{Aws.REGION}-starport-layer-bucket/*"],
             )
@@ -336,7 +350,7 @@ class WorkloadNetwork(Construct):
                 security_groups=[self.endpoints_security_group],
                 open=False,
             )
-            for statement in _endpoint_statements(id, keys):
+            for statement in _endpoint_statements(id, keys, self._name_prefix):
                 endpoint.add_to_policy(statement)
         return vpc
 
@@ -361,14 +375,28 @@ class WorkloadNetwork(Construct):
             acknowledge_inline_policy(flow_log_role)
 
 
-def _endpoint_statements(id: str, keys: Sequence[kms.IKey]) -> list[iam.PolicyStatement]:
+def _endpoint_statements(
+    id: str, keys: Sequence[kms.IKey], name_prefix: str | None
+) -> list[iam.PolicyStatement]:
     """This account's principals only, for the calls the workload makes, on this account's
     resources wherever the action takes one."""
 
     def arn(service: str, resource: str) -> str:
         return f"arn:{Aws.PARTITION}:{service}:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
 
-    sagemaker = arn("sagemaker", "*")
+    # SageMaker lower-cases names in ARNs; the prefix is lower-case (validate_name_prefix).
+    named = f"{name_prefix}*" if name_prefix else "*"
+    # One ARN per resource type the Describe actions take (parliament checks each action's
+    # resource format, so no '*/<prefix>*' across types).
+    described = (
+        "training-job",
+        "transform-job",
+        "hyper-parameter-tuning-job",
+        "model",
+        "endpoint",
+        "endpoint-config",
+    )
+    sagemaker = [arn("sagemaker", f"{kind}/{named}") for kind in described]
     actions, resources = {
         # Reading the state of jobs, models and endpoints from inside the VPC (the state machine
         # itself calls SageMaker from the Step Functions service, not from here).
@@ -381,7 +409,7 @@ def _endpoint_statements(id: str, keys: Sequence[kms.IKey]) -> list[iam.PolicySt
                 "sagemaker:DescribeEndpoint",
                 "sagemaker:DescribeEndpointConfig",
             ],
-            [sagemaker],
+            sagemaker,
         ),
         "SageMakerRuntime": (
             [
@@ -389,7 +417,7 @@ def _endpoint_statements(id: str, keys: Sequence[kms.IKey]) -> list[iam.PolicySt
                 "sagemaker:InvokeEndpointAsync",
                 "sagemaker:InvokeEndpointWithResponseStream",
             ],
-            [arn("sagemaker", "endpoint/*")],
+            [arn("sagemaker", f"endpoint/{named}")],
         ),
         # Image pulls: the token (no resource-level permission) and the layers of this
         # account's repositories.
@@ -406,13 +434,16 @@ def _endpoint_statements(id: str, keys: Sequence[kms.IKey]) -> list[iam.PolicySt
         ),
         # PutMetricData has no resource-level permission.
         "Monitoring": (["cloudwatch:PutMetricData"], ["*"]),
-        "Sts": (["sts:AssumeRole"], [f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/*"]),
+        # Nothing in the workload assumes a role (lambda/ and containers/ make no STS call;
+        # SageMaker assumes the execution role from outside the VPC): the endpoint answers
+        # who-am-I only, for SDKs in AWS's images that ask (GetCallerIdentity takes no resource).
+        "Sts": (["sts:GetCallerIdentity"], ["*"]),
         "Kms": (
             ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
             [key.key_arn for key in keys] or [arn("kms", "key/*")],
         ),
     }[id]
-    account = {"StringEquals": {"aws:PrincipalAccount": Aws.ACCOUNT_ID}}
+    account = THIS_ACCOUNT
     statements = [
         iam.PolicyStatement(
             sid="ThisAccountOnly",
@@ -423,7 +454,7 @@ def _endpoint_statements(id: str, keys: Sequence[kms.IKey]) -> list[iam.PolicySt
         )
     ]
     # Calls that take no resource: the principal condition is their only scope.
-    global_action = {"EcrApi": "ecr:GetAuthorizationToken", "Sts": "sts:GetCallerIdentity"}
+    global_action = {"EcrApi": "ecr:GetAuthorizationToken"}
     if id in global_action:
         statements.append(
             iam.PolicyStatement(

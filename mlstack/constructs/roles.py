@@ -21,9 +21,9 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from mlstack.constructs._nag import (
-    acknowledge,
     acknowledge_inline_policy,
-    acknowledge_scoped_wildcards,
+    acknowledge_star,
+    acknowledge_wildcard_resources,
     default_policy,
 )
 from mlstack.constructs.layout import BucketLayout
@@ -57,6 +57,24 @@ def _log_arn(scope: Construct, name: str) -> str:
         resource="log-group",
         resource_name=name,
         arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+def states_principal(scope: Construct) -> iam.ServicePrincipal:
+    """Step Functions, for state machines of this account and region only: the confused-deputy
+    conditions of the Step Functions Developer Guide ("Cross-service confused deputy
+    prevention": ``aws:SourceAccount`` and ``aws:SourceArn`` on the role's trust policy). The
+    ARN names any Step Functions resource of the account and region: the role exists before
+    the state machine it serves, and a Distributed Map's child executions run as it too."""
+    stack = Stack.of(scope)
+    return iam.ServicePrincipal(
+        "states.amazonaws.com",
+        conditions={
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {
+                "aws:SourceArn": f"arn:{stack.partition}:states:{stack.region}:{stack.account}:*"
+            },
+        },
     )
 
 
@@ -102,9 +120,8 @@ def allow_volume_data_keys(role: iam.IRole, key: kms.IKey, *, sid: str) -> None:
 def allow_sagemaker_metrics(role: iam.Role) -> Construct:
     """Let a role SageMaker runs as put metrics into SageMaker's namespaces; returns its policy.
 
-    ``cloudwatch:PutMetricData`` and ``ecr:GetAuthorizationToken`` (added by the image pull grant)
-    have no resource-level permissions, so the policy's ``Resource: "*"`` finding is acknowledged
-    here, once for every such role.
+    ``cloudwatch:PutMetricData`` has no resource-level permissions: its ``Resource: "*"`` is
+    acknowledged here, for this statement only.
     """
     role.add_to_policy(
         iam.PolicyStatement(
@@ -115,12 +132,11 @@ def allow_sagemaker_metrics(role: iam.Role) -> Construct:
         )
     )
     policy = default_policy(role)
-    acknowledge(
+    acknowledge_star(
         policy,
-        "AwsSolutions-IAM5[Resource::*]",
-        "Only ecr:GetAuthorizationToken and cloudwatch:PutMetricData (limited to the "
-        "/aws/sagemaker/* namespaces by condition) use '*': neither has resource-level "
-        "permissions.",
+        "PutSageMakerMetrics",
+        "cloudwatch:PutMetricData has no resource-level permissions; the /aws/sagemaker/* "
+        "namespaces condition scopes it.",
     )
     return policy
 
@@ -238,15 +254,18 @@ class SageMakerExecutionRole(Construct):
         for image in images:
             image.grant_pull(self.role)
         kinds = [k for k in _LOG_KINDS if any(a.logs == k for a in accesses)]
-        self._allow_own_logs(name_prefix, kinds)
-        acknowledge_scoped_wildcards(
+        log_wildcards = self._allow_own_logs(name_prefix, kinds)
+        acknowledge_wildcard_resources(
             allow_sagemaker_metrics(self.role),
             [
                 *[
-                    (f"/{p}*", f"Objects under the '{p}' prefix of the data bucket only.")
-                    for p in prefixes
+                    (
+                        bucket.arn_for_objects(f"{p}*"),
+                        f"Objects under the '{p}' prefix of the data bucket only.",
+                    )
+                    for p in dict.fromkeys(prefixes)
                 ],
-                *_log_acknowledgements(name_prefix, kinds),
+                *log_wildcards,
             ],
         )
 
@@ -304,8 +323,9 @@ class SageMakerExecutionRole(Construct):
         allow_volume_data_keys(self.role, key, sid="JobVolumeDataKeys")
         return readable + writable
 
-    def _allow_own_logs(self, name_prefix: str, kinds: Sequence[str]) -> None:
-        """Write the logs of jobs and endpoints of ``kinds`` named ``name_prefix*`` only."""
+    def _allow_own_logs(self, name_prefix: str, kinds: Sequence[str]) -> list[tuple[str, str]]:
+        """Write the logs of jobs and endpoints of ``kinds`` named ``name_prefix*`` only; returns
+        the wildcard resources, each with its reason."""
         log_groups = [_log_group(kind, name_prefix) for kind in kinds]
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -314,11 +334,12 @@ class SageMakerExecutionRole(Construct):
                 resources=[_log_arn(self, g) for g in log_groups],
             )
         )
+        streams = [_log_arn(self, _log_streams(kind, name_prefix)) for kind in kinds]
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="WriteOwnLogs",
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[_log_arn(self, _log_streams(kind, name_prefix)) for kind in kinds],
+                resources=streams,
             )
         )
         # DescribeLogStreams is authorized on the log group, not on a stream (Service
@@ -330,6 +351,16 @@ class SageMakerExecutionRole(Construct):
                 resources=[_log_arn(self, g) for g in log_groups],
             )
         )
+        wildcards = []
+        for kind, group, stream in zip(kinds, log_groups, streams, strict=True):
+            if kind == ENDPOINTS:
+                wildcards += [
+                    (_log_arn(self, group), f"Log groups of endpoints named {name_prefix}* only."),
+                    (stream, f"Log streams of endpoints named {name_prefix}* only."),
+                ]
+            else:
+                wildcards.append((stream, f"Log streams of jobs named {name_prefix}-* only."))
+        return wildcards
 
 
 def _in_stage_order(prefixes: Iterable[str]) -> list[str]:
@@ -351,26 +382,6 @@ def _log_streams(kind: str, name_prefix: str) -> str:
     if kind == ENDPOINTS:
         return f"/aws/sagemaker/Endpoints/{name_prefix}*:log-stream:*"
     return f"/aws/sagemaker/{kind}:log-stream:{name_prefix}-*"
-
-
-def _log_acknowledgements(name_prefix: str, kinds: Sequence[str]) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    if any(k != ENDPOINTS for k in kinds):
-        found.append(
-            (f":log-stream:{name_prefix}-*", f"Log streams of jobs named {name_prefix}-* only.")
-        )
-    if ENDPOINTS in kinds:
-        found += [
-            (
-                f"/aws/sagemaker/Endpoints/{name_prefix}*",
-                f"Log groups of endpoints named {name_prefix}* only.",
-            ),
-            (
-                f"/aws/sagemaker/Endpoints/{name_prefix}*:log-stream:*",
-                f"Log streams of endpoints named {name_prefix}* only.",
-            ),
-        ]
-    return found
 
 
 @jsii.implements(IStableStringProducer)
@@ -461,11 +472,13 @@ class SeedFunctionRole(Construct):
                 resources=[log_group.log_group_arn],
             )
         )
-        acknowledge_scoped_wildcards(
+        acknowledge_wildcard_resources(
             default_policy(self.role),
             [
-                (f"/{layout.datasets}*", f"Objects under the '{layout.datasets}' prefix only."),
-                (":*", "Log streams of the function's own log group only."),
+                (
+                    bucket.arn_for_objects(f"{layout.datasets}*"),
+                    f"Objects under the '{layout.datasets}' prefix only.",
+                )
             ],
         )
 
@@ -514,7 +527,7 @@ class StateMachineRole(Construct):
         self.role = iam.Role(
             self,
             "Resource",
-            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            assumed_by=states_principal(self),
             description=f"Step Functions role of the {name_prefix} training workflow",
         )
         acknowledge_inline_policy(self.role)
@@ -540,10 +553,12 @@ class StateMachineRole(Construct):
         self._allow_sync_job_rules(
             list(dict.fromkeys(t.sync_rule for t in tasks if t.sync_rule is not None))
         )
-        acknowledge_scoped_wildcards(
+        acknowledge_wildcard_resources(
             default_policy(self.role),
             [
-                (f"/{name_prefix}-*", f"SageMaker jobs and models named {name_prefix}-* only."),
+                (arn, f"SageMaker jobs and models named {name_prefix}-* only.")
+                for arn in dict.fromkeys(tagged)
+                if ":sagemaker:" in arn and arn.endswith(f"/{name_prefix}-*")
             ],
         )
 

@@ -8,7 +8,12 @@ from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from mlstack.config import AlarmsConfig, EnvironmentConfig, thaw
+from mlstack.config import (
+    PRODUCTION_LOG_RETENTION_DAYS,
+    AlarmsConfig,
+    EnvironmentConfig,
+    thaw,
+)
 from mlstack.constructs import (
     AlarmThresholds,
     DataBucket,
@@ -146,9 +151,6 @@ def hyperparameter_tuning(config: EnvironmentConfig) -> HyperparameterTuning | N
     )
 
 
-ONE_YEAR_DAYS = 365
-
-
 def short_retention(stack: Stack, days: int) -> None:
     """Acknowledge AWS Control Tower's one-year log retention (CT.CLOUDWATCH.PR.2) for the log
     groups of an environment that keeps its logs ``days`` days (workflow.log_retention_days)."""
@@ -181,6 +183,7 @@ def workload_network(
             keys=[data.key],
             flow_log_retention=retention,
             removal_policy=removal,
+            name_prefix=config.name_prefix,
         )
     return WorkloadNetwork(
         scope,
@@ -238,7 +241,9 @@ class WorkflowStack(Stack):
         self.schedule = self._schedule(config)
         self.registry_cleanup = self._registry_cleanup(config, registry)
         self.monitoring = self._monitoring(config)
-        if config.workflow.log_retention_days < ONE_YEAR_DAYS:
+        if not config.production and config.workflow.log_retention_days < (
+            PRODUCTION_LOG_RETENTION_DAYS
+        ):
             short_retention(self, config.workflow.log_retention_days)
         CfnOutput(self, "StateMachineArn", value=self.workflow.state_machine.state_machine_arn)
         CfnOutput(self, "FailureTopicArn", value=self.workflow.topic.topic_arn)

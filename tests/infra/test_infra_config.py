@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from mlstack.app import build_app
 from mlstack.config import (
     ConfigError,
     EnvironmentConfig,
@@ -17,7 +18,7 @@ from mlstack.config import (
     load_environments,
     parse_environment,
 )
-from tests.infra.conftest import REPO
+from tests.infra.conftest import REPO, new_app
 
 
 @pytest.fixture()
@@ -558,3 +559,33 @@ def test_network_isolation_is_on_in_prod_and_off_in_dev_by_default(raw: dict[str
     existing = {"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": ["subnet-01234567"]}
     network = parse_environment("dev", {**raw, "network": {"vpc": existing}}).network
     assert network.vpc.subnet_ids == ("subnet-01234567",)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("key", "change", "message"),
+    [
+        (
+            "network.vpc",
+            lambda raw: raw.pop("network"),
+            "key 'network.vpc' is null in a production environment (removal_policy 'retain')",
+        ),
+        (
+            "workflow.log_retention_days",
+            lambda raw: raw["workflow"].update(log_retention_days=30),
+            "key 'workflow.log_retention_days' is 30 in a production environment",
+        ),
+    ],
+)
+def test_a_production_environment_without_isolation_or_a_years_logs_fails_synth(
+    prod_raw: dict[str, Any], tmp_path: Path, key: str, change: Any, message: str
+) -> None:
+    """Non-production acknowledgements (Lambdas outside a VPC, short log retention) follow the
+    environment's kind: one that retains its data (prod) may not take them, whatever its other
+    settings; synth stops on the key. A year: AWS Control Tower CT.CLOUDWATCH.PR.2."""
+    change(prod_raw)
+    (tmp_path / "prod.json").write_text(json.dumps(prod_raw))
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build_app(new_app(), environments_dir=tmp_path)
+    # The same settings are a valid non-production environment.
+    prod_raw["removal_policy"] = "destroy"
+    assert parse_environment("prod", prod_raw).production is False

@@ -14,7 +14,7 @@ from aws_cdk import aws_logs as logs
 
 from mlstack.app import policy_engines, validation_failures
 from mlstack.constructs import LogGroupEncryption
-from tests.infra.conftest import SynthesizedApp, new_app
+from tests.infra.conftest import SynthesizedApp, new_app, render_tokens
 from tests.infra.security_scan import parliament_findings, run_checkov, templates
 
 
@@ -174,6 +174,81 @@ def test_prod_vpc_has_the_endpoints_the_workload_calls(synthesized: SynthesizedA
         names.add(flat.rsplit(".", 1)[-1].strip('"]}'))
         assert "PolicyDocument" in endpoint["Properties"]
     assert names >= {"s3", "api", "runtime", "dkr", "logs", "monitoring", "sts", "kms"}
+
+
+def endpoint_statements(template: dict[str, Any], service: str) -> list[dict[str, Any]]:
+    (endpoint,) = [
+        e
+        for e in resources_of(template, "AWS::EC2::VPCEndpoint").values()
+        if json.dumps(e["Properties"]["ServiceName"]).strip('"]}').endswith(f".{service}")
+    ]
+    return endpoint["Properties"]["PolicyDocument"]["Statement"]  # type: ignore[no-any-return]
+
+
+def test_prod_s3_endpoint_limits_the_data_bucket_to_this_account(
+    synthesized: SynthesizedApp,
+) -> None:
+    statements = {
+        s["Sid"]: s for s in endpoint_statements(synthesized.json("prod", "workflow"), "s3")
+    }
+    account = {"StringEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}}
+    assert statements["OurBucket"]["Condition"] == account
+    # ECR's layer bucket: GetObject alone, the minimum policy of the ECR User Guide ("Minimum
+    # Amazon S3 bucket permissions for Amazon ECR"), which has no principal condition.
+    assert statements["EcrImageLayers"]["Action"] == "s3:GetObject"
+    assert "Condition" not in statements["EcrImageLayers"]
+
+
+def test_prod_sts_endpoint_allows_no_role_assumption(synthesized: SynthesizedApp) -> None:
+    actions = [
+        s["Action"] for s in endpoint_statements(synthesized.json("prod", "workflow"), "sts")
+    ]
+    assert actions == ["sts:GetCallerIdentity"]
+
+
+def test_prod_sagemaker_endpoints_allow_only_the_environments_resources(
+    synthesized: SynthesizedApp,
+) -> None:
+    """Every SageMaker name the workload creates starts with mlstack-<env> (docs/configuration.md);
+    the interface endpoints allow nothing else."""
+    template = synthesized.json("prod", "workflow")
+    (runtime,) = endpoint_statements(template, "sagemaker.runtime")
+    assert render_tokens(runtime["Resource"]) == (
+        "arn:aws:sagemaker:us-east-1:123456789012:endpoint/mlstack-prod*"
+    )
+    (api,) = endpoint_statements(template, "sagemaker.api")
+    assert {render_tokens(r).rsplit(":", 1)[-1] for r in api["Resource"]} == {
+        f"{kind}/mlstack-prod*"
+        for kind in (
+            "training-job",
+            "transform-job",
+            "hyper-parameter-tuning-job",
+            "model",
+            "endpoint",
+            "endpoint-config",
+        )
+    }
+
+
+def test_state_machine_roles_trust_step_functions_of_this_account_only(
+    synthesized: SynthesizedApp,
+) -> None:
+    """Step Functions Developer Guide, "Cross-service confused deputy prevention": the trust
+    policy conditions aws:SourceAccount and aws:SourceArn (ArnLike, arn:aws:states:...)."""
+    trusted = [
+        statement
+        for env in ("dev", "prod")
+        for role in resources_of(synthesized.json(env, "workflow"), "AWS::IAM::Role").values()
+        for statement in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        if statement["Principal"].get("Service") == "states.amazonaws.com"
+    ]
+    assert len(trusted) == 4  # the workflow's and the release's, in dev and prod
+    for statement in trusted:
+        condition = statement["Condition"]
+        assert render_tokens(condition["StringEquals"]["aws:SourceAccount"]) == "123456789012"
+        assert render_tokens(condition["ArnLike"]["aws:SourceArn"]) == (
+            "arn:aws:states:us-east-1:123456789012:*"
+        )
 
 
 def test_dev_has_no_vpc_by_default(synthesized: SynthesizedApp) -> None:
