@@ -30,6 +30,7 @@ from mlstack.constructs.state_names import (
     ENDPOINT_NOT_IN_SERVICE,
     ENDPOINT_READY,
     ENDPOINT_WAIT_TIMED_OUT,
+    METRIC_NOT_REPORTED,
     PLAN_ENDPOINT_UPDATE,
     PLAN_NEW_ENDPOINT,
     QUALITY_GATE,
@@ -257,8 +258,11 @@ class _DeployStates:
     def _wire_gate(self, gate: sfn.Choice, reject: sfn.IChainable, on_pass: sfn.IChainable) -> None:
         value = gate_value_path(self.deploy)
         passes = COMPARE[self.deploy.comparison](value, "$.gate.threshold")
-        gate.when(sfn.Condition.not_(sfn.Condition.is_present(value)), reject)
-        if evaluation_metric(self.deploy) is not None:
+        if evaluation_metric(self.deploy) is None:
+            # A training metric the job never printed: a cause of its own, not "= []".
+            gate.when(sfn.Condition.not_(sfn.Condition.is_present(value)), self._not_reported())
+        else:
+            gate.when(sfn.Condition.not_(sfn.Condition.is_present(value)), reject)
             gate.when(sfn.Condition.not_(sfn.Condition.is_numeric(value)), reject)
         gate.when(sfn.Condition.not_(sfn.Condition.is_numeric("$.gate.threshold")), reject).when(
             passes, on_pass
@@ -349,12 +353,33 @@ class _DeployStates:
             return (
                 f"States.Format('Model {{}} has {self.deploy.metric} = {{}}; the quality gate "
                 f"requires {self.symbol} {{}}. Nothing was deployed.', $.model.ModelName, "
-                "$.gate.values, $.gate.threshold)"
+                "$.gate.values[0], $.gate.threshold)"
             )
         return (
             f"States.Format('Model {{}} has evaluation metrics {{}}; the quality gate requires "
             f"{self.deploy.metric} {self.symbol} {{}}. Nothing was deployed.', $.model.ModelName, "
             "States.JsonToString($.evaluation.metrics), $.gate.threshold)"
+        )
+
+    def _not_reported(self) -> sfn.CustomState:
+        """Metric not reported: the training job's final metrics lack the gate's metric. The
+        image prints ``<data>-<name>`` (``validation-rmse``) only when the job evaluates on
+        that data set with that ``eval_metric``; its metric definitions read those lines."""
+        metric = self.deploy.metric
+        data, _, name = metric.rpartition(":")
+        check = (
+            f"that the job evaluates on its {data} data and that its eval_metric hyperparameter "
+            f"names {name}"
+            if data
+            else f"that the training image prints {metric}"
+        )
+        return self._failure(
+            METRIC_NOT_REPORTED,
+            "QualityGateFailed",
+            f"States.Format('Training job {{}} did not report {metric} (its final metrics: {{}}); "
+            f"the quality gate needs it. Check {check}, and that the metric definitions of the "
+            "training image read it. Nothing was deployed.', $.training.TrainingJobName, "
+            "States.JsonToString($.training.FinalMetricDataList))",
         )
 
     def _read_metric(self) -> sfn.CustomState:
