@@ -218,6 +218,12 @@ def _add_invoke(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="answer type (default: the model's; application/json with --json and --jsonl, "
         "whose answers are printed one line a record)",
     )
+    invoke.add_argument(
+        "--output",
+        metavar="KEYS",
+        help="the answer keys, e.g. predicted_label,probabilities (sent as the custom "
+        "attribute output=KEYS; docs/serving.md)",
+    )
     invoke.add_argument("--endpoint-name", help="skip the stack lookup")
     invoke.add_argument("--endpoint-url", help="SageMaker Runtime URL (e.g. mlstack local serve)")
     invoke.add_argument(

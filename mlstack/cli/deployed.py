@@ -214,6 +214,8 @@ def endpoint_name(env: str, region: str | None) -> str:
 def _invoke(args: argparse.Namespace) -> int:
     name = args.endpoint_name or endpoint_name(args.env, args.region)
     request = _invoke_request(args)
+    if args.output:  # the inference image's per-request answer keys (docs/serving.md)
+        request["CustomAttributes"] = f"output={args.output}"
     runtime = _client("sagemaker-runtime", args.region, args.endpoint_url)
     answer = runtime.invoke_endpoint(EndpointName=name, **request)
     data = answer["Body"].read()

@@ -180,3 +180,17 @@ def test_the_sample_in_local_mode_md_is_what_invoke_prints(served: Served, tmp_p
     done = _invoke(served, "--jsonl", str(path))
     assert done.returncode == 0, done.stderr
     assert done.stdout == found.group(1)
+
+
+def test_invoke_output_chooses_the_answer_keys(served: Served) -> None:
+    # Sent as the custom attribute output=KEYS, the inference image's per-request choice
+    # (docs/serving.md; the keys are SageMaker Autopilot's).
+    done = _invoke(served, "--json", json.dumps(ROWS[0]), "--output", "labels,probabilities")
+    assert done.returncode == 0, done.stderr
+    header, row = done.stdout.splitlines()
+    assert header.split() == ["record", "probabilities"]
+    assert served.model.classes is not None
+    assert [part.split()[0] for part in row.split(None, 1)[1].split(", ")] == (served.model.classes)
+    done = _invoke(served, "--json", json.dumps(ROWS[0]), "--output", "wingspan")
+    assert done.returncode == 1
+    assert "unknown output key 'wingspan'" in done.stderr
