@@ -85,13 +85,20 @@ def forget_stopped_jsii() -> None:
     with a BrokenPipeError traceback. Forget the hook of a node process that is gone."""
     runtime = sys.modules.get("jsii._runtime")
     provider = getattr(getattr(runtime, "kernel", None), "provider", None)
-    process = getattr(provider, "_process", None)
-    if provider is not None and process is not None:
-        try:
-            process.wait(2)
-        except subprocess.TimeoutExpired:
-            return  # still running: jsii's own hook stops it
-        atexit.unregister(provider.stop)
+    # jsii keeps its node process (a _NodeProcess, whose stop() is the exit hook) in the
+    # closure of a memoized property; reading the property would start one if none runs.
+    getter = getattr(getattr(type(provider), "_process", None), "fget", None)
+    cells = getattr(getter, "__closure__", None) or ()
+    stored = next((c.cell_contents for c in cells if isinstance(c.cell_contents, list)), [])
+    node = stored[0] if stored else None
+    popen = getattr(node, "_process", None)
+    if node is None or not isinstance(popen, subprocess.Popen):
+        return
+    try:
+        popen.wait(2)
+    except subprocess.TimeoutExpired:
+        return  # still running: jsii's own hook stops it
+    atexit.unregister(node.stop)
 
 
 def interrupted_line(report: RunReport) -> str:
