@@ -32,9 +32,14 @@ def from_json(text: str) -> Request:
     """``--json``: one record (an object) or ``{"instances": [...]}``, sent as given."""
     try:
         value = json.loads(text)
-    except json.JSONDecodeError as err:
+    except (ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
+        why = (
+            f"{err.msg} at character {err.pos}"
+            if isinstance(err, json.JSONDecodeError)
+            else "nested too deeply or a number too long"
+        )
         raise RecordsError(
-            f"--json is not JSON ({err.msg} at character {err.pos}); give one record, e.g. "
+            f"--json is not JSON ({why}); give one record, e.g. "
             """'{"island": "Biscoe", "bill_length_mm": 45.1}', or '{"instances": [...]}'"""
         ) from None
     if not isinstance(value, dict):
@@ -56,8 +61,14 @@ def from_jsonl(data: bytes, source: str) -> Request:
             continue
         try:
             value = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            why = err.msg if isinstance(err, json.JSONDecodeError) else "not UTF-8"
+        except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError
+            why = (
+                err.msg
+                if isinstance(err, json.JSONDecodeError)
+                else "not UTF-8"
+                if isinstance(err, UnicodeDecodeError)
+                else "nested too deeply or a number too long"
+            )
             raise RecordsError(f"{source} line {number} is not JSON ({why})") from None
         if not isinstance(value, dict):
             raise RecordsError(
@@ -85,7 +96,7 @@ def readable(body: bytes) -> list[str] | None:
     (then the body is printed as it came)."""
     try:
         answer = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, too deep, too long a number
         return None
     predictions = answer.get("predictions") if isinstance(answer, dict) else None
     if not isinstance(predictions, list) or not all(isinstance(p, dict) for p in predictions):
