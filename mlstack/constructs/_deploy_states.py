@@ -63,6 +63,41 @@ def gate_value_path(deploy: DeployStage) -> str:
     return "$.gate.values[0]" if name is None else f"$.evaluation.metrics.{name}"
 
 
+def rejection_cause(deploy: DeployStage, symbol: str) -> str:
+    """Reject model's cause: the value (a training metric) or, for an evaluation metric that
+    may be absent (undefined on the data), every evaluation metric."""
+    if evaluation_metric(deploy) is None:
+        return (
+            f"States.Format('Model {{}} has {deploy.metric} = {{}}; the quality gate "
+            f"requires {symbol} {{}}. Nothing was deployed.', $.model.ModelName, "
+            "$.gate.values[0], $.gate.threshold)"
+        )
+    return (
+        f"States.Format('Model {{}} has evaluation metrics {{}}; the quality gate requires "
+        f"{deploy.metric} {symbol} {{}}. Nothing was deployed.', $.model.ModelName, "
+        "States.JsonToString($.evaluation.metrics), $.gate.threshold)"
+    )
+
+
+def not_reported_cause(metric: str) -> str:
+    """Metric not reported's cause: the training job's final metrics lack the gate's metric.
+    The image prints ``<data>-<name>`` (``validation-rmse``) only when the job evaluates on that
+    data set with that ``eval_metric``; its metric definitions read those lines."""
+    data, _, name = metric.rpartition(":")
+    check = (
+        f"that the job evaluates on its {data} data and that its eval_metric hyperparameter "
+        f"names {name}"
+        if data
+        else f"that the training image prints {metric}"
+    )
+    return (
+        f"States.Format('Training job {{}} did not report {metric} (its final metrics: {{}}); "
+        f"the quality gate needs it. Check {check}, and that the metric definitions of the "
+        "training image read it. Nothing was deployed.', $.training.TrainingJobName, "
+        "States.JsonToString($.training.FinalMetricDataList))"
+    )
+
+
 @dataclass(frozen=True)
 class EndpointDeployment:
     """The deploy fragment's builder: everything its states and its grants need, by name. The
@@ -248,7 +283,9 @@ class _DeployStates:
 
     def _gate(self) -> tuple[sfn.CustomState, sfn.Choice, sfn.CustomState]:
         read_metric = self._read_metric()
-        reject = self._failure(REJECT_MODEL, "QualityGateFailed", self._rejection())
+        reject = self._failure(
+            REJECT_MODEL, "QualityGateFailed", rejection_cause(self.deploy, self.symbol)
+        )
         gate = sfn.Choice(
             self.scope, QUALITY_GATE, comment=f"{self.deploy.metric} {self.symbol} threshold?"
         )
@@ -260,7 +297,10 @@ class _DeployStates:
         passes = COMPARE[self.deploy.comparison](value, "$.gate.threshold")
         if evaluation_metric(self.deploy) is None:
             # A training metric the job never printed: a cause of its own, not "= []".
-            gate.when(sfn.Condition.not_(sfn.Condition.is_present(value)), self._not_reported())
+            missing = self._failure(
+                METRIC_NOT_REPORTED, "QualityGateFailed", not_reported_cause(self.deploy.metric)
+            )
+            gate.when(sfn.Condition.not_(sfn.Condition.is_present(value)), missing)
         else:
             gate.when(sfn.Condition.not_(sfn.Condition.is_present(value)), reject)
             gate.when(sfn.Condition.not_(sfn.Condition.is_numeric(value)), reject)
@@ -345,42 +385,6 @@ class _DeployStates:
         )
         state.next(self.notify_failure)
         return state
-
-    def _rejection(self) -> str:
-        """Reject model's cause: the value (a training metric) or, for an evaluation metric that
-        may be absent (undefined on the data), every evaluation metric."""
-        if evaluation_metric(self.deploy) is None:
-            return (
-                f"States.Format('Model {{}} has {self.deploy.metric} = {{}}; the quality gate "
-                f"requires {self.symbol} {{}}. Nothing was deployed.', $.model.ModelName, "
-                "$.gate.values[0], $.gate.threshold)"
-            )
-        return (
-            f"States.Format('Model {{}} has evaluation metrics {{}}; the quality gate requires "
-            f"{self.deploy.metric} {self.symbol} {{}}. Nothing was deployed.', $.model.ModelName, "
-            "States.JsonToString($.evaluation.metrics), $.gate.threshold)"
-        )
-
-    def _not_reported(self) -> sfn.CustomState:
-        """Metric not reported: the training job's final metrics lack the gate's metric. The
-        image prints ``<data>-<name>`` (``validation-rmse``) only when the job evaluates on
-        that data set with that ``eval_metric``; its metric definitions read those lines."""
-        metric = self.deploy.metric
-        data, _, name = metric.rpartition(":")
-        check = (
-            f"that the job evaluates on its {data} data and that its eval_metric hyperparameter "
-            f"names {name}"
-            if data
-            else f"that the training image prints {metric}"
-        )
-        return self._failure(
-            METRIC_NOT_REPORTED,
-            "QualityGateFailed",
-            f"States.Format('Training job {{}} did not report {metric} (its final metrics: {{}}); "
-            f"the quality gate needs it. Check {check}, and that the metric definitions of the "
-            "training image read it. Nothing was deployed.', $.training.TrainingJobName, "
-            "States.JsonToString($.training.FinalMetricDataList))",
-        )
 
     def _read_metric(self) -> sfn.CustomState:
         metric = self.deploy.metric
