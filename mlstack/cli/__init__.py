@@ -3,7 +3,7 @@
     mlstack local run    [--env dev] [--rows N] [--seed S] [-H k=v ...] [--workdir DIR] [--clean]
     mlstack local serve  [--model PATH | --from-run DIR] [--port P] [--endpoint-name NAME]
     mlstack run          --env dev [--input JSON]
-    mlstack invoke       --env dev --file data.csv [--content-type T] [--accept T]
+    mlstack invoke       --env dev (--file data.csv | --json RECORD | --jsonl FILE) [--accept T]
     mlstack models       --env dev                  (versions, status, evaluation metrics)
     mlstack approve      --env dev --version N [--reason TEXT]
     mlstack reject       --env dev --version N --reason TEXT
@@ -189,11 +189,41 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _add_invoke(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    invoke = commands.add_parser("invoke", help="call the deployed endpoint")
+    invoke = commands.add_parser(
+        "invoke",
+        help="call the deployed endpoint",
+        description="Call an endpoint (the environment's, or --endpoint-name at --endpoint-url) "
+        "with a request body, or with raw records by field name for a model that carries its "
+        "schema: --json and --jsonl print each record's predicted label and probability.",
+    )
     invoke.add_argument("--env", default="dev")
-    invoke.add_argument("--file", type=Path, required=True, help="request body ('-': stdin)")
-    invoke.add_argument("--content-type", default="text/csv")
-    invoke.add_argument("--accept", default=None)
+    body = invoke.add_mutually_exclusive_group(required=True)
+    body.add_argument("--file", type=Path, help="request body ('-': stdin), sent as it is")
+    body.add_argument(
+        "--json",
+        metavar="RECORD",
+        help="""one raw record, '{"island": "Biscoe", "bill_length_mm": 45.1}', or """
+        """'{"instances": [...]}' (application/json)""",
+    )
+    body.add_argument(
+        "--jsonl",
+        type=Path,
+        metavar="FILE",
+        help="raw records, one JSON object a line ('-': stdin; application/jsonlines)",
+    )
+    invoke.add_argument("--content-type", default=None, help="with --file (default text/csv)")
+    invoke.add_argument(
+        "--accept",
+        default=None,
+        help="answer type (default: the model's; application/json with --json and --jsonl, "
+        "whose answers are printed one line a record)",
+    )
+    invoke.add_argument(
+        "--output",
+        metavar="KEYS",
+        help="the answer keys, e.g. predicted_label,probabilities (sent as the custom "
+        "attribute output=KEYS; docs/serving.md)",
+    )
     invoke.add_argument("--endpoint-name", help="skip the stack lookup")
     invoke.add_argument("--endpoint-url", help="SageMaker Runtime URL (e.g. mlstack local serve)")
     invoke.add_argument(

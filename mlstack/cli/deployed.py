@@ -25,6 +25,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
+from mlstack.cli import records
 from mlstack.cli.models import RegistryError, listing, set_status
 from mlstack.local.processes import Interrupted, interruptible
 from mlstack.local.s3 import parse_uri
@@ -212,6 +213,45 @@ def endpoint_name(env: str, region: str | None) -> str:
 
 def _invoke(args: argparse.Namespace) -> int:
     name = args.endpoint_name or endpoint_name(args.env, args.region)
+    request = _invoke_request(args)
+    if args.output:  # the inference image's per-request answer keys (docs/serving.md)
+        request["CustomAttributes"] = f"output={args.output}"
+    runtime = _client("sagemaker-runtime", args.region, args.endpoint_url)
+    answer = runtime.invoke_endpoint(EndpointName=name, **request)
+    data = answer["Body"].read()
+    lines = records.readable(data) if args.file is None else None
+    if lines is not None:  # raw records: one line a record, for a person
+        print("\n".join(lines), flush=True)
+        return 0
+    sys.stdout.buffer.write(data)
+    if not data.endswith(b"\n"):
+        sys.stdout.buffer.write(b"\n")
+    sys.stdout.flush()
+    return 0
+
+
+def _invoke_request(args: argparse.Namespace) -> dict[str, Any]:
+    """InvokeEndpoint's Body, ContentType and Accept from ``--file``, ``--json`` or ``--jsonl``."""
+    try:
+        if args.json is not None:
+            raw = records.from_json(args.json)
+        elif args.jsonl is not None:
+            raw = records.read_jsonl(args.jsonl, sys.stdin.buffer)
+        else:
+            raw = None
+    except records.RecordsError as err:
+        raise CommandError(str(err)) from None
+    if raw is not None:
+        if args.content_type:
+            raise CommandError(
+                f"--content-type goes with --file; --json sends application/json and --jsonl "
+                f"application/jsonlines (got --content-type {args.content_type})"
+            )
+        return {
+            "Body": raw.body,
+            "ContentType": raw.content_type,
+            "Accept": args.accept or "application/json",
+        }
     if str(args.file) == "-":
         body = sys.stdin.buffer.read()
     else:
@@ -219,17 +259,10 @@ def _invoke(args: argparse.Namespace) -> int:
             body = args.file.read_bytes()
         except OSError as err:
             raise CommandError(f"cannot read {args.file}: {err.strerror}") from None
-    runtime = _client("sagemaker-runtime", args.region, args.endpoint_url)
-    request: dict[str, Any] = {"EndpointName": name, "Body": body, "ContentType": args.content_type}
+    request: dict[str, Any] = {"Body": body, "ContentType": args.content_type or "text/csv"}
     if args.accept:
         request["Accept"] = args.accept
-    answer = runtime.invoke_endpoint(**request)
-    data = answer["Body"].read()
-    sys.stdout.buffer.write(data)
-    if not data.endswith(b"\n"):
-        sys.stdout.buffer.write(b"\n")
-    sys.stdout.flush()
-    return 0
+    return request
 
 
 def models(args: argparse.Namespace) -> int:

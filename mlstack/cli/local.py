@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import json
+import shlex
 import shutil
 import signal
 import subprocess
@@ -50,7 +51,7 @@ def local_run(args: argparse.Namespace) -> int:
         print(f"mlstack local run: {err}", file=sys.stderr)
         return 1
     except Interrupted as stop:  # before the execution started (synthesizing, starting S3)
-        _forget_stopped_jsii()
+        forget_stopped_jsii()
         print(
             f"mlstack local run: {signal.Signals(stop.signum).name} before the execution "
             "started: no job ran and the local account is as it was",
@@ -58,7 +59,7 @@ def local_run(args: argparse.Namespace) -> int:
         )
         return 128 + stop.signum
     if report.interrupted is not None:
-        _forget_stopped_jsii()
+        forget_stopped_jsii()
         print(interrupted_line(report), file=sys.stderr)
         return 128 + report.interrupted
     print()
@@ -78,19 +79,26 @@ def local_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _forget_stopped_jsii() -> None:
+def forget_stopped_jsii() -> None:
     """An in-process synth leaves jsii's node process running in this terminal's process
     group: Ctrl-C ends it too, and jsii's exit hook, writing to it, would then end the command
     with a BrokenPipeError traceback. Forget the hook of a node process that is gone."""
     runtime = sys.modules.get("jsii._runtime")
     provider = getattr(getattr(runtime, "kernel", None), "provider", None)
-    process = getattr(provider, "_process", None)
-    if provider is not None and process is not None:
-        try:
-            process.wait(2)
-        except subprocess.TimeoutExpired:
-            return  # still running: jsii's own hook stops it
-        atexit.unregister(provider.stop)
+    # jsii keeps its node process (a _NodeProcess, whose stop() is the exit hook) in the
+    # closure of a memoized property; reading the property would start one if none runs.
+    getter = getattr(getattr(type(provider), "_process", None), "fget", None)
+    cells = getattr(getter, "__closure__", None) or ()
+    stored = next((c.cell_contents for c in cells if isinstance(c.cell_contents, list)), [])
+    node = stored[0] if stored else None
+    popen = getattr(node, "_process", None)
+    if node is None or not isinstance(popen, subprocess.Popen):
+        return
+    try:
+        popen.wait(2)
+    except subprocess.TimeoutExpired:
+        return  # still running: jsii's own hook stops it
+    atexit.unregister(node.stop)
 
 
 def interrupted_line(report: RunReport) -> str:
@@ -202,13 +210,26 @@ def _serve(gateway: Any, target: Any, model: Path, name: str, base: Path) -> int
         # bound from the start, so its connections wait in the listen queue meanwhile).
         gateway.start()
         started = True
+        invoke = f"mlstack invoke --endpoint-url {gateway.url} --endpoint-name {name}"
+        record = example_record(base / "model")
+        body = (
+            "ContentType='text/csv', Body=b'37,82'"
+            if record is None
+            else "ContentType='application/json', Accept='application/json', "
+            f"Body={json.dumps(record).encode()!r}"
+        )
         print(
             f"Serving endpoint {name!r} ({model}) at {gateway.url}\n"
             f"  boto3.client('sagemaker-runtime', endpoint_url='{gateway.url}', "
             "region_name='us-east-1', aws_access_key_id='local', aws_secret_access_key='local')"
-            f".invoke_endpoint(EndpointName='{name}', ContentType='text/csv', Body=b'37,82')\n"
-            f"  mlstack invoke --endpoint-url {gateway.url} --endpoint-name {name} --file "
-            "data.csv\nCtrl-C stops it.",
+            f".invoke_endpoint(EndpointName='{name}', {body})\n"
+            + (
+                f"  {invoke} --file data.csv\n"
+                if record is None
+                else f"  {invoke} --json {shlex.quote(json.dumps(record))}\n"
+                f"  {invoke} --jsonl records.jsonl  (raw records, one JSON object a line)\n"
+            )
+            + "Ctrl-C stops it.",
             flush=True,
         )
         while True:  # until a signal raises Interrupted
@@ -223,3 +244,17 @@ def _serve(gateway: Any, target: Any, model: Path, name: str, base: Path) -> int
             if server is not None:
                 server.stop(grace=10)
     return 0
+
+
+def example_record(model_dir: Path) -> dict[str, Any] | None:
+    """A raw record for a model that carries its schema (``schema.json`` beside the booster):
+    each feature by name, a categorical one with its first category, a numeric one missing
+    (null). None for a model without a schema (it takes numeric rows only)."""
+    try:
+        schema = json.loads((model_dir / "schema.json").read_text(encoding="utf-8"))
+        features = schema["features"]
+        return {
+            str(f["name"]): (f["categories"][0] if f.get("categories") else None) for f in features
+        }
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import uuid
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 from mlstack.cli.models import BotoStyle, RegistryError, listing, model_data, set_status
 from mlstack.local.account import AccountInUse, LocalAccount, write_atomically
 from mlstack.local.model_packages import ModelPackageCalls
+from mlstack.local.processes import Interrupted, interruptible
 from mlstack.local.s3 import parse_uri
 from mlstack.local.sagemaker import SageMakerError
 from mlstack.local.validation import Checked, ServiceRefusal
@@ -140,7 +142,9 @@ def _change_status(args: argparse.Namespace, status: str, reason: str) -> bool:
 
 def release(args: argparse.Namespace) -> int:
     """Run what the account's pending events start (the release), as a local run without a
-    training execution."""
+    training execution. Ctrl-C or SIGTERM stops it as ``local run`` is stopped: one line, the
+    status of a command the signal ended (128 + its number)."""
+    from mlstack.cli.local import forget_stopped_jsii
     from mlstack.local.runner import RunOptions, format_summary, run
     from mlstack.local.ui import reporter_for
 
@@ -150,7 +154,30 @@ def release(args: argparse.Namespace) -> int:
         cdk_out=getattr(args, "cdk_out", None),
         release_only=True,
     )
-    report = run(options, reporter_for(sys.stdout, plain=True))
+    try:
+        with interruptible():
+            report = run(options, reporter_for(sys.stdout, plain=True))
+    except Interrupted as stop:  # before the release started (synthesizing, starting S3)
+        forget_stopped_jsii()
+        print(
+            f"mlstack local approve: {signal.Signals(stop.signum).name} before the release "
+            f"started: version {args.version} stays Approved, no endpoint was touched; its "
+            "release did not run",
+            file=sys.stderr,
+        )
+        return 128 + stop.signum
+    if report.interrupted is not None:
+        forget_stopped_jsii()
+        stopped = ", ".join(report.stopped_jobs) if report.stopped_jobs else "no job was running"
+        print(
+            f"mlstack local approve: {signal.Signals(report.interrupted).name} stopped the "
+            f"release of version {args.version} in state {report.interrupted_in or '(none)'}; "
+            f"stopped: {stopped}; kept: version {args.version} stays Approved, its release "
+            "unfinished (an endpoint update in progress rolls back to the live configuration, "
+            "a creation in progress ends Failed, as in SageMaker)",
+            file=sys.stderr,
+        )
+        return 128 + report.interrupted
     print()
     print(format_summary(report))
     if not report.ok:

@@ -30,6 +30,7 @@ from mlstack.constructs.state_names import (
     ENDPOINT_NOT_IN_SERVICE,
     ENDPOINT_READY,
     ENDPOINT_WAIT_TIMED_OUT,
+    METRIC_NOT_REPORTED,
     PLAN_ENDPOINT_UPDATE,
     PLAN_NEW_ENDPOINT,
     QUALITY_GATE,
@@ -60,6 +61,41 @@ def gate_value_path(deploy: DeployStage) -> str:
     evaluation's metric (``$.evaluation.metrics``)."""
     name = evaluation_metric(deploy)
     return "$.gate.values[0]" if name is None else f"$.evaluation.metrics.{name}"
+
+
+def rejection_cause(deploy: DeployStage, symbol: str) -> str:
+    """Reject model's cause: the value (a training metric) or, for an evaluation metric that
+    may be absent (undefined on the data), every evaluation metric."""
+    if evaluation_metric(deploy) is None:
+        return (
+            f"States.Format('Model {{}} has {deploy.metric} = {{}}; the quality gate "
+            f"requires {symbol} {{}}. Nothing was deployed.', $.model.ModelName, "
+            "$.gate.values[0], $.gate.threshold)"
+        )
+    return (
+        f"States.Format('Model {{}} has evaluation metrics {{}}; the quality gate requires "
+        f"{deploy.metric} {symbol} {{}}. Nothing was deployed.', $.model.ModelName, "
+        "States.JsonToString($.evaluation.metrics), $.gate.threshold)"
+    )
+
+
+def not_reported_cause(metric: str) -> str:
+    """Metric not reported's cause: the training job's final metrics lack the gate's metric.
+    The image prints ``<data>-<name>`` (``validation-rmse``) only when the job evaluates on that
+    data set with that ``eval_metric``; its metric definitions read those lines."""
+    data, _, name = metric.rpartition(":")
+    check = (
+        f"that the job evaluates on its {data} data and that its eval_metric hyperparameter "
+        f"names {name}"
+        if data
+        else f"that the training image prints {metric}"
+    )
+    return (
+        f"States.Format('Training job {{}} did not report {metric} (its final metrics: {{}}); "
+        f"the quality gate needs it. Check {check}, and that the metric definitions of the "
+        "training image read it. Nothing was deployed.', $.training.TrainingJobName, "
+        "States.JsonToString($.training.FinalMetricDataList))"
+    )
 
 
 @dataclass(frozen=True)
@@ -247,7 +283,9 @@ class _DeployStates:
 
     def _gate(self) -> tuple[sfn.CustomState, sfn.Choice, sfn.CustomState]:
         read_metric = self._read_metric()
-        reject = self._failure(REJECT_MODEL, "QualityGateFailed", self._rejection())
+        reject = self._failure(
+            REJECT_MODEL, "QualityGateFailed", rejection_cause(self.deploy, self.symbol)
+        )
         gate = sfn.Choice(
             self.scope, QUALITY_GATE, comment=f"{self.deploy.metric} {self.symbol} threshold?"
         )
@@ -257,8 +295,14 @@ class _DeployStates:
     def _wire_gate(self, gate: sfn.Choice, reject: sfn.IChainable, on_pass: sfn.IChainable) -> None:
         value = gate_value_path(self.deploy)
         passes = COMPARE[self.deploy.comparison](value, "$.gate.threshold")
-        gate.when(sfn.Condition.not_(sfn.Condition.is_present(value)), reject)
-        if evaluation_metric(self.deploy) is not None:
+        if evaluation_metric(self.deploy) is None:
+            # A training metric the job never printed: a cause of its own, not "= []".
+            missing = self._failure(
+                METRIC_NOT_REPORTED, "QualityGateFailed", not_reported_cause(self.deploy.metric)
+            )
+            gate.when(sfn.Condition.not_(sfn.Condition.is_present(value)), missing)
+        else:
+            gate.when(sfn.Condition.not_(sfn.Condition.is_present(value)), reject)
             gate.when(sfn.Condition.not_(sfn.Condition.is_numeric(value)), reject)
         gate.when(sfn.Condition.not_(sfn.Condition.is_numeric("$.gate.threshold")), reject).when(
             passes, on_pass
@@ -341,21 +385,6 @@ class _DeployStates:
         )
         state.next(self.notify_failure)
         return state
-
-    def _rejection(self) -> str:
-        """Reject model's cause: the value (a training metric) or, for an evaluation metric that
-        may be absent (undefined on the data), every evaluation metric."""
-        if evaluation_metric(self.deploy) is None:
-            return (
-                f"States.Format('Model {{}} has {self.deploy.metric} = {{}}; the quality gate "
-                f"requires {self.symbol} {{}}. Nothing was deployed.', $.model.ModelName, "
-                "$.gate.values, $.gate.threshold)"
-            )
-        return (
-            f"States.Format('Model {{}} has evaluation metrics {{}}; the quality gate requires "
-            f"{self.deploy.metric} {self.symbol} {{}}. Nothing was deployed.', $.model.ModelName, "
-            "States.JsonToString($.evaluation.metrics), $.gate.threshold)"
-        )
 
     def _read_metric(self) -> sfn.CustomState:
         metric = self.deploy.metric

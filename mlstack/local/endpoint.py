@@ -168,7 +168,11 @@ class Endpoints:
                 )
             except Exception as err:
                 with self.service.lock:
-                    endpoint.status = "Failed"
+                    # A failed update rolls back: the endpoint stays InService on the
+                    # configuration it had, as SageMaker's does (botocore's EndpointStatus
+                    # has UpdateRollbackFailed for when the rollback fails); the release's
+                    # wait loop then reports DeploymentRolledBack. A failed creation: Failed.
+                    endpoint.status = "InService" if endpoint.model_dir else "Failed"
                     endpoint.failure_reason = str(err)[:1024]
                     endpoint.modified_ms = now_ms()
                 self.service.save()

@@ -74,9 +74,12 @@ class _Spawner:
         self._owner = 0
         self._lock = threading.Lock()
         self.children: weakref.WeakSet[subprocess.Popen[bytes]] = weakref.WeakSet()
+        self.refusing = ""  # why no program starts any more (a stopped command), or ""
 
     def popen(self, args: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         with self._lock:
+            if self.refusing:
+                raise RuntimeError(f"not started: {self.refusing}")
             if self._thread is None or not self._thread.is_alive() or self._owner != os.getpid():
                 self._owner = os.getpid()
                 self._thread = threading.Thread(
@@ -111,10 +114,15 @@ def spawn(args: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
     return _SPAWNER.popen(args, **kwargs)
 
 
-def end_children(grace: float = 5) -> int:
+def end_children(grace: float = 5, *, refuse_new: str = "") -> int:
     """End every program this process started that still runs, with the processes they
     started (each leads its own process group): SIGTERM, then SIGKILL after ``grace`` s.
+    ``refuse_new``: from now on :func:`spawn` raises RuntimeError with this reason (a stopped
+    command: a job's thread must not start a program after its jobs were stopped).
     Returns how many were running."""
+    if refuse_new:
+        with _SPAWNER._lock:
+            _SPAWNER.refusing = refuse_new
     running = [proc for proc in list(_SPAWNER.children) if proc.poll() is None]
     for proc in running:
         _signal_group(proc.pid, signal.SIGTERM)

@@ -235,8 +235,9 @@ class LocalSageMaker(ModelPackageCalls):
 
     def stop_jobs(self) -> list[str]:
         """End every program still running and mark each job still ``InProgress`` (or
-        ``Stopping``) ``Stopped``; returns the jobs stopped (``training job NAME``)."""
-        end_children()
+        ``Stopping``) ``Stopped``; returns the jobs stopped (``training job NAME``). No
+        program starts after it (an endpoint being deployed stays on its last configuration)."""
+        end_children(refuse_new="the local run was stopped")
         stopped: list[str] = []
         with self._lock:
             now = now_ms()

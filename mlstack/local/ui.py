@@ -49,8 +49,11 @@ class Reporter:
         return time.monotonic() - self.started
 
     def emit(self, text: str) -> None:
+        # One write, line and newline together: print() writes them apart, and a Ctrl-C's
+        # handler raising between the two would leave the command's last line glued to it.
         with self._lock:
-            print(f"[{self.elapsed():6.1f}s] {text}", file=self.out, flush=True)
+            self.out.write(f"[{self.elapsed():6.1f}s] {text}\n")
+            self.out.flush()
 
     def info(self, text: str) -> None:
         self.emit(text)

@@ -137,6 +137,30 @@ def test_invoke_sends_the_file_to_the_stacks_endpoint(
 
 
 @pytest.mark.usefixtures("aws")
+def test_invoke_json_sends_a_raw_record_to_the_stacks_endpoint_through_boto3(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deploy_stack("dev-Serving", {"EndpointName": "mlstack-dev"})
+    sent: list[Any] = []
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # restored after the test
+    boto3.setup_default_session()
+    boto3.DEFAULT_SESSION.events.register(  # type: ignore[union-attr]
+        "request-created.sagemaker-runtime.InvokeEndpoint",
+        lambda request, **kw: sent.append(request),
+    )
+    record = '{"island": "Biscoe", "bill_length_mm": 45.1, "sex": null}'
+    assert main(["invoke", "--env", "dev", "--json", record]) == 0
+    # moto's canned answer is no predictions object: printed as it came.
+    assert capsys.readouterr().out == "body\n"
+    (request,) = sent
+    assert request.url.endswith("/endpoints/mlstack-dev/invocations")
+    # The raw-record forms of the inference image (docs/serving.md, "Raw records").
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["Accept"] == "application/json"
+    assert request.body == record.encode()
+
+
+@pytest.mark.usefixtures("aws")
 def test_invoke_names_a_missing_serving_stack(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

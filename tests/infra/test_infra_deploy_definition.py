@@ -19,6 +19,7 @@ NEW_STATES = {
     "Read validation metric": None,
     "Quality gate": None,
     "Reject model": None,
+    "Metric not reported": None,
     "Register model": "arn:aws:states:::aws-sdk:sagemaker:createModelPackage",
     "Describe endpoint": "arn:aws:states:::aws-sdk:sagemaker:describeEndpoint",
     "Is endpoint missing?": None,
@@ -57,6 +58,7 @@ TRAINING_STATES = {
     "Read validation metric",
     "Quality gate",
     "Reject model",
+    "Metric not reported",
     "Register model",
 }
 
@@ -201,7 +203,10 @@ def test_gate_reads_the_configured_metric_from_the_final_metrics(dev: dict[str, 
 def test_gate_compares_with_the_threshold_and_rejects_otherwise(dev: dict[str, Any]) -> None:
     gate = states(dev)["Quality gate"]
     assert gate["Choices"] == [
-        {"Not": {"Variable": "$.gate.values[0]", "IsPresent": True}, "Next": "Reject model"},
+        {
+            "Not": {"Variable": "$.gate.values[0]", "IsPresent": True},
+            "Next": "Metric not reported",
+        },
         {"Not": {"Variable": "$.gate.threshold", "IsNumeric": True}, "Next": "Reject model"},
         {
             "Variable": "$.gate.values[0]",
@@ -217,8 +222,80 @@ def test_rejected_model_fails_with_a_clear_cause_and_touches_nothing(dev: dict[s
     assert reject["Parameters"]["Error"] == "QualityGateFailed"
     cause = reject["Parameters"]["Cause.$"]
     assert "validation:rmse = {}; the quality gate requires <= {}. Nothing was deployed." in cause
+    # The one value, not the filter's list (which would read "validation:rmse = [0.0976949]").
+    assert cause.endswith("', $.model.ModelName, $.gate.values[0], $.gate.threshold)")
     assert reject["ResultPath"] == "$.error"
     assert reject["Next"] == "Notify failure"  # -> Workflow failed, with this error and cause
+
+
+def test_a_metric_the_job_did_not_report_fails_with_its_own_cause(dev: dict[str, Any]) -> None:
+    missing = states(dev)["Metric not reported"]
+    assert missing["Parameters"]["Error"] == "QualityGateFailed"
+    cause = missing["Parameters"]["Cause.$"]
+    assert "did not report validation:rmse" in cause
+    assert "eval_metric hyperparameter names rmse" in cause
+    assert "States.JsonToString($.training.FinalMetricDataList)" in cause
+    assert missing["ResultPath"] == "$.error"
+    assert missing["Next"] == "Notify failure"
+
+
+def _gate_machine(definition: dict[str, Any]) -> dict[str, Any]:
+    """Read validation metric -> Quality gate -> its ends, as in the synthesized definition; the
+    states after the gate become ends (Succeed for the passing one)."""
+    s = states(definition)
+    names = ("Read validation metric", "Quality gate", "Reject model", "Metric not reported")
+    machine = {name: dict(s[name]) for name in names}
+    for name in ("Reject model", "Metric not reported"):
+        del machine[name]["Next"]
+        machine[name]["End"] = True
+    passing = s["Quality gate"]["Choices"][-1]["Next"]
+    machine[passing] = {"Type": "Succeed"}
+    return {"StartAt": "Read validation metric", "States": machine}
+
+
+# DescribeTrainingJob's FinalMetricDataList items (botocore's sagemaker model, MetricData:
+# MetricName, Value, Timestamp); the value is one a dev run printed for validation:rmse.
+def _gate_input(metrics: dict[str, float], threshold: float) -> dict[str, Any]:
+    return {
+        "args": {"quality_threshold": threshold},
+        "model": {"ModelName": "mlstack-dev-run-1"},
+        "training": {
+            "TrainingJobName": "mlstack-dev-run-1",
+            "FinalMetricDataList": [
+                {"MetricName": name, "Value": value, "Timestamp": "2026-12-07T16:00:00Z"}
+                for name, value in metrics.items()
+            ],
+        },
+    }
+
+
+def test_a_failing_gate_reads_one_value_when_executed(dev: dict[str, Any]) -> None:
+    from mlstack.local.asl import Interpreter
+
+    machine = _gate_machine(dev)
+    data = _gate_input({"train:rmse": 0.05, "validation:rmse": 0.0976949}, 0.05)
+    result = Interpreter(machine, lambda call: None).execute(data, name="gate")
+    assert result.status == "SUCCEEDED"  # the slice ends at Reject model
+    assert result.output["error"]["Error"] == "QualityGateFailed"
+    assert result.output["error"]["Cause"] == (
+        "Model mlstack-dev-run-1 has validation:rmse = 0.0976949; the quality gate requires "
+        "<= 0.05. Nothing was deployed."
+    )
+
+
+def test_an_unreported_metric_says_so_when_executed(dev: dict[str, Any]) -> None:
+    from mlstack.local.asl import Interpreter
+
+    machine = _gate_machine(dev)
+    data = _gate_input({"train:rmse": 0.05}, 0.05)
+    result = Interpreter(machine, lambda call: None).execute(data, name="gate")
+    assert result.states[-1] == "Metric not reported"
+    cause = result.output["error"]["Cause"]
+    assert cause.startswith(
+        "Training job mlstack-dev-run-1 did not report validation:rmse (its final metrics: "
+        '[{"MetricName":"train:rmse"'
+    ), cause
+    assert cause.endswith("Nothing was deployed.")
 
 
 # --- create or update ---------------------------------------------------------------------

@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -195,3 +196,69 @@ def test_local_approve_on_a_terminal_of_an_approved_version_changes_nothing(
     finally:
         term.close()
     assert f"version {version} is already Approved: nothing changed" in term.output
+
+
+def _register_pending_version(workdir: Path) -> int:
+    """A second version of the live version's model, PendingManualApproval, registered as the
+    training workflow's Register model does (CreateModelPackage in the account's group)."""
+    from mlstack.cli.local_registry import RegistryFile
+
+    reg = RegistryFile(workdir / "accounts" / "dev" / "sagemaker" / "registry.json")
+    (group,) = reg.model_package_groups
+    first = next(p for p in reg.model_packages.values() if p["ModelPackageVersion"] == 1)
+    arn = reg.create_model_package(
+        {
+            "ModelPackageGroupName": group,
+            "InferenceSpecification": first["InferenceSpecification"],
+            "ModelApprovalStatus": "PendingManualApproval",
+        }
+    )["ModelPackageArn"]
+    reg._save_registry()
+    return int(arn.rsplit("/", 1)[1])
+
+
+def test_ctrl_c_during_local_approves_release_stops_it_in_one_line(
+    local_run: RunReport, cdk_out: Path, tmp_path: Path
+) -> None:
+    # The exit status of a command SIGINT ended: 128 + 2 (bash(1), "EXIT STATUS").
+    workdir = _account_copy(local_run, tmp_path)
+    live_version, endpoint = _live_version(workdir)
+    version = _register_pending_version(workdir)
+    mark = uuid.uuid4().hex
+    term = Terminal(
+        mlstack("local", "approve", "--env", "dev", "--workdir", str(workdir),
+                "--version", str(version), "--cdk-out", str(cdk_out)),
+        env={"MLSTACK_TEST_MARK": mark},
+    )  # fmt: skip
+    try:
+        term.wait_for(r"▶ (Update endpoint|Create endpoint) \(Task\)", 240)
+        term.ctrl_c()
+        code = term.wait(120)
+    finally:
+        term.close()
+    out = term.output
+    assert code == 128 + signal.SIGINT, out[-4000:]
+    assert "Traceback" not in out
+    last = _lines(out)[-1].removeprefix("^C")
+    assert last.startswith(
+        f"mlstack local approve: SIGINT stopped the release of version {version} in state "
+    ), out[-3000:]
+    assert f"kept: version {version} stays Approved" in last
+    assert wait_gone(mark, 15) == []  # no model server outlives the command
+    # The account stays usable: the endpoint is still listed live, the version Approved.
+    listing = subprocess.run(
+        mlstack("local", "models", "--env", "dev", "--workdir", str(workdir)),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert listing.returncode == 0, listing.stderr
+    rows = {line.split()[0]: line for line in listing.stdout.splitlines()[2:] if line.strip()}
+    assert rows[str(version)].split()[1] == "Approved"
+    assert any(f"(live: {endpoint})" in row for row in rows.values()), listing.stdout
+    # The update was stopped: the endpoint stays on the live version's model (the release
+    # names its models mlstack-dev-v<version>-..., docs/lifecycle.md), as SageMaker rolls back.
+    registry = json.loads(
+        (workdir / "accounts" / "dev" / "sagemaker" / "registry.json").read_text("utf-8")
+    )
+    (live,) = [e for e in registry["endpoints"].values() if e["name"] == endpoint]
+    assert live["status"] == "InService"
+    assert live["model_name"].startswith(f"mlstack-dev-v{live_version}-"), live["model_name"]
