@@ -361,3 +361,22 @@ def test_clients_that_stop_sending_their_request_head_get_a_408_and_free_the_thr
         for hog in hogs:
             hog.close()
         stop_serve(server)
+
+
+def test_a_client_that_stalls_while_an_over_limit_body_is_drained_gets_a_413_not_a_500(trained):
+    """A body announced over the limit is read and dropped before the 413; a client that stops
+    sending meanwhile timed out inside the drain, which answered 500 ("server error: timed
+    out") before issue 26. The body is too large whatever happens: 413, and the server closes."""
+    base, booster = trained
+    server = start_serve(
+        base, booster, SAGEMAKER_MODEL_SERVER_WORKERS="1", MLSTACK_BODY_TIMEOUT="1"
+    )
+    try:
+        head = "POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\nContent-Length: 7340032"
+        status, headers, text = post_raw(server.port, head, b"1,2\n" * 256)  # 1 KiB of 7 MiB
+        assert status == 413, text
+        assert headers.get("connection") == "close"
+        assert server.invoke(CSV_LINE, "text/csv").status == 200
+        assert "Traceback" not in server.log_text(), server.log_text()[-3000:]
+    finally:
+        stop_serve(server)
