@@ -333,3 +333,50 @@ def test_a_client_that_stops_sending_its_body_gets_a_408_and_frees_the_thread(tr
         assert server.invoke(CSV_LINE, "text/csv").status == 200
     finally:
         stop_serve(server)
+
+
+def test_clients_that_stop_sending_their_request_head_get_a_408_and_free_the_threads(trained):
+    """gunicorn reads a request's head with no timeout: before issue 26, two clients that sent
+    part of a head and stopped held a one-worker server's two threads, and nobody else was
+    answered until they hung up. RFC 9110 section 15.5.9: 408, the server closes."""
+    base, booster = trained
+    server = start_serve(
+        base, booster, SAGEMAKER_MODEL_SERVER_WORKERS="1", MLSTACK_BODY_TIMEOUT="1"
+    )
+    hogs = []
+    try:
+        started = time.monotonic()
+        for sent in (b"POST /invocations HTTP/1.1\r\nHost: x\r\n", b"P", b"GET /ping HTTP/1.1\r\n"):
+            hog = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+            hog.sendall(sent)  # more of them than the worker has threads; the socket stays open
+            hogs.append(hog)
+        assert server.invoke(CSV_LINE, "text/csv", timeout=15).status == 200
+        for hog in hogs:
+            status, headers, text = read_response(hog)
+            assert status == 408, text
+            assert headers.get("connection") == "close"
+        assert time.monotonic() - started < 10
+        assert "request line and headers" in server.log_text()
+    finally:
+        for hog in hogs:
+            hog.close()
+        stop_serve(server)
+
+
+def test_a_client_that_stalls_while_an_over_limit_body_is_drained_gets_a_413_not_a_500(trained):
+    """A body announced over the limit is read and dropped before the 413; a client that stops
+    sending meanwhile timed out inside the drain, which answered 500 ("server error: timed
+    out") before issue 26. The body is too large whatever happens: 413, and the server closes."""
+    base, booster = trained
+    server = start_serve(
+        base, booster, SAGEMAKER_MODEL_SERVER_WORKERS="1", MLSTACK_BODY_TIMEOUT="1"
+    )
+    try:
+        head = "POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\nContent-Length: 7340032"
+        status, headers, text = post_raw(server.port, head, b"1,2\n" * 256)  # 1 KiB of 7 MiB
+        assert status == 413, text
+        assert headers.get("connection") == "close"
+        assert server.invoke(CSV_LINE, "text/csv").status == 200
+        assert "Traceback" not in server.log_text(), server.log_text()[-3000:]
+    finally:
+        stop_serve(server)

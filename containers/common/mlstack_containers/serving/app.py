@@ -350,7 +350,9 @@ class InferenceApp:
         try:
             with _read_timeout(environ, self.config.body_timeout):
                 while left > 0:
-                    chunk = environ["wsgi.input"].read(min(left, 1 << 20))
+                    # _read: a client that stalls (or breaks its framing) while its body is
+                    # drained is its own fault, never a 500.
+                    chunk = _read(environ["wsgi.input"], min(left, 1 << 20))
                     if not chunk:
                         break
                     left -= len(chunk)

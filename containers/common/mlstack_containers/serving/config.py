@@ -14,7 +14,8 @@ variable                           default         meaning
 ``MLSTACK_GRACEFUL_TIMEOUT``       ``20``          seconds in-flight requests get after SIGTERM
 ``SAGEMAKER_MAX_PAYLOAD_IN_MB``    ``6``           body limit (413 above it); ``MaxPayloadInMB``
 ``MLSTACK_BODY_TIMEOUT``           ``10``          seconds a client may pause while sending a
-                                                   body before it gets a 408
+                                                   body, and may take in all to send a
+                                                   request's head, before it gets a 408
 ``SAGEMAKER_BATCH``                ``false``       batch transform: one CSV line per record
 ``LOG_LEVEL``                      ``info``        debug, info, warning, error or critical
 ``MLSTACK_ACCESS_LOG``             ``true``        a log line per request (never for ``/ping``)

@@ -22,18 +22,22 @@ import mmap
 import socket
 import struct
 import sys
+import threading
 import time
 import traceback
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import gunicorn.http.message
+import gunicorn.http.parser
 import gunicorn.http.wsgi
 import gunicorn.util
 import numpy as np
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 from gunicorn.http.body import ChunkedReader
+from gunicorn.http.message import Request
+from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import ThreadWorker
 
 from mlstack_containers import model_io
@@ -188,6 +192,16 @@ class BalancedThreadWorker(ThreadWorker):  # type: ignore[misc]
             _io_timeout(client, 0)
         self.finish_request(conn, done)
 
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        """A client that did not send a request's head in time (:class:`HeadTimeout`) gets
+        408 and the connection closes; anything else as gunicorn answers it."""
+        if not isinstance(exc, HeadTimeout):
+            super().handle_error(req, client, addr, exc)
+            return
+        self.log.warning("Request timeout from ip=%s: %s", (addr or ("",))[0], exc)
+        with contextlib.suppress(OSError):
+            gunicorn.util.write_error(client, 408, "Request Timeout", str(exc))
+
     def _defer(self) -> bool:
         """True while this pending connection is left to another worker (not too long)."""
         now = time.monotonic()
@@ -272,6 +286,66 @@ class WorkerLoads:
             self._counts[slot] = self.EMPTY
 
 
+class HeadTimeout(Exception):
+    """A client stopped sending a request's head (request line and headers) part way."""
+
+
+class DeadlineUnreader(SocketUnreader):  # type: ignore[misc]
+    """gunicorn's socket reader with a deadline while a request's head is read.
+
+    gunicorn reads the head in a pool thread with no timeout: a client that sends part of the
+    head and stops holds that thread until it hangs up, and two such clients per worker (its
+    two threads) stop the server answering anyone (a new connection waits for a thread
+    forever). While ``deadline`` is set (by :class:`TimedHeadRequest`), each read waits at
+    most until then and a head not complete by then raises :class:`HeadTimeout` (answered
+    408). The body keeps the application's own per-read timeout (``MLSTACK_BODY_TIMEOUT``).
+    """
+
+    deadline: float | None = None
+
+    def chunk(self, size_hint: int | None = None) -> bytes:
+        if self.deadline is None:
+            return bytes(super().chunk(size_hint))
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise HeadTimeout("the client did not send the request line and headers in time")
+        previous = self.sock.gettimeout()
+        self.sock.settimeout(remaining)
+        try:
+            return bytes(super().chunk(size_hint))
+        except TimeoutError:
+            raise HeadTimeout("the client stopped sending the request line and headers") from None
+        finally:
+            with contextlib.suppress(OSError):
+                self.sock.settimeout(previous)
+
+
+class TimedHeadRequest(Request):  # type: ignore[misc]
+    """gunicorn's request, whose head must arrive within ``head_timeout`` seconds of its
+    first byte (the connection is only handed to a thread once it is readable)."""
+
+    head_timeout = 10.0
+
+    def __init__(self, cfg: Any, unreader: Any, peer_addr: Any, req_number: int = 1) -> None:
+        timed = isinstance(unreader, DeadlineUnreader)
+        if timed:
+            unreader.deadline = time.monotonic() + self.head_timeout
+        try:
+            super().__init__(cfg, unreader, peer_addr, req_number)
+        finally:
+            if timed:
+                unreader.deadline = None
+
+
+def bound_head_time(seconds: float) -> None:
+    """Make gunicorn's request parser (in this process) give a request's head ``seconds``
+    in all (:class:`TimedHeadRequest`); gunicorn has no setting for it. Only for
+    :class:`BalancedThreadWorker`, which answers :class:`HeadTimeout` with a 408."""
+    TimedHeadRequest.head_timeout = seconds
+    gunicorn.http.parser.SocketUnreader = DeadlineUnreader  # type: ignore[attr-defined]
+    gunicorn.http.parser.RequestParser.mesg_class = TimedHeadRequest
+
+
 class BoundedChunkedReader(ChunkedReader):  # type: ignore[misc]
     """gunicorn's chunked-body reader that refuses a chunk larger than the payload limit.
 
@@ -310,12 +384,26 @@ def linger_on_close(limit: int) -> None:
     itself, then half-closes and reads what the client still sends before closing, so that the
     client gets the 400 rather than a reset; past 64 KiB it closes with unread data, which
     resets the connection. Here it reads up to the payload limit's drain (within its own 2 s).
+
+    The lingering itself (up to 2 s for a client that neither sends nor closes) runs in a
+    closing thread when gunicorn calls it on the worker's event loop (its ``finish_request``):
+    the loop answers other connections meanwhile instead of stalling for each slow client.
     """
+    closer: list[ThreadPoolExecutor] = []
 
     def close_graceful(sock: Any, timeout: float = 2.0, max_drain: int = 65536) -> None:
-        _close_graceful(sock, timeout=timeout, max_drain=max(max_drain, limit))
+        drain = max(max_drain, limit)
+        if threading.current_thread() is not threading.main_thread():
+            _close_graceful(sock, timeout=timeout, max_drain=drain)
+            return
+        if not closer:
+            closer.append(ThreadPoolExecutor(LINGER_THREADS, thread_name_prefix="linger"))
+        closer[0].submit(_close_graceful, sock, timeout=timeout, max_drain=drain)
 
     gunicorn.util.close_graceful = close_graceful
+
+
+LINGER_THREADS = 4
 
 
 class OneWriteResponse(gunicorn.http.wsgi.Response):  # type: ignore[misc]
@@ -425,6 +513,8 @@ class Server(BaseApplication):  # type: ignore[misc]
     def load(self) -> InferenceApp:
         """Runs in each worker process, after the fork."""
         bound_chunks(self.config.max_payload_bytes)
+        if self.config.worker_class == "gthread":
+            bound_head_time(self.config.body_timeout)
         lighter_responses()
         linger_on_close(4 * self.config.max_payload_bytes)
         started = time.monotonic()
