@@ -136,7 +136,7 @@ VARIANT = {"name": "a", "weight": 1, "instance_type": "ml.m5.large", "instance_c
         (
             "deploy.comparison",
             "lte",
-            "key 'deploy.comparison' is \"lte\" (str); expected one of ['less_than', ",
+            "key 'deploy.comparison' is \"lte\" (str); expected null or one of ['less_than', ",
         ),
         ("deploy.threshold", "0.3", "key 'deploy.threshold' is \"0.3\" (str); expected a number"),
         ("deploy.traffic.type", "blue", "key 'deploy.traffic.type' is \"blue\" (str); expected"),
