@@ -201,3 +201,15 @@ def test_the_defaults_train_iris_as_well_as_a_plain_xgboost_script(tmp_path, pre
     # Within one test row of the hand-written baseline (the issue's goal is one point; iris's
     # test split has about 23 rows, so one row is about 4 points).
     assert accuracy >= expected - 1 / len(labels), (accuracy, expected)
+
+
+def test_a_tuning_jobs_objective_metric_is_evaluated_too(tmp_path, prepared) -> None:
+    # SageMaker adds "_tuning_objective_metric" to a tuning job's hyperparameters ("How
+    # Hyperparameter Tuning Works"); the tuner reads that metric off the log with its regex.
+    job = _job(tmp_path, prepared["breast_cancer"], _tuning_objective_metric="validation:rmse")
+    result = job.run(timeout=300)
+    assert_succeeded(result, job)
+    assert "eval_metric=auc,rmse" in result.stdout
+    definitions = {d["Name"]: d["Regex"] for d in rules.training_image_metric_definitions() or []}
+    for name in ("validation:rmse", "validation:auc"):
+        assert any(re.match(definitions[name], line) for line in result.stdout.splitlines())

@@ -342,6 +342,12 @@ def problem_defaults(
         added["objective"] = defaults["objective"]
         if not _given(raw, "eval_metric"):
             added["eval_metric"] = defaults["eval_metric"]
+            # A tuning job's objective metric (SageMaker adds "_tuning_objective_metric") must
+            # appear in the log: evaluate it too, last, so early stopping follows it (as
+            # SageMaker's built-in XGBoost adds the tuning metric to eval_metric).
+            tuned = str(raw.get("_tuning_objective_metric", "")).partition(":")[2]
+            if tuned in EVAL_METRICS and tuned != defaults["eval_metric"]:
+                added["eval_metric"] += f",{tuned}"
     objective = str(raw["objective"]).strip() if _given(raw, "objective") else added["objective"]
     _check_objective(objective, schema)
     if schema.problem_type == "multiclass" and not _given(raw, "num_class"):
