@@ -130,6 +130,8 @@ class EnvironmentConfig:
         """What the environment trains for, when synth can tell: the problem type of the
         objective ``training.hyperparameters`` names (the training image's contract), else None
         (a prepared dataset's problem type may be known only when Prepare data runs)."""
+        # Merge note (issue #19): the dataset source's problem_type, when the source is a user
+        # table, comes before the objective here (its 'auto': None).
         objective = self.training.hyperparameters.get("objective")
         return None if objective is None else rules.OBJECTIVE_PROBLEM_TYPES.get(objective)
 
