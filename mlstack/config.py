@@ -132,6 +132,30 @@ class EnvironmentConfig:
         """The endpoint the workflow's deploy stage owns (the Serving stack's is name_prefix)."""
         return f"{self.name_prefix}-live"
 
+    def problem_type(self) -> str | None:
+        """What the environment trains for, when synth can tell: the problem type of the
+        objective ``training.hyperparameters`` names (the training image's contract), else None
+        (a prepared dataset's problem type may be known only when Prepare data runs)."""
+        # Merge note (issue #19): the dataset source's problem_type, when the source is a user
+        # table, comes before the objective here (its 'auto': None).
+        objective = self.training.hyperparameters.get("objective")
+        return None if objective is None else rules.OBJECTIVE_PROBLEM_TYPES.get(objective)
+
+    def gate(self) -> tuple[str, str] | None:
+        """The quality gate's metric and comparison: ``deploy``'s own, else the default of the
+        problem type (``rules.GATE_DEFAULTS``); None without a deploy stage or when neither is
+        known (``_check_deploy`` refuses that)."""
+        if self.deploy is None:
+            return None
+        default = rules.GATE_DEFAULTS.get(self.problem_type() or "")
+        metric = self.deploy.metric or (default[0] if default else None)
+        comparison = self.deploy.comparison
+        if comparison is None and default is not None and metric == default[0]:
+            comparison = default[1]
+        if metric is None or comparison is None:
+            return None
+        return metric, comparison
+
     def metric_names(self) -> tuple[str, ...]:
         """Names of the training image's metric definitions (what a gate or tuner may read)."""
         definitions: Any = self.images.training_metric_definitions
@@ -425,7 +449,41 @@ def _check_endpoint(env: str, endpoint: EndpointConfig) -> Iterator[str]:
         )
 
 
-def _check_deploy(env: str, deploy: DeployConfig, metrics: tuple[str, ...]) -> Iterator[str]:
+def _check_deploy(
+    env: str, deploy: DeployConfig, metrics: tuple[str, ...], problem_type: str | None
+) -> Iterator[str]:
+    yield from _check_gate(env, deploy, metrics, problem_type)
+    traffic = deploy.traffic
+    step = rules.traffic_step_problem(traffic.type, traffic.step_percent)
+    if step:
+        yield _inconsistent(env, "deploy.traffic.step_percent", traffic.step_percent, step)
+
+
+def _check_gate(
+    env: str, deploy: DeployConfig, metrics: tuple[str, ...], problem_type: str | None
+) -> Iterator[str]:
+    """A gate metric the image or the evaluation reports (for the problem type, when synth can
+    tell it), with its comparison; or none, and a problem type whose default it takes."""
+    if deploy.metric is None:
+        if problem_type is None:
+            yield _inconsistent(
+                env,
+                "deploy.metric",
+                None,
+                "a metric, since the problem type is not known at synth time (no objective in "
+                "'training.hyperparameters'): such as "
+                + ", ".join(f"'{m}' ({k})" for k, (m, _) in rules.GATE_DEFAULTS.items()),
+            )
+        return
+    default = rules.GATE_DEFAULTS.get(problem_type or "")
+    if deploy.comparison is None and (default is None or deploy.metric != default[0]):
+        yield _inconsistent(
+            env,
+            "deploy.comparison",
+            None,
+            f"how 'deploy.metric' ({deploy.metric}) must compare with the threshold: "
+            f"{rules.COMPARISON.words()}",
+        )
     evaluation = rules.evaluation_gate_metrics()
     if deploy.metric not in metrics and deploy.metric not in evaluation:
         yield _inconsistent(
@@ -435,10 +493,10 @@ def _check_deploy(env: str, deploy: DeployConfig, metrics: tuple[str, ...]) -> I
             f"one of the training image's metrics {list(metrics)} or of the evaluation's "
             f"{evaluation}",
         )
-    traffic = deploy.traffic
-    step = rules.traffic_step_problem(traffic.type, traffic.step_percent)
-    if step:
-        yield _inconsistent(env, "deploy.traffic.step_percent", traffic.step_percent, step)
+    elif problem_type is not None:
+        unreported = rules.gate_metric_not_reported(deploy.metric, problem_type)
+        if unreported:
+            yield _inconsistent(env, "deploy.metric", deploy.metric, unreported)
 
 
 def _check_tuning(env: str, config: EnvironmentConfig, metrics: tuple[str, ...]) -> Iterator[str]:
@@ -464,7 +522,7 @@ def _check_operations(config: EnvironmentConfig) -> Iterator[str]:
     yield from _check_endpoint(env, config.endpoint)
     metrics = config.metric_names()
     if config.deploy is not None:
-        yield from _check_deploy(env, config.deploy, metrics)
+        yield from _check_deploy(env, config.deploy, metrics, config.problem_type())
         if config.deploy_enabled:
             needed = config.training.max_runtime_seconds + config.deploy.max_wait_minutes * 60
             if config.workflow.timeout_minutes * 60 <= needed:

@@ -115,7 +115,8 @@ GateMetric = Annotated[
     Field(
         min_length=1,
         description="a metric name of the training image, such as 'validation:rmse', or of the "
-        "evaluation job, such as 'evaluation:auc'",
+        "evaluation job, such as 'evaluation:auc' (left out: the problem type's default, "
+        "docs/your-data.md)",
     ),
 ]
 Hyperparameters = Annotated[
@@ -369,12 +370,28 @@ class DeployConfig:
     """The workflow's deploy stage: quality gate, then create or blue/green-update an endpoint."""
 
     enabled: Flag
-    metric: GateMetric
     threshold: number()
-    comparison: vocabulary(rules.COMPARISON)
     instance_type: InstanceType
     instance_count: Count
     traffic: TrafficConfig
+    # Left out: the default of the problem type the environment trains for
+    # (rules.GATE_DEFAULTS: evaluation:auc >=, evaluation:accuracy >=, evaluation:rmse <=).
+    metric: Annotated[
+        GateMetric | None,
+        Field(
+            description="the gated metric; null or left out: the problem type's default, "
+            "'evaluation:auc' (binary), 'evaluation:accuracy' (multiclass) or 'evaluation:rmse' "
+            "(regression)"
+        ),
+    ] = None
+    comparison: Annotated[
+        vocabulary(rules.COMPARISON) | None,
+        Field(
+            description="how the metric must compare with the threshold to pass; null or left "
+            "out with the default metric: its comparison ('greater_than_or_equal' for AUC and "
+            "accuracy, 'less_than_or_equal' for RMSE)"
+        ),
+    ] = None
     candidate_weight: Annotated[
         bounded(rules.CANDIDATE_WEIGHT),
         Field(

@@ -193,6 +193,37 @@ def evaluation_gate_metrics() -> list[str]:
     return [f"{EVALUATION_METRIC_PREFIX}{name}" for name in names]
 
 
+# The problem type each objective of the training image trains for (its contract).
+OBJECTIVE_PROBLEM_TYPES: dict[str, str] = {
+    objective: kind
+    for kind, objectives in _contract()["objective_problem_types"].items()
+    if kind != "description"
+    for objective in objectives
+}
+# The quality gate when config names no deploy.metric (issue #19): per problem type, a metric
+# every evaluation of that type reports and the comparison that passes a better model. AUC for
+# binary (threshold-free), accuracy for multiclass (its weighted F1 is there too), RMSE (in the
+# label's own unit) for regression.
+GATE_DEFAULTS: dict[str, tuple[str, str]] = {
+    "binary": (f"{EVALUATION_METRIC_PREFIX}auc", "greater_than_or_equal"),
+    "multiclass": (f"{EVALUATION_METRIC_PREFIX}accuracy", "greater_than_or_equal"),
+    "regression": (f"{EVALUATION_METRIC_PREFIX}rmse", "less_than_or_equal"),
+}
+
+
+def gate_metric_not_reported(metric: str, problem_type: str) -> str | None:
+    """An evaluation gate metric that an evaluation of ``problem_type`` never reports: what it
+    reports, in words; None for a metric it reports or a training job metric."""
+    if not metric.startswith(EVALUATION_METRIC_PREFIX):
+        return None
+    reported = EVALUATION_METRICS[problem_type]
+    if metric.removeprefix(EVALUATION_METRIC_PREFIX) in reported:
+        return None
+    return f"a metric the {problem_type} evaluation reports: " + ", ".join(
+        f"'{EVALUATION_METRIC_PREFIX}{name}'" for name in reported
+    )
+
+
 InstanceType = Annotated[
     str,
     Field(

@@ -79,13 +79,15 @@ def alarm_thresholds(alarms: AlarmsConfig) -> AlarmThresholds:
 
 
 def deploy_stage(config: EnvironmentConfig) -> DeployStage | None:
-    deploy = config.deploy
+    deploy, gate = config.deploy, config.gate()
     if deploy is None or not deploy.enabled:
         return None
+    assert gate is not None  # parse_environment refused a deploy stage without one
+    metric, comparison = gate
     return DeployStage(
-        metric=deploy.metric,
+        metric=metric,
         threshold=deploy.threshold,
-        comparison=deploy.comparison,
+        comparison=comparison,
         instance_type=deploy.instance_type,
         instance_count=deploy.instance_count,
         candidate_weight=deploy.candidate_weight,

@@ -50,6 +50,7 @@ def test_the_image_and_the_app_read_the_same_contract() -> None:
     assert rules.training_image_metric_definitions() == contract["metric_definitions"]
     assert rules.EVALUATION_METRICS == {
         "binary": evaluation.BINARY_METRICS,
+        "multiclass": evaluation.MULTICLASS_METRICS,
         "regression": evaluation.REGRESSION_METRICS,
     }
     assert tuple(contract["content_types"]) == data.SUPPORTED_CONTENT_TYPES

@@ -141,7 +141,7 @@ VARIANT = {"name": "a", "weight": 1, "instance_type": "ml.m5.large", "instance_c
         (
             "deploy.comparison",
             "lte",
-            'key \'deploy.comparison\' is "lte" (string); expected one of "less_than", ',
+            'key \'deploy.comparison\' is "lte" (string); expected null or one of "less_than", ',
         ),
         (
             "deploy.threshold",

@@ -213,11 +213,21 @@ def test_an_unknown_evaluation_metric_fails_synth_naming_the_prop() -> None:
         _workflow(deploy=DeployStage(metric="evaluation:kappa", threshold=0.5))
 
 
+# XGBoost's "Learning Task Parameters": an objective of each problem type.
+OBJECTIVES = {
+    "binary": "binary:logistic",
+    "multiclass": "multi:softprob",
+    "regression": "reg:squarederror",
+}
+
+
 @pytest.mark.parametrize(
-    "name", sorted({n for names in EVALUATION_METRICS.values() for n in names})
+    ("kind", "name"),
+    sorted((kind, name) for kind, names in EVALUATION_METRICS.items() for name in names),
 )
-def test_config_accepts_every_evaluation_metric(name: str) -> None:
+def test_config_accepts_every_evaluation_metric_of_its_problem_type(kind: str, name: str) -> None:
     data = json.loads((REPO / "environments" / "dev.json").read_text())
+    data["training"]["hyperparameters"]["objective"] = OBJECTIVES[kind]
     data["deploy"]["metric"] = f"evaluation:{name}"
     assert parse_environment("dev", data).deploy.metric == f"evaluation:{name}"  # type: ignore[union-attr]
 

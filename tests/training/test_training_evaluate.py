@@ -281,6 +281,7 @@ def test_metric_names_are_the_ones_the_config_accepts() -> None:
     # mlstack.rules holds the names `deploy.metric` may give as evaluation:<name>.
     assert rules.EVALUATION_METRICS == {
         "binary": evaluation.BINARY_METRICS,
+        "multiclass": evaluation.MULTICLASS_METRICS,
         "regression": evaluation.REGRESSION_METRICS,
     }
 

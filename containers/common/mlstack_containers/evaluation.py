@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
+from mlstack_containers.hyperparameters import objective_problem_type
 from mlstack_containers.paths import SageMakerPaths
 from mlstack_containers.schema import Schema, SchemaError
 
@@ -115,12 +116,9 @@ def log(message: str) -> None:
 def problem_type(objective: str) -> str:
     """``binary``, ``multiclass`` or ``regression`` for a training objective, or
     EvaluationError."""
-    if objective.startswith("binary:") or objective == "reg:logistic":
-        return "binary"
-    if objective in ("multi:softmax", "multi:softprob"):
-        return "multiclass"
-    if objective.startswith(("reg:", "count:", "survival:")):
-        return "regression"
+    kind = objective_problem_type(objective)
+    if kind is not None:
+        return kind
     raise EvaluationError(
         f"training objective {objective!r} is neither binary classification (binary:*, "
         "reg:logistic), multiclass (multi:softmax, multi:softprob) nor regression (reg:*, "

@@ -12,8 +12,16 @@ Names SageMaker itself adds are accepted and ignored: ``_tuning_objective_metric
 model tuning) and anything starting with ``sagemaker_`` (SDK bookkeeping).
 
 Besides XGBoost's own parameters (passed to ``xgboost.train``), three are the program's:
-``num_round`` (required: boosting rounds), ``early_stopping_rounds`` (needs a ``validation``
-channel) and ``csv_weights`` (``1``: the second CSV column is the instance weight).
+``num_round`` (required without a schema: boosting rounds), ``early_stopping_rounds`` (needs a
+``validation`` channel) and ``csv_weights`` (``1``: the second CSV column is the instance weight).
+
+A job on a prepared dataset (a ``schema`` channel) trains without hand tuning:
+:func:`problem_defaults` fills in, from the contract's ``problem_type_defaults``, the objective
+and evaluation metric of the schema's problem type (``num_class`` from its classes) when the job
+names no objective, and the rounds with early stopping when it names no ``num_round``. A
+hyperparameter the job names always wins; one that contradicts the schema (a binary objective on
+a 3-class label, ``num_class`` other than the schema's classes) is refused by
+:func:`check_problem_type`, naming the hyperparameter and what to do.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from mlstack_containers.schema import Schema
 
 
 class HyperparameterError(ValueError):
@@ -43,6 +53,19 @@ OBJECTIVES: tuple[str, ...] = tuple(_TABLE["objective"]["values"])
 EVAL_METRICS: tuple[str, ...] = tuple(_TABLE["eval_metric"]["values"])
 # Metrics that take "@<number>" (error@0.7, ndcg@5, pre@10) or a trailing "-" (ndcg-, map@3-).
 _PARAMETRISED_METRICS: tuple[str, ...] = tuple(_TABLE["eval_metric"]["parametrised"])
+# What a job on a prepared dataset gets when it names no objective (or no num_round).
+PROBLEM_TYPE_DEFAULTS: dict[str, dict[str, str]] = {
+    kind: values
+    for kind, values in CONTRACT["problem_type_defaults"].items()
+    if kind not in ("description", "rounds")
+}
+ROUNDS: dict[str, int] = CONTRACT["problem_type_defaults"]["rounds"]
+OBJECTIVE_PROBLEM_TYPES: dict[str, str] = {
+    objective: kind
+    for kind, objectives in CONTRACT["objective_problem_types"].items()
+    if kind != "description"
+    for objective in objectives
+}
 
 Parser = Callable[[str], Any]
 
@@ -287,3 +310,89 @@ def parse_hyperparameters(raw: Mapping[str, object]) -> Hyperparameters:
         early_stopping_rounds=values.get("early_stopping_rounds"),
         csv_weights=values.get("csv_weights", False),
     )
+
+
+# --- defaults and checks from the dataset's schema ----------------------------------------------
+
+
+def objective_problem_type(objective: str) -> str | None:
+    """The problem type an objective trains for (the contract's ``objective_problem_types``:
+    binary ``binary:*`` and ``reg:logistic``, multiclass ``multi:*``, regression the other
+    ``reg:*``, ``count:*`` and ``survival:*``), None for an objective the image does not know."""
+    return OBJECTIVE_PROBLEM_TYPES.get(objective)
+
+
+def _given(raw: Mapping[str, object], name: str) -> bool:
+    return name in raw and str(raw[name]).strip() != ""
+
+
+def problem_defaults(
+    raw: Mapping[str, object], schema: Schema, *, has_validation: bool
+) -> tuple[dict[str, object], dict[str, str]]:
+    """``raw`` with the defaults of the schema's problem type added where the job names none,
+    and the defaults added (name: value) for the log.
+
+    No objective named: the problem type's objective and ``eval_metric`` (unless named),
+    ``num_class`` for multiclass (a named one is checked by :func:`check_problem_type`). No
+    ``num_round`` named: ``ROUNDS['num_round']`` with ``early_stopping_rounds`` on the validation
+    channel (unless named), or ``ROUNDS['num_round_without_validation']`` without one."""
+    added: dict[str, str] = {}
+    if not _given(raw, "objective"):
+        defaults = PROBLEM_TYPE_DEFAULTS[schema.problem_type]
+        added["objective"] = defaults["objective"]
+        if not _given(raw, "eval_metric"):
+            added["eval_metric"] = defaults["eval_metric"]
+            # A tuning job's objective metric (SageMaker adds "_tuning_objective_metric") must
+            # appear in the log: evaluate it too, last, so early stopping follows it (as
+            # SageMaker's built-in XGBoost adds the tuning metric to eval_metric).
+            tuned = str(raw.get("_tuning_objective_metric", "")).partition(":")[2]
+            if tuned in EVAL_METRICS and tuned != defaults["eval_metric"]:
+                added["eval_metric"] += f",{tuned}"
+    objective = str(raw["objective"]).strip() if _given(raw, "objective") else added["objective"]
+    _check_objective(objective, schema)
+    if schema.problem_type == "multiclass" and not _given(raw, "num_class"):
+        added["num_class"] = str(schema.num_class)
+    if not _given(raw, "num_round"):
+        if has_validation:
+            added["num_round"] = str(ROUNDS["num_round"])
+            if not _given(raw, "early_stopping_rounds"):
+                added["early_stopping_rounds"] = str(ROUNDS["early_stopping_rounds"])
+        else:
+            added["num_round"] = str(ROUNDS["num_round_without_validation"])
+    return {**raw, **added}, added
+
+
+def _some(classes: tuple[str, ...], shown: int = 5) -> str:
+    """A few class labels for a message (the failure reason keeps 1024 characters)."""
+    words = ", ".join(repr(c[:40]) for c in classes[:shown])
+    return words + (f" and {len(classes) - shown} more" if len(classes) > shown else "")
+
+
+def _check_objective(objective: str, schema: Schema) -> None:
+    kind = schema.problem_type
+    trains = objective_problem_type(objective)
+    default = PROBLEM_TYPE_DEFAULTS[kind]["objective"]
+    if trains is not None and trains != kind:
+        what = (
+            f"a {kind} label with {schema.num_class} classes ({_some(schema.classes)})"
+            if schema.classes
+            else f"a {kind} label"
+        )
+        raise HyperparameterError(
+            f"hyperparameter 'objective' is {objective!r}, a {trains} objective, but the "
+            f"dataset's schema.json has {what}: remove 'objective' to train with {default!r}, "
+            f"or use a {kind} objective"
+        )
+
+
+def check_problem_type(hp: Hyperparameters, schema: Schema) -> None:
+    """HyperparameterError when a named hyperparameter contradicts the dataset's schema."""
+    kind = schema.problem_type
+    _check_objective(hp.objective, schema)
+    num_class = hp.xgb_params.get("num_class")
+    if kind == "multiclass" and num_class is not None and num_class != schema.num_class:
+        raise HyperparameterError(
+            f"hyperparameter 'num_class' is {num_class} but the dataset's schema.json has "
+            f"{schema.num_class} classes ({_some(schema.classes)}): remove 'num_class' "
+            f"(it is taken from the schema) or set it to {schema.num_class}"
+        )

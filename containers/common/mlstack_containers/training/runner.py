@@ -32,7 +32,9 @@ from mlstack_containers import data, model_io
 from mlstack_containers.hyperparameters import (
     HyperparameterError,
     Hyperparameters,
+    check_problem_type,
     parse_hyperparameters,
+    problem_defaults,
 )
 from mlstack_containers.paths import SageMakerPaths
 from mlstack_containers.schema import SCHEMA_FILE, Schema, SchemaError
@@ -166,6 +168,21 @@ def read_schema(paths: SageMakerPaths) -> tuple[Schema, bytes]:
     except SchemaError as exc:
         raise data.DataError(f"channel {SCHEMA_CHANNEL!r}: {found[0]}: {exc}") from None
     return schema, document
+
+
+def with_problem_defaults(
+    raw: Mapping[str, object], schema: Schema, has_validation: bool
+) -> dict[str, object]:
+    """The job's hyperparameters with its problem type's defaults added where it names none;
+    says which were added (the job's own always win)."""
+    merged, added = problem_defaults(raw, schema, has_validation=has_validation)
+    kind = f"problem type {schema.problem_type} (schema.json)"
+    if added:
+        applied = ", ".join(f"{name}={value}" for name, value in added.items())
+        log(f"{kind}: defaults applied: {applied}")
+    else:
+        log(f"{kind}: no defaults applied, the job names objective and num_round")
+    return merged
 
 
 def check_schema(schema: Schema, dataset: data.Dataset) -> None:
@@ -327,10 +344,15 @@ def fit(
 def run(paths: SageMakerPaths, env: Mapping[str, str], stop: StopRequest) -> None:
     started = time.perf_counter()
     raw_hp = read_json(paths.hyperparameters_file, required=False, default={}) or {}
-    hp = parse_hyperparameters(raw_hp)
     channels = parse_input_data_config(
         read_json(paths.input_data_config_file, required=True), paths.input_data_config_file
     )
+    schema = read_schema(paths) if SCHEMA_CHANNEL in channels else None
+    if schema is not None:
+        raw_hp = with_problem_defaults(raw_hp, schema[0], "validation" in channels)
+    hp = parse_hyperparameters(raw_hp)
+    if schema is not None:
+        check_problem_type(hp, schema[0])
     cluster = parse_resource_config(
         read_json(paths.resource_config_file, required=False), paths.resource_config_file
     )
@@ -338,7 +360,6 @@ def run(paths: SageMakerPaths, env: Mapping[str, str], stop: StopRequest) -> Non
         raise HyperparameterError(
             "hyperparameter 'early_stopping_rounds' needs a 'validation' channel; none is declared"
         )
-    schema = read_schema(paths) if SCHEMA_CHANNEL in channels else None
     data_channels = {name: ch for name, ch in channels.items() if name != SCHEMA_CHANNEL}
     params = training_params(hp, env, cluster)
     checkpoints = (
