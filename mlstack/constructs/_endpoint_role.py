@@ -50,30 +50,7 @@ def endpoint_role(
         )
     )
     key.grant_decrypt(role)
-    if write_prefixes:
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteCaptureAndResults",
-                actions=["s3:PutObject", "s3:AbortMultipartUpload"],
-                resources=[output_bucket.arn_for_objects(f"{p}*") for p in write_prefixes],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="EncryptCaptureAndResults",
-                actions=["kms:GenerateDataKey", "kms:Encrypt"],
-                resources=[key.key_arn],
-            )
-        )
-    if async_inference:
-        # InvokeEndpointAsync names an input object; the endpoint reads it as this role.
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadAsyncRequests",
-                actions=["s3:GetObject"],
-                resources=[output_bucket.arn_for_objects(f"{layout.async_inference}input/*")],
-            )
-        )
+    _allow_capture_and_results(role, key, output_bucket, layout, write_prefixes, async_inference)
     image.grant_pull(role)
     group, streams = _allow_own_logs(role, endpoint_name)
     whose = "this endpoint" if endpoint_name else "the endpoints (CloudFormation names this one)"
@@ -107,6 +84,42 @@ def endpoint_role(
         ],
     )
     return role
+
+
+def _allow_capture_and_results(
+    role: iam.Role,
+    key: kms.IKey,
+    output_bucket: s3.IBucket,
+    layout: BucketLayout,
+    write_prefixes: list[str],
+    async_inference: bool,
+) -> None:
+    """Write the captured data and asynchronous results under ``write_prefixes``, encrypted with
+    ``key``; with ``async_inference``, read the requests."""
+    if write_prefixes:
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteCaptureAndResults",
+                actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                resources=[output_bucket.arn_for_objects(f"{p}*") for p in write_prefixes],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="EncryptCaptureAndResults",
+                actions=["kms:GenerateDataKey", "kms:Encrypt"],
+                resources=[key.key_arn],
+            )
+        )
+    if async_inference:
+        # InvokeEndpointAsync names an input object; the endpoint reads it as this role.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadAsyncRequests",
+                actions=["s3:GetObject"],
+                resources=[output_bucket.arn_for_objects(f"{layout.async_inference}input/*")],
+            )
+        )
 
 
 def _allow_own_logs(role: iam.Role, endpoint_name: str | None) -> tuple[str, str]:

@@ -375,11 +375,11 @@ class WorkloadNetwork(Construct):
             acknowledge_inline_policy(flow_log_role)
 
 
-def _endpoint_statements(
+def _endpoint_access(
     id: str, keys: Sequence[kms.IKey], name_prefix: str | None
-) -> list[iam.PolicyStatement]:
-    """This account's principals only, for the calls the workload makes, on this account's
-    resources wherever the action takes one."""
+) -> tuple[list[str], list[str]]:
+    """The actions the workload calls through interface endpoint ``id``, and the resources of
+    this account they are called on."""
 
     def arn(service: str, resource: str) -> str:
         return f"arn:{Aws.PARTITION}:{service}:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
@@ -397,7 +397,7 @@ def _endpoint_statements(
         "endpoint-config",
     )
     sagemaker = [arn("sagemaker", f"{kind}/{named}") for kind in described]
-    actions, resources = {
+    return {
         # Reading the state of jobs, models and endpoints from inside the VPC (the state machine
         # itself calls SageMaker from the Step Functions service, not from here).
         "SageMakerApi": (
@@ -443,6 +443,14 @@ def _endpoint_statements(
             [key.key_arn for key in keys] or [arn("kms", "key/*")],
         ),
     }[id]
+
+
+def _endpoint_statements(
+    id: str, keys: Sequence[kms.IKey], name_prefix: str | None
+) -> list[iam.PolicyStatement]:
+    """This account's principals only, for the calls the workload makes, on this account's
+    resources wherever the action takes one."""
+    actions, resources = _endpoint_access(id, keys, name_prefix)
     account = THIS_ACCOUNT
     statements = [
         iam.PolicyStatement(
