@@ -335,6 +335,7 @@ def _check_consistency(config: EnvironmentConfig) -> Iterator[str]:
             "the workflow outlives its training job"
         )
     yield from _check_seeding(config)
+    yield from _check_source(config)
     spot = config.training.spot
     if spot is not None and spot.enabled:
         if spot.max_wait_seconds < config.training.max_runtime_seconds:
@@ -376,6 +377,19 @@ def _check_seeding(config: EnvironmentConfig) -> Iterator[str]:
             f"key 'dataset.seeding_concurrency' is {dataset.seeding_concurrency}; expected at "
             f"most 'workflow.lambda_reserved_concurrency' ({reserved}): the seeding function "
             "runs no more invocations at once, the rest would be throttled"
+        )
+
+
+def _check_source(config: EnvironmentConfig) -> Iterator[str]:
+    """A table source's split leaves rows to train on."""
+    source: Any = config.dataset.source
+    if source is None:
+        return
+    left = rules.fractions_leave_no_training(source.validation_fraction, source.test_fraction)
+    if left:
+        yield (
+            f"key 'dataset.source.test_fraction' is {source.test_fraction} with "
+            f"'dataset.source.validation_fraction' {source.validation_fraction}; expected {left}"
         )
 
 

@@ -106,10 +106,11 @@ class BatchTransform:
 
 
 class ProcessingJob:
-    """A CreateProcessingJob request of one instance running the training image's ``entrypoint``:
-    ``inputs`` (name -> JSONPath of an S3 prefix) under ``<PROCESSING_DIR>/input/<name>``,
-    outputs encrypted with the bucket key, the volume too unless the instance type has local
-    NVMe storage; named ``builder.name(kind)``. Evaluate model and Baseline data are two."""
+    """A CreateProcessingJob request of ``instance_count`` instances (default one) running the
+    training image's ``entrypoint``: ``inputs`` (name -> JSONPath of an S3 prefix) under
+    ``<PROCESSING_DIR>/input/<name>``, outputs encrypted with the bucket key, the volume too
+    unless the instance type has local NVMe storage; named ``builder.name(kind)``. Evaluate
+    model, Baseline data and Prepare data are three."""
 
     sync_rule: str | None = "Processing"
 
@@ -125,8 +126,10 @@ class ProcessingJob:
         volume_size_gb: int,
         max_runtime: Duration,
         network: dict[str, Any],
+        instance_count: int = 1,
     ) -> None:
         self.builder = builder
+        self.instance_count = instance_count
         self.kind = kind
         self.app = app
         self.inputs = inputs
@@ -153,7 +156,7 @@ class ProcessingJob:
 
     def render_cluster_config(self) -> dict[str, Any]:
         cluster: dict[str, Any] = {
-            "InstanceCount": 1,
+            "InstanceCount": self.instance_count,
             "InstanceType": self.instance_type,
             "VolumeSizeInGB": self.volume_size_gb,
         }

@@ -35,7 +35,7 @@ from mlstack.constructs.state_names import (
     VALIDATE_INPUT,
 )
 from mlstack.constructs.workflow_options import DeployStage, HyperparameterTuning
-from mlstack.rules import execution_input_model, execution_input_schema
+from mlstack.rules import execution_input_model, execution_input_schema, table_source_defaults
 
 LAMBDA_TRANSIENT_ERRORS = [
     "Lambda.ServiceException",
@@ -116,6 +116,7 @@ def input_schema(
 def input_rules(rows_per_shard: int, defaults: _CoreDefaults) -> dict[str, Any]:
     """The checks across keys that the schema cannot express (lambda/validate_input's RULES),
     with the settings and defaults they read."""
+    fractions = ("validation_fraction", "test_fraction")
     return {
         "instances_within_shards": {
             "rows_per_shard": rows_per_shard,
@@ -123,7 +124,8 @@ def input_rules(rows_per_shard: int, defaults: _CoreDefaults) -> dict[str, Any]:
                 "rows": defaults.rows,
                 "training_instance_count": defaults.training_instance_count,
             },
-        }
+        },
+        "source_fractions": {"defaults": {key: table_source_defaults()[key] for key in fractions}},
     }
 
 
