@@ -135,10 +135,17 @@ class EnvironmentConfig:
     def problem_type(self) -> str | None:
         """What the environment trains for, when synth can tell: the problem type of the
         objective ``training.hyperparameters`` names (the training image's contract), else None
-        (a prepared dataset's problem type may be known only when Prepare data runs)."""
-        # Merge note (issue #19): the dataset source's problem_type, when the source is a user
-        # table, comes before the objective here (its 'auto': None).
-        objective = self.training.hyperparameters.get("objective")
+        (a prepared dataset's problem type may be known only when Prepare data runs). For a
+        table of the user's (``dataset.source``): its ``problem_type`` unless ``auto``, else the
+        objective its own hyperparameters name (the environment's is not passed to a table's
+        runs, docs/your-data.md)."""
+        source = self.dataset.source
+        if source is not None and source.problem_type != "auto":
+            return str(source.problem_type)
+        hyperparameters = (
+            self.training.hyperparameters if source is None else source.hyperparameters
+        )
+        objective = hyperparameters.get("objective")
         return None if objective is None else rules.OBJECTIVE_PROBLEM_TYPES.get(objective)
 
     def gate(self) -> tuple[str, str] | None:
@@ -336,6 +343,7 @@ def _check_consistency(config: EnvironmentConfig) -> Iterator[str]:
             "the workflow outlives its training job"
         )
     yield from _check_seeding(config)
+    yield from _check_source(config)
     spot = config.training.spot
     if spot is not None and spot.enabled:
         if spot.max_wait_seconds < config.training.max_runtime_seconds:
@@ -377,6 +385,19 @@ def _check_seeding(config: EnvironmentConfig) -> Iterator[str]:
             f"key 'dataset.seeding_concurrency' is {dataset.seeding_concurrency}; expected at "
             f"most 'workflow.lambda_reserved_concurrency' ({reserved}): the seeding function "
             "runs no more invocations at once, the rest would be throttled"
+        )
+
+
+def _check_source(config: EnvironmentConfig) -> Iterator[str]:
+    """A table source's split leaves rows to train on."""
+    source: Any = config.dataset.source
+    if source is None:
+        return
+    left = rules.fractions_leave_no_training(source.validation_fraction, source.test_fraction)
+    if left:
+        yield (
+            f"key 'dataset.source.test_fraction' is {source.test_fraction} with "
+            f"'dataset.source.validation_fraction' {source.validation_fraction}; expected {left}"
         )
 
 

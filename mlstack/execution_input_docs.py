@@ -52,6 +52,25 @@ def _default(value: Any) -> str:
     return f"`{_cell(text)}`" if len(text) <= 60 else "see the environment file"
 
 
+# The table path's keys and rule (docs/your-data.md), after the checks across keys.
+_TABLE_SOURCE = [
+    "",
+    "`source_fractions` refuses a `dataset_source` whose `validation_fraction` and",
+    "`test_fraction` leave no rows to train on (together 1 or more).",
+    "",
+    "## A table of yours",
+    "",
+    "`dataset_source` null runs the generated dataset (the seeder); an object is a table",
+    "(CSV or Parquet) that **Prepare data** turns into the run's shards and schema",
+    "(`docs/your-data.md`). It replaces the environment's `dataset.source` as a whole: a key",
+    "it leaves out takes its table default (docs/configuration.md, `dataset.source`), not the",
+    "environment's.",
+    "On a table the static hyperparameters are the environment's without `objective`,",
+    "`eval_metric` and `num_class` (the seeder's problem; the training image picks them from",
+    "the schema), then `dataset.source.hyperparameters`, then the input's `hyperparameters`.",
+]
+
+
 def render(schemas: Mapping[str, dict[str, Any]]) -> str:
     """The page, for the schemas of each environment (by name)."""
     expected = _lambda_expected()
@@ -90,7 +109,7 @@ def render(schemas: Mapping[str, dict[str, Any]]) -> str:
         first = next(s for s in present.values() if s is not None)
         root = next(schemas[e] for e in envs if present[e] is not None)
         defaults = [
-            _default(present[e]["default"]) if present[e] is not None else "not accepted"
+            _default(present[e].get("default")) if present[e] is not None else "not accepted"
             for e in envs
         ]
         lines.append(
@@ -127,6 +146,7 @@ def render(schemas: Mapping[str, dict[str, Any]]) -> str:
         "dataset's shards, `ceil(rows / rows_per_shard)` with the environment's",
         "`dataset.rows_per_shard`, since the train channel is `ShardedByS3Key` and a host beyond",
         "the shard count would get no data (`docs/scale-out.md`).",
+        *_TABLE_SOURCE,
         "",
     ]
     return "\n".join(lines)
@@ -143,6 +163,9 @@ def _nested(
         schema = root["$defs"][schema["$ref"].rsplit("/", 1)[1]]
     if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
         return _nested(f"{key}[]", schema["items"], root, expected)
+    objects = [s for s in schema.get("anyOf", ()) if s != {"type": "null"}]
+    if len(objects) == 1:  # an object or null: the object's keys
+        return _nested(key, objects[0], root, expected)
     rows = []
     for name, child in schema.get("properties", {}).items():
         path = f"{key}.{name}"

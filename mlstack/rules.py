@@ -24,12 +24,15 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 from mlstack.assets import runtime_path
 from mlstack.portable_rules import (
     APPROVAL_STATUS,
+    BAD_ROWS_PERCENT,
     CANDIDATE_WEIGHT,
     COMPARISON,
     COMPARISONS,
     DEFAULT_ROWS_PER_SHARD,
+    DEFAULT_SPLIT_FRACTION,
     DRIFT_THRESHOLD,
     INSTANCE_COUNT,
+    MAX_CONTAINER_ARGUMENT,
     MAX_DATASET_ROWS,
     MAX_INSTANCE_COUNT,
     MAX_PARALLEL_TUNING_JOBS,
@@ -39,9 +42,13 @@ from mlstack.portable_rules import (
     MAX_TUNING_JOBS,
     OBJECTIVE_TYPE,
     PARALLEL_TUNING_JOBS,
+    PREPARE_INSTANCE_COUNT,
+    PROBLEM_TYPE,
     ROWS_PER_SHARD,
     SCALING_TYPE,
     SEED,
+    SOURCE_FORMAT,
+    SPLIT_FRACTION,
     TRAFFIC_TYPE,
     TRAFFIC_TYPES,
     TUNING_JOBS,
@@ -51,6 +58,7 @@ from mlstack.portable_rules import (
     Comparison,
     Vocabulary,
     comparison,
+    fractions_leave_no_training,
     instances_beyond_shards,
     objective_not_a_metric,
     parallel_beyond_jobs,
@@ -61,12 +69,15 @@ from mlstack.portable_rules import (
 
 __all__ = [  # the named constraints and rules across keys, re-exported from their one home
     "APPROVAL_STATUS",
+    "BAD_ROWS_PERCENT",
     "CANDIDATE_WEIGHT",
     "COMPARISON",
     "COMPARISONS",
     "DEFAULT_ROWS_PER_SHARD",
+    "DEFAULT_SPLIT_FRACTION",
     "DRIFT_THRESHOLD",
     "INSTANCE_COUNT",
+    "MAX_CONTAINER_ARGUMENT",
     "MAX_DATASET_ROWS",
     "MAX_INSTANCE_COUNT",
     "MAX_PARALLEL_TUNING_JOBS",
@@ -76,9 +87,13 @@ __all__ = [  # the named constraints and rules across keys, re-exported from the
     "MAX_TUNING_JOBS",
     "OBJECTIVE_TYPE",
     "PARALLEL_TUNING_JOBS",
+    "PREPARE_INSTANCE_COUNT",
+    "PROBLEM_TYPE",
     "ROWS_PER_SHARD",
     "SCALING_TYPE",
     "SEED",
+    "SOURCE_FORMAT",
+    "SPLIT_FRACTION",
     "TRAFFIC_TYPE",
     "TRAFFIC_TYPES",
     "TUNING_JOBS",
@@ -88,6 +103,7 @@ __all__ = [  # the named constraints and rules across keys, re-exported from the
     "Comparison",
     "Vocabulary",
     "comparison",
+    "fractions_leave_no_training",
     "instances_beyond_shards",
     "objective_not_a_metric",
     "parallel_beyond_jobs",
@@ -124,6 +140,10 @@ S3_KEY_PATTERN = r"^[A-Za-z0-9!_.*'()/-]+$"
 MODEL_ARTIFACT_PATTERN = (
     r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+|[A-Za-z0-9!_.*'()-][A-Za-z0-9!_.*'()/-]*)$"
 )
+# A user's table: an s3:// prefix, or a key prefix under the data bucket's imports/.
+SOURCE_URI_PATTERN = MODEL_ARTIFACT_PATTERN
+# Column names, comma-separated (what ``prepare`` takes); empty: its default.
+COLUMN_LIST_PATTERN = r"^([^,]+(,[^,]+)*)?$"
 SCHEDULE_EXPRESSION_PATTERN = r"^(rate\([1-9][0-9]* (minute|hour|day)s?\)|cron\([^()]+\))$"
 # Model Monitor's schedules: hourly "cron(0 * ? * * *)", daily at an hour "cron(0 8 ? * * *)" or
 # every N hours from one "cron(0 0/6 ? * * *)" (SageMaker developer guide, "Cron expression for
@@ -339,13 +359,80 @@ TUNING_INPUT_KEYS = (
 DEPLOY_INPUT_KEYS = ("quality_threshold",)
 
 
+# The run's dataset: null for the seeder, else a user's table (TableSource).
+SOURCE_INPUT_KEYS = ("dataset_source",)
+
+
 def input_keys(*, tuning: bool, deploy: bool) -> tuple[str, ...]:
     """The keys an execution input may set, given the workflow's optional paths."""
     return (
         CORE_INPUT_KEYS
+        + SOURCE_INPUT_KEYS
         + (TUNING_INPUT_KEYS if tuning else ())
         + (DEPLOY_INPUT_KEYS if deploy else ())
     )
+
+
+ColumnList = Annotated[
+    str,
+    Field(
+        pattern=COLUMN_LIST_PATTERN,
+        max_length=MAX_CONTAINER_ARGUMENT,
+        description="column names, comma-separated, at most 256 characters (one "
+        "ContainerArguments item); empty: the default",
+    ),
+]
+
+
+def table_source_fields() -> dict[str, Any]:
+    """A user's table, as ``prepare`` takes it (docs/your-data.md): each key's type and default.
+    The configuration's ``dataset.source`` and the execution input's ``dataset_source`` are
+    built from it."""
+    fraction = _described(bounded(SPLIT_FRACTION), "a share of the rows, from 0 to 1")
+    return {
+        "uri": (
+            _described(
+                Annotated[str, Field(pattern=SOURCE_URI_PATTERN, max_length=1024)],
+                "an 's3://bucket/prefix/' URI or a key prefix under the data bucket's "
+                "'imports/' such as 'iris/'",
+            ),
+            ...,
+        ),
+        "label": (
+            _described(
+                Annotated[str, Field(min_length=1, max_length=MAX_CONTAINER_ARGUMENT)],
+                "the label column's name",
+            ),
+            ...,
+        ),
+        "format": (vocabulary(SOURCE_FORMAT), "auto"),
+        "problem_type": (vocabulary(PROBLEM_TYPE), "auto"),
+        "features": (ColumnList, ""),
+        "categorical": (ColumnList, ""),
+        "column_names": (ColumnList, ""),
+        "validation_fraction": (fraction, DEFAULT_SPLIT_FRACTION),
+        "test_fraction": (fraction, DEFAULT_SPLIT_FRACTION),
+        "seed": (Seed, 0),
+        "max_bad_rows_percent": (
+            _described(bounded(BAD_ROWS_PERCENT), "a percentage of the rows, from 0 to 100"),
+            0,
+        ),
+    }
+
+
+def table_source_model() -> type[BaseModel]:
+    """The execution input's ``dataset_source`` object (every key but uri and label optional)."""
+    model: type[BaseModel] = create_model(
+        "TableSource", __config__=_STRICT, **table_source_fields()
+    )
+    return model
+
+
+def table_source_defaults() -> dict[str, Any]:
+    """The default of every optional key of a table source."""
+    return {
+        key: default for key, (_, default) in table_source_fields().items() if default is not ...
+    }
 
 
 def _one_of(values: Sequence[str]) -> Any:
@@ -409,6 +496,13 @@ def execution_input_model(
             None,
         ),
     }
+    fields["dataset_source"] = (
+        _described(
+            table_source_model() | None,
+            "The run's dataset: null for the generated one, else a table (docs/your-data.md)",
+        ),
+        None,
+    )
     if tuning:
         fields.update(_tuning_fields(name, metric_names))
     if deploy:

@@ -140,6 +140,20 @@ ROWS_PER_SHARD = Bound(1, MAX_ROWS_PER_SHARD)
 DEFAULT_ROWS_PER_SHARD = 100_000
 MAX_DATASET_ROWS = MAX_SHARDS * DEFAULT_ROWS_PER_SHARD
 
+# A user's table (docs/your-data.md): what the training image's ``prepare`` program takes. Its
+# format, problem type, split fractions (each in [0, 1), together below 1) and the share of bad
+# rows it may drop.
+SOURCE_FORMAT = Vocabulary(("auto", "csv", "parquet"))
+PROBLEM_TYPE = Vocabulary(("auto", "binary", "multiclass", "regression"))
+SPLIT_FRACTION = Bound(0, 1, integer=False, why="a share of the rows; together below 1")
+DEFAULT_SPLIT_FRACTION = 0.15
+BAD_ROWS_PERCENT = Bound(0, 100, integer=False, why="a percentage of the rows")
+# Each of ``prepare``'s arguments is one ContainerArguments item, at most 256 characters
+# (botocore's ContainerArgument: max 256), so a column list (comma-separated) is at most that.
+MAX_CONTAINER_ARGUMENT = 256
+# Prepare data's instances: ProcessingInstanceCount (botocore: 1..100), the same bound.
+PREPARE_INSTANCE_COUNT = INSTANCE_COUNT
+
 COMPARISONS: tuple[Comparison, ...] = (
     Comparison("less_than", "<", "NumericLessThanPath"),
     Comparison("less_than_or_equal", "<=", "NumericLessThanEqualsPath"),
@@ -223,6 +237,13 @@ def traffic_step_problem(traffic_type: str, step_percent: int | None) -> str | N
     if step_percent is not None and step.accepts(step_percent):
         return None
     return f"{step.words()} for '{traffic_type}'"
+
+
+def fractions_leave_no_training(validation: float, test: float) -> str | None:
+    """The validation and test shares leave rows to train on (``prepare`` refuses the rest)."""
+    if validation + test < 1:
+        return None
+    return f"below 1 - validation_fraction ({1 - validation:g}) so that rows are left to train on"
 
 
 # --- JSON Schema in words ----------------------------------------------------------------------

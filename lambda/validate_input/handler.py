@@ -21,6 +21,9 @@ default, as Load defaults does):
     ``tuning_max_jobs`` (``parallel_beyond_jobs``, the rule config and ``HyperparameterTuning``
     check at synth time; the execution input may override either key).
 
+    ``source_fractions``: ``{"defaults": {"validation_fraction": V, "test_fraction": T}}``:
+    a ``dataset_source``'s two fractions together below 1 (``fractions_leave_no_training``).
+
 The schema is generated at synth time from the pydantic model in ``mlstack/rules.py`` and written
 into the definition, so the definition alone decides what a run accepts, in AWS and in local mode.
 
@@ -155,6 +158,10 @@ def validate(
     schema = _resolve(schema, root)
     _check_keywords(schema)
     if "anyOf" in schema:
+        others = [s for s in schema["anyOf"] if s != {"type": "null"}]
+        if value is not None and len(others) == 1:  # an optional value: name what is wrong inside
+            yield from validate(value, others[0], root, key)
+            return
         if not any(not list(validate(value, s, root, key)) for s in schema["anyOf"]):
             yield Problem(
                 key,
@@ -333,9 +340,25 @@ def _parallel_within_jobs(
     )
 
 
+def _source_fractions(
+    execution_input: dict[str, Any], settings: dict[str, Any], bad_keys: set[str]
+) -> Iterator[Problem]:
+    """``dataset_source``'s validation and test fractions leave rows to train on."""
+    source = execution_input.get("dataset_source")
+    if "dataset_source" in bad_keys or not isinstance(source, dict):
+        return
+    defaults = settings["defaults"]
+    validation = source.get("validation_fraction", defaults["validation_fraction"])
+    test = source.get("test_fraction", defaults["test_fraction"])
+    left = portable_rules.fractions_leave_no_training(validation, test)
+    if left is not None:
+        yield Problem("dataset_source.test_fraction", f"is {test}; expected {left}")
+
+
 RULES = {
     "instances_within_shards": _instances_within_shards,
     "parallel_within_jobs": _parallel_within_jobs,
+    "source_fractions": _source_fractions,
 }
 
 

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mlstack.portable_rules import PROBLEM_TYPE
+
 
 def _hyperparameter(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
@@ -115,6 +117,19 @@ def _add_local_run(local_commands: argparse._SubParsersAction[argparse.ArgumentP
         help="a hyperparameter override",
     )
     run.add_argument("--input", type=_json_object, default={}, help="more execution input (JSON)")
+    run.add_argument(
+        "--data",
+        metavar="PATH_OR_S3_URI",
+        help="train on this table instead of the generated dataset: a CSV or Parquet file or a "
+        "folder of them (copied into the local account under imports/), or an s3:// URI "
+        "(input key 'dataset_source'; docs/your-data.md)",
+    )
+    run.add_argument("--label", help="the label column of --data (required with --data)")
+    run.add_argument(
+        "--problem-type",
+        choices=PROBLEM_TYPE.values,
+        help="the problem of --data (default: auto, inferred from the label)",
+    )
     run.add_argument(
         "--workdir",
         type=Path,

@@ -41,7 +41,17 @@ def local_run(args: argparse.Namespace) -> int:
         time_scale=args.time_scale,
         interrupt_training_after=args.interrupt_training_after,
         clean=args.clean,
+        data=args.data,
+        label=args.label,
+        problem_type=args.problem_type,
     )
+    if (args.data is None) != (args.label is None) or (args.problem_type and not args.data):
+        print(
+            "mlstack local run: --data and --label go together (--problem-type with them): "
+            "the table and its label column",
+            file=sys.stderr,
+        )
+        return 2
     reporter = reporter_for(sys.stdout, verbose=args.verbose, plain=True if args.plain else None)
     try:
         with interruptible():

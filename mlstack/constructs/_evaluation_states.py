@@ -118,12 +118,12 @@ class BatchTransform:
 
 
 class ProcessingJob:
-    """A CreateProcessingJob request of one instance running the training image's ``entrypoint``:
-    ``inputs`` (name -> JSONPath of an S3 prefix) under ``<PROCESSING_DIR>/input/<name>``,
-    outputs encrypted with the bucket key, the volume too unless the instance type has local
-    NVMe storage; named ``builder.name(kind)``; ``reads`` and ``writes``, the bucket prefixes of
-    its inputs and outputs, are what the execution role lets it read and write. Evaluate model
-    and Baseline data are two."""
+    """A CreateProcessingJob request of ``instance_count`` instances (default one) running the
+    training image's ``entrypoint``: ``inputs`` (name -> JSONPath of an S3 prefix) under
+    ``<PROCESSING_DIR>/input/<name>``, outputs encrypted with the bucket key, the volume too
+    unless the instance type has local NVMe storage; named ``builder.name(kind)``; ``reads`` and
+    ``writes``, the bucket prefixes of its inputs and outputs, are what the execution role lets
+    it read and write. Evaluate model, Baseline data and Prepare data are three."""
 
     sync_rule: str | None = "Processing"
 
@@ -141,8 +141,10 @@ class ProcessingJob:
         network: dict[str, Any],
         reads: tuple[str, ...] = (),
         writes: tuple[str, ...] = (),
+        instance_count: int = 1,
     ) -> None:
         self.builder = builder
+        self.instance_count = instance_count
         self.kind = kind
         self.reads = reads
         self.writes = writes
@@ -171,7 +173,7 @@ class ProcessingJob:
 
     def render_cluster_config(self) -> dict[str, Any]:
         cluster: dict[str, Any] = {
-            "InstanceCount": 1,
+            "InstanceCount": self.instance_count,
             "InstanceType": self.instance_type,
             "VolumeSizeInGB": self.volume_size_gb,
         }

@@ -35,7 +35,7 @@ from mlstack.constructs.state_names import (
     VALIDATE_INPUT,
 )
 from mlstack.constructs.workflow_options import DeployStage, HyperparameterTuning
-from mlstack.rules import execution_input_model, execution_input_schema
+from mlstack.rules import execution_input_model, execution_input_schema, table_source_defaults
 
 LAMBDA_TRANSIENT_ERRORS = [
     "Lambda.ServiceException",
@@ -118,6 +118,7 @@ def input_rules(
 ) -> dict[str, Any]:
     """The checks across keys that the schema cannot express (lambda/validate_input's RULES),
     with the settings and defaults they read."""
+    fractions = ("validation_fraction", "test_fraction")
     rules: dict[str, Any] = {
         "instances_within_shards": {
             "rows_per_shard": rows_per_shard,
@@ -125,7 +126,8 @@ def input_rules(
                 "rows": defaults.rows,
                 "training_instance_count": defaults.training_instance_count,
             },
-        }
+        },
+        "source_fractions": {"defaults": {key: table_source_defaults()[key] for key in fractions}},
     }
     if tuning is not None:
         rules["parallel_within_jobs"] = {

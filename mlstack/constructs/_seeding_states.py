@@ -97,8 +97,10 @@ def seeding_states(
     concurrency: int,
     max_rows: int,
     lambda_retry: list[dict[str, Any]],
+    channels: list[dict[str, Any]],
 ) -> SeedingStates:
-    """The seeding states, unchained (:meth:`SeedingStates.chain` links them)."""
+    """The seeding states, unchained (:meth:`SeedingStates.chain` links them); ``channels``
+    the training channels Assemble dataset writes to ``$.dataset.channels``."""
     selector = {
         "run_id.$": "$.run_id",
         "rows.$": "$.args.rows",
@@ -147,7 +149,7 @@ def seeding_states(
         many_shards,
         inline_map,
         distributed_map,
-        _assemble_state(scope, bucket_name, layout, rows_per_shard),
+        _assemble_state(scope, bucket_name, layout, rows_per_shard, channels),
         rows_per_shard,
     )
 
@@ -184,7 +186,11 @@ def _plan_state(scope: Construct, rows_per_shard: int) -> sfn.CustomState:
 
 
 def _assemble_state(
-    scope: Construct, bucket_name: str, layout: BucketLayout, rows_per_shard: int
+    scope: Construct,
+    bucket_name: str,
+    layout: BucketLayout,
+    rows_per_shard: int,
+    channels: list[dict[str, Any]],
 ) -> sfn.CustomState:
     return sfn.CustomState(
         scope,
@@ -211,6 +217,8 @@ def _assemble_state(
                     f"States.Format('s3://{bucket_name}/{layout.datasets}{{}}/test-labels/', "
                     "$.run_id)"
                 ),
+                # Train model's InputDataConfig (Read prepared dataset adds the schema's).
+                "channels": channels,
             },
             "ResultPath": "$.dataset",
         },

@@ -91,9 +91,12 @@ class StateBuilder:
             "States.ArrayGetItem(States.StringSplit(States.UUID(), '-'), 0))"
         )
 
-    def channels(self) -> list[dict[str, Any]]:
-        """The seeded ``train`` and ``validation`` sets (the image evaluates the latter every
-        round: early stopping, best iteration, and the metric the quality gate reads).
+    def channels(self, uris: dict[str, str], *, schema: str | None = None) -> list[dict[str, Any]]:
+        """The run's ``train`` and ``validation`` sets at ``uris`` (channel -> a path or an
+        intrinsic; the image evaluates the latter every round: early stopping, best iteration,
+        and the metric the quality gate reads), and with ``schema`` (a path or an intrinsic to a
+        prepared table's ``schema.json``) the File-mode ``schema`` channel ``train`` copies into
+        the model. The dataset states write this list to ``$.dataset.channels``.
 
         ``train`` is ``ShardedByS3Key``: with N instances each gets about 1/N of its objects
         (the seeder's shards) and the hosts train together through the image's collective;
@@ -101,7 +104,7 @@ class StateBuilder:
         reference, ``S3DataSource.S3DataDistributionType``). ``validation`` is replicated:
         every host evaluates on the whole set, so each reports the same metric."""
         distribution = {"train": "ShardedByS3Key", "validation": "FullyReplicated"}
-        return [
+        channels = [
             {
                 "ChannelName": channel,
                 "ContentType": "text/csv",
@@ -109,13 +112,30 @@ class StateBuilder:
                 "DataSource": {
                     "S3DataSource": {
                         "S3DataType": "S3Prefix",
-                        "S3Uri.$": f"$.dataset.{channel}_prefix",
+                        "S3Uri.$": uris[channel],
                         "S3DataDistributionType": distribution[channel],
                     }
                 },
             }
             for channel in ("train", "validation")
         ]
+        if schema is not None:
+            channels.append(
+                {
+                    "ChannelName": "schema",
+                    "ContentType": "application/json",
+                    "CompressionType": "None",
+                    "InputMode": "File",
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri.$": schema,
+                            "S3DataDistributionType": "FullyReplicated",
+                        }
+                    },
+                }
+            )
+        return channels
 
     def tags(self) -> list[dict[str, str]]:
         return [

@@ -132,7 +132,7 @@ class TrainingJob:
         after the hyperparameters."""
         b = self.builder
         return {
-            "InputDataConfig": b.channels(),
+            "InputDataConfig.$": "$.dataset.channels",
             "OutputDataConfig": self.render_output_data_config(),
             "ResourceConfig.$": TRAINING_RESOURCES,
             "StoppingCondition": self.render_stopping_condition(),

@@ -22,7 +22,8 @@ class BucketLayout:
     evaluation job's report (``evaluations/<run_id>/evaluation.json``); ``baselines`` the
     data-quality baselines of the training data (``baselines/<run_id>/statistics.json`` and
     ``constraints.json``, and the newest run's again under ``baselines/latest/``), which Model
-    Monitor compares the endpoint's captured requests with.
+    Monitor compares the endpoint's captured requests with; ``imports`` the tables users bring
+    (a dataset source's key prefix; ``mlstack local run --data`` copies a file there).
     """
 
     datasets: str = "datasets/"
@@ -34,6 +35,7 @@ class BucketLayout:
     checkpoints: str = "checkpoints/"
     evaluations: str = "evaluations/"
     baselines: str = "baselines/"
+    imports: str = "imports/"
 
     def __post_init__(self) -> None:
         names = [f.name for f in fields(self)]

@@ -42,6 +42,14 @@ from mlstack.constructs._input_states import (
     state_defaults,
 )
 from mlstack.constructs._lambda import DEFAULT_RESERVED_CONCURRENCY
+from mlstack.constructs._prepare_states import (
+    CHANNELS,
+    PrepareData,
+    dataset_uri,
+    grant_prepare,
+    prepare_job,
+    table_states,
+)
 from mlstack.constructs._registry_states import allow_registration, gate_and_registration_fragment
 from mlstack.constructs._scaffold import build_state_machine, execution_log_group
 from mlstack.constructs._seeding_states import (
@@ -239,6 +247,8 @@ class TrainingWorkflow(Construct):
             ``constraints.json`` under ``<layout.baselines><run_id>/`` and
             ``<layout.baselines>latest/`` (what a data-quality monitor of an endpoint capturing
             its requests compares them with). Default: none.
+        prepare: the table path (Dataset source? -> Prepare data): its default source,
+            hyperparameters, instances. Default: ``PrepareData.seeder(defaults.hyperparameters)``.
     Attributes:
         state_machine: the Step Functions state machine.
         role: the state machine's role.
@@ -249,6 +259,7 @@ class TrainingWorkflow(Construct):
         input_schema: the JSON Schema of the execution input.
         input_rules: the checks across input keys Validate input runs beside the schema.
         defaults: the defaults in use.
+        prepare: the table path's :class:`PrepareData`.
         name_prefix: the name prefix.
         deploy_endpoint_name: the deploy stage's endpoint name, or None without ``deploy``.
         deploy_alarms: the deploy stage's :class:`EndpointAlarms`, or None without ``deploy``.
@@ -293,10 +304,12 @@ class TrainingWorkflow(Construct):
         seeding_concurrency: int = DEFAULT_SEEDING_CONCURRENCY,
         baseline: DataQualityBaseline | None = None,
         registration: ModelRegistration | None = None,
+        prepare: PrepareData | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.registration, self.deploy, self.name_prefix = registration, deploy, name_prefix
         self.defaults = defaults or WorkflowDefaults()
+        self.prepare = prepare or PrepareData.seeder(self.defaults.hyperparameters)
         self.deploy_endpoint_name: str | None = validate_props(
             name_prefix=name_prefix, hyperparameters=self.defaults.hyperparameters, images=images,
             max_attempts=max_attempts, timeout=timeout, training_max_runtime=training_max_runtime,
@@ -304,8 +317,7 @@ class TrainingWorkflow(Construct):
         )  # fmt: skip
         validate_spot(spot, training_max_runtime)
         self._seeding = validate_seeding(max_rows, rows_per_shard, seeding_concurrency)
-        layout = layout or BucketLayout()
-        key = bucket_key(bucket, key)
+        layout, key = layout or BucketLayout(), bucket_key(bucket, key)
         role_arn = PendingRoleArn(execution_role)  # the tasks name the role made from them
         self.state_builder = builder = _StateBuilder(
             name_prefix=name_prefix, bucket_name=bucket.bucket_name, layout=layout,
@@ -314,7 +326,7 @@ class TrainingWorkflow(Construct):
         ).in_network(network)  # fmt: skip
         tasks = _Tasks.of(
             builder, images, training_volume_size_gb, training_max_runtime, tuning, deploy, spot,
-            baseline,
+            baseline, self.prepare,
         )  # fmt: skip
         self.execution_role = role_arn.resolve(execution_role or _new_execution_role(
             self, name_prefix, bucket, key, images, tasks.jobs(layout, deploy is not None)
@@ -332,8 +344,7 @@ class TrainingWorkflow(Construct):
             reserved_concurrency=validator_reserved_concurrency,
             placement=network.functions if network else None,
         )  # fmt: skip
-        if network is not None:
-            network.grant_sagemaker(self.execution_role)
+        _grant_execution_role(self.execution_role, network, bucket, layout, self.prepare)
         validate = self._validate_input(images, tuning, deploy, max_rows, rows_per_shard)
         self._grant_state_machine_role(seed_function, validate, key)
         self.deploy_alarms = self._deploy_alarms(deploy)
@@ -394,7 +405,8 @@ class TrainingWorkflow(Construct):
         rows_per_shard: int,
     ) -> ValidateInput:
         """:attr:`input_schema` and :attr:`input_rules`, and the task that checks them."""
-        self._state_defaults = state_defaults(self.defaults.as_state_input(), tuning, deploy)
+        core = {**self.defaults.as_state_input(), **self.prepare.as_state_input()}
+        self._state_defaults = state_defaults(core, tuning, deploy)
         self.input_schema = input_schema(self._state_defaults, images, tuning, deploy, max_rows)
         self.input_rules = input_rules(rows_per_shard, self.defaults, tuning)
         return ValidateInput(
@@ -444,7 +456,7 @@ class TrainingWorkflow(Construct):
                 job=tasks.training,
                 state_defaults=self._state_defaults,
             ),
-            _dataset(self, seed_function, self.state_builder, self._seeding),
+            _dataset(self, seed_function, self.state_builder, self._seeding, tasks),
             train_or_tune_fragment(self, tasks.training, tasks.tuning, tasks.save_model),
             evaluation_fragment(self, tasks.transform, tasks.evaluation, tasks.baseline),
         ]
@@ -567,6 +579,19 @@ def _new_execution_role(
     ).role
 
 
+def _grant_execution_role(
+    role: iam.IRole,
+    network: WorkloadNetwork | None,
+    bucket: s3.IBucket,
+    layout: BucketLayout,
+    prepare: PrepareData,
+) -> None:
+    """The SageMaker role's grants beside its own: the network's, Prepare data's."""
+    if network is not None:
+        network.grant_sagemaker(role)
+    grant_prepare(role, bucket, layout, prepare)
+
+
 def _wire_failures(fragments: list[Fragment], notify_failure: sfn.IChainable) -> None:
     """Every task's failure and every failure end of ``fragments`` to ``notify_failure``.
 
@@ -593,11 +618,13 @@ def _dataset(
     seed_function: lambda_.IFunction,
     builder: _StateBuilder,
     seeding: tuple[int, int, int],
+    tasks: _Tasks,
 ) -> Fragment:
-    """The dataset fragment (``_seeding_states``), ``seeding`` its rows per shard, concurrency
-    and most rows."""
+    """The dataset fragment: Dataset source? -> the seeder's states (``_seeding_states``),
+    ``seeding`` its rows per shard, concurrency and most rows, or the table path
+    (``_prepare_states``)."""
     rows_per_shard, concurrency, max_rows = seeding
-    return dataset_fragment(
+    seeder = dataset_fragment(
         seeding_states(
             scope,
             seed_function=seed_function,
@@ -607,8 +634,13 @@ def _dataset(
             concurrency=concurrency,
             max_rows=max_rows,
             lambda_retry=lambda_retry_json(builder.max_attempts),
+            channels=builder.channels({c: dataset_uri(builder, c) for c in CHANNELS}),
         )
     )
+    choice, prepare_data, read = table_states(
+        scope, builder, tasks.prepare, tasks.prepare_data, seeder=seeder.start
+    )
+    return Fragment(start=choice, ends=(*seeder.ends, read), tasks=(*seeder.tasks, prepare_data))
 
 
 def _failure_topic(
@@ -638,6 +670,8 @@ class _Tasks:
     transform: BatchTransform
     evaluation: ProcessingJob
     baseline: ProcessingJob | None
+    prepare: ProcessingJob
+    prepare_data: PrepareData
 
     @staticmethod
     def of(
@@ -649,6 +683,7 @@ class _Tasks:
         deploy: DeployStage | None,
         spot: SpotTraining | None,
         baseline: DataQualityBaseline | None,
+        prepare: PrepareData,
     ) -> _Tasks:
         training = TrainingJob(
             builder,
@@ -665,6 +700,8 @@ class _Tasks:
             transform=BatchTransform(builder),
             evaluation=evaluation_job(builder, images),
             baseline=baseline_job(builder, images, baseline) if baseline is not None else None,
+            prepare=prepare_job(builder, images, prepare),
+            prepare_data=prepare,
         )
 
     def jobs(self, layout: BucketLayout, deploy: bool) -> list[SageMakerJob]:
@@ -689,6 +726,7 @@ class _Tasks:
             self.baseline,
             self.save_model,
             self.tuning,
+            self.prepare,
         ]
         return [task for task in used if task is not None]
 

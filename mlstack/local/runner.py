@@ -36,6 +36,7 @@ from mlstack.local import assembly as assembly_mod
 from mlstack.local.account import REGISTRY, LocalAccount, write_atomically
 from mlstack.local.asl import ExecutionResult, Interpreter
 from mlstack.local.events import Delivery, LocalEventBridge
+from mlstack.local.imports import upload
 from mlstack.local.processes import Interrupted, signals_ignored
 from mlstack.local.s3 import EmbeddedS3, kept_buckets
 from mlstack.local.sagemaker import LocalSageMaker, deployed_endpoints
@@ -64,6 +65,12 @@ class RunOptions:
     # Deliver the events waiting in the account (an approval by `mlstack local approve`) and run
     # what their rules start, without a training execution.
     release_only: bool = False
+    # A table of the user's (docs/your-data.md): a local file or folder (copied under the data
+    # bucket's imports/) or an s3:// URI, its label column and problem type.
+    data: str | None = None
+    label: str | None = None
+    problem_type: str | None = None
+    data_prefix: str | None = None  # set once a local file is copied: its key under imports/
 
     def execution_input(self) -> dict[str, Any]:
         """Only what the user asked for: every default comes from the definition itself."""
@@ -74,6 +81,11 @@ class RunOptions:
             data["seed"] = self.seed
         if self.hyperparameters:
             data["hyperparameters"] = {**data.get("hyperparameters", {}), **self.hyperparameters}
+        if self.data is not None:
+            source = {"uri": self.data_prefix or self.data, "label": self.label}
+            if self.problem_type is not None:
+                source["problem_type"] = self.problem_type
+            data["dataset_source"] = {**(data.get("dataset_source") or {}), **source}
         return data
 
 
@@ -178,9 +190,12 @@ def _run_in_account(
     run_dir.mkdir(parents=True, exist_ok=True)
 
     assembly = _load_assembly(options, run_dir, steps, reporter)
-    execution_input = options.execution_input()
-    check_start_execution(assembly.state_machine_arn, name, execution_input)
+    check_start_execution(assembly.state_machine_arn, name, options.execution_input())
     s3, others = _start_s3(assembly, account, run_dir, steps, reporter, clean=options.clean)
+    if options.data is not None and not options.data.startswith("s3://"):
+        options.data_prefix = upload(s3.client, assembly.definition, Path(options.data))
+        reporter.info(f"--data {options.data}: copied under imports/{options.data_prefix}")
+    execution_input = options.execution_input()
     events = LocalEventBridge(assembly)
     sagemaker = _local_sagemaker(options, assembly, account, run_dir, s3, events, reporter)
     earlier_training_jobs = set(sagemaker.training_jobs)

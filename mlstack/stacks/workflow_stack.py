@@ -8,6 +8,7 @@ from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from mlstack import rules
 from mlstack.config import (
     PRODUCTION_LOG_RETENTION_DAYS,
     AlarmsConfig,
@@ -37,6 +38,7 @@ from mlstack.constructs import (
     WorkloadNetwork,
 )
 from mlstack.constructs._nag import acknowledge_guard
+from mlstack.constructs._prepare_states import PrepareData
 from mlstack.constructs.workflow_options import ModelRegistration
 from mlstack.stacks.serving_stack import first_feature, monitors_data_quality
 
@@ -134,6 +136,23 @@ def data_quality_baseline(config: EnvironmentConfig) -> DataQualityBaseline | No
         volume_size_gb=monitoring.volume_size_gb,
         drift_threshold=monitoring.drift_threshold,
         keep_label=config.endpoint.data_capture.captures_output,
+    )
+
+
+def prepare_data(config: EnvironmentConfig) -> PrepareData:
+    """The table path: the configured source (or none: the seeder), its instances and the
+    hyperparameters of runs on a table (docs/your-data.md)."""
+    source: Any = config.dataset.source
+    environment = config.training.hyperparameters
+    if source is None:
+        return PrepareData(hyperparameters=PrepareData.table_hyperparameters(environment, {}))
+    table = {key: getattr(source, key) for key in rules.table_source_fields()}
+    return PrepareData(
+        source=table,
+        hyperparameters=PrepareData.table_hyperparameters(environment, source.hyperparameters),
+        instance_type=source.instance_type,
+        instance_count=source.instance_count,
+        external_prefix=source.uri if source.uri.startswith("s3://") else None,
     )
 
 
@@ -322,6 +341,7 @@ class WorkflowStack(Stack):
             seeding_concurrency=config.dataset.seeding_concurrency,
             network=self.network,
             validator_reserved_concurrency=config.workflow.lambda_reserved_concurrency,
+            prepare=prepare_data(config),
         )
 
     def _release(

@@ -1,8 +1,9 @@
 """The calls of dev's and prod's workflow, recorded once per session.
 
 Each environment's app is synthesized in-process (as ``cdk synth`` would) and its state machine
-definition executed by local mode twice in one SageMaker registry: the first execution creates
-the deploy stage's endpoint, the second updates it (blue/green, with the rollback alarms). The
+definition executed by local mode three times in one SageMaker registry: the first execution
+creates the deploy stage's endpoint, the second updates it (blue/green, with the rollback
+alarms), the third trains on a table of the user's (Prepare data) and updates it again. The
 tuning path, which local mode does not run, is executed by the same interpreter with stand-in
 task results, so its Task states' calls are derived from the rendered definition (their
 parameters are what Step Functions would send), its transform job failing so that the run also
@@ -24,6 +25,7 @@ import pytest
 from mlstack.local import assembly as assembly_mod
 from mlstack.local.asl import Interpreter, StatesError, TaskCall
 from mlstack.local.events import Delivery, LocalEventBridge
+from mlstack.local.imports import imports_location
 from mlstack.local.s3 import EmbeddedS3
 from mlstack.local.sagemaker import LocalSageMaker
 from mlstack.local.tasks import TaskDispatcher
@@ -47,15 +49,31 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+def table_csv(rows: int) -> bytes:
+    """A user's table for the table path: a text label, a numeric and a categorical feature
+    with missing values."""
+    lines = ["x,colour,y"]
+    for i in range(rows):
+        x = (i * 37 % rows) / rows
+        colour = ("red", "blue", "")[i % 3]
+        lines.append(f"{x:.4f},{colour},{'yes' if x > 0.5 else 'no'}")
+    return ("\n".join(lines) + "\n").encode()
+
+
 def run_local(
     env: str, workdir: Path, log: CallLog, executions: dict[str, dict[str, Any]]
 ) -> dict[str, list[str]]:
-    """Execute the environment's definition once per input, in one local SageMaker registry."""
+    """Execute the environment's definition once per input, in one local SageMaker registry
+    (the table under imports/iam/ that the table run reads is uploaded first)."""
     resolved = log.assembly
     paths = {}
     with EmbeddedS3(resolved.region) as s3:
         for bucket in resolved.buckets:
             s3.create_bucket(bucket)
+        data_bucket, imports = imports_location(resolved.definition)
+        s3.client.put_object(
+            Bucket=data_bucket, Key=f"{imports}iam/table.csv", Body=table_csv(ROWS)
+        )
         sagemaker = LocalSageMaker(
             workdir,
             RecordingS3(s3, log),  # type: ignore[arg-type]
@@ -206,6 +224,12 @@ def record(env: str, tmp: Path) -> Recorded:
     executions = {
         "deploy-create": {"rows": ROWS, "tune": False},
         "deploy-update": {"rows": ROWS, "tune": False},
+        # A table of the user's: Prepare data reads imports/ and writes the run's dataset.
+        "table": {
+            "tune": False,
+            "dataset_source": {"uri": "iam/", "label": "y"},
+            "hyperparameters": {"objective": "binary:logistic", "eval_metric": "rmse"},
+        },
     }
     paths = run_local(env, tmp / "work", log, executions)
     # prod's max_rows allows more shards than an inline Map seeds: its tuning run takes the

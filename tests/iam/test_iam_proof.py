@@ -85,6 +85,7 @@ def test_every_path_ran(recorded: dict[str, Recorded]) -> None:
         assert r.paths["release failure"][-2:] == ["Notify release failure", "Release failed"]
         assert "Register model" in r.paths["deploy-create"], env
         assert "Register model" in r.paths["deploy-update"], env
+        assert "Prepare data" in r.paths["table"] and "Register model" in r.paths["table"], env
         assert "Tune model" in tuning and "Read best training job" in tuning, env
         assert tuning[-2:] == ["Notify failure", "Workflow failed"], env
 
@@ -263,10 +264,12 @@ def test_registration_may_add_versions_to_its_own_group_only(
     r = recorded[env]
     role = r.log.assembly.state_machine_role_arn
     created = [c for c in r.log.calls if c.action == "sagemaker:CreateModelPackage"]
-    # Two runs, two versions, numbered by SageMaker in the environment's group.
+    # Three runs (the seeder twice, a table), three versions, numbered by SageMaker in the
+    # environment's group.
     assert [c.resource.rsplit(":", 1)[1] for c in created] == [
         f"model-package/mlstack-{env}/1",
         f"model-package/mlstack-{env}/2",
+        f"model-package/mlstack-{env}/3",
     ]
     other = "dev" if env == "prod" else "prod"
     for resource in (

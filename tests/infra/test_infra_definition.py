@@ -59,8 +59,8 @@ def test_core_states_run_in_order(dev: dict[str, Any]) -> None:
         "Transform instance storage?",
         "Transform on encrypted volume",
     ]
-    tune = "Tune hyperparameters?"
-    assert path == [*MAIN_PATH[:4], *storage, *MAIN_PATH[4:7], tune, *MAIN_PATH[7:12]]
+    tune, source = "Tune hyperparameters?", "Dataset source?"  # the seeder: no dataset_source
+    assert path == [*MAIN_PATH[:4], *storage, source, *MAIN_PATH[4:7], tune, *MAIN_PATH[7:12]]
     assert dev["States"]["Batch transform"]["Next"] == "Evaluate model"
     assert dev["States"]["Evaluate model"]["Next"] == "Read evaluation"
     assert dev["States"]["Read evaluation"]["Next"] == "Read validation metric"
@@ -91,12 +91,15 @@ def test_batch_transform_splits_and_assembles_lines(dev: dict[str, Any]) -> None
 
 def test_training_reads_the_seeded_train_and_validation_channels(dev: dict[str, Any]) -> None:
     params = dev["States"]["Train model"]["Parameters"]
-    train, validation = params["InputDataConfig"]
+    # The dataset states write the channels (a prepared table adds its schema's).
+    assert params["InputDataConfig.$"] == "$.dataset.channels"
+    assembled = dev["States"]["Assemble dataset"]
+    train, validation = assembled["Parameters"]["channels"]
     for channel, name in ((train, "train"), (validation, "validation")):
         assert channel["ChannelName"] == name
         assert channel["ContentType"] == "text/csv"
-        assert channel["DataSource"]["S3DataSource"]["S3Uri.$"] == f"$.dataset.{name}_prefix"
-    assembled = dev["States"]["Assemble dataset"]
+        uri = channel["DataSource"]["S3DataSource"]["S3Uri.$"]
+        assert uri == assembled["Parameters"][f"{name}_prefix.$"]
     assert assembled["ResultPath"] == "$.dataset"
     assert "validation_prefix.$" in assembled["Parameters"]
     # Data parallel: each training host reads its share of the train shards, all of validation.

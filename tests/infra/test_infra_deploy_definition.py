@@ -145,12 +145,14 @@ def test_tuning_job_reads_config_or_input_and_the_best_job_flows_into_save_model
     }
     assert config["TrainingJobEarlyStoppingType"] == "Auto"
     definition = tune["Parameters"]["TrainingJobDefinition"]
-    assert [c["ChannelName"] for c in definition["InputDataConfig"]] == ["train", "validation"]
+    assert definition["InputDataConfig.$"] == "$.dataset.channels"  # as Train model's
+    channels = states(prod)["Assemble dataset"]["Parameters"]["channels"]
+    assert [c["ChannelName"] for c in channels] == ["train", "validation"]
     # Tuning jobs' training jobs split the train shards over their instances like Train model.
-    assert [
-        c["DataSource"]["S3DataSource"]["S3DataDistributionType"]
-        for c in definition["InputDataConfig"]
-    ] == ["ShardedByS3Key", "FullyReplicated"]
+    assert [c["DataSource"]["S3DataSource"]["S3DataDistributionType"] for c in channels] == [
+        "ShardedByS3Key",
+        "FullyReplicated",
+    ]
     assert definition["StaticHyperParameters.$"].startswith("States.JsonMerge(")
     metrics = {m["Name"] for m in definition["AlgorithmSpecification"]["MetricDefinitions"]}
     defaults = states(prod)["Load defaults"]["Parameters"]["defaults"]

@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
         "CategoricalParameterRanges": [],
     },
     "quality_threshold": 0.35,
+    "dataset_source": {"uri": "iris/", "label": "species"},
 }
 METRICS = [m["Name"] for m in training_image_metric_definitions() or []]
 

@@ -1,0 +1,181 @@
+"""A table of the user's through the whole local workflow (issue #19): ``--data FILE --label NAME``
+copies it under the data bucket's imports/, Prepare data runs the training image's ``prepare``,
+and training, batch transform, evaluation and registration run as for the seeder.
+
+The data is scikit-learn's bundled iris (Fisher's 150 flowers, 50 of each species), with its
+species names as a text label and a categorical column with missing values added; the expected
+classes and counts come from scikit-learn's copy, not from the code under test."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sklearn.datasets import load_iris
+
+from mlstack.local import assembly
+from mlstack.local.runner import RunOptions, RunReport, run
+from mlstack.local.ui import Reporter
+from tests.infra.conftest import REPO
+
+# Multiclass hyperparameters: the environment's are the seeder's (reg:logistic) and a table run
+# drops its objective; until the image picks one from the schema, the run names it.
+MULTICLASS = {"objective": "multi:softprob", "num_class": "3", "eval_metric": "mlogloss"}
+
+
+@pytest.fixture(scope="module")
+def environments(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """dev without its deploy stage (its gate reads the seeder's validation:rmse) and schedule."""
+    directory = tmp_path_factory.mktemp("envs")
+    data = json.loads((REPO / "environments" / "dev.json").read_text())
+    data.pop("deploy")
+    data.pop("schedule")
+    (directory / "dev.json").write_text(json.dumps(data))
+    (directory / "schema.json").write_text((REPO / "environments" / "schema.json").read_text())
+    return directory
+
+
+@pytest.fixture(scope="module")
+def cdk_out(environments: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cdk.out")
+    assembly.synthesize("dev", out, environments)
+    return out
+
+
+@pytest.fixture(scope="module")
+def iris_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    iris = load_iris(as_frame=True)
+    frame = iris.frame.drop(columns=["target"])
+    frame["species"] = [iris.target_names[t] for t in iris.target]
+    regions = ["north", "south", "east", ""]  # a quarter of the rows: missing
+    frame["region"] = [regions[i % 4] for i in range(len(frame))]
+    path = tmp_path_factory.mktemp("data") / "iris.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def local(
+    environments: Path,
+    cdk_out: Path,
+    workdir: Path,
+    name: str,
+    data: Path,
+    label: str,
+    hyperparameters: dict[str, str] = MULTICLASS,
+) -> RunReport:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        options = RunOptions(
+            environment="dev",
+            environments_dir=environments,
+            cdk_out=cdk_out,
+            workdir=workdir,
+            name=name,
+            hyperparameters=hyperparameters,
+            data=str(data),
+            label=label,
+        )
+        return run(options, Reporter(out=io.StringIO()))
+
+
+@pytest.fixture(scope="module")
+def two_runs(
+    environments: Path, cdk_out: Path, iris_csv: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[RunReport, RunReport]:
+    workdir = tmp_path_factory.mktemp("work")
+    first = local(environments, cdk_out, workdir, "iris-1", iris_csv, "species")
+    second = local(environments, cdk_out, workdir, "iris-2", iris_csv, "species")
+    return first, second
+
+
+def model_schema(report: RunReport) -> dict[str, Any]:
+    """The schema the training job wrote into its model directory (what model.tar.gz holds)."""
+    job = report.output["training_job_name"]
+    path = Path(report.run_dir) / "jobs" / job / "opt" / "ml" / "model" / "schema.json"
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def test_a_csv_table_trains_evaluates_and_registers(two_runs: tuple[RunReport, RunReport]) -> None:
+    first, _ = two_runs
+    assert first.status == "SUCCEEDED", (first.failed_state, first.cause)
+    assert "Prepare data" in first.states and "Generate dataset" not in first.states
+    evaluation = first.output["evaluation"]
+    assert evaluation["problem_type"] == "multiclass"
+    # SageMaker's multiclass_classification_metrics: accuracy and weighted F1 among them; the
+    # constant classifier of three balanced classes scores 1/3.
+    assert evaluation["metrics"]["accuracy"] > 0.8
+    assert evaluation["metrics"]["accuracy_best_constant_classifier"] == pytest.approx(1 / 3, 0.2)
+    assert first.output["model_package"]["version"] == 1
+
+
+def test_the_model_carries_the_tables_schema(two_runs: tuple[RunReport, RunReport]) -> None:
+    schema = model_schema(two_runs[0])
+    iris = load_iris()
+    assert schema["problem_type"] == "multiclass"
+    assert schema["label"]["classes"] == sorted(iris.target_names)
+    features = {f["name"]: f for f in schema["features"]}
+    assert set(features) == {*iris.feature_names, "region"}
+    assert features["region"]["type"] == "categorical"
+    assert set(features["region"]["categories"]) <= {"east", "north", "south"}
+    rows = schema["rows"]
+    assert rows["train"] + rows["validation"] + rows["test"] == len(iris.target)
+
+
+def test_running_twice_registers_version_two(two_runs: tuple[RunReport, RunReport]) -> None:
+    first, second = two_runs
+    assert second.status == "SUCCEEDED", (second.failed_state, second.cause)
+    assert second.output["model_package"]["version"] == 2
+    # The same file lands under the same imports/ key: the runs read the same source.
+    assert first.output["dataset"]["source_uri"] == second.output["dataset"]["source_uri"]
+    assert "/imports/local-" in first.output["dataset"]["source_uri"]
+
+
+def test_a_missing_label_column_fails_prepare_data_naming_it(
+    environments: Path, cdk_out: Path, iris_csv: Path, tmp_path: Path
+) -> None:
+    report = local(environments, cdk_out, tmp_path / "work", "iris-bad", iris_csv, "target")
+    assert report.status == "FAILED"
+    assert report.failed_state == "Prepare data"
+    # prepare's words (docs/your-data.md): the object, line 1 (the header) and the column.
+    reason = f"{report.cause} {report.failure_reason}"
+    assert "iris.csv line 1 column 'target': the label column is not in the input" in reason
+
+
+def test_the_same_table_as_parquet_trains_the_same_way(
+    environments: Path, cdk_out: Path, iris_csv: Path, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    parquet = tmp_path / "iris.parquet"
+    pd.read_csv(iris_csv, keep_default_na=False).to_parquet(parquet, index=False)
+    report = local(environments, cdk_out, tmp_path / "work", "iris-pq", parquet, "species")
+    assert report.status == "SUCCEEDED", (report.failed_state, report.cause)
+    assert report.output["evaluation"]["problem_type"] == "multiclass"
+    assert model_schema(report)["label"]["classes"] == sorted(load_iris().target_names)
+
+
+def test_a_regression_table_trains_and_evaluates(
+    environments: Path, cdk_out: Path, tmp_path: Path
+) -> None:
+    from sklearn.datasets import load_diabetes
+
+    # scikit-learn's diabetes: 442 patients, ten numeric features, a disease progression score.
+    frame = load_diabetes(as_frame=True).frame
+    path = tmp_path / "diabetes.csv"
+    frame.to_csv(path, index=False)
+    hyperparameters = {"objective": "reg:squarederror", "eval_metric": "rmse"}
+    report = local(
+        environments, cdk_out, tmp_path / "work", "diabetes", path, "target", hyperparameters
+    )
+    assert report.status == "SUCCEEDED", (report.failed_state, report.cause)
+    assert model_schema(report)["problem_type"] == "regression"
+    evaluation = report.output["evaluation"]
+    assert evaluation["problem_type"] == "regression"
+    # The targets range from 25 to 346 (scikit-learn's description): a model that learnt
+    # anything has an RMSE well below that spread.
+    assert 0 < evaluation["metrics"]["rmse"] < 100
