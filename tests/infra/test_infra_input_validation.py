@@ -7,8 +7,6 @@ is run here on that schema as rendered, with the inputs of issue 13.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from typing import Any
 
 import pytest
@@ -17,21 +15,13 @@ from mlstack import execution_input_docs
 from mlstack.config import load_environment
 from mlstack.rules import input_keys, training_image_hyperparameters
 from tests.infra.conftest import REPO, SynthesizedApp, state_machine_definition
+from tests.lambdas import load_handler
 
 ENVS = ("dev", "prod")
 
 
 def _validator() -> Any:
-    name = "validate_input_handler"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, REPO / "lambda" / "validate_input" / "handler.py"
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_handler("validate_input_handler", "validate_input")
 
 
 @pytest.fixture(scope="module")

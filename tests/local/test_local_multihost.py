@@ -6,9 +6,7 @@ together through the image's XGBoost collective on loopback."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from mlstack.local.assembly import Image
 from mlstack.local.s3 import EmbeddedS3
 from mlstack.local.sagemaker import JobFailed, LocalSageMaker
 from mlstack.rules import training_image_metric_definitions
+from tests.lambdas import load_handler
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_URI = "000000000000.dkr.ecr.us-east-1.amazonaws.com/train:local"
@@ -29,13 +28,7 @@ SHARDS = 4
 
 # Loaded once under the name tests/seed uses: the handler module sets up the "mlstack.seed"
 # logger on import, and a second copy would replace the first one's handler.
-if "seed_handler" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location("seed_handler", REPO / "lambda/seed/handler.py")
-    assert _spec is not None and _spec.loader is not None
-    _module = importlib.util.module_from_spec(_spec)
-    sys.modules["seed_handler"] = _module  # dataclasses look their module up
-    _spec.loader.exec_module(_module)
-seed = sys.modules["seed_handler"]
+seed = load_handler("seed_handler", "seed")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ these tests are part of `make test-fast`."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import sys
 from functools import cache
@@ -17,25 +16,12 @@ from pydantic import BaseModel, ValidationError
 
 from mlstack import rules
 from mlstack.config import ConfigError, parse_environment
+from tests.lambdas import load_handler
 
 REPO = Path(__file__).resolve().parents[2]
 
-if "validate_input_handler" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location(
-        "validate_input_handler", REPO / "lambda" / "validate_input" / "handler.py"
-    )
-    assert _spec is not None and _spec.loader is not None
-    _module = importlib.util.module_from_spec(_spec)
-    sys.modules["validate_input_handler"] = _module
-    _spec.loader.exec_module(_module)
-if "seed_handler" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location(
-        "seed_handler", REPO / "lambda" / "seed" / "handler.py"
-    )
-    assert _spec is not None and _spec.loader is not None
-    _module = importlib.util.module_from_spec(_spec)
-    sys.modules["seed_handler"] = _module
-    _spec.loader.exec_module(_module)
+load_handler("validate_input_handler", "validate_input")
+load_handler("seed_handler", "seed")
 
 DEV: dict[str, Any] = json.loads((REPO / "environments" / "dev.json").read_text())
 

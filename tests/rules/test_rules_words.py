@@ -100,3 +100,11 @@ def test_the_lambdas_copy_words_with_the_same_function() -> None:
     copy_path = REPO / "lambda" / "validate_input" / "portable_rules.py"
     assert handler.portable_rules.__file__ == str(copy_path)
     assert handler.describe is handler.portable_rules.describe
+
+
+def test_each_lambda_handler_uses_the_copy_beside_it() -> None:
+    # As Lambda runs them (the function's folder first on sys.path), whichever a test process
+    # loads first: both are loaded by tests/rules/conftest.py.
+    for name, function in (("validate_input_handler", "validate_input"), ("seed_handler", "seed")):
+        copy_path = REPO / "lambda" / function / "portable_rules.py"
+        assert sys.modules[name].portable_rules.__file__ == str(copy_path)

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import logging
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.lambdas import load_handler
+
 SEED_DIR = Path(__file__).resolve().parents[2] / "lambda" / "seed"
 
-# `lambda` is a keyword, so the function folder cannot be a package; and other functions may
-# also have a `handler.py`, so the module is loaded under a name of its own instead of as the
-# bare `handler` from sys.path.
-if "seed_handler" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location("seed_handler", SEED_DIR / "handler.py")
-    assert _spec is not None and _spec.loader is not None
-    _module = importlib.util.module_from_spec(_spec)
-    sys.modules["seed_handler"] = _module
-    _spec.loader.exec_module(_module)
+load_handler("seed_handler", "seed")
 
 import seed_handler  # noqa: E402
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +14,12 @@ from mlstack.rules import (
     training_image_hyperparameters,
     training_image_metric_definitions,
 )
+from tests.lambdas import load_handler
 
 CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "validate_input"
 REPO = Path(__file__).resolve().parents[2]
 
-# `lambda` is a keyword, so the function folder is no package; load it under a name of its own.
-if "validate_input_handler" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location(
-        "validate_input_handler", CODE_DIR / "handler.py"
-    )
-    assert _spec is not None and _spec.loader is not None
-    _module = importlib.util.module_from_spec(_spec)
-    sys.modules["validate_input_handler"] = _module
-    _spec.loader.exec_module(_module)
+load_handler("validate_input_handler", "validate_input")
 
 DEFAULTS: dict[str, Any] = {
     "rows": 1000,
