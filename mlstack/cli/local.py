@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import atexit
+import contextlib
 import json
 import shlex
 import shutil
@@ -91,8 +91,10 @@ def local_run(args: argparse.Namespace) -> int:
 
 def forget_stopped_jsii() -> None:
     """An in-process synth leaves jsii's node process running in this terminal's process
-    group: Ctrl-C ends it too, and jsii's exit hook, writing to it, would then end the command
-    with a BrokenPipeError traceback. Forget the hook of a node process that is gone."""
+    group: Ctrl-C ends it too, and jsii's stop (its exit hook, and its ``__del__`` when the
+    interpreter ends), writing its exit message to that process, would end the command with a
+    BrokenPipeError traceback. Close the pipe first: stop then writes nothing and only waits
+    (node, if still running, ends on the end of its input)."""
     runtime = sys.modules.get("jsii._runtime")
     provider = getattr(getattr(runtime, "kernel", None), "provider", None)
     # jsii keeps its node process (a _NodeProcess, whose stop() is the exit hook) in the
@@ -102,13 +104,10 @@ def forget_stopped_jsii() -> None:
     stored = next((c.cell_contents for c in cells if isinstance(c.cell_contents, list)), [])
     node = stored[0] if stored else None
     popen = getattr(node, "_process", None)
-    if node is None or not isinstance(popen, subprocess.Popen):
+    if node is None or not isinstance(popen, subprocess.Popen) or popen.stdin is None:
         return
-    try:
-        popen.wait(2)
-    except subprocess.TimeoutExpired:
-        return  # still running: jsii's own hook stops it
-    atexit.unregister(node.stop)
+    with contextlib.suppress(OSError):
+        popen.stdin.close()
 
 
 def interrupted_line(report: RunReport) -> str:
