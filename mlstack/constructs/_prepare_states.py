@@ -49,9 +49,10 @@ from mlstack.constructs.state_names import (
 
 # The outputs of ``prepare`` (docs/your-data.md), each uploaded under the run's dataset prefix.
 PREPARED_OUTPUTS = ("train", "validation", "test", "test-labels", "schema", "rejected")
-# The seeder's hyperparameters that name its problem: dropped on a table (the image picks them
-# from the schema when none is given).
-SEEDER_HYPERPARAMETERS = ("objective", "eval_metric", "num_class")
+# The seeder's hyperparameters that name its problem and its rounds (the demo rule's 5): dropped
+# on a table, where the image picks them from the schema (1000 rounds with early stopping on the
+# validation channel) when none is given.
+SEEDER_HYPERPARAMETERS = ("objective", "eval_metric", "num_class", "num_round")
 SOURCE = "$.source"
 CHANNELS = ("train", "validation")  # the training channels of either dataset
 ONE_DAY = Duration.days(1)
@@ -110,8 +111,8 @@ class PrepareData:
     def table_hyperparameters(
         environment: Mapping[str, str], own: Mapping[str, str]
     ) -> dict[str, str]:
-        """A table's static hyperparameters: ``environment`` without the seeder's problem
-        (objective, eval_metric, num_class), then ``own``."""
+        """A table's static hyperparameters: ``environment`` without the seeder's problem and
+        rounds (objective, eval_metric, num_class, num_round), then ``own``."""
         kept = {k: v for k, v in environment.items() if k not in SEEDER_HYPERPARAMETERS}
         return {**kept, **own}
 

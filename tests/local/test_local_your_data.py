@@ -21,9 +21,9 @@ from mlstack.local.runner import RunOptions, RunReport, run
 from mlstack.local.ui import Reporter
 from tests.infra.conftest import REPO
 
-# Multiclass hyperparameters: the environment's are the seeder's (reg:logistic) and a table run
-# drops its objective; until the image picks one from the schema, the run names it.
-MULTICLASS = {"objective": "multi:softprob", "num_class": "3", "eval_metric": "mlogloss"}
+# A table run names no hyperparameters: it drops the environment's (the seeder's reg:logistic,
+# 5 rounds) and the training image takes the problem type's from the schema (docs/your-data.md).
+NONE: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def local(
     name: str,
     data: Path,
     label: str,
-    hyperparameters: dict[str, str] = MULTICLASS,
+    hyperparameters: dict[str, str] = NONE,
 ) -> RunReport:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -93,6 +93,11 @@ def two_runs(
     return first, second
 
 
+def training_log(report: RunReport) -> str:
+    job = report.output["training_job_name"]
+    return (Path(report.run_dir) / "jobs" / job / "train.log").read_text()
+
+
 def model_schema(report: RunReport) -> dict[str, Any]:
     """The schema the training job wrote into its model directory (what model.tar.gz holds)."""
     job = report.output["training_job_name"]
@@ -111,6 +116,11 @@ def test_a_csv_table_trains_evaluates_and_registers(two_runs: tuple[RunReport, R
     assert evaluation["metrics"]["accuracy"] > 0.8
     assert evaluation["metrics"]["accuracy_best_constant_classifier"] == pytest.approx(1 / 3, 0.2)
     assert first.output["model_package"]["version"] == 1
+    # The image's multiclass defaults (XGBoost's parameter names): the softmax objective over
+    # the schema's three classes, stopped early on the validation channel.
+    log = training_log(first)
+    assert "objective=multi:softprob" in log and "num_class=3" in log
+    assert "num_round=1000" in log and "early_stopping_rounds=20" in log
 
 
 def test_the_model_carries_the_tables_schema(two_runs: tuple[RunReport, RunReport]) -> None:
@@ -168,10 +178,7 @@ def test_a_regression_table_trains_and_evaluates(
     frame = load_diabetes(as_frame=True).frame
     path = tmp_path / "diabetes.csv"
     frame.to_csv(path, index=False)
-    hyperparameters = {"objective": "reg:squarederror", "eval_metric": "rmse"}
-    report = local(
-        environments, cdk_out, tmp_path / "work", "diabetes", path, "target", hyperparameters
-    )
+    report = local(environments, cdk_out, tmp_path / "work", "diabetes", path, "target")
     assert report.status == "SUCCEEDED", (report.failed_state, report.cause)
     assert model_schema(report)["problem_type"] == "regression"
     evaluation = report.output["evaluation"]
