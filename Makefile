@@ -63,8 +63,10 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Two workers, one test file each at a time (a file's module fixtures stay in one process), and
+# the 20 slowest tests listed at the end (bench/README.md says what each buys).
 pytest: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile --durations=20
 
 # The fast tier, under a minute: no synth and no subprocess (tests/fast_tier.py fails a test that
 # starts either). Expected values come from the loaded environments and the named rules.
