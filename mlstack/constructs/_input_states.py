@@ -265,7 +265,10 @@ def _input_states(
             "Type": "Pass",
             "Comment": "Defaults from the environment's config; the input overrides them.",
             "Parameters": {
-                "defaults": state_defaults,
+                # The environment's hyperparameters apart: a run's own (the input's) merge over
+                # them, or over a table's (Table hyperparameters replaces them on that path).
+                "defaults": {**state_defaults, "hyperparameters": {}},
+                "default_hyperparameters": state_defaults["hyperparameters"],
                 "overrides.$": "$$.Execution.Input",
                 "run_id.$": "States.Hash($$.Execution.Name, 'MD5')",
             },
@@ -279,7 +282,7 @@ def _input_states(
             "Parameters": {
                 "run_id.$": "$.run_id",
                 "args.$": "States.JsonMerge($.defaults, $.overrides, false)",
-                "default_hyperparameters.$": "$.defaults.hyperparameters",
+                "default_hyperparameters.$": "$.default_hyperparameters",
             },
         },
     )

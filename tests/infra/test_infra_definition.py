@@ -251,7 +251,7 @@ def test_defaults_come_from_each_environments_config(
         "training_instance_count": config["training"]["instance_count"],
         "transform_instance_type": config["transform"]["instance_type"],
         "transform_instance_count": config["transform"]["instance_count"],
-        "hyperparameters": config["training"]["hyperparameters"],
+        "hyperparameters": {},  # the input's own, merged over the environment's below
         "tune": tuning["enabled"],
         "tuning_strategy": tuning["strategy"],
         "tuning_max_jobs": tuning["max_jobs"],
@@ -263,6 +263,8 @@ def test_defaults_come_from_each_environments_config(
         "tuning_ranges": _ranges_as_sagemaker_writes_them(tuning["ranges"]),
         "quality_threshold": deploy["threshold"],
     }
+    load = definitions[env]["States"]["Load defaults"]["Parameters"]
+    assert load["default_hyperparameters"] == config["training"]["hyperparameters"]
 
 
 def test_input_overrides_defaults_and_hyperparameters_key_by_key(dev: dict[str, Any]) -> None:
