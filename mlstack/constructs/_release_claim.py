@@ -10,6 +10,8 @@ name once, so the execution that finds it taken ends quietly (no failure mail, n
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Aws
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -23,6 +25,30 @@ __all__ = ["CLAIM_TAKEN_CAUSE", "claim_state", "released_elsewhere"]
 # already existing model "<arn>".", the words the SageMaker Python SDK's Session.create_model
 # recognises as "already exists"), inside the Cause Step Functions reports.
 CLAIM_TAKEN_CAUSE = "*Cannot create already existing model*"
+
+
+def package_model_request(
+    builder: StateBuilder, model_name: str, *tags: dict[str, str]
+) -> dict[str, Any]:
+    """CreateModel's parameters for the model package version at ``$.package`` (its image and
+    artifact), named by the intrinsic ``model_name``, tagged with the workflow, the version and
+    ``tags``: a release model, or a claim on the version."""
+    return {
+        "ModelName.$": model_name,
+        "ExecutionRoleArn": builder.role_arn,
+        "PrimaryContainer": {
+            "Image.$": "$.package.image",
+            "ModelDataUrl.$": "$.package.model_data_url",
+            "Mode": "SingleModel",
+        },
+        "EnableNetworkIsolation": builder.network_isolation,
+        **builder.model_network(),
+        "Tags": [
+            {"Key": "mlstack:workflow", "Value": builder.name_prefix},
+            {"Key": "mlstack:model-package", "Value.$": "$.package.arn"},
+            *tags,
+        ],
+    }
 
 
 def claim_state(
@@ -48,25 +74,11 @@ def claim_state(
             "Type": "Task",
             "Comment": "Fails for a claim another execution holds: then it releases.",
             "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createModel",
-            "Parameters": {
-                "ModelName.$": (
-                    f"States.Format('{builder.name_prefix}-claim-{{}}', "
-                    f"States.Hash({basis}, 'MD5'))"
-                ),
-                "ExecutionRoleArn": builder.role_arn,
-                "PrimaryContainer": {
-                    "Image.$": "$.package.image",
-                    "ModelDataUrl.$": "$.package.model_data_url",
-                    "Mode": "SingleModel",
-                },
-                "EnableNetworkIsolation": builder.network_isolation,
-                **builder.model_network(),
-                "Tags": [
-                    {"Key": "mlstack:workflow", "Value": builder.name_prefix},
-                    {"Key": "mlstack:model-package", "Value.$": "$.package.arn"},
-                    {"Key": "mlstack:release-claim", "Value.$": "$$.Execution.Id"},
-                ],
-            },
+            "Parameters": package_model_request(
+                builder,
+                f"States.Format('{builder.name_prefix}-claim-{{}}', States.Hash({basis}, 'MD5'))",
+                {"Key": "mlstack:release-claim", "Value.$": "$$.Execution.Id"},
+            ),
             "ResultSelector": {"ModelArn.$": "$.ModelArn"},
             "ResultPath": "$.claim",
         },

@@ -10,7 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from mlstack.constructs._release_claim import claim_state
+from mlstack.constructs._release_claim import claim_state, package_model_request
 from mlstack.constructs._state_builder import StateBuilder
 from mlstack.constructs.model_registry import ModelRegistry
 from mlstack.constructs.roles import sagemaker_arn
@@ -75,26 +75,13 @@ class ReleaseModels:
             state_json={
                 "Type": "Task",
                 "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createModel",
-                "Parameters": {
-                    "ModelName.$": (
-                        f"States.Format('{builder.name_prefix}-v{{}}-{{}}-{{}}', "
-                        "$.package.version, "
-                        "States.ArrayGetItem(States.StringSplit(States.UUID(), '-'), 0), "
-                        "$$.State.RetryCount)"
-                    ),
-                    "ExecutionRoleArn": builder.role_arn,
-                    "PrimaryContainer": {
-                        "Image.$": "$.package.image",
-                        "ModelDataUrl.$": "$.package.model_data_url",
-                        "Mode": "SingleModel",
-                    },
-                    "EnableNetworkIsolation": builder.network_isolation,
-                    **builder.model_network(),
-                    "Tags": [
-                        {"Key": "mlstack:workflow", "Value": builder.name_prefix},
-                        {"Key": "mlstack:model-package", "Value.$": "$.package.arn"},
-                    ],
-                },
+                "Parameters": package_model_request(
+                    builder,
+                    f"States.Format('{builder.name_prefix}-v{{}}-{{}}-{{}}', "
+                    "$.package.version, "
+                    "States.ArrayGetItem(States.StringSplit(States.UUID(), '-'), 0), "
+                    "$$.State.RetryCount)",
+                ),
                 "ResultSelector": {
                     "ModelArn.$": "$.ModelArn",
                     "ModelName.$": "States.ArrayGetItem(States.StringSplit($.ModelArn, '/'), 1)",
