@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mlstack_containers import evaluation
-from mlstack_containers.paths import SageMakerPaths
+from mlstack_containers.paths import MESSAGE_LIMIT, SageMakerPaths
 
 from mlstack import rules
 from tests.training.conftest import REPO
@@ -319,7 +319,7 @@ def test_binary_metrics_match_their_definitions_over_any_sharding(rows, cuts) ->
     for name, value in result.metrics.items():
         assert name in evaluation.BINARY_METRICS
         assert math.isfinite(value) and (name == "log_loss" or 0 <= value <= 1)
-    assert len(summary.encode()) < evaluation.MESSAGE_LIMIT
+    assert len(summary.encode()) < MESSAGE_LIMIT
     assert json.loads(summary)["metrics"] == result.metrics
 
 
@@ -339,7 +339,7 @@ def test_regression_summary_fits_the_exit_message_for_any_values(pairs) -> None:
     with np.errstate(over="ignore", invalid="ignore"):
         result = evaluation.evaluate("reg:squarederror", labels, scores)
     summary = result.summary()
-    assert len(summary.encode()) < evaluation.MESSAGE_LIMIT
+    assert len(summary.encode()) < MESSAGE_LIMIT
     parsed = json.loads(summary)  # strict JSON: no NaN or Infinity reaches the workflow
     assert all(math.isfinite(v) for v in parsed["metrics"].values())
     json.dumps(result.report(), allow_nan=False)

@@ -51,7 +51,7 @@ import math
 import sys
 import tarfile
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,7 +63,7 @@ from mlstack_containers.hyperparameters import objective_problem_type
 from mlstack_containers.paths import SageMakerPaths
 from mlstack_containers.schema import Schema, SchemaError
 
-MESSAGE_LIMIT = 1024  # SageMaker keeps the first 1 KB of /opt/ml/output/message
+PROGRAM = "mlstack-evaluate"
 THRESHOLD = 0.5
 LOG_LOSS_EPSILON = 1e-15
 STD_MIN_ROWS = 200  # Model Monitor gives a standard deviation from 200 samples on
@@ -107,7 +107,7 @@ class EvaluationError(ValueError):
 
 
 def log(message: str) -> None:
-    print(f"mlstack-evaluate: {message}", flush=True)
+    print(f"{PROGRAM}: {message}", flush=True)
 
 
 # --- problem type -------------------------------------------------------------------------------
@@ -579,20 +579,13 @@ def run(paths: SageMakerPaths) -> Evaluation:
     return result
 
 
-def _write(paths: SageMakerPaths, names: Sequence[str], text: str) -> None:
-    try:
-        paths.output_dir.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            (paths.output_dir / name).write_text(text[:MESSAGE_LIMIT], "utf-8")
-    except OSError as exc:
-        print(f"mlstack-evaluate: cannot write {paths.output_dir}: {exc}", file=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     paths = SageMakerPaths.from_env()
     if args not in ([], ["evaluate"]):
-        _write(paths, ("message", "failure"), f"unexpected arguments {args}; usage: evaluate")
+        paths.write_output(
+            ("message", "failure"), f"unexpected arguments {args}; usage: evaluate", PROGRAM
+        )
         return 2
     try:
         result = run(paths)
@@ -604,9 +597,9 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         message = f"internal error ({type(exc).__name__}): {exc}"
     else:
-        _write(paths, ("message",), result.summary())
+        paths.write_output(("message",), result.summary(), PROGRAM)
         return 0
-    _write(paths, ("message", "failure"), message)
+    paths.write_output(("message", "failure"), message, PROGRAM)
     log(f"failed: {message}")
     return 1
 

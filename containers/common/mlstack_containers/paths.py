@@ -8,12 +8,16 @@ on a laptop. Every path the training and inference programs use comes from here.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
 DEFAULT_BASE_DIR = "/opt/ml"
+# SageMaker keeps the first 1 KB of output/message (a Processing job's ExitMessage) and of
+# output/failure (a job's FailureReason).
+MESSAGE_LIMIT = 1024
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,18 @@ class SageMakerPaths:
     def failure_file(self) -> Path:
         """Its first 1024 characters become the training job's ``FailureReason``."""
         return self.output_dir / "failure"
+
+    def write_output(self, names: Sequence[str], text: str, program: str) -> None:
+        """``text``, its first :data:`MESSAGE_LIMIT` characters, into ``output/<name>`` for each
+        of ``names`` (``message``, ``failure``); a folder that cannot be written is said on
+        stderr (``<program>: cannot write …``), the program's exit status still says how it
+        ended."""
+        try:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            for name in names:
+                (self.output_dir / name).write_text(text[:MESSAGE_LIMIT], "utf-8")
+        except OSError as exc:
+            print(f"{program}: cannot write {self.output_dir}: {exc}", file=sys.stderr)
 
     @property
     def output_data_dir(self) -> Path:

@@ -33,8 +33,6 @@ from mlstack_containers.baseline.stats import (
 from mlstack_containers.data import channel_files
 from mlstack_containers.paths import SageMakerPaths
 
-MESSAGE_LIMIT = 1024  # ExitMessage holds the first 1 KB
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -81,12 +79,7 @@ def run(argv: list[str], paths: SageMakerPaths) -> list[Path]:
 
 def _fail(paths: SageMakerPaths, message: str) -> None:
     print(f"baseline: failed: {message}", file=sys.stderr)
-    try:
-        paths.output_dir.mkdir(parents=True, exist_ok=True)
-        for target in (paths.output_dir / "message", paths.failure_file):
-            target.write_text(message[:MESSAGE_LIMIT], encoding="utf-8")
-    except OSError as exc:
-        print(f"baseline: cannot write {paths.output_dir}: {exc}", file=sys.stderr)
+    paths.write_output(("message", "failure"), message, "baseline")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -84,7 +84,6 @@ from mlstack_containers.prepare.rows import Layout, parse
 from mlstack_containers.prepare.write import ObjectWriter, encode
 from mlstack_containers.schema import PROBLEM_TYPES
 
-MESSAGE_LIMIT = 1024
 ENV_PREFIX = "PREPARE_"
 DEFAULT_FRACTION = 0.15
 
@@ -262,15 +261,6 @@ def run(argv: list[str], paths: SageMakerPaths, environ: Mapping[str, str]) -> P
     return decided
 
 
-def _write(paths: SageMakerPaths, names: tuple[str, ...], text: str) -> None:
-    try:
-        paths.output_dir.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            (paths.output_dir / name).write_text(text[:MESSAGE_LIMIT], "utf-8")
-    except OSError as exc:
-        print(f"prepare: cannot write {paths.output_dir}: {exc}", file=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
     paths = SageMakerPaths.from_env()
     try:
@@ -291,9 +281,9 @@ def main(argv: list[str] | None = None) -> int:
             "features": len(schema.features),
             "rows": schema.to_dict()["rows"],
         }
-        _write(paths, ("message",), json.dumps(summary, separators=(",", ":")))
+        paths.write_output(("message",), json.dumps(summary, separators=(",", ":")), "prepare")
         print(f"prepare: {json.dumps(summary)}")
         return 0
-    _write(paths, ("message", "failure"), message)
+    paths.write_output(("message", "failure"), message, "prepare")
     print(f"prepare: failed: {message}", file=sys.stderr)
     return 1
