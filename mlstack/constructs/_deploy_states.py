@@ -126,14 +126,7 @@ class EndpointDeployment:
     ) -> Fragment:
         """Read validation metric -> Quality gate -> the endpoint states -> ``then``; the states
         are created in ``scope`` (the workflow), so their IDs are the state names."""
-        states = _DeployStates(
-            scope,
-            self.deploy,
-            self.builder,
-            notify_failure=notify_failure,
-            endpoint=self,
-            then=then,
-        )
+        states = self._states(scope, then, notify_failure)
         return Fragment(start=states.build(), ends=())
 
     def fragment(
@@ -150,7 +143,17 @@ class EndpointDeployment:
         ``live_model``: with A/B, the JSONPath of the model an update puts on ``Live`` (the
         release's decision); default: the live configuration's model (the previous
         candidate)."""
-        states = _DeployStates(
+        states = self._states(scope, then, notify_failure, live_model)
+        return Fragment(start=states.build_endpoint(), ends=())
+
+    def _states(
+        self,
+        scope: Construct,
+        then: sfn.IChainable,
+        notify_failure: sfn.IChainable,
+        live_model: str | None = None,
+    ) -> _DeployStates:
+        return _DeployStates(
             scope,
             self.deploy,
             self.builder,
@@ -159,7 +162,6 @@ class EndpointDeployment:
             then=then,
             live_model=live_model,
         )
-        return Fragment(start=states.build_endpoint(), ends=())
 
     def grant(self, role: iam.Role) -> None:
         """What the endpoint states call (:func:`allow_deployment`)."""
