@@ -50,7 +50,7 @@ class Path:
     def parse(cls, text: str, where: str) -> Path:
         if not text.startswith("$"):
             raise FilterError(f"{where} {text!r} must start with $ (the record)")
-        if re.search(r"\[[^\]]*:[^\]]*,|\[[^\]]*,[^\]]*:", text):
+        if re.search(r"\[(?=[^\]]*:)(?=[^\]]*,)[-\d\s:,]*\]", text):
             raise FilterError(
                 f"Invalid JsonPath: {text}: only single range filters of format "
                 "(eg: [1:5]) are supported"
@@ -92,6 +92,8 @@ def _apply(kind: str, arg: Any, value: Any, path: str, record: int) -> Any:
         return FilterError(f"record {record}: {path} selects {what}, which the record lacks")
 
     if kind == "all":
+        if not isinstance(value, dict | list):
+            raise missing("every element of an array or object")
         return list(value.values()) if isinstance(value, dict) else list(value)
     if kind == "names":
         if not isinstance(value, dict):
@@ -106,6 +108,8 @@ def _apply(kind: str, arg: Any, value: Any, path: str, record: int) -> Any:
             raise missing(f"index {', '.join(map(str, arg))} of {len(value)} elements")
         return value[arg[0]] if len(arg) == 1 else [value[i] for i in arg]
     start, end = arg
+    if not value:
+        return []
     first = 0 if start is None else start % len(value) if start < 0 else start
     last = len(value) - 1 if end is None else end % len(value) if end < 0 else end
     return value[first : last + 1]  # both ends included (the Developer Guide's examples)
@@ -156,13 +160,13 @@ class DataProcessing:
 
     def filter_input(self, line: bytes, record: int) -> bytes:
         """The part of an input record the model is sent."""
-        return self._write(self.input_filter.select(self._read(line, record), record))
+        return self._write(self.input_filter.select(self._read(line, record, "record"), record))
 
     def join(self, line: bytes, answer: bytes, record: int) -> bytes:
         """The output record: the answer, joined to its input when asked, then filtered."""
-        value = self._read(answer, record)
+        value = self._read(answer, record, "the model's answer to record")
         if self.join_input:
-            given = self._read(line, record)
+            given = self._read(line, record, "record")
             if self.csv:
                 value = [*given, *(value if isinstance(value, list) else [value])]
             elif isinstance(given, dict):
@@ -171,14 +175,17 @@ class DataProcessing:
                 value = {INPUT_KEY: given, OUTPUT_KEY: value}
         return self._write(self.output_filter.select(value, record))
 
-    def _read(self, line: bytes, record: int) -> Any:
+    def _read(self, line: bytes, record: int, what: str) -> Any:
         text = line.decode("utf-8", errors="replace").rstrip("\r")
         if self.csv:
             return next(csv.reader([text]), [])
         try:
             return json.loads(text)
-        except ValueError:
-            raise FilterError(f"record {record} is not JSON: {text[:80]!r}") from None
+        except (ValueError, RecursionError):
+            raise FilterError(
+                f"{what} {record} is not JSON ({text[:80]!r}); DataProcessing on JSON Lines "
+                "needs JSON Lines answers (TransformOutput.Accept application/jsonlines)"
+            ) from None
 
     def _write(self, value: Any) -> bytes:
         if not self.csv:

@@ -21,10 +21,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlstack.local.assembly import Image
 from mlstack.local.s3 import EmbeddedS3
 from mlstack.local.sagemaker import JobFailed, LocalSageMaker, SageMakerError
+from mlstack.local.transform_filters import DataProcessing, FilterError
 from tests.serving.conftest import REPO
 from tests.serving.penguins import PenguinModel, build, raw_rows
 
@@ -260,3 +263,40 @@ def test_a_header_row_fails_the_join_naming_the_count(
         transform(sagemaker, s3, "header", body, JoinSource="Input")
     reason = caught.value.description["FailureReason"]
     assert "the model answered 3 line(s) for 4 record(s)" in reason
+
+
+# Any CSV fields (commas, quotes, spaces, non-ASCII): a joined row reads back as the input's
+# fields followed by the answer's (RFC 4180, which the page requires of CSV records), and an
+# index filter selects the fields Python's own indexing selects.
+_FIELD = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    fields=st.lists(_FIELD, min_size=1, max_size=8),
+    answer=st.lists(_FIELD, min_size=1, max_size=3),
+    index=st.integers(-8, 7),
+)
+def test_a_joined_csv_row_reads_back_as_input_then_answer(
+    fields: list[str], answer: list[str], index: int
+) -> None:
+    def line(values: list[str]) -> bytes:
+        out = io.StringIO()
+        csv.writer(out, lineterminator="").writerow(values)
+        return out.getvalue().encode()
+
+    request = {
+        "TransformInput": {"ContentType": "text/csv", "SplitType": "Line"},
+        "TransformOutput": {"AssembleWith": "Line"},
+        "DataProcessing": {"JoinSource": "Input", "InputFilter": f"$[{index}]"},
+    }
+    processing = DataProcessing.of(request)
+    assert processing is not None
+    joined = processing.join(line(fields), line(answer), 0)
+    assert next(csv.reader([joined.decode()])) == [*fields, *answer]
+    if -len(fields) <= index < len(fields):
+        sent = processing.filter_input(line(fields), 0).decode()
+        assert next(csv.reader([sent]), [""]) == [fields[index]]
+    else:
+        with pytest.raises(FilterError, match=rf"record 0: \$\[{index}\] selects index"):
+            processing.filter_input(line(fields), 0)
