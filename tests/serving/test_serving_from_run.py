@@ -27,9 +27,11 @@ import pytest
 from mlstack_containers import model_io
 from sklearn.datasets import load_iris
 
+from mlstack.local.assembly import Image
 from mlstack.local.runner import RunReport
-from mlstack.local.sagemaker import extract_model
-from tests.cli.terminal import Terminal, mlstack, wait_gone
+from mlstack.local.s3 import EmbeddedS3
+from mlstack.local.sagemaker import LocalSageMaker, extract_model
+from tests.cli.terminal import REPO, Terminal, mlstack, wait_gone
 from tests.local.test_local_your_data import (  # noqa: F401 (fixtures)
     cdk_out,
     environments,
@@ -217,3 +219,62 @@ def test_mlstack_invoke_json_prints_the_records_label(served: Served) -> None:
     assert (index, predicted) == ("0", label)
     assert float(probability) == pytest.approx(float(probabilities.max()), abs=5e-5)
     assert [part.split()[0] for part in every.split(", ")] == sorted(IRIS.target_names)
+
+
+def test_a_transform_job_of_raw_csv_rows_writes_each_row_joined_to_its_label(
+    table_run: RunReport, tmp_path: Path
+) -> None:
+    # The run's model.tar.gz through local mode's CreateTransformJob, the rows as the table
+    # has them (no label, the region as text or empty), JoinSource Input ("Associate
+    # Prediction Results with Input Records", SageMaker Developer Guide): each input row
+    # followed by its predicted_label,probability, one line per row, in order.
+    records = iris_records(range(3, 150, 5))
+    rows = [",".join(repr(r[n]) for n in FEATURES) + "," + (r["region"] or "") for r in records]
+    uri = table_run.output["model_artifact_uri"]
+    image_uri = "000000000000.dkr.ecr.us-east-1.amazonaws.com/inference:local"
+    image = Image(uri=image_uri, directory=REPO / "containers", dockerfile="inference/Dockerfile")
+    with EmbeddedS3() as s3:
+        s3.create_bucket("data")
+        s3.write("s3://data/model.tar.gz", (table_run.run_dir / "s3" / uri[5:]).read_bytes())
+        s3.write("s3://data/rows/iris.csv", ("\n".join(rows) + "\n").encode())
+        sagemaker = LocalSageMaker(tmp_path / "run", s3, {image_uri: image})
+        try:
+            sagemaker.create_model(
+                {
+                    "ModelName": "iris",
+                    "PrimaryContainer": {
+                        "Image": image_uri,
+                        "ModelDataUrl": "s3://data/model.tar.gz",
+                    },
+                    "ExecutionRoleArn": "arn:aws:iam::000000000000:role/sagemaker",
+                }
+            )
+            sagemaker.create_transform_job(
+                {
+                    "TransformJobName": "iris-rows",
+                    "ModelName": "iris",
+                    "TransformInput": {
+                        "DataSource": {
+                            "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://data/rows/"}
+                        },
+                        "ContentType": "text/csv",
+                        "SplitType": "Line",
+                    },
+                    "TransformOutput": {
+                        "S3OutputPath": "s3://data/out",
+                        "Accept": "text/csv",
+                        "AssembleWith": "Line",
+                    },
+                    "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+                    "DataProcessing": {"JoinSource": "Input"},
+                }
+            )
+            output = s3.read("s3://data/out/iris.csv.out").decode().splitlines()
+        finally:
+            sagemaker.stop()
+    want = expected(run_model(table_run, tmp_path / "model"), records)
+    assert len(output) == len(rows)
+    for line, row, (label, probabilities) in zip(output, rows, want, strict=True):
+        given, predicted, probability = line.rsplit(",", 2)
+        assert (given, predicted) == (row, label)
+        assert float(probability) == pytest.approx(float(probabilities.max()), abs=1e-6)
