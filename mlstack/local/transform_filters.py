@@ -31,7 +31,7 @@ INPUT_KEY = "SageMakerInput"
 _NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
 _STEP = re.compile(
     rf"\.(?P<name>{_NAME})|\.\*|\[\*\]|\[(?P<names>'[^']*'(?:\s*,\s*'[^']*')*)\]"
-    r"|\[(?P<slice>-?\d*:-?\d*)\]|\[(?P<indexes>-?\d+(?:\s*,\s*-?\d+)*)\]"
+    r"|\[(?P<slice>(?:-?\d+)?:(?:-?\d+)?)\]|\[(?P<indexes>-?\d+(?:\s*,\s*-?\d+)*)\]"
 )
 
 
@@ -78,7 +78,7 @@ def _step(match: re.Match[str]) -> tuple[str, Any]:
     if match.group("name"):
         return "names", (match.group("name"),)
     if match.group("names"):
-        return "names", tuple(n.strip()[1:-1] for n in match.group("names").split(","))
+        return "names", tuple(re.findall(r"'([^']*)'", match.group("names")))
     if match.group("slice") is not None:
         start, end = match.group("slice").split(":")
         return "slice", (int(start) if start else None, int(end) if end else None)
@@ -110,9 +110,10 @@ def _apply(kind: str, arg: Any, value: Any, path: str, record: int) -> Any:
     start, end = arg
     if not value:
         return []
-    first = 0 if start is None else start % len(value) if start < 0 else start
-    last = len(value) - 1 if end is None else end % len(value) if end < 0 else end
-    return value[first : last + 1]  # both ends included (the Developer Guide's examples)
+    # Both ends included (the Developer Guide's examples); a negative one counts from the end.
+    first = 0 if start is None else max(0, len(value) + start) if start < 0 else start
+    last = len(value) - 1 if end is None else len(value) + end if end < 0 else end
+    return value[first : last + 1] if last >= 0 else []
 
 
 @dataclass(frozen=True)

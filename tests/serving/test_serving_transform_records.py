@@ -28,6 +28,7 @@ from mlstack.local.assembly import Image
 from mlstack.local.s3 import EmbeddedS3
 from mlstack.local.sagemaker import JobFailed, LocalSageMaker, SageMakerError
 from mlstack.local.transform_filters import DataProcessing, FilterError
+from mlstack.local.transform_filters import Path as JsonPath
 from tests.serving.conftest import REPO
 from tests.serving.penguins import PenguinModel, build, raw_rows
 
@@ -300,3 +301,44 @@ def test_a_joined_csv_row_reads_back_as_input_then_answer(
     else:
         with pytest.raises(FilterError, match=rf"record 0: \$\[{index}\] selects index"):
             processing.filter_input(line(fields), 0)
+
+
+# Hostile paths and records: any text as a filter is a Path or a FilterError (the job's
+# ValidationException or ClientError), and a Path applied to any JSON value selects or raises
+# FilterError; never another exception. A slice matches Python's with its end made inclusive.
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=12,
+)
+_PATHS = st.one_of(
+    st.text(max_size=20),
+    st.from_regex(r"\$(\.[a-z*]{1,3}|\[-?\d{0,2}(:-?\d{0,2})?(,-?\d{0,2})*\]|\['[a-z]'\])*",
+                  fullmatch=True),
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_PATHS, value=_JSON)
+def test_any_filter_on_any_record_selects_or_says_why(text: str, value: Any) -> None:
+    try:
+        path = JsonPath.parse(text, "InputFilter")
+    except FilterError:
+        return
+    try:
+        path.select(value, 0)
+    except FilterError as err:
+        assert str(err)
+
+
+@given(
+    values=st.lists(st.integers(), max_size=10),
+    start=st.none() | st.integers(-12, 12),
+    end=st.none() | st.integers(-12, 12),
+)
+def test_a_slice_is_pythons_with_its_end_included(
+    values: list[int], start: int | None, end: int | None
+) -> None:
+    text = f"$[{'' if start is None else start}:{'' if end is None else end}]"
+    python_end = None if end is None or end == -1 else end + 1
+    assert JsonPath.parse(text, "OutputFilter").select(values, 0) == values[start:python_end]
