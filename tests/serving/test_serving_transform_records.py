@@ -84,6 +84,7 @@ def transform(
     body: bytes,
     content_type: str = "text/csv",
     environment: dict[str, str] | None = None,
+    batch_strategy: str | None = None,
     **processing: str,
 ) -> list[str]:
     """Run a transform job over ``body`` (one object) and return its output's lines."""
@@ -109,6 +110,8 @@ def transform(
         request["DataProcessing"] = processing
     if environment:
         request["Environment"] = environment
+    if batch_strategy:
+        request["BatchStrategy"] = batch_strategy
     sagemaker.create_transform_job(request)
     out = s3.client.get_object(Bucket="data", Key=f"out/{name}/rows.csv.out")["Body"].read()
     return out.decode().splitlines()
@@ -194,6 +197,21 @@ def test_the_jobs_environment_chooses_the_answer_keys(
     assert [r[0] for r in got] == [label for label, _ in expected(model, records)]
     for row, probabilities in zip(got, want, strict=True):
         assert json.loads(row[1]) == pytest.approx(probabilities.tolist(), abs=1e-6)
+
+
+def test_single_records_lacking_every_category_answer_labels_with_the_jobs_keys(
+    sagemaker: LocalSageMaker, s3: EmbeddedS3, model: PenguinModel
+) -> None:
+    # BatchStrategy SingleRecord sends each row alone; a raw row without island and sex is all
+    # numbers and reads the same as an encoded one, so it alone cannot say which it is. The
+    # job's SAGEMAKER_INFERENCE_OUTPUT makes every request answer those keys.
+    records = [*ROWS[:3], {**ROWS[3], "island": None, "sex": None}]
+    lines = transform(
+        sagemaker, s3, "single", csv_rows(model, records), batch_strategy="SingleRecord",
+        environment={"SAGEMAKER_INFERENCE_OUTPUT": "predicted_label,probability"},
+    )  # fmt: skip
+    want = expected(model, records)
+    assert [row[0] for row in csv.reader(lines)] == [label for label, _ in want]
 
 
 def test_json_lines_records_join_under_sagemaker_output(
