@@ -1,7 +1,7 @@
 """docs/serving.md's "Every form, with curl and boto3" cannot drift: each curl command and the
 boto3 script of that section run, as written, against a real ``mlstack local serve`` of a
-Palmer penguins classifier and a regression model (tests/serving/penguins.py), and each answer must match the line the doc
-shows after it (``...`` standing for any text on that line).
+Palmer penguins classifier and of a regression model (tests/serving/penguins.py), and each
+answer must match the line the doc shows after it (``...`` standing for any text on a line).
 
 The labels the doc shows come from outside the server: the booster's own ``predict`` on the
 documented rows of the penguins data, encoded from the schema's specification."""
