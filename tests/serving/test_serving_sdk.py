@@ -57,6 +57,9 @@ print(json.dumps({
     "version": sagemaker.__version__,
     "instances": as_json.predict({"instances": records}),
     "bare": as_json.predict(records[0]),
+    "custom": as_json.predict(
+        {"instances": records}, custom_attributes="output=predicted_label"
+    ),
     "csv": as_csv.predict(rows),
     "csv_to_json": Predictor(
         "penguins", session, serializer=CSVSerializer(), deserializer=JSONDeserializer()
@@ -147,3 +150,12 @@ def test_csv_serializer_with_json_deserializer_gets_every_key(
     assert [p["predicted_label"] for p in predictions] == expected(model, RECORDS)
     assert all(set(p) == {"predicted_label", "probability", "labels", "probabilities"}
                for p in predictions)  # fmt: skip
+
+
+def test_the_predictors_custom_attributes_choose_the_answer_keys(
+    answers: Any, model: PenguinModel
+) -> None:
+    # predict(..., custom_attributes=...) is the SDK's InvokeEndpoint CustomAttributes: the
+    # per-request way to choose the keys (docs/serving.md, "Choosing the keys").
+    predictions = answers["custom"]["predictions"]
+    assert predictions == [{"predicted_label": label} for label in expected(model, RECORDS)]
