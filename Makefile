@@ -26,7 +26,7 @@ help:
 	@echo "make test  - set up, then lint, test and check every synthesized template"
 	@echo "make test-fast - the fast tier: rules, config, validation, code checks (no synth, no subprocess)"
 
-setup: $(VENV)/.installed node_modules/.installed .venv-checkov/.installed
+setup: $(VENV)/.installed node_modules/.installed .venv-checkov/.installed .venv-sdk/.installed
 
 $(VENV)/.installed: pyproject.toml containers/common/pyproject.toml containers/requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -37,6 +37,13 @@ $(VENV)/.installed: pyproject.toml containers/common/pyproject.toml containers/r
 .venv-checkov/.installed: requirements-checkov.txt
 	python3 -m venv .venv-checkov
 	.venv-checkov/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $@
+
+# The SageMaker Python SDK (tests/serving/test_serving_sdk.py) pins rich and protobuf below
+# mlstack's: it gets its own venv too.
+.venv-sdk/.installed: requirements-sdk.txt
+	python3 -m venv .venv-sdk
+	.venv-sdk/bin/python -m pip install --quiet -r requirements-sdk.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -101,4 +108,4 @@ docs: setup
 	$(PY) -m mlstack.execution_input_docs
 
 clean:
-	rm -rf cdk.out cdk.out.new $(VENV) .venv-checkov node_modules
+	rm -rf cdk.out cdk.out.new $(VENV) .venv-checkov .venv-sdk node_modules

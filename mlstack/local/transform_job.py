@@ -6,8 +6,11 @@ What follows SageMaker: ``/ping``, ``/execution-parameters`` and ``/invocations`
 an S3Prefix input dealt over the instances (instance i takes every N-th object from the i-th);
 each output at ``<S3OutputPath>/<input key>.out``, joined by ``AssembleWith``.
 
-Differences: no ``DataProcessing`` filters; ``SplitType`` Line or None only; a ``.sync`` and a
-plain create both return once the job ended.
+``DataProcessing`` (``InputFilter``, ``JoinSource``, ``OutputFilter``) for CSV and JSON Lines
+records: :mod:`mlstack.local.transform_filters`.
+
+Differences: ``SplitType`` Line or None only; a ``.sync`` and a plain create both return once
+the job ended.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from mlstack.local.sagemaker_service import (
     now_ms,
     without_tags,
 )
+from mlstack.local.transform_filters import DataProcessing, FilterError
 
 
 class _TransformError(Exception):
@@ -70,11 +74,7 @@ class TransformJobs:
         self, name: str, request: Mapping[str, Any], model: Mapping[str, Any]
     ) -> dict[str, Any]:
         """DescribeTransformJob as the job starts (``InProgress``), once the request is one
-        local mode runs (no DataProcessing, an S3Prefix input, Line or None splitting)."""
-        if request.get("DataProcessing"):
-            raise SageMakerError(
-                "ValidationException", "local mode does not apply DataProcessing filters"
-            )
+        local mode runs (an S3Prefix input, Line or None splitting, filters it can apply)."""
         tin = dict(request.get("TransformInput", {}))
         source = tin.get("DataSource", {}).get("S3DataSource", {})
         if source.get("S3DataType", "S3Prefix") != "S3Prefix":
@@ -84,7 +84,13 @@ class TransformJobs:
             raise SageMakerError(
                 "ValidationException", f"local mode splits by Line or None, not {split}"
             )
+        try:
+            DataProcessing.of(request)
+        except FilterError as err:
+            raise SageMakerError("ValidationException", str(err)) from None
         started = now_ms()
+        processing = request.get("DataProcessing")
+        extra = {"DataProcessing": dict(processing)} if processing else {}
         return {
             "TransformJobName": name,
             "TransformJobArn": self.service.arn("transform-job", name),
@@ -97,6 +103,7 @@ class TransformJobs:
             "CreationTime": started,
             "TransformStartTime": started,
             "Tags": list(request.get("Tags", [])),
+            **extra,
         }
 
     def _start_instances(
@@ -164,6 +171,7 @@ class TransformJobs:
         if not keys:
             self._transform_failed(desc, f"ClientError: no objects under {source['S3Uri']}")
         out_base = tout["S3OutputPath"].rstrip("/")
+        processing = DataProcessing.of(desc)
 
         def transform(server: Server, objects: list[str]) -> int:
             records = 0
@@ -171,11 +179,16 @@ class TransformJobs:
                 data = self.service.s3.read(f"s3://{bucket}/{key}")
                 if tin.get("CompressionType") == "Gzip":
                     data = gzip.decompress(data)
+                lines = [line for line in data.split(b"\n") if line.strip()]
+                if processing is not None:
+                    data = b"\n".join(self._filtered(processing, lines, key))
                 batches = self._batches(data, split, strategy, payload_mb * MB)
                 records += sum(n for _, n in batches)
                 outputs = self._invoke_all(
                     server, batches, tin, tout, concurrency, desc["TransformJobName"]
                 )
+                if processing is not None:
+                    outputs = self._joined(processing, lines, batches, outputs, key)
                 joiner = b"\n" if tout.get("AssembleWith") == "Line" else b""
                 body = joiner.join(o.rstrip(b"\n") if joiner else o for o in outputs)
                 if joiner and body:
@@ -194,6 +207,41 @@ class TransformJobs:
                 for i, server in enumerate(servers)
             ]
             return sum(share.result() for share in shares)
+
+    @staticmethod
+    def _filtered(processing: DataProcessing, lines: list[bytes], key: str) -> list[bytes]:
+        """Each record as ``InputFilter`` selects it (what the model is sent)."""
+        try:
+            return [processing.filter_input(line, i) for i, line in enumerate(lines)]
+        except FilterError as err:
+            raise _TransformError(f"{key}: InputFilter: {err}") from None
+
+    @staticmethod
+    def _joined(
+        processing: DataProcessing,
+        lines: list[bytes],
+        batches: list[tuple[bytes, int]],
+        outputs: list[bytes],
+        key: str,
+    ) -> list[bytes]:
+        """Each answer line joined to its input record (``JoinSource``), then
+        ``OutputFilter``: one output record per input record, in order."""
+        answers: list[bytes] = []
+        for (_, count), output in zip(batches, outputs, strict=True):
+            got = [line for line in output.rstrip(b"\n").split(b"\n")] if output else []
+            if len(got) != count:
+                raise _TransformError(
+                    f"{key}: the model answered {len(got)} line(s) for {count} record(s); "
+                    "DataProcessing joins one answer line to each record"
+                )
+            answers.extend(got)
+        try:
+            return [
+                processing.join(line, answer, i)
+                for i, (line, answer) in enumerate(zip(lines, answers, strict=True))
+            ]
+        except FilterError as err:
+            raise _TransformError(f"{key}: OutputFilter: {err}") from None
 
     def _execution_parameters(
         self, server: Server, request: Mapping[str, Any]

@@ -110,6 +110,7 @@ class RecordCodec:
             None if f.categories is None else {c: float(i) for i, c in enumerate(f.categories)}
             for f in schema.features
         ]
+        self._categorical_columns = [i for i, c in enumerate(self.codes) if c is not None]
 
     # -- dispatch ------------------------------------------------------------------------------
 
@@ -219,7 +220,10 @@ class RecordCodec:
 
     def is_raw_csv(self, body: bytes) -> bool:
         """Whether a CSV body holds raw rows: its first line is the header, or a field of it
-        is not a number. A body whose first line is all numbers is in the encoded form."""
+        is not a number. A body whose first line is all numbers is in the encoded form, unless
+        that line leaves every categorical feature empty: such a line reads the same either
+        way, so the first line that gives a category decides (a raw table's first row may lack
+        its categories)."""
         line = _first_line(body)
         if line is None:
             return False
@@ -229,7 +233,23 @@ class RecordCodec:
             return True  # the raw parser says what is wrong with it
         if self._is_header(fields):
             return True
-        return not all(_is_number(f) for f in fields)
+        if not all(_is_number(f) for f in fields):
+            return True
+        if self._gives_a_category(fields):
+            return False
+        try:
+            for row in csv.reader(io.StringIO(body.decode("utf-8"))):
+                if self._gives_a_category(row):
+                    return not all(_is_number(f) for f in row)
+        except (UnicodeDecodeError, csv.Error):
+            return True
+        return False  # no line gives a category: both forms read the same matrix
+
+    def _gives_a_category(self, fields: list[str]) -> bool:
+        """Whether a row has a value in a categorical column (always, for a model without
+        categorical features: its rows read the same in both forms)."""
+        columns = self._categorical_columns
+        return not columns or any(i < len(fields) and fields[i].strip() for i in columns)
 
     def _is_header(self, fields: list[str]) -> bool:
         label = self.schema.label.name
