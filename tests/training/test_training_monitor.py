@@ -479,3 +479,15 @@ def test_the_images_put_monitor_on_path_for_processing_jobs(dockerfile):
         check=True,
     ).stdout.split()
     assert mode and mode[0] == "100755"
+
+
+def test_the_quality_metrics_are_the_ones_the_config_and_alarms_know():
+    # One rule, two readers: mlstack.rules (config validation, the alarms' comparison) and the
+    # program (what it publishes); the container cannot import mlstack, so they are compared.
+    from mlstack_containers.monitor import quality
+
+    from mlstack import rules
+
+    assert {k: tuple(v) for k, v in quality.QUALITY_METRICS.items()} == rules.QUALITY_METRICS
+    assert quality.HIGHER_IS_BETTER == rules.HIGHER_IS_BETTER
+    assert {k: v[0] for k, v in rules.QUALITY_METRICS.items()} == quality.DEFAULT_METRIC

@@ -11,7 +11,8 @@ Arguments: ``--window-start``/``--window-end`` (ISO 8601; a record whose
 metrics' ``Endpoint`` dimension), ``--min-records`` (fewer records: ``not_enough_data``, no
 drift or quality metric published, never an alarm), ``--psi-threshold``, ``--p-value``,
 ``--drifted-share-percent`` (the drift alarm: at least this share of the features drifted),
-``--quality-metric`` (default per problem type: Accuracy, or RMSE for regression) and
+``--quality-metric`` (default per problem type: AUC, Accuracy for multiclass, RMSE for
+regression) and
 ``--quality-threshold`` (none: no quality alarm).
 
 Bad capture lines and ground truth are counted and listed in the report; the program exits 0 on

@@ -24,15 +24,16 @@ import numpy as np
 from mlstack_containers.evaluation import binary_metrics, multiclass_metrics, regression_metrics
 from mlstack_containers.monitor.capture import Problems
 
-# CloudWatch metric names per problem type (the contract with the constructs), the evaluation
-# module's metric each is, and whether a *higher* value is better.
+# CloudWatch metric names per problem type (the contract with the constructs: mlstack.rules'
+# QUALITY_METRICS, the same order, the first the default; a test keeps the two equal), and the
+# evaluation module's metric each one is.
 QUALITY_METRICS = {
-    "binary": {"Accuracy": "accuracy", "AUC": "auc", "F1": "f1"},
+    "binary": {"AUC": "auc", "Accuracy": "accuracy", "F1": "f1"},
     "multiclass": {"Accuracy": "accuracy", "F1": "weighted_f1"},
     "regression": {"RMSE": "rmse", "MAE": "mae"},
 }
-HIGHER_IS_BETTER = {"Accuracy": True, "AUC": True, "F1": True, "RMSE": False, "MAE": False}
-DEFAULT_METRIC = {"binary": "Accuracy", "multiclass": "Accuracy", "regression": "RMSE"}
+DEFAULT_METRIC = {problem: next(iter(names)) for problem, names in QUALITY_METRICS.items()}
+HIGHER_IS_BETTER = frozenset({"AUC", "Accuracy", "F1"})  # the others alarm above the threshold
 
 
 @dataclass
@@ -158,4 +159,4 @@ def quality_metrics(problem_type: str, labels: np.ndarray, scores: np.ndarray) -
 
 
 def breaches(metric: str, value: float, threshold: float) -> bool:
-    return value < threshold if HIGHER_IS_BETTER[metric] else value > threshold
+    return value < threshold if metric in HIGHER_IS_BETTER else value > threshold
