@@ -203,16 +203,10 @@ class _Handler(BaseHTTPRequestHandler):
                 "x-amzn-sagemaker-custom-attributes"
             ]
         self._send(200, answer, out)
-        if self.owner.capture is not None:
-            self.owner.capture.record(
-                name,
-                target.variant,
-                body,
-                headers["Content-Type"],
-                answer,
-                out["Content-Type"],
-                inference_id,
-            )
+        capture = self.owner.capture
+        if capture is not None:
+            capture.record(name, target.variant, body, headers["Content-Type"], answer,
+                           out["Content-Type"], inference_id)  # fmt: skip
 
     def _refuse(self, status: int, error_type: str, message: str) -> None:
         """An error decided before the body was read: the connection closes after it (what
