@@ -246,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(paths, str(exc))
     except OSError as exc:
         return _fail(paths, f"cannot read the inputs or write the report: {exc}")
+    except (ValueError, ArithmeticError) as exc:  # a figure JSON cannot hold, say: never silent
+        return _fail(paths, f"cannot analyse the window: {exc!r}")
     for target in written:
         print(f"monitor: wrote {target}")
     return 0
