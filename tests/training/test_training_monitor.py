@@ -491,3 +491,80 @@ def test_the_quality_metrics_are_the_ones_the_config_and_alarms_know():
     assert {k: tuple(v) for k, v in quality.QUALITY_METRICS.items()} == rules.QUALITY_METRICS
     assert quality.HIGHER_IS_BETTER == rules.HIGHER_IS_BETTER
     assert {k: v[0] for k, v in rules.QUALITY_METRICS.items()} == quality.DEFAULT_METRIC
+
+
+# -- a model that carries its schema: raw records, a categorical feature ------------------------
+
+PENGUINS = {
+    "schema_version": 1,
+    "problem_type": "binary",
+    "label": {"name": "sex", "type": "categorical", "classes": ["female", "male"]},
+    "features": [
+        {"name": "island", "type": "categorical", "categories": ["Biscoe", "Dream", "Torgersen"]},
+        {"name": "bill_length_mm", "type": "numeric"},
+    ],
+    "rows": {"train": 3000, "validation": 0, "test": 0},
+}
+
+
+@pytest.fixture(scope="module")
+def schema_baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real ``baseline`` program over prepared shards (a category's index, as prepare
+    writes it: schema.py) with the schema as an input: islands 50/30/20 %."""
+    base = tmp_path_factory.mktemp("schema-baseline")
+    inputs = base / "processing" / "input"
+    (inputs / "schema").mkdir(parents=True)
+    (inputs / "schema" / "schema.json").write_text(json.dumps(PENGUINS))
+    (inputs / "train").mkdir()
+    rng = np.random.default_rng(11)
+    islands = rng.choice(3, 3000, p=[0.5, 0.3, 0.2])
+    bills = rng.normal(44, 5, 3000).round(1)
+    pairs = enumerate(zip(islands, bills, strict=True))
+    shard = "".join(f"{i % 2},{island},{bill}\n" for i, (island, bill) in pairs)
+    (inputs / "train" / "part-0.csv").write_text(shard)
+    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base)}
+    done = subprocess.run(
+        [str(BASELINE), "--schema", "schema"], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return base / "processing" / "output" / "baseline"
+
+
+def raw_records(n: int, seed: int, shares: list[float]) -> list[str]:
+    """Raw JSON records as a client of the schema model sends them (docs/serving.md): one
+    bare object a request, the island by name."""
+    rng = np.random.default_rng(seed)
+    names = ["Biscoe", "Dream", "Torgersen"]
+    return [
+        capture_line(
+            json.dumps({"island": names[i], "bill_length_mm": float(b)}),
+            content_type="application/json",
+            encoding="JSON",
+            event_id=f"r-{k}",
+        )
+        for k, (i, b) in enumerate(
+            zip(rng.choice(3, n, p=shares), rng.normal(44, 5, n).round(1), strict=True)
+        )
+    ]
+
+
+def test_raw_records_of_a_schema_model_drift_by_category(tmp_path, schema_baseline):
+    # Torgersen from 20 % to 60 % of the traffic: chi-squared and PSI both see it.
+    job(tmp_path, schema_baseline, raw_records(1500, seed=12, shares=[0.2, 0.2, 0.6]))
+    assert run_monitor(tmp_path, *ARGS).returncode == 0
+    report, data, _ = outputs(tmp_path)
+    island, bill = report["drift"]["features"]
+    assert (island["name"], island["type"], island["test"]) == ("island", "categorical", "chi2")
+    assert island["drifted"] and island["p_value"] < 0.01 and island["psi"] > 0.2
+    assert bill["name"] == "bill_length_mm" and not bill["drifted"]
+    assert report["records"]["rejected"] == 0 and report["alarms"]["drift"] is True
+    features = {d["Dimensions"][1]["Value"] for d in by_name(data, "FeatureDrift")}
+    assert features == {"island", "bill_length_mm"}
+
+
+def test_raw_records_in_the_training_shares_stay_quiet(tmp_path, schema_baseline):
+    job(tmp_path, schema_baseline, raw_records(1500, seed=13, shares=[0.5, 0.3, 0.2]))
+    assert run_monitor(tmp_path, *ARGS).returncode == 0
+    report, _, _ = outputs(tmp_path)
+    assert [f["drifted"] for f in report["drift"]["features"]] == [False, False]
+    assert report["alarms"]["drift"] is False
