@@ -207,11 +207,15 @@ def _index(s3_dir: Path) -> dict[str, dict[str, Any]]:
 
 def serve_capture(run_dir: Path | None, environments_dir: Path | None = None) -> DataCapture | None:
     """The capture of ``mlstack local serve --from-run <workdir>/accounts/<env>``: the
-    environment's ``endpoint.data_capture`` into that account (None for any other source, or
-    when the environment captures nothing)."""
+    environment's ``endpoint.data_capture`` into that account (None for any other source, when
+    the environment captures nothing, or when this checkout has no file of that environment)."""
     if run_dir is None or run_dir.resolve().parent.name != "accounts":
         return None
     from mlstack.config import ENVIRONMENTS_DIR, load_environment
 
-    config = load_environment(run_dir.resolve().name, environments_dir or ENVIRONMENTS_DIR)
+    name = run_dir.resolve().name
+    directory = environments_dir or ENVIRONMENTS_DIR
+    if not (directory / f"{name}.json").is_file():
+        return None
+    config = load_environment(name, directory)
     return account_capture(run_dir / "s3", config.endpoint.data_capture, config.monitoring.baseline)

@@ -104,3 +104,21 @@ def test_only_the_configured_side_is_captured(sides, present):
 def test_bad_settings_are_refused_naming_them(destination, percentage, expected):
     with pytest.raises(ValueError, match=expected):
         CaptureSettings(destination, percentage)
+
+
+def test_serving_an_account_captures_as_its_environment_says(tmp_path):
+    # environments/prod.json: endpoint.data_capture 20 %, both sides; dev: no capture. The data
+    # bucket is the account's bucket holding the baseline prefix.
+    from mlstack.local.capture import serve_capture
+
+    for env in ("prod", "dev"):
+        s3 = tmp_path / "accounts" / env / "s3"
+        (s3 / "data-bucket" / "baselines" / "latest").mkdir(parents=True)
+        index = {"data-bucket": {"baselines/latest/feature_baseline.json": {"etag": '"x"'}}}
+        (s3 / ".index.json").write_text(json.dumps(index))
+    prod = serve_capture(tmp_path / "accounts" / "prod")
+    assert prod is not None
+    assert prod.settings == CaptureSettings("s3://data-bucket/data-capture/", 20, True, True)
+    assert serve_capture(tmp_path / "accounts" / "dev") is None
+    assert serve_capture(tmp_path / "accounts" / "nowhere") is None  # no such environment file
+    assert serve_capture(tmp_path / "run-dir") is None  # a run's directory, not an account
