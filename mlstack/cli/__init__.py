@@ -2,6 +2,7 @@
 
     mlstack local run    [--env dev] [--rows N] [--seed S] [-H k=v ...] [--workdir DIR] [--clean]
     mlstack local serve  [--model PATH | --from-run DIR] [--port P] [--endpoint-name NAME]
+    mlstack local monitor [--env dev] [--ground-truth FILE] [--window-hours N]
     mlstack run          --env dev [--input JSON]
     mlstack invoke       --env dev (--file data.csv | --json RECORD | --jsonl FILE) [--accept T]
     mlstack models       --env dev                  (versions, status, evaluation metrics)
@@ -24,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mlstack.cli import local_monitor
 from mlstack.portable_rules import PROBLEM_TYPE
 
 
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     local_commands = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
     _add_local_run(local_commands)
     _add_local_serve(local_commands)
+    local_monitor.add_parser(local_commands)
     _add_registry(local_commands, local=True)
     _add_run(commands)
     _add_invoke(commands)
@@ -268,6 +271,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mlstack.cli.local import local_run
 
         return local_run(args)
+    if args.command == "local" and args.local_command == "monitor":
+        return local_monitor.local_monitor(args)
     if args.command == "local" and args.local_command == "serve":
         from mlstack.cli.local import local_serve
 

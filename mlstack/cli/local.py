@@ -161,6 +161,7 @@ def _model_from_run(run_dir: Path, endpoint_name: str | None) -> tuple[Path, str
 
 
 def local_serve(args: argparse.Namespace) -> int:
+    from mlstack.local.capture import serve_capture
     from mlstack.local.gateway import Gateway, Target
 
     try:
@@ -171,7 +172,7 @@ def local_serve(args: argparse.Namespace) -> int:
         if not model.exists():
             raise ValueError(f"{model} does not exist")
         # The port first: a taken one is refused before a model server starts.
-        gateway = Gateway({}, port=args.port)
+        gateway = Gateway({}, port=args.port, capture=serve_capture(args.from_run))
     except ValueError as err:
         print(f"mlstack local serve: {err}", file=sys.stderr)
         return 1

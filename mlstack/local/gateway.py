@@ -22,6 +22,11 @@ Before an endpoint is looked up, the request is checked against botocore's model
 InvokeEndpoint (:mod:`mlstack.local.validation`): an endpoint name, content type, accept or
 custom attributes the service refuses is a 400 ``ValidationError`` with the service's message.
 
+With ``capture`` (:class:`mlstack.local.capture.DataCapture`), each answered request is sampled
+into the endpoint's data capture, its ``InferenceId`` (the ``X-Amzn-SageMaker-Inference-Id``
+header, botocore's ``InferenceId`` member) kept in ``eventMetadata.inferenceId``; the buffered
+capture is written when the gateway stops.
+
 Signatures are not checked.
 """
 
@@ -36,9 +41,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from mlstack.local import loopback
+from mlstack.local.capture import DataCapture
 from mlstack.local.validation import ServiceRefusal, rules
 
 MAX_BODY = 6 * 1024 * 1024  # InvokeEndpoint's payload limit
+INFERENCE_ID = "X-Amzn-SageMaker-Inference-Id"  # botocore: InvokeEndpoint's InferenceId header
 
 
 @dataclass(frozen=True)
@@ -50,8 +57,15 @@ class Target:
 class Gateway:
     """The gateway on ``127.0.0.1:port`` (0: a free port) for ``endpoints`` (name -> Target)."""
 
-    def __init__(self, endpoints: Mapping[str, Target], port: int = 0, host: str = "127.0.0.1"):
+    def __init__(
+        self,
+        endpoints: Mapping[str, Target],
+        port: int = 0,
+        host: str = "127.0.0.1",
+        capture: DataCapture | None = None,
+    ):
         self.endpoints = dict(endpoints)
+        self.capture = capture
         gateway = self
 
         class Handler(_Handler):
@@ -76,6 +90,8 @@ class Gateway:
         self.server.server_close()
         if self._thread is not None:
             self._thread.join(5)
+        if self.capture is not None:
+            self.capture.flush()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -144,9 +160,10 @@ class _Handler(BaseHTTPRequestHandler):
         for header in ("Accept", "X-Amzn-SageMaker-Custom-Attributes"):
             if self.headers.get(header):
                 headers[header] = self.headers[header]
+        inference_id = self.headers.get(INFERENCE_ID)
         try:
             rules("sagemaker-runtime").check_request(
-                "InvokeEndpoint", _request(name, body, headers)
+                "InvokeEndpoint", _request(name, body, headers, inference_id)
             )
         except ServiceRefusal as err:
             self._error(400, err.code, err.message)
@@ -186,6 +203,10 @@ class _Handler(BaseHTTPRequestHandler):
                 "x-amzn-sagemaker-custom-attributes"
             ]
         self._send(200, answer, out)
+        capture = self.owner.capture
+        if capture is not None:
+            capture.record(name, target.variant, body, headers["Content-Type"], answer,
+                           out["Content-Type"], inference_id)  # fmt: skip
 
     def _refuse(self, status: int, error_type: str, message: str) -> None:
         """An error decided before the body was read: the connection closes after it (what
@@ -194,9 +215,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._error(status, error_type, message, close=True)
 
 
-def _request(name: str, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
+def _request(
+    name: str, body: bytes, headers: Mapping[str, str], inference_id: str | None = None
+) -> dict[str, Any]:
     """The InvokeEndpoint request the HTTP request carries (its members' names)."""
     request: dict[str, Any] = {"EndpointName": name, "Body": body}
+    if inference_id is not None:
+        request["InferenceId"] = inference_id
     for member, header in (
         ("ContentType", "Content-Type"),
         ("Accept", "Accept"),

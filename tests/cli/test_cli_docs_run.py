@@ -30,6 +30,8 @@ NOT_RUN = {
     "tests/local/test_local_docs_sample.py run it and check docs/local-mode.md's sample",
     "local serve": "serves until Ctrl-C, from a run's model; tests/local/test_local_serve_"
     "terminal.py runs it on a terminal",
+    "local monitor": "needs a local run and captured traffic (minutes); tests/local/test_local_"
+    "monitor.py runs it",
     "local approve": "releases a version from a run's local account; tests/local/test_local_"
     "lifecycle.py and test_local_serve_terminal.py run it",
     "local reject": "changes a run's local account; tests/local/test_local_serve_terminal.py",

@@ -7,6 +7,12 @@ object under ``/opt/ml/processing/input/train``) and writes ``statistics.json`` 
 ``processing/input``/``processing/output`` of ``$SAGEMAKER_BASE_DIR`` (``/opt/ml``), the
 ``LocalPath`` of a ProcessingInput/ProcessingOutput, so local runs use the same arguments.
 
+Beside them it writes ``feature_baseline.json`` (:mod:`mlstack_containers.feature_baseline`):
+each feature's training distribution by feature name, which the ``monitor`` program compares
+the captured requests with. ``--schema NAME`` (optional) is the directory of the dataset's
+``schema.json`` (a ProcessingInput of a prepared dataset); without it the names are the seeder's
+``x``/``y`` (two features) or ``_c<i>``.
+
 ``--label drop`` (default) describes the features alone, as an endpoint that captures only its
 input records them; ``--label first`` keeps the label as the first column, where Model Monitor
 puts the prediction of an endpoint that also captures its output.
@@ -27,11 +33,13 @@ from mlstack_containers.baseline.stats import (
     DEFAULT_COMPARISON_THRESHOLD,
     BaselineError,
     constraints,
+    feature_baseline,
     read_features,
     statistics,
 )
 from mlstack_containers.data import channel_files
 from mlstack_containers.paths import SageMakerPaths
+from mlstack_containers.schema import Schema, SchemaError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,6 +54,7 @@ def _arguments(argv: list[str], paths: SageMakerPaths) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, action="append")
     parser.add_argument("--comparison-threshold", type=float, default=DEFAULT_COMPARISON_THRESHOLD)
     parser.add_argument("--label", choices=("drop", "first"), default="drop")
+    parser.add_argument("--schema", type=Path)
     args = parser.parse_args(argv)
     if not 0 < args.comparison_threshold <= 1:
         raise BaselineError(
@@ -53,7 +62,20 @@ def _arguments(argv: list[str], paths: SageMakerPaths) -> argparse.Namespace:
         )
     args.input = processing / "input" / args.input
     args.output = [processing / "output" / o for o in args.output or [Path("baseline")]]
+    if args.schema is not None:
+        args.schema = processing / "input" / args.schema
     return args
+
+
+def _schema(path: Path | None) -> Schema | None:
+    if path is None:
+        return None
+    try:
+        return Schema.read(path)
+    except FileNotFoundError:
+        raise BaselineError(f"--schema {path}: no schema.json there") from None
+    except SchemaError as exc:
+        raise BaselineError(str(exc)) from None
 
 
 def run(argv: list[str], paths: SageMakerPaths) -> list[Path]:
@@ -61,12 +83,14 @@ def run(argv: list[str], paths: SageMakerPaths) -> list[Path]:
     args = _arguments(argv, paths)
     if not args.input.is_dir():
         raise BaselineError(f"input directory {args.input} does not exist")
-    rows, columns = read_features(channel_files(args.input), keep_label=args.label == "first")
-    stats = statistics(rows, columns)
+    schema = _schema(args.schema)
+    rows, columns = read_features(channel_files(args.input), keep_label=True)
+    stats = statistics(rows, columns if args.label == "first" else columns[1:])
     documents = {
         "statistics.json": stats,
         "constraints.json": constraints(stats, args.comparison_threshold),
     }
+    features = feature_baseline(rows, columns[0], columns[1:], schema)
     written = []
     for directory in args.output:
         directory.mkdir(parents=True, exist_ok=True)
@@ -74,6 +98,7 @@ def run(argv: list[str], paths: SageMakerPaths) -> list[Path]:
             target = directory / name
             target.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
             written.append(target)
+        written.append(features.write(directory))
     return written
 
 

@@ -25,6 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from mlstack_containers.feature_baseline import (
+    FeatureBaseline,
+    categorical_profile,
+    feature_names,
+    infer_problem_type,
+    numeric_profile,
+)
+from mlstack_containers.schema import Schema
+
 KLL_K = 2048
 KLL_C = 0.64
 BUCKETS = 10
@@ -225,3 +236,31 @@ def constraints(
             },
         },
     }
+
+
+def feature_baseline(
+    rows: int, label: Column, features: Sequence[Column], schema: Schema | None
+) -> FeatureBaseline:
+    """feature_baseline.json of the label and feature columns: by the schema's names and types
+    when there is one, else numeric columns named as :func:`feature_names` says."""
+    if schema is not None and len(schema.features) != len(features):
+        raise BaselineError(
+            f"schema.json has {len(schema.features)} features, the training data "
+            f"{len(features)} feature columns: give the schema of this dataset"
+        )
+    names, names_from = feature_names(
+        len(features), None if schema is None else schema.feature_names
+    )
+    profiles = []
+    for index, (name, column) in enumerate(zip(names, features, strict=True)):
+        values = np.asarray(column.values, dtype=np.float64)
+        spec = None if schema is None else schema.features[index]
+        if spec is not None and spec.categories is not None:
+            profiles.append(categorical_profile(name, values, column.missing, spec.categories))
+        else:
+            profiles.append(numeric_profile(name, values, column.missing))
+    if schema is not None:
+        problem, classes = schema.problem_type, schema.classes
+    else:
+        problem, classes = infer_problem_type(np.asarray(label.values, dtype=np.float64))
+    return FeatureBaseline(names_from, problem, tuple(classes), rows, tuple(profiles))
