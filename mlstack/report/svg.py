@@ -209,10 +209,11 @@ def bar_chart(
     """Horizontal bars, one row a label, one bar a group (precision and recall side by side)."""
     rows = max(1, len(labels))
     band = max(14, 22 * len(groups))
-    height = TOP + BOTTOM + rows * band
+    legend_room = 18 if len(groups) > 1 else 0  # a legend row under the axis title
+    height = TOP + BOTTOM + rows * band + legend_room
     values = [v for vs in groups.values() for v in vs]
     lo, hi = min(0.0, *values) if values else 0.0, max(1e-12, *values) if values else 1.0
-    frame = Frame(lo, hi, 0, rows, height=height, left=170)
+    frame = Frame(lo, hi, 0, rows, height=height - legend_room, left=170)
     marks = []
     ticks = []
     for row, label in enumerate(labels):
@@ -232,12 +233,12 @@ def bar_chart(
                 f"<title>{escape(label)} {escape(name)}: {_number(value)}</title></rect>"
             )
     x_axis = "".join(
-        f'<text x="{frame.x(t):.1f}" y="{height - BOTTOM + 16}" text-anchor="middle" '
+        f'<text x="{frame.x(t):.1f}" y="{frame.height - BOTTOM + 16}" text-anchor="middle" '
         f'font-size="11">{_number(t)}</text>'
         for t in nice_ticks(lo, hi)
     )
     body = (
-        f'<path class="axis" d="M{frame.left},{TOP}V{height - BOTTOM}H{WIDTH - RIGHT}" '
+        f'<path class="axis" d="M{frame.left},{TOP}V{frame.height - BOTTOM}H{WIDTH - RIGHT}" '
         'stroke="#444" fill="none"/>'
         + "".join(ticks)
         + x_axis
@@ -245,9 +246,23 @@ def bar_chart(
         + '<g class="marks">'
         + "".join(marks)
         + "</g>"
-        + _legend(list(groups), frame)
+        + _row_legend(list(groups), frame.left, height - 6)
     )
     return figure(chart_id, title, body, height=height)
+
+
+def _row_legend(names: Sequence[str], left: float, y: float) -> str:
+    """The groups' colours in one row under a chart (where no bar can hide them)."""
+    if len(names) < 2:
+        return ""
+    items = []
+    for i, name in enumerate(names):
+        x = left + i * 110
+        items.append(
+            f'<rect x="{x}" y="{y - 9}" width="10" height="10" fill="{PALETTE[i % len(PALETTE)]}"/>'
+            f'<text x="{x + 14}" y="{y}" font-size="11">{escape(name[:14])}</text>'
+        )
+    return '<g class="legend">' + "".join(items) + "</g>"
 
 
 def histogram(
