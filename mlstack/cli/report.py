@@ -23,7 +23,13 @@ from botocore.exceptions import ClientError
 from mlstack.cli.deployed import CommandError, _client, _guard, _history, stack_output
 from mlstack.report import REPORT_FILE
 from mlstack.report.build import ReportInputs, render
-from mlstack.report.sources import EVALUATION_FILE, read_parts, split_s3_uri
+from mlstack.report.sources import (
+    EVALUATION_FILE,
+    evaluation_of_jobs,
+    read_parts,
+    split_s3_uri,
+    task_results,
+)
 
 OUTPUT_ARCHIVE = "output.tar.gz"
 PRESIGNED_SECONDS = 3600
@@ -62,20 +68,21 @@ def _report(args: argparse.Namespace) -> int:
         ) from None
     output = json.loads(description.get("output") or "null")
     output = output if isinstance(output, dict) else {}
-    evaluation = output.get("evaluation")
-    if not isinstance(evaluation, dict):
+    events = _history(sfn, arn)
+    evaluation, job = _evaluation_and_training_job(output, events)
+    if evaluation is None:
         raise CommandError(
-            f"execution {args.execution} is {description['status']} without an evaluation in its "
-            "output: the report is written beside the evaluation report, which this run lacks"
+            f"execution {args.execution} is {description['status']} and ran no evaluation job "
+            "(neither its output nor its history has one): the report is written beside the "
+            "evaluation report, which this run lacks"
         )
     s3 = _client("s3", args.region)
     sagemaker = _client("sagemaker", args.region)
-    job = output.get("training_job_name")
     inputs = ReportInputs(
         execution=args.execution,
         environment=args.env,
         status=description["status"],
-        events=_history(sfn, arn),
+        events=events,
         rounds={job: training_rounds(s3, sagemaker, job)} if isinstance(job, str) else {},
         parts=read_parts(s3, evaluation),
         output=output,
@@ -94,6 +101,22 @@ def _report(args: argparse.Namespace) -> int:
     if not args.no_open:
         webbrowser.open(url)
     return 0
+
+
+def _evaluation_and_training_job(
+    output: dict[str, Any], events: list[dict[str, Any]]
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The output's evaluation and training job; a failed execution has no output, so then the
+    history's: the last evaluation processing job's and training job's results."""
+    evaluation = output.get("evaluation")
+    job = output.get("training_job_name")
+    if not isinstance(evaluation, dict):
+        jobs = task_results(events, "createProcessingJob.sync")
+        evaluation = evaluation_of_jobs({str(i): j for i, j in enumerate(jobs)})
+    if not isinstance(job, str):
+        trained = task_results(events, "createTrainingJob.sync")
+        job = trained[-1].get("TrainingJobName") if trained else None
+    return evaluation, job if isinstance(job, str) else None
 
 
 def training_rounds(s3: Any, sagemaker: Any, job: str) -> list[dict[str, Any]]:

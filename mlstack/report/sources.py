@@ -88,3 +88,20 @@ def evaluation_of_jobs(processing_jobs: Mapping[str, Mapping[str, Any]]) -> dict
                 prefix = str(output["S3Output"]["S3Uri"]).rstrip("/")
                 return {"report_uri": f"{prefix}/{EVALUATION_FILE}"}
     return None
+
+
+def task_results(events: Iterable[Mapping[str, Any]], resource: str) -> list[dict[str, Any]]:
+    """The results of the history's succeeded tasks of ``resource`` (``createTrainingJob.sync``:
+    DescribeTrainingJob's answer), in order: what a failed execution's output no longer
+    carries."""
+    found = []
+    for event in events:
+        details = event.get("taskSucceededEventDetails") or {}
+        if event.get("type") == "TaskSucceeded" and details.get("resource") == resource:
+            try:
+                result = json.loads(details.get("output") or "null")
+            except ValueError:
+                continue
+            if isinstance(result, dict):
+                found.append(result)
+    return found

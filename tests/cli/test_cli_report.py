@@ -152,6 +152,61 @@ def test_report_of_a_run_without_evaluation_says_why_there_is_none(
     deployed: Stubber, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _describe(deployed, "FAILED", None)
+    deployed.add_response(
+        "get_execution_history", {"events": _history()}, {"executionArn": EXECUTION}
+    )
     assert main(["report", "--env", "dev", "--execution", "run-7", "--no-open"]) == 1
     err = capsys.readouterr().err
-    assert "is FAILED without an evaluation in its output" in err
+    assert "is FAILED and ran no evaluation job" in err
+
+
+def _succeeded(event_id: int, resource: str, result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "timestamp": T0,
+        "type": "TaskSucceeded",
+        "id": event_id,
+        "previousEventId": event_id - 1,
+        "taskSucceededEventDetails": {
+            "resourceType": "sagemaker",
+            "resource": resource,
+            "output": json.dumps(result),
+        },
+    }
+
+
+def test_a_failed_runs_report_finds_its_evaluation_and_training_job_in_the_history(
+    deployed: Stubber, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What the .sync tasks return: DescribeTrainingJob's and DescribeProcessingJob's answers
+    evaluation = {
+        "ProcessingJobName": "mlstack-dev-e0-0",
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                {
+                    "OutputName": "evaluation",
+                    "S3Output": {
+                        "S3Uri": f"s3://{BUCKET}/evaluations/{RUN_ID}/",
+                        "LocalPath": "/opt/ml/processing/output/evaluation",
+                        "S3UploadMode": "EndOfJob",
+                    },
+                }
+            ]
+        },
+    }
+    events = _history()
+    failed = events[-2:]  # Evaluate model's TaskFailed, ExecutionFailed
+    events = [
+        *events[:-2],
+        _succeeded(21, "createTrainingJob.sync", {"TrainingJobName": JOB}),
+        _succeeded(22, "createProcessingJob.sync", evaluation),
+    ]
+    for i, event in enumerate(failed, start=23):
+        events.append({**event, "id": i, "previousEventId": i - 1})
+    _describe(deployed, "FAILED", None)
+    deployed.add_response("get_execution_history", {"events": events}, {"executionArn": EXECUTION})
+    assert main(["report", "--env", "dev", "--execution", "run-7", "--no-open"]) == 0
+    body = boto3.client("s3").get_object(Bucket=BUCKET, Key=f"evaluations/{RUN_ID}/report.html")
+    text = body["Body"].read().decode()
+    for chart in ("timeline", "training-rmse", "roc", "confusion-matrix"):
+        assert f'data-chart="{chart}"' in text, chart
+    assert "status-FAILED" in text
