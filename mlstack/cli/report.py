@@ -3,7 +3,8 @@
 What only the caller can read is added to what the run left in S3: the execution's history
 (``GetExecutionHistory``, for the timeline), its output (the decisions), the training job's
 per-round metrics (``metrics-<host>.json`` in the job's ``output.tar.gz``, beside its
-``model.tar.gz``) and the evaluation's ``report_parts.json``. The report is written beside the
+``model.tar.gz``), a tuning job's training jobs' objective values and the evaluation's
+``report_parts.json``. The report is written beside the
 evaluation report, ``s3://<bucket>/evaluations/<run_id>/report.html`` (the URI the registered
 version's customer metadata ``report`` names), and opened (a presigned URL) unless ``--no-open``.
 """
@@ -85,6 +86,7 @@ def _report(args: argparse.Namespace) -> int:
         events=events,
         rounds={job: training_rounds(s3, sagemaker, job)} if isinstance(job, str) else {},
         parts=read_parts(s3, evaluation),
+        **tuning_inputs(sagemaker, events),
         output=output,
         error=description.get("error"),
     )
@@ -117,6 +119,31 @@ def _evaluation_and_training_job(
         trained = task_results(events, "createTrainingJob.sync")
         job = trained[-1].get("TrainingJobName") if trained else None
     return evaluation, job if isinstance(job, str) else None
+
+
+def tuning_inputs(sagemaker: Any, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The tuning job's objective and each of its training jobs' final value, the best marked
+    (ListTrainingJobsForHyperParameterTuningJob), when the execution tuned."""
+    tuned = task_results(events, "createHyperParameterTuningJob.sync")
+    if not tuned:
+        return {}
+    job = tuned[-1]
+    config = job.get("HyperParameterTuningJobConfig") or {}
+    objective = str((config.get("HyperParameterTuningJobObjective") or {}).get("MetricName", ""))
+    best = (job.get("BestTrainingJob") or {}).get("TrainingJobName")
+    paginator = sagemaker.get_paginator("list_training_jobs_for_hyper_parameter_tuning_job")
+    points = []
+    for page in paginator.paginate(
+        HyperParameterTuningJobName=job["HyperParameterTuningJobName"],
+        SortBy="CreationTime",
+        SortOrder="Ascending",
+    ):
+        for summary in page["TrainingJobSummaries"]:
+            final = summary.get("FinalHyperParameterTuningJobObjectiveMetric")
+            if final is not None:
+                name = summary["TrainingJobName"]
+                points.append({"name": name, "value": final["Value"], "best": name == best})
+    return {"tuning": points, "tuning_objective": objective}
 
 
 def training_rounds(s3: Any, sagemaker: Any, job: str) -> list[dict[str, Any]]:

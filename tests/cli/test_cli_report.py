@@ -27,6 +27,7 @@ RUN_ID = "b59f25e007811aca924d9665207d7e61"
 MACHINE = f"arn:aws:states:us-east-1:{DEFAULT_ACCOUNT_ID}:stateMachine:mlstack-dev"
 EXECUTION = f"arn:aws:states:us-east-1:{DEFAULT_ACCOUNT_ID}:execution:mlstack-dev:run-7"
 JOB = "mlstack-dev-t0-0"
+PREFIX = f"arn:aws:sagemaker:us-east-1:{DEFAULT_ACCOUNT_ID}"
 PARTS = {
     "version": 1,
     "problem_type": "binary",
@@ -210,3 +211,59 @@ def test_a_failed_runs_report_finds_its_evaluation_and_training_job_in_the_histo
     for chart in ("timeline", "training-rmse", "roc", "confusion-matrix"):
         assert f'data-chart="{chart}"' in text, chart
     assert "status-FAILED" in text
+
+
+def test_a_tuned_runs_report_has_each_training_jobs_objective_value_best_marked() -> None:
+    tuning = {
+        "HyperParameterTuningJobName": "mlstack-dev-h0-0",
+        "HyperParameterTuningJobConfig": {
+            "HyperParameterTuningJobObjective": {
+                "Type": "Minimize",
+                "MetricName": "validation:rmse",
+            }
+        },
+        "BestTrainingJob": {"TrainingJobName": "mlstack-dev-h0-0-002-bbbbbbbb"},
+    }
+    events = [_succeeded(5, "createHyperParameterTuningJob.sync", tuning)]
+    sagemaker = boto3.client(
+        "sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+
+    def summary(name: str, value: float) -> dict[str, Any]:
+        return {
+            "TrainingJobName": name,
+            "TrainingJobArn": f"{PREFIX}:training-job/{name}",
+            "CreationTime": T0,
+            "TrainingJobStatus": "Completed",
+            "TunedHyperParameters": {"eta": "0.1"},
+            "FinalHyperParameterTuningJobObjectiveMetric": {
+                "Type": "Minimize",
+                "MetricName": "validation:rmse",
+                "Value": value,
+            },
+        }
+
+    with Stubber(sagemaker) as stub:  # refuses a request or answer outside botocore's shapes
+        stub.add_response(
+            "list_training_jobs_for_hyper_parameter_tuning_job",
+            {
+                "TrainingJobSummaries": [
+                    summary("mlstack-dev-h0-0-001-aaaaaaaa", 0.3),
+                    summary("mlstack-dev-h0-0-002-bbbbbbbb", 0.1),
+                ]
+            },
+            {
+                "HyperParameterTuningJobName": "mlstack-dev-h0-0",
+                "SortBy": "CreationTime",
+                "SortOrder": "Ascending",
+            },
+        )
+        inputs = report_cli.tuning_inputs(sagemaker, events)
+    assert inputs == {
+        "tuning_objective": "validation:rmse",
+        "tuning": [
+            {"name": "mlstack-dev-h0-0-001-aaaaaaaa", "value": 0.3, "best": False},
+            {"name": "mlstack-dev-h0-0-002-bbbbbbbb", "value": 0.1, "best": True},
+        ],
+    }
+    assert report_cli.tuning_inputs(sagemaker, []) == {}  # no tuning: nothing asked
