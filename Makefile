@@ -19,14 +19,26 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 CDK := npx --no-install cdk --no-notices
 
-.PHONY: help setup run synth test test-fast lint pytest docs diagram graphviz images-check clean
+.PHONY: help setup run synth test test-fast lint pytest docs diagram graphviz chromium images-check clean
 
 help:
 	@echo "make run   - set up, synthesize every environment, then run dev's workflow locally"
 	@echo "make test  - set up, then lint, test and check every synthesized template"
 	@echo "make test-fast - the fast tier: rules, config, validation, code checks (no synth, no subprocess)"
 
-setup: $(VENV)/.installed node_modules/.installed .venv-checkov/.installed .venv-sdk/.installed
+setup: $(VENV)/.installed node_modules/.installed .venv-checkov/.installed .venv-sdk/.installed chromium
+
+# The run report's browser test (tests/local/test_local_report_browser.py) opens report.html in
+# headless Chromium (tests/browser.py: chromium, chromium-browser or google-chrome, as GitHub's
+# runners have): Debian's chromium is installed here when none is (as root, with apt-get).
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	command -v google-chrome >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "chromium is missing (the report's browser test needs it): apt-get install chromium"; exit 1; \
+	  fi; }
 
 $(VENV)/.installed: pyproject.toml containers/common/pyproject.toml containers/requirements-dev.txt
 	python3 -m venv $(VENV)

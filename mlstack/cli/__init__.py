@@ -61,7 +61,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(commands)
     _add_invoke(commands)
     _add_registry(commands, local=False)
+    _add_report(commands)
     return parser
+
+
+def _add_report(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = commands.add_parser(
+        "report",
+        help="write a deployed execution's run report to S3 and open it",
+        description="Read the execution's history, output, training metrics and evaluation "
+        "parts, write report.html beside the evaluation report in S3 and open it "
+        "(docs/evaluation.md, 'The run report').",
+    )
+    report.add_argument("--env", default="dev")
+    report.add_argument("--execution", required=True, help="the execution's name")
+    report.add_argument(
+        "--region", help="AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION, the profile's)"
+    )
+    report.add_argument("--no-open", action="store_true", help="print the report's URIs only")
 
 
 def _add_registry(
@@ -285,6 +302,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command == "run":
         return deployed.run_execution(args)
+    if args.command == "report":
+        from mlstack.cli import report
+
+        return report.report(args)
     if args.command in ("models", "approve", "reject"):
         return int(getattr(deployed, args.command)(args))
     return deployed.invoke(args)

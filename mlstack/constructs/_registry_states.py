@@ -10,12 +10,14 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from mlstack.constructs._deploy_states import gate_states, gate_value_path
+from mlstack.constructs._evaluation_states import evaluation_uri
 from mlstack.constructs._fragment import Fragment, catch_failure
 from mlstack.constructs._nag import acknowledge_wildcard_resources, default_policy
 from mlstack.constructs._state_builder import StateBuilder
 from mlstack.constructs.model_registry import REQUEST_CONTENT_TYPES, RESPONSE_CONTENT_TYPES
 from mlstack.constructs.state_names import REGISTER_MODEL
 from mlstack.constructs.workflow_options import DeployStage, ModelRegistration
+from mlstack.report import REPORT_FILE
 
 
 def gate_and_registration_fragment(
@@ -147,6 +149,8 @@ def _parameters(
             "train_uri.$": "$.dataset.train_prefix",
             "validation_uri.$": "$.dataset.validation_prefix",
             "test_uri.$": "$.dataset.test_prefix",
+            # The run report (`mlstack report` writes it there: docs/evaluation.md).
+            "report.$": evaluation_uri(builder, REPORT_FILE),
             **evidence,
         },
     }

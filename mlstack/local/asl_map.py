@@ -28,7 +28,16 @@ class MapStates(DataProcessing):
 
     # Provided by the Interpreter.
     on_child_execution: Callable[[str, str], None] | None
+    listener: Any
     _lock: threading.Lock
+
+    def _iteration_event(self, name: str, index: int, status: str, total: int) -> None:
+        """Tell a listener that has ``map_iteration`` (the history recorder, the progress) of an
+        iteration's start or end (MapIterationStarted, MapIterationSucceeded,
+        MapIterationFailed) among ``total``."""
+        hook = getattr(self.listener, "map_iteration", None)
+        if hook is not None:
+            hook(name, index, status, total)
 
     def _run(
         self,
@@ -67,9 +76,17 @@ class MapStates(DataProcessing):
             def iteration(index: int) -> Any:
                 item_ctx = {**ctx, "Map": {"Item": {"Index": index, "Value": items[index]}}}
                 iteration_id = self._event(result)  # MapIterationStarted
+                self._iteration_event(name, index, "Started", len(items))
                 item_input = self._item_input(name, state, effective, item_ctx, iteration_id)
-                output = self._run(processor, item_input, self._branch_ctx(ctx), result, deadline)
+                try:
+                    output = self._run(
+                        processor, item_input, self._branch_ctx(ctx), result, deadline
+                    )
+                except StatesError:
+                    self._iteration_event(name, index, "Failed", len(items))
+                    raise
                 self._event(result)  # MapIterationSucceeded
+                self._iteration_event(name, index, "Succeeded", len(items))
                 return output
 
             outputs = _bounded(len(items), workers, iteration)
@@ -163,9 +180,13 @@ class MapStates(DataProcessing):
             child_deadline = time.time() + timeout if timeout else None
             child_result = ExecutionResult(status="SUCCEEDED")
             child_result.event()  # the child's ExecutionStarted
+            self._iteration_event(name, index, "Started", len(items))
             try:
-                return self._run(processor, item_input, child_ctx, child_result, child_deadline)
+                output = self._run(processor, item_input, child_ctx, child_result, child_deadline)
+                self._iteration_event(name, index, "Succeeded", len(items))
+                return output
             except StatesError as err:
+                self._iteration_event(name, index, "Failed", len(items))
                 tolerated.failed(err)  # raises when past the threshold
                 return {"Error": err.error or None, "Cause": err.cause or None}
             finally:

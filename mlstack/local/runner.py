@@ -43,6 +43,9 @@ from mlstack.local.sagemaker import LocalSageMaker, deployed_endpoints
 from mlstack.local.tasks import TaskDispatcher
 from mlstack.local.ui import Reporter, short_cause
 from mlstack.local.validation import ServiceRefusal, rules
+from mlstack.report.build import REPORT_FILE, ReportInputs, render
+from mlstack.report.history import HistoryRecorder
+from mlstack.report.sources import evaluation_of_jobs, local_rounds, read_parts, tuning_points
 
 DEFAULT_WORKDIR = Path(".work") / "local"
 DEFAULT_TIME_SCALE = 0.01
@@ -113,6 +116,7 @@ class RunReport:
     interrupted: int | None = None
     interrupted_in: str | None = None
     stopped_jobs: list[str] = field(default_factory=list)
+    report_path: Path | None = None  # report.html
 
     @property
     def ok(self) -> bool:
@@ -198,18 +202,20 @@ def _run_in_account(
     execution_input = options.execution_input()
     events = LocalEventBridge(assembly)
     sagemaker = _local_sagemaker(options, assembly, account, run_dir, s3, events, reporter)
-    earlier_training_jobs = set(sagemaker.training_jobs)
+    earlier = _JobsBefore.of(sagemaker)
     dispatcher = TaskDispatcher(assembly, s3, sagemaker, run_dir, log=reporter.log)
     result: ExecutionResult | None = None
     releases: list[dict[str, Any]] = []
     interrupted: Interrupted | None = None
     running: str | None = None
     stopped_jobs: list[str] = []
+    history = HistoryRecorder(reporter, assembly.definition, assembly.region)
+    parts: dict[str, Any] | None = None
     try:
         interpreter = Interpreter(
             assembly.definition,
             dispatcher,
-            listener=reporter,
+            listener=history,
             time_scale=options.time_scale,
             state_machine_arn=assembly.state_machine_arn,
             role_arn=assembly.state_machine_role_arn,
@@ -218,10 +224,10 @@ def _run_in_account(
             if options.release_only:
                 result = ExecutionResult(status="SUCCEEDED", output=None)
             else:
-                with reporter:
-                    result = interpreter.execute(execution_input, name=name)
+                result = _execute(interpreter, history, reporter, execution_input, name)
             steps.extend(_state_steps(result))
             releases = run_deliveries(events, dispatcher, reporter, options.time_scale, steps)
+            parts = read_parts(s3.client, _evaluation_of(result.output, sagemaker, earlier))
         except Interrupted as signalled:
             interrupted = signalled
             result, running, stopped_jobs = _aborted(signalled, reporter, sagemaker)
@@ -243,7 +249,7 @@ def _run_in_account(
         result=result,
         execution_input=execution_input,
         training_jobs=[
-            job for key, job in sagemaker.training_jobs.items() if key not in earlier_training_jobs
+            job for key, job in sagemaker.training_jobs.items() if key not in earlier.training
         ],
         synthesized=assembly.synthesized,
     )
@@ -253,7 +259,84 @@ def _run_in_account(
         report.interrupted, report.interrupted_in = interrupted.signum, running
         report.stopped_jobs = stopped_jobs
     _write_execution(report, result, account)
+    new_tuning = {k: v for k, v in sagemaker.tuning_jobs.items() if k not in earlier.tuning}
+    tuning = tuning_points(new_tuning, sagemaker.training_jobs)
+    report.report_path = write_report(report, history.events, parts, tuning)
     return report
+
+
+def _execute(
+    interpreter: Interpreter,
+    history: HistoryRecorder,
+    reporter: Reporter,
+    execution_input: Any,
+    name: str,
+) -> ExecutionResult:
+    """The execution, its history recorded from ExecutionStarted to its end."""
+    with reporter:
+        history.execution_started()
+        result = interpreter.execute(execution_input, name=name)
+        history.execution_ended(result.status, result.error, result.cause)
+    return result
+
+
+@dataclass(frozen=True)
+class _JobsBefore:
+    """The jobs the account held before the run: what is left is the run's."""
+
+    training: frozenset[str]
+    tuning: frozenset[str]
+    processing: frozenset[str]
+
+    @classmethod
+    def of(cls, sagemaker: LocalSageMaker) -> _JobsBefore:
+        return cls(
+            frozenset(sagemaker.training_jobs),
+            frozenset(sagemaker.tuning_jobs),
+            frozenset(sagemaker.processing_jobs),
+        )
+
+
+def _evaluation_of(
+    output: Any, sagemaker: LocalSageMaker, earlier: _JobsBefore
+) -> dict[str, Any] | None:
+    """The output's evaluation, else (a run that failed after it) the run's evaluation job's."""
+    evaluation = output.get("evaluation") if isinstance(output, dict) else None
+    if isinstance(evaluation, dict):
+        return evaluation
+    jobs = {k: v for k, v in sagemaker.processing_jobs.items() if k not in earlier.processing}
+    return evaluation_of_jobs(jobs)
+
+
+def write_report(
+    report: RunReport,
+    events: list[dict[str, Any]],
+    parts: dict[str, Any] | None,
+    tuning: tuple[str, list[dict[str, Any]]] = ("", []),
+) -> Path:
+    """``report.html`` in the run directory (and ``history.json``: the execution history in
+    GetExecutionHistory's shape). The training curves are the model's training job's (a tuning
+    run's best), else every training job's of the run."""
+    (report.run_dir / "history.json").write_text(json.dumps({"events": events}), "utf-8")
+    out = report.output if isinstance(report.output, dict) else {}
+    chosen = out.get("training_job_name")
+    jobs = [chosen] if isinstance(chosen, str) else [j["name"] for j in report.training_jobs]
+    inputs = ReportInputs(
+        execution=report.name,
+        environment=report.environment,
+        status=report.status,
+        events=events,
+        rounds=local_rounds(report.run_dir, jobs),
+        tuning_objective=tuning[0],
+        tuning=tuning[1],
+        parts=parts,
+        output=report.output if isinstance(report.output, dict) else None,
+        releases=report.releases,
+        error=report.failure_reason,
+    )
+    path = report.run_dir / REPORT_FILE
+    path.write_text(render(inputs), "utf-8")
+    return path
 
 
 def _local_sagemaker(
@@ -629,6 +712,8 @@ def format_summary(report: RunReport) -> str:
             f"`mlstack local serve --from-run {shown(report.run_dir)}`)"
         )
     lines += _evaluation_lines(report.evaluation)
+    if report.report_path is not None:
+        lines.append(f"  Report            {shown(report.report_path)}")
     if report.status != "SUCCEEDED":  # the workflow's own failure (a release's is above)
         lines.append(f"  Failed state      {report.failed_state or '-'}")
         lines.append(f"  Reason            {report.failure_reason}")

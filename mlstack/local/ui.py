@@ -34,6 +34,7 @@ class Reporter:
     metrics: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _iterations_done: dict[str, int] = field(default_factory=dict)  # per Map state, this visit
 
     # --- lifecycle ------------------------------------------------------------------------
     def __post_init__(self) -> None:
@@ -61,6 +62,7 @@ class Reporter:
     # --- asl.Listener ---------------------------------------------------------------------
     def state_entered(self, name: str, state_type: str, data: Any) -> None:
         self.rows.append(_Row(name, state_type, time.monotonic()))
+        self._iterations_done.pop(name, None)
         self.emit(f"▶ {name} ({state_type})")
 
     def _row(self, name: str) -> _Row | None:
@@ -86,8 +88,29 @@ class Reporter:
             row.note = f"retry {attempt} after {error}"
         self.emit(f"↻ {name}: {error}; retry {attempt} in {delay:.1f}s (scaled locally)")
 
+    # --- progress of long steps -----------------------------------------------------------
+    def map_iteration(self, name: str, index: int, status: str, total: int) -> None:
+        """A Map's iterations (the seeding shards) done so far: the Map's row says ``k/n
+        iterations`` and, as plain lines, each one done is a line."""
+        if status == "Started":
+            return
+        with self._lock:
+            done = self._iterations_done[name] = self._iterations_done.get(name, 0) + 1
+        row = self._row(name)
+        if row:
+            row.note = f"{done}/{total} iterations"
+        self.emit(f"… {name}: {done}/{total} iterations done ({status.lower()}: {index})")
+
+    def _round(self, line: str) -> None:
+        """A training round's line (``[k]\t...``): the running task's row says ``round k``."""
+        match = _ROUND.match(line)
+        row = next((r for r in reversed(self.rows) if r.status == "running"), None)
+        if match and row is not None:
+            row.note = f"round {match.group(1)}"
+
     # --- programs -------------------------------------------------------------------------
     def log(self, source: str, line: str) -> None:
+        self._round(line)
         if self.verbose or interesting(source, line):
             self.emit(f"  {source[-24:]} | {line}")
 
@@ -95,7 +118,7 @@ class Reporter:
         self.metrics[name] = value
 
 
-_ROUND = re.compile(r"^\[\d+\]\t")
+_ROUND = re.compile(r"^\[(\d+)\]\t")
 
 
 def interesting(source: str, line: str) -> bool:
@@ -156,6 +179,7 @@ class RichReporter(Reporter):
         pass
 
     def log(self, source: str, line: str) -> None:
+        self._round(line)
         if self.verbose or interesting(source, line):
             from rich.text import Text
 

@@ -18,7 +18,9 @@ three inputs under ``/opt/ml/processing/input/`` and one output:
   ``ModelMetrics.ModelQuality.Statistics`` (SageMaker developer guide, "Model quality metrics":
   ``binary_classification_metrics`` / ``multiclass_classification_metrics`` /
   ``regression_metrics``, each metric ``{"value", "standard_deviation"}``, the confusion matrix as
-  ``{actual: {predicted: count}}``).
+  ``{actual: {predicted: count}}``);
+* ``/opt/ml/processing/output/evaluation/report_parts.json``: the run report's parts
+  (:mod:`mlstack_containers.report_parts`: curves, matrices, importance, the data).
 
 Binary metrics are taken at threshold 0.5, a score above it being the positive class (what
 XGBoost's own ``error`` metric does; ``binary:logitraw`` margins go through the logistic function
@@ -46,6 +48,7 @@ reason goes to ``/opt/ml/output/message`` and ``/opt/ml/output/failure`` and the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -61,6 +64,7 @@ from scipy.stats import rankdata
 
 from mlstack_containers.hyperparameters import objective_problem_type
 from mlstack_containers.paths import SageMakerPaths
+from mlstack_containers.report_parts import REPORT_PARTS_FILE, report_parts
 from mlstack_containers.schema import Schema, SchemaError
 
 PROGRAM = "mlstack-evaluate"
@@ -575,8 +579,32 @@ def run(paths: SageMakerPaths) -> Evaluation:
     out = processing_dir(paths) / "output" / OUTPUT
     out.mkdir(parents=True, exist_ok=True)
     (out / REPORT_FILE).write_text(json.dumps(result.report(), indent=2) + "\n", "utf-8")
+    parts = _report_parts(model, result, pairs, classes, inputs / MODEL)
+    (out / REPORT_PARTS_FILE).write_text(json.dumps(parts, separators=(",", ":")) + "\n", "utf-8")
     log(f"{result.rows} rows, {len(pairs.shards)} shards, {result.problem_type}: {result.metrics}")
     return result
+
+
+def _report_parts(
+    model: ModelInfo, result: Evaluation, pairs: Pairs, classes: tuple[str, ...], model_dir: Path
+) -> dict[str, Any]:
+    """report_parts.json: the curves, matrices, importance and data of this evaluation."""
+    scores = pairs.scores
+    if result.problem_type == "binary":
+        scores = binary_scores(model.objective, pairs.labels, scores)
+    elif result.problem_type == "multiclass":
+        scores = multiclass_predictions(model.objective, pairs.labels, scores, len(classes))
+    schema = model.schema
+    return report_parts(
+        result.problem_type,
+        pairs.labels,
+        scores,
+        confusion_matrix=result.confusion_matrix,
+        classes=classes,
+        feature_names=schema.feature_names if schema is not None else [],
+        rows=dataclasses.asdict(schema.rows) if schema is not None else None,
+        model_dir=model_dir,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

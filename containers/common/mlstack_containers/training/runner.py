@@ -13,6 +13,7 @@ Exit status and files, following SageMaker's contract:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -21,6 +22,7 @@ import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -264,6 +266,8 @@ class Result:
     resumed_from: int = 0
     terminated: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # {data set: {metric: [value per round]}}, the rounds this job trained (after resumed_from)
+    rounds: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
 
 def fit(
@@ -312,6 +316,7 @@ def fit(
     if remaining <= 0:
         assert start is not None
         return Result(start, resumed_from=done)
+    evals_result: dict[str, dict[str, list[float]]] = {}
     booster = xgb.train(
         params,
         matrices["train"],
@@ -320,8 +325,10 @@ def fit(
         callbacks=callbacks,
         xgb_model=start,
         verbose_eval=False,
+        evals_result=evals_result,
     )
     result = Result(booster, resumed_from=done, terminated=stop.requested)
+    result.rounds = evals_result
     best = booster.attr("best_iteration")
     if hp.early_stopping_rounds is not None and best is not None and not result.terminated:
         best_iteration, best_score = int(best), booster.attr("best_score")
@@ -383,6 +390,7 @@ def run(paths: SageMakerPaths, env: Mapping[str, str], stop: StopRequest) -> Non
         with distributed.communicator(cluster, settings):
             result = fit(params, hp, datasets, paths, cluster, stop, checkpoints)
     rounds = result.booster.num_boosted_rounds()
+    log(f"metrics per round written to {write_round_metrics(paths, cluster, result)}")
     if result.terminated:
         log(f"SIGTERM: stopped after {rounds} rounds; the checkpoint holds them")
     if cluster.is_leader:
@@ -399,6 +407,28 @@ def run(paths: SageMakerPaths, env: Mapping[str, str], stop: StopRequest) -> Non
         if schema is not None:
             log(f"schema copied to {model_io.save_schema(schema[1], paths.model_dir)}")
     log(f"done in {time.perf_counter() - started:.2f}s")
+
+
+ROUND_METRICS_FILE = "metrics-{host}.json"
+
+
+def write_round_metrics(paths: SageMakerPaths, cluster: Cluster, result: Result) -> Path:
+    """Every host's train and validation metrics per round into ``output/data`` (SageMaker
+    uploads it as the job's ``output.tar.gz``), one file a host: the run report's training
+    curves. ``{"host", "first_round", "metrics": {data set: {metric: [value per round]}}}``."""
+    document = {
+        "host": cluster.current_host,
+        "hosts": cluster.size,
+        "first_round": result.resumed_from,
+        "metrics": {
+            data_set: {name: [float(v) for v in values] for name, values in metrics.items()}
+            for data_set, metrics in result.rounds.items()
+        },
+    }
+    paths.output_data_dir.mkdir(parents=True, exist_ok=True)
+    target = paths.output_data_dir / ROUND_METRICS_FILE.format(host=cluster.current_host)
+    target.write_text(json.dumps(document, separators=(",", ":")) + "\n", "utf-8")
+    return target
 
 
 _XGB_NOISE = re.compile(r"^\[[0-9:]+\]\s+\S+:\d+:\s*")

@@ -1,0 +1,69 @@
+"""The report's HTML from its inputs: the tuning chart from DescribeHyperParameterTuningJob and
+DescribeTrainingJob shapes (botocore's sagemaker model names ``TuningJobArn``,
+``FinalMetricDataList``, ``BestTrainingJob``), and a report whose run left nothing says so in
+each section instead of drawing an empty chart."""
+
+from __future__ import annotations
+
+import re
+
+from mlstack.report.build import ReportInputs, render
+from mlstack.report.sources import tuning_points
+
+TUNING_ARN = "arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/t-1"
+
+
+def _training(name: str, created: str, rmse: float, tuning: str | None = TUNING_ARN) -> dict:
+    job = {
+        "TrainingJobName": name,
+        "CreationTime": created,
+        "FinalMetricDataList": [{"MetricName": "validation:rmse", "Value": rmse}],
+    }
+    if tuning:
+        job["TuningJobArn"] = tuning
+    return job
+
+
+def test_tuning_points_are_the_tuning_jobs_training_jobs_in_creation_order_best_marked() -> None:
+    tuning = {
+        "t-1": {
+            "HyperParameterTuningJobArn": TUNING_ARN,
+            "HyperParameterTuningJobConfig": {
+                "HyperParameterTuningJobObjective": {
+                    "Type": "Minimize",
+                    "MetricName": "validation:rmse",
+                }
+            },
+            "BestTrainingJob": {"TrainingJobName": "t-1-002"},
+        }
+    }
+    training = {
+        "t-1-002": _training("t-1-002", "2026-12-07T12:00:02", 0.1),
+        "t-1-001": _training("t-1-001", "2026-12-07T12:00:01", 0.3),
+        "other": _training("other", "2026-12-07T11:00:00", 0.01, tuning=None),
+    }
+    objective, points = tuning_points(tuning, training)
+    assert objective == "validation:rmse"
+    assert points == [
+        {"name": "t-1-001", "value": 0.3, "best": False},
+        {"name": "t-1-002", "value": 0.1, "best": True},
+    ]
+    html = render(ReportInputs("r", "dev", "SUCCEEDED", tuning=points, tuning_objective=objective))
+    chart = re.search(r'<figure class="chart" data-chart="tuning">.*?</figure>', html)
+    assert chart is not None
+    assert chart.group(0).count("<circle") == 3  # two jobs and the best one's ring
+    assert 'class="best"' in chart.group(0)
+
+
+def test_a_run_that_left_nothing_says_so_in_every_section() -> None:
+    html = render(ReportInputs("r", "dev", "FAILED", error="States.TaskFailed: boom"))
+    assert "<figure" not in html
+    for said in (
+        "No execution history.",
+        "No per-round metrics",
+        "No report_parts.json",
+        "No feature importance",
+        "No decisions",
+    ):
+        assert said in html, said
+    assert "States.TaskFailed: boom" in html
