@@ -163,6 +163,12 @@ class EnvironmentConfig:
             return None
         return metric, comparison
 
+    def quality_metric(self) -> str | None:
+        """The quality metric the drift monitor watches: ``monitoring.quality_metric``, else the
+        problem type's default (``rules.QUALITY_METRICS``); None when neither is known."""
+        defaults = rules.QUALITY_METRICS.get(self.problem_type() or "")
+        return self.monitoring.quality_metric or (defaults[0] if defaults else None)
+
     def metric_names(self) -> tuple[str, ...]:
         """Names of the training image's metric definitions (what a gate or tuner may read)."""
         definitions: Any = self.images.training_metric_definitions
@@ -558,6 +564,37 @@ def _check_operations(config: EnvironmentConfig) -> Iterator[str]:
         yield from _check_tuning(env, config, metrics)
     if config.schedule is not None:
         yield from _check_schedule_input(env, config)
+    yield from _check_monitoring(config)
+
+
+def _check_monitoring(config: EnvironmentConfig) -> Iterator[str]:
+    """A quality metric the monitor publishes for the problem type, a threshold it can cross,
+    and retraining on drift only where the endpoint captures the data the monitor reads."""
+    env, monitoring = config.name, config.monitoring
+    wrong = rules.quality_metric_problem(monitoring.quality_metric, config.problem_type())
+    if wrong:
+        yield _inconsistent(env, "monitoring.quality_metric", monitoring.quality_metric, wrong)
+    metric = config.quality_metric()
+    if monitoring.quality_threshold is not None and metric is None:
+        yield _inconsistent(
+            env,
+            "monitoring.quality_metric",
+            None,
+            "a metric with 'monitoring.quality_threshold', since the problem type is not known "
+            f"at synth time: one of {list(rules.QUALITY_METRIC_NAMES)}",
+        )
+    unreachable = metric and rules.quality_threshold_problem(metric, monitoring.quality_threshold)
+    if unreachable:
+        yield _inconsistent(
+            env, "monitoring.quality_threshold", monitoring.quality_threshold, unreachable
+        )
+    if monitoring.retrain_on_drift and config.endpoint.data_capture is None:
+        yield _inconsistent(
+            env,
+            "monitoring.retrain_on_drift",
+            True,
+            "false without 'endpoint.data_capture' (the drift monitor reads the captured data)",
+        )
 
 
 def _check_schedule_input(env: str, config: EnvironmentConfig) -> Iterator[str]:

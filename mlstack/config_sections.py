@@ -532,7 +532,8 @@ class AlarmsConfig:
 @dataclass(frozen=True, config=_STRICT)
 class MonitoringConfig:
     """Data-quality monitoring, used when 'endpoint.data_capture' is on: the workflow's Baseline
-    data job, and on the Serving endpoint a Model Monitor schedule and an alarm on drift
+    data job, and on the Serving endpoint our drift monitor (a scheduled `monitor` Processing job
+    whose metrics feed alarms), plus SageMaker Model Monitor's schedule only on opt-in
     (docs/monitoring.md)."""
 
     schedule_expression: text(
@@ -563,3 +564,62 @@ class MonitoringConfig:
             "baseline's comparison_threshold and the drift alarm's threshold"
         ),
     ] = 0.1
+    model_monitor: Annotated[
+        Flag,
+        Field(
+            description="true: also a SageMaker Model Monitor data-quality schedule and its drift "
+            "alarm (Model Monitor is closed to new customers, docs/monitoring.md); false: only "
+            "our drift monitor"
+        ),
+    ] = False
+    min_records: Annotated[
+        bounded(rules.MONITOR_MIN_RECORDS),
+        Field(
+            description="captured records a window needs to be judged; fewer: the report says "
+            "'not_enough_data' and no drift or quality metric is published (never an alarm)"
+        ),
+    ] = 100
+    psi_threshold: Annotated[
+        bounded(rules.PSI_THRESHOLD),
+        Field(description="the population stability index above which a feature has drifted"),
+    ] = 0.2
+    p_value: Annotated[
+        bounded(rules.P_VALUE),
+        Field(
+            description="the significance level below which a feature's test (Kolmogorov-"
+            "Smirnov for numbers, chi-squared for categories) says its distribution changed"
+        ),
+    ] = 0.01
+    drifted_share_alarm_percent: Annotated[
+        bounded(rules.DRIFTED_SHARE_PERCENT),
+        Field(
+            description="the share of drifted features, in percent, at or above which the drift "
+            "alarm fires"
+        ),
+    ] = 30
+    quality_metric: Annotated[
+        vocabulary(rules.QUALITY_METRIC) | None,
+        Field(
+            description="the quality metric watched against ground truth labels; null: the "
+            "problem type's default, 'AUC' (binary), 'Accuracy' (multiclass) or 'RMSE' "
+            "(regression)"
+        ),
+    ] = None
+    quality_threshold: Annotated[
+        number(0) | None,
+        Field(
+            description="null: no quality alarm; else the alarm fires when the quality metric "
+            "falls below it ('AUC', 'Accuracy', 'F1') or rises above it ('RMSE', 'MAE')"
+        ),
+    ] = None
+    retrain_on_drift: Annotated[
+        Flag,
+        Field(
+            description="true: the drift alarm starts the training workflow (at most once per "
+            "'retrain_cooldown_hours')"
+        ),
+    ] = False
+    retrain_cooldown_hours: Annotated[
+        bounded(rules.RETRAIN_COOLDOWN_HOURS),
+        Field(description="the least time between two retrainings the drift alarm starts"),
+    ] = 24

@@ -152,6 +152,45 @@ MONITORING_SCHEDULE_PATTERN = r"^cron\(0 (\*|[0-9]{1,2}(/[0-9]{1,2})?) \? \* \* 
 # A prefix of the data bucket holding statistics.json and constraints.json.
 BASELINE_PREFIX_PATTERN = r"^[a-z0-9][a-z0-9-]*/([A-Za-z0-9_-]+/)+$"
 
+# --- our drift monitor (issue #21, docs/monitoring.md) ------------------------------------------
+# The `monitor` program's arguments and the alarms on what it publishes. PSI (population stability
+# index): 0.1 is a slight and 0.25 a major shift by the usual reading, so 0.2 flags a feature.
+MONITOR_MIN_RECORDS = Bound(1, 10_000_000, why="records a window needs before it is judged")
+PSI_THRESHOLD = Bound(0.001, 10, integer=False, why="a population stability index")
+# A test's p-value below which a feature's distribution differs (0 would never flag, 1 always).
+P_VALUE = Bound(0.0001, 0.5, integer=False, why="a significance level")
+DRIFTED_SHARE_PERCENT = Bound(0.01, 100, integer=False, why="a percentage of the features")
+# One day to 30 days between retrainings started by the drift alarm.
+RETRAIN_COOLDOWN_HOURS = Bound(1, 720, why="hours between retrainings on drift")
+# The quality metrics the `monitor` program publishes (CloudWatch metric names) when ground truth
+# labels arrive, by problem type; the first is the default when 'monitoring.quality_metric' is
+# null. A metric in HIGHER_IS_BETTER alarms below its threshold, the others above.
+QUALITY_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": ("AUC", "Accuracy", "F1"),
+    "multiclass": ("Accuracy", "F1"),
+    "regression": ("RMSE", "MAE"),
+}
+QUALITY_METRIC_NAMES = tuple(dict.fromkeys(n for names in QUALITY_METRICS.values() for n in names))
+QUALITY_METRIC = Vocabulary(QUALITY_METRIC_NAMES)
+HIGHER_IS_BETTER = frozenset({"AUC", "Accuracy", "F1"})
+
+
+def quality_metric_problem(metric: str | None, problem_type: str | None) -> str | None:
+    """A quality metric the `monitor` program never publishes for ``problem_type``: what it
+    publishes, in words; None when it does (or synth cannot tell the problem type)."""
+    if metric is None or problem_type is None or metric in QUALITY_METRICS[problem_type]:
+        return None
+    names = ", ".join(f"'{n}'" for n in QUALITY_METRICS[problem_type])
+    return f"null or a metric the {problem_type} monitor publishes: {names}"
+
+
+def quality_threshold_problem(metric: str, threshold: float | None) -> str | None:
+    """A threshold ``metric`` cannot cross: AUC, accuracy and F1 are shares in [0, 1]."""
+    if threshold is None or threshold <= 1 or metric not in HIGHER_IS_BETTER:
+        return None
+    return f"at most 1 for '{metric}' (a share)"
+
+
 # --- ranges and allowed values -----------------------------------------------------------------
 # The bounds and vocabularies shared by several layers are named constraints in
 # mlstack.portable_rules (which the Lambdas carry a copy of); re-exported here.
