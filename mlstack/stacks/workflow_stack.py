@@ -40,7 +40,7 @@ from mlstack.constructs import (
 from mlstack.constructs._nag import acknowledge_guard
 from mlstack.constructs._prepare_states import PrepareData
 from mlstack.constructs.workflow_options import ModelRegistration
-from mlstack.stacks.serving_stack import first_feature, monitors_data_quality
+from mlstack.stacks.serving_stack import first_feature, runs_model_monitor
 
 R = logs.RetentionDays
 RETENTION_DAYS = {
@@ -396,7 +396,7 @@ class WorkflowStack(Stack):
 
     def _drift_alarms(self, config: EnvironmentConfig) -> list[Any]:
         """The Serving endpoint's drift alarm, when Model Monitor watches it (serving stack)."""
-        if not monitors_data_quality(config):
+        if not runs_model_monitor(config):
             return []
         drift = DriftAlarm(
             self,
