@@ -4,6 +4,7 @@ from mlstack.constructs.data_bucket import DataBucket
 from mlstack.constructs.data_quality_monitor import DataQualityMonitor, DriftAlarm
 from mlstack.constructs.dataset_seeder import DatasetSeeder
 from mlstack.constructs.drift_monitor import DriftMonitor, MonitorSettings
+from mlstack.constructs.drift_retraining import RetrainOnDrift
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.log_encryption import LogGroupEncryption
 from mlstack.constructs.model_images import ModelImage, ModelImages
@@ -69,6 +70,7 @@ __all__ = [
     "MonitoredEndpoint",
     "Placement",
     "RealtimeEndpoint",
+    "RetrainOnDrift",
     "RetrainingSchedule",
     "SageMakerExecutionRole",
     "SeedFunctionRole",

@@ -32,6 +32,7 @@ from mlstack.constructs import (
     MonitoredEndpoint,
     MonitorSettings,
     RetrainingSchedule,
+    RetrainOnDrift,
     SpotTraining,
     TrafficShift,
     TrainingWorkflow,
@@ -264,6 +265,7 @@ class WorkflowStack(Stack):
         self.schedule = self._schedule(config)
         self.registry_cleanup = self._registry_cleanup(config, registry)
         self.drift_monitor = self._drift_monitor(config, data)
+        self.retrain_on_drift = self._retrain_on_drift(config, data)
         self.monitoring = self._monitoring(config)
         if not config.production and config.workflow.log_retention_days < (
             PRODUCTION_LOG_RETENTION_DAYS
@@ -438,6 +440,27 @@ class WorkflowStack(Stack):
             volume_size_gb=monitoring.volume_size_gb,
             max_runtime=Duration.seconds(monitoring.max_runtime_seconds),
             placement=self.network.training if self.network else None,
+            log_retention=RETENTION_DAYS[config.workflow.log_retention_days],
+            removal_policy=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
+        )
+
+    def _retrain_on_drift(
+        self, config: EnvironmentConfig, data: DataBucket
+    ) -> RetrainOnDrift | None:
+        """The monitor's alarms start the training workflow (``monitoring.retrain_on_drift``),
+        with the scheduled retraining's input, at most once per cool-down."""
+        if self.drift_monitor is None or not config.monitoring.retrain_on_drift:
+            return None
+        return RetrainOnDrift(
+            self,
+            "RetrainOnDrift",
+            state_machine=self.workflow.state_machine,
+            alarms=self.drift_monitor.alarms,
+            topic=self.workflow.topic,
+            key=data.key,
+            cooldown=Duration.hours(config.monitoring.retrain_cooldown_hours),
+            input=thaw(config.schedule.input) if config.schedule else None,
+            name_prefix=config.name_prefix,
             log_retention=RETENTION_DAYS[config.workflow.log_retention_days],
             removal_policy=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
         )
