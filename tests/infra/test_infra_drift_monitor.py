@@ -17,6 +17,8 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
 
+from mlstack.app import build_app
+from mlstack.config import parse_environment
 from mlstack.constructs import BucketLayout, DataBucket, DriftMonitor, MonitorSettings
 from mlstack.constructs._state_builder import StateBuilder
 from mlstack.constructs.drift_monitor import MONITOR_STATES, window_hours
@@ -408,3 +410,15 @@ def test_bad_monitor_props_name_the_prop(props: dict[str, Any], message: str) ->
 def test_bad_settings_name_the_setting(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         MonitorSettings(**settings)
+
+
+def test_a_baseline_outside_baselines_fails_synth_naming_the_key(tmp_path: Any) -> None:
+    # Checked for the drift monitor too, not only for Model Monitor's opt-in.
+    data = environment_file("prod")
+    data["endpoint"]["model_package_version"] = 1
+    data["monitoring"] = {"baseline": "releases/v1/"}
+    expected = "monitoring.baseline 'releases/v1/': expected a prefix under 'baselines/'"
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        build_app(
+            new_app(outdir=str(tmp_path)), environments={"prod": parse_environment("prod", data)}
+        )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +23,7 @@ from mlstack.app import build_app
 from mlstack.config import parse_environment
 from mlstack.constructs import RetrainOnDrift
 from mlstack.constructs.drift_retraining import RETRAIN_STATES
-from tests.infra.conftest import REPO, SynthesizedApp, new_app
+from tests.infra.conftest import MONITOR_MACHINES, REPO, SynthesizedApp, new_app, render_tokens
 from tests.infra.test_infra_drift_monitor import evaluate
 
 
@@ -238,3 +239,18 @@ def test_released_prod_retrains_on_drift_only_when_configured(
     # The scheduled retraining's input (prod.json's schedule.input).
     text = json.dumps(workflow.to_json(), separators=(",", ":"))
     assert '\\"Input\\":{\\"rows\\":200000}' in text
+    # Both new definitions (JSONata states in a JSONPath machine) pass the Amazon States
+    # Language validator the CLI test runs on the training workflow's.
+    for logical_id, machine in workflow.find_resources("AWS::StepFunctions::StateMachine").items():
+        if not logical_id.startswith(MONITOR_MACHINES):
+            continue
+        path = tmp_path / f"{logical_id}.asl.json"
+        path.write_text(render_tokens(machine["Properties"]["DefinitionString"]))
+        result = subprocess.run(
+            ["npx", "--no-install", "asl-validator", "--json-path", str(path)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
