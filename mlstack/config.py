@@ -124,6 +124,11 @@ class EnvironmentConfig:
         return f"{self.name_prefix}-data-quality"
 
     @property
+    def monitor_namespace(self) -> str:
+        """The CloudWatch namespace of the drift monitor's metrics (docs/monitoring.md)."""
+        return f"mlstack/{self.name}"
+
+    @property
     def deploy_enabled(self) -> bool:
         return self.deploy is not None and self.deploy.enabled
 

@@ -538,8 +538,8 @@ class MonitoringConfig:
 
     schedule_expression: text(
         rules.MONITORING_SCHEDULE_PATTERN,
-        "a Model Monitor cron expression: hourly 'cron(0 * ? * * *)', daily 'cron(0 8 ? * * *)' "
-        "or every N hours 'cron(0 0/6 ? * * *)'",
+        "the monitor's schedule (UTC; each window spans its period): hourly 'cron(0 * ? * * *)', "
+        "daily 'cron(0 8 ? * * *)' or every N hours 'cron(0 0/6 ? * * *)'",
     ) = "cron(0 * ? * * *)"
     baseline: text(
         rules.BASELINE_PREFIX_PATTERN,

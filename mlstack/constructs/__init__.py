@@ -3,6 +3,8 @@
 from mlstack.constructs.data_bucket import DataBucket
 from mlstack.constructs.data_quality_monitor import DataQualityMonitor, DriftAlarm
 from mlstack.constructs.dataset_seeder import DatasetSeeder
+from mlstack.constructs.drift_monitor import DriftMonitor, MonitorSettings
+from mlstack.constructs.drift_retraining import RetrainOnDrift
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.log_encryption import LogGroupEncryption
 from mlstack.constructs.model_images import ModelImage, ModelImages
@@ -53,6 +55,7 @@ __all__ = [
     "DatasetSeeder",
     "DeployStage",
     "DriftAlarm",
+    "DriftMonitor",
     "EndpointAlarms",
     "EndpointVariant",
     "HyperparameterTuning",
@@ -63,9 +66,11 @@ __all__ = [
     "ModelRegistration",
     "ModelRegistry",
     "ModelRelease",
+    "MonitorSettings",
     "MonitoredEndpoint",
     "Placement",
     "RealtimeEndpoint",
+    "RetrainOnDrift",
     "RetrainingSchedule",
     "SageMakerExecutionRole",
     "SeedFunctionRole",

@@ -118,6 +118,13 @@ def monitors_data_quality(config: EnvironmentConfig) -> bool:
     return config.endpoint.enabled and capture is not None and capture.captures_input
 
 
+def runs_model_monitor(config: EnvironmentConfig) -> bool:
+    """SageMaker Model Monitor watches the endpoint too: only on opt-in
+    (``monitoring.model_monitor``), since Model Monitor is closed to new customers
+    (docs/monitoring.md) and its resources would roll back a fresh account's Serving stack."""
+    return monitors_data_quality(config) and config.monitoring.model_monitor
+
+
 def first_feature(config: EnvironmentConfig) -> int:
     """The column of the first feature in what Model Monitor analyses: 1 when the endpoint also
     captures its output, which the analyzer puts first (the baseline keeps the label there)."""
@@ -140,8 +147,8 @@ class ServingStack(Stack):
 
     Attributes:
         endpoint: the :class:`RealtimeEndpoint`.
-        monitor: the :class:`DataQualityMonitor` when the endpoint captures its requests, else
-            None.
+        monitor: the :class:`DataQualityMonitor` when the endpoint captures its requests and
+            ``monitoring.model_monitor`` is on, else None.
     """
 
     def __init__(
@@ -250,9 +257,10 @@ class ServingStack(Stack):
         network: WorkloadNetwork | None,
         endpoint_name: str,
     ) -> DataQualityMonitor | None:
-        """Model Monitor's data-quality schedule on the endpoint when it captures requests; its
-        drift alarm is the workflow stack's, beside the endpoint's other alarms."""
-        if not monitors_data_quality(config):
+        """Model Monitor's data-quality schedule on the endpoint when it captures requests and
+        the environment opts in; its drift alarm is the workflow stack's, beside the endpoint's
+        other alarms."""
+        if not runs_model_monitor(config):
             return None
         monitoring = config.monitoring
         baselines = data.layout.baselines

@@ -22,6 +22,7 @@ from mlstack.constructs import (
     DatasetSeeder,
     DeployStage,
     DriftAlarm,
+    DriftMonitor,
     HyperparameterTuning,
     LogGroupEncryption,
     ModelImages,
@@ -29,7 +30,9 @@ from mlstack.constructs import (
     ModelRegistry,
     ModelRelease,
     MonitoredEndpoint,
+    MonitorSettings,
     RetrainingSchedule,
+    RetrainOnDrift,
     SpotTraining,
     TrafficShift,
     TrainingWorkflow,
@@ -40,7 +43,7 @@ from mlstack.constructs import (
 from mlstack.constructs._nag import acknowledge_guard
 from mlstack.constructs._prepare_states import PrepareData
 from mlstack.constructs.workflow_options import ModelRegistration
-from mlstack.stacks.serving_stack import first_feature, monitors_data_quality
+from mlstack.stacks.serving_stack import first_feature, monitors_data_quality, runs_model_monitor
 
 R = logs.RetentionDays
 RETENTION_DAYS = {
@@ -261,6 +264,8 @@ class WorkflowStack(Stack):
         self.release = self._release(config, data, registry)
         self.schedule = self._schedule(config)
         self.registry_cleanup = self._registry_cleanup(config, registry)
+        self.drift_monitor = self._drift_monitor(config, data)
+        self.retrain_on_drift = self._retrain_on_drift(config, data)
         self.monitoring = self._monitoring(config)
         if not config.production and config.workflow.log_retention_days < (
             PRODUCTION_LOG_RETENTION_DAYS
@@ -285,7 +290,7 @@ class WorkflowStack(Stack):
         # Every log group of this stack is encrypted with its own customer-managed key.
         LogGroupEncryption(self, "LogsKey", removal_policy=removal)
         self.network = workload_network(self, config, data, retention, removal)
-        images = ModelImages(
+        self.images = images = ModelImages(
             self,
             "Images",
             training_image_uri=config.images.training_image_uri,
@@ -394,9 +399,75 @@ class WorkflowStack(Stack):
             description=f"mlstack {config.name}: scheduled retraining",
         )
 
+    def _drift_monitor(self, config: EnvironmentConfig, data: DataBucket) -> DriftMonitor | None:
+        """Our drift and model-quality monitor of the Serving endpoint, when it captures its
+        requests: its endpoint has a fixed name, and the training image, the failure topic and
+        the training workflow it may start are this stack's (docs/monitoring.md)."""
+        if not monitors_data_quality(config):
+            return None
+        monitoring = config.monitoring
+        baselines = data.layout.baselines
+        if not monitoring.baseline.startswith(baselines):
+            raise ValueError(
+                f"environment '{config.name}': monitoring.baseline {monitoring.baseline!r}: "
+                f"expected a prefix under '{baselines}' of the data bucket, such as "
+                f"'{baselines}latest/' (see docs/monitoring.md)"
+            )
+        threshold = monitoring.quality_threshold
+        return DriftMonitor(
+            self,
+            "DriftMonitor",
+            builder=self.workflow.state_builder,
+            training_image_uri=self.images.training_image_uri,
+            bucket=data.bucket,
+            key=data.key,
+            topic=self.workflow.topic,
+            endpoint_name=config.name_prefix,
+            variant_names=config.endpoint.variant_names,
+            namespace=config.monitor_namespace,
+            settings=MonitorSettings(
+                min_records=monitoring.min_records,
+                psi_threshold=monitoring.psi_threshold,
+                p_value=monitoring.p_value,
+                drifted_share_percent=monitoring.drifted_share_alarm_percent,
+                quality_metric=config.quality_metric(),
+                quality_threshold=threshold,
+            ),
+            schedule_expression=monitoring.schedule_expression,
+            baseline_prefix=monitoring.baseline,
+            capture_prefix=data.layout.data_capture,
+            instance_type=monitoring.instance_type,
+            volume_size_gb=monitoring.volume_size_gb,
+            max_runtime=Duration.seconds(monitoring.max_runtime_seconds),
+            placement=self.network.training if self.network else None,
+            log_retention=RETENTION_DAYS[config.workflow.log_retention_days],
+            removal_policy=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
+        )
+
+    def _retrain_on_drift(
+        self, config: EnvironmentConfig, data: DataBucket
+    ) -> RetrainOnDrift | None:
+        """The monitor's alarms start the training workflow (``monitoring.retrain_on_drift``),
+        with the scheduled retraining's input, at most once per cool-down."""
+        if self.drift_monitor is None or not config.monitoring.retrain_on_drift:
+            return None
+        return RetrainOnDrift(
+            self,
+            "RetrainOnDrift",
+            state_machine=self.workflow.state_machine,
+            alarms=self.drift_monitor.alarms,
+            topic=self.workflow.topic,
+            key=data.key,
+            cooldown=Duration.hours(config.monitoring.retrain_cooldown_hours),
+            input=thaw(config.schedule.input) if config.schedule else None,
+            name_prefix=config.name_prefix,
+            log_retention=RETENTION_DAYS[config.workflow.log_retention_days],
+            removal_policy=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
+        )
+
     def _drift_alarms(self, config: EnvironmentConfig) -> list[Any]:
         """The Serving endpoint's drift alarm, when Model Monitor watches it (serving stack)."""
-        if not monitors_data_quality(config):
+        if not runs_model_monitor(config):
             return []
         drift = DriftAlarm(
             self,
@@ -425,6 +496,8 @@ class WorkflowStack(Stack):
                 )
             )
         extra_alarms = [*self._drift_alarms(config)]
+        if self.drift_monitor is not None:
+            extra_alarms += self.drift_monitor.alarms
         deployed = []
         deploy_alarms = self.workflow.deploy_alarms
         if self.workflow.deploy_endpoint_name is not None and deploy_alarms is not None:

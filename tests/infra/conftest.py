@@ -82,12 +82,17 @@ def released(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     return SynthesizedApp(app=app, stages=stages)
 
 
+# The drift monitor's and retraining on drift's state machines (released prod; docs/monitoring.md).
+MONITOR_MACHINES = ("DriftMonitor", "RetrainOnDrift")
+
+
 def training_machine_id(template: dict[str, Any]) -> str:
     """The logical ID of the training workflow's state machine (not the release's)."""
     (machine,) = [
         k
         for k, r in template["Resources"].items()
-        if r["Type"] == "AWS::StepFunctions::StateMachine" and not k.startswith("Release")
+        if r["Type"] == "AWS::StepFunctions::StateMachine"
+        and not k.startswith(("Release", *MONITOR_MACHINES))
     ]
     return machine
 
@@ -105,7 +110,9 @@ def state_machine_definition(template: dict[str, Any], release: bool = False) ->
     machines = [
         r
         for k, r in template["Resources"].items()
-        if r["Type"] == "AWS::StepFunctions::StateMachine" and (k in started) == release
+        if r["Type"] == "AWS::StepFunctions::StateMachine"
+        and (k in started) == release
+        and not k.startswith(MONITOR_MACHINES)
     ]
     assert len(machines) == 1
     return json.loads(render_tokens(machines[0]["Properties"]["DefinitionString"]))  # type: ignore[no-any-return]

@@ -1,6 +1,7 @@
-"""Model Monitor on the Serving endpoint: prod (data capture on, once a model is released) gets a
-data-quality job definition on the region's analyzer image, an hourly schedule and a drift alarm
-into the failure topic."""
+"""Model Monitor on the Serving endpoint, only on opt-in ('monitoring.model_monitor'): prod (data
+capture on, once a model is released) then gets a data-quality job definition on the region's
+analyzer image, an hourly schedule and a drift alarm into the failure topic; by default none of
+them (AWS: "Amazon SageMaker Model Monitor is no longer open to new customers")."""
 
 from __future__ import annotations
 
@@ -27,9 +28,26 @@ def resources_of(template: dict[str, Any], kind: str) -> dict[str, Any]:
     return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
 
 
+MODEL_MONITOR_TYPES = (
+    "AWS::SageMaker::DataQualityJobDefinition",
+    "AWS::SageMaker::MonitoringSchedule",
+)
+
+
 @pytest.fixture(scope="module")
-def serving(released: SynthesizedApp) -> dict[str, Any]:
-    return released.json("prod", "serving")
+def opted_in(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
+    """Released prod with Model Monitor on ('monitoring.model_monitor': true)."""
+    config = prod_with({"model_monitor": True})
+    app = build_app(
+        new_app(outdir=str(tmp_path_factory.mktemp("cdk.out"))), environments={"prod": config}
+    )
+    app.synth()
+    return SynthesizedApp(app=app, stages={"prod": app.node.find_child("prod")})  # type: ignore[dict-item]
+
+
+@pytest.fixture(scope="module")
+def serving(opted_in: SynthesizedApp) -> dict[str, Any]:
+    return opted_in.json("prod", "serving")
 
 
 def monitored_stack(region: str | None, **props: Any) -> Stack:
@@ -144,7 +162,7 @@ def test_monitor_role_reads_capture_and_baseline_and_writes_reports_only(serving
     assert all(a.startswith("ec2:Describe") for actions in wildcard for a in actions), wildcard
 
 
-def test_drift_alarm_notifies_the_failure_topic(released: SynthesizedApp):
+def test_drift_alarm_notifies_the_failure_topic(opted_in: SynthesizedApp):
     drift0 = {
         "Id": "drift0",
         "MetricStat": {
@@ -164,7 +182,7 @@ def test_drift_alarm_notifies_the_failure_topic(released: SynthesizedApp):
         },
         "ReturnData": False,
     }
-    released.template("prod", "workflow").has_resource_properties(
+    opted_in.template("prod", "workflow").has_resource_properties(
         "AWS::CloudWatch::Alarm",
         {
             "ComparisonOperator": "GreaterThanThreshold",
@@ -176,6 +194,18 @@ def test_drift_alarm_notifies_the_failure_topic(released: SynthesizedApp):
             ),
         },
     )
+
+
+def test_released_prod_has_no_model_monitor_resource_by_default(released: SynthesizedApp):
+    # A fresh account cannot create them ("Amazon SageMaker Model Monitor availability
+    # change", SageMaker developer guide): they would roll back the Serving stack.
+    serving = released.json("prod", "serving")
+    for kind in MODEL_MONITOR_TYPES:
+        assert resources_of(serving, kind) == {}
+    assert "sagemaker-model-monitor-analyzer" not in json.dumps(serving)
+    assert "Model Monitor data-quality jobs" not in json.dumps(serving)  # its role
+    assert released.stages["prod"].serving.monitor is None  # type: ignore[union-attr]
+    assert "feature_baseline_drift" not in json.dumps(released.json("prod", "workflow"))
 
 
 def test_no_monitoring_without_capture_or_released_model(synthesized: SynthesizedApp):
@@ -238,7 +268,7 @@ def test_drift_alarm_takes_at_most_ten_features():
 
 
 def test_config_baseline_outside_baselines_fails_synth_naming_the_key(tmp_path):
-    config = prod_with({"baseline": "releases/v1/"})
+    config = prod_with({"baseline": "releases/v1/", "model_monitor": True})
     expected = "monitoring.baseline 'releases/v1/': expected a prefix under 'baselines/'"
     with pytest.raises(ValueError, match=re.escape(expected)):
         build_app(new_app(outdir=str(tmp_path)), environments={"prod": config})
@@ -250,6 +280,7 @@ def test_config_schedule_threshold_and_baseline_reach_the_templates(tmp_path):
             "schedule_expression": "cron(0 0/6 ? * * *)",
             "drift_threshold": 0.25,
             "baseline": "baselines/0123abcd/",
+            "model_monitor": True,
         }
     )
     app = build_app(new_app(outdir=str(tmp_path)), environments={"prod": config})
@@ -273,6 +304,7 @@ def test_input_only_capture_drops_the_label_and_watches_from_c0(tmp_path):
     data = json.loads((REPO / "environments" / "prod.json").read_text())
     data["endpoint"]["model_package_version"] = 1
     data["endpoint"]["data_capture"]["capture"] = "input"
+    data["monitoring"] = {"model_monitor": True}
     app = build_app(
         new_app(outdir=str(tmp_path)), environments={"prod": parse_environment("prod", data)}
     )
@@ -286,6 +318,7 @@ def test_output_only_capture_has_no_data_quality_schedule(tmp_path):
     data = json.loads((REPO / "environments" / "prod.json").read_text())
     data["endpoint"]["model_package_version"] = 1
     data["endpoint"]["data_capture"]["capture"] = "output"
+    data["monitoring"] = {"model_monitor": True}
     app = build_app(
         new_app(outdir=str(tmp_path)), environments={"prod": parse_environment("prod", data)}
     )
