@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
@@ -228,6 +229,49 @@ GATE_DEFAULTS: dict[str, tuple[str, str]] = {
     "binary": (f"{EVALUATION_METRIC_PREFIX}auc", "greater_than_or_equal"),
     "multiclass": (f"{EVALUATION_METRIC_PREFIX}accuracy", "greater_than_or_equal"),
     "regression": (f"{EVALUATION_METRIC_PREFIX}rmse", "less_than_or_equal"),
+}
+
+
+@dataclass(frozen=True)
+class TableGate:
+    """The quality gate of a run on a table: the evaluation's ``metric`` compared by
+    ``comparison`` with ``threshold``, a number, or with the value of ``threshold_metric``, another
+    metric of the same evaluation (the trivial model's)."""
+
+    metric: str
+    comparison: str
+    threshold: float | None = None
+    threshold_metric: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.threshold is None) == (self.threshold_metric is None):
+            raise ValueError("TableGate: expected a threshold or a threshold_metric, not both")
+
+    def words(self) -> str:
+        """The rule in words: ``evaluation:auc > 0.5``."""
+        symbol = comparison(self.comparison).symbol
+        return f"{self.metric} {symbol} {self.threshold_metric or f'{self.threshold:g}'}"
+
+
+# The quality gate of a run on a table when the environment names none (issue #19). The problem
+# type is known only when Prepare data has run, and no threshold suits every table (an RMSE is
+# in the label's unit), so the default gate passes a model that beats the trivial model of its
+# problem type on the test split, strictly:
+# - binary: AUC above 0.5, the AUC of scores without skill (constant or random: the ROC curve is
+#   the diagonal; Fawcett, "An introduction to ROC analysis", 2006, section 4);
+# - multiclass: accuracy above the best constant classifier's (always the most frequent class),
+#   which the evaluation reports beside it (SageMaker's multiclass_classification_metrics);
+# - regression: R^2 above 0, i.e. an RMSE below that of predicting the test labels' mean
+#   (R^2 = 1 - MSE / Var(y), scikit-learn's r2_score): the RMSE gate of GATE_DEFAULTS with the
+#   one threshold that needs no knowledge of the label's scale.
+TABLE_GATE_DEFAULTS: dict[str, TableGate] = {
+    "binary": TableGate(f"{EVALUATION_METRIC_PREFIX}auc", "greater_than", threshold=0.5),
+    "multiclass": TableGate(
+        f"{EVALUATION_METRIC_PREFIX}accuracy",
+        "greater_than",
+        threshold_metric=f"{EVALUATION_METRIC_PREFIX}accuracy_best_constant_classifier",
+    ),
+    "regression": TableGate(f"{EVALUATION_METRIC_PREFIX}r2", "greater_than", threshold=0.0),
 }
 
 

@@ -15,6 +15,7 @@ from constructs import Construct
 
 from mlstack.constructs._fragment import Fragment
 from mlstack.constructs._state_builder import StateBuilder
+from mlstack.constructs._table_gate_states import gate_passed, table_gate_states
 from mlstack.constructs.instance_storage import has_local_storage
 from mlstack.constructs.roles import allow_volume_encryption, sagemaker_arn
 from mlstack.constructs.state_names import (
@@ -56,9 +57,13 @@ def evaluation_metric(deploy: DeployStage) -> str | None:
     return None
 
 
+# Where a passed gate's value is, whichever gate passed (the seeder's or a table's).
+GATE_VALUE = "$.gate.values[0]"
+
+
 def gate_value_path(deploy: DeployStage) -> str:
-    """Where the gated value is: the training job's final metric (read into ``$.gate``) or the
-    evaluation's metric (``$.evaluation.metrics``)."""
+    """Where the seeder's gate reads its value: the training job's final metric (read into
+    ``$.gate``) or the evaluation's metric (``$.evaluation.metrics``)."""
     name = evaluation_metric(deploy)
     return "$.gate.values[0]" if name is None else f"$.evaluation.metrics.{name}"
 
@@ -275,13 +280,23 @@ class _DeployStates:
         read_metric, gate, reject = self._gate()
         describe = self.build_endpoint()
         self._wire_gate(gate, reject, describe)
-        return read_metric
+        return self._table_or_seeder(read_metric, describe)
 
     def build_gate(self, on_pass: sfn.IChainable) -> sfn.State:
         """Read validation metric -> Quality gate -> ``on_pass`` or Reject model."""
         read_metric, gate, reject = self._gate()
         self._wire_gate(gate, reject, on_pass)
-        return read_metric
+        return self._table_or_seeder(read_metric, on_pass)
+
+    def _table_or_seeder(self, seeder_gate: sfn.State, on_pass: sfn.IChainable) -> sfn.State:
+        """Table run? -> a table's gate (chosen at run time) or ``seeder_gate``."""
+        return table_gate_states(
+            self.scope,
+            seeder_gate=seeder_gate,
+            on_pass=on_pass,
+            notify_failure=self.notify_failure,
+            named=self.deploy.table_gate,
+        )
 
     def _gate(self) -> tuple[sfn.CustomState, sfn.Choice, sfn.CustomState]:
         read_metric = self._read_metric()
@@ -306,6 +321,8 @@ class _DeployStates:
         else:
             gate.when(sfn.Condition.not_(sfn.Condition.is_present(value)), reject)
             gate.when(sfn.Condition.not_(sfn.Condition.is_numeric(value)), reject)
+            # Its value into $.gate.values, where Register model and Report results read it.
+            on_pass = gate_passed(self.scope, self.deploy.metric, self.deploy.comparison, on_pass)
         gate.when(sfn.Condition.not_(sfn.Condition.is_numeric("$.gate.threshold")), reject).when(
             passes, on_pass
         ).otherwise(reject)
@@ -397,7 +414,11 @@ class _DeployStates:
                 state_json={
                     "Type": "Pass",
                     "Comment": "The gate compares $.evaluation.metrics with the threshold.",
-                    "Parameters": {"metric": metric, "threshold.$": "$.args.quality_threshold"},
+                    "Parameters": {
+                        "metric": metric,
+                        "comparison": self.deploy.comparison,
+                        "threshold.$": "$.args.quality_threshold",
+                    },
                     "ResultPath": "$.gate",
                 },
             )
@@ -410,6 +431,7 @@ class _DeployStates:
                 "([] when the job did not report it).",
                 "Parameters": {
                     "metric": metric,
+                    "comparison": self.deploy.comparison,
                     "values.$": (
                         f"$.training.FinalMetricDataList[?(@.MetricName == '{metric}')].Value"
                     ),
