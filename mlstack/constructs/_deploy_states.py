@@ -241,6 +241,19 @@ def gate_states(
     return _DeployStates(scope, deploy, builder, notify_failure=notify_failure).build_gate(on_pass)
 
 
+def _table_or_seeder(
+    states: _DeployStates, seeder_gate: sfn.State, on_pass: sfn.IChainable
+) -> sfn.State:
+    """Table run? -> a table's gate (chosen at run time) or ``seeder_gate``."""
+    return table_gate_states(
+        states.scope,
+        seeder_gate=seeder_gate,
+        on_pass=on_pass,
+        notify_failure=states.notify_failure,
+        named=states.deploy.table_gate,
+    )
+
+
 class _DeployStates:
     """The states of one deploy stage in ``scope``: the quality gate's, and with ``endpoint``
     (whose states go on to ``then``) the endpoint's."""
@@ -280,23 +293,13 @@ class _DeployStates:
         read_metric, gate, reject = self._gate()
         describe = self.build_endpoint()
         self._wire_gate(gate, reject, describe)
-        return self._table_or_seeder(read_metric, describe)
+        return _table_or_seeder(self, read_metric, describe)
 
     def build_gate(self, on_pass: sfn.IChainable) -> sfn.State:
         """Read validation metric -> Quality gate -> ``on_pass`` or Reject model."""
         read_metric, gate, reject = self._gate()
         self._wire_gate(gate, reject, on_pass)
-        return self._table_or_seeder(read_metric, on_pass)
-
-    def _table_or_seeder(self, seeder_gate: sfn.State, on_pass: sfn.IChainable) -> sfn.State:
-        """Table run? -> a table's gate (chosen at run time) or ``seeder_gate``."""
-        return table_gate_states(
-            self.scope,
-            seeder_gate=seeder_gate,
-            on_pass=on_pass,
-            notify_failure=self.notify_failure,
-            named=self.deploy.table_gate,
-        )
+        return _table_or_seeder(self, read_metric, on_pass)
 
     def _gate(self) -> tuple[sfn.CustomState, sfn.Choice, sfn.CustomState]:
         read_metric = self._read_metric()
