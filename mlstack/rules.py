@@ -143,8 +143,10 @@ MODEL_ARTIFACT_PATTERN = (
 )
 # A user's table: an s3:// prefix, or a key prefix under the data bucket's imports/.
 SOURCE_URI_PATTERN = MODEL_ARTIFACT_PATTERN
-# Column names, comma-separated (what ``prepare`` takes); empty: its default.
-COLUMN_LIST_PATTERN = r"^([^,]+(,[^,]+)*)?$"
+# Column names, comma-separated (what ``prepare`` takes); empty: its default. Not starting with
+# '-': the list is its own ContainerArguments item after '--features' (and its siblings), and
+# prepare's argparse would read such an item as an option ("expected one argument").
+COLUMN_LIST_PATTERN = r"^([^,-][^,]*(,[^,]+)*)?$"
 SCHEDULE_EXPRESSION_PATTERN = r"^(rate\([1-9][0-9]* (minute|hour|day)s?\)|cron\([^()]+\))$"
 # Model Monitor's schedules: hourly "cron(0 * ? * * *)", daily at an hour "cron(0 8 ? * * *)" or
 # every N hours from one "cron(0 0/6 ? * * *)" (SageMaker developer guide, "Cron expression for
@@ -423,7 +425,7 @@ ColumnList = Annotated[
         pattern=COLUMN_LIST_PATTERN,
         max_length=MAX_CONTAINER_ARGUMENT,
         description="column names, comma-separated, at most 256 characters (one "
-        "ContainerArguments item); empty: the default",
+        "ContainerArguments item), the first not starting with '-'; empty: the default",
     ),
 ]
 
