@@ -114,10 +114,15 @@ def input_schema(
 
 
 def input_rules(
-    rows_per_shard: int, defaults: _CoreDefaults, tuning: HyperparameterTuning | None
+    rows_per_shard: int,
+    defaults: _CoreDefaults,
+    tuning: HyperparameterTuning | None,
+    *,
+    table_by_default: bool = False,
 ) -> dict[str, Any]:
     """The checks across keys that the schema cannot express (lambda/validate_input's RULES),
-    with the settings and defaults they read."""
+    with the settings and defaults they read. ``table_by_default``: the default
+    ``dataset_source`` is a table (whose shards the seeder's count does not bound)."""
     fractions = ("validation_fraction", "test_fraction")
     rules: dict[str, Any] = {
         "instances_within_shards": {
@@ -126,6 +131,7 @@ def input_rules(
                 "rows": defaults.rows,
                 "training_instance_count": defaults.training_instance_count,
             },
+            **({"table_by_default": True} if table_by_default else {}),
         },
         "source_fractions": {"defaults": {key: table_source_defaults()[key] for key in fractions}},
     }

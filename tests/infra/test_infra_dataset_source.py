@@ -246,3 +246,11 @@ def test_a_column_list_starting_with_a_dash_is_refused_since_prepare_cannot_read
     parse_environment("dev", with_source({"uri": "t/", "label": "y", "features": "x,-b"}))
     with pytest.raises(ConfigError, match=r"key 'dataset\.source\.features' is \"-x,b\""):
         parse_environment("dev", with_source({"uri": "t/", "label": "y", "features": "-x,b"}))
+
+
+def test_validate_input_knows_the_default_source_is_a_table(with_table: dict[str, Any]) -> None:
+    # Its shards are its objects: the seeder's shard count bounds no run that leaves
+    # dataset_source out (lambda/validate_input: instances_within_shards).
+    definition = state_machine_definition(with_table)
+    rules = definition["States"]["Validate input"]["Parameters"]["Payload"]["rules"]
+    assert rules["instances_within_shards"]["table_by_default"] is True

@@ -259,6 +259,11 @@ def test_a_table_run_is_not_held_to_the_seeders_shard_count(schema: dict[str, An
     assert validator.check(given, {"type": "object"}, SHARD_RULES) == []
     seeder = {"training_instance_count": 2, "dataset_source": None}
     assert len(validator.check(seeder, {"type": "object"}, SHARD_RULES)) == 1
+    # The configuration's source is a table: an input that leaves dataset_source out runs it.
+    by_default = {"instances_within_shards": {**SHARD_RULES["instances_within_shards"]}}
+    by_default["instances_within_shards"]["table_by_default"] = True
+    assert validator.check({"training_instance_count": 2}, {"type": "object"}, by_default) == []
+    assert len(validator.check(seeder, {"type": "object"}, by_default)) == 1
 
 
 def test_the_rule_runs_only_on_keys_the_schema_accepted(schema: dict[str, Any]) -> None:
