@@ -408,9 +408,7 @@ class TrainingWorkflow(Construct):
         core = {**self.defaults.as_state_input(), **self.prepare.as_state_input()}
         self._state_defaults = state_defaults(core, tuning, deploy)
         self.input_schema = input_schema(self._state_defaults, images, tuning, deploy, max_rows)
-        self.input_rules = input_rules(
-            rows_per_shard, self.defaults, tuning, table_by_default=self.prepare.source is not None
-        )
+        self.input_rules = input_rules(rows_per_shard, self.defaults, tuning, core)
         return ValidateInput(
             self.input_validator.function,
             schema=self.input_schema,
