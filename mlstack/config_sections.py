@@ -386,6 +386,20 @@ class TrafficConfig:
 
 
 @dataclass(frozen=True, config=_STRICT)
+class TableGateConfig:
+    """The quality gate of every run on a table (docs/your-data.md); left out, a table's gate is
+    its problem type's default: better than the trivial model (mlstack.rules.TABLE_GATE_DEFAULTS).
+    """
+
+    metric: Annotated[
+        one_of(*rules.evaluation_gate_metrics()),
+        Field(description="a metric of the evaluation job, such as 'evaluation:f1'"),
+    ]
+    comparison: vocabulary(rules.COMPARISON)
+    threshold: number()
+
+
+@dataclass(frozen=True, config=_STRICT)
 class DeployConfig:
     """The workflow's deploy stage: quality gate, then create or blue/green-update an endpoint."""
 
@@ -422,6 +436,17 @@ class DeployConfig:
     ] = 0.0
     poll_seconds: integer(5, 3600) = 60
     max_wait_minutes: integer(1, 1440) = 60
+    # metric/comparison/threshold gate runs on the generated dataset; a run on a table (its
+    # problem type known only when Prepare data has run) is gated by this, else by its problem
+    # type's default.
+    table_gate: Annotated[
+        TableGateConfig | None,
+        Field(
+            description="the gate of every run on a table; null or left out: its problem type's "
+            "default, better than the trivial model ('evaluation:auc' > 0.5, 'evaluation:accuracy' "
+            "> the best constant classifier's, 'evaluation:r2' > 0)"
+        ),
+    ] = None
 
 
 @dataclass(frozen=True, config=_STRICT)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
@@ -142,8 +143,10 @@ MODEL_ARTIFACT_PATTERN = (
 )
 # A user's table: an s3:// prefix, or a key prefix under the data bucket's imports/.
 SOURCE_URI_PATTERN = MODEL_ARTIFACT_PATTERN
-# Column names, comma-separated (what ``prepare`` takes); empty: its default.
-COLUMN_LIST_PATTERN = r"^([^,]+(,[^,]+)*)?$"
+# Column names, comma-separated (what ``prepare`` takes); empty: its default. Not starting with
+# '-': the list is its own ContainerArguments item after '--features' (and its siblings), and
+# prepare's argparse would read such an item as an option ("expected one argument").
+COLUMN_LIST_PATTERN = r"^([^,-][^,]*(,[^,]+)*)?$"
 SCHEDULE_EXPRESSION_PATTERN = r"^(rate\([1-9][0-9]* (minute|hour|day)s?\)|cron\([^()]+\))$"
 # Model Monitor's schedules: hourly "cron(0 * ? * * *)", daily at an hour "cron(0 8 ? * * *)" or
 # every N hours from one "cron(0 0/6 ? * * *)" (SageMaker developer guide, "Cron expression for
@@ -267,6 +270,49 @@ GATE_DEFAULTS: dict[str, tuple[str, str]] = {
     "binary": (f"{EVALUATION_METRIC_PREFIX}auc", "greater_than_or_equal"),
     "multiclass": (f"{EVALUATION_METRIC_PREFIX}accuracy", "greater_than_or_equal"),
     "regression": (f"{EVALUATION_METRIC_PREFIX}rmse", "less_than_or_equal"),
+}
+
+
+@dataclass(frozen=True)
+class TableGate:
+    """The quality gate of a run on a table: the evaluation's ``metric`` compared by
+    ``comparison`` with ``threshold``, a number, or with the value of ``threshold_metric``, another
+    metric of the same evaluation (the trivial model's)."""
+
+    metric: str
+    comparison: str
+    threshold: float | None = None
+    threshold_metric: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.threshold is None) == (self.threshold_metric is None):
+            raise ValueError("TableGate: expected a threshold or a threshold_metric, not both")
+
+    def words(self) -> str:
+        """The rule in words: ``evaluation:auc > 0.5``."""
+        symbol = comparison(self.comparison).symbol
+        return f"{self.metric} {symbol} {self.threshold_metric or f'{self.threshold:g}'}"
+
+
+# The quality gate of a run on a table when the environment names none (issue #19). The problem
+# type is known only when Prepare data has run, and no threshold suits every table (an RMSE is
+# in the label's unit), so the default gate passes a model that beats the trivial model of its
+# problem type on the test split, strictly:
+# - binary: AUC above 0.5, the AUC of scores without skill (constant or random: the ROC curve is
+#   the diagonal; Fawcett, "An introduction to ROC analysis", 2006, section 4);
+# - multiclass: accuracy above the best constant classifier's (always the most frequent class),
+#   which the evaluation reports beside it (SageMaker's multiclass_classification_metrics);
+# - regression: R^2 above 0, i.e. an RMSE below that of predicting the test labels' mean
+#   (R^2 = 1 - MSE / Var(y), scikit-learn's r2_score): the RMSE gate of GATE_DEFAULTS with the
+#   one threshold that needs no knowledge of the label's scale.
+TABLE_GATE_DEFAULTS: dict[str, TableGate] = {
+    "binary": TableGate(f"{EVALUATION_METRIC_PREFIX}auc", "greater_than", threshold=0.5),
+    "multiclass": TableGate(
+        f"{EVALUATION_METRIC_PREFIX}accuracy",
+        "greater_than",
+        threshold_metric=f"{EVALUATION_METRIC_PREFIX}accuracy_best_constant_classifier",
+    ),
+    "regression": TableGate(f"{EVALUATION_METRIC_PREFIX}r2", "greater_than", threshold=0.0),
 }
 
 
@@ -418,7 +464,7 @@ ColumnList = Annotated[
         pattern=COLUMN_LIST_PATTERN,
         max_length=MAX_CONTAINER_ARGUMENT,
         description="column names, comma-separated, at most 256 characters (one "
-        "ContainerArguments item); empty: the default",
+        "ContainerArguments item), the first not starting with '-'; empty: the default",
     ),
 ]
 

@@ -12,9 +12,11 @@ default, as Load defaults does):
     ``instances_within_shards``: ``{"rows_per_shard": N, "defaults": {"rows": R,
     "training_instance_count": C}}``: ``training_instance_count`` must not exceed the dataset's
     shards, ``ceil(rows / rows_per_shard)`` (the train channel is ShardedByS3Key: a host beyond
-    the shard count gets no data). The rule is ``instances_beyond_shards`` of
-    ``portable_rules.py`` beside this file, a generated copy of ``mlstack/portable_rules.py``,
-    whose function the config check calls too.
+    the shard count gets no data); not for a run whose ``dataset_source`` is a table (its shards
+    are its objects, unknown before Prepare data), nor, with ``"table_by_default": true`` (the
+    configuration names a source), for one that leaves ``dataset_source`` out. The rule is
+    ``instances_beyond_shards`` of ``portable_rules.py`` beside this file, a generated copy of
+    ``mlstack/portable_rules.py``, whose function the config check calls too.
 
     ``parallel_within_jobs`` (with a tuning path): ``{"defaults": {"tuning_max_jobs": J,
     "tuning_max_parallel_jobs": P}}``: ``tuning_max_parallel_jobs`` must not exceed
@@ -310,6 +312,9 @@ def _instances_within_shards(
     keys = ("rows", "training_instance_count")
     if bad_keys & set(keys):
         return
+    default_source = {} if settings.get("table_by_default") else None
+    if isinstance(execution_input.get("dataset_source", default_source), dict):
+        return  # a table's train shards are its objects (one each), unknown before Prepare data
     values, given = _given(execution_input, settings, keys)
     rows, instances = values["rows"], values["training_instance_count"]
     beyond = portable_rules.instances_beyond_shards(rows, settings["rows_per_shard"], instances)

@@ -138,13 +138,33 @@ class _AbStates:
         read.next(describe_live).next(describe_candidate).next(evidence)
         evidence.when(self._comparable(), metrics).otherwise(unmeasured)
         metrics.next(better)
-        better.when(
-            COMPARE[self.deploy.comparison](f"{_INPUT}.values.candidate", f"{_INPUT}.values.live"),
-            promote,
-        ).otherwise(keep)
+        self._compare(better, promote).otherwise(keep)
         for state in (promote, keep, unmeasured):
             state.next(then)
         return read
+
+    def _compare(self, better: sfn.Choice, promote: sfn.IChainable) -> sfn.Choice:
+        """The candidate's value against the live one's by the comparison the candidate's gate
+        recorded (``gate_comparison``: a table's gate has its own), else ``deploy.comparison``
+        (a version registered before the comparison was recorded)."""
+        values = (f"{_INPUT}.values.candidate", f"{_INPUT}.values.live")
+        recorded = f"{_INPUT}.candidate.metadata.gate_comparison"
+        for name, compare in COMPARE.items():
+            better.when(
+                sfn.Condition.and_(
+                    sfn.Condition.is_present(recorded),
+                    sfn.Condition.string_equals(recorded, name),
+                    compare(*values),
+                ),
+                promote,
+            )
+        return better.when(
+            sfn.Condition.and_(
+                sfn.Condition.not_(sfn.Condition.is_present(recorded)),
+                COMPARE[self.deploy.comparison](*values),
+            ),
+            promote,
+        )
 
     def _comparable(self) -> sfn.Condition:
         present = [

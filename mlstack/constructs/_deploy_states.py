@@ -15,6 +15,7 @@ from constructs import Construct
 
 from mlstack.constructs._fragment import Fragment
 from mlstack.constructs._state_builder import StateBuilder
+from mlstack.constructs._table_gate_states import gate_passed, table_gate_states
 from mlstack.constructs.instance_storage import has_local_storage
 from mlstack.constructs.roles import allow_volume_encryption, sagemaker_arn
 from mlstack.constructs.state_names import (
@@ -56,9 +57,13 @@ def evaluation_metric(deploy: DeployStage) -> str | None:
     return None
 
 
+# Where a passed gate's value is, whichever gate passed (the seeder's or a table's).
+GATE_VALUE = "$.gate.values[0]"
+
+
 def gate_value_path(deploy: DeployStage) -> str:
-    """Where the gated value is: the training job's final metric (read into ``$.gate``) or the
-    evaluation's metric (``$.evaluation.metrics``)."""
+    """Where the seeder's gate reads its value: the training job's final metric (read into
+    ``$.gate``) or the evaluation's metric (``$.evaluation.metrics``)."""
     name = evaluation_metric(deploy)
     return "$.gate.values[0]" if name is None else f"$.evaluation.metrics.{name}"
 
@@ -236,6 +241,19 @@ def gate_states(
     return _DeployStates(scope, deploy, builder, notify_failure=notify_failure).build_gate(on_pass)
 
 
+def _table_or_seeder(
+    states: _DeployStates, seeder_gate: sfn.State, on_pass: sfn.IChainable
+) -> sfn.State:
+    """Table run? -> a table's gate (chosen at run time) or ``seeder_gate``."""
+    return table_gate_states(
+        states.scope,
+        seeder_gate=seeder_gate,
+        on_pass=on_pass,
+        notify_failure=states.notify_failure,
+        named=states.deploy.table_gate,
+    )
+
+
 class _DeployStates:
     """The states of one deploy stage in ``scope``: the quality gate's, and with ``endpoint``
     (whose states go on to ``then``) the endpoint's."""
@@ -275,13 +293,13 @@ class _DeployStates:
         read_metric, gate, reject = self._gate()
         describe = self.build_endpoint()
         self._wire_gate(gate, reject, describe)
-        return read_metric
+        return _table_or_seeder(self, read_metric, describe)
 
     def build_gate(self, on_pass: sfn.IChainable) -> sfn.State:
         """Read validation metric -> Quality gate -> ``on_pass`` or Reject model."""
         read_metric, gate, reject = self._gate()
         self._wire_gate(gate, reject, on_pass)
-        return read_metric
+        return _table_or_seeder(self, read_metric, on_pass)
 
     def _gate(self) -> tuple[sfn.CustomState, sfn.Choice, sfn.CustomState]:
         read_metric = self._read_metric()
@@ -306,6 +324,8 @@ class _DeployStates:
         else:
             gate.when(sfn.Condition.not_(sfn.Condition.is_present(value)), reject)
             gate.when(sfn.Condition.not_(sfn.Condition.is_numeric(value)), reject)
+            # Its value into $.gate.values, where Register model and Report results read it.
+            on_pass = gate_passed(self.scope, self.deploy.metric, self.deploy.comparison, on_pass)
         gate.when(sfn.Condition.not_(sfn.Condition.is_numeric("$.gate.threshold")), reject).when(
             passes, on_pass
         ).otherwise(reject)
@@ -397,7 +417,11 @@ class _DeployStates:
                 state_json={
                     "Type": "Pass",
                     "Comment": "The gate compares $.evaluation.metrics with the threshold.",
-                    "Parameters": {"metric": metric, "threshold.$": "$.args.quality_threshold"},
+                    "Parameters": {
+                        "metric": metric,
+                        "comparison": self.deploy.comparison,
+                        "threshold.$": "$.args.quality_threshold",
+                    },
                     "ResultPath": "$.gate",
                 },
             )
@@ -410,6 +434,7 @@ class _DeployStates:
                 "([] when the job did not report it).",
                 "Parameters": {
                     "metric": metric,
+                    "comparison": self.deploy.comparison,
                     "values.$": (
                         f"$.training.FinalMetricDataList[?(@.MetricName == '{metric}')].Value"
                     ),

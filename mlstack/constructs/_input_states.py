@@ -5,6 +5,7 @@ any other state, the run's arguments and ``run_id``, and each job's resources wi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from aws_cdk import Aws, Duration
@@ -114,10 +115,16 @@ def input_schema(
 
 
 def input_rules(
-    rows_per_shard: int, defaults: _CoreDefaults, tuning: HyperparameterTuning | None
+    rows_per_shard: int,
+    defaults: _CoreDefaults,
+    tuning: HyperparameterTuning | None,
+    state_input: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The checks across keys that the schema cannot express (lambda/validate_input's RULES),
-    with the settings and defaults they read."""
+    with the settings and defaults they read. ``state_input``: the input keys' defaults; when
+    its ``dataset_source`` is a table, the seeder's shard count bounds no run that leaves the
+    key out (``table_by_default``)."""
+    table_by_default = (state_input or {}).get("dataset_source") is not None
     fractions = ("validation_fraction", "test_fraction")
     rules: dict[str, Any] = {
         "instances_within_shards": {
@@ -126,6 +133,7 @@ def input_rules(
                 "rows": defaults.rows,
                 "training_instance_count": defaults.training_instance_count,
             },
+            **({"table_by_default": True} if table_by_default else {}),
         },
         "source_fractions": {"defaults": {key: table_source_defaults()[key] for key in fractions}},
     }

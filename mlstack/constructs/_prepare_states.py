@@ -292,10 +292,15 @@ def _read_prepared(scope: Construct, builder: StateBuilder, *, summary: bool) ->
     parameters["channels"] = builder.channels(
         {c: dataset_uri(builder, c) for c in CHANNELS}, schema=dataset_uri(builder, "schema")
     )
+    # What Register model adds to the version's metadata (class count and labels, each a valid
+    # CustomerMetadataValue: prepare's registry_entries); none when the hosts' messages are joined.
     if summary:
         parameters["problem_type.$"] = "$.prepare.summary.problem_type"
         parameters["class_count.$"] = "$.prepare.summary.classes"
         parameters["split_rows.$"] = "$.prepare.summary.rows"
+        parameters["registry.$"] = "$.prepare.summary.registry"
+    else:
+        parameters["registry"] = {}
     return _pass(
         scope,
         READ_PREPARED_DATASET,

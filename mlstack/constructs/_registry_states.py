@@ -9,13 +9,18 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from mlstack.constructs._deploy_states import gate_states, gate_value_path
+from mlstack.constructs._deploy_states import GATE_VALUE, gate_states
 from mlstack.constructs._evaluation_states import evaluation_uri
 from mlstack.constructs._fragment import Fragment, catch_failure
 from mlstack.constructs._nag import acknowledge_wildcard_resources, default_policy
 from mlstack.constructs._state_builder import StateBuilder
 from mlstack.constructs.model_registry import REQUEST_CONTENT_TYPES, RESPONSE_CONTENT_TYPES
-from mlstack.constructs.state_names import REGISTER_MODEL
+from mlstack.constructs.state_names import (
+    DESCRIBE_TABLE_VERSION,
+    DESCRIBE_VERSION,
+    REGISTER_MODEL,
+    TABLE_VERSION,
+)
 from mlstack.constructs.workflow_options import DeployStage, ModelRegistration
 from mlstack.report import REPORT_FILE
 
@@ -29,21 +34,93 @@ def gate_and_registration_fragment(
     inference_image_uri: str,
     notify_failure: sfn.IChainable,
 ) -> Fragment:
-    """[Read validation metric -> Quality gate ->] Register model: with a deploy stage the
-    gate decides what is registered (deployment is then the release's, on approval); ends at
-    Register model. Its failures go to ``notify_failure``, wired here."""
+    """[the quality gate ->] Table version? -> Describe (table) version -> Register model: with
+    a deploy stage the gate decides what is registered (deployment is then the release's, on
+    approval); ends at Register model. Its failures go to ``notify_failure``, wired here."""
     register = register_model(
         scope,
         registration,
         builder,
         inference_image_uri=inference_image_uri,
-        gate=None if deploy is None else (deploy.metric, gate_value_path(deploy)),
     )
     catch_failure(register, notify_failure)
+    describe = describe_version(
+        scope,
+        gated=deploy is not None,
+        report_uri=evaluation_uri(builder, REPORT_FILE),
+        then=register,
+    )
     if deploy is None:
-        return Fragment(start=register, ends=(register,))
-    gate = gate_states(scope, deploy, builder, on_pass=register, notify_failure=notify_failure)
+        return Fragment(start=describe, ends=(register,))
+    gate = gate_states(scope, deploy, builder, on_pass=describe, notify_failure=notify_failure)
     return Fragment(start=gate, ends=(register,))
+
+
+def version_metadata(*, gated: bool, report_uri: str) -> dict[str, Any]:
+    """The version's CustomerMetadataProperties on either dataset (each value 1 to 256 of
+    letters, spaces, digits and _.:/=+-@: CustomerMetadataValue, SageMaker API reference; no
+    JSON). The hyperparameters are the training job's, which the version names; the problem type
+    is the evaluation's (what it read from the model's schema, or the objective's); the gate's
+    value is a number's text. ``gated``: the quality gate that passed (the seeder's or a table's,
+    ``$.gate``) adds its metric, value and comparison, which the release's A/B decision compares
+    between versions. ``report_uri``: the run report (`mlstack report` writes it there:
+    docs/evaluation.md)."""
+    evidence = (
+        {
+            "gate_metric.$": "$.gate.metric",
+            "gate_value.$": f"States.Format('{{}}', {GATE_VALUE})",
+            "gate_comparison.$": "$.gate.comparison",
+        }
+        if gated
+        else {}
+    )
+    return {
+        "run_id.$": "$.run_id",
+        "execution_arn.$": "$$.Execution.Id",
+        "training_job.$": "$.training.TrainingJobName",
+        "train_uri.$": "$.dataset.train_prefix",
+        "validation_uri.$": "$.dataset.validation_prefix",
+        "test_uri.$": "$.dataset.test_prefix",
+        "problem_type.$": "$.evaluation.problem_type",
+        "report.$": report_uri,
+        **evidence,
+    }
+
+
+def describe_version(
+    scope: Construct, *, gated: bool, report_uri: str, then: sfn.IChainable
+) -> sfn.Choice:
+    """Table version? -> Describe table version (with the schema's URI, and the class count and
+    labels of Prepare data's ``registry`` entries) | Describe version -> ``then``: the metadata
+    Register model records, in ``$.version`` (``common``, and ``table`` merged over it)."""
+    choice = sfn.Choice(scope, TABLE_VERSION, comment="A run on a table (Prepare data's)?")
+    common = version_metadata(gated=gated, report_uri=report_uri)
+    table = sfn.CustomState(
+        scope,
+        DESCRIBE_TABLE_VERSION,
+        state_json={
+            "Type": "Pass",
+            "Comment": "The schema (the model carries a copy) and its class labels.",
+            "Parameters": {
+                "common": {**common, "schema_uri.$": "$.dataset.schema_uri"},
+                "table.$": "$.dataset.registry",
+            },
+            "ResultPath": "$.version",
+        },
+    )
+    seeder = sfn.CustomState(
+        scope,
+        DESCRIBE_VERSION,
+        state_json={
+            "Type": "Pass",
+            "Parameters": {"common": common, "table": {}},
+            "ResultPath": "$.version",
+        },
+    )
+    choice.when(sfn.Condition.is_present("$.dataset.schema_uri"), table).otherwise(seeder)
+    table.next(then)
+    seeder.next(then)
+    return choice
 
 
 def allow_registration(role: iam.Role, registration: ModelRegistration) -> None:
@@ -68,13 +145,10 @@ def register_model(
     builder: StateBuilder,
     *,
     inference_image_uri: str,
-    gate: tuple[str, str] | None = None,
 ) -> sfn.CustomState:
     """``createModelPackage`` (an AWS SDK integration: Step Functions has no optimized one for
     it) of a new version in the registry's group; its ARN, number and status go to
-    ``$.model_package``. ``gate`` (the quality gate's metric and the path of its value) adds
-    both to the version's metadata (``gate_metric``, ``gate_value``): the release's A/B
-    decision compares them between versions."""
+    ``$.model_package``. Its metadata is what Describe (table) version wrote to ``$.version``."""
     status = registration.approval_status
     state = sfn.CustomState(
         scope,
@@ -83,7 +157,7 @@ def register_model(
             "Type": "Task",
             "Comment": f"A new version of {registration.registry.group_name}, {status}.",
             "Resource": f"arn:{Aws.PARTITION}:states:::aws-sdk:sagemaker:createModelPackage",
-            "Parameters": _parameters(registration, builder, inference_image_uri, gate),
+            "Parameters": _parameters(registration, builder, inference_image_uri),
             "ResultSelector": {
                 "arn.$": "$.ModelPackageArn",
                 # model-package/<group>/<N>: the version is the ARN's last part.
@@ -104,13 +178,7 @@ def _parameters(
     registration: ModelRegistration,
     builder: StateBuilder,
     inference_image_uri: str,
-    gate: tuple[str, str] | None,
 ) -> dict[str, Any]:
-    evidence = (
-        {"gate_metric": gate[0], "gate_value.$": f"States.Format('{{}}', {gate[1]})"}
-        if gate is not None
-        else {}
-    )
     return {
         "ModelPackageGroupName": registration.registry.group_name,
         "ModelPackageDescription.$": "States.Format('Run {} (execution {})', $.run_id, "
@@ -139,18 +207,8 @@ def _parameters(
                 }
             }
         },
-        # Each value 1 to 256 of letters, spaces, digits and _.:/=+-@ (CustomerMetadataValue,
-        # SageMaker API reference): no JSON. The hyperparameters are the training job's, which
-        # the version names; the gate value is a number's text.
-        "CustomerMetadataProperties": {
-            "run_id.$": "$.run_id",
-            "execution_arn.$": "$$.Execution.Id",
-            "training_job.$": "$.training.TrainingJobName",
-            "train_uri.$": "$.dataset.train_prefix",
-            "validation_uri.$": "$.dataset.validation_prefix",
-            "test_uri.$": "$.dataset.test_prefix",
-            # The run report (`mlstack report` writes it there: docs/evaluation.md).
-            "report.$": evaluation_uri(builder, REPORT_FILE),
-            **evidence,
-        },
+        # Describe (table) version's entries, the table's over the common ones.
+        "CustomerMetadataProperties.$": (
+            "States.JsonMerge($.version.common, $.version.table, false)"
+        ),
     }

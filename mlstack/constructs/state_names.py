@@ -108,3 +108,46 @@ CANDIDATE_BETTER = "Candidate did better?"
 PROMOTE_CANDIDATE = "Promote candidate"
 KEEP_LIVE = "Keep live"
 KEEP_LIVE_UNMEASURED = "Keep live unmeasured"
+
+# The quality gate of a run on a table (_table_gate_states): its problem type's default, chosen
+# at run time, or the environment's table gate. One Read/quality gate/passed triple per problem
+# type ("Read binary gate", "Binary quality gate", "Binary gate passed"), or one for a named gate
+# ("Read table gate", "Table quality gate", "Table gate passed").
+TABLE_RUN = "Table run?"
+TABLE_PROBLEM_TYPE = "Table problem type?"
+REJECT_TABLE_MODEL = "Reject table model"
+PROBLEM_TYPE_UNGATED = "Problem type without gate"
+# The seeder's gate on an evaluation metric, passed: its value into $.gate.values.
+GATE_PASSED = "Gate passed"
+
+
+READ_BINARY_GATE = "Read binary gate"
+BINARY_QUALITY_GATE = "Binary quality gate"
+BINARY_GATE_PASSED = "Binary gate passed"
+READ_MULTICLASS_GATE = "Read multiclass gate"
+MULTICLASS_QUALITY_GATE = "Multiclass quality gate"
+MULTICLASS_GATE_PASSED = "Multiclass gate passed"
+READ_REGRESSION_GATE = "Read regression gate"
+REGRESSION_QUALITY_GATE = "Regression quality gate"
+REGRESSION_GATE_PASSED = "Regression gate passed"
+# With DeployStage.table_gate: one gate for every table.
+READ_TABLE_GATE = "Read table gate"
+TABLE_QUALITY_GATE = "Table quality gate"
+TABLE_GATE_PASSED = "Table gate passed"
+
+
+def table_gate_names(kind: str | None) -> tuple[str, str, str]:
+    """Read, quality gate and passed of the gate of problem type ``kind`` (None: the named
+    gate)."""
+    return {
+        "binary": (READ_BINARY_GATE, BINARY_QUALITY_GATE, BINARY_GATE_PASSED),
+        "multiclass": (READ_MULTICLASS_GATE, MULTICLASS_QUALITY_GATE, MULTICLASS_GATE_PASSED),
+        "regression": (READ_REGRESSION_GATE, REGRESSION_QUALITY_GATE, REGRESSION_GATE_PASSED),
+        None: (READ_TABLE_GATE, TABLE_QUALITY_GATE, TABLE_GATE_PASSED),
+    }[kind]
+
+
+# Before Register model: the version's metadata, a table's with its schema and class labels.
+TABLE_VERSION = "Table version?"
+DESCRIBE_TABLE_VERSION = "Describe table version"
+DESCRIBE_VERSION = "Describe version"

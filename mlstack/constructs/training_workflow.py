@@ -21,7 +21,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from mlstack.constructs._deploy_states import EndpointDeployment, gate_value_path
+from mlstack.constructs._deploy_states import GATE_VALUE, EndpointDeployment
 from mlstack.constructs._evaluation_states import (
     DEFAULT_EVALUATION_INSTANCE_TYPE,
     BatchTransform,
@@ -408,7 +408,7 @@ class TrainingWorkflow(Construct):
         core = {**self.defaults.as_state_input(), **self.prepare.as_state_input()}
         self._state_defaults = state_defaults(core, tuning, deploy)
         self.input_schema = input_schema(self._state_defaults, images, tuning, deploy, max_rows)
-        self.input_rules = input_rules(rows_per_shard, self.defaults, tuning)
+        self.input_rules = input_rules(rows_per_shard, self.defaults, tuning, core)
         return ValidateInput(
             self.input_validator.function,
             schema=self.input_schema,
@@ -731,6 +731,15 @@ class _Tasks:
         return [task for task in used if task is not None]
 
 
+# The gate that passed, the seeder's or a table's (_table_gate_states: one shape of $.gate).
+_QUALITY_GATE = {
+    "metric.$": "$.gate.metric",
+    "value.$": GATE_VALUE,
+    "threshold.$": "$.gate.threshold",
+    "comparison.$": "$.gate.comparison",
+}
+
+
 def _report_results(
     scope: Construct,
     *,
@@ -743,24 +752,12 @@ def _report_results(
     the registry, the deploy stage and the baseline added)."""
     report: dict[str, Any] = {}
     if deploy is not None and registered:
-        report = {
-            "quality_gate": {
-                "metric": deploy.metric,
-                "value.$": "$.gate.values[0]",
-                "threshold.$": "$.gate.threshold",
-                "comparison": deploy.comparison,
-            },
-        }
+        report = {"quality_gate": _QUALITY_GATE}
     elif deploy is not None:
         report = {
             "endpoint_name": endpoint_name,
             "endpoint_config_name.$": "$.endpoint_config.EndpointConfigName",
-            "quality_gate": {
-                "metric": deploy.metric,
-                "value.$": gate_value_path(deploy),
-                "threshold.$": "$.gate.threshold",
-                "comparison": deploy.comparison,
-            },
+            "quality_gate": _QUALITY_GATE,
         }
     if baseline is not None:
         report["baseline_uri.$"] = baseline_uri(baseline)

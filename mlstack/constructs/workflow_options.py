@@ -93,6 +93,10 @@ class DeployStage:
     A/B, the new model is variant ``Candidate`` with this share and the previously deployed model
     stays as ``Live`` with the rest. The workflow polls the endpoint every ``poll_interval`` for
     at most ``max_wait``. ``endpoint_name`` defaults to ``<name_prefix>-live``.
+
+    ``metric`` gates runs on the generated dataset. A run on a table (Prepare data's) is gated
+    by ``table_gate``, an evaluation metric of it, or when None by its problem type's default,
+    chosen at run time (``mlstack.rules.TABLE_GATE_DEFAULTS``: better than the trivial model).
     """
 
     metric: str
@@ -106,9 +110,18 @@ class DeployStage:
     max_wait: Duration = ONE_HOUR
     alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
     endpoint_name: str | None = None
+    table_gate: rules.TableGate | None = None
 
     def __post_init__(self) -> None:
         _check("DeployStage", "comparison", self.comparison, rules.COMPARISON)
+        gate = self.table_gate
+        if gate is not None and gate.metric not in rules.evaluation_gate_metrics():
+            raise ValueError(
+                f"DeployStage table_gate metric={gate.metric!r}: expected one of the "
+                f"evaluation's {rules.evaluation_gate_metrics()}"
+            )
+        if gate is not None:
+            _check("DeployStage", "table_gate comparison", gate.comparison, rules.COMPARISON)
         if not _INSTANCE_TYPE.fullmatch(self.instance_type):
             raise ValueError(
                 f"DeployStage instance_type={self.instance_type!r}: expected an ml.* instance type"

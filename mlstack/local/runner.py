@@ -712,6 +712,7 @@ def format_summary(report: RunReport) -> str:
             f"`mlstack local serve --from-run {shown(report.run_dir)}`)"
         )
     lines += _evaluation_lines(report.evaluation)
+    lines += _table_lines(out, report.run_dir)
     if report.report_path is not None:
         lines.append(f"  Report            {shown(report.report_path)}")
     if report.status != "SUCCEEDED":  # the workflow's own failure (a release's is above)
@@ -735,3 +736,38 @@ def _evaluation_lines(evaluation: dict[str, Any] | None) -> list[str]:
         + (shown or "no metric defined on this data"),
         f"  Evaluation report {evaluation.get('report_uri')}",
     ]
+
+
+def _table_lines(out: dict[str, Any], run_dir: Path) -> list[str]:
+    """A run on a table: its problem type and class labels (the model's schema.json, else what
+    Register model recorded), and the quality gate it passed."""
+    dataset = out.get("dataset") if isinstance(out.get("dataset"), dict) else {}
+    lines: list[str] = []
+    if dataset and "schema_uri" in dataset:
+        schema_file = run_dir / "jobs" / str(out.get("training_job_name")) / "opt/ml/model"
+        schema: dict[str, Any] = {}
+        if (schema_file / "schema.json").is_file():
+            schema = json.loads((schema_file / "schema.json").read_text(encoding="utf-8"))
+        kind = schema.get("problem_type") or dataset.get("problem_type") or "?"
+        lines.append(
+            f"  Table             {dataset.get('source_uri')}: {kind}, label "
+            f"'{dataset.get('label')}'"
+        )
+        classes = (schema.get("label") or {}).get("classes")
+        recorded = (dataset.get("registry") or {}).get("class_labels")
+        if classes is None and recorded:
+            classes = recorded.split("/")
+        if classes:
+            lines.append(f"  Classes           {', '.join(map(str, classes))}")
+        lines.append(f"  Schema            {dataset['schema_uri']}")
+    gate = out.get("quality_gate")
+    if isinstance(gate, dict) and "value" in gate:
+        value, threshold = (
+            f"{v:.4g}" if isinstance(v, int | float) else str(v)
+            for v in (gate["value"], gate.get("threshold"))
+        )
+        lines.append(
+            f"  Quality gate      {gate.get('metric')} = {value}, passed "
+            f"{gate.get('comparison')} {threshold}"
+        )
+    return lines

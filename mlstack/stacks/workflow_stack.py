@@ -106,6 +106,15 @@ def deploy_stage(config: EnvironmentConfig) -> DeployStage | None:
         max_wait=Duration.minutes(deploy.max_wait_minutes),
         alarms=alarm_thresholds(config.alarms),
         endpoint_name=config.deploy_endpoint_name,
+        table_gate=(
+            None
+            if deploy.table_gate is None
+            else rules.TableGate(
+                deploy.table_gate.metric,
+                deploy.table_gate.comparison,
+                threshold=deploy.table_gate.threshold,
+            )
+        ),
     )
 
 

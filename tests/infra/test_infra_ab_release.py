@@ -138,6 +138,28 @@ def test_an_equal_rmse_passes_the_gates_comparison(release: dict[str, Any]) -> N
     assert decision(execute(release, stand_ins))["state"] == sn.PROMOTE_CANDIDATE
 
 
+def accuracy(value: float) -> dict[str, str]:
+    """A table version's gate (the multiclass default: higher is better)."""
+    return {
+        "gate_metric": "evaluation:accuracy",
+        "gate_value": str(value),
+        "gate_comparison": "greater_than",
+    }
+
+
+@pytest.mark.parametrize(
+    ("live", "candidate", "state"),
+    [(0.8, 0.9, sn.PROMOTE_CANDIDATE), (0.9, 0.8, sn.KEEP_LIVE), (0.9, 0.9, sn.KEEP_LIVE)],
+)
+def test_a_table_versions_are_compared_by_their_own_gates_comparison(
+    release: dict[str, Any], live: float, candidate: float, state: str
+) -> None:
+    # prod's deploy.comparison is less_than_or_equal (for its RMSE); a table's accuracy gate is
+    # greater_than, and the versions say so: the higher accuracy wins, a tie keeps Live.
+    stand_ins = StandIns({1: accuracy(live), 2: accuracy(candidate)})
+    assert decision(execute(release, stand_ins))["state"] == state
+
+
 @pytest.mark.parametrize(
     "metadata",
     [
@@ -169,8 +191,14 @@ def test_only_prod_reads_the_live_variants(synthesized: SynthesizedApp) -> None:
 
 def test_the_registration_keeps_the_gate_metric_and_value(synthesized: SynthesizedApp) -> None:
     states = state_machine_definition(synthesized.json("prod", "workflow"))["States"]
-    metadata = states[sn.REGISTER_MODEL]["Parameters"]["CustomerMetadataProperties"]
-    assert metadata["gate_metric"] == "validation:rmse"
+    metadata = states[sn.DESCRIBE_VERSION]["Parameters"]["common"]
+    # The gate that passed (prod's validation:rmse on the seeder, a table's own on a table).
+    assert metadata["gate_metric.$"] == "$.gate.metric"
+    assert metadata["gate_comparison.$"] == "$.gate.comparison"
+    assert states[sn.DESCRIBE_TABLE_VERSION]["Parameters"]["common"] == {
+        **metadata,
+        "schema_uri.$": "$.dataset.schema_uri",
+    }
     # The number's text: a CustomerMetadataValue allows digits, '.', '-', '+' and letters, no
     # brackets (botocore's sagemaker model), and the A/B decision reads it with StringToJson.
     assert metadata["gate_value.$"] == "States.Format('{}', $.gate.values[0])"

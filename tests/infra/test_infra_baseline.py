@@ -44,11 +44,11 @@ def as_request(parameters: Any) -> Any:
 def test_baseline_runs_after_the_evaluation_only_with_data_capture(definitions):
     prod, dev = definitions["prod"]["States"], definitions["dev"]["States"]
     assert "Baseline data" not in dev
-    assert dev["Read evaluation"]["Next"] == "Read validation metric"
+    assert dev["Read evaluation"]["Next"] == "Table run?"
     # Placed right after Read evaluation; what came next (the deploy stage) follows it.
     assert prod["Batch transform"]["Next"] == "Evaluate model"
     assert prod["Read evaluation"]["Next"] == "Baseline data"
-    assert prod["Baseline data"]["Next"] == "Read validation metric"
+    assert prod["Baseline data"]["Next"] == "Table run?"
 
 
 def test_baseline_is_a_sync_processing_job_of_the_training_image(state, definitions):

@@ -15,6 +15,7 @@ import botocore.session
 import pytest
 from aws_cdk.assertions import Template
 from mlstack_containers.prepare.program import Options
+from mlstack_containers.prepare.read import PrepareError
 
 from mlstack.app import build_app
 from mlstack.config import ConfigError, parse_environment
@@ -96,6 +97,8 @@ def test_a_source_takes_prepares_own_defaults() -> None:
             "key 'dataset.source.test_fraction' is 0.5",
         ),
         ({"uri": "iris/", "label": "s", "features": "a,,b"}, "key 'dataset.source.features'"),
+        # prepare's argparse would take '-x' as an option (test below).
+        ({"uri": "iris/", "label": "s", "categorical": "-x,b"}, "dataset.source.categorical"),
         ({"uri": "iris/", "label": "s", "instance_count": 101}, "dataset.source.instance_count"),
         ({"uri": " iris", "label": "s"}, "key 'dataset.source.uri'"),
     ],
@@ -233,3 +236,21 @@ def test_the_sagemaker_role_reads_only_imports_and_the_configured_prefix(
     external = [s for s in statements if s.get("Sid") == "ListExternalSource"]
     assert external[0]["Condition"] == {"StringLike": {"s3:prefix": ["penguins/*"]}}
     assert any(s.get("Sid") == "ReadImports" for s in statements)
+
+
+def test_a_column_list_starting_with_a_dash_is_refused_since_prepare_cannot_read_it() -> None:
+    # The reason, from prepare's own parser: the list after '--features' is read as an option.
+    with pytest.raises(PrepareError, match="expected one argument"):
+        Options.parse(["--label", "y", "--features", "-x,b"], {})
+    Options.parse(["--label", "y", "--features", "x,-b"], {})  # only the first character
+    parse_environment("dev", with_source({"uri": "t/", "label": "y", "features": "x,-b"}))
+    with pytest.raises(ConfigError, match=r"key 'dataset\.source\.features' is \"-x,b\""):
+        parse_environment("dev", with_source({"uri": "t/", "label": "y", "features": "-x,b"}))
+
+
+def test_validate_input_knows_the_default_source_is_a_table(with_table: dict[str, Any]) -> None:
+    # Its shards are its objects: the seeder's shard count bounds no run that leaves
+    # dataset_source out (lambda/validate_input: instances_within_shards).
+    definition = state_machine_definition(with_table)
+    rules = definition["States"]["Validate input"]["Parameters"]["Payload"]["rules"]
+    assert rules["instances_within_shards"]["table_by_default"] is True

@@ -51,8 +51,8 @@ def walk_main_path(definition: dict[str, Any], *, stop: str | None = None) -> li
 
 def test_core_states_run_in_order(dev: dict[str, Any]) -> None:
     # The core path, with the tuning choice (default: train) before Train model and the deploy
-    # stage (from Read validation metric on) between Read evaluation and Report results.
-    path = [s for s in walk_main_path(dev, stop="Read validation metric")]
+    # stage (from Table run? on) between Read evaluation and Report results.
+    path = [s for s in walk_main_path(dev, stop="Table run?")]
     storage = [
         "Training instance storage?",
         "Train on encrypted volume",
@@ -63,7 +63,9 @@ def test_core_states_run_in_order(dev: dict[str, Any]) -> None:
     assert path == [*MAIN_PATH[:4], *storage, source, *MAIN_PATH[4:7], tune, *MAIN_PATH[7:12]]
     assert dev["States"]["Batch transform"]["Next"] == "Evaluate model"
     assert dev["States"]["Evaluate model"]["Next"] == "Read evaluation"
-    assert dev["States"]["Read evaluation"]["Next"] == "Read validation metric"
+    # Table run? picks a table's gate, or the seeder's (Read validation metric).
+    assert dev["States"]["Read evaluation"]["Next"] == "Table run?"
+    assert dev["States"]["Table run?"]["Default"] == "Read validation metric"
     assert dev["States"]["Report results"]["End"] is True
 
 

@@ -195,6 +195,7 @@ def test_gate_reads_the_configured_metric_from_the_final_metrics(dev: dict[str, 
     read = states(dev)["Read validation metric"]
     assert read["Parameters"] == {
         "metric": "validation:rmse",
+        "comparison": "less_than_or_equal",
         "values.$": "$.training.FinalMetricDataList[?(@.MetricName == 'validation:rmse')].Value",
         "threshold.$": "$.args.quality_threshold",
     }
@@ -213,7 +214,7 @@ def test_gate_compares_with_the_threshold_and_rejects_otherwise(dev: dict[str, A
         {
             "Variable": "$.gate.values[0]",
             "NumericLessThanEqualsPath": "$.gate.threshold",
-            "Next": "Register model",
+            "Next": "Table version?",  # Register model's metadata, then Register model
         },
     ]
     assert gate["Default"] == "Reject model"
@@ -491,9 +492,10 @@ def test_report_names_the_endpoint_and_the_gate(dev: dict[str, Any]) -> None:
     assert release["endpoint_name"] == "mlstack-dev-live"
     assert release["endpoint_config_name.$"] == "$.endpoint_config.EndpointConfigName"
     report = states(dev)["Report results"]["Parameters"]
+    # The gate that passed, the seeder's or a table's: each writes $.gate in this shape.
     assert report["quality_gate"] == {
-        "metric": "validation:rmse",
+        "metric.$": "$.gate.metric",
         "value.$": "$.gate.values[0]",
         "threshold.$": "$.gate.threshold",
-        "comparison": "less_than_or_equal",
+        "comparison.$": "$.gate.comparison",
     }

@@ -174,9 +174,11 @@ def auc_gate() -> dict[str, Any]:
 
 def test_gate_on_an_evaluation_metric_reads_the_evaluation(auc_gate: dict[str, Any]) -> None:
     states = auc_gate["States"]
-    assert states["Read evaluation"]["Next"] == "Read validation metric"
+    assert states["Read evaluation"]["Next"] == "Table run?"
+    assert states["Table run?"]["Default"] == "Read validation metric"
     assert states["Read validation metric"]["Parameters"] == {
         "metric": "evaluation:auc",
+        "comparison": "greater_than_or_equal",
         "threshold.$": "$.args.quality_threshold",
     }
     choices = states["Quality gate"]["Choices"]
@@ -193,13 +195,21 @@ def test_gate_on_an_evaluation_metric_reads_the_evaluation(auc_gate: dict[str, A
     assert {
         "Variable": "$.evaluation.metrics.auc",
         "NumericGreaterThanEqualsPath": "$.gate.threshold",
-        "Next": "Describe endpoint",
+        "Next": "Gate passed",
     } in choices
+    # Gate passed: the value into $.gate.values, where a table's gate writes it too.
+    assert states["Gate passed"]["Parameters"] == {
+        "metric": "evaluation:auc",
+        "comparison": "greater_than_or_equal",
+        "values.$": "States.Array($.evaluation.metrics.auc)",
+        "threshold.$": "$.gate.threshold",
+    }
+    assert states["Gate passed"]["Next"] == "Describe endpoint"
     cause = states["Reject model"]["Parameters"]["Cause.$"]
     assert "States.JsonToString($.evaluation.metrics)" in cause
     assert "requires evaluation:auc >= {}" in cause
     gate = states["Report results"]["Parameters"]["quality_gate"]
-    assert gate["value.$"] == "$.evaluation.metrics.auc"
+    assert gate["value.$"] == "$.gate.values[0]"
 
 
 def test_a_training_metric_gate_is_unchanged(dev: dict[str, Any]) -> None:

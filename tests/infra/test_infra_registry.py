@@ -60,7 +60,11 @@ def test_register_model_follows_the_passing_quality_gate(
 ) -> None:
     states = definitions[env]["States"]
     passing = states["Quality gate"]["Choices"][-1]
-    assert passing["Next"] == "Register model"
+    assert passing["Next"] == "Table version?"
+    # Table version? -> Describe (table) version -> Register model: the version's metadata.
+    assert {states[s]["Next"] for s in ("Describe table version", "Describe version")} == {
+        "Register model"
+    }
     register = states["Register model"]
     # Step Functions has no optimized integration for CreateModelPackage: the AWS SDK one.
     assert register["Resource"] == "arn:aws:states:::aws-sdk:sagemaker:createModelPackage"
@@ -109,7 +113,11 @@ def test_metrics_and_metadata_point_at_the_run(definitions: dict[str, dict[str, 
     assert statistics["S3Uri.$"] == "$.evaluation.report_uri"
     report_uri = definitions["dev"]["States"]["Read evaluation"]["Parameters"]["report_uri.$"]
     assert "/evaluations/{}/evaluation.json', $.run_id)" in report_uri
-    metadata = parameters["CustomerMetadataProperties"]
+    # Describe (table) version's entries, the table's merged over the common ones.
+    assert parameters["CustomerMetadataProperties.$"] == (
+        "States.JsonMerge($.version.common, $.version.table, false)"
+    )
+    metadata = definitions["dev"]["States"]["Describe version"]["Parameters"]["common"]
     assert metadata["run_id.$"] == "$.run_id"
     assert metadata["execution_arn.$"] == "$$.Execution.Id"
     # The training job (and with it its hyperparameters), named, not copied as JSON: a

@@ -50,9 +50,15 @@ def run_input() -> dict[str, Any]:
         },
         "evaluation": {
             "report_uri": "s3://data/evaluations/20261207-abc123/evaluation.json",
+            "problem_type": "binary",
             "metrics": {"rmse": GATE_VALUE, "auc": GATE_VALUE, "accuracy": GATE_VALUE},
         },
-        "gate": {"values": [GATE_VALUE], "threshold": 0.5},
+        "gate": {
+            "metric": "validation:rmse",
+            "comparison": "less_than_or_equal",
+            "values": [GATE_VALUE],
+            "threshold": 0.5,
+        },
     }
 
 
@@ -61,28 +67,44 @@ def local(cdk_out: Path) -> assembly_mod.LocalAssembly:
     return assembly_mod.load("dev", cdk_out=cdk_out)
 
 
+# The states that write the version's metadata, then Register model.
+DESCRIBE = ("Table version?", "Describe table version", "Describe version")
+
+
 def register(
-    local: assembly_mod.LocalAssembly, tmp_path: Path, state: dict[str, Any]
+    local: assembly_mod.LocalAssembly,
+    tmp_path: Path,
+    states: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
 ) -> tuple[ExecutionResult, LocalSageMaker]:
-    """Run the one state (its Catch and Next left out) against a local registry."""
-    state = {k: v for k, v in state.items() if k not in ("Catch", "Next")}
+    """Run Table version? -> Describe (table) version -> Register model (its Catch and Next left
+    out) against a local registry."""
+    states = states or local.definition["States"]
+    register = {k: v for k, v in states["Register model"].items() if k not in ("Catch", "Next")}
     sagemaker = LocalSageMaker(tmp_path, None, {}, account=local.account)  # type: ignore[arg-type]
     for group in local.model_package_groups:
         sagemaker.ensure_model_package_group(group)
     dispatcher = TaskDispatcher(local, None, sagemaker, tmp_path)  # type: ignore[arg-type]
-    definition = {"StartAt": "Register model", "States": {"Register model": {**state, "End": True}}}
-    result = Interpreter(definition, dispatcher, sleep=lambda s: None).execute(run_input())
+    definition = {
+        "StartAt": DESCRIBE[0],
+        "States": {
+            **{name: states[name] for name in DESCRIBE},
+            "Register model": {**register, "End": True},
+        },
+    }
+    interpreter = Interpreter(definition, dispatcher, sleep=lambda s: None)
+    result = interpreter.execute(data or run_input())
     return result, sagemaker
 
 
 def test_the_request_before_issue_22_is_refused_as_sagemaker_refuses_it(
     local: assembly_mod.LocalAssembly, tmp_path: Path
 ) -> None:
-    state = copy.deepcopy(local.definition["States"]["Register model"])
-    metadata = state["Parameters"]["CustomerMetadataProperties"]
+    states = copy.deepcopy(local.definition["States"])
+    metadata = states["Describe version"]["Parameters"]["common"]
     del metadata["training_job.$"]
     metadata["hyperparameters.$"] = "States.JsonToString($.training.HyperParameters)"
-    result, _ = register(local, tmp_path, state)
+    result, _ = register(local, tmp_path, states)
     assert result.status == "FAILED"
     assert result.error == "SageMaker.ValidationException"
     shown = intrinsics.evaluate("States.JsonToString($.h)", {"h": HYPERPARAMETERS}, {})
@@ -98,7 +120,7 @@ def test_the_request_before_issue_22_is_refused_as_sagemaker_refuses_it(
 def test_the_register_request_now_passes_and_keeps_the_evidence(
     local: assembly_mod.LocalAssembly, tmp_path: Path
 ) -> None:
-    result, sagemaker = register(local, tmp_path, local.definition["States"]["Register model"])
+    result, sagemaker = register(local, tmp_path)
     assert result.status == "SUCCEEDED", result.cause
     (package,) = sagemaker.model_packages.values()
     metadata = package["CustomerMetadataProperties"]
@@ -111,4 +133,56 @@ def test_the_register_request_now_passes_and_keeps_the_evidence(
     assert metadata["gate_metric"]
     assert intrinsics.evaluate("States.StringToJson($.v)", {"v": metadata["gate_value"]}, {}) == (
         GATE_VALUE
+    )
+    # The gate's comparison too: a table's gate compares the other way round (accuracy >).
+    assert metadata["gate_comparison"] == "less_than_or_equal"
+    assert metadata["problem_type"] == "binary"
+    assert "schema_uri" not in metadata and "class_labels" not in metadata
+
+
+def iris_run() -> dict[str, Any]:
+    """A run on scikit-learn's iris table (species names as the label) at Register model: what
+    Read prepared dataset and the multiclass gate wrote."""
+    from mlstack_containers.prepare.program import registry_entries
+    from sklearn.datasets import load_iris
+
+    data = run_input()
+    data["dataset"]["schema_uri"] = "s3://data/datasets/20261207-abc123/schema/schema.json"
+    data["dataset"]["registry"] = registry_entries(sorted(load_iris().target_names))
+    data["evaluation"]["problem_type"] = "multiclass"
+    data["gate"] = {
+        "metric": "evaluation:accuracy",
+        "comparison": "greater_than",
+        "values": [0.96],
+        "threshold": 0.33,
+    }
+    return data
+
+
+def test_a_table_version_records_its_problem_type_schema_and_class_labels(
+    local: assembly_mod.LocalAssembly, tmp_path: Path
+) -> None:
+    from sklearn.datasets import load_iris
+
+    result, sagemaker = register(local, tmp_path, data=iris_run())
+    assert result.status == "SUCCEEDED", result.cause
+    (package,) = sagemaker.model_packages.values()
+    metadata = package["CustomerMetadataProperties"]
+    pattern = regex.compile(VALUE_PATTERN)
+    key_pattern = regex.compile(SAGEMAKER.shape_for("CustomerMetadataKey").metadata["pattern"])
+    assert all(pattern.fullmatch(v) and 1 <= len(v) <= 256 for v in metadata.values()), metadata
+    assert all(key_pattern.fullmatch(k) and 1 <= len(k) <= 128 for k in metadata), metadata
+    # CustomerMetadataProperties: at most 50 entries (botocore's CustomerMetadataMap).
+    assert len(metadata) <= SAGEMAKER.shape_for("CustomerMetadataMap").metadata["max"]
+    assert metadata["problem_type"] == "multiclass"
+    assert metadata["schema_uri"] == iris_run()["dataset"]["schema_uri"]
+    # schema.json's class order (code point order of the names), scikit-learn's names.
+    assert metadata["class_labels"].split("/") == sorted(load_iris().target_names)
+    assert metadata["class_count"] == "3"
+    assert (metadata["gate_metric"], metadata["gate_comparison"]) == (
+        "evaluation:accuracy",
+        "greater_than",
+    )
+    assert intrinsics.evaluate("States.StringToJson($.v)", {"v": metadata["gate_value"]}, {}) == (
+        0.96
     )

@@ -1,6 +1,8 @@
 """A table of the user's through the whole local workflow (issue #19): ``--data FILE --label NAME``
 copies it under the data bucket's imports/, Prepare data runs the training image's ``prepare``,
-and training, batch transform, evaluation and registration run as for the seeder.
+and training, batch transform, evaluation, the quality gate (the problem type's, chosen at run
+time), registration and release (dev's deploy stage: the local endpoint answers) run as for the
+seeder.
 
 The data is scikit-learn's bundled iris (Fisher's 150 flowers, 50 of each species), with its
 species names as a text label and a categorical column with missing values added; the expected
@@ -17,7 +19,9 @@ import pytest
 from sklearn.datasets import load_iris
 
 from mlstack.local import assembly
-from mlstack.local.runner import RunOptions, RunReport, run
+from mlstack.local.runner import RunOptions, RunReport, format_summary, run
+from mlstack.local.s3 import EmbeddedS3
+from mlstack.local.sagemaker import LocalSageMaker
 from mlstack.local.ui import Reporter
 from tests.infra.conftest import REPO
 
@@ -28,10 +32,10 @@ NONE: dict[str, str] = {}
 
 @pytest.fixture(scope="module")
 def environments(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """dev without its deploy stage (its gate reads the seeder's validation:rmse) and schedule."""
+    """dev as it is (its deploy stage gates the seeder on validation:rmse, a table on its problem
+    type's default), without its retraining schedule."""
     directory = tmp_path_factory.mktemp("envs")
     data = json.loads((REPO / "environments" / "dev.json").read_text())
-    data.pop("deploy")
     data.pop("schedule")
     (directory / "dev.json").write_text(json.dumps(data))
     (directory / "schema.json").write_text((REPO / "environments" / "schema.json").read_text())
@@ -108,6 +112,8 @@ def model_schema(report: RunReport) -> dict[str, Any]:
 def test_a_csv_table_trains_evaluates_and_registers(two_runs: tuple[RunReport, RunReport]) -> None:
     first, _ = two_runs
     assert first.status == "SUCCEEDED", (first.failed_state, first.cause)
+    # dev approves each version at once: its release deployed it.
+    assert first.ok, [(r["status"], r.get("cause")) for r in first.releases]
     assert "Prepare data" in first.states and "Generate dataset" not in first.states
     evaluation = first.output["evaluation"]
     assert evaluation["problem_type"] == "multiclass"
@@ -121,6 +127,85 @@ def test_a_csv_table_trains_evaluates_and_registers(two_runs: tuple[RunReport, R
     log = training_log(first)
     assert "objective=multi:softprob" in log and "num_class=3" in log
     assert "num_round=1000" in log and "early_stopping_rounds=20" in log
+
+
+def test_the_gate_is_the_multiclass_default_chosen_at_run_time(
+    two_runs: tuple[RunReport, RunReport],
+) -> None:
+    first, _ = two_runs
+    metrics = first.output["evaluation"]["metrics"]
+    assert (
+        "Multiclass quality gate" in first.states and "Read validation metric" not in first.states
+    )
+    assert first.output["quality_gate"] == {
+        "metric": "evaluation:accuracy",
+        "comparison": "greater_than",
+        "value": metrics["accuracy"],
+        "threshold": metrics["accuracy_best_constant_classifier"],
+    }
+
+
+def registered(report: RunReport) -> dict[str, dict[str, Any]]:
+    """The local account's model package versions, by version number."""
+    assert report.account is not None
+    registry = json.loads((report.account / "sagemaker" / "registry.json").read_text())
+    return {p["ModelPackageVersion"]: p for p in registry["model_packages"].values()}
+
+
+def test_the_version_records_problem_type_schema_and_class_labels(
+    two_runs: tuple[RunReport, RunReport],
+) -> None:
+    first, _ = two_runs
+    metadata = registered(first)[1]["CustomerMetadataProperties"]
+    assert metadata["problem_type"] == "multiclass"
+    assert metadata["schema_uri"] == first.output["dataset"]["schema_uri"]
+    assert metadata["class_labels"].split("/") == sorted(load_iris().target_names)
+    assert metadata["gate_metric"] == "evaluation:accuracy"
+
+
+def test_the_run_summary_shows_the_problem_type_and_class_labels(
+    two_runs: tuple[RunReport, RunReport],
+) -> None:
+    summary = format_summary(two_runs[0])
+    assert "multiclass, label 'species'" in summary
+    assert f"Classes           {', '.join(sorted(load_iris().target_names))}" in summary
+    assert "Quality gate      evaluation:accuracy = " in summary
+
+
+def test_the_released_endpoint_answers_a_raw_record(
+    two_runs: tuple[RunReport, RunReport], environments: Path, cdk_out: Path, tmp_path: Path
+) -> None:
+    _, second = two_runs
+    assert second.account is not None
+    resolved = assembly.load("dev", cdk_out=cdk_out)
+    iris = load_iris(as_frame=True)
+    # scikit-learn's first iris flower, a setosa, as a raw record by feature name.
+    record = {**iris.data.iloc[0].to_dict(), "region": "north"}
+    with EmbeddedS3(resolved.region) as s3:
+        s3.restore(second.account / "s3")
+        sagemaker = LocalSageMaker(
+            tmp_path / "run",
+            s3,
+            resolved.images,
+            region=resolved.region,
+            account=resolved.account,
+            restore_registry=second.account / "sagemaker" / "registry.json",
+            endpoints_dir=tmp_path / "endpoints",
+        )
+        try:
+            server = sagemaker.endpoint_server("mlstack-dev-live")
+            status, _, body = server.request(
+                "POST",
+                "/invocations",
+                json.dumps(record).encode(),
+                {"Content-Type": "application/json", "Accept": "application/json"},
+            )
+        finally:
+            sagemaker.stop()
+    assert status == 200, body
+    answer = json.loads(body)
+    answer = answer["predictions"][0] if "predictions" in answer else answer
+    assert answer["predicted_label"] == iris.target_names[iris.target[0]] == "setosa"
 
 
 def test_the_model_carries_the_tables_schema(two_runs: tuple[RunReport, RunReport]) -> None:
@@ -140,6 +225,7 @@ def test_running_twice_registers_version_two(two_runs: tuple[RunReport, RunRepor
     first, second = two_runs
     assert second.status == "SUCCEEDED", (second.failed_state, second.cause)
     assert second.output["model_package"]["version"] == 2
+    assert second.ok, [(r["status"], r.get("cause")) for r in second.releases]
     # The same file lands under the same imports/ key: the runs read the same source.
     assert first.output["dataset"]["source_uri"] == second.output["dataset"]["source_uri"]
     assert "/imports/local-" in first.output["dataset"]["source_uri"]
@@ -164,7 +250,7 @@ def test_the_same_table_as_parquet_trains_the_same_way(
     parquet = tmp_path / "iris.parquet"
     pd.read_csv(iris_csv, keep_default_na=False).to_parquet(parquet, index=False)
     report = local(environments, cdk_out, tmp_path / "work", "iris-pq", parquet, "species")
-    assert report.status == "SUCCEEDED", (report.failed_state, report.cause)
+    assert report.ok, (report.failed_state, report.cause, report.releases)
     assert report.output["evaluation"]["problem_type"] == "multiclass"
     assert model_schema(report)["label"]["classes"] == sorted(load_iris().target_names)
 
@@ -179,8 +265,11 @@ def test_a_regression_table_trains_and_evaluates(
     path = tmp_path / "diabetes.csv"
     frame.to_csv(path, index=False)
     report = local(environments, cdk_out, tmp_path / "work", "diabetes", path, "target")
-    assert report.status == "SUCCEEDED", (report.failed_state, report.cause)
+    assert report.ok, (report.failed_state, report.cause, report.releases)
     assert model_schema(report)["problem_type"] == "regression"
+    # The regression default gate: R^2 above 0, the mean's (scikit-learn's r2_score reference).
+    assert report.output["quality_gate"]["metric"] == "evaluation:r2"
+    assert report.output["quality_gate"]["value"] > 0
     evaluation = report.output["evaluation"]
     assert evaluation["problem_type"] == "regression"
     # The targets range from 25 to 346 (scikit-learn's description): a model that learnt

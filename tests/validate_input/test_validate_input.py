@@ -251,6 +251,21 @@ def test_a_key_left_out_takes_its_default_in_the_check(schema: dict[str, Any]) -
     assert validator.handler({**ok, "rules": SHARD_RULES}, None)["valid"] is True
 
 
+def test_a_table_run_is_not_held_to_the_seeders_shard_count(schema: dict[str, Any]) -> None:
+    # A table's train shards are one per input object (docs/your-data.md), not rows /
+    # rows_per_shard: two hosts on a table are not refused for the seeder's one shard.
+    table = {"uri": "iris/", "label": "species"}
+    given = {"training_instance_count": 2, "dataset_source": table}
+    assert validator.check(given, {"type": "object"}, SHARD_RULES) == []
+    seeder = {"training_instance_count": 2, "dataset_source": None}
+    assert len(validator.check(seeder, {"type": "object"}, SHARD_RULES)) == 1
+    # The configuration's source is a table: an input that leaves dataset_source out runs it.
+    by_default = {"instances_within_shards": {**SHARD_RULES["instances_within_shards"]}}
+    by_default["instances_within_shards"]["table_by_default"] = True
+    assert validator.check({"training_instance_count": 2}, {"type": "object"}, by_default) == []
+    assert len(validator.check(seeder, {"type": "object"}, by_default)) == 1
+
+
 def test_the_rule_runs_only_on_keys_the_schema_accepted(schema: dict[str, Any]) -> None:
     verdict = validator.handler(
         {"input": {"rows": "many", "training_instance_count": 3}, "schema": schema,

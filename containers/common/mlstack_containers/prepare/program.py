@@ -60,7 +60,8 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from mlstack_containers.paths import SageMakerPaths
@@ -261,6 +262,37 @@ def run(argv: list[str], paths: SageMakerPaths, environ: Mapping[str, str]) -> P
     return decided
 
 
+# What a model registry version's CustomerMetadataProperties value may hold (SageMaker's
+# CustomerMetadataValue: pattern [\p{L}\p{Z}\p{N}_.:/=+\-@]*, 1 to 256 characters): letters,
+# separators and numbers by Unicode category, and these.
+METADATA_VALUE_PUNCTUATION = frozenset("_.:/=+-@")
+METADATA_VALUE_MAX = 256
+CLASS_LABEL_SEPARATOR = "/"
+
+
+def _metadata_character(character: str) -> bool:
+    return unicodedata.category(character)[0] in "LZN" or character in METADATA_VALUE_PUNCTUATION
+
+
+def registry_entries(classes: Sequence[str]) -> dict[str, str]:
+    """What Register model adds to the version's metadata (docs/your-data.md): for a
+    classification table ``class_count`` and, when they fit a metadata value, ``class_labels``
+    (the labels in the schema's order, joined by ``/``: a label holding ``/`` or a character the
+    pattern refuses, or labels over 256 characters together, leave it out: schema.json has them);
+    nothing for regression."""
+    if not classes:
+        return {}
+    entries = {"class_count": str(len(classes))}
+    joined = CLASS_LABEL_SEPARATOR.join(classes)
+    fits = len(joined) <= METADATA_VALUE_MAX and all(
+        CLASS_LABEL_SEPARATOR not in label and all(_metadata_character(c) for c in label)
+        for label in classes
+    )
+    if fits:
+        entries["class_labels"] = joined
+    return entries
+
+
 def main(argv: list[str] | None = None) -> int:
     paths = SageMakerPaths.from_env()
     try:
@@ -280,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             "classes": len(schema.classes),
             "features": len(schema.features),
             "rows": schema.to_dict()["rows"],
+            "registry": registry_entries(schema.classes),
         }
         paths.write_output(("message",), json.dumps(summary, separators=(",", ":")), "prepare")
         print(f"prepare: {json.dumps(summary)}")
