@@ -12,6 +12,11 @@ from constructs import Construct
 from mlstack.constructs._deploy_states import gate_states, gate_value_path
 from mlstack.constructs._fragment import Fragment, catch_failure
 from mlstack.constructs._nag import acknowledge_wildcard_resources, default_policy
+from mlstack.constructs._release_artifact_states import (
+    allow_release_copy,
+    release_artifact_state,
+    released_model_data_url,
+)
 from mlstack.constructs._state_builder import StateBuilder
 from mlstack.constructs.model_registry import REQUEST_CONTENT_TYPES, RESPONSE_CONTENT_TYPES
 from mlstack.constructs.state_names import REGISTER_MODEL
@@ -38,15 +43,21 @@ def gate_and_registration_fragment(
         gate=None if deploy is None else (deploy.metric, gate_value_path(deploy)),
     )
     catch_failure(register, notify_failure)
+    release = release_artifact_state(scope, builder)  # the version serves this copy
+    catch_failure(release, notify_failure)
+    release.next(register)
     if deploy is None:
-        return Fragment(start=register, ends=(register,))
-    gate = gate_states(scope, deploy, builder, on_pass=register, notify_failure=notify_failure)
+        return Fragment(start=release, ends=(register,))
+    gate = gate_states(scope, deploy, builder, on_pass=release, notify_failure=notify_failure)
     return Fragment(start=gate, ends=(register,))
 
 
-def allow_registration(role: iam.Role, registration: ModelRegistration) -> None:
+def allow_registration(
+    role: iam.Role, registration: ModelRegistration, builder: StateBuilder
+) -> None:
     """Register model's CreateModelPackage on the group's versions, whose numbers SageMaker
-    picks."""
+    picks, and Release model artifact's copy before it."""
+    allow_release_copy(role, builder)
     group = registration.registry.group_name
     registration.registry.grant_register(role)
     acknowledge_wildcard_resources(
@@ -120,7 +131,7 @@ def _parameters(
             "Containers": [
                 {
                     "Image": inference_image_uri,
-                    "ModelDataUrl.$": "$.training.ModelArtifacts.S3ModelArtifacts",
+                    "ModelDataUrl.$": released_model_data_url(builder),
                 }
             ],
             "SupportedContentTypes": list(REQUEST_CONTENT_TYPES),

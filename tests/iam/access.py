@@ -415,6 +415,8 @@ def task_calls(
         log.record(role, "lambda:InvokeFunction", function, why)
     elif resource.endswith(":::sns:publish"):
         _sns_publish_calls(log, role, str(parameters["TopicArn"]), why)
+    elif resource.endswith(":::aws-sdk:s3:copyObject"):
+        _s3_copy_calls(log, role, parameters, why)
     elif ":sagemaker:" in resource or ":aws-sdk:sagemaker:" in resource:
         _sagemaker_calls(log, role, resource, parameters, why, configs)
 
@@ -431,6 +433,26 @@ def _sns_publish_calls(log: CallLog, role: str, topic: str, why: str) -> None:
         }
         log.record(role, "kms:GenerateDataKey", key, why, **context)
         log.record(role, "kms:Decrypt", key, why, **context)
+
+
+def _s3_copy_calls(log: CallLog, role: str, parameters: Mapping[str, Any], why: str) -> None:
+    """CopyObject: ``s3:GetObject`` on the source, ``s3:PutObject`` on the destination (Amazon
+    S3 API Reference, CopyObject: "Permissions"), the destination's request carrying the copy
+    source and the encryption headers as condition keys (``s3:x-amz-copy-source``,
+    ``s3:x-amz-server-side-encryption``, ``-aws-kms-key-id``: Service Authorization Reference,
+    Amazon S3, PutObject), with SSE-KMS the key's use through S3 both ways."""
+    source = str(parameters["CopySource"])
+    source_bucket, source_key = source.split("/", 1)
+    log.s3_read(role, source_bucket, source_key, why)
+    headers = {
+        "s3:x-amz-server-side-encryption": parameters.get("ServerSideEncryption"),
+        "s3:x-amz-server-side-encryption-aws-kms-key-id": parameters.get("SSEKMSKeyId"),
+    }
+    context = {**TLS, "s3:x-amz-copy-source": source}
+    context.update({k: str(v) for k, v in headers.items() if v is not None})
+    bucket = str(parameters["Bucket"])
+    log.record(role, "s3:PutObject", f"arn:aws:s3:::{bucket}/{parameters['Key']}", why, **context)
+    log._kms_via_s3(role, bucket, "kms:GenerateDataKey", why)
 
 
 def _sagemaker_calls(
