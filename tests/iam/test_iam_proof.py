@@ -412,3 +412,118 @@ def test_prod_seeds_through_the_distributed_map_as_its_role_may_and_dev_may_not(
         dev.log.assembly.state_machine_arn,
     )
     assert not policies["dev"].decide(dev_start).allowed
+
+
+CREATES = (
+    "sagemaker:CreateTrainingJob",
+    "sagemaker:CreateHyperParameterTuningJob",
+    "sagemaker:CreateProcessingJob",
+    "sagemaker:CreateTransformJob",
+    "sagemaker:CreateModel",
+)
+# The data key's stand-in for "another key" (a key ARN of the AWS KMS Developer Guide).
+OTHER_KEY = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def forged(call: Call, **changes: str | tuple[str, ...] | None) -> Call:
+    """``call`` with condition keys changed (``sagemaker_`` for ``sagemaker:``), None removing
+    one: the request the same principal would make with other settings."""
+    context = dict(call.context)
+    for name, value in changes.items():
+        key = name.replace("sagemaker_", "sagemaker:", 1)
+        if value is None:
+            context.pop(key, None)
+        else:
+            context[key] = value
+    return Call(call.principal, call.action, call.resource, tuple(sorted(context.items())))
+
+
+def creates_of(r: Recorded) -> dict[str, list[Call]]:
+    found: dict[str, list[Call]] = {}
+    for call in r.log.calls:
+        if call.action in CREATES:
+            found.setdefault(call.action, []).append(call)
+    return found
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_create_carries_the_sagemaker_keys_its_request_sets(
+    recorded: dict[str, Recorded], env: str
+) -> None:
+    # Network isolation is on in both environments (workflow.network_isolation's default); the
+    # outputs are encrypted with the data key. The keys each action supports: the Service
+    # Authorization Reference, through parliament's copy (tests/iam/access.py).
+    creates = creates_of(recorded[env])
+    assert set(creates) == set(CREATES)
+    (data_key,) = recorded[env].log.bucket_keys.values()
+    for action, calls in creates.items():
+        for call in calls:
+            context = call.context_map
+            if action != "sagemaker:CreateTransformJob":
+                assert context["sagemaker:NetworkIsolation"] == "true", call
+            if action != "sagemaker:CreateModel":
+                assert context["sagemaker:OutputKmsKey"] == data_key, call
+            # CreateTransformJob has no isolation key, CreateModel no KMS key.
+            assert ("sagemaker:NetworkIsolation" in context) is (
+                action != "sagemaker:CreateTransformJob"
+            )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_iam_refuses_a_job_or_model_without_network_isolation(
+    recorded: dict[str, Recorded], policies: dict[str, SynthesizedPolicies], env: str
+) -> None:
+    decide = policies[env].decide
+    for action, calls in creates_of(recorded[env]).items():
+        call = calls[0]
+        assert decide(call).allowed, call
+        if action == "sagemaker:CreateTransformJob":
+            continue  # a transform job runs in its model's isolation
+        for isolation in ("false", None):
+            assert not decide(forged(call, sagemaker_NetworkIsolation=isolation)).allowed, action
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_iam_refuses_a_job_whose_output_or_volume_is_not_under_the_data_key(
+    recorded: dict[str, Recorded], policies: dict[str, SynthesizedPolicies], env: str
+) -> None:
+    decide = policies[env].decide
+    for action, calls in creates_of(recorded[env]).items():
+        if action == "sagemaker:CreateModel":
+            continue
+        call = calls[0]
+        for output in (OTHER_KEY, None):
+            assert not decide(forged(call, sagemaker_OutputKmsKey=output)).allowed, action
+        assert not decide(forged(call, sagemaker_VolumeKmsKey=OTHER_KEY)).allowed, action
+        # An instance type with local NVMe storage takes no volume key: allowed without one.
+        assert decide(forged(call, sagemaker_VolumeKmsKey=None)).allowed, action
+
+
+def test_prod_iam_keeps_jobs_and_models_in_its_subnets_with_encrypted_traffic(
+    recorded: dict[str, Recorded], policies: dict[str, SynthesizedPolicies]
+) -> None:
+    # prod runs in its VPC (network.vpc "create"); dev in none, so its creates name no VPC.
+    decide = policies["prod"].decide
+    creates = creates_of(recorded["prod"])
+    for action in (
+        "sagemaker:CreateTrainingJob",
+        "sagemaker:CreateHyperParameterTuningJob",
+        "sagemaker:CreateProcessingJob",
+        "sagemaker:CreateModel",
+    ):
+        call = creates[action][0]
+        subnets = call.context_map["sagemaker:VpcSubnets"]
+        assert subnets and all(str(s).startswith("subnet-") for s in subnets), call
+        for key in ("sagemaker_VpcSubnets", "sagemaker_VpcSecurityGroupIds"):
+            assert not decide(forged(call, **{key: None})).allowed, (action, key)
+        other = (*subnets, "subnet-0123456789abcdef0")
+        assert not decide(forged(call, sagemaker_VpcSubnets=other)).allowed, action
+        groups = (*call.context_map["sagemaker:VpcSecurityGroupIds"], "sg-0123456789abcdef0")
+        assert not decide(forged(call, sagemaker_VpcSecurityGroupIds=groups)).allowed, action
+    for action in ("sagemaker:CreateTrainingJob", "sagemaker:CreateHyperParameterTuningJob"):
+        call = creates[action][0]
+        assert call.context_map["sagemaker:InterContainerTrafficEncryption"] == "true"
+        forged_call = forged(call, sagemaker_InterContainerTrafficEncryption="false")
+        assert not decide(forged_call).allowed, action
+    for calls in creates_of(recorded["dev"]).values():
+        assert all("sagemaker:VpcSubnets" not in c.context_map for c in calls)
