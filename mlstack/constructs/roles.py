@@ -178,6 +178,44 @@ def states_principal(scope: Construct) -> iam.ServicePrincipal:
     )
 
 
+def sagemaker_principal(scope: Construct) -> iam.ServicePrincipal:
+    """SageMaker, for its resources of this account and region only: ``aws:SourceArn`` like
+    ``arn:<partition>:sagemaker:<region>:<account>:*`` (SageMaker developer guide,
+    "Cross-service confused deputy prevention": its training-job, processing-job and
+    transform-job templates are all within this pattern, and for real-time, serverless and
+    asynchronous inference the value is exactly it, "do not replace ... with the full ARN of a
+    specific model or endpoint"). The account is in the ARN, so the page sets no
+    ``aws:SourceAccount``; neither do we."""
+    stack = Stack.of(scope)
+    return iam.ServicePrincipal(
+        "sagemaker.amazonaws.com",
+        conditions={
+            "ArnLike": {
+                "aws:SourceArn": (
+                    f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}:*"
+                )
+            }
+        },
+    )
+
+
+def events_principal(scope: Construct) -> iam.ServicePrincipal:
+    """EventBridge, for rules of this account and region only: EventBridge sets
+    ``aws:SourceAccount`` (the rule's account) and ``aws:SourceArn`` (the rule sending the
+    event) when it uses a target's role (EventBridge user guide, "Using IAM policy conditions in
+    Amazon EventBridge": its condition keys). Any rule of the account: the role precedes the
+    rule that names it, which CloudFormation names."""
+    stack = Stack.of(scope)
+    rules = f"arn:{stack.partition}:events:{stack.region}:{stack.account}:rule/*"
+    return iam.ServicePrincipal(
+        "events.amazonaws.com",
+        conditions={
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {"aws:SourceArn": rules},
+        },
+    )
+
+
 def allow_volume_encryption(role: iam.IRole, key: kms.IKey, *, sid: str) -> None:
     """Let SageMaker, acting for ``role``, encrypt the ML storage volumes with ``key``.
 
@@ -346,7 +384,7 @@ class SageMakerExecutionRole(Construct):
         self.role = iam.Role(
             self,
             "Resource",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            assumed_by=sagemaker_principal(self),
             description=f"SageMaker execution role for {name_prefix} jobs, models and endpoints",
         )
         acknowledge_inline_policy(self.role)
