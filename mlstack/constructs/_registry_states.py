@@ -57,7 +57,6 @@ def allow_registration(
 ) -> None:
     """Register model's CreateModelPackage on the group's versions, whose numbers SageMaker
     picks, and Release model artifact's copy before it."""
-    allow_release_copy(role, builder)
     group = registration.registry.group_name
     registration.registry.grant_register(role)
     acknowledge_wildcard_resources(
@@ -69,6 +68,7 @@ def allow_registration(
             )
         ],
     )
+    allow_release_copy(role, builder)
 
 
 def register_model(
