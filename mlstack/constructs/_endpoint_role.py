@@ -11,7 +11,7 @@ from constructs import Construct
 from mlstack.constructs._nag import acknowledge_wildcard_resources
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.model_images import ModelImage
-from mlstack.constructs.roles import allow_sagemaker_metrics
+from mlstack.constructs.roles import allow_sagemaker_metrics, sagemaker_principal
 
 
 def endpoint_role(
@@ -39,7 +39,7 @@ def endpoint_role(
     role = iam.Role(
         scope,
         "Role",
-        assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+        assumed_by=sagemaker_principal(scope),
         description="Realtime endpoint: reads its model artifact and writes its logs",
     )
     role.add_to_policy(

@@ -14,7 +14,7 @@ from constructs import Construct
 
 from mlstack.constructs._fragment import Fragment
 from mlstack.constructs._state_builder import StateBuilder
-from mlstack.constructs._training_states import run_jobs_statement
+from mlstack.constructs._training_states import run_jobs_statements
 from mlstack.constructs.instance_storage import has_local_storage
 from mlstack.constructs.model_images import ModelImages
 from mlstack.constructs.roles import PROCESSING_JOBS, TRANSFORM_JOBS, ContainerAccess
@@ -106,15 +106,14 @@ class BatchTransform:
         )
 
     def policy_statements(self, scope: Construct) -> list[iam.PolicyStatement]:
-        return [
-            run_jobs_statement(
-                scope,
-                sid="RunTransformJobs",
-                resource="transform-job",
-                api="TransformJob",
-                name_prefix=self.builder.name_prefix,
-            )
-        ]
+        return run_jobs_statements(
+            scope,
+            self.builder,
+            sid="RunTransformJobs",
+            resource="transform-job",
+            api="TransformJob",
+            kind="transform",
+        )
 
 
 class ProcessingJob:
@@ -200,15 +199,14 @@ class ProcessingJob:
         return ContainerAccess(PROCESSING_JOBS, reads=self.reads, writes=self.writes)
 
     def policy_statements(self, scope: Construct) -> list[iam.PolicyStatement]:
-        return [
-            run_jobs_statement(
-                scope,
-                sid="RunProcessingJobs",
-                resource="processing-job",
-                api="ProcessingJob",
-                name_prefix=self.builder.name_prefix,
-            )
-        ]
+        return run_jobs_statements(
+            scope,
+            self.builder,
+            sid="RunProcessingJobs",
+            resource="processing-job",
+            api="ProcessingJob",
+            kind="processing",
+        )
 
 
 def processing_output(name: str, s3_uri: dict[str, str]) -> dict[str, Any]:

@@ -13,6 +13,11 @@ from mlstack.constructs._deploy_states import GATE_VALUE, gate_states
 from mlstack.constructs._evaluation_states import evaluation_uri
 from mlstack.constructs._fragment import Fragment, catch_failure
 from mlstack.constructs._nag import acknowledge_wildcard_resources, default_policy
+from mlstack.constructs._release_artifact_states import (
+    allow_release_copy,
+    release_artifact_state,
+    released_model_data_url,
+)
 from mlstack.constructs._state_builder import StateBuilder
 from mlstack.constructs.model_registry import REQUEST_CONTENT_TYPES, RESPONSE_CONTENT_TYPES
 from mlstack.constructs.state_names import (
@@ -34,7 +39,8 @@ def gate_and_registration_fragment(
     inference_image_uri: str,
     notify_failure: sfn.IChainable,
 ) -> Fragment:
-    """[the quality gate ->] Table version? -> Describe (table) version -> Register model: with
+    """[the quality gate ->] Release model artifact -> Table version? -> Describe (table) version
+    -> Register model: with
     a deploy stage the gate decides what is registered (deployment is then the release's, on
     approval); ends at Register model. Its failures go to ``notify_failure``, wired here."""
     register = register_model(
@@ -50,9 +56,12 @@ def gate_and_registration_fragment(
         report_uri=evaluation_uri(builder, REPORT_FILE),
         then=register,
     )
+    release = release_artifact_state(scope, builder)  # the version serves this copy
+    catch_failure(release, notify_failure)
+    release.next(describe)
     if deploy is None:
-        return Fragment(start=describe, ends=(register,))
-    gate = gate_states(scope, deploy, builder, on_pass=describe, notify_failure=notify_failure)
+        return Fragment(start=release, ends=(register,))
+    gate = gate_states(scope, deploy, builder, on_pass=release, notify_failure=notify_failure)
     return Fragment(start=gate, ends=(register,))
 
 
@@ -123,9 +132,11 @@ def describe_version(
     return choice
 
 
-def allow_registration(role: iam.Role, registration: ModelRegistration) -> None:
+def allow_registration(
+    role: iam.Role, registration: ModelRegistration, builder: StateBuilder
+) -> None:
     """Register model's CreateModelPackage on the group's versions, whose numbers SageMaker
-    picks."""
+    picks, and Release model artifact's copy before it."""
     group = registration.registry.group_name
     registration.registry.grant_register(role)
     acknowledge_wildcard_resources(
@@ -137,6 +148,7 @@ def allow_registration(role: iam.Role, registration: ModelRegistration) -> None:
             )
         ],
     )
+    allow_release_copy(role, builder)
 
 
 def register_model(
@@ -190,7 +202,7 @@ def _parameters(
             "Containers": [
                 {
                     "Image": inference_image_uri,
-                    "ModelDataUrl.$": "$.training.ModelArtifacts.S3ModelArtifacts",
+                    "ModelDataUrl.$": released_model_data_url(builder),
                 }
             ],
             "SupportedContentTypes": list(REQUEST_CONTENT_TYPES),

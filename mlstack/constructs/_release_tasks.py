@@ -13,7 +13,7 @@ from constructs import Construct
 from mlstack.constructs._release_claim import claim_state, package_model_request
 from mlstack.constructs._state_builder import StateBuilder
 from mlstack.constructs.model_registry import ModelRegistry
-from mlstack.constructs.roles import sagemaker_arn
+from mlstack.constructs.roles import create_statements, sagemaker_arn
 from mlstack.constructs.state_names import CREATE_RELEASE_MODEL, DESCRIBE_PACKAGE
 
 __all__ = ["DescribePackage", "ReleaseModels"]
@@ -94,12 +94,21 @@ class ReleaseModels:
         return state
 
     def policy_statements(self, scope: Construct) -> list[iam.PolicyStatement]:
-        """CreateModel of the release's models, with the tags it sets and Step Functions' read
-        of them (ListTags)."""
-        return [
-            iam.PolicyStatement(
-                sid="CreateReleaseModels",
-                actions=["sagemaker:CreateModel", "sagemaker:AddTags", "sagemaker:ListTags"],
-                resources=[sagemaker_arn(scope, "model", f"{self.builder.name_prefix}-*")],
-            )
-        ]
+        """CreateModel of the release's models, as the workflow's requests do (isolation and
+        network in IAM's conditions: ``StateBuilder.create_guards``), with the tags it sets and
+        Step Functions' read of them (ListTags)."""
+        create = create_statements(
+            scope,
+            sid="CreateReleaseModels",
+            resource="model",
+            api="Model",
+            name_prefix=self.builder.name_prefix,
+            guards=self.builder.create_guards("model"),
+            manage=(),
+        )
+        tag = iam.PolicyStatement(
+            sid="TagReleaseModels",
+            actions=["sagemaker:AddTags", "sagemaker:ListTags"],
+            resources=[sagemaker_arn(scope, "model", f"{self.builder.name_prefix}-*")],
+        )
+        return [*create, tag]

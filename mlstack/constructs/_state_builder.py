@@ -10,6 +10,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_stepfunctions as sfn
 
 from mlstack.constructs.layout import BucketLayout
+from mlstack.constructs.roles import CreateGuards
 
 if TYPE_CHECKING:
     from mlstack.constructs.network import WorkloadNetwork
@@ -64,6 +65,25 @@ class StateBuilder:
 
     def model_network(self) -> dict[str, Any]:
         return {} if self.model_vpc is None else {"VpcConfig": self.model_vpc}
+
+    def create_guards(self, kind: str) -> CreateGuards:
+        """What the workflow's create requests of ``kind`` always send, for IAM to require:
+        ``training`` (training and tuning jobs: the training placement, traffic between hosts
+        encrypted), ``processing`` (Evaluate model in the inference placement, Baseline and
+        Prepare data in the training one), ``transform`` (its model's network) or ``model``
+        (the inference placement). Every job's outputs and volume use the data key."""
+        vpcs = {
+            "training": (self.training_vpc,),
+            "processing": (self.training_vpc, self.model_vpc),
+            "transform": (),
+            "model": (self.model_vpc,),
+        }[kind]
+        return CreateGuards(
+            isolation=self.network_isolation,
+            key_arn=None if kind == "model" else self.key_arn,
+            vpcs=tuple(v for v in vpcs if v is not None),
+            traffic_encryption=kind == "training" and self.training_vpc is not None,
+        )
 
     def retry_sagemaker(self, state: sfn.CustomState, *, sdk: bool = False) -> None:
         """Retry transient API errors: ``sdk`` for an ``aws-sdk:sagemaker:*`` task."""

@@ -14,7 +14,7 @@ from constructs import Construct
 from mlstack.constructs._fragment import Fragment
 from mlstack.constructs._state_builder import StateBuilder
 from mlstack.constructs.model_images import ModelImages
-from mlstack.constructs.roles import TRAINING_JOBS, ContainerAccess, sagemaker_arn
+from mlstack.constructs.roles import TRAINING_JOBS, ContainerAccess, create_statements
 from mlstack.constructs.state_names import (
     READ_BEST_TRAINING_JOB,
     SAVE_MODEL,
@@ -29,16 +29,20 @@ TRAINING_RESOURCES = "$.resources.training"
 HYPERPARAMETERS = "States.JsonMerge($.default_hyperparameters, $.args.hyperparameters, false)"
 
 
-def run_jobs_statement(
-    scope: Construct, *, sid: str, resource: str, api: str, name_prefix: str
-) -> iam.PolicyStatement:
-    """Create, describe and stop ``api`` jobs named ``name_prefix-*``. Stop*: Step Functions
-    stops a .sync job when the execution is stopped or times out ("Run a Job (.sync)"; the
-    integration's documented policy lists them)."""
-    return iam.PolicyStatement(
+def run_jobs_statements(
+    scope: Construct, builder: StateBuilder, *, sid: str, resource: str, api: str, kind: str
+) -> list[iam.PolicyStatement]:
+    """Create ``api`` jobs named ``<name_prefix>-*`` as the workflow's requests of ``kind`` do
+    (``StateBuilder.create_guards``: isolation, keys, VPC, in IAM's conditions), and describe
+    and stop them. Stop*: Step Functions stops a .sync job when the execution is stopped or
+    times out ("Run a Job (.sync)"; the integration's documented policy lists them)."""
+    return create_statements(
+        scope,
         sid=sid,
-        actions=[f"sagemaker:Create{api}", f"sagemaker:Describe{api}", f"sagemaker:Stop{api}"],
-        resources=[sagemaker_arn(scope, resource, f"{name_prefix}-*")],
+        resource=resource,
+        api=api,
+        name_prefix=builder.name_prefix,
+        guards=builder.create_guards(kind),
     )
 
 
@@ -181,15 +185,14 @@ class TrainingJob:
         )
 
     def policy_statements(self, scope: Construct) -> list[iam.PolicyStatement]:
-        return [
-            run_jobs_statement(
-                scope,
-                sid="RunTrainingJobs",
-                resource="training-job",
-                api="TrainingJob",
-                name_prefix=self.builder.name_prefix,
-            )
-        ]
+        return run_jobs_statements(
+            scope,
+            self.builder,
+            sid="RunTrainingJobs",
+            resource="training-job",
+            api="TrainingJob",
+            kind="training",
+        )
 
 
 class TuningJob:
@@ -274,15 +277,14 @@ class TuningJob:
 
     def policy_statements(self, scope: Construct) -> list[iam.PolicyStatement]:
         """Read best training job's DescribeTrainingJob is in Train model's statement."""
-        return [
-            run_jobs_statement(
-                scope,
-                sid="RunTuningJobs",
-                resource="hyper-parameter-tuning-job",
-                api="HyperParameterTuningJob",
-                name_prefix=self.job.builder.name_prefix,
-            )
-        ]
+        return run_jobs_statements(
+            scope,
+            self.job.builder,
+            sid="RunTuningJobs",
+            resource="hyper-parameter-tuning-job",
+            api="HyperParameterTuningJob",
+            kind="training",
+        )
 
 
 class SaveModel:
@@ -329,12 +331,15 @@ class SaveModel:
         return save_model
 
     def policy_statements(self, scope: Construct) -> list[iam.PolicyStatement]:
-        models = sagemaker_arn(scope, "model", f"{self.builder.name_prefix}-*")
-        return [
-            iam.PolicyStatement(
-                sid="CreateModels", actions=["sagemaker:CreateModel"], resources=[models]
-            )
-        ]
+        return create_statements(
+            scope,
+            sid="CreateModels",
+            resource="model",
+            api="Model",
+            name_prefix=self.builder.name_prefix,
+            guards=self.builder.create_guards("model"),
+            manage=(),
+        )
 
 
 def train_or_tune_fragment(

@@ -49,7 +49,8 @@ NO_EVENT_CONSUMER = (
 EXPIRED_BY_LIFECYCLE = (
     "Objects here expire by lifecycle rule (transform output, noncurrent versions, access logs); "
     "Object Lock would keep them, and their cost, past that. Released models are protected by "
-    "IAM instead: no role of the workflow may write under releases/."
+    "IAM instead: no role of the workflow may write under releases/ but the state machine's "
+    "copy of a training job's artifact (docs/security.md)."
 )
 
 

@@ -31,7 +31,7 @@ from mlstack.constructs._release_claim import released_elsewhere
 from mlstack.constructs._release_tasks import DescribePackage, ReleaseModels
 from mlstack.constructs._scaffold import build_state_machine, execution_log_group
 from mlstack.constructs.model_registry import ModelRegistry
-from mlstack.constructs.roles import sagemaker_arn, states_principal
+from mlstack.constructs.roles import events_principal, sagemaker_arn, states_principal
 from mlstack.constructs.state_names import (
     ALREADY_LIVE,
     ALREADY_RELEASED,
@@ -166,9 +166,7 @@ class ModelRelease(Construct):
         )
         self.event_pattern = self._pattern()
         # EventBridge starts executions as this role, which may start this state machine only.
-        self.events_role = iam.Role(
-            self, "EventsRole", assumed_by=iam.ServicePrincipal("events.amazonaws.com")
-        )
+        self.events_role = iam.Role(self, "EventsRole", assumed_by=events_principal(self))
         acknowledge_inline_policy(self.events_role)
         self.rule = events.Rule(
             self,

@@ -174,7 +174,8 @@ class RealtimeEndpoint(Construct):
             model only from an ``Approved`` version. Default: None.
         package_artifacts: the key pattern, in ``model_data_bucket``, of the artifacts of the
             model package versions, which the created role may read. Default:
-            ``models/*/output/model.tar.gz`` (where training jobs write them).
+            ``releases/*/model.tar.gz`` (where the training workflow copies what it
+            registers).
         key: the KMS key of the bucket; also encrypts the endpoint's storage, captured data,
             asynchronous results and topics.
         role: the role the models run as. Default: a new role that may read only the
@@ -224,7 +225,7 @@ class RealtimeEndpoint(Construct):
         model_data_bucket: s3.IBucket,
         model_data_key: str | None = None,
         model_package_arn: str | None = None,
-        package_artifacts: str = "models/*/output/model.tar.gz",
+        package_artifacts: str = "releases/*/model.tar.gz",
         key: kms.IKey,
         role: iam.IRole | None = None,
         instance_type: str = "ml.m5.large",
@@ -595,7 +596,7 @@ def _validate(
         if not package_artifacts or package_artifacts.startswith(("/", "s3://")):
             raise ValueError(
                 f"RealtimeEndpoint package_artifacts={package_artifacts!r}: expected a key "
-                "pattern inside model_data_bucket, such as 'models/*/output/model.tar.gz'"
+                "pattern inside model_data_bucket, such as 'releases/*/model.tar.gz'"
             )
         return [package_artifacts]
     mixed = [v.name for v in variants if v.model_package_arn is not None]

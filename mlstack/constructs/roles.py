@@ -51,6 +51,106 @@ def sagemaker_arn(scope: Construct, resource: str, name: str) -> str:
     )
 
 
+# The SageMaker condition keys each create call of the workflow supports (Service Authorization
+# Reference, "Actions, resources, and condition keys for Amazon SageMaker": the Condition keys
+# column of each action).
+_ISOLATION, _SUBNETS, _GROUPS = (
+    "sagemaker:NetworkIsolation",
+    "sagemaker:VpcSubnets",
+    "sagemaker:VpcSecurityGroupIds",
+)
+_VOLUME_KEY, _OUTPUT_KEY, _TRAFFIC = (
+    "sagemaker:VolumeKmsKey",
+    "sagemaker:OutputKmsKey",
+    "sagemaker:InterContainerTrafficEncryption",
+)
+_JOB_KEYS = {_ISOLATION, _SUBNETS, _GROUPS, _VOLUME_KEY, _OUTPUT_KEY, _TRAFFIC}
+SAGEMAKER_CREATE_KEYS: dict[str, frozenset[str]] = {
+    "CreateTrainingJob": frozenset(_JOB_KEYS),
+    "CreateHyperParameterTuningJob": frozenset(_JOB_KEYS),
+    "CreateProcessingJob": frozenset(_JOB_KEYS),
+    "CreateTransformJob": frozenset({_VOLUME_KEY, _OUTPUT_KEY}),
+    "CreateModel": frozenset({_ISOLATION, _SUBNETS, _GROUPS}),
+}
+
+
+@dataclass(frozen=True)
+class CreateGuards:
+    """What every create request of one kind sends, for IAM to require of it: network isolation,
+    the KMS key of its outputs and (where the instance type has an EBS volume) of its volume, the
+    subnets and security groups it may name (``vpcs``: SageMaker ``VpcConfig`` dicts; none: no
+    VPC), and encrypted traffic between its hosts."""
+
+    isolation: bool
+    key_arn: str | None = None
+    vpcs: tuple[dict[str, list[str]], ...] = ()
+    traffic_encryption: bool = False
+
+    def conditions(self, action: str) -> dict[str, dict[str, object]]:
+        """The IAM conditions of ``sagemaker:<action>``, keys it does not support left out.
+
+        The KMS keys are ARNs (``ArnEquals``); the volume key's is ``ArnEqualsIfExists``:
+        instance types with local NVMe storage take no ``VolumeKmsKeyId`` (SageMaker refuses
+        one), and an execution input may pick either kind.
+        The VPC keys are multivalued: ``ForAllValues`` keeps each to the ones named and ``Null``
+        false requires them (IAM User Guide, "Condition keys with multiple values": ForAllValues
+        also matches a request without the key)."""
+        keys = SAGEMAKER_CREATE_KEYS[action]
+        out: dict[str, dict[str, object]] = {}
+
+        def put(operator: str, key: str, value: object) -> None:
+            if key in keys:
+                out.setdefault(operator, {})[key] = value
+
+        if self.isolation:
+            put("Bool", _ISOLATION, "true")
+        if self.traffic_encryption:
+            put("Bool", _TRAFFIC, "true")
+        if self.key_arn is not None:
+            put("ArnEquals", _OUTPUT_KEY, self.key_arn)
+            put("ArnEqualsIfExists", _VOLUME_KEY, self.key_arn)
+        if self.vpcs:
+            for key, member in ((_SUBNETS, "Subnets"), (_GROUPS, "SecurityGroupIds")):
+                named = [v for vpc in self.vpcs for v in vpc[member]]
+                put("ForAllValues:StringEquals", key, list(dict.fromkeys(named)))
+                put("Null", key, "false")
+        return out
+
+
+def create_statements(
+    scope: Construct,
+    *,
+    sid: str,
+    resource: str,
+    api: str,
+    name_prefix: str,
+    guards: CreateGuards,
+    manage: Sequence[str] = ("Describe", "Stop"),
+) -> list[iam.PolicyStatement]:
+    """``sagemaker:Create<api>`` of resources named ``name_prefix-*`` under ``guards``'
+    conditions (statement ``sid``), and ``manage`` (``Describe<api>``, ``Stop<api>``) of them in
+    a statement of their own (``<sid>Status``): those calls carry none of the create keys."""
+    arn = sagemaker_arn(scope, resource, f"{name_prefix}-*")
+    action = f"Create{api}"
+    statements = [
+        iam.PolicyStatement(
+            sid=sid,
+            actions=[f"sagemaker:{action}"],
+            resources=[arn],
+            conditions=guards.conditions(action) or None,
+        )
+    ]
+    if manage:
+        statements.append(
+            iam.PolicyStatement(
+                sid=f"{sid}Status",
+                actions=[f"sagemaker:{verb}{api}" for verb in manage],
+                resources=[arn],
+            )
+        )
+    return statements
+
+
 def _log_arn(scope: Construct, name: str) -> str:
     return Stack.of(scope).format_arn(
         service="logs",
@@ -74,6 +174,44 @@ def states_principal(scope: Construct) -> iam.ServicePrincipal:
             "ArnLike": {
                 "aws:SourceArn": f"arn:{stack.partition}:states:{stack.region}:{stack.account}:*"
             },
+        },
+    )
+
+
+def sagemaker_principal(scope: Construct) -> iam.ServicePrincipal:
+    """SageMaker, for its resources of this account and region only: ``aws:SourceArn`` like
+    ``arn:<partition>:sagemaker:<region>:<account>:*`` (SageMaker developer guide,
+    "Cross-service confused deputy prevention": its training-job, processing-job and
+    transform-job templates are all within this pattern, and for real-time, serverless and
+    asynchronous inference the value is exactly it, "do not replace ... with the full ARN of a
+    specific model or endpoint"). The account is in the ARN, so the page sets no
+    ``aws:SourceAccount``; neither do we."""
+    stack = Stack.of(scope)
+    return iam.ServicePrincipal(
+        "sagemaker.amazonaws.com",
+        conditions={
+            "ArnLike": {
+                "aws:SourceArn": (
+                    f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}:*"
+                )
+            }
+        },
+    )
+
+
+def events_principal(scope: Construct) -> iam.ServicePrincipal:
+    """EventBridge, for rules of this account and region only: EventBridge sets
+    ``aws:SourceAccount`` (the rule's account) and ``aws:SourceArn`` (the rule sending the
+    event) when it uses a target's role (EventBridge user guide, "Using IAM policy conditions in
+    Amazon EventBridge": its condition keys). Any rule of the account: the role precedes the
+    rule that names it, which CloudFormation names."""
+    stack = Stack.of(scope)
+    rules = f"arn:{stack.partition}:events:{stack.region}:{stack.account}:rule/*"
+    return iam.ServicePrincipal(
+        "events.amazonaws.com",
+        conditions={
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {"aws:SourceArn": rules},
         },
     )
 
@@ -246,7 +384,7 @@ class SageMakerExecutionRole(Construct):
         self.role = iam.Role(
             self,
             "Resource",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            assumed_by=sagemaker_principal(self),
             description=f"SageMaker execution role for {name_prefix} jobs, models and endpoints",
         )
         acknowledge_inline_policy(self.role)
@@ -573,7 +711,7 @@ class StateMachineRole(Construct):
                     continue
                 added.add(statement.sid)
                 self.role.add_to_policy(statement)
-                tagged.extend(statement.resources)
+                tagged.extend(r for r in statement.resources if r not in tagged)
         return tagged
 
     def _allow_sync_job_rules(self, kinds: Sequence[str]) -> None:

@@ -75,7 +75,9 @@ ENDPOINT_NOT_IN_SERVICE = "Endpoint not in service"
 DEPLOYMENT_ROLLED_BACK = "Deployment rolled back"
 ENDPOINT_WAIT_TIMED_OUT = "Endpoint wait timed out"
 
-# The model registry: after the quality gate (or Batch transform without a deploy stage).
+# The model registry: after the quality gate (or Batch transform without a deploy stage), the
+# run's artifact copied under releases/ first (_release_artifact_states).
+RELEASE_MODEL_ARTIFACT = "Release model artifact"
 REGISTER_MODEL = "Register model"
 
 # The release state machine (ModelRelease); its endpoint states are the deploy stage's above.

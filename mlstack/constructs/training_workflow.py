@@ -235,12 +235,12 @@ class TrainingWorkflow(Construct):
             Default: ``mlstack.rules.DEFAULT_ROWS_PER_SHARD``.
         seeding_concurrency: seeding invocations at once (the inline Map runs at most 40);
             keep it within the seeding function's reserved concurrency. Default: 5.
-        registration: adds Register model (``createModelPackage``) after the quality gate, or
-            after Batch transform without ``deploy``: a new version of the registry's group with
-            the run's model, its evaluation report as model-quality metrics and the run's
-            metadata; ``$.model_package`` (arn, version, approval_status) is in the output.
-            Default: none.
-
+        registration: adds Release model artifact (the run's model copied to
+            ``<layout.releases><run_id>/model.tar.gz``) and Register model (``createModelPackage``)
+            after the quality gate, or after Batch transform without ``deploy``: a new version of
+            the registry's group serving that copy, its evaluation report as model-quality
+            metrics and the run's metadata; ``$.model_package`` (arn, version, approval_status)
+            is in the output. Default: none.
         baseline: adds ``Baseline data`` after Batch transform: a Processing job
             (``createProcessingJob.sync``) running the training image's ``baseline`` program on
             the run's train channel, writing Model Monitor's ``statistics.json`` and
@@ -329,7 +329,7 @@ class TrainingWorkflow(Construct):
             baseline, self.prepare,
         )  # fmt: skip
         self.execution_role = role_arn.resolve(execution_role or _new_execution_role(
-            self, name_prefix, bucket, key, images, tasks.jobs(layout, deploy is not None)
+            self, name_prefix, bucket, key, images, tasks.jobs(layout, deploy, registration)
         ))  # fmt: skip
         self.topic = _failure_topic(self, name_prefix, key, notification_email)
         self.log_group = execution_log_group(
@@ -422,7 +422,7 @@ class TrainingWorkflow(Construct):
         """The statements of the tasks beside SageMaker's: registration, the seeding Map, the
         validation, the failure notification."""
         if self.registration is not None:
-            allow_registration(self.role, self.registration)
+            allow_registration(self.role, self.registration, self.state_builder)
         for statement in [
             invoke_seed_statement(seed_function),
             *validate.policy_statements(),
@@ -704,16 +704,25 @@ class _Tasks:
             prepare_data=prepare,
         )
 
-    def jobs(self, layout: BucketLayout, deploy: bool) -> list[SageMakerJob]:
+    def jobs(
+        self,
+        layout: BucketLayout,
+        deploy: DeployStage | None,
+        registration: ModelRegistration | None,
+    ) -> list[SageMakerJob]:
         """What runs as the execution role: the jobs, and the deploy stage's endpoint (in the
-        workflow or its release), whose model reads its artifact from ``layout.models``."""
+        workflow or its release), whose model reads its artifact from ``layout.models``, or
+        with ``registration`` from ``layout.releases`` (a version serves its released copy)."""
+        released = registration is not None
         used: list[SageMakerJob | None] = [
             self.training,
             self.tuning,
             self.transform,
             self.evaluation,
             self.baseline,
-            ContainerAccess(ENDPOINTS, reads=(layout.models,)) if deploy else None,
+            ContainerAccess(ENDPOINTS, reads=(layout.releases if released else layout.models,))
+            if deploy is not None
+            else None,
         ]
         return [job for job in used if job is not None]
 

@@ -24,6 +24,7 @@ from mlstack.constructs import (
     WorkloadNetwork,
 )
 from mlstack.constructs._nag import acknowledge_inline_policy
+from mlstack.constructs._release_artifact_states import released_artifacts
 from mlstack.constructs.model_images import CONTAINERS_DIR
 
 
@@ -186,8 +187,8 @@ class ServingStack(Stack):
             model_data_bucket=bucket,
             model_data_key=key,
             model_package_arn=package,
-            # Where the workflow's training jobs write the artifacts it registers.
-            package_artifacts=f"{data.layout.models}*/output/model.tar.gz",
+            # The copies Release model artifact makes of what the workflow registers.
+            package_artifacts=released_artifacts(data.layout.releases),
             key=data.key,
             endpoint_name=config.name_prefix,
             variants=endpoint_variants(config, registry),

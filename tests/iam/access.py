@@ -26,11 +26,14 @@ Where each call comes from:
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import parliament
 
 from mlstack.local.asl import TaskCall
 from mlstack.local.assembly import LocalAssembly, Resolver
@@ -47,11 +50,12 @@ class Call:
     principal: str
     action: str
     resource: str
-    context: tuple[tuple[str, str], ...] = ()
+    # A multivalued key (sagemaker:VpcSubnets) has a tuple of values.
+    context: tuple[tuple[str, str | tuple[str, ...]], ...] = ()
     why: str = ""
 
     @property
-    def context_map(self) -> dict[str, str]:
+    def context_map(self) -> dict[str, str | tuple[str, ...]]:
         return dict(self.context)
 
     def __str__(self) -> str:
@@ -74,7 +78,9 @@ class CallLog:
         self.topic_keys = _topic_keys(a, self.resolver)
         self.execution_role = ""  # the role SageMaker acts as; set by the first job or model
 
-    def record(self, principal: str, action: str, resource: str, why: str, **context: str) -> None:
+    def record(
+        self, principal: str, action: str, resource: str, why: str, **context: str | tuple[str, ...]
+    ) -> None:
         self.calls.append(Call(principal, action, resource, tuple(sorted(context.items())), why))
 
     def arn(self, service: str, resource: str, *, region: bool = True) -> str:
@@ -415,6 +421,8 @@ def task_calls(
         log.record(role, "lambda:InvokeFunction", function, why)
     elif resource.endswith(":::sns:publish"):
         _sns_publish_calls(log, role, str(parameters["TopicArn"]), why)
+    elif resource.endswith(":::aws-sdk:s3:copyObject"):
+        _s3_copy_calls(log, role, parameters, why)
     elif ":sagemaker:" in resource or ":aws-sdk:sagemaker:" in resource:
         _sagemaker_calls(log, role, resource, parameters, why, configs)
 
@@ -431,6 +439,26 @@ def _sns_publish_calls(log: CallLog, role: str, topic: str, why: str) -> None:
         }
         log.record(role, "kms:GenerateDataKey", key, why, **context)
         log.record(role, "kms:Decrypt", key, why, **context)
+
+
+def _s3_copy_calls(log: CallLog, role: str, parameters: Mapping[str, Any], why: str) -> None:
+    """CopyObject: ``s3:GetObject`` on the source, ``s3:PutObject`` on the destination (Amazon
+    S3 API Reference, CopyObject: "Permissions"), the destination's request carrying the copy
+    source and the encryption headers as condition keys (``s3:x-amz-copy-source``,
+    ``s3:x-amz-server-side-encryption``, ``-aws-kms-key-id``: Service Authorization Reference,
+    Amazon S3, PutObject), with SSE-KMS the key's use through S3 both ways."""
+    source = str(parameters["CopySource"])
+    source_bucket, source_key = source.split("/", 1)
+    log.s3_read(role, source_bucket, source_key, why)
+    headers = {
+        "s3:x-amz-server-side-encryption": parameters.get("ServerSideEncryption"),
+        "s3:x-amz-server-side-encryption-aws-kms-key-id": parameters.get("SSEKMSKeyId"),
+    }
+    context = {**TLS, "s3:x-amz-copy-source": source}
+    context.update({k: str(v) for k, v in headers.items() if v is not None})
+    bucket = str(parameters["Bucket"])
+    log.record(role, "s3:PutObject", f"arn:aws:s3:::{bucket}/{parameters['Key']}", why, **context)
+    log._kms_via_s3(role, bucket, "kms:GenerateDataKey", why)
 
 
 def _sagemaker_calls(
@@ -453,7 +481,7 @@ def _sagemaker_calls(
     kind, name_key, rule = _SAGEMAKER_TARGETS[action]
     target = log.arn("sagemaker", f"{kind}/{str(parameters.get(name_key, '')).lower()}")
     api = action[0].upper() + action[1:]
-    log.record(role, f"sagemaker:{api}", target, why)
+    log.record(role, f"sagemaker:{api}", target, why, **_create_keys(api, parameters))
     if ":aws-sdk:" in resource:
         return  # an AWS SDK integration makes exactly the API call it names
     if action in ("createEndpoint", "updateEndpoint"):
@@ -483,6 +511,52 @@ def _sagemaker_calls(
                 log.arn("events", f"rule/StepFunctionsGetEventsForSageMaker{rule}JobsRule"),
                 why,
             )
+
+
+# The SageMaker condition keys each action supports: the Service Authorization Reference
+# ("Actions, resources, and condition keys for Amazon SageMaker") as parliament ships it.
+_SAR = json.loads(
+    (Path(parliament.__file__).parent / "iam_definition.json").read_text(encoding="utf-8")
+)
+SAGEMAKER_ACTION_KEYS = {
+    p["privilege"]: {k for r in p["resource_types"] for k in r["condition_keys"]}
+    for service in _SAR
+    if service["prefix"] == "sagemaker"
+    for p in service["privileges"]
+}
+
+
+def _create_keys(api: str, parameters: Mapping[str, Any]) -> dict[str, str | tuple[str, ...]]:
+    """The SageMaker condition keys a create request carries, read from the request's fields as
+    the keys' descriptions name them (network isolation, VPC subnets and security groups, volume
+    and output keys, inter-container traffic encryption), each only for an action that
+    supports it. A tuning job's come from its training job definition; a processing job's
+    network from its NetworkConfig."""
+    p = parameters.get("TrainingJobDefinition", parameters)
+    network = p.get("NetworkConfig", p)
+    vpc = network.get("VpcConfig") or {}
+    output = p.get("OutputDataConfig") or p.get("ProcessingOutputConfig") or p.get(
+        "TransformOutput"
+    ) or {}  # fmt: skip
+    resources = p.get("ResourceConfig") or p.get("TransformResources") or p.get(
+        "ProcessingResources", {}
+    ).get("ClusterConfig") or {}  # fmt: skip
+    found: dict[str, str | tuple[str, ...] | None] = {
+        "sagemaker:NetworkIsolation": _flag(network.get("EnableNetworkIsolation")),
+        "sagemaker:InterContainerTrafficEncryption": _flag(
+            network.get("EnableInterContainerTrafficEncryption")
+        ),
+        "sagemaker:VpcSubnets": tuple(vpc["Subnets"]) if vpc else None,
+        "sagemaker:VpcSecurityGroupIds": tuple(vpc["SecurityGroupIds"]) if vpc else None,
+        "sagemaker:OutputKmsKey": output.get("KmsKeyId"),
+        "sagemaker:VolumeKmsKey": resources.get("VolumeKmsKeyId"),
+    }
+    supported = SAGEMAKER_ACTION_KEYS.get(api, set())
+    return {k: v for k, v in found.items() if v is not None and k in supported}
+
+
+def _flag(value: Any) -> str | None:
+    return None if value is None else str(bool(value)).lower()
 
 
 def _endpoint_config_calls(

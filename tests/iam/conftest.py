@@ -41,6 +41,9 @@ class Recorded:
     environment: str
     log: CallLog
     paths: dict[str, list[str]]  # execution -> states it passed
+    # version ARN -> (its ModelDataUrl, the S3ModelArtifacts of the training job it registered,
+    # whether the two objects hold the same bytes)
+    versions: dict[str, tuple[str, str, bool]]
 
 
 @pytest.fixture(autouse=True)
@@ -61,10 +64,16 @@ def table_csv(rows: int) -> bytes:
 
 
 def run_local(
-    env: str, workdir: Path, log: CallLog, executions: dict[str, dict[str, Any]]
+    env: str,
+    workdir: Path,
+    log: CallLog,
+    executions: dict[str, dict[str, Any]],
+    versions: dict[str, tuple[str, str, bool]],
 ) -> dict[str, list[str]]:
     """Execute the environment's definition once per input, in one local SageMaker registry
-    (the table under imports/iam/ that the table run reads is uploaded first)."""
+    (the table under imports/iam/ that the table run reads is uploaded first); ``versions``
+    gets each registered version's model data, its training job's artifact, and whether both
+    hold the same bytes."""
     resolved = log.assembly
     paths = {}
     with EmbeddedS3(resolved.region) as s3:
@@ -132,6 +141,10 @@ def run_local(
                     for p in sagemaker.model_packages.values()
                     if p["ModelPackageArn"] == result.output["model_package"]["arn"]
                 ]
+                (container,) = package["InferenceSpecification"]["Containers"]
+                served, trained = container["ModelDataUrl"], result.output["model_artifact_uri"]
+                same = s3.read(served) == s3.read(trained)
+                versions[package["ModelPackageArn"]] = (served, trained, same)
                 if package["ModelApprovalStatus"] != "Approved":
                     assert not events.pending, env
                     sagemaker.update_model_package(
@@ -231,12 +244,13 @@ def record(env: str, tmp: Path) -> Recorded:
             "hyperparameters": {"objective": "binary:logistic", "eval_metric": "rmse"},
         },
     }
-    paths = run_local(env, tmp / "work", log, executions)
+    versions: dict[str, tuple[str, str, bool]] = {}
+    paths = run_local(env, tmp / "work", log, executions, versions)
     # prod's max_rows allows more shards than an inline Map seeds: its tuning run takes the
     # Distributed Map (11,000,000 rows: 110 shards of 100,000).
     paths["tuning"] = tuning_path(log, ROWS if env == "dev" else 11_000_000)
     resource_calls(log)
-    return Recorded(env, log, paths)
+    return Recorded(env, log, paths, versions)
 
 
 @pytest.fixture(scope="session")

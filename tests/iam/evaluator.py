@@ -58,8 +58,17 @@ def _operator(name: str, expected: str, actual: str) -> bool:
     raise NotImplementedError(f"condition operator {name} is not evaluated here")
 
 
-def condition_matches(operator: str, key: str, expected: Any, context: Mapping[str, str]) -> bool:
+def condition_matches(operator: str, key: str, expected: Any, context: Mapping[str, Any]) -> bool:
     values = expected if isinstance(expected, list) else [expected]
+    qualifier, _, single = operator.rpartition(":")
+    if qualifier in ("ForAllValues", "ForAnyValue"):
+        # IAM User Guide, "Condition keys with multiple values": ForAllValues matches when every
+        # value of the request's key matches (so also when the request has none), ForAnyValue
+        # when at least one does.
+        actual = context.get(key, ())
+        items = actual if isinstance(actual, tuple) else (actual,)
+        each = [condition_matches(single, key, expected, {key: item}) for item in items]
+        return all(each) if qualifier == "ForAllValues" else any(each)
     if operator == "Null":
         return all((key not in context) == (str(v).lower() == "true") for v in values)
     if_exists = operator.endswith("IfExists")
@@ -75,6 +84,8 @@ def condition_matches(operator: str, key: str, expected: Any, context: Mapping[s
         # element": condition keys that are not present in the request).
         return if_exists or operator in negated
     actual = context[key]
+    if isinstance(actual, tuple):
+        raise NotImplementedError(f"{operator} on the multivalued key {key}: use ForAllValues")
     if operator in negated:
         return not any(_operator(negated[operator], str(v), actual) for v in values)
     return any(_operator(operator, str(v), actual) for v in values)

@@ -9,6 +9,7 @@ exercised must be listed in UNEXERCISED with the call that needs it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -84,6 +85,9 @@ def test_every_path_ran(recorded: dict[str, Recorded]) -> None:
         assert "Update endpoint" in update and "Create endpoint" not in update, env
         assert r.paths["release failure"][-2:] == ["Notify release failure", "Release failed"]
         assert "Register model" in r.paths["deploy-create"], env
+        for run in ("deploy-create", "deploy-update", "table"):
+            states = r.paths[run]
+            assert states.index("Release model artifact") < states.index("Register model"), env
         assert "Register model" in r.paths["deploy-update"], env
         assert "Prepare data" in r.paths["table"] and "Register model" in r.paths["table"], env
         assert "Tune model" in tuning and "Read best training job" in tuning, env
@@ -230,31 +234,106 @@ def test_every_grant_is_exercised_or_explained(
     assert stale == set()
 
 
+def tls(*extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+    return (("aws:SecureTransport", "true"), *extra)
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_no_workflow_principal_may_replace_a_released_model(
     recorded: dict[str, Recorded], policies: dict[str, SynthesizedPolicies], env: str
 ) -> None:
-    # What the Serving endpoint serves lives under releases/ (docs/deploying.md): no job, the
-    # seeding function or the state machine may write there, though they may write models/.
+    # What the endpoints serve lives under releases/ (docs/security.md): no job, the seeding
+    # function or a state machine may upload, overwrite or delete there, though the jobs may
+    # write models/.
     r = recorded[env]
     (bucket,) = r.log.bucket_keys
     for role, kind in principals(r).items():
         for key in ("releases/v1/model.tar.gz", "releases/model.tar.gz"):
-            call = Call(
-                role,
-                "s3:PutObject",
-                f"arn:aws:s3:::{bucket}/{key}",
-                (("aws:SecureTransport", "true"),),
-            )
-            assert not policies[env].decide(call).allowed, (kind, key)
+            released = f"arn:aws:s3:::{bucket}/{key}"
+            for action in ("s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"):
+                call = Call(role, action, released, tls())
+                assert not policies[env].decide(call).allowed, (kind, action, key)
     execution = r.log.execution_role
-    model = Call(
-        execution,
-        "s3:PutObject",
-        f"arn:aws:s3:::{bucket}/models/x/model.tar.gz",
-        (("aws:SecureTransport", "true"),),
-    )
+    model = Call(execution, "s3:PutObject", f"arn:aws:s3:::{bucket}/models/x/model.tar.gz", tls())
     assert policies[env].decide(model).allowed
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_workflow_may_release_only_a_copy_of_a_training_jobs_artifact(
+    recorded: dict[str, Recorded], policies: dict[str, SynthesizedPolicies], env: str
+) -> None:
+    # CopyObject is authorized as s3:PutObject on the destination with the request's
+    # x-amz-copy-source header ("<bucket>/<key>") as s3:x-amz-copy-source (Amazon S3 API
+    # Reference, CopyObject; Service Authorization Reference, Amazon S3: PutObject's keys).
+    r = recorded[env]
+    role = r.log.assembly.state_machine_role_arn
+    copies = [c for c in r.log.calls if "s3:x-amz-copy-source" in c.context_map]
+    # One copy a run (the seeder twice, a table), each by the workflow's state machine.
+    assert len(copies) == 3 and {c.principal for c in copies} == {role}
+    assert all(policies[env].decide(c).allowed for c in copies)
+    copy = copies[0]
+    (bucket,) = r.log.bucket_keys
+    for source in (
+        f"{bucket}/datasets/run/train/part-00000.csv",  # not a model
+        f"{bucket}/models/x/model.tar.gz",  # not what a training job writes
+        f"{bucket}/releases/v1/model.tar.gz",  # a released copy, copied again
+        "other-bucket/models/x/output/model.tar.gz",
+    ):
+        context = {**copy.context_map, "s3:x-amz-copy-source": source}
+        forged = Call(role, "s3:PutObject", copy.resource, tuple(sorted(context.items())))
+        assert not policies[env].decide(forged).allowed, source
+    # Nor may it copy anywhere but releases/, or delete what it copied.
+    elsewhere = copy.resource.replace("/releases/", "/datasets/")
+    assert not policies[env].decide(Call(role, "s3:PutObject", elsewhere, copy.context)).allowed
+    for action in ("s3:DeleteObject", "s3:DeleteObjectVersion"):
+        assert not policies[env].decide(Call(role, action, copy.resource, tls())).allowed
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_registered_version_serves_a_released_copy_of_its_model(
+    recorded: dict[str, Recorded], env: str
+) -> None:
+    r = recorded[env]
+    (bucket,) = r.log.bucket_keys
+    assert len(r.versions) == 3
+    for arn, (served, trained, same) in r.versions.items():
+        # SageMaker's training output: <S3OutputPath>/<job>/output/model.tar.gz.
+        assert re.fullmatch(rf"s3://{bucket}/models/[^/]+/output/model\.tar\.gz", trained)
+        assert re.fullmatch(rf"s3://{bucket}/releases/[0-9a-f]{{32}}/model\.tar\.gz", served)
+        assert same, arn
+    # Every model the releases created serves one of them.
+    release_models = [
+        c
+        for c in r.log.calls
+        if c.action == "s3:GetObject" and c.principal == r.log.execution_role
+        and "/releases/" in c.resource
+    ]  # fmt: skip
+    assert release_models
+    served_keys = {served.removeprefix("s3://") for served, _, _ in r.versions.values()}
+    assert {c.resource.removeprefix("arn:aws:s3:::") for c in release_models} <= served_keys
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_no_lifecycle_rule_expires_a_released_model(
+    recorded: dict[str, Recorded], env: str
+) -> None:
+    # A lifecycle rule's Expiration acts on current versions, NoncurrentVersionExpiration only
+    # on versions something replaced (Amazon S3 User Guide, "Lifecycle configuration
+    # elements"): no rule with an expiration may cover releases/.
+    r = recorded[env]
+    (bucket,) = r.log.bucket_keys
+    rules = [
+        rule
+        for stack, template in r.log.assembly.templates.items()
+        for lid, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::S3::Bucket" and r.log.resolver.ref(stack, lid) == bucket
+        for rule in resource["Properties"]["LifecycleConfiguration"]["Rules"]
+    ]
+    assert rules
+    expiring = [rule for rule in rules if "ExpirationInDays" in rule or "ExpirationDate" in rule]
+    assert expiring  # transform output expires
+    for rule in expiring:
+        assert rule.get("Prefix") and not "releases/".startswith(rule["Prefix"]), rule
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -333,3 +412,118 @@ def test_prod_seeds_through_the_distributed_map_as_its_role_may_and_dev_may_not(
         dev.log.assembly.state_machine_arn,
     )
     assert not policies["dev"].decide(dev_start).allowed
+
+
+CREATES = (
+    "sagemaker:CreateTrainingJob",
+    "sagemaker:CreateHyperParameterTuningJob",
+    "sagemaker:CreateProcessingJob",
+    "sagemaker:CreateTransformJob",
+    "sagemaker:CreateModel",
+)
+# The data key's stand-in for "another key" (a key ARN of the AWS KMS Developer Guide).
+OTHER_KEY = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def forged(call: Call, **changes: str | tuple[str, ...] | None) -> Call:
+    """``call`` with condition keys changed (``sagemaker_`` for ``sagemaker:``), None removing
+    one: the request the same principal would make with other settings."""
+    context = dict(call.context)
+    for name, value in changes.items():
+        key = name.replace("sagemaker_", "sagemaker:", 1)
+        if value is None:
+            context.pop(key, None)
+        else:
+            context[key] = value
+    return Call(call.principal, call.action, call.resource, tuple(sorted(context.items())))
+
+
+def creates_of(r: Recorded) -> dict[str, list[Call]]:
+    found: dict[str, list[Call]] = {}
+    for call in r.log.calls:
+        if call.action in CREATES:
+            found.setdefault(call.action, []).append(call)
+    return found
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_create_carries_the_sagemaker_keys_its_request_sets(
+    recorded: dict[str, Recorded], env: str
+) -> None:
+    # Network isolation is on in both environments (workflow.network_isolation's default); the
+    # outputs are encrypted with the data key. The keys each action supports: the Service
+    # Authorization Reference, through parliament's copy (tests/iam/access.py).
+    creates = creates_of(recorded[env])
+    assert set(creates) == set(CREATES)
+    (data_key,) = recorded[env].log.bucket_keys.values()
+    for action, calls in creates.items():
+        for call in calls:
+            context = call.context_map
+            if action != "sagemaker:CreateTransformJob":
+                assert context["sagemaker:NetworkIsolation"] == "true", call
+            if action != "sagemaker:CreateModel":
+                assert context["sagemaker:OutputKmsKey"] == data_key, call
+            # CreateTransformJob has no isolation key, CreateModel no KMS key.
+            assert ("sagemaker:NetworkIsolation" in context) is (
+                action != "sagemaker:CreateTransformJob"
+            )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_iam_refuses_a_job_or_model_without_network_isolation(
+    recorded: dict[str, Recorded], policies: dict[str, SynthesizedPolicies], env: str
+) -> None:
+    decide = policies[env].decide
+    for action, calls in creates_of(recorded[env]).items():
+        call = calls[0]
+        assert decide(call).allowed, call
+        if action == "sagemaker:CreateTransformJob":
+            continue  # a transform job runs in its model's isolation
+        for isolation in ("false", None):
+            assert not decide(forged(call, sagemaker_NetworkIsolation=isolation)).allowed, action
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_iam_refuses_a_job_whose_output_or_volume_is_not_under_the_data_key(
+    recorded: dict[str, Recorded], policies: dict[str, SynthesizedPolicies], env: str
+) -> None:
+    decide = policies[env].decide
+    for action, calls in creates_of(recorded[env]).items():
+        if action == "sagemaker:CreateModel":
+            continue
+        call = calls[0]
+        for output in (OTHER_KEY, None):
+            assert not decide(forged(call, sagemaker_OutputKmsKey=output)).allowed, action
+        assert not decide(forged(call, sagemaker_VolumeKmsKey=OTHER_KEY)).allowed, action
+        # An instance type with local NVMe storage takes no volume key: allowed without one.
+        assert decide(forged(call, sagemaker_VolumeKmsKey=None)).allowed, action
+
+
+def test_prod_iam_keeps_jobs_and_models_in_its_subnets_with_encrypted_traffic(
+    recorded: dict[str, Recorded], policies: dict[str, SynthesizedPolicies]
+) -> None:
+    # prod runs in its VPC (network.vpc "create"); dev in none, so its creates name no VPC.
+    decide = policies["prod"].decide
+    creates = creates_of(recorded["prod"])
+    for action in (
+        "sagemaker:CreateTrainingJob",
+        "sagemaker:CreateHyperParameterTuningJob",
+        "sagemaker:CreateProcessingJob",
+        "sagemaker:CreateModel",
+    ):
+        call = creates[action][0]
+        subnets = call.context_map["sagemaker:VpcSubnets"]
+        assert subnets and all(str(s).startswith("subnet-") for s in subnets), call
+        for key in ("sagemaker_VpcSubnets", "sagemaker_VpcSecurityGroupIds"):
+            assert not decide(forged(call, **{key: None})).allowed, (action, key)
+        other = (*subnets, "subnet-0123456789abcdef0")
+        assert not decide(forged(call, sagemaker_VpcSubnets=other)).allowed, action
+        groups = (*call.context_map["sagemaker:VpcSecurityGroupIds"], "sg-0123456789abcdef0")
+        assert not decide(forged(call, sagemaker_VpcSecurityGroupIds=groups)).allowed, action
+    for action in ("sagemaker:CreateTrainingJob", "sagemaker:CreateHyperParameterTuningJob"):
+        call = creates[action][0]
+        assert call.context_map["sagemaker:InterContainerTrafficEncryption"] == "true"
+        forged_call = forged(call, sagemaker_InterContainerTrafficEncryption="false")
+        assert not decide(forged_call).allowed, action
+    for calls in creates_of(recorded["dev"]).values():
+        assert all("sagemaker:VpcSubnets" not in c.context_map for c in calls)

@@ -250,8 +250,8 @@ def test_state_machine_role_is_scoped_to_prefixed_names(template: Template) -> N
         ("CreateModels", ":model/demo-*"),
     ]:
         assert by_sid(statements, sid)["Resource"]["Fn::Join"][1][-1].endswith(suffix)
-    assert by_sid(statements, "RunProcessingJobs")["Action"] == [
-        "sagemaker:CreateProcessingJob",
+    assert by_sid(statements, "RunProcessingJobs")["Action"] == "sagemaker:CreateProcessingJob"
+    assert by_sid(statements, "RunProcessingJobsStatus")["Action"] == [
         "sagemaker:DescribeProcessingJob",
         "sagemaker:StopProcessingJob",
     ]

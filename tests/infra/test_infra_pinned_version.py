@@ -57,9 +57,11 @@ def test_version_arn_matches_what_createmodel_accepts(serving: dict[str, Any]) -
 
 
 def test_serving_role_reads_the_registered_artifacts_only(serving: dict[str, Any]) -> None:
+    # A version's ModelDataUrl is the workflow's released copy (docs/security.md, "Served
+    # artifacts are immutable"): releases/<run_id>/model.tar.gz, not what training jobs write.
     text = json.dumps(resources(serving, "AWS::IAM::Policy"))
-    assert "/models/*/output/model.tar.gz" in text
-    assert "/releases/" not in text
+    assert "/releases/*/model.tar.gz" in text
+    assert "/models/" not in text
     # No registry call is the role's: SageMaker resolves the version for CreateModel's caller.
     assert "sagemaker:DescribeModelPackage" not in text
 

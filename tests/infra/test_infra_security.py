@@ -251,6 +251,60 @@ def test_state_machine_roles_trust_step_functions_of_this_account_only(
         )
 
 
+def _trusting(template: dict[str, Any], service: str) -> dict[str, dict[str, Any]]:
+    """Role logical ID -> its trust statement for ``service``."""
+    return {
+        lid: statement
+        for lid, role in resources_of(template, "AWS::IAM::Role").items()
+        for statement in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        if statement["Principal"].get("Service") == service
+    }
+
+
+def test_sagemaker_roles_trust_sagemaker_of_this_account_and_region_only(
+    synthesized: SynthesizedApp, released: SynthesizedApp
+) -> None:
+    """SageMaker developer guide, "Cross-service confused deputy prevention": training,
+    processing and batch transform jobs' aws:SourceArn is arn:aws:sagemaker:<region>:<account>:
+    <kind>/<name>, inference's arn:aws:sagemaker:<region>:<account>:* itself; the account is in
+    the ARN, so no aws:SourceAccount."""
+    execution = [
+        statement
+        for env in ("dev", "prod")
+        for statement in _trusting(synthesized.json(env, "workflow"), "sagemaker.amazonaws.com")
+        .values()
+    ]  # fmt: skip
+    serving = _trusting(released.json("prod", "serving"), "sagemaker.amazonaws.com")
+    endpoint = [s for lid, s in serving.items() if lid.startswith("EndpointRole")]
+    assert len(execution) == 2 and len(endpoint) == 1
+    for statement in execution + endpoint:
+        condition = statement["Condition"]
+        assert set(condition) == {"ArnLike"}
+        assert render_tokens(condition["ArnLike"]["aws:SourceArn"]) == (
+            "arn:aws:sagemaker:us-east-1:123456789012:*"
+        )
+
+
+def test_release_events_role_trusts_eventbridge_rules_of_this_account_only(
+    synthesized: SynthesizedApp,
+) -> None:
+    """EventBridge user guide, "Using IAM policy conditions in Amazon EventBridge":
+    aws:SourceAccount is the rule's account, aws:SourceArn the rule's ARN."""
+    trusted = [
+        statement
+        for env in ("dev", "prod")
+        for statement in _trusting(synthesized.json(env, "workflow"), "events.amazonaws.com")
+        .values()
+    ]  # fmt: skip
+    assert len(trusted) == 2  # the release's, in dev and prod
+    for statement in trusted:
+        condition = statement["Condition"]
+        assert render_tokens(condition["StringEquals"]["aws:SourceAccount"]) == "123456789012"
+        assert render_tokens(condition["ArnLike"]["aws:SourceArn"]) == (
+            "arn:aws:events:us-east-1:123456789012:rule/*"
+        )
+
+
 def test_dev_has_no_vpc_by_default(synthesized: SynthesizedApp) -> None:
     assert resources_of(synthesized.json("dev", "workflow"), "AWS::EC2::VPC") == {}
 
