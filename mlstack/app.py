@@ -41,15 +41,22 @@ def build_app(
     return app
 
 
+# Guard's reports between synths, keyed by every template's bytes and the rule pack (guard.py);
+# `cdk synth -c guard_cache_dir=` (empty) runs Guard every time.
+GUARD_CACHE_DIR = Path.home() / ".cache" / "mlstack" / "cfn-guard"
+
+
 def policy_engines(app: App) -> list[Any]:
     """The validation plugins every synth runs (docs/security.md)."""
+    cache_dir = app.node.try_get_context("guard_cache_dir")
+    cache = GUARD_CACHE_DIR if cache_dir is None else (Path(cache_dir) if cache_dir else None)
     return [
         AwsSolutionsChecks(app),
         NIST80053R5Checks(app),
         HIPAASecurityChecks(app),
         # AWS Control Tower's proactive controls (the Guard rules the plugin ships), each rule
         # run only on templates with a resource type it names (mlstack/guard.py).
-        ControlTowerGuardValidator(),
+        ControlTowerGuardValidator(cache_dir=cache),
     ]
 
 

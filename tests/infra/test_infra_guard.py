@@ -37,11 +37,13 @@ from mlstack.guard import (
 from tests.infra.conftest import new_app
 
 
-def non_compliant_stack(outdir: Path, plugin: Any) -> Path:
+def non_compliant_stack(outdir: Path, plugin: Any, *, extra_queue: bool = False) -> Path:
     """A stack whose resources break Control Tower controls of several services, synthesized
     with ``plugin`` alone; the validation report's path."""
     app = new_app(outdir=str(outdir))
     stack = Stack(app, "NonCompliant")
+    if extra_queue:
+        sqs.Queue(stack, "Another", encryption=sqs.QueueEncryption.UNENCRYPTED)
     logs.LogGroup(stack, "Plain", retention=logs.RetentionDays.ONE_WEEK)  # no key, a week
     s3.Bucket(stack, "Bucket")  # no versioning, no logging, no KMS
     sqs.Queue(stack, "Queue", encryption=sqs.QueueEncryption.UNENCRYPTED)
@@ -149,3 +151,32 @@ def test_a_plugin_that_fails_to_run_fails_synth(tmp_path: Path) -> None:
     (failure,) = validation_failures(tmp_path)
     assert failure.startswith("broken: the plugin failed:")
     assert "No such file or directory" in failure
+
+
+def test_a_kept_report_is_used_until_a_template_changes(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = non_compliant_stack(tmp_path / "1", ControlTowerGuardValidator(cache_dir=cache))
+    expected = guard_findings(first)
+    (kept,) = cache.glob("*.json")
+    # Mark the kept report: a synth that reads it says so in its findings' descriptions.
+    report = json.loads(kept.read_text())
+    for violation in report["violations"]:
+        violation["description"] = "from the cache"
+    kept.write_text(json.dumps(report))
+
+    # Same templates, another output directory: the kept report, and the findings still fail.
+    second = non_compliant_stack(tmp_path / "2", ControlTowerGuardValidator(cache_dir=cache))
+    assert guard_findings(second) == expected
+    assert "from the cache" in (second / "validation-report.json").read_text()
+    assert validation_failures(second) == validation_failures(first) != []
+
+    # One more resource in the template: Guard runs again and reports it.
+    third = non_compliant_stack(
+        tmp_path / "3", ControlTowerGuardValidator(cache_dir=cache), extra_queue=True
+    )
+    assert "from the cache" not in (third / "validation-report.json").read_text()
+    assert any(
+        rule == "sqs_queue_encrypted_check" and logical_id.startswith("Another")
+        for rule, logical_id in guard_findings(third)
+    )
+    assert len(list(cache.glob("*.json"))) == 2
