@@ -81,7 +81,10 @@ def control_tower_rules() -> Mapping[str, frozenset[str]]:
                 assert source is not None
                 rules[Path(name).stem] = rule_types(source.read().decode("utf-8"))
     if not rules:
-        raise RuntimeError(f"no Control Tower Guard rules under {_RULES_PREFIX} in {package}")
+        raise RuntimeError(
+            f"no Control Tower Guard rules under {_RULES_PREFIX} in {package}: reinstall the "
+            "cdklabs-cdk-validator-cfnguard version pyproject.toml pins (make setup)"
+        )
     return rules
 
 
