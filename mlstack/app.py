@@ -2,7 +2,8 @@
 
 cdk-nag's AwsSolutions, NIST 800-53 rev 5 and HIPAA Security packs, and AWS Control Tower's
 proactive controls as AWS Guard rules (cdklabs-cdk-validator-cfnguard, which runs cfn-guard on
-each synthesized template). Every finding is fixed or acknowledged on its construct with a
+the synthesized templates; mlstack/guard.py leaves out the rules no template's resource type
+can match). Every finding is fixed or acknowledged on its construct with a
 reason (docs/security.md); any other fails synth.
 """
 
@@ -15,9 +16,9 @@ from typing import Any
 
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks
-from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
 
 from mlstack.config import ENVIRONMENTS_DIR, EnvironmentConfig, load_environments
+from mlstack.guard import ControlTowerGuardValidator
 from mlstack.stacks import MlStackStage
 
 
@@ -40,14 +41,22 @@ def build_app(
     return app
 
 
+# Guard's reports between synths, keyed by every template's bytes and the rule pack (guard.py);
+# `cdk synth -c guard_cache_dir=` (empty) runs Guard every time.
+GUARD_CACHE_DIR = Path.home() / ".cache" / "mlstack" / "cfn-guard"
+
+
 def policy_engines(app: App) -> list[Any]:
     """The validation plugins every synth runs (docs/security.md)."""
+    cache_dir = app.node.try_get_context("guard_cache_dir")
+    cache = GUARD_CACHE_DIR if cache_dir is None else (Path(cache_dir) if cache_dir else None)
     return [
         AwsSolutionsChecks(app),
         NIST80053R5Checks(app),
         HIPAASecurityChecks(app),
-        # AWS Control Tower's proactive controls (the Guard rules the plugin ships).
-        CfnGuardValidator(control_tower_rules_enabled=True),
+        # AWS Control Tower's proactive controls (the Guard rules the plugin ships), each rule
+        # run only on templates with a resource type it names (mlstack/guard.py).
+        ControlTowerGuardValidator(cache_dir=cache),
     ]
 
 
@@ -63,6 +72,10 @@ def validation_failures(assembly_directory: Path) -> list[str]:
     report = json.loads(report_file.read_text(encoding="utf-8"))
     failures = []
     for plugin in report.get("pluginReports", []):
+        # A plugin that raised is reported with no violations, only its error: that fails too.
+        error = (plugin.get("metadata") or {}).get("error")
+        if error:
+            failures.append(f"{plugin.get('pluginName')}: the plugin failed: {error}")
         for violation in plugin.get("violations", []):
             # The compliance packs report some rules as warnings: those fail synth too.
             if violation.get("severity") not in ("warning", "error", "fatal"):
