@@ -214,7 +214,8 @@ def test_gate_compares_with_the_threshold_and_rejects_otherwise(dev: dict[str, A
         {
             "Variable": "$.gate.values[0]",
             "NumericLessThanEqualsPath": "$.gate.threshold",
-            "Next": "Table version?",  # Register model's metadata, then Register model
+            # The served copy, Register model's metadata, then Register model.
+            "Next": "Release model artifact",
         },
     ]
     assert gate["Default"] == "Reject model"

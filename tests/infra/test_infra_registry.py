@@ -60,7 +60,8 @@ def test_register_model_follows_the_passing_quality_gate(
 ) -> None:
     states = definitions[env]["States"]
     passing = states["Quality gate"]["Choices"][-1]
-    assert passing["Next"] == "Table version?"
+    assert passing["Next"] == "Release model artifact"  # the copy the version serves
+    assert states["Release model artifact"]["Next"] == "Table version?"
     # Table version? -> Describe (table) version -> Register model: the version's metadata.
     assert {states[s]["Next"] for s in ("Describe table version", "Describe version")} == {
         "Register model"
@@ -93,7 +94,14 @@ def test_the_inference_specification_is_what_save_model_deploys(
     saved = states["Save model"]["Parameters"]["PrimaryContainer"]
     (container,) = spec["Containers"]
     assert container["Image"] == saved["Image"]
-    assert container["ModelDataUrl.$"] == saved["ModelDataUrl.$"]
+    # Save model's artifact is the training job's; the version serves Release model artifact's
+    # copy of it under releases/<run_id>/ (docs/security.md, "Served artifacts are immutable").
+    assert saved["ModelDataUrl.$"] == "$.training.ModelArtifacts.S3ModelArtifacts"
+    assert container["ModelDataUrl.$"].startswith("States.Format('s3://")
+    assert container["ModelDataUrl.$"].endswith("/releases/{}/model.tar.gz', $.run_id)")
+    copy = states["Release model artifact"]["Parameters"]
+    assert "/output/model.tar.gz" in copy["CopySource.$"]
+    assert "$.training.TrainingJobName" in copy["CopySource.$"]
     # What the inference image's serve program accepts and answers, from its own codecs.
     assert set(spec["SupportedContentTypes"]) == set(codecs.REQUEST_TYPES.values())
     assert set(spec["SupportedResponseMIMETypes"]) == set(codecs.RESPONSE_TYPES.values())

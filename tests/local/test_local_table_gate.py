@@ -24,8 +24,9 @@ from sklearn.model_selection import train_test_split
 from mlstack.local import assembly as assembly_mod
 from mlstack.local.asl import ExecutionResult, Interpreter
 
-# Where the gate hands over: Register model's metadata states (passed) or the failure path.
-PASSED = "Table version?"
+# Where the gate hands over: the released copy, then Register model's metadata states (passed),
+# or the failure path.
+PASSED = "Release model artifact"
 FAILED = "Notify failure"
 
 
