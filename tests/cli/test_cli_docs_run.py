@@ -40,6 +40,8 @@ NOT_RUN = {
     "models": "needs a deployed registry (AWS); tests/cli/test_cli_registry.py runs it on moto",
     "approve": "needs a deployed registry (AWS); tests/cli/test_cli_registry.py",
     "reject": "needs a deployed registry (AWS); tests/cli/test_cli_registry.py",
+    "report": "needs a deployed execution (AWS); tests/cli/test_cli_report.py runs it against "
+    "moto and botocore's Stubber",
 }
 # The ones run here, on a fresh local account (offline, in seconds).
 RUN = {"local models"}
