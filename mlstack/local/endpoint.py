@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mlstack.local.processes import stopping
 from mlstack.local.registry_store import Endpoint, Server
 from mlstack.local.sagemaker_service import SageMakerError, Service, now_ms
 
@@ -174,6 +175,15 @@ class Endpoints:
                     # wait loop then reports DeploymentRolledBack. A failed creation: Failed.
                     endpoint.status = "InService" if endpoint.model_dir else "Failed"
                     endpoint.failure_reason = str(err)[:1024]
+                    endpoint.modified_ms = now_ms()
+                self.service.save()
+                return
+            stop = stopping()
+            if stop:  # stopped while the new server booted: keep the configuration it had
+                server.stop(grace=5)
+                with self.service.lock:
+                    endpoint.status = "InService" if endpoint.model_dir else "Failed"
+                    endpoint.failure_reason = f"not updated: {stop}"[:1024]
                     endpoint.modified_ms = now_ms()
                 self.service.save()
                 return

@@ -135,6 +135,13 @@ def end_children(grace: float = 5, *, refuse_new: str = "") -> int:
     return len(running)
 
 
+def stopping() -> str:
+    """Why a stop began (:func:`end_children`'s ``refuse_new``), or "" while none has: a
+    program started before the stop must not take over afterwards (an endpoint's new model
+    server)."""
+    return _SPAWNER.refusing
+
+
 class Interrupted(BaseException):
     """SIGINT or SIGTERM reached a command (``signum``), raised in its main thread by
     :func:`interruptible`'s handler: the command stops what it started and says so. A
