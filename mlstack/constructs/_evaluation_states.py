@@ -266,8 +266,8 @@ def evaluation_job(builder: StateBuilder, images: ModelImages) -> ProcessingJob:
 def baseline_job(
     builder: StateBuilder, images: ModelImages, baseline: DataQualityBaseline
 ) -> ProcessingJob:
-    """The image's ``baseline`` program on the run's train channel; its two outputs are the
-    run's baseline prefix and ``latest/``."""
+    """The image's ``baseline`` program on the run's train channel and its model (for the
+    schema's feature names); its two outputs are the run's baseline prefix and ``latest/``."""
     latest = f"s3://{builder.bucket_name}/{builder.layout.baselines}latest/"
     # A job like Train model: in the training placement, traffic between hosts encrypted.
     network = {"EnableNetworkIsolation": builder.network_isolation}
@@ -275,6 +275,9 @@ def baseline_job(
     arguments = ["--input", "train", "--output", "run", "--output", "latest"]
     arguments += ["--comparison-threshold", str(baseline.drift_threshold)]
     arguments += ["--label", "first" if baseline.keep_label else "drop"]
+    # The model carries the prepared dataset's schema.json: the features' names by which the
+    # monitor compares captured records (none on the seeder's: x and y).
+    arguments += ["--model", "model"]
     return ProcessingJob(
         builder,
         kind="d",
@@ -283,12 +286,15 @@ def baseline_job(
             "ContainerEntrypoint": ["baseline"],
             "ContainerArguments": arguments,
         },
-        inputs={"train": "$.dataset.train_prefix"},
+        inputs={
+            "train": "$.dataset.train_prefix",
+            "model": "$.training.ModelArtifacts.S3ModelArtifacts",
+        },
         outputs=[
             processing_output("run", {"S3Uri.$": baseline_uri(builder)}),
             processing_output("latest", {"S3Uri": latest}),
         ],
-        reads=(builder.layout.datasets,),
+        reads=(builder.layout.datasets, builder.layout.models),
         writes=(builder.layout.baselines,),
         instance_type=baseline.instance_type,
         volume_size_gb=baseline.volume_size_gb,

@@ -69,14 +69,20 @@ def test_baseline_is_a_sync_processing_job_of_the_training_image(state, definiti
         # prod captures the endpoint's output too: Model Monitor puts the prediction first.
         "--label",
         "first",
+        # The model's schema.json names the features (a table run's; none on the seeder's).
+        "--model",
+        "model",
     ]
 
 
 def test_baseline_reads_the_train_channel_and_writes_the_runs_and_the_latest_prefix(state):
     parameters = state["Parameters"]
-    (train,) = parameters["ProcessingInputs"]
+    train, model = parameters["ProcessingInputs"]
     assert train["S3Input"]["S3Uri.$"] == "$.dataset.train_prefix"
     assert train["S3Input"]["LocalPath"] == "/opt/ml/processing/input/train"
+    # The model Save model registers (Evaluate model reads the same artifact).
+    assert model["S3Input"]["S3Uri.$"] == "$.training.ModelArtifacts.S3ModelArtifacts"
+    assert model["S3Input"]["LocalPath"] == "/opt/ml/processing/input/model"
     outputs = {
         o["OutputName"]: o["S3Output"] for o in parameters["ProcessingOutputConfig"]["Outputs"]
     }

@@ -6,10 +6,12 @@ contract with the constructs (``metric_data.json`` in botocore's ``MetricDatum``
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +190,65 @@ def test_the_baseline_names_and_counts_a_schemas_categories(tmp_path):
         "categories": {"Biscoe": 0.25, "Dream": 0.75},
     }
     assert bill["name"] == "bill_length_mm" and bill["missing_share"] == 0.2
+
+
+def test_the_baseline_takes_the_names_from_the_schema_its_model_carries(tmp_path):
+    # What the workflow's Baseline data job passes: --model, the run's model.tar.gz, which a model
+    # trained on a prepared dataset carries schema.json in (train copies it, docs/your-data.md).
+    schema = {
+        "schema_version": 1,
+        "problem_type": "multiclass",
+        "label": {"name": "species", "type": "categorical", "classes": ["a", "b", "c"]},
+        "features": [
+            {"name": "petal width (cm)", "type": "numeric"},
+            {"name": "region", "type": "categorical", "categories": ["north", "south"]},
+        ],
+        "rows": {"train": 4, "validation": 0, "test": 0},
+    }
+    model = tmp_path / "processing" / "input" / "model"
+    model.mkdir(parents=True)
+    with tarfile.open(model / "model.tar.gz", "w:gz") as archive:
+        for name, document in (
+            ("mlstack-model.json", {"objective": "multi:softprob", "num_class": 3}),
+            ("schema.json", schema),
+        ):
+            data = json.dumps(document).encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    train = tmp_path / "processing" / "input" / "train"
+    train.mkdir(parents=True)
+    (train / "part-0.csv").write_text("0,0.2,0\n1,1.3,1\n2,2.1,\n1,1.1,1\n")
+    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [str(BASELINE), "--model", "model"], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    document = json.loads(
+        (tmp_path / "processing" / "output" / "baseline" / "feature_baseline.json").read_text()
+    )
+    assert document["names_from"] == "schema"
+    assert [f["name"] for f in document["features"]] == ["petal width (cm)", "region"]
+    # By hand: 3 present regions of 4 rows, north once, south twice.
+    assert document["features"][1]["categories"] == {"north": 1 / 3, "south": 2 / 3}
+
+
+def test_a_model_without_a_schema_keeps_the_seeders_names(tmp_path):
+    model = tmp_path / "processing" / "input" / "model"
+    model.mkdir(parents=True)
+    (model / "mlstack-model.json").write_text(json.dumps({"objective": "reg:logistic"}))
+    train = tmp_path / "processing" / "input" / "train"
+    train.mkdir(parents=True)
+    (train / "part-0.csv").write_text("0,1,2\n1,3,4\n")
+    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [str(BASELINE), "--model", "model"], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    document = json.loads(
+        (tmp_path / "processing" / "output" / "baseline" / "feature_baseline.json").read_text()
+    )
+    assert [f["name"] for f in document["features"]] == ["x", "y"]
 
 
 # -- drift ------------------------------------------------------------------------------------

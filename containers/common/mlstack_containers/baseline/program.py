@@ -10,8 +10,10 @@ object under ``/opt/ml/processing/input/train``) and writes ``statistics.json`` 
 Beside them it writes ``feature_baseline.json`` (:mod:`mlstack_containers.feature_baseline`):
 each feature's training distribution by feature name, which the ``monitor`` program compares
 the captured requests with. ``--schema NAME`` (optional) is the directory of the dataset's
-``schema.json`` (a ProcessingInput of a prepared dataset); without it the names are the seeder's
-``x``/``y`` (two features) or ``_c<i>``.
+``schema.json`` (a ProcessingInput of a prepared dataset); ``--model NAME`` (optional, what the
+workflow's Baseline data job passes) is the directory of the run's model artifact, whose
+``schema.json`` a model trained on a prepared dataset carries. Without either, or with a model
+that carries none, the names are the seeder's ``x``/``y`` (two features) or ``_c<i>``.
 
 ``--label drop`` (default) describes the features alone, as an endpoint that captures only its
 input records them; ``--label first`` keeps the label as the first column, where Model Monitor
@@ -38,6 +40,7 @@ from mlstack_containers.baseline.stats import (
     statistics,
 )
 from mlstack_containers.data import channel_files
+from mlstack_containers.evaluation import EvaluationError, read_model
 from mlstack_containers.paths import SageMakerPaths
 from mlstack_containers.schema import Schema, SchemaError
 
@@ -55,6 +58,7 @@ def _arguments(argv: list[str], paths: SageMakerPaths) -> argparse.Namespace:
     parser.add_argument("--comparison-threshold", type=float, default=DEFAULT_COMPARISON_THRESHOLD)
     parser.add_argument("--label", choices=("drop", "first"), default="drop")
     parser.add_argument("--schema", type=Path)
+    parser.add_argument("--model", type=Path)
     args = parser.parse_args(argv)
     if not 0 < args.comparison_threshold <= 1:
         raise BaselineError(
@@ -62,9 +66,26 @@ def _arguments(argv: list[str], paths: SageMakerPaths) -> argparse.Namespace:
         )
     args.input = processing / "input" / args.input
     args.output = [processing / "output" / o for o in args.output or [Path("baseline")]]
+    if args.schema is not None and args.model is not None:
+        raise BaselineError("--schema and --model: give one (the model carries its schema.json)")
     if args.schema is not None:
         args.schema = processing / "input" / args.schema
+    if args.model is not None:
+        args.model = processing / "input" / args.model
     return args
+
+
+def _model_schema(path: Path | None) -> Schema | None:
+    """The schema.json a model trained on a prepared dataset carries (``model.tar.gz`` or
+    extracted, as ``evaluate`` reads it); None for a model without one (the seeder's)."""
+    if path is None:
+        return None
+    if not path.is_dir():
+        raise BaselineError(f"--model {path}: no such directory (the model artifact's input)")
+    try:
+        return read_model(path).schema
+    except EvaluationError as exc:
+        raise BaselineError(f"--model {path}: {exc}") from None
 
 
 def _schema(path: Path | None) -> Schema | None:
@@ -83,7 +104,7 @@ def run(argv: list[str], paths: SageMakerPaths) -> list[Path]:
     args = _arguments(argv, paths)
     if not args.input.is_dir():
         raise BaselineError(f"input directory {args.input} does not exist")
-    schema = _schema(args.schema)
+    schema = _schema(args.schema) or _model_schema(args.model)
     rows, columns = read_features(channel_files(args.input), keep_label=True)
     stats = statistics(rows, columns if args.label == "first" else columns[1:])
     documents = {
