@@ -16,6 +16,7 @@ from mlstack.report.history import timeline_bars
 
 __all__ = ["REPORT_FILE", "ReportInputs", "render"]
 TOP_FEATURES = 20
+WRITTEN_SPLITS = ("train", "validation", "test")  # schema.json's rows that a missing count covers
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#111;max-width:1120px}
@@ -263,12 +264,50 @@ def _data(parts: Mapping[str, Any] | None) -> str:
                 y_label="class",
             )
         )
+    missing_chart, missing_text = _missing_values(data.get("missing"), rows)
+    figures += missing_chart
     note = (
         ""
         if isinstance(rows, dict)
         else _missing("Rows per split: the run has no schema.json (the generated dataset).")
     )
-    return note + (_charts(figures) if figures else _missing("No data summary."))
+    return note + (_charts(figures) if figures else _missing("No data summary.")) + missing_text
+
+
+def _missing_values(missing: Any, rows: Any) -> tuple[list[str], str]:
+    """Missing values per feature column (schema.json's ``features[].missing``): a bar chart and
+    a table of the columns that have any, most first, and a sentence for the others."""
+    if not isinstance(missing, dict):
+        return [], _missing(
+            "Missing values per column: the model's schema.json does not count them (the "
+            "generated dataset, or a dataset prepared before the counts)."
+        )
+    counted = {str(k): int(v) for k, v in missing.items() if isinstance(v, int) and v > 0}
+    if not counted:
+        return [], f"<p>No missing values in any of the {len(missing)} feature columns.</p>"
+    top = sorted(counted.items(), key=lambda kv: -kv[1])[:TOP_FEATURES]
+    written = sum(int(rows.get(s, 0)) for s in WRITTEN_SPLITS) if isinstance(rows, dict) else 0
+    of = f" of {written} rows" if written else ""
+    chart = svg.bar_chart(
+        "missing-values",
+        "Missing values per column"
+        + (f" (top {len(top)} of {len(counted)})" if len(counted) > len(top) else ""),
+        [name for name, _ in top],
+        {"missing": [float(n) for _, n in top]},
+        x_label=f"missing values{of}",
+        y_label="column",
+    )
+    body = "".join(
+        f"<tr><td>{escape(name)}</td><td>{n}</td>"
+        f"<td>{f'{100 * n / written:.3g} %' if written else ''}</td></tr>"
+        for name, n in top
+    )
+    table = (
+        f"<p>{len(counted)} of {len(missing)} feature columns have missing values{of}:</p>"
+        '<table class="missing-values"><tr><th>Column</th><th>Missing</th><th>Share</th></tr>'
+        f"{body}</table>"
+    )
+    return [chart], table
 
 
 def _decisions(output: Mapping[str, Any] | None, releases: Sequence[Mapping[str, Any]]) -> str:

@@ -67,3 +67,44 @@ def test_a_run_that_left_nothing_says_so_in_every_section() -> None:
     ):
         assert said in html, said
     assert "States.TaskFailed: boom" in html
+
+
+# The data part as evaluate writes it from the prepare run of
+# tests/training/test_training_prepare.py::test_missing_values_are_counted_per_feature_over_the_
+# written_rows (counted by hand there: 40 written rows, colour 4 missing, size 4, weight none).
+DATA = {
+    "test_rows": 6,
+    "rows": {"train": 28, "validation": 6, "test": 6, "rejected": 2},
+    "class_balance": {"a": 3, "b": 3},
+}
+
+
+def _data_section(data: dict) -> str:
+    html = render(ReportInputs("r", "dev", "SUCCEEDED", parts={"data": data}))
+    found = re.search(r"<section><h2>Data</h2>.*?</section>", html)
+    assert found is not None
+    return found.group(0)
+
+
+def test_the_data_section_shows_missing_values_per_column_with_their_share() -> None:
+    section = _data_section({**DATA, "missing": {"weight": 0, "size": 4, "colour": 4}})
+    assert '<figure class="chart" data-chart="missing-values">' in section
+    table = re.search(r'<table class="missing-values">.*?</table>', section)
+    assert table is not None
+    cells = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>", table.group(0))
+    # most first (ties in the schema's order), 4 of 40 written rows is 10 %; weight has none
+    assert cells == [("size", "4", "10 %"), ("colour", "4", "10 %")]
+    assert "2 of 3 feature columns have missing values of 40 rows" in section
+
+
+def test_the_data_section_says_when_no_column_misses_a_value() -> None:
+    section = _data_section({**DATA, "missing": {"colour": 0, "size": 0}})
+    assert "No missing values in any of the 2 feature columns." in section
+    assert 'data-chart="missing-values"' not in section
+
+
+def test_the_data_section_says_when_the_schema_does_not_count_missing_values() -> None:
+    section = _data_section(DATA)  # a model prepared before the counts
+    assert "does not count them" in section
+    assert 'data-chart="missing-values"' not in section
+    assert 'data-chart="rows"' in section  # the rest of the section is still drawn

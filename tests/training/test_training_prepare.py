@@ -237,6 +237,35 @@ def test_split_sizes_follow_the_fractions_per_class(tmp_path) -> None:
     )  # categories from the train split only
 
 
+def test_missing_values_are_counted_per_feature_over_the_written_rows(tmp_path) -> None:
+    # Counted by hand. 40 good rows over two objects; colour is missing on 4 of them ("", "NA",
+    # " null ", ""), size on 4 ("NaN", "", "N/A", "") and weight on none: the missing markers of
+    # docs/your-data.md ("Missing values"). Two bad rows, each with an empty colour too (text in
+    # the numeric size; no label), are dropped to rejected/ and not counted.
+    colour = {3: "", 7: "NA", 11: " null ", 25: ""}
+    size = {5: "NaN", 11: "", 20: "N/A", 30: ""}
+    lines = [
+        f"{'ab'[i % 2]},{colour.get(i, 'red' if i % 3 else 'blue')},{size.get(i, str(i))},{i * 2}"
+        for i in range(40)
+    ]
+    header = "label,colour,size,weight"
+    first = [header, *lines[:20], "a,,oops,1"]
+    second = [header, *lines[20:], ",,5,1"]
+    (inputs(tmp_path) / "part-a.csv").write_text("\n".join(first) + "\n")
+    (inputs(tmp_path) / "part-b.csv").write_text("\n".join(second) + "\n")
+    result = run_prepare(tmp_path, "--label", "label", "--max-bad-rows-percent", "10")
+    assert result.returncode == 0, result.stderr
+    schema = Schema.read(tmp_path / "processing/output/schema")
+    assert schema.rows.rejected == 2
+    assert schema.rows.train + schema.rows.validation + schema.rows.test == 40
+    assert schema.missing == {"colour": 4, "size": 4, "weight": 0}
+    document = json.loads((tmp_path / "processing/output/schema/schema.json").read_text())
+    assert [f["missing"] for f in document["features"]] == [4, 4, 0]
+    # the shards agree: every counted value is an empty field in its split's shard
+    written = [r for split in decoded_rows(tmp_path).values() for r in split]
+    assert sum(r[1] == "" for r in written) == 4 and sum(r[2] == "" for r in written) == 4
+
+
 def test_same_input_and_seed_give_the_same_bytes_another_seed_other_rows(tmp_path) -> None:
     lines = ["x,y"] + [f"{i},{i % 3}" for i in range(300)]
     outputs = []

@@ -46,6 +46,11 @@ def test_prepare_train_evaluate_a_text_labelled_table(tmp_path, load, classes) -
     schema = json.loads((out / "schema" / "schema.json").read_text())
     assert schema["problem_type"] == "multiclass"
     assert schema["label"]["classes"] == classes
+    # every row is good (only features have gaps): each column's missing values are what pandas
+    # counts as missing in the table written (isna: None and NaN, written as empty fields)
+    missing = {str(k): int(v) for k, v in frame.drop(columns="label").isna().sum().items()}
+    assert {f["name"]: f["missing"] for f in schema["features"]} == missing
+    assert sum(missing.values()) > 0
 
     job = Job(tmp_path / "train")
     job.hyperparameters(
@@ -87,3 +92,5 @@ def test_prepare_train_evaluate_a_text_labelled_table(tmp_path, load, classes) -
     assert metrics["accuracy"]["value"] >= 0.85  # both datasets are easily separable
     assert list(metrics["confusion_matrix"]) == classes
     assert sum(sum(row.values()) for row in metrics["confusion_matrix"].values()) == len(test)
+    parts = json.loads((base / "processing/output/evaluation/report_parts.json").read_text())
+    assert parts["data"]["missing"] == missing  # the run report's missing values per column

@@ -84,13 +84,20 @@ def _trained_model(base: Path, X: np.ndarray, y: np.ndarray, params: dict) -> xg
     return booster
 
 
-def _wine_schema(classes: list[str], features: list[str], rows: dict[str, int]) -> str:
+def _wine_schema(
+    classes: list[str], features: list[str], rows: dict[str, int], missing: dict[str, int] | None
+) -> str:
+    counts = {} if missing is None else missing
     return json.dumps(
         {
             "schema_version": 1,
             "problem_type": "multiclass",
             "label": {"name": "cultivar", "type": "categorical", "classes": classes},
-            "features": [{"name": name, "type": "numeric"} for name in features],
+            "features": [
+                {"name": name, "type": "numeric"}
+                | ({"missing": counts[name]} if name in counts else {})
+                for name in features
+            ],
             "rows": rows,
         }
     )
@@ -116,8 +123,11 @@ def test_evaluate_writes_binary_parts_beside_the_report(tmp_path: Path) -> None:
     assert "XGBoost cannot read the model" in parts["importance"]["missing"]
 
 
+# a schema from before features[].missing, and one that counts (hand-set counts: 3 in the first
+# column, none in the others; at most the 356 written rows)
+@pytest.mark.parametrize("counted", [False, True], ids=["schema-without-missing", "with-missing"])
 def test_evaluate_writes_multiclass_parts_by_class_label_with_named_importance(
-    tmp_path: Path,
+    tmp_path: Path, counted: bool
 ) -> None:
     wine = load_wine()  # scikit-learn's bundled UCI wine data: 3 cultivars, 13 features
     X, y = wine.data, wine.target.astype(np.float64)
@@ -131,7 +141,9 @@ def test_evaluate_writes_multiclass_parts_by_class_label_with_named_importance(
     (model / "mlstack-model.json").write_text(json.dumps({"objective": "multi:softmax"}))
     classes = [str(name) for name in wine.target_names]
     rows = {"train": 178, "validation": 0, "test": 178, "rejected": 0}
-    (model / "schema.json").write_text(_wine_schema(classes, list(wine.feature_names), rows))
+    names = list(wine.feature_names)
+    missing = {name: 3 if i == 0 else 0 for i, name in enumerate(names)} if counted else None
+    (model / "schema.json").write_text(_wine_schema(classes, names, rows, missing))
     result = run_program(base)
     assert result.returncode == 0, result.stdout + result.stderr
     parts = json.loads(
@@ -149,6 +161,11 @@ def test_evaluate_writes_multiclass_parts_by_class_label_with_named_importance(
     assert parts["importance"]["gain"] == pytest.approx(expected)
     assert list(parts["importance"]["gain"]) == sorted(expected, key=lambda k: -expected[k])
     assert parts["data"]["rows"] == rows
+    if missing is None:
+        assert "missing" not in parts["data"]
+    else:
+        assert parts["data"]["missing"] == missing
+        assert list(parts["data"]["missing"]) == names  # the schema's feature order
     assert parts["data"]["class_balance"] == dict(
         zip(classes, np.bincount(wine.target).tolist(), strict=True)
     )

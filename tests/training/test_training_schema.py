@@ -42,6 +42,25 @@ def test_spec_example_round_trips():
     assert schema.feature_names == ["island", "bill_length_mm"]
 
 
+def test_a_schema_written_before_missing_counts_reads_and_counts_none():
+    # the spec example predates features[].missing: models trained then still load
+    schema = Schema.from_dict(SPEC_EXAMPLE)
+    assert [f.missing for f in schema.features] == [None, None]
+    assert schema.missing is None
+    assert all("missing" not in f for f in json.loads(schema.to_json())["features"])
+
+
+def test_missing_counts_round_trip():
+    def counted(d):
+        d["features"][0]["missing"] = 0
+        d["features"][1]["missing"] = 344  # every written row (240 + 52 + 52)
+
+    document = _with(counted)
+    schema = Schema.from_json(json.dumps(document))
+    assert json.loads(schema.to_json()) == document
+    assert schema.missing == {"island": 0, "bill_length_mm": 344}
+
+
 def test_categorical_feature_encodes_index_and_empties_unknown():
     island = Schema.from_dict(SPEC_EXAMPLE).features[0]
     assert [island.encode(v) for v in ("Biscoe", "Torgersen", "Mars", "")] == ["0", "2", "", ""]
@@ -76,6 +95,11 @@ def test_file_round_trip(tmp_path):
         (lambda d: d["rows"].update(test=-1), "rows.test"),
         (lambda d: d["rows"].pop("train"), "rows.train"),
         (lambda d: d.update(extra=1), "extra"),
+        (lambda d: d["features"][1].update(missing=-1), "features[1].missing"),
+        (lambda d: d["features"][1].update(missing=True), "features[1].missing"),
+        (lambda d: d["features"][1].update(missing="2"), "features[1].missing"),
+        # train 240 + validation 52 + test 52 = 344 written rows: a column misses at most 344
+        (lambda d: d["features"][0].update(missing=345), "features[0].missing"),
     ],
 )
 def test_bad_document_names_the_key(change, key):
@@ -110,7 +134,9 @@ _json = st.recursive(
     lambda children: (
         st.lists(children, max_size=4)
         | st.dictionaries(
-            st.sampled_from([*SPEC_EXAMPLE, "name", "type", "classes", "categories", "x"]),
+            st.sampled_from(
+                [*SPEC_EXAMPLE, "name", "type", "classes", "categories", "missing", "x"]
+            ),
             children,
             max_size=6,
         )

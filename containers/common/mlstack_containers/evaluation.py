@@ -604,6 +604,7 @@ def _report_parts(
         feature_names=schema.feature_names if schema is not None else [],
         rows=dataclasses.asdict(schema.rows) if schema is not None else None,
         model_dir=model_dir,
+        missing=schema.missing if schema is not None else None,
     )
 
 

@@ -14,8 +14,8 @@ run), so the training image carries no plotting library. By problem type:
   the residuals' histogram (:data:`HISTOGRAM_BINS` equal bins).
 
 Besides: the feature importance (XGBoost's total ``gain`` per feature, named from the model's
-``schema.json`` when it has one, else ``f0``, ``f1``, ...), and the data (rows per split from the
-schema, the test labels' class balance).
+``schema.json`` when it has one, else ``f0``, ``f1``, ...), and the data (rows per split and
+missing values per feature from the schema, the test labels' class balance).
 """
 
 from __future__ import annotations
@@ -166,9 +166,11 @@ def report_parts(
     feature_names: list[str],
     rows: dict[str, int] | None,
     model_dir: Path,
+    missing: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Every part of one evaluation: ``scores`` are the probabilities (binary), the predicted
-    class indices (multiclass) or the predictions (regression)."""
+    class indices (multiclass) or the predictions (regression); ``missing`` the missing values
+    per feature (``schema.json``'s ``features[].missing``), in the schema's feature order."""
     parts: dict[str, Any] = {"version": PARTS_VERSION, "problem_type": kind, "rows": len(labels)}
     positives = int(np.sum(labels == 1))
     if kind == "binary" and 0 < positives < len(labels):  # undefined with one class, as AUC
@@ -185,6 +187,8 @@ def report_parts(
     data: dict[str, Any] = {"test_rows": len(labels)}
     if rows is not None:
         data["rows"] = rows
+    if missing is not None:
+        data["missing"] = missing
     if kind != "regression":
         data["class_balance"] = class_balance(labels, classes)
     parts["data"] = data

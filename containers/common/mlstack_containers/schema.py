@@ -12,7 +12,7 @@ reader and writer::
                 "classes": ["Adelie", "Chinstrap", "Gentoo"]},
       "features": [
         {"name": "island", "type": "categorical", "categories": ["Biscoe", "Dream", "Torgersen"]},
-        {"name": "bill_length_mm", "type": "numeric"}
+        {"name": "bill_length_mm", "type": "numeric", "missing": 2}
       ],
       "rows": {"train": 240, "validation": 52, "test": 52, "rejected": 0}
     }
@@ -25,6 +25,9 @@ reader and writer::
   features; test shards: the features, their labels beside them in ``test-labels/``).
 * A categorical feature is written as the 0-based index into its ``categories`` (from the train
   split only, by code point); a missing or unknown value, and a missing number, are an empty field.
+* A feature's ``missing`` (optional: schemas written before it have none) counts its missing
+  values among the rows written to train, validation and test (the bad rows not counted); it is
+  at most their sum.
 
 Validation names the bad key (``label.classes[2]``, ``features[3].categories``) and says what is
 allowed; an unknown key is refused too, so a newer schema is never half-read.
@@ -73,6 +76,7 @@ class Feature:
     name: str
     type: str  # "categorical" | "numeric"
     categories: tuple[str, ...] | None = None  # categorical only
+    missing: int | None = None  # missing values in the written rows; None: not counted
 
     def encode(self, value: str) -> str:
         """A raw value as its shard field: a category's index, a number as given, else empty."""
@@ -115,6 +119,13 @@ class Schema:
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
 
+    @property
+    def missing(self) -> dict[str, int] | None:
+        """Missing values per feature name, in feature order; None when the schema counts none
+        (written before ``missing`` was)."""
+        counted = {f.name: f.missing for f in self.features if f.missing is not None}
+        return counted or None
+
     def class_index(self, value: str) -> int | None:
         """The encoded label of a class label, or None when it is not one of ``classes``."""
         return _index(self.classes).get(value)
@@ -129,6 +140,8 @@ class Schema:
             item: dict[str, Any] = {"name": f.name, "type": f.type}
             if f.categories is not None:
                 item["categories"] = list(f.categories)
+            if f.missing is not None:
+                item["missing"] = f.missing
             features.append(item)
         return {
             "schema_version": self.schema_version,
@@ -166,13 +179,14 @@ class Schema:
         parsed = []
         for i, item in enumerate(features):
             where = f"features[{i}]"
-            f = _object(item, where, ("name", "type", "categories"), ("name", "type"))
+            f = _object(item, where, _FEATURE_KEYS, ("name", "type"))
             categories = f.get("categories")
             parsed.append(
                 Feature(
                     name=f["name"],
                     type=f["type"],
                     categories=None if categories is None else _strings(categories, where),
+                    missing=f.get("missing"),
                 )
             )
         rows = _object(top["rows"], "rows", SPLITS, ("train", "validation", "test"))
@@ -244,6 +258,7 @@ class Schema:
                         )
             _ordered(classes, "label.classes", numeric=numeric)
         names = {self.label.name}
+        written = self.rows.train + self.rows.validation + self.rows.test
         for i, f in enumerate(self.features):
             where = f"features[{i}]"
             _name(f.name, f"{where}.name")
@@ -260,9 +275,12 @@ class Schema:
                 raise SchemaError(f"{where}.categories: a numeric feature has no categories")
             if f.categories is not None:
                 _ordered(f.categories, f"{where}.categories", numeric=False)
+            if f.missing is not None:
+                _missing_count(f.missing, f"{where}.missing", written)
 
 
 _TOP_KEYS = ("schema_version", "problem_type", "label", "features", "rows")
+_FEATURE_KEYS = ("name", "type", "categories", "missing")
 
 
 def _index(values: tuple[str, ...]) -> dict[str, int]:
@@ -311,6 +329,16 @@ def _name(value: Any, where: str) -> None:
 def _type(value: Any, where: str) -> None:
     if value not in COLUMN_TYPES:
         raise SchemaError(f"{where}: {value!r}; expected one of {', '.join(COLUMN_TYPES)}")
+
+
+def _missing_count(value: Any, where: str, written: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise SchemaError(f"{where}: {value!r} is not a count of missing values (an integer >= 0)")
+    if value > written:
+        raise SchemaError(
+            f"{where}: {value} missing values, but train, validation and test hold {written} "
+            "rows together; a column misses at most every written row"
+        )
 
 
 def _is_number(value: str) -> bool:

@@ -1,4 +1,5 @@
-"""The first pass: column types, the problem type, classes, categories, split boundaries, counts.
+"""The first pass: column types, the problem type, classes, categories, split boundaries, counts
+(rows per split, missing values per feature).
 
 Memory holds per-class histograms of split bins (``BINS`` counters a class) and, per categorical
 column, one entry per distinct (value, class): it follows the columns' cardinality, never the
@@ -72,10 +73,13 @@ class Learner:
     # categorical feature -> {(value, class label): highest split bin}; class "" for regression
     by_class: dict[str, dict[tuple[str, str], int]] | None = None
     by_value: dict[str, dict[str, int]] = field(default_factory=dict)
+    # feature -> missing values among the good rows (the rows the shards get)
+    missing: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_class = {f: {} for f in self.categorical}
         self.by_value = {f: {} for f in self.categorical}
+        self.missing = dict.fromkeys(self.layout.features, 0)
 
     @property
     def categorical(self) -> tuple[str, ...]:
@@ -108,6 +112,8 @@ class Learner:
             self.integral = bool(np.all(numbers == np.floor(numbers)))
         if self.class_bins is not None:
             self._add_classes(keys, bins)
+        for name in self.layout.features:  # in a good row, null is missing (text makes it bad)
+            self.missing[name] += pc.filter(parsed.values[name], good).null_count
         for name in self.categorical:
             self._add_categories(name, pc.filter(parsed.values[name], good), keys, bins)
 
@@ -240,7 +246,7 @@ def plan(learner: Learner, requested: str, test: float, validation: float) -> Pl
     features = []
     for name in layout.features:
         if name in layout.numeric:
-            features.append(Feature(name, "numeric"))
+            features.append(Feature(name, "numeric", missing=learner.missing[name]))
             continue
         if kind in CLASSIFICATION:
             assert learner.by_class is not None
@@ -248,7 +254,8 @@ def plan(learner: Learner, requested: str, test: float, validation: float) -> Pl
             in_train = {v for (v, c), b in learner.by_class[name].items() if b >= start[c]}
         else:
             in_train = {v for v, b in learner.by_value[name].items() if b >= validation_end[0]}
-        features.append(Feature(name, "categorical", tuple(class_order(in_train, numeric=False))))
+        categories = tuple(class_order(in_train, numeric=False))
+        features.append(Feature(name, "categorical", categories, learner.missing[name]))
     schema = Schema(
         problem_type=kind,
         label=Label(
