@@ -90,3 +90,19 @@ def test_an_inlined_chart_declares_no_xlink_and_fetches_nothing() -> None:
     outside = chart.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "http" not in outside
     assert re.findall(r"url\((?!#)", outside) == []
+
+
+def test_labels_from_the_data_are_drawn_as_written_not_as_tex_or_markup() -> None:
+    # hostile names a dataset may hold: TeX delimiters (matplotlib's mathtext parses $...$ unless
+    # text.parse_math is off, and an unbalanced "$" raises), markup, an underscore
+    names = ["$x$", "price $", "<b>&amp;", "a_b"]
+    chart = svg.bar_chart(
+        "importance", "Gain", names, {"gain": [4.0, 3.0, 2.0, 1.0]}, x_label="gain", y_label="f"
+    )
+    texts = {t.text for t in _svg(chart).iter(f"{SVG}text")}
+    assert set(names) <= texts
+
+
+def test_a_confusion_matrix_without_classes_draws_no_marks() -> None:
+    root = _svg(svg.heatmap("confusion-matrix", "Confusion", {}))
+    assert [g for g in root.iter(f"{SVG}g") if (g.get("id") or "").startswith("marks-")] == []
