@@ -74,10 +74,14 @@ def _finite(value: object) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
 
 
+# Every artist reads rcParams when it is made, and the SVG backend when it saves: a chart is made
+# and saved wholly inside these settings (matplotlib restores the caller's afterwards).
+_drawing = matplotlib.rc_context(_RC)
+
+
 def _new(width: int, height: int, **margins: float) -> tuple[Figure, Axes]:
-    with matplotlib.rc_context(_RC):
-        figure_ = Figure(figsize=(width / PIXELS_PER_INCH, height / PIXELS_PER_INCH))
-        axes = figure_.add_subplot()
+    figure_ = Figure(figsize=(width / PIXELS_PER_INCH, height / PIXELS_PER_INCH))
+    axes = figure_.add_subplot()
     figure_.subplots_adjust(**margins)
     return figure_, axes
 
@@ -101,8 +105,7 @@ def _svg(figure_: Figure) -> str:
     """The figure's ``<svg>`` element, ready to inline into HTML: no XML prolog or DOCTYPE, and
     SVG 2's ``href`` rather than ``xlink:href`` (so no XLink namespace is declared)."""
     out = io.StringIO()
-    with matplotlib.rc_context(_RC):
-        figure_.savefig(out, format="svg", metadata=_METADATA)
+    figure_.savefig(out, format="svg", metadata=_METADATA)
     text = out.getvalue()
     text = text[text.index("<svg") :]
     text = text.replace(' xmlns:xlink="http://www.w3.org/1999/xlink"', "")
@@ -118,6 +121,7 @@ def figure(chart_id: str, title: str, body: str) -> str:
     )
 
 
+@_drawing
 def xy_chart(
     chart_id: str,
     title: str,
@@ -160,6 +164,7 @@ def xy_chart(
     return figure(chart_id, title, _svg(figure_))
 
 
+@_drawing
 def bar_chart(
     chart_id: str,
     title: str,
@@ -192,6 +197,7 @@ def bar_chart(
     return figure(chart_id, title, _svg(figure_))
 
 
+@_drawing
 def histogram(
     chart_id: str, title: str, edges: Sequence[float], counts: Sequence[int], *, x_label: str
 ) -> str:
@@ -207,6 +213,7 @@ def histogram(
     return figure(chart_id, title, _svg(figure_))
 
 
+@_drawing
 def heatmap(chart_id: str, title: str, matrix: dict[str, dict[str, int]]) -> str:
     """A confusion matrix ``{actual: {predicted: count}}``: one cell a pair, darker the more."""
     names = list(matrix)
@@ -241,6 +248,7 @@ def heatmap(chart_id: str, title: str, matrix: dict[str, dict[str, int]]) -> str
     return figure(chart_id, title, _svg(figure_))
 
 
+@_drawing
 def timeline(chart_id: str, title: str, bars: Sequence[Bar]) -> str:
     """One lane a state (Map iterations grouped under their Map), each visit a bar over time;
     failed bars red, retries marked."""

@@ -106,3 +106,15 @@ def test_labels_from_the_data_are_drawn_as_written_not_as_tex_or_markup() -> Non
 def test_a_confusion_matrix_without_classes_draws_no_marks() -> None:
     root = _svg(svg.heatmap("confusion-matrix", "Confusion", {}))
     assert [g for g in root.iter(f"{SVG}g") if (g.get("id") or "").startswith("marks-")] == []
+
+
+def test_axis_titles_from_the_data_are_text_and_the_callers_settings_are_restored() -> None:
+    import matplotlib
+
+    before = dict(matplotlib.rcParams)
+    chart = svg.xy_chart(
+        "training-$m$", "m", [svg.Series("$a", [0, 1], [1.0, 2.0])], x_label="$r$", y_label="$m$"
+    )
+    texts = {t.text for t in _svg(chart).iter(f"{SVG}text")}
+    assert {"$r$", "$m$"} <= texts
+    assert dict(matplotlib.rcParams) == before
