@@ -102,12 +102,13 @@ def _marks(artists: Sequence[Any]) -> None:
 
 
 def _svg(figure_: Figure) -> str:
-    """The figure's ``<svg>`` element, ready to inline into HTML: no XML prolog or DOCTYPE, and
-    SVG 2's ``href`` rather than ``xlink:href`` (so no XLink namespace is declared)."""
+    """The figure's ``<svg>`` element, ready to inline into HTML: one line, no XML prolog or
+    DOCTYPE, and SVG 2's ``href`` rather than ``xlink:href`` (so no XLink namespace is declared)."""
     out = io.StringIO()
     figure_.savefig(out, format="svg", metadata=_METADATA)
     text = out.getvalue()
-    text = text[text.index("<svg") :]
+    # one line, as the HTML around it: matplotlib indents every element and breaks path data
+    text = re.sub(r"\n\s*", " ", text[text.index("<svg") :].strip())
     text = text.replace(' xmlns:xlink="http://www.w3.org/1999/xlink"', "")
     return re.sub(r"\bxlink:href=", "href=", text)
 
