@@ -1,5 +1,5 @@
 """Time to render a local run's report.html again from what the run left (history.json,
-execution.json, report_parts.json, metrics-<host>.json): the hand-rolled SVG charts.
+execution.json, report_parts.json, metrics-<host>.json): the charts matplotlib draws.
 
 Usage: .venv/bin/python bench/report.py .work/local/<execution name>
 """

@@ -169,19 +169,23 @@ def _event(message: dict[str, Any], result: PageResult) -> None:
 
 
 # Every chart has drawn marks (a visible box) and both axis titles; every number it shows is a
-# number. Returns {chart id: problems}, empty when all are well, and the charts' count.
+# number. The report's charts are matplotlib's SVG (mlstack/report/svg.py): the marks are the
+# groups whose id (the artist's gid) starts "marks-", an axis title the text inside the group
+# "axis-label-x" or "axis-label-y". Returns {chart id: problems}, empty when all are well, and the
+# charts' count.
 CHART_CHECK = """(() => {
   const problems = {};
   const charts = [...document.querySelectorAll('figure.chart')];
   for (const chart of charts) {
     const id = chart.dataset.chart;
     const bad = [];
-    const marks = chart.querySelectorAll('g.marks > *');
-    if (marks.length === 0) bad.push('no marks');
-    const box = chart.querySelector('g.marks') && chart.querySelector('g.marks').getBBox();
-    if (!box || box.width < 1 || box.height < 1) bad.push('marks have no size');
+    const groups = [...chart.querySelectorAll('svg g[id^="marks-"]')];
+    const drawn = groups.flatMap(g => [...g.querySelectorAll('path, use, rect, circle, polygon')]);
+    if (drawn.length === 0) bad.push('no marks');
+    const boxes = groups.map(g => g.getBBox());
+    if (!boxes.some(b => b.width >= 1 && b.height >= 1)) bad.push('marks have no size');
     for (const axis of ['x', 'y']) {
-      const label = chart.querySelector(`text.axis-label[data-axis="${axis}"]`);
+      const label = chart.querySelector(`svg g[id="axis-label-${axis}"] text`);
       if (!label || !label.textContent.trim()) bad.push(`no ${axis} axis label`);
     }
     if (/NaN|undefined|Infinity/.test(chart.querySelector('svg').outerHTML)) bad.push('NaN in svg');
