@@ -179,7 +179,8 @@ class TransformJobs:
             with done_lock:
                 done[0] += 1
                 line = f"mlstack-transform: {done[0]}/{len(keys)} objects transformed"
-            self.service.log(desc["TransformJobName"], line)
+            if self.service.log is not None:
+                self.service.log(desc["TransformJobName"], line)
 
         def transform(server: Server, objects: list[str]) -> int:
             records = 0
