@@ -153,22 +153,15 @@ def processing_request(
 
 
 def monitor_arguments(config: Any, endpoint: str, start: datetime, end: datetime) -> list[str]:
-    """The program's arguments from the environment's ``monitoring`` keys."""
-    m = config.monitoring
-    arguments = [
+    """The program's arguments: the window, then what the Workflow stack's DriftMonitor tells
+    it (the same reading of the environment's ``monitoring`` keys)."""
+    from mlstack.stacks._monitor_settings import monitor_settings
+
+    window = [
         "--window-start", start.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "--window-end", end.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "--endpoint", endpoint,
-        "--min-records", str(m.min_records),
-        "--psi-threshold", str(m.psi_threshold),
-        "--p-value", str(m.p_value),
-        "--drifted-share-percent", str(m.drifted_share_alarm_percent),
     ]  # fmt: skip
-    if m.quality_metric is not None:
-        arguments += ["--quality-metric", m.quality_metric]
-    if m.quality_threshold is not None:
-        arguments += ["--quality-threshold", str(m.quality_threshold)]
-    return arguments
+    return window + monitor_settings(config).arguments(endpoint)
 
 
 def run_monitor(args: argparse.Namespace, now: datetime | None = None) -> dict[str, Any]:

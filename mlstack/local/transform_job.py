@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import json
 import tarfile
+import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -172,6 +173,14 @@ class TransformJobs:
             self._transform_failed(desc, f"ClientError: no objects under {source['S3Uri']}")
         out_base = tout["S3OutputPath"].rstrip("/")
         processing = DataProcessing.of(desc)
+        done, done_lock = [0], threading.Lock()
+
+        def written() -> None:  # progress: the run's reporter shows k/n objects
+            with done_lock:
+                done[0] += 1
+                line = f"mlstack-transform: {done[0]}/{len(keys)} objects transformed"
+            if self.service.log is not None:
+                self.service.log(desc["TransformJobName"], line)
 
         def transform(server: Server, objects: list[str]) -> int:
             records = 0
@@ -196,6 +205,7 @@ class TransformJobs:
                 self.service.s3.write(
                     f"{out_base}/{key[len(folder) :]}.out", body, tout.get("Accept")
                 )
+                written()
             return records
 
         # SageMaker spreads an S3Prefix input's objects over the instances: instance i

@@ -102,11 +102,15 @@ class Reporter:
         self.emit(f"… {name}: {done}/{total} iterations done ({status.lower()}: {index})")
 
     def _round(self, line: str) -> None:
-        """A training round's line (``[k]\t...``): the running task's row says ``round k``."""
-        match = _ROUND.match(line)
+        """A training round's line (``[k]\t...``): the running task's row says ``round k``; a
+        transform job's ``mlstack-transform: k/n objects`` line: ``k/n objects``."""
         row = next((r for r in reversed(self.rows) if r.status == "running"), None)
-        if match and row is not None:
+        if row is None:
+            return
+        if match := _ROUND.match(line):
             row.note = f"round {match.group(1)}"
+        elif match := _TRANSFORMED.match(line):
+            row.note = f"{match.group(1)}/{match.group(2)} objects"
 
     # --- programs -------------------------------------------------------------------------
     def log(self, source: str, line: str) -> None:
@@ -119,12 +123,16 @@ class Reporter:
 
 
 _ROUND = re.compile(r"^\[(\d+)\]\t")
+# What a local transform job logs as each input object's output is written (transform_job.py).
+_TRANSFORMED = re.compile(r"^mlstack-transform: (\d+)/(\d+) objects")
 
 
 def interesting(source: str, line: str) -> bool:
-    """Shown without --verbose: training rounds and messages, errors, notifications."""
+    """Shown without --verbose: training rounds and messages, transform progress, errors,
+    notifications."""
     return (
         _ROUND.match(line) is not None
+        or _TRANSFORMED.match(line) is not None
         or line.startswith("mlstack-train:")
         or line.startswith("spot interruption")
         or '"level": "ERROR"' in line

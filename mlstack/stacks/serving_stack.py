@@ -26,6 +26,7 @@ from mlstack.constructs import (
 from mlstack.constructs._nag import acknowledge_inline_policy
 from mlstack.constructs._release_artifact_states import released_artifacts
 from mlstack.constructs.model_images import CONTAINERS_DIR
+from mlstack.stacks._monitor_settings import checked_baseline
 
 
 def _split(artifact: str) -> tuple[str | None, str]:
@@ -264,13 +265,7 @@ class ServingStack(Stack):
         if not runs_model_monitor(config):
             return None
         monitoring = config.monitoring
-        baselines = data.layout.baselines
-        if not monitoring.baseline.startswith(baselines):
-            raise ValueError(
-                f"environment '{config.name}': monitoring.baseline {monitoring.baseline!r}: "
-                f"expected a prefix under '{baselines}' of the data bucket, such as "
-                f"'{baselines}latest/' (see docs/monitoring.md)"
-            )
+        checked_baseline(config, data.layout.baselines)
         return DataQualityMonitor(
             self,
             "DataQuality",

@@ -30,7 +30,6 @@ from mlstack.constructs import (
     ModelRegistry,
     ModelRelease,
     MonitoredEndpoint,
-    MonitorSettings,
     RetrainingSchedule,
     RetrainOnDrift,
     SpotTraining,
@@ -43,6 +42,7 @@ from mlstack.constructs import (
 from mlstack.constructs._nag import acknowledge_guard
 from mlstack.constructs._prepare_states import PrepareData
 from mlstack.constructs.workflow_options import ModelRegistration
+from mlstack.stacks._monitor_settings import checked_baseline, monitor_settings
 from mlstack.stacks.serving_stack import first_feature, monitors_data_quality, runs_model_monitor
 
 R = logs.RetentionDays
@@ -415,14 +415,7 @@ class WorkflowStack(Stack):
         if not monitors_data_quality(config):
             return None
         monitoring = config.monitoring
-        baselines = data.layout.baselines
-        if not monitoring.baseline.startswith(baselines):
-            raise ValueError(
-                f"environment '{config.name}': monitoring.baseline {monitoring.baseline!r}: "
-                f"expected a prefix under '{baselines}' of the data bucket, such as "
-                f"'{baselines}latest/' (see docs/monitoring.md)"
-            )
-        threshold = monitoring.quality_threshold
+        baseline = checked_baseline(config, data.layout.baselines)
         return DriftMonitor(
             self,
             "DriftMonitor",
@@ -434,16 +427,9 @@ class WorkflowStack(Stack):
             endpoint_name=config.name_prefix,
             variant_names=config.endpoint.variant_names,
             namespace=config.monitor_namespace,
-            settings=MonitorSettings(
-                min_records=monitoring.min_records,
-                psi_threshold=monitoring.psi_threshold,
-                p_value=monitoring.p_value,
-                drifted_share_percent=monitoring.drifted_share_alarm_percent,
-                quality_metric=config.quality_metric(),
-                quality_threshold=threshold,
-            ),
+            settings=monitor_settings(config),
             schedule_expression=monitoring.schedule_expression,
-            baseline_prefix=monitoring.baseline,
+            baseline_prefix=baseline,
             capture_prefix=data.layout.data_capture,
             instance_type=monitoring.instance_type,
             volume_size_gb=monitoring.volume_size_gb,

@@ -1,4 +1,5 @@
-"""Progress of long local steps: a Map's iterations (the seeding shards) and training rounds.
+"""Progress of long local steps: a Map's iterations (the seeding shards), training rounds and
+transform objects.
 On a terminal (a real pseudo-terminal, as tests/cli/terminal.py opens them) the live table's row
 says ``k/n iterations`` and ``round k``; elsewhere each iteration done is a plain line."""
 
@@ -15,6 +16,7 @@ from mlstack.report.history import HistoryRecorder
 from tests.cli.terminal import plain
 
 ITEMS = 4
+OBJECTS = 3
 DEFINITION = {
     "StartAt": "Seed shards",
     "States": {
@@ -39,6 +41,11 @@ DEFINITION = {
         "Train model": {
             "Type": "Task",
             "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync",
+            "Next": "Batch transform",
+        },
+        "Batch transform": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sagemaker:createTransformJob.sync",
             "End": True,
         },
     },
@@ -50,6 +57,9 @@ def _run(reporter: Any) -> None:
         if call.state_name == "Train model":
             for k in range(3):  # what `train` prints each round (XGBoost's evaluation line)
                 reporter.log("algo-1", f"[{k}]\ttrain-rmse:0.{5 - k}")
+        if call.state_name == "Batch transform":  # what the local transform job logs
+            for k in range(1, OBJECTS + 1):
+                reporter.log("job-t", f"mlstack-transform: {k}/{OBJECTS} objects transformed")
         return {}
 
     # the run's listener: the history recorder, which passes every event on to the reporter
@@ -70,6 +80,8 @@ def test_plain_output_says_each_iteration_done_with_the_count() -> None:
     for done in range(1, ITEMS + 1):
         assert f"… Seed shards: {done}/{ITEMS} iterations done" in text
     assert "[2]\ttrain-rmse:0.3" in text  # each round's line
+    for done in range(1, OBJECTS + 1):  # each transformed object's line
+        assert f"mlstack-transform: {done}/{OBJECTS} objects transformed" in text
 
 
 def test_a_terminal_shows_iterations_and_the_training_round_in_the_live_table() -> None:
@@ -97,4 +109,5 @@ def test_a_terminal_shows_iterations_and_the_training_round_in_the_live_table() 
     text = plain(screen.decode("utf-8", errors="replace"))
     assert f"{ITEMS}/{ITEMS} iterations" in text
     assert "round 2" in text
+    assert f"{OBJECTS}/{OBJECTS} objects" in text
     assert "… Seed shards" not in text  # no plain lines on a terminal: the table says it

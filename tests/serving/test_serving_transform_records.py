@@ -360,3 +360,36 @@ def test_a_slice_is_pythons_with_its_end_included(
     text = f"$[{'' if start is None else start}:{'' if end is None else end}]"
     python_end = None if end is None or end == -1 else end + 1
     assert JsonPath.parse(text, "OutputFilter").select(values, 0) == values[start:python_end]
+
+
+def test_a_transform_job_logs_each_object_it_has_written(
+    s3: EmbeddedS3, model: PenguinModel, tmp_path: Path
+) -> None:
+    # The run's reporter shows these lines as the transform's progress (mlstack/local/ui.py).
+    logged: list[tuple[str, str]] = []
+    image = Image(uri=IMAGE_URI, directory=REPO / "containers", dockerfile="inference/Dockerfile")
+    sagemaker = LocalSageMaker(
+        tmp_path / "run", s3, {IMAGE_URI: image}, log=lambda s, line: logged.append((s, line))
+    )
+    try:
+        sagemaker.create_model(
+            {
+                "ModelName": "penguins",
+                "PrimaryContainer": {
+                    "Image": IMAGE_URI,
+                    "ModelDataUrl": "s3://data/models/model.tar.gz",
+                },
+                "ExecutionRoleArn": "arn:aws:iam::000000000000:role/sagemaker",
+            }
+        )
+        for part in ("a", "b"):  # two objects under the input prefix
+            s3.client.put_object(
+                Bucket="data", Key=f"in/progress/{part}.csv", Body=csv_rows(model, ROWS)
+            )
+        transform(sagemaker, s3, "progress", csv_rows(model, ROWS))  # a third: rows.csv
+    finally:
+        sagemaker.stop()
+    progress = [line for source, line in logged if source == "progress"]
+    assert [line for line in progress if line.startswith("mlstack-transform:")] == [
+        f"mlstack-transform: {k}/3 objects transformed" for k in (1, 2, 3)
+    ]
