@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from aws_cdk import ArnFormat, Aws, CfnMapping, Duration, Fn, Stack, Token
+from aws_cdk import Aws, CfnMapping, Duration, Fn, Stack, Token
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
@@ -23,7 +23,11 @@ from mlstack.constructs._nag import (
 from mlstack.constructs.instance_storage import has_local_storage
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.network import Placement
-from mlstack.constructs.roles import allow_volume_data_keys, allow_volume_encryption
+from mlstack.constructs.roles import (
+    allow_processing_logs,
+    allow_volume_data_keys,
+    allow_volume_encryption,
+)
 from mlstack.rules import (
     DRIFT_THRESHOLD,
     INSTANCE_TYPE_PATTERN,
@@ -267,7 +271,7 @@ class DataQualityMonitor(Construct):
         )
         allow_volume_encryption(role, key, sid="EncryptJobVolumes")
         allow_volume_data_keys(role, key, sid="JobVolumeDataKeys")
-        streams = self._allow_processing_logs(role)
+        streams = allow_processing_logs(role)
         if placement is not None:
             placement.grant_network_interfaces(role, service="sagemaker")
         acknowledge_wildcard_resources(
@@ -285,27 +289,6 @@ class DataQualityMonitor(Construct):
             ],
         )
         return role
-
-    def _allow_processing_logs(self, role: iam.Role) -> str:
-        """Write the monitoring executions' logs; returns the ARN of their log streams."""
-        group = "/aws/sagemaker/ProcessingJobs"
-        logs = [
-            Stack.of(self).format_arn(
-                service="logs",
-                resource="log-group",
-                resource_name=name,
-                arn_format=ArnFormat.COLON_RESOURCE_NAME,
-            )
-            for name in (group, f"{group}:log-stream:*")
-        ]
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteProcessingLogs",
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=logs,
-            )
-        )
-        return logs[1]
 
     def _job_definition(
         self,

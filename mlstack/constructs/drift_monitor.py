@@ -9,7 +9,7 @@ import dataclasses
 import re
 from collections.abc import Sequence
 
-from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
@@ -50,6 +50,7 @@ from mlstack.constructs._state_builder import StateBuilder
 from mlstack.constructs.network import Placement
 from mlstack.constructs.roles import (
     StateMachineRole,
+    allow_processing_logs,
     allow_volume_data_keys,
     allow_volume_encryption,
 )
@@ -299,7 +300,7 @@ class DriftMonitor(Construct):
         role.add_to_policy(self._key_through_s3("UseDataKeyThroughS3", write=True))
         allow_volume_encryption(role, self.key, sid="EncryptJobVolumes")
         allow_volume_data_keys(role, self.key, sid="JobVolumeDataKeys")
-        streams = self._allow_processing_logs(role)
+        streams = allow_processing_logs(role)
         if placement is not None:
             placement.grant_network_interfaces(role, service="sagemaker")
         acknowledge_wildcard_resources(
@@ -325,27 +326,6 @@ class DriftMonitor(Construct):
             resources=[self.key.key_arn],
             conditions={"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}},
         )
-
-    def _allow_processing_logs(self, role: iam.Role) -> str:
-        group = "/aws/sagemaker/ProcessingJobs"
-        stack = Stack.of(self)
-        arns = [
-            stack.format_arn(
-                service="logs",
-                resource="log-group",
-                resource_name=name,
-                arn_format=ArnFormat.COLON_RESOURCE_NAME,
-            )
-            for name in (group, f"{group}:log-stream:*")
-        ]
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteProcessingLogs",
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=arns,
-            )
-        )
-        return arns[1]
 
     def _job(
         self, image: str, instance_type: str, volume_size_gb: int, max_runtime: Duration

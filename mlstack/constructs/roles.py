@@ -732,3 +732,27 @@ class StateMachineRole(Construct):
                 ],
             )
         )
+
+
+def allow_processing_logs(role: iam.Role) -> str:
+    """Let ``role``'s Processing jobs write their logs (``/aws/sagemaker/ProcessingJobs``, the
+    group SageMaker Processing logs to); returns the ARN of its log streams (for the exact
+    acknowledgement of the ``:*`` wildcard)."""
+    group = "/aws/sagemaker/ProcessingJobs"
+    arns = [
+        Stack.of(role).format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        for name in (group, f"{group}:log-stream:*")
+    ]
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="WriteProcessingLogs",
+            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=arns,
+        )
+    )
+    return arns[1]
