@@ -240,7 +240,11 @@ def test_state_machine_timeout() -> None:
         (machine({"A": {"Type": "Pass", "Next": "Nowhere"}}), "unknown state 'Nowhere'"),
         (machine({"A": {"Type": "Magic", "End": True}}), "unknown Type"),
         (machine({"A": {"Type": "Pass"}}), "needs Next or End"),
-        ({"QueryLanguage": "JSONata", **machine({"A": {"Type": "Succeed"}})}, "JSONata"),
+        # JSONata runs (tests/local/test_local_jsonata.py); a language ASL lacks does not.
+        (
+            {"QueryLanguage": "JMESPath", **machine({"A": {"Type": "Succeed"}})},
+            "QueryLanguage 'JMESPath'; expected JSONPath or JSONata",
+        ),
         (machine({"A": {"Type": "Pass", "Assign": {}, "End": True}}), "Assign"),
     ],
 )
