@@ -61,6 +61,7 @@ JSONPATH_FIELDS = (
 JSONATA_FIELDS = ("Arguments", "Output", "Items")
 
 _lock = threading.Lock()  # a compiled expression keeps evaluation state on itself
+_EXACT = 2**53  # the largest integer a double holds exactly, and all below it
 
 
 def language(state: Mapping[str, Any], inherited: str) -> str:
@@ -155,9 +156,13 @@ def _compiled(body: str) -> Any:
 
 
 def _nulls_in(value: Any) -> Any:
-    """JSON null as the engine's null value (None is its undefined)."""
+    """JSON null as the engine's null value (None is its undefined); an integer beyond 2**53 as
+    the double JSONata's numbers hold (the reference engine reads 9007199254740993 as
+    9007199254740992)."""
     if value is None:
         return Utils.NULL_VALUE
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _EXACT:
+        return int(float(value))
     if isinstance(value, dict):
         return {k: _nulls_in(v) for k, v in value.items()}
     if isinstance(value, list):

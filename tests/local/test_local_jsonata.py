@@ -304,3 +304,15 @@ def test_a_jsonata_fail_state_evaluates_its_error_and_cause() -> None:
     }
     result = run(definition, {"why": "because"})
     assert (result.status, result.error, result.cause) == ("FAILED", "Bad", "because")
+
+
+def test_an_integer_past_two_to_the_53_is_read_as_jsonatas_double() -> None:
+    # JSONata's numbers are IEEE 754 doubles (the reference JavaScript engine: 2**53 + 1 reads
+    # as 2**53); the differential test found jsonata-python keeping Python's exact integer.
+    definition = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "P",
+        "States": {"P": {"Type": "Pass", "Output": "{% $states.input.n %}", "End": True}},
+    }
+    assert run(definition, {"n": 2**53 + 1}).output == 2**53
+    assert run(definition, {"n": 2**53 - 1}).output == 2**53 - 1

@@ -127,7 +127,9 @@ def timestamps(draw: st.DrawFn) -> Any:
                    + local.strftime("%z")[3:])  # fmt: skip
 
 
-hostile = st.one_of(st.text(max_size=12), st.integers(), st.none(), st.booleans())
+# Integers within a 64-bit long: past 2**53 JSONata's numbers (doubles) round them, as the
+# interpreter does.
+hostile = st.one_of(st.text(max_size=12), st.integers(-(2**63), 2**63), st.none(), st.booleans())
 times = st.one_of(timestamps(), timestamps(), timestamps(), hostile)
 candidate = st.fixed_dictionaries(
     {
@@ -179,4 +181,17 @@ def test_both_engines_agree_on_every_expression(
             assert err.error == QUERY_EVALUATION_ERROR
             assert "value" not in expected, (where, states, expected, err.cause)
             continue
-        assert expected == {"value": got}, (where, states)
+        assert as_doubles(expected) == {"value": as_doubles(got)}, (where, states)
+
+
+def as_doubles(value: Any) -> Any:
+    """Numbers as the doubles they are: past 2**53 the engines write one double's digits
+    differently (JavaScript the shortest round trip, 46099935058943170; Python the exact
+    integer, 46099935058943168)."""
+    if isinstance(value, dict):
+        return {k: as_doubles(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_doubles(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
