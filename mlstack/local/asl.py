@@ -112,6 +112,8 @@ def validate(
         for unsupported in ("Assign", *_UNSUPPORTED_MAP_FIELDS):
             if unsupported in state:
                 raise DefinitionError(f"state {name!r}: {unsupported} is not supported locally")
+        if any("Assign" in c for c in (*state.get("Catch", []), *state.get("Choices", []))):
+            raise DefinitionError(f"state {name!r}: Assign is not supported locally")
         targets = [state.get("Next"), state.get("Default")]
         targets += [c.get("Next") for c in state.get("Catch", [])]
         targets += [c.get("Next") for c in state.get("Choices", [])]

@@ -246,6 +246,21 @@ def test_state_machine_timeout() -> None:
             "QueryLanguage 'JMESPath'; expected JSONPath or JSONata",
         ),
         (machine({"A": {"Type": "Pass", "Assign": {}, "End": True}}), "Assign"),
+        (
+            machine(
+                {
+                    "A": {
+                        "Type": "Choice",
+                        "Choices": [
+                            {"Variable": "$.x", "IsNull": True, "Assign": {"y": 1}, "Next": "B"}
+                        ],
+                        "Default": "B",
+                    },
+                    "B": {"Type": "Succeed"},
+                }
+            ),
+            "state 'A': Assign is not supported locally",
+        ),  # fmt: skip
     ],
 )
 def test_invalid_or_unsupported_definitions_are_refused(
