@@ -260,7 +260,7 @@ def test_state_machine_timeout() -> None:
                 }
             ),
             "state 'A': Assign is not supported locally",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_invalid_or_unsupported_definitions_are_refused(
