@@ -51,6 +51,7 @@ from mlstack.constructs.network import Placement
 from mlstack.constructs.roles import (
     StateMachineRole,
     allow_processing_logs,
+    allow_sagemaker_metrics,
     allow_volume_data_keys,
     allow_volume_encryption,
 )
@@ -181,7 +182,8 @@ class DriftMonitor(Construct):
     Attributes:
         state_machine: the monitor's state machine (input ``{"scheduled_time": ISO 8601}``).
         role: the state machine's role.
-        job_role: the role the ``monitor`` jobs run as.
+        job_role: the role the ``monitor`` jobs run as; grant it the pull of
+            ``training_image_uri`` when that is a private ECR image (``ModelImage.grant_pull``).
         schedule: the EventBridge Scheduler schedule.
         drift_alarm: the alarm on ``DriftedFeatureShare``.
         quality_alarm: the alarm on the quality metric, or None without a threshold.
@@ -266,7 +268,9 @@ class DriftMonitor(Construct):
 
     def _job_role(self, placement: Placement | None) -> iam.Role:
         """Read the captured data, the ground truth and the baseline; write the reports; use the
-        key through S3 and for the volumes; write the processing jobs' logs."""
+        key through S3 and for the volumes; write the processing jobs' logs and metrics. Pulling
+        the image is granted by its owner (``job_role``: the Workflow stack grants the training
+        image's pull)."""
         role = iam.Role(
             self,
             "JobRole",
@@ -301,6 +305,9 @@ class DriftMonitor(Construct):
         allow_volume_encryption(role, self.key, sid="EncryptJobVolumes")
         allow_volume_data_keys(role, self.key, sid="JobVolumeDataKeys")
         streams = allow_processing_logs(role)
+        # A processing job puts its instance metrics in /aws/sagemaker/ProcessingJobs as its
+        # role ("CreateProcessingJob API: execution role permissions").
+        allow_sagemaker_metrics(role)
         if placement is not None:
             placement.grant_network_interfaces(role, service="sagemaker")
         acknowledge_wildcard_resources(

@@ -755,4 +755,14 @@ def allow_processing_logs(role: iam.Role) -> str:
             resources=arns,
         )
     )
+    # SageMaker describes the group's streams as the job's role ("CreateProcessingJob API:
+    # execution role permissions"); DescribeLogStreams is authorized on the log group (Service
+    # Authorization Reference, CloudWatch Logs: DescribeLogStreams -> log-group*).
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="DescribeProcessingLogStreams",
+            actions=["logs:DescribeLogStreams"],
+            resources=[arns[0]],
+        )
+    )
     return arns[1]

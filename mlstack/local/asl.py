@@ -1,4 +1,6 @@
-"""A small, generic interpreter of Amazon States Language (JSONPath) state machine definitions.
+"""A small, generic interpreter of Amazon States Language state machine definitions, in JSONPath
+and (per state machine or per state, ``QueryLanguage``) JSONata: :mod:`mlstack.local.asl_jsonata`
+says how a JSONata state runs.
 
 Supported: every state type — Pass, Task, Choice, Wait, Succeed, Fail, Parallel and Map, inline
 and distributed (``ItemProcessor.ProcessorConfig.Mode``; items from ``ItemsPath``);
@@ -35,8 +37,9 @@ mode" and "Using Map state in Distributed mode"):
   state"); a tolerated failure leaves ``{"Error", "Cause"}`` at its item's place in the output
   (not verified against AWS).
 
-Not supported (rejected up front with a message naming the field): JSONata (``QueryLanguage``),
-variables (``Assign``), and on a Map ``ItemReader``, ``ItemBatcher``, ``ResultWriter``,
+Not supported (rejected up front with a message naming the field): variables (``Assign``),
+a JSONPath field in a JSONata state or a JSONata field in a JSONPath state (as Step Functions
+refuses them), and on a Map ``ItemReader``, ``ItemBatcher``, ``ResultWriter``,
 ``MaxConcurrencyPath``, ``ToleratedFailureCountPath`` and ``ToleratedFailurePercentagePath``.
 
 Task states call ``task_handler(TaskCall)``; it returns the task's result or raises
@@ -55,9 +58,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlstack.local import jsonpath, limits
+from mlstack.local import asl_jsonata, jsonpath, limits
 from mlstack.local.asl_data import _java_text
 from mlstack.local.asl_data import _matches as _matches
+from mlstack.local.asl_jsonata import JSONATA, JSONPATH, JsonataStates
 from mlstack.local.asl_map import MapStates
 from mlstack.local.asl_types import (
     DefinitionError,
@@ -86,12 +90,14 @@ _UNSUPPORTED_MAP_FIELDS = (
 _NOT_MATCHED_BY_ALL = ("States.Runtime", "States.DataLimitExceeded")
 
 
-def validate(definition: Mapping[str, Any], where: str = "the definition") -> None:
+def validate(
+    definition: Mapping[str, Any], where: str = "the definition", inherited: str = JSONPATH
+) -> None:
     """Check the structure this interpreter relies on; raise :class:`DefinitionError`."""
-    if definition.get("QueryLanguage", "JSONPath") != "JSONPath":
+    machine_language = asl_jsonata.language(definition, inherited)
+    if machine_language not in (JSONPATH, JSONATA):
         raise DefinitionError(
-            f"{where}: QueryLanguage {definition['QueryLanguage']!r} is not "
-            "supported locally (only JSONPath)"
+            f"{where}: QueryLanguage {machine_language!r}; expected JSONPath or JSONata"
         )
     states = definition.get("States")
     if not isinstance(states, dict) or not states:
@@ -102,11 +108,12 @@ def validate(definition: Mapping[str, Any], where: str = "the definition") -> No
         kind = state.get("Type")
         if kind not in STATE_TYPES:
             raise DefinitionError(f"state {name!r}: unknown Type {kind!r}")
-        if state.get("QueryLanguage", "JSONPath") != "JSONPath":
-            raise DefinitionError(f"state {name!r}: only JSONPath is supported locally")
+        asl_jsonata.check_fields(name, state, asl_jsonata.language(state, machine_language))
         for unsupported in ("Assign", *_UNSUPPORTED_MAP_FIELDS):
             if unsupported in state:
                 raise DefinitionError(f"state {name!r}: {unsupported} is not supported locally")
+        if any("Assign" in c for c in (*state.get("Catch", []), *state.get("Choices", []))):
+            raise DefinitionError(f"state {name!r}: Assign is not supported locally")
         targets = [state.get("Next"), state.get("Default")]
         targets += [c.get("Next") for c in state.get("Catch", [])]
         targets += [c.get("Next") for c in state.get("Choices", [])]
@@ -122,13 +129,13 @@ def validate(definition: Mapping[str, Any], where: str = "the definition") -> No
         if kind == "Task" and not isinstance(state.get("Resource"), str):
             raise DefinitionError(f"state {name!r}: a Task needs a Resource string")
         for branch in state.get("Branches", []):
-            validate(branch, f"a branch of {name!r}")
+            validate(branch, f"a branch of {name!r}", machine_language)
         processor = state.get("ItemProcessor") or state.get("Iterator")
         if kind == "Map":
             if not isinstance(processor, dict):
                 raise DefinitionError(f"state {name!r}: a Map needs an ItemProcessor")
             _validate_map(name, state, processor)
-            validate(processor, f"the ItemProcessor of {name!r}")
+            validate(processor, f"the ItemProcessor of {name!r}", machine_language)
 
 
 def _validate_map(name: str, state: Mapping[str, Any], processor: Mapping[str, Any]) -> None:
@@ -169,7 +176,7 @@ def _validate_map(name: str, state: Mapping[str, Any], processor: Mapping[str, A
         raise DefinitionError(f"state {name!r}: Label is only valid in Distributed mode")
 
 
-class Interpreter(MapStates):
+class Interpreter(MapStates, JsonataStates):
     """Runs one definition; :meth:`execute` runs one execution of it."""
 
     def __init__(
@@ -186,6 +193,7 @@ class Interpreter(MapStates):
         on_child_execution: Callable[[str, str], None] | None = None,
     ) -> None:
         validate(definition)
+        self._languages = asl_jsonata.languages(definition)
         self.on_child_execution = on_child_execution
         self.definition = definition
         self.task_handler = task_handler
@@ -308,6 +316,8 @@ class Interpreter(MapStates):
             "State": {"Name": name, "EnteredTime": _iso(time.time()), "RetryCount": 0},
         }
         next_name = None if state.get("End") else state.get("Next")
+        if self._languages.get(id(state)) == JSONATA:
+            return self._jsonata_state(name, state, raw, ctx, result, deadline, next_name)
         if kind == "Fail":
             return self._fail(state, raw, ctx), None
         effective = self._input_path(state, raw, ctx)
@@ -326,17 +336,37 @@ class Interpreter(MapStates):
             value = state.get("Result", value)
             output = self._output_path(state, self._result_path(state, raw, value), ctx)
             return output, next_name
+
         # Task, Parallel, Map: retried and caught.
+        def attempt() -> Any:
+            value = self._work(name, state, effective, ctx, result, deadline)
+            if "ResultSelector" in state:
+                value = self._template(state["ResultSelector"], value, ctx, name)
+            return self._output_path(state, self._result_path(state, raw, value), ctx)
+
+        def caught(catcher: Mapping[str, Any], error_output: dict[str, str]) -> Any:
+            path = catcher.get("ResultPath", "$")
+            return raw if path is None else self._put(raw, path, error_output)
+
+        return self._retried(name, state, ctx, attempt, caught), next_name
+
+    def _retried(
+        self,
+        name: str,
+        state: Mapping[str, Any],
+        ctx: dict[str, Any],
+        attempt: Callable[[], Any],
+        caught: Callable[[Mapping[str, Any], dict[str, str]], Any],
+    ) -> Any:
+        """``attempt()``'s output, retried by the state's Retry; an error no retrier takes
+        goes to the first catcher that matches, with the output ``caught(catcher, error
+        output)`` gives."""
         attempts: dict[int, int] = {}
         retry_count = 0
         while True:
             ctx["State"]["RetryCount"] = retry_count
             try:
-                value = self._work(name, state, effective, ctx, result, deadline)
-                if "ResultSelector" in state:
-                    value = self._template(state["ResultSelector"], value, ctx, name)
-                output = self._output_path(state, self._result_path(state, raw, value), ctx)
-                return output, next_name
+                return attempt()
             except StatesError as err:
                 delay = self._retry_delay(state, err, attempts)
                 if delay is None:
@@ -348,8 +378,7 @@ class Interpreter(MapStates):
                     error_output = {"Error": err.error}
                     if err.cause:
                         error_output["Cause"] = err.cause
-                    path = catcher.get("ResultPath", "$")
-                    output = raw if path is None else self._put(raw, path, error_output)
+                    output = caught(catcher, error_output)
                     raise _Caught(output, catcher["Next"], (err.error, err.cause)) from None
                 retry_count += 1
                 self.listener.state_retrying(name, err.error, retry_count, delay)
@@ -366,7 +395,7 @@ class Interpreter(MapStates):
     ) -> Any:
         kind = state["Type"]
         if kind == "Parallel":
-            params = self._parameters(state, "Parameters", effective, ctx, name)
+            params = self._arguments(state, effective, ctx, name)
             self._event(result)  # ParallelStateStarted
             outputs = [
                 self._run(b, params, self._branch_ctx(ctx), result, deadline)
@@ -376,9 +405,9 @@ class Interpreter(MapStates):
             return outputs
         if kind == "Map":
             return self._map(name, state, effective, ctx, result, deadline)
-        params = self._parameters(state, "Parameters", effective, ctx, name)
-        timeout = self._seconds(state, "TimeoutSeconds", effective, name)
-        heartbeat = self._seconds(state, "HeartbeatSeconds", effective, name)
+        params = self._arguments(state, effective, ctx, name)
+        timeout = self._timeout(state, "TimeoutSeconds", effective, ctx, name)
+        heartbeat = self._timeout(state, "HeartbeatSeconds", effective, ctx, name)
         call = TaskCall(
             name, state["Resource"], params, ctx["State"]["RetryCount"], timeout, heartbeat, ctx
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 from mlstack.local import jsonpath
 from mlstack.local.asl_data import DataProcessing, _compact, _java_type
+from mlstack.local.asl_jsonata import JSONATA, QUERY_EVALUATION_ERROR, resolve
 from mlstack.local.asl_types import ExecutionResult, StatesError, _iso
 
 # AWS's most concurrent iterations: 40 inline ("Using Map state in Inline mode"), 10,000 child
@@ -28,6 +29,7 @@ class MapStates(DataProcessing):
 
     # Provided by the Interpreter.
     on_child_execution: Callable[[str, str], None] | None
+    _languages: dict[int, str]  # each state's query language, by the state's id
     listener: Any
     _lock: threading.Lock
 
@@ -94,6 +96,16 @@ class MapStates(DataProcessing):
         return outputs
 
     def _items(self, state: Mapping[str, Any], effective: Any, ctx: dict[str, Any]) -> list[Any]:
+        if self._languages.get(id(state)) == JSONATA:
+            # JSONata: Items (a JSON array or a JSONata string), else the state input.
+            states = {"input": effective, "context": ctx}
+            found = resolve(state["Items"], states, "Items") if "Items" in state else effective
+            if not isinstance(found, list):
+                raise StatesError(
+                    QUERY_EVALUATION_ERROR,
+                    f"Map state items must be an array but was: {_java_type(found)}",
+                )
+            return found
         items_path = state.get("ItemsPath", "$")
         try:
             root = ctx if items_path.startswith("$$") else effective
@@ -126,6 +138,9 @@ class MapStates(DataProcessing):
         selector_key = "ItemSelector" if "ItemSelector" in state else "Parameters"
         if selector_key not in state:
             return item_ctx["Map"]["Item"]["Value"]
+        if self._languages.get(id(state)) == JSONATA:
+            states = {"input": effective, "context": item_ctx}
+            return resolve(state["ItemSelector"], states, "ItemSelector")
         try:
             return self._template(state[selector_key], effective, item_ctx, name)
         except StatesError as err:

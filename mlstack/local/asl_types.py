@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+# The errors whose cause AWS prefixes with the state and its entered event (recorded
+# ExecutionFailed events of both).
+_LOCATED = ("States.Runtime", "States.QueryEvaluationError")
+
 
 class StatesError(Exception):
     """A state failed with an error name and a cause (what Retry and Catch match on).
@@ -23,8 +27,9 @@ class StatesError(Exception):
         self.located = False  # the cause names the state and its entered event (States.Runtime)
 
     def locate(self, state: str, event_id: int) -> None:
-        """Prefix the cause as AWS does for a States.Runtime failure of the execution."""
-        if self.error == "States.Runtime" and not self.located:
+        """Prefix the cause as AWS does for a States.Runtime or States.QueryEvaluationError
+        failure of the execution."""
+        if self.error in _LOCATED and not self.located:
             self.cause = (
                 f"An error occurred while executing the state '{state}' (entered at the event "
                 f"id #{event_id}). {self.cause}"

@@ -111,7 +111,8 @@ class LocalAssembly:
     buckets: list[str]
     topics: list[str]
     model_package_groups: list[str] = field(default_factory=list)  # by name
-    # The state machines that EventBridge rules start (the release), by ARN, and the rules.
+    # The other state machines (the release, which a rule starts; the drift monitor and
+    # retraining on drift, on released prod), by ARN, and the rules.
     state_machines: dict[str, StateMachine] = field(default_factory=dict)
     event_rules: list[EventRule] = field(default_factory=list)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # stack -> key -> value
@@ -315,9 +316,23 @@ def _split_machines(
     machines: list[tuple[str, str, dict[str, Any]]],
     rules: list[EventRule],
 ) -> tuple[dict[str, StateMachine], tuple[str, str, dict[str, Any]]]:
-    """The state machines EventBridge rules start (by ARN), and the training workflow: the one
-    no rule starts."""
+    """The training workflow: the one no rule starts (where a schedule starts another one too,
+    the drift monitor, the one the stack's ``StateMachineArn`` output names); and the others
+    by ARN (those EventBridge rules start, and the drift monitor)."""
     started = {arn for rule in rules for arn in rule.targets}
+    training = [m for m in machines if resolver.ref(m[0], m[1]) not in started]
+    if len(training) > 1:
+        named = {
+            str(resolver.resolve(st, t["Outputs"]["StateMachineArn"]["Value"]))
+            for st, t in resolver.templates.items()
+            if "StateMachineArn" in t.get("Outputs", {})
+        }
+        training = [m for m in training if resolver.ref(m[0], m[1]) in named]
+    if len(training) != 1:
+        raise AssemblyError(
+            f"environment {environment!r}: expected one training state machine, found "
+            f"{len(training)}"
+        )
     others = {
         resolver.ref(st, lid): StateMachine(
             name=resolver.attribute(st, lid, "Name"),
@@ -326,14 +341,8 @@ def _split_machines(
             definition=_definition(resolver, st, res["Properties"]),
         )
         for st, lid, res in machines
-        if resolver.ref(st, lid) in started
+        if (st, lid) != training[0][:2]
     }
-    training = [m for m in machines if resolver.ref(m[0], m[1]) not in started]
-    if len(training) != 1:
-        raise AssemblyError(
-            f"environment {environment!r}: expected one training state machine, found "
-            f"{len(training)}"
-        )
     return others, training[0]
 
 

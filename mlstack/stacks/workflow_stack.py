@@ -416,7 +416,7 @@ class WorkflowStack(Stack):
             return None
         monitoring = config.monitoring
         baseline = checked_baseline(config, data.layout.baselines)
-        return DriftMonitor(
+        monitor = DriftMonitor(
             self,
             "DriftMonitor",
             builder=self.workflow.state_builder,
@@ -438,6 +438,9 @@ class WorkflowStack(Stack):
             log_retention=RETENTION_DAYS[config.workflow.log_retention_days],
             removal_policy=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
         )
+        # SageMaker pulls the training image as the monitor job's role.
+        self.images.training.grant_pull(monitor.job_role)
+        return monitor
 
     def _retrain_on_drift(
         self, config: EnvironmentConfig, data: DataBucket

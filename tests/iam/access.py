@@ -423,6 +423,29 @@ def task_calls(
         _sns_publish_calls(log, role, str(parameters["TopicArn"]), why)
     elif resource.endswith(":::aws-sdk:s3:copyObject"):
         _s3_copy_calls(log, role, parameters, why)
+    elif resource.endswith(":::aws-sdk:s3:listObjectsV2"):
+        # ListObjectsV2 is authorized as s3:ListBucket on the bucket, its Prefix as s3:prefix
+        # (Service Authorization Reference, Amazon S3: ListBucket and its condition keys).
+        log.s3_list(role, str(parameters["Bucket"]), str(parameters.get("Prefix", "")), why)
+    elif resource.endswith(":::aws-sdk:s3:getObject"):
+        # GetObject: s3:GetObject on the object, kms:Decrypt for an SSE-KMS one (Amazon S3
+        # API Reference, GetObject: "Permissions"; S3 user guide, "Using SSE-KMS").
+        log.s3_read(role, str(parameters["Bucket"]), str(parameters["Key"]), why)
+    elif resource.endswith(":::aws-sdk:cloudwatch:putMetricData"):
+        # PutMetricData: cloudwatch:PutMetricData, no resource-level permissions ("*"), its
+        # namespace as cloudwatch:namespace (Service Authorization Reference, CloudWatch).
+        namespace = {"cloudwatch:namespace": str(parameters["Namespace"])}
+        log.record(role, "cloudwatch:PutMetricData", "*", why, **namespace)
+    elif resource.endswith(":::aws-sdk:sfn:listExecutions"):
+        # ListExecutions: states:ListExecutions on the state machine (Service Authorization
+        # Reference, AWS Step Functions).
+        machine = str(parameters["StateMachineArn"])
+        log.record(role, "states:ListExecutions", machine, why)
+    elif resource.endswith(":::states:startExecution"):
+        # Step Functions' own integration, request-response: states:StartExecution on the
+        # state machine it starts (developer guide, "IAM policies for Step Functions
+        # StartExecution"; .sync would add DescribeExecution and the managed rule).
+        log.record(role, "states:StartExecution", str(parameters["StateMachineArn"]), why)
     elif ":sagemaker:" in resource or ":aws-sdk:sagemaker:" in resource:
         _sagemaker_calls(log, role, resource, parameters, why, configs)
 

@@ -32,6 +32,7 @@ from mlstack.local.tasks import TaskDispatcher
 from mlstack.local.ui import Reporter
 from tests.fake_aws import use_fake_aws
 from tests.iam.access import CallLog, RecordingDispatcher, RecordingS3, resource_calls
+from tests.iam.monitoring import Monitored, record_monitoring
 
 ROWS = 300
 
@@ -251,6 +252,14 @@ def record(env: str, tmp: Path) -> Recorded:
     paths["tuning"] = tuning_path(log, ROWS if env == "dev" else 11_000_000)
     resource_calls(log)
     return Recorded(env, log, paths, versions)
+
+
+@pytest.fixture(scope="session")
+def monitored(tmp_path_factory: pytest.TempPathFactory) -> Monitored:
+    """Monitored prod's drift monitor and retraining on drift, run (tests/iam/monitoring.py)."""
+    with pytest.MonkeyPatch.context() as mp:
+        use_fake_aws(mp)
+        return record_monitoring(tmp_path_factory.mktemp("iam-monitored"))
 
 
 @pytest.fixture(scope="session")

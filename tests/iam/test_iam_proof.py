@@ -17,6 +17,7 @@ import pytest
 from tests.iam.access import Call
 from tests.iam.conftest import Recorded
 from tests.iam.evaluator import AwsStatement, SynthesizedPolicies
+from tests.iam.monitoring import Monitored
 
 ENVIRONMENTS = ("dev", "prod")
 
@@ -197,9 +198,12 @@ def granted_actions(
                 yield policy.name, index, action, statement
 
 
-def unexercised(r: Recorded, policies: SynthesizedPolicies) -> dict[tuple[str, str], list[str]]:
-    """(principal kind, granted action) -> where granted, for grants no allowed call used."""
-    kinds = principals(r)
+def unexercised(
+    r: Recorded | Monitored, policies: SynthesizedPolicies, kinds: dict[str, str] | None = None
+) -> dict[tuple[str, str], list[str]]:
+    """(principal kind, granted action) -> where granted, for grants no allowed call used;
+    ``kinds``: the principals to look at (default: the workflow's)."""
+    kinds = kinds if kinds is not None else principals(r)  # type: ignore[arg-type]
     used: set[tuple[str, int, str]] = set()
     for call in unique(r.log.calls):
         decision = policies.decide(call)

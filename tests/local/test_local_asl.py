@@ -240,8 +240,27 @@ def test_state_machine_timeout() -> None:
         (machine({"A": {"Type": "Pass", "Next": "Nowhere"}}), "unknown state 'Nowhere'"),
         (machine({"A": {"Type": "Magic", "End": True}}), "unknown Type"),
         (machine({"A": {"Type": "Pass"}}), "needs Next or End"),
-        ({"QueryLanguage": "JSONata", **machine({"A": {"Type": "Succeed"}})}, "JSONata"),
+        # JSONata runs (tests/local/test_local_jsonata.py); a language ASL lacks does not.
+        (
+            {"QueryLanguage": "JMESPath", **machine({"A": {"Type": "Succeed"}})},
+            "QueryLanguage 'JMESPath'; expected JSONPath or JSONata",
+        ),
         (machine({"A": {"Type": "Pass", "Assign": {}, "End": True}}), "Assign"),
+        (
+            machine(
+                {
+                    "A": {
+                        "Type": "Choice",
+                        "Choices": [
+                            {"Variable": "$.x", "IsNull": True, "Assign": {"y": 1}, "Next": "B"}
+                        ],
+                        "Default": "B",
+                    },
+                    "B": {"Type": "Succeed"},
+                }
+            ),
+            "state 'A': Assign is not supported locally",
+        ),
     ],
 )
 def test_invalid_or_unsupported_definitions_are_refused(
