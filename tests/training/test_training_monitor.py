@@ -629,3 +629,68 @@ def test_raw_records_in_the_training_shares_stay_quiet(tmp_path, schema_baseline
     report, _, _ = outputs(tmp_path)
     assert [f["drifted"] for f in report["drift"]["features"]] == [False, False]
     assert report["alarms"]["drift"] is False
+
+
+# Step Functions service quotas: "Maximum input or output size for a task, state, or execution:
+# 256 KiB of data as a UTF-8 encoded string"; a larger task result fails the task with
+# States.DataLimitExceeded. Read metrics (S3 GetObject) carries the whole file as its Body.
+STEP_FUNCTIONS_PAYLOAD_BYTES = 262_144
+# CloudWatch's Dimension Value: 1 to 1024 characters (botocore's cloudwatch model).
+DIMENSION_VALUE_MAX = (
+    botocore.session.get_session()
+    .get_service_model("cloudwatch")
+    .shape_for("DimensionValue")
+    .metadata["max"]
+)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    names=st.lists(
+        st.text(min_size=1, max_size=DIMENSION_VALUE_MAX), min_size=1, max_size=1200, unique=True
+    ),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_metric_data_fits_the_task_result_read_metrics_gets(names, seed):
+    from mlstack_containers.monitor import report as report_mod
+
+    psi = np.random.default_rng(seed).random(len(names))
+    report = {
+        "endpoint": "mlstack-prod-endpoint",
+        "status": "ok",
+        "records": {"captured": 5000, "rejected": 3},
+        "drift": {
+            "drifted_share_percent": 40.0,
+            "features": [{"name": n, "psi": float(v)} for n, v in zip(names, psi, strict=True)],
+        },
+    }
+    # What write() puts in metric_data.json (the end-to-end runs above read that file).
+    body = report_mod.metric_data_text(report_mod.metric_data(report)).decode()
+    # The GetObject result as the AWS SDK integration returns it (Body as a string).
+    result = {
+        "Body": body,
+        "AcceptRanges": "bytes",
+        "ContentLength": len(body),
+        "ContentType": "application/json",
+        "ETag": '"0123456789abcdef0123456789abcdef"',
+        "LastModified": "2026-12-07T14:05:00Z",
+        "Metadata": {},
+        "ServerSideEncryption": "aws:kms",
+        "SSEKMSKeyId": "arn:aws:kms:us-east-1:111122223333:key/" + "0" * 36,
+    }
+    result_bytes = len(json.dumps(result, ensure_ascii=False).encode())
+    assert result_bytes <= STEP_FUNCTIONS_PAYLOAD_BYTES - 32 * 1024  # room for the state input
+    data = json.loads(body)["MetricData"]
+    assert len(data) <= 1000
+    assert [d["MetricName"] for d in data[:3]] == [
+        "CapturedRecords",
+        "RejectedRecords",
+        "DriftedFeatureShare",
+    ]
+    kept = {d["Dimensions"][1]["Value"]: d["Value"] for d in data[3:]}
+    assert kept, "the most drifted feature is always published"
+    # What is left out is never more drifted than what is kept.
+    left_out = [f["psi"] for f in report["drift"]["features"] if f["name"] not in kept]
+    assert not left_out or max(left_out) <= min(kept.values())
+    for name, value in kept.items():
+        assert value == dict(zip(names, psi.tolist(), strict=True))[name]

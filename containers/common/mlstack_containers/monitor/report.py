@@ -5,6 +5,13 @@
 ``MetricData`` items follow botocore's ``MetricDatum`` shape (``MetricName``, ``Dimensions`` of
 ``{"Name", "Value"}``, ``Value``, ``Unit``); PutMetricData takes at most 1000 of them, so with more
 features than fit, the most drifted features' ``FeatureDrift`` are kept (the report has all).
+
+The state machine reads the file whole (Read metrics: S3 GetObject, its ``Body`` a JSON string in
+the task's result), and Step Functions fails a task whose result passes 256 KiB
+(``States.DataLimitExceeded``, "Step Functions service quotas"). Feature names of up to 1,024
+characters (a ``Dimension`` value's limit) would take 1000 datums far past it, so the file is
+compact and its text, escaped as a JSON string, at most ``MAX_METRIC_DATA_BYTES``: the least
+drifted features' datums are left out until it fits.
 """
 
 from __future__ import annotations
@@ -15,6 +22,10 @@ from pathlib import Path
 from typing import Any
 
 MAX_DATUMS = 1000
+# The Body as the task's result carries it (a JSON string: each quote and backslash escaped),
+# leaving room under Step Functions' 262,144 bytes for the result's other members and the
+# state's input (the window and its inputs).
+MAX_METRIC_DATA_BYTES = 200 * 1024
 
 
 def _datum(name: str, value: float, unit: str, endpoint: str, **dims: str) -> dict[str, Any]:
@@ -44,19 +55,35 @@ def metric_data(report: dict[str, Any]) -> list[dict[str, Any]]:
     drift = report["drift"]
     data.append(_datum("DriftedFeatureShare", drift["drifted_share_percent"], "Percent", endpoint))
     room = MAX_DATUMS - len(data)
-    features = sorted(drift["features"], key=lambda f: -f["psi"])[:room]
-    for feature in features:
-        data.append(
-            _datum("FeatureDrift", feature["psi"], "None", endpoint, Feature=feature["name"])
-        )
+    size = escaped_size(metric_data_text(data))
+    for feature in sorted(drift["features"], key=lambda f: -f["psi"])[:room]:
+        datum = _datum("FeatureDrift", feature["psi"], "None", endpoint, Feature=feature["name"])
+        size += escaped_size(_compact(datum)) - 2 + 1  # without the string's quotes, and a comma
+        if size > MAX_METRIC_DATA_BYTES:
+            break
+        data.append(datum)
     return data
+
+
+def _compact(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def metric_data_text(data: list[dict[str, Any]]) -> bytes:
+    """``metric_data.json``'s bytes: compact JSON (ASCII), as the state machine reads it."""
+    return _compact({"MetricData": data}) + b"\n"
+
+
+def escaped_size(text: bytes) -> int:
+    """The bytes of ``text`` as a JSON string (quotes included)."""
+    return len(json.dumps(text.decode()))
 
 
 def write(report: dict[str, Any], directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     files = {
         "report.json": json.dumps(report, indent=2, allow_nan=False) + "\n",
-        "metric_data.json": json.dumps({"MetricData": metric_data(report)}, indent=2) + "\n",
+        "metric_data.json": metric_data_text(metric_data(report)).decode(),
         "report.html": render_html(report),
     }
     written = []
