@@ -19,6 +19,7 @@ from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks
 
 from mlstack.config import ENVIRONMENTS_DIR, EnvironmentConfig, load_environments
 from mlstack.guard import ControlTowerGuardValidator
+from mlstack.kept_reports import KeptNagPack
 from mlstack.stacks import MlStackStage
 
 
@@ -41,22 +42,27 @@ def build_app(
     return app
 
 
-# Guard's reports between synths, keyed by every template's bytes and the rule pack (guard.py);
-# `cdk synth -c guard_cache_dir=` (empty) runs Guard every time.
-GUARD_CACHE_DIR = Path.home() / ".cache" / "mlstack" / "cfn-guard"
+# The engines' reports kept between synths, keyed by what each report is computed from
+# (mlstack/guard.py, mlstack/kept_reports.py); `cdk synth -c policy_cache_dir=` (empty) runs
+# every engine every time.
+POLICY_CACHE_DIR = Path.home() / ".cache" / "mlstack" / "policy-reports"
 
 
 def policy_engines(app: App) -> list[Any]:
     """The validation plugins every synth runs (docs/security.md)."""
-    cache_dir = app.node.try_get_context("guard_cache_dir")
-    cache = GUARD_CACHE_DIR if cache_dir is None else (Path(cache_dir) if cache_dir else None)
+    cache_dir = app.node.try_get_context("policy_cache_dir")
+    cache = POLICY_CACHE_DIR if cache_dir is None else (Path(cache_dir) if cache_dir else None)
+
+    def kept(engine: str) -> Path | None:
+        return cache / engine if cache else None
+
     return [
-        AwsSolutionsChecks(app),
-        NIST80053R5Checks(app),
-        HIPAASecurityChecks(app),
+        KeptNagPack(AwsSolutionsChecks(app), cache_dir=kept("cdk-nag")),
+        KeptNagPack(NIST80053R5Checks(app), cache_dir=kept("cdk-nag")),
+        KeptNagPack(HIPAASecurityChecks(app), cache_dir=kept("cdk-nag")),
         # AWS Control Tower's proactive controls (the Guard rules the plugin ships), each rule
         # run only on templates with a resource type it names (mlstack/guard.py).
-        ControlTowerGuardValidator(cache_dir=cache),
+        ControlTowerGuardValidator(cache_dir=kept("cfn-guard")),
     ]
 
 

@@ -11,12 +11,14 @@ left out for that run. A rule that names no type, or one that the templates' typ
 as before; the plugin's name, version and rule IDs are the plugin's own, so acknowledgements and
 the validation report are unchanged.
 
-With a ``cache_dir``, the plugin's report is kept under a key made of the plugin's package (its
-version, ``cfn-guard`` binary and rule files: the archive's SHA-256), the rules left out and
-every template's bytes, in order; any change to one of them runs Guard again. Acknowledgements
-are not part of Guard's report: the CDK applies them to the report on every synth, so a changed
-acknowledgement takes effect with or without the cache (cdk-nag's and checkov's template
-metadata is part of the template's bytes).
+With a ``cache_dir``, Guard runs on each template alone, with the rules that name one of that
+template's resource types, and its report on the template is kept under a key made of the
+plugin's package (its version, ``cfn-guard`` binary and rule files: the archive's SHA-256), the
+rules left out and the template's bytes; any change to one of them runs Guard again on that
+template, and a synth that changed one stack runs Guard on that stack's template only.
+Acknowledgements are not part of Guard's report: the CDK applies them to the report on every
+synth, so a changed acknowledgement takes effect with or without the cache (cdk-nag's and
+checkov's template metadata is part of the template's bytes).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from aws_cdk import (
 )
 from cdklabs import cdk_validator_cfnguard
 from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
+from constructs import IConstruct
 
 # Where the plugin's package keeps Control Tower's rules (its default rules path).
 _RULES_PREFIX = "package/rules/control-tower/cfn-guard/"
@@ -199,15 +202,47 @@ class ControlTowerGuardValidator:
 
     def validate(self, context: IPolicyValidationContextBeta1) -> PolicyValidationPluginReportBeta1:
         paths = list(context.template_paths)
-        left_out = rules_that_cannot_apply(self._rules, template_types(paths))
-        kept = self._cache_dir / f"{cache_key(paths, left_out)}.json" if self._cache_dir else None
-        if kept is not None and kept.is_file():
-            return report_from_json(json.loads(kept.read_text(encoding="utf-8")), paths)
+        if self._cache_dir is None:
+            left_out = rules_that_cannot_apply(self._rules, template_types(paths))
+            plugin = CfnGuardValidator(control_tower_rules_enabled=True, disabled_rules=left_out)
+            return plugin.validate(context)
+        reports = [self._template_report(context, path, self._cache_dir) for path in paths]
+        return PolicyValidationPluginReportBeta1(
+            success=all(r.success for r in reports),
+            violations=[v for r in reports for v in r.violations],
+            metadata={k: v for r in reports for k, v in (r.metadata or {}).items()} or None,
+        )
+
+    def _template_report(
+        self, context: IPolicyValidationContextBeta1, path: str, cache_dir: Path
+    ) -> PolicyValidationPluginReportBeta1:
+        """Guard's report on one template, with the rules that name its resource types: kept,
+        or Guard run on that template alone and its report kept."""
+        left_out = rules_that_cannot_apply(self._rules, template_types([path]))
+        kept = cache_dir / f"{cache_key([path], left_out)}.json"
+        if kept.is_file():
+            return report_from_json(json.loads(kept.read_text(encoding="utf-8")), [path])
         plugin = CfnGuardValidator(control_tower_rules_enabled=True, disabled_rules=left_out)
-        report = plugin.validate(context)
-        if kept is not None:
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            partial = kept.with_suffix(f".{os.getpid()}.tmp")  # another synth may write it too
-            partial.write_text(json.dumps(report_to_json(report, paths)), encoding="utf-8")
-            partial.replace(kept)
+        report = plugin.validate(_Templates(context, [path]))
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        partial = kept.with_suffix(f".{os.getpid()}.tmp")  # another synth may write it too
+        partial.write_text(json.dumps(report_to_json(report, [path])), encoding="utf-8")
+        partial.replace(kept)
         return report
+
+
+@jsii.implements(IPolicyValidationContextBeta1)
+class _Templates:
+    """The validation context of one synth narrowed to some of its templates."""
+
+    def __init__(self, context: IPolicyValidationContextBeta1, paths: list[str]) -> None:
+        self._context = context
+        self._paths = paths
+
+    @property
+    def app_construct(self) -> IConstruct:
+        return self._context.app_construct
+
+    @property
+    def template_paths(self) -> list[str]:
+        return self._paths

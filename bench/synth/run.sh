@@ -8,11 +8,12 @@ unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
 out=$(mktemp -d)
 runs=${RUNS:-3}
 for i in $(seq "$runs"); do
-  /usr/bin/time -f "whole app   run $i: %e s" \
+  echo "load average $(cut -d" " -f1-3 /proc/loadavg)"
+  /usr/bin/time -f "whole app   run $i: %e s wall, %U s user + %S s sys" \
     npx --no-install cdk --no-notices synth --quiet --output "$out/app" >/dev/null 2>"$out/err" \
     || { cat "$out/err"; exit 1; }
   tail -1 "$out/err"
-  /usr/bin/time -f "one bucket  run $i: %e s" \
+  /usr/bin/time -f "one bucket  run $i: %e s wall, %U s user + %S s sys" \
     npx --no-install cdk --no-notices synth --quiet --app ".venv/bin/python bench/synth/one_bucket_app.py" \
     --output "$out/one" >/dev/null 2>"$out/err" || { cat "$out/err"; exit 1; }
   tail -1 "$out/err"

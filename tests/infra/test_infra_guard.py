@@ -180,3 +180,49 @@ def test_a_kept_report_is_used_until_a_template_changes(tmp_path: Path) -> None:
         for rule, logical_id in guard_findings(third)
     )
     assert len(list(cache.glob("*.json"))) == 2
+
+
+def two_stacks(outdir: Path, plugin: Any, *, second_queue: bool = False) -> Path:
+    """A log group's stack and a queue's stack, both breaking Control Tower controls."""
+    app = new_app(outdir=str(outdir))
+    logs.LogGroup(Stack(app, "Logs"), "Plain", retention=logs.RetentionDays.ONE_WEEK)
+    queues = Stack(app, "Queues")
+    sqs.Queue(queues, "Queue", encryption=sqs.QueueEncryption.UNENCRYPTED)
+    if second_queue:
+        sqs.Queue(queues, "Another", encryption=sqs.QueueEncryption.UNENCRYPTED)
+    Validations.of(app).add_plugins(plugin)
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+    return outdir
+
+
+def test_a_changed_stack_runs_guard_on_its_template_only(tmp_path: Path) -> None:
+    whole = two_stacks(
+        tmp_path / "whole", CfnGuardValidator(control_tower_rules_enabled=True), second_queue=True
+    )
+    cache = tmp_path / "cache"
+    two_stacks(tmp_path / "1", ControlTowerGuardValidator(cache_dir=cache))
+    # One kept report per template; each marked, so a synth that reads it says so.
+    kept = sorted(cache.glob("*.json"))
+    assert len(kept) == 2
+    for path in kept:
+        report = json.loads(path.read_text())
+        for violation in report["violations"]:
+            violation["description"] = "from the cache"
+        path.write_text(json.dumps(report))
+
+    changed = two_stacks(
+        tmp_path / "2", ControlTowerGuardValidator(cache_dir=cache), second_queue=True
+    )
+    # The upstream plugin over both templates with every rule finds the same.
+    assert guard_findings(changed) == guard_findings(whole)
+    report = json.loads((changed / "validation-report.json").read_text())
+    (guard,) = [p for p in report["pluginReports"] if p["pluginName"] == "cdk-validator-cfnguard"]
+    by_template: dict[str, set[str]] = {}
+    for violation in guard["violations"]:
+        for resource in violation["violatingConstructs"]:
+            template = resource["cloudFormationResource"]["templatePath"]
+            by_template.setdefault(template, set()).add(violation["description"])
+    assert by_template["Logs.template.json"] == {"from the cache"}  # unchanged: kept
+    assert "from the cache" not in by_template["Queues.template.json"]  # changed: Guard ran
+    assert validation_failures(changed) == validation_failures(whole)
