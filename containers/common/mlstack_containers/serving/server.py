@@ -44,6 +44,7 @@ from gunicorn.workers.gthread import ThreadWorker
 from mlstack_containers import model_io
 from mlstack_containers.serving.app import BodyTooLarge, InferenceApp, Predictor
 from mlstack_containers.serving.config import ConfigError, ServerConfig, cpu_count
+from mlstack_containers.serving.memory import reuse_freed_memory
 
 log = logging.getLogger("mlstack.serving")
 
@@ -588,37 +589,6 @@ def _warm_up(worker: Any) -> None:
         app.cpus = loads.batch_count(slot)
     # The first prediction of a process allocates XGBoost's buffers: do it before traffic.
     app.predictor.predict(np.zeros((1, app.predictor.num_features), dtype=np.float32))
-
-
-# glibc's mallopt parameters (malloc.h) and the largest mmap threshold it accepts on 64-bit.
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024
-KEEP_FREE_HEAP = 256 * 1024 * 1024
-
-
-def reuse_freed_memory() -> bool:
-    """Let each worker reuse the memory of a finished request instead of returning it.
-
-    A 6 MB batch allocates tens of MB of short-lived buffers (the body, the parsed matrix, the
-    predictions, the response text). glibc gives every buffer above its mmap threshold its own
-    ``mmap`` and unmaps it on free, so each request faulted in ~10,000 fresh pages, which the
-    kernel zeroes: ~20 ms of system time in a ~95 ms request, and formatting 1 M predictions
-    took 40 ms of CPU instead of 16 (bench/README.md). Buffers up to 32 MiB (the most glibc
-    allows) now come from the heap, and up to 256 MiB of freed heap is kept for the next
-    request, so a worker's memory stays at its peak instead of going back and forth.
-    Called before the workers fork (they inherit it). False where the C library is not
-    glibc (no ``mallopt``): its defaults then stay.
-    """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # pragma: no cover - not glibc
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    return bool(
-        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
-        and mallopt(_M_TRIM_THRESHOLD, KEEP_FREE_HEAP)
-    )
 
 
 def main(argv: list[str] | None = None) -> None:
