@@ -189,7 +189,7 @@ DISTINCT_MIN_ROWS = 1 << 16
 DISTINCT_MIN_ROUNDS = 2
 _SAMPLE_ROWS = 8192
 # An odd multiplier: a bijection of the 64-bit (32-bit) keys, so distinct rows stay distinct.
-# pandas' hash of an integer key spreads the bit patterns of floats poorly (3x slower).
+# pandas' hash of an integer key spreads the bit patterns of floats poorly (2-3x slower).
 _MIX = {8: (0x9E3779B97F4A7C15, 64), 4: (0x9E3779B1, 32)}
 
 
