@@ -6,5 +6,6 @@ process per CPU by default) answering ``GET /ping``, ``POST /invocations`` and
 from ``/opt/ml/model`` (``$SAGEMAKER_BASE_DIR/model``).
 
 Modules: :mod:`.config` (the environment knobs), :mod:`.codecs` (request parsing and response
-formatting, no HTTP), :mod:`.app` (the WSGI application), :mod:`.server` (gunicorn wiring).
+formatting, no HTTP), :mod:`.app` (the WSGI application), :mod:`.server` (gunicorn wiring),
+:mod:`.memory` (glibc's allocator set up for the workers).
 """

@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -42,7 +43,8 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from mlstack_containers import model_io
 from mlstack_containers.serving.app import BodyTooLarge, InferenceApp, Predictor
-from mlstack_containers.serving.config import ConfigError, ServerConfig
+from mlstack_containers.serving.config import ConfigError, ServerConfig, cpu_count
+from mlstack_containers.serving.memory import reuse_freed_memory
 
 log = logging.getLogger("mlstack.serving")
 
@@ -252,20 +254,24 @@ def _complete_small_request(sock: Any, limit: int) -> bool:
 
 
 class WorkerLoads:
-    """Connections held by each worker, in memory shared by the master and its workers.
+    """Connections held by each worker, and large requests each is answering, in memory
+    shared by the master and its workers.
 
     One slot per worker; the master gives each new worker a free slot before forking it
     (gunicorn's ``pre_fork`` hook) and marks the slot of a worker that exited as empty
-    (``child_exit``), so a dead worker never looks idle.
+    (``child_exit``), so a dead worker never looks idle, nor busy.
     """
 
     EMPTY = 2**31 - 1
 
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int, cpus: int = 1) -> None:
+        self.cpus = cpus
         # An anonymous shared mapping (no file, not even in /dev/shm), inherited by the forks.
-        self._memory = mmap.mmap(-1, ctypes.sizeof(ctypes.c_int) * slots)
+        size = ctypes.sizeof(ctypes.c_int) * slots
+        self._memory = mmap.mmap(-1, 2 * size)
         self._counts = (ctypes.c_int * slots).from_buffer(self._memory)
         self._counts[:] = [self.EMPTY] * slots
+        self._batches = (ctypes.c_int * slots).from_buffer(self._memory, size)
 
     def set(self, slot: int, count: int) -> None:
         self._counts[slot] = count
@@ -273,17 +279,52 @@ class WorkerLoads:
     def least_other(self, slot: int) -> int:
         return min((c for i, c in enumerate(self._counts) if i != slot), default=self.EMPTY)
 
+    def batches(self) -> int:
+        """Large requests in progress in all workers."""
+        return sum(self._batches)
+
+    def batch_count(self, slot: int) -> BatchCount:
+        """The :class:`~.app.SpareCpus` of the worker in ``slot``."""
+        return BatchCount(self, slot)
+
     def pre_fork(self, arbiter: Any, worker: Any) -> None:
         taken = {getattr(w, "slot", None) for w in arbiter.WORKERS.values()}
         free = [i for i in range(len(self._counts)) if i not in taken]
         if free and isinstance(worker, BalancedThreadWorker):
             worker.loads, worker.slot = self, free[0]
             self._counts[free[0]] = 0
+            self._batches[free[0]] = 0
 
     def child_exit(self, arbiter: Any, worker: Any) -> None:
         slot = getattr(worker, "slot", None)
         if slot is not None:
             self._counts[slot] = self.EMPTY
+            self._batches[slot] = 0  # it died answering one: not busy any more
+
+
+class BatchCount:
+    """One worker's :class:`~.app.SpareCpus`: its large requests in progress, counted in its
+    slot of :class:`WorkerLoads`, and whether all workers together answer fewer than there
+    are CPUs. Only this worker writes its slot (its threads under a lock)."""
+
+    def __init__(self, loads: WorkerLoads, slot: int) -> None:
+        self._loads, self._slot = loads, slot
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        self._add(1)
+        try:
+            yield
+        finally:
+            self._add(-1)
+
+    def _add(self, step: int) -> None:
+        with self._lock:
+            self._loads._batches[self._slot] += step
+
+    def spare(self) -> bool:
+        return self._loads.batches() < self._loads.cpus
 
 
 class HeadTimeout(Exception):
@@ -481,7 +522,7 @@ WORKER_CLASSES = {"gthread": f"{__name__}.BalancedThreadWorker", "sync": "sync"}
 class Server(BaseApplication):  # type: ignore[misc]
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.loads = WorkerLoads(config.workers)
+        self.loads = WorkerLoads(config.workers, cpus=cpu_count())
         super().__init__()
 
     def load_config(self) -> None:
@@ -542,40 +583,12 @@ class Server(BaseApplication):  # type: ignore[misc]
 
 
 def _warm_up(worker: Any) -> None:
-    # The first prediction of a process allocates XGBoost's buffers: do it before traffic.
     app: InferenceApp = worker.wsgi
+    loads, slot = getattr(worker, "loads", None), getattr(worker, "slot", None)
+    if loads is not None and slot is not None:  # a gthread worker: pipeline only on a spare CPU
+        app.cpus = loads.batch_count(slot)
+    # The first prediction of a process allocates XGBoost's buffers: do it before traffic.
     app.predictor.predict(np.zeros((1, app.predictor.num_features), dtype=np.float32))
-
-
-# glibc's mallopt parameters (malloc.h) and the largest mmap threshold it accepts on 64-bit.
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024
-KEEP_FREE_HEAP = 256 * 1024 * 1024
-
-
-def reuse_freed_memory() -> bool:
-    """Let each worker reuse the memory of a finished request instead of returning it.
-
-    A 6 MB batch allocates tens of MB of short-lived buffers (the body, the parsed matrix, the
-    predictions, the response text). glibc gives every buffer above its mmap threshold its own
-    ``mmap`` and unmaps it on free, so each request faulted in ~10,000 fresh pages, which the
-    kernel zeroes: ~20 ms of system time in a ~95 ms request, and formatting 1 M predictions
-    took 40 ms of CPU instead of 16 (bench/README.md). Buffers up to 32 MiB (the most glibc
-    allows) now come from the heap, and up to 256 MiB of freed heap is kept for the next
-    request, so a worker's memory stays at its peak instead of going back and forth.
-    Called before the workers fork (they inherit it). False where the C library is not
-    glibc (no ``mallopt``): its defaults then stay.
-    """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # pragma: no cover - not glibc
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    return bool(
-        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
-        and mallopt(_M_TRIM_THRESHOLD, KEEP_FREE_HEAP)
-    )
 
 
 def main(argv: list[str] | None = None) -> None:
