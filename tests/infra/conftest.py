@@ -38,8 +38,8 @@ def new_stack(name: str = "Test") -> Stack:
 
 class SynthesizedApp:
     """A synthesized app: its cloud assembly, shared by every file that reads the same app
-    (tests/once.py), and, for the tests that read its constructs, the same app built
-    again in this process (construction only: the synth, with its policy engines, ran once)."""
+    (tests/once.py), and, for the tests that read its constructs, the app object (the one
+    that wrote the assembly when this process did, else the same app built again here)."""
 
     def __init__(self, directory: Path, build: Callable[[], App], app: App | None = None) -> None:
         self.directory = directory  # the cloud assembly (cdk.out); read it, never write it
@@ -84,7 +84,13 @@ def synthesized_app(
     inputs = {name: repr(config) for name, config in (environments or {}).items()}
 
     def build() -> App:
-        return build_app(new_app(), environments=environments)
+        # Synthesized too: synth completes the constructs (a stack's dependencies on the stacks
+        # whose values it reads are added then).
+        app = build_app(
+            new_app(outdir=str(tmp_path_factory.mktemp("cdk.out"))), environments=environments
+        )
+        app.synth()
+        return app
 
     def synth(outdir: Path) -> Path:
         app = build_app(new_app(outdir=str(outdir)), environments=environments)
