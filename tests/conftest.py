@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 CACHE_KEY = "mlstack/file-seconds"
-# Per-file seconds of a `make test` on main (2026-12-07, the 2-core machine at load 8-12, from
-# --durations=80): the order of a first run, until the cache holds this checkout's own times.
+# Per-file seconds of a `make test` on main (2026-12-07, the 2-core machine at load 8-12, the
+# files of its --durations=80 with 12 s or more): the order of a first run, until the cache
+# holds this checkout's own times.
 SEED_SECONDS = {
     "tests/iam/test_iam_proof.py": 310.0,
     "tests/local/test_local_terminal.py": 176.0,
@@ -27,6 +28,7 @@ SEED_SECONDS = {
     "tests/training/test_training_checkpoints.py": 99.0,
     "tests/local/test_local_tuning_checkpoints.py": 95.0,
     "tests/infra/test_infra_cli.py": 85.0,
+    "tests/local/test_local_gateway.py": 75.0,
     "tests/training/test_training_formats.py": 71.0,
     "tests/local/test_local_serve_terminal.py": 68.0,
     "tests/local/test_local_run.py": 65.0,
@@ -34,6 +36,29 @@ SEED_SECONDS = {
     "tests/local/test_local_ab.py": 62.0,
     "tests/training/test_training_monitor.py": 58.0,
     "tests/local/test_local_multihost.py": 52.0,
+    "tests/local/test_local_duplicate_release.py": 50.0,
+    "tests/local/test_local_lifecycle.py": 48.0,
+    "tests/serving/test_serving_properties.py": 45.0,
+    "tests/training/test_training_evaluate.py": 41.0,
+    "tests/training/test_training_problem_defaults.py": 40.0,
+    "tests/infra/test_infra_security.py": 40.0,
+    "tests/training/test_training_prepare_train_evaluate.py": 38.0,
+    "tests/training/test_training_pipe.py": 37.0,
+    "tests/serving/test_serving_stress.py": 35.0,
+    "tests/packaging/test_packaging_wheel.py": 34.0,
+    "tests/local/test_local_tuning.py": 29.0,
+    "tests/local/test_local_differential.py": 25.0,
+    "tests/serving/test_serving_transform_records.py": 24.0,
+    "tests/seed/test_seed_upload.py": 24.0,
+    "tests/training/test_training_distributed.py": 23.0,
+    "tests/serving/test_serving_fuzz.py": 20.0,
+    "tests/serving/test_serving_sdk.py": 20.0,
+    "tests/training/test_training_model_permissions.py": 15.0,
+    "tests/local/test_local_endpoints.py": 14.0,
+    "tests/infra/test_infra_evaluation.py": 13.0,
+    "tests/local/test_local_map.py": 13.0,
+    "tests/infra/test_infra_retrain_on_drift.py": 13.0,
+    "tests/cli/test_cli_make.py": 13.0,
 }
 
 _seconds: collections.Counter[str] = collections.Counter()
