@@ -82,10 +82,11 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Two workers, one test file each at a time (a file's module fixtures stay in one process), and
-# the 20 slowest tests listed at the end (bench/README.md says what each buys).
+# Two workers, one test file each at a time (a file's module fixtures stay in one process), the
+# slowest files first (tests/conftest.py: xdist's own reorder, by test count, is off), and the 20
+# slowest tests listed at the end (bench/README.md says what each buys).
 pytest: setup
-	$(BIN)/pytest -n 2 --dist loadfile --durations=20
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=20
 
 # The fast tier, under a minute: no synth and no subprocess (tests/fast_tier.py fails a test that
 # starts either). Expected values come from the loaded environments and the named rules.

@@ -30,6 +30,7 @@ from mlstack.local.s3 import EmbeddedS3
 from mlstack.local.sagemaker import LocalSageMaker
 from mlstack.local.tasks import TaskDispatcher
 from mlstack.local.ui import Reporter
+from tests import once
 from tests.fake_aws import use_fake_aws
 from tests.iam.access import CallLog, RecordingDispatcher, RecordingS3, resource_calls
 from tests.iam.monitoring import Monitored, record_monitoring
@@ -231,8 +232,7 @@ def tuning_path(log: CallLog, rows: int) -> list[str]:
     return result.states
 
 
-def record(env: str, tmp: Path) -> Recorded:
-    directory = assembly_mod.synthesize(env, tmp / "cdk.out")
+def record(env: str, tmp: Path, directory: Path) -> Recorded:
     resolved = assembly_mod.read(directory, env)
     log = CallLog(resolved)
     executions = {
@@ -266,4 +266,11 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Monitored:
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Recorded]:
     with pytest.MonkeyPatch.context() as mp:
         use_fake_aws(mp)
-        return {env: record(env, tmp_path_factory.mktemp(f"iam-{env}")) for env in ("dev", "prod")}
+        return {
+            env: record(
+                env,
+                tmp_path_factory.mktemp(f"iam-{env}"),
+                once.environment_assembly(tmp_path_factory, env) / f"assembly-{env}",
+            )
+            for env in ("dev", "prod")
+        }

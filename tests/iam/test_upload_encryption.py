@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from mlstack.local import assembly as assembly_mod
+from tests import once
 from tests.iam.access import Call, CallLog
 from tests.iam.evaluator import SynthesizedPolicies
 
@@ -23,7 +24,7 @@ OTHER_KEY = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234
 
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> tuple[SynthesizedPolicies, CallLog]:
-    directory = assembly_mod.synthesize("dev", tmp_path_factory.mktemp("cdk.out"))
+    directory = once.environment_assembly(tmp_path_factory, "dev") / "assembly-dev"
     resolved = assembly_mod.read(directory, "dev")
     return SynthesizedPolicies(resolved), CallLog(resolved)
 

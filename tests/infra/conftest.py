@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from aws_cdk.assertions import Template
 from mlstack.app import build_app
 from mlstack.config import EnvironmentConfig, parse_environment
 from mlstack.stacks import MlStackStage
+from tests import once
 
 REPO = Path(__file__).resolve().parents[2]
 # What the release step (docs/deploying.md) puts into prod's config once a version is approved:
@@ -35,25 +36,75 @@ def new_stack(name: str = "Test") -> Stack:
     return Stack(new_app(), name)
 
 
-@dataclass
 class SynthesizedApp:
-    app: App
-    stages: dict[str, MlStackStage]
+    """A synthesized app: its cloud assembly, shared by every file that reads the same app
+    (tests/once.py), and, for the tests that read its constructs, the app object (the one
+    that wrote the assembly when this process did, else the same app built again here)."""
 
-    def template(self, env: str, stack: str) -> Template:
-        stage = self.stages[env]
-        return Template.from_stack(getattr(stage, stack))
+    def __init__(self, directory: Path, build: Callable[[], App], app: App | None = None) -> None:
+        self.directory = directory  # the cloud assembly (cdk.out); read it, never write it
+        self._build = build
+        self._app = app
+
+    @property
+    def app(self) -> App:
+        if self._app is None:
+            self._app = self._build()
+        return self._app
+
+    @property
+    def stages(self) -> dict[str, MlStackStage]:
+        return {c.node.id: c for c in self.app.node.children if isinstance(c, MlStackStage)}
 
     def json(self, env: str, stack: str) -> dict[str, Any]:
-        return self.template(env, stack).to_json()  # type: ignore[no-any-return]
+        """The stack's template as synth wrote it (``stack``: the stage's attribute, e.g.
+        "workflow", whose construct ID is "Workflow"); a new dict each call."""
+        nested = self.directory / f"assembly-{env}"
+        manifest = json.loads((nested / "manifest.json").read_text(encoding="utf-8"))
+        wanted = f"{env}/{stack.capitalize()}"
+        for artifact in manifest["artifacts"].values():
+            if artifact["type"] == "aws:cloudformation:stack" and artifact["displayName"] == wanted:
+                template_file = nested / artifact["properties"]["templateFile"]
+                return json.loads(template_file.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+        raise KeyError(f"no stack {wanted} in {nested}")
+
+    def template(self, env: str, stack: str) -> Template:
+        # The same JSON Template.from_stack reads from the assembly the synth wrote.
+        return Template.from_json(self.json(env, stack))
+
+
+def synthesized_app(
+    tmp_path_factory: pytest.TempPathFactory,
+    environments: Mapping[str, EnvironmentConfig] | None = None,
+) -> SynthesizedApp:
+    """The app of ``environments`` (every shipped one when None) with cdk.json's context,
+    synthesized once per session (the four policy engines run; a finding raises)."""
+    built: list[App] = []
+    # A config is a frozen dataclass whose repr shows every field: the assembly's key.
+    inputs = {name: repr(config) for name, config in (environments or {}).items()}
+
+    def build() -> App:
+        # Synthesized too: synth completes the constructs (a stack's dependencies on the stacks
+        # whose values it reads are added then).
+        app = build_app(
+            new_app(outdir=str(tmp_path_factory.mktemp("cdk.out"))), environments=environments
+        )
+        app.synth()
+        return app
+
+    def synth(outdir: Path) -> Path:
+        app = build_app(new_app(outdir=str(outdir)), environments=environments)
+        app.synth()  # runs the four policy engines (docs/security.md); raises on a finding
+        built.append(app)
+        return outdir
+
+    directory = once.per_session(tmp_path_factory, inputs, synth)
+    return SynthesizedApp(directory, build, built[0] if built else None)
 
 
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
-    app = build_app(new_app(outdir=str(tmp_path_factory.mktemp("cdk.out"))))
-    app.synth()  # runs the four policy engines (docs/security.md); raises on a finding
-    stages = {c.node.id: c for c in app.node.children if isinstance(c, MlStackStage)}
-    return SynthesizedApp(app=app, stages=stages)
+    return synthesized_app(tmp_path_factory)
 
 
 def environment_file(name: str) -> dict[str, Any]:
@@ -73,13 +124,7 @@ def released_config(name: str = "prod") -> EnvironmentConfig:
 @pytest.fixture(scope="session")
 def released(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     """prod after its first release: the same config plus an approved model package version."""
-    app = build_app(
-        new_app(outdir=str(tmp_path_factory.mktemp("cdk.out"))),
-        environments={"prod": released_config("prod")},
-    )
-    app.synth()
-    stages = {c.node.id: c for c in app.node.children if isinstance(c, MlStackStage)}
-    return SynthesizedApp(app=app, stages=stages)
+    return synthesized_app(tmp_path_factory, {"prod": released_config("prod")})
 
 
 # The drift monitor's and retraining on drift's state machines (released prod; docs/monitoring.md).

@@ -17,7 +17,7 @@ from mlstack.app import build_app
 from mlstack.config import parse_environment
 from mlstack.constructs import BucketLayout, DataBucket, DataQualityMonitor, DriftAlarm
 from mlstack.constructs.data_quality_monitor import MODEL_MONITOR_ACCOUNTS
-from tests.infra.conftest import REPO, SynthesizedApp, new_app
+from tests.infra.conftest import REPO, SynthesizedApp, new_app, synthesized_app
 
 JOB_DEFINITION_ID = "DataQualityJobDefinition4C800B79"
 SCHEDULE_ID = "DataQualityAF0361AE"
@@ -37,12 +37,7 @@ MODEL_MONITOR_TYPES = (
 @pytest.fixture(scope="module")
 def opted_in(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     """Released prod with Model Monitor on ('monitoring.model_monitor': true)."""
-    config = prod_with({"model_monitor": True})
-    app = build_app(
-        new_app(outdir=str(tmp_path_factory.mktemp("cdk.out"))), environments={"prod": config}
-    )
-    app.synth()
-    return SynthesizedApp(app=app, stages={"prod": app.node.find_child("prod")})  # type: ignore[dict-item]
+    return synthesized_app(tmp_path_factory, {"prod": prod_with({"model_monitor": True})})
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ def resources_of(template: dict[str, Any], kind: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def all_templates(synthesized: SynthesizedApp, released: SynthesizedApp) -> list[Path]:
     """Every template the shipped environments synthesize, prod's Serving stack included."""
-    files = templates(Path(synthesized.app.outdir)) + templates(Path(released.app.outdir))
+    files = templates(synthesized.directory) + templates(released.directory)
     assert {f.name.split(".")[0].rstrip("0123456789ABCDEF") for f in files} >= {
         "devData",
         "devWorkflow",

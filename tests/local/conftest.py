@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mlstack.local import assembly
 from mlstack.local.runner import RunOptions, RunReport, run
 from mlstack.local.ui import Reporter
+from tests import once
 from tests.fake_aws import use_fake_aws
 
 LOCAL_RUN_ROWS = 500
@@ -25,24 +25,29 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cloud assembly of the dev environment, synthesized in-process (as `cdk synth` would)."""
-    out = tmp_path_factory.mktemp("cdk.out")
-    assembly.synthesize("dev", out)
-    return out
+    """A cloud assembly of the dev environment, synthesized in-process (as `cdk synth` would),
+    once per session for every file and worker (tests/once.py); read, never write."""
+    return once.environment_assembly(tmp_path_factory, "dev")
 
 
 @pytest.fixture(scope="session")
 def local_run(cdk_out: Path, tmp_path_factory: pytest.TempPathFactory) -> RunReport:
-    """One successful local run of dev on 500 rows, shared by the tests that inspect it."""
-    with pytest.MonkeyPatch.context() as mp:  # `fake_aws` is per test; this one is per session
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        options = RunOptions(
-            environment="dev",
-            rows=LOCAL_RUN_ROWS,
-            workdir=tmp_path_factory.mktemp("work"),
-            cdk_out=cdk_out,
-            name="test-run-1",
-        )
-        return run(options, Reporter(out=io.StringIO()))
+    """One successful local run of dev on 500 rows, shared by the tests that inspect it: made
+    once per session for every file and worker (tests/once.py); they read it, never write it."""
+
+    def make(workdir: Path) -> RunReport:
+        with pytest.MonkeyPatch.context() as mp:  # `fake_aws` is per test; this one is per session
+            mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+            mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+            mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
+            options = RunOptions(
+                environment="dev",
+                rows=LOCAL_RUN_ROWS,
+                workdir=workdir,
+                cdk_out=cdk_out,
+                name="test-run-1",
+            )
+            return run(options, Reporter(out=io.StringIO()))
+
+    inputs = {"local run": "dev", "rows": LOCAL_RUN_ROWS, "name": "test-run-1"}
+    return once.per_session(tmp_path_factory, inputs, make)

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 from mlstack.cli.local_registry import RegistryFile
-from mlstack.local import assembly as assembly_mod
 from mlstack.local.account import LocalAccount
 from mlstack.local.events import LocalEventBridge
 from mlstack.local.runner import RunOptions, RunReport, run
@@ -90,10 +89,8 @@ def failure_mails(report: RunReport) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def account(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def account(tmp_path_factory: pytest.TempPathFactory, cdk_out: Path) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("duplicates")
-    cdk_out = tmp / "cdk.out"
-    assembly_mod.synthesize("dev", cdk_out)
     workdir = tmp / "work"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AWS_ACCESS_KEY_ID", "testing")

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 from mlstack.cli import main
-from mlstack.local.assembly import EventRule, LocalAssembly, StateMachine, synthesize
+from mlstack.local.assembly import EventRule, LocalAssembly, StateMachine
 from mlstack.local.events import LocalEventBridge, matches
 from mlstack.local.model_packages import MODEL_PACKAGE_STATE_CHANGE
 from mlstack.local.runner import RunReport, deliver_pending, format_summary
 from mlstack.local.sagemaker import LocalSageMaker, deployed_endpoints
+from tests import once
 from tests.local.conftest import LOCAL_RUN_ROWS
 
 # The example event of "SageMaker model package state change" (SageMaker developer guide,
@@ -149,13 +150,12 @@ def test_a_dev_run_registers_and_releases_its_model(local_run: RunReport) -> Non
 
 
 def test_prod_waits_for_approval_and_local_approve_releases_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # prod registers PendingManualApproval (environments/prod.json's registry.approval_status):
     # nothing is deployed until a person approves; `mlstack local approve` then starts the
     # release in the same local account, as the EventBridge rule does in AWS.
-    cdk_out, workdir = tmp_path / "cdk.out", tmp_path / "work"
-    synthesize("prod", cdk_out)
+    cdk_out, workdir = once.environment_assembly(tmp_path_factory, "prod"), tmp_path / "work"
     common = ["--env", "prod", "--workdir", str(workdir)]
     run_args = ["local", "run", *common, "--cdk-out", str(cdk_out), "--plain"]
     code = main([*run_args, "--rows", str(LOCAL_RUN_ROWS), "--input", '{"tune": false}'])

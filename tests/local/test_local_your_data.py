@@ -23,6 +23,7 @@ from mlstack.local.runner import RunOptions, RunReport, format_summary, run
 from mlstack.local.s3 import EmbeddedS3
 from mlstack.local.sagemaker import LocalSageMaker
 from mlstack.local.ui import Reporter
+from tests import once
 from tests.infra.conftest import REPO
 
 # A table run names no hyperparameters: it drops the environment's (the seeder's reg:logistic,
@@ -33,20 +34,27 @@ NONE: dict[str, str] = {}
 @pytest.fixture(scope="module")
 def environments(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """dev as it is (its deploy stage gates the seeder on validation:rmse, a table on its problem
-    type's default), without its retraining schedule."""
-    directory = tmp_path_factory.mktemp("envs")
-    data = json.loads((REPO / "environments" / "dev.json").read_text())
-    data.pop("schedule")
-    (directory / "dev.json").write_text(json.dumps(data))
-    (directory / "schema.json").write_text((REPO / "environments" / "schema.json").read_text())
-    return directory
+    type's default), without its retraining schedule (written once per session, tests/once.py)."""
+
+    def write(directory: Path) -> Path:
+        directory.mkdir(parents=True)
+        data = json.loads((REPO / "environments" / "dev.json").read_text())
+        data.pop("schedule")
+        (directory / "dev.json").write_text(json.dumps(data))
+        (directory / "schema.json").write_text((REPO / "environments" / "schema.json").read_text())
+        return directory
+
+    return once.per_session(tmp_path_factory, {"environments": "dev without schedule"}, write)
 
 
 @pytest.fixture(scope="module")
 def cdk_out(environments: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("cdk.out")
-    assembly.synthesize("dev", out, environments)
-    return out
+    def synthesize(out: Path) -> Path:
+        assembly.synthesize("dev", out, environments)
+        return out
+
+    inputs = {"synthesize": "dev", "environments": "dev without schedule"}
+    return once.per_session(tmp_path_factory, inputs, synthesize)
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +99,16 @@ def local(
 def two_runs(
     environments: Path, cdk_out: Path, iris_csv: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[RunReport, RunReport]:
-    workdir = tmp_path_factory.mktemp("work")
-    first = local(environments, cdk_out, workdir, "iris-1", iris_csv, "species")
-    second = local(environments, cdk_out, workdir, "iris-2", iris_csv, "species")
-    return first, second
+    """Two runs of iris in one account, made once per session (tests/serving/ serves the first's
+    model too): read them, never write into them."""
+
+    def make(workdir: Path) -> tuple[RunReport, RunReport]:
+        first = local(environments, cdk_out, workdir, "iris-1", iris_csv, "species")
+        second = local(environments, cdk_out, workdir, "iris-2", iris_csv, "species")
+        return first, second
+
+    inputs = {"local runs": ["iris-1", "iris-2"], "table": "iris", "label": "species"}
+    return once.per_session(tmp_path_factory, inputs, make)
 
 
 def training_log(report: RunReport) -> str:

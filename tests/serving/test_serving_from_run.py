@@ -36,7 +36,7 @@ from tests.local.test_local_your_data import (  # noqa: F401 (fixtures)
     cdk_out,
     environments,
     iris_csv,
-    local,
+    two_runs,
 )
 from tests.serving.penguins import PenguinModel
 
@@ -55,15 +55,9 @@ def iris_records(rows: range) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def table_run(
-    environments: Path,  # noqa: F811
-    cdk_out: Path,  # noqa: F811
-    iris_csv: Path,  # noqa: F811
-    tmp_path_factory: pytest.TempPathFactory,
-) -> RunReport:
-    report = local(
-        environments, cdk_out, tmp_path_factory.mktemp("work"), "iris-serve", iris_csv, "species"
-    )
+def table_run(two_runs: tuple[RunReport, RunReport]) -> RunReport:  # noqa: F811
+    """The first of test_local_your_data's two iris runs (one per session, tests/once.py)."""
+    report = two_runs[0]
     assert report.status == "SUCCEEDED", (report.failed_state, report.cause)
     return report
 
