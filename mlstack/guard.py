@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import re
 import tarfile
 from collections.abc import Iterable, Mapping
@@ -44,6 +43,8 @@ from aws_cdk import (
 from cdklabs import cdk_validator_cfnguard
 from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
 from constructs import IConstruct
+
+from mlstack.kept_reports import ReportStore
 
 # Where the plugin's package keeps Control Tower's rules (its default rules path).
 _RULES_PREFIX = "package/rules/control-tower/cfn-guard/"
@@ -219,15 +220,13 @@ class ControlTowerGuardValidator:
         """Guard's report on one template, with the rules that name its resource types: kept,
         or Guard run on that template alone and its report kept."""
         left_out = rules_that_cannot_apply(self._rules, template_types([path]))
-        kept = cache_dir / f"{cache_key([path], left_out)}.json"
-        if kept.is_file():
-            return report_from_json(json.loads(kept.read_text(encoding="utf-8")), [path])
+        store, key = ReportStore(cache_dir), cache_key([path], left_out)
+        kept = store.get(key)
+        if kept is not None:
+            return report_from_json(kept, [path])
         plugin = CfnGuardValidator(control_tower_rules_enabled=True, disabled_rules=left_out)
         report = plugin.validate(_Templates(context, [path]))
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        partial = kept.with_suffix(f".{os.getpid()}.tmp")  # another synth may write it too
-        partial.write_text(json.dumps(report_to_json(report, [path])), encoding="utf-8")
-        partial.replace(kept)
+        store.put(key, report_to_json(report, [path]))
         return report
 
 

@@ -211,8 +211,9 @@ def merge_reports(reports: Iterable[tuple[dict[str, Any], str]]) -> PolicyValida
     )
 
 
-class _Store:
-    """Kept reports: one JSON file per key under ``directory``."""
+class ReportStore:
+    """Kept reports: one JSON file per key under ``directory`` (cdk-nag's here, Guard's in
+    :mod:`mlstack.guard`)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -245,7 +246,7 @@ class KeptNagPack:
 
     def __init__(self, pack: NagPack, *, cache_dir: Path | None) -> None:
         self._pack = pack
-        self._store = _Store(cache_dir) if cache_dir is not None else None
+        self._store = ReportStore(cache_dir) if cache_dir is not None else None
         self._read: tuple[str, str | None, list[str] | None] | None = None
 
     # Read once (jsii sees plain properties only): the CDK asks for them at every stack's
