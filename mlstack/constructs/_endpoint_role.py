@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -11,7 +10,7 @@ from constructs import Construct
 from mlstack.constructs._nag import acknowledge_wildcard_resources
 from mlstack.constructs.layout import BucketLayout
 from mlstack.constructs.model_images import ModelImage
-from mlstack.constructs.roles import allow_sagemaker_metrics, sagemaker_principal
+from mlstack.constructs.roles import allow_sagemaker_metrics, log_group_arn, sagemaker_principal
 
 
 def endpoint_role(
@@ -126,15 +125,8 @@ def _allow_own_logs(role: iam.Role, endpoint_name: str | None) -> tuple[str, str
     """Let ``role`` write the endpoint's log group (all endpoints' when the name is left to
     CloudFormation); returns the ARNs of the log group and of its streams."""
     log_group = f"/aws/sagemaker/Endpoints/{endpoint_name or '*'}"
-    stack = Stack.of(role)
     group, streams = (
-        stack.format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name=name,
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-        for name in (log_group, f"{log_group}:log-stream:*")
+        log_group_arn(role, name) for name in (log_group, f"{log_group}:log-stream:*")
     )
     role.add_to_policy(
         iam.PolicyStatement(

@@ -151,7 +151,8 @@ def create_statements(
     return statements
 
 
-def _log_arn(scope: Construct, name: str) -> str:
+def log_group_arn(scope: Construct, name: str) -> str:
+    """The ARN of log group ``name`` (or ``<group>:log-stream:<stream>``) in ``scope``'s stack."""
     return Stack.of(scope).format_arn(
         service="logs",
         resource="log-group",
@@ -469,10 +470,10 @@ class SageMakerExecutionRole(Construct):
             iam.PolicyStatement(
                 sid="CreateOwnLogGroups",
                 actions=["logs:CreateLogGroup"],
-                resources=[_log_arn(self, g) for g in log_groups],
+                resources=[log_group_arn(self, g) for g in log_groups],
             )
         )
-        streams = [_log_arn(self, _log_streams(kind, name_prefix)) for kind in kinds]
+        streams = [log_group_arn(self, _log_streams(kind, name_prefix)) for kind in kinds]
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="WriteOwnLogs",
@@ -486,14 +487,17 @@ class SageMakerExecutionRole(Construct):
             iam.PolicyStatement(
                 sid="DescribeOwnLogStreams",
                 actions=["logs:DescribeLogStreams"],
-                resources=[_log_arn(self, g) for g in log_groups],
+                resources=[log_group_arn(self, g) for g in log_groups],
             )
         )
         wildcards = []
         for kind, group, stream in zip(kinds, log_groups, streams, strict=True):
             if kind == ENDPOINTS:
                 wildcards += [
-                    (_log_arn(self, group), f"Log groups of endpoints named {name_prefix}* only."),
+                    (
+                        log_group_arn(self, group),
+                        f"Log groups of endpoints named {name_prefix}* only.",
+                    ),
                     (stream, f"Log streams of endpoints named {name_prefix}* only."),
                 ]
             else:
@@ -739,15 +743,7 @@ def allow_processing_logs(role: iam.Role) -> str:
     group SageMaker Processing logs to); returns the ARN of its log streams (for the exact
     acknowledgement of the ``:*`` wildcard)."""
     group = "/aws/sagemaker/ProcessingJobs"
-    arns = [
-        Stack.of(role).format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name=name,
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-        for name in (group, f"{group}:log-stream:*")
-    ]
+    arns = [log_group_arn(role, name) for name in (group, f"{group}:log-stream:*")]
     role.add_to_policy(
         iam.PolicyStatement(
             sid="WriteProcessingLogs",
