@@ -22,6 +22,7 @@ state's calls are derived from the parameters Step Functions would send (tests/i
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,16 +89,30 @@ def run_monitor(log: CallLog, machine: StateMachine, scenario: str) -> list[str]
             return {"Body": json.dumps(body), "ContentType": "application/json"}
         return {}
 
-    dispatcher = RecordingDispatcher(stand_in, log, role=machine.role_arn)
+    failed = scenario == "failing"
+    event = {"scheduled_time": SCHEDULED_TIME}
+    return execute(log, machine, stand_in, event, f"monitor-{scenario}", failed)
+
+
+def execute(
+    log: CallLog,
+    machine: StateMachine,
+    stand_in: Callable[[TaskCall], Any],
+    event: dict[str, Any],
+    name: str,
+    failed: bool,
+) -> list[str]:
+    """The states ``machine``'s execution of ``event`` passed, its calls recorded as its role's,
+    its tasks answered by ``stand_in``; it must end FAILED when ``failed``, else SUCCEEDED."""
     result = Interpreter(
         machine.definition,
-        dispatcher,
+        RecordingDispatcher(stand_in, log, role=machine.role_arn),
         time_scale=0,
         state_machine_arn=machine.arn,
         role_arn=machine.role_arn,
-    ).execute({"scheduled_time": SCHEDULED_TIME}, name=f"monitor-{scenario}")
-    expected = "FAILED" if scenario == "failing" else "SUCCEEDED"
-    assert result.status == expected, (scenario, result.error, result.cause)
+    ).execute(event, name=name)
+    expected = "FAILED" if failed else "SUCCEEDED"
+    assert result.status == expected, (name, result.error, result.cause)
     return result.states
 
 
@@ -155,18 +170,9 @@ def run_retrain(log: CallLog, machine: StateMachine, scenario: str) -> list[str]
             return {"ExecutionArn": f"{arn}:{p['Name']}", "StartDate": ALARM_TIME}
         return {}
 
-    dispatcher = RecordingDispatcher(stand_in, log, role=machine.role_arn)
     alarm = next(str(name) for name in _alarm_names(log) if "Drift" in name)
-    result = Interpreter(
-        machine.definition,
-        dispatcher,
-        time_scale=0,
-        state_machine_arn=machine.arn,
-        role_arn=machine.role_arn,
-    ).execute(alarm_event(log, alarm), name=f"retrain-{scenario}")
-    expected = "FAILED" if scenario == "fails" else "SUCCEEDED"
-    assert result.status == expected, (scenario, result.error, result.cause)
-    return result.states
+    event = alarm_event(log, alarm)
+    return execute(log, machine, stand_in, event, f"retrain-{scenario}", scenario == "fails")
 
 
 def _alarm_names(log: CallLog) -> list[str]:
