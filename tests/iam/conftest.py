@@ -259,7 +259,7 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Monitored:
     """Monitored prod's drift monitor and retraining on drift, run (tests/iam/monitoring.py)."""
     with pytest.MonkeyPatch.context() as mp:
         use_fake_aws(mp)
-        return record_monitoring(tmp_path_factory.mktemp("iam-monitored"))
+        return record_monitoring(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

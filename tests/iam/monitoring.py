@@ -24,8 +24,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+import pytest
 
 from mlstack.local.asl import Interpreter, StatesError, TaskCall
 from mlstack.local.assembly import StateMachine
@@ -184,8 +185,8 @@ def _alarm_names(log: CallLog) -> list[str]:
     ]
 
 
-def record_monitoring(tmp: Path) -> Monitored:
-    log = CallLog(monitored_assembly(tmp))
+def record_monitoring(tmp_path_factory: pytest.TempPathFactory) -> Monitored:
+    log = CallLog(monitored_assembly(tmp_path_factory))
     monitor = machine_starting_at(log, "Compute window")
     retrain = machine_starting_at(log, "Last run")
     paths = {f"monitor {s}": run_monitor(log, monitor, s) for s in ("captured", "quiet", "failing")}

@@ -2,23 +2,23 @@
 has the endpoint that captures data, and the Workflow stack the DriftMonitor) and
 ``monitoring.retrain_on_drift`` with a quality threshold (RetrainOnDrift on both alarms), as
 tests/infra/test_infra_retrain_on_drift.py configures it. Synthesized once per test session
-for the JSONata differential test and the IAM proof of the two monitoring state machines."""
+(tests/once.py) for the JSONata differential test and the IAM proof of the two monitoring state
+machines."""
 
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mlstack.local import assembly as assembly_mod
+from tests import once
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASED_VERSION = 1
 MONITORING = {"retrain_on_drift": True, "quality_threshold": 0.8}
-
-_lock = threading.Lock()
-_synthesized: dict[str, Path] = {}
 
 
 def monitored_prod_config() -> dict[str, Any]:
@@ -28,17 +28,18 @@ def monitored_prod_config() -> dict[str, Any]:
     return data
 
 
-def monitored_prod(tmp: Path) -> Path:
-    """The cloud assembly directory of monitored prod (synthesized under ``tmp`` the first
-    time in this process)."""
-    with _lock:
-        if "prod" not in _synthesized:
-            environments = tmp / "environments"
-            environments.mkdir(parents=True)
-            (environments / "prod.json").write_text(json.dumps(monitored_prod_config()))
-            _synthesized["prod"] = assembly_mod.synthesize("prod", tmp / "cdk.out", environments)
-        return _synthesized["prod"]
+def monitored_prod(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cloud assembly directory of monitored prod."""
+    config = monitored_prod_config()
+
+    def synthesize(directory: Path) -> Path:
+        environments = directory / "environments"
+        environments.mkdir(parents=True)
+        (environments / "prod.json").write_text(json.dumps(config))
+        return assembly_mod.synthesize("prod", directory / "cdk.out", environments)
+
+    return once.per_session(tmp_path_factory, {"monitored prod": config}, synthesize)
 
 
-def monitored_assembly(tmp: Path) -> assembly_mod.LocalAssembly:
-    return assembly_mod.read(monitored_prod(tmp), "prod")
+def monitored_assembly(tmp_path_factory: pytest.TempPathFactory) -> assembly_mod.LocalAssembly:
+    return assembly_mod.read(monitored_prod(tmp_path_factory), "prod")

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from mlstack.local import assembly
 from mlstack.local.asl_jsonata import QUERY_EVALUATION_ERROR, evaluate, is_expression
 from mlstack.local.asl_types import StatesError
+from tests import once
 from tests.local.monitored_prod import REPO, monitored_prod
 
 NODE_JSONATA = REPO / "node_modules" / "jsonata"
@@ -64,12 +65,12 @@ def definitions(a: assembly.LocalAssembly) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def expressions(cdk_out: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Where -> expression, for every JSONata string of every state machine."""
-    prod = assembly.synthesize("prod", tmp_path_factory.mktemp("prod-cdk.out"))
+    prod = once.environment_assembly(tmp_path_factory, "prod") / "assembly-prod"
     found: dict[str, str] = {}
     for directory, env in (
         (cdk_out / "assembly-dev", "dev"),
         (prod, "prod"),
-        (monitored_prod(tmp_path_factory.mktemp("monitored")), "monitored prod"),
+        (monitored_prod(tmp_path_factory), "monitored prod"),
     ):
         for name, definition in definitions(assembly.read(directory, "prod" if "prod" in env
                                                           else env)).items():  # fmt: skip
