@@ -27,6 +27,7 @@ and state machine variables (``Assign``) are not supported locally.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import threading
 import time
@@ -34,6 +35,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jsonata
+from jsonata.functions import Functions
 from jsonata.utils import Utils
 
 from mlstack.local.asl_types import DefinitionError, StatesError, _parse_timestamp
@@ -152,7 +154,25 @@ def _compiled(body: str) -> Any:
     expression = jsonata.Jsonata(body)
     # null stays JSONata's null (Utils.NULL_VALUE) so that None means undefined.
     expression.set_output_convert_nulls(False)
+    expression.register_lambda("toMillis", _to_millis)
     return expression
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+def _to_millis(timestamp: Any = None, picture: Any = None) -> Any:
+    """``$toMillis``: jsonata-python's, except that an ISO 8601 timestamp keeps its
+    milliseconds (its own reads them through a float and truncates: ``...00.001Z`` gives
+    ``...000``; the reference engine keeps them, tests/local/test_local_jsonata_differential.py).
+    """
+    millis = Functions.datetime_to_millis(timestamp, picture)  # its checks and its errors
+    if millis is None or picture is not None or Functions.is_numeric(timestamp):
+        return millis
+    parsed = datetime.datetime.fromisoformat(timestamp)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return (parsed - _EPOCH) // datetime.timedelta(milliseconds=1)
 
 
 def _nulls_in(value: Any) -> Any:

@@ -196,3 +196,25 @@ def as_doubles(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
+
+
+# Found by the test above: jsonata-python's $toMillis read an ISO timestamp's milliseconds
+# through a float and truncated them ("...00.001Z" -> ...000, ".123+01:00" -> ...122); the
+# reference engine keeps them. Each case is evaluated by both, whatever the draw.
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "2004-02-01T00:00:00.001Z",
+        "2004-02-01T00:00:00.123+01:00",
+        "2026-12-07T14:00:00.999Z",
+        "1969-12-31T23:59:59.001Z",
+        "2026-12-07T14:00:00Z",
+    ],
+)
+def test_to_millis_keeps_the_milliseconds_as_the_reference_engine_does(
+    node: subprocess.Popen[str], timestamp: str
+) -> None:
+    expression = "{% $toMillis($states.input.t) %}"
+    states = {"input": {"t": timestamp}}
+    expected = reference(node, expression, states)
+    assert expected == {"value": evaluate(expression, states, "Output")}
