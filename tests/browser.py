@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -27,6 +29,7 @@ import websocket  # websocket-client, pinned in pyproject.toml
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 START_SECONDS = 60
+END_SECONDS = 20
 
 
 def chromium_path() -> str:
@@ -40,6 +43,36 @@ def chromium_path() -> str:
     )
 
 
+def group_members(pgid: int) -> list[int]:
+    """The processes of group ``pgid`` still running (zombies, which write nothing, left out)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # ended while read
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so split after it
+        state, _ppid, pgrp = stat[stat.rindex(")") + 2 :].split()[:3]
+        if int(pgrp) == pgid and state not in ("Z", "X"):
+            members.append(int(entry.name))
+    return members
+
+
+def _end_group(pgid: int) -> None:
+    """SIGKILL whatever is left of the group and wait, at most END_SECONDS, until none runs."""
+    deadline = time.monotonic() + END_SECONDS
+    while members := group_members(pgid):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"chromium's processes {members} did not end in {END_SECONDS} s")
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
 @dataclass
 class PageResult:
     """What a page did while it loaded, and the check's value."""
@@ -51,7 +84,8 @@ class PageResult:
 
 
 class Browser:
-    """One headless Chromium process on 127.0.0.1 (a random DevTools port), ended on exit."""
+    """One headless Chromium on 127.0.0.1 (a random DevTools port), in a process group of its own:
+    on exit every process of the group has ended before its profile directory is removed."""
 
     def __enter__(self) -> Browser:
         self.profile = tempfile.TemporaryDirectory(prefix="mlstack-chromium-")
@@ -70,6 +104,7 @@ class Browser:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,  # its zygotes and utility processes share its group id
         )
         self.port = self._port()
         return self
@@ -96,6 +131,10 @@ class Browser:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=20)
+        # The browser's children (the network service, storage) outlive it by a moment and write
+        # the profile as they go; removing it meanwhile failed CI with "Directory not empty:
+        # 'Default'". They are ended, and gone, first.
+        _end_group(self.process.pid)
         self.profile.cleanup()
 
     def open(self, url: str, check: str, *, width: int = 1200, timeout: float = 60) -> PageResult:
