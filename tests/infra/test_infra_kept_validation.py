@@ -154,6 +154,7 @@ def test_a_second_synth_reads_the_kept_reports_and_builds_no_engine(
 ) -> None:
     synth(tmp_path / "1", kept(cache))
     assert len(engines) == 1
+    (upstream_plugin,) = engines
     mark(cache)
     engines.clear()
     kept_validation._engine.cache_clear()
@@ -161,6 +162,14 @@ def test_a_second_synth_reads_the_kept_reports_and_builds_no_engine(
     assert engines == []
     assert read_kept(second) == {path for _, _, path, _ in findings(upstream)}
     assert [f[:3] for f in findings(second)] == [f[:3] for f in findings(upstream)]
+    # The version and rule IDs the CDK lists in every template's analytics metadata: kept, and
+    # aws-cdk-lib's plugin's own.
+    plugin = kept_validation.KeptCloudFormationValidation(
+        cache_dir=cache / "cloudformation-validate"
+    )
+    assert plugin.version == upstream_plugin.version  # type: ignore[attr-defined]
+    assert plugin.rule_ids == upstream_plugin.rule_ids  # type: ignore[attr-defined]
+    assert plugin.rule_ids and engines == []
 
 
 def test_a_changed_template_is_validated_again(tmp_path: Path, cache: Path) -> None:
