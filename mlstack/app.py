@@ -48,8 +48,8 @@ def build_app(
 
 
 # The engines' reports kept between synths, keyed by what each report is computed from
-# (mlstack/guard.py, mlstack/kept_reports.py); `cdk synth -c policy_cache_dir=` (empty) runs
-# every engine every time.
+# (mlstack/guard.py, mlstack/kept_reports.py, mlstack/kept_validation.py); `cdk synth -c
+# policy_cache_dir=` (empty) runs every engine, and the built-in validation, every time.
 POLICY_CACHE_DIR = Path.home() / ".cache" / "mlstack" / "policy-reports"
 
 
