@@ -11,6 +11,9 @@ so a synth that builds none shows it.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ from aws_cdk import aws_sqs as sqs
 
 from mlstack import kept_validation
 from mlstack.app import new_app, validation_failures
-from tests.infra.conftest import cdk_context
+from tests.infra.conftest import REPO, cdk_context
 
 PLUGIN = "CloudFormation Validate"  # aws-cdk-lib's CloudFormationValidatePlugin.PLUGIN_NAME
 MARK = "from the kept report"
@@ -233,3 +236,27 @@ def test_builtin_validation_off_validates_nothing(
     off = kept(cache, builtin_cloud_formation_validation=False)
     assert report(synth(tmp_path, off, fails=False)) == []
     assert engines == []
+
+
+@pytest.mark.parametrize(("flags", "expected"), [(["--no-validation"], "false"), ([], None)])
+def test_the_cli_turns_validation_off_through_cdk_validation(
+    tmp_path: Path, flags: list[str], expected: str | None
+) -> None:
+    # What new_app reads is what the real CLI sets: an app that records its CDK_VALIDATION.
+    probe = tmp_path / "cdk_validation.json"
+    app = tmp_path / "probe_app.py"
+    app.write_text(
+        "import json, os\n"
+        f"open({str(probe)!r}, 'w').write(json.dumps(os.environ.get('CDK_VALIDATION')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CDK_VALIDATION"}
+    env["CDK_DISABLE_CLI_TELEMETRY"] = "true"
+    command = ["npx", "--no-install", "cdk", "--no-notices", "synth", *flags]
+    subprocess.run(
+        [*command, "--app", f"{sys.executable} {app}", "--output", str(tmp_path / "out")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )  # the probe writes no assembly: the CLI's exit status says so, the probe is what counts
+    assert json.loads(probe.read_text()) == expected
