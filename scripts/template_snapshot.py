@@ -144,13 +144,15 @@ def _copy_templates(assembly_dir: Path, out: Path, prefix: str) -> None:
 def snapshot(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        app = build_app(App(context=_context(), outdir=f"{tmp}/app"))
+        # The app as `cdk synth` builds it (mlstack.app.new_app), each bare stack in a plain App.
+        app = build_app(context=_context(), outdir=f"{tmp}/app")
         _copy_templates(Path(app.synth().directory), out, "app-")
         data = json.loads((REPO / "environments" / "prod.json").read_text())
         data["endpoint"]["model_package_version"] = 1
         released = build_app(
-            App(context=_context(), outdir=f"{tmp}/released"),
             environments={"prod": parse_environment("prod", data)},
+            context=_context(),
+            outdir=f"{tmp}/released",
         )
         _copy_templates(Path(released.synth().directory), out, "released-")
         for name, build in BARE.items():

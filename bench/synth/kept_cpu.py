@@ -1,12 +1,14 @@
-"""CPU of a whole-app synth with cdk-nag's reports kept against the packs run every synth.
+"""CPU of a whole-app synth with every report kept against one engine run every synth.
 
-    .venv/bin/python bench/synth/kept_cpu.py [--rounds 3]
+    .venv/bin/python bench/synth/kept_cpu.py [--rounds 3] [--against "packs every synth"]
 
 Each synth runs in a fresh process, as ``cdk synth`` runs ``app.py`` (``cdk.json``'s context
 plus the CLI's path and asset metadata and version reporting), alternating: every report kept
-(a cache filled by a first synth), and the same with the three cdk-nag packs registered
-themselves (Guard's report still kept). Prints the CPU seconds (user + sys) of the Python
-process and of jsii's Node process with its children, read from ``/proc`` once synth returns.
+(a cache filled by a first synth), and the same with one engine not kept: the three cdk-nag
+packs registered themselves ("packs every synth"), or aws-cdk-lib's built-in CloudFormation
+validation as a plain ``App`` runs it ("built-in validation every synth"). Prints the CPU
+seconds (user + sys) of the Python process and of jsii's Node process with its children, read
+from ``/proc`` once synth returns.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ if sys.argv[2] == "packs every synth":
 context = json.loads(open("cdk.json").read())["context"]
 context.update({"policy_cache_dir": sys.argv[3], "aws:cdk:enable-path-metadata": True,
                 "aws:cdk:enable-asset-metadata": True, "aws:cdk:version-reporting": True})
-mlstack.app.build_app(aws_cdk.App(outdir=sys.argv[1], context=context)).synth()
+if sys.argv[2] == "built-in validation every synth":
+    mlstack.app.build_app(aws_cdk.App(outdir=sys.argv[1], context=context)).synth()
+else:
+    mlstack.app.build_app(outdir=sys.argv[1], context=context).synth()
 def children(pid):
     tasks = os.listdir(f"/proc/{pid}/task")
     return [c for t in tasks for c in open(f"/proc/{pid}/task/{t}/children").read().split()]
@@ -43,7 +48,8 @@ while pending:
 print(json.dumps({"python": time.process_time(), "node": node}))
 """
 
-CONFIGS = ["every report kept", "packs every synth"]
+KEPT = "every report kept"
+AGAINST = ["packs every synth", "built-in validation every synth"]
 
 
 def synth(config: str, cache: str) -> dict[str, float]:
@@ -65,11 +71,12 @@ def synth(config: str, cache: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--against", choices=AGAINST, default=AGAINST[0])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as cache:
-        synth(CONFIGS[0], cache)  # fills the cache
+        synth(KEPT, cache)  # fills the cache
         for round_ in range(1, args.rounds + 1):
-            for config in CONFIGS:
+            for config in (KEPT, args.against):
                 load = Path("/proc/loadavg").read_text().split()[0]
                 cpu = synth(config, cache)
                 print(

@@ -31,7 +31,14 @@ def default_policy(role: iam.Role) -> Construct:
 
 
 def acknowledge(construct: Construct, rule_id: str, reason: str) -> None:
-    Validations.of(construct).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+    acknowledge_all(construct, [(rule_id, reason)])
+
+
+def acknowledge_all(construct: Construct, rules: Iterable[tuple[str, str]]) -> None:
+    """Acknowledge each ``(rule ID, reason)`` on ``construct``, in order, in one jsii call."""
+    acknowledgments = [Acknowledgment(id=rule_id, reason=reason) for rule_id, reason in rules]
+    if acknowledgments:
+        Validations.of(construct).acknowledge(*acknowledgments)
 
 
 def _flatten(node: Any) -> str:
@@ -99,8 +106,10 @@ class _Wildcards:
                 )
             elif reasons.setdefault(flat, reason) != reason:
                 errors.append(f"{self._policy.node.path}: {flat} is acknowledged with two reasons")
-        for flat, reason in reasons.items():
-            acknowledge(self._policy, f"AwsSolutions-IAM5[Resource::{flat}]", reason)
+        acknowledge_all(
+            self._policy,
+            ((f"AwsSolutions-IAM5[Resource::{flat}]", reason) for flat, reason in reasons.items()),
+        )
         errors.extend(self._acknowledge_star(statements))
         return errors
 
@@ -173,8 +182,7 @@ GUARD_PLUGIN = "cdk-validator-cfnguard"
 
 def acknowledge_compliance(construct: Construct, rule: str, reason: str) -> None:
     """Acknowledge ``rule`` (such as ``LambdaDLQ``) of both compliance packs on ``construct``."""
-    for pack in COMPLIANCE_PACKS:
-        acknowledge(construct, f"{pack}-{rule}", reason)
+    acknowledge_all(construct, ((f"{pack}-{rule}", reason) for pack in COMPLIANCE_PACKS))
 
 
 def acknowledge_guard(construct: Construct, rule: str, reason: str) -> None:

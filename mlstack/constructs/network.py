@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -381,8 +382,14 @@ def _endpoint_access(
     """The actions the workload calls through interface endpoint ``id``, and the resources of
     this account they are called on."""
 
+    partition, region, account = _pseudo_parameters()
+
     def arn(service: str, resource: str) -> str:
-        return f"arn:{Aws.PARTITION}:{service}:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
+        return f"arn:{partition}:{service}:{region}:{account}:{resource}"
+
+    if id == "Kms":  # the only entry that reads the constructs (one jsii call per key)
+        actions = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+        return actions, [key.key_arn for key in keys] or [arn("kms", "key/*")]
 
     # SageMaker lower-cases names in ARNs; the prefix is lower-case (validate_name_prefix).
     named = f"{name_prefix}*" if name_prefix else "*"
@@ -438,11 +445,14 @@ def _endpoint_access(
         # SageMaker assumes the execution role from outside the VPC): the endpoint answers
         # who-am-I only, for SDKs in AWS's images that ask (GetCallerIdentity takes no resource).
         "Sts": (["sts:GetCallerIdentity"], ["*"]),
-        "Kms": (
-            ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
-            [key.key_arn for key in keys] or [arn("kms", "key/*")],
-        ),
     }[id]
+
+
+@functools.cache
+def _pseudo_parameters() -> tuple[str, str, str]:
+    """``Aws.PARTITION``, ``Aws.REGION``, ``Aws.ACCOUNT_ID``: tokens aws-cdk-lib creates once, so
+    read once (each read is a jsii round trip)."""
+    return Aws.PARTITION, Aws.REGION, Aws.ACCOUNT_ID
 
 
 def _endpoint_statements(

@@ -163,16 +163,13 @@ def synthesize(environment: str, outdir: Path, environments_dir: Path | None = N
     """Synthesize one environment in-process, as ``cdk synth`` would (cdk.json's context)."""
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
-    from aws_cdk import App
-
     from mlstack.app import build_app
     from mlstack.config import ENVIRONMENTS_DIR, load_environment
 
     context = json.loads((REPO / "cdk.json").read_text(encoding="utf-8"))["context"]
     config = load_environment(environment, environments_dir or ENVIRONMENTS_DIR)
     outdir.mkdir(parents=True, exist_ok=True)
-    app = App(outdir=str(outdir), context=context)
-    build_app(app, environments={environment: config})
+    app = build_app(environments={environment: config}, outdir=str(outdir), context=context)
     app.synth()
     return outdir / f"assembly-{environment}"
 
