@@ -9,6 +9,7 @@ HTTP status and a message saying what was wrong.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
@@ -181,6 +182,21 @@ def _parse_csv_line(body: bytes) -> np.ndarray | None:
 # record): a one-record request stays on numpy.
 PANDAS_MIN_BYTES = 8192
 _PANDAS_DIFFERS = (b" ", b"\t", b"\x0b", b"\x0c")
+# pandas reads these fields as a missing value; np.loadtxt reads them as the same NaN (bits
+# 0x7fc00000). pandas' default list also takes words np.loadtxt refuses ("NA", "NULL", "None",
+# "#N/A", ...) and reads "-nan" without its sign, and its default quoting takes '"1.5"', which
+# np.loadtxt refuses too: with only these words and no quoting, any such field fails pandas
+# and np.loadtxt answers. Checking each field against pandas' 17 words also cost ~2 ms of the
+# ~27 of a 6 MB body of 20 features (bench/README.md, issue 26, session 5).
+_PANDAS_OPTIONS: dict[str, Any] = {
+    "header": None,
+    "dtype": np.float32,
+    "engine": "c",
+    "skip_blank_lines": True,
+    "keep_default_na": False,
+    "na_values": ["", "nan", "NaN"],
+    "quoting": csv.QUOTE_NONE,
+}
 
 
 def _parse_csv_pandas(body: bytes) -> np.ndarray | None:
@@ -196,9 +212,7 @@ def _parse_csv_pandas(body: bytes) -> np.ndarray | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # 1e999: inf, as np.loadtxt
-            frame = _pandas.read_csv(
-                io.BytesIO(body), header=None, dtype=np.float32, engine="c", skip_blank_lines=True
-            )
+            frame = _pandas.read_csv(io.BytesIO(body), **_PANDAS_OPTIONS)
         matrix = frame.to_numpy(np.float32)
     except Exception:  # any doubt: np.loadtxt reads it or says what is wrong
         return None
