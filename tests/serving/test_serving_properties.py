@@ -273,6 +273,7 @@ def test_the_pandas_csv_fast_path_reads_exactly_what_np_loadtxt_reads(matrix, fm
     body = newline.join(lines).encode()
     fast = codecs._parse_csv_pandas(body)
     assert fast is not None
+    assert fast.flags.c_contiguous  # what Predictor.predict's dense path takes
     assert fast.tobytes() == codecs._parse_csv_numpy(body).tobytes()
 
 
