@@ -186,7 +186,7 @@ _PANDAS_DIFFERS = (b" ", b"\t", b"\x0b", b"\x0c")
 # 0x7fc00000). pandas' default list also takes words np.loadtxt refuses ("NA", "NULL", "None",
 # "#N/A", ...) and reads "-nan" without its sign, and its default quoting takes '"1.5"', which
 # np.loadtxt refuses too: with only these words and no quoting, any such field fails pandas
-# and np.loadtxt answers. Checking each field against pandas' 17 words also cost ~2 ms of the
+# and np.loadtxt answers. Checking each field against pandas' 19 words also cost ~2 ms of the
 # ~27 of a 6 MB body of 20 features (bench/README.md, issue 26, session 5).
 _PANDAS_OPTIONS: dict[str, Any] = {
     "header": None,
