@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 
 import numpy as np
 import pytest
@@ -307,6 +308,34 @@ def test_a_large_body_is_parsed_in_pieces_only_while_a_cpu_is_spare(
     }[parsed]
     assert calls == want
     assert (cpus.entered, cpus.held) == (1, 0)
+
+
+@pytest.mark.parametrize(("rows", "counted"), [(20_000, True), (500, False)])
+def test_a_large_body_counts_as_a_large_request_while_it_is_read(small_pieces, rows, counted):
+    """A body announced large enough for pieces counts against the CPUs from its first byte:
+    while this worker reads it, another worker must not take this CPU for a spare one. A body
+    under the size is read without counting."""
+    app = _app(_BOOSTERS["logistic"], True)
+    app.cpus = cpus = ScriptedCpus([False])
+    _, body = _large_csv(rows)
+    assert (len(body) >= 2 * app_module.PIECE_BYTES) == counted
+    held_while_read = []
+
+    class Input(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            held_while_read.append(cpus.held)
+            return super().read(size)
+
+    environ = {
+        "PATH_INFO": "/invocations",
+        "REQUEST_METHOD": "POST",
+        "CONTENT_TYPE": "text/csv",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": Input(body),
+    }
+    assert b"".join(app(environ, lambda status, headers: None))
+    assert held_while_read == [int(counted)]
+    assert (cpus.entered, cpus.held) == (int(counted), 0)
 
 
 def test_a_small_body_does_not_count_as_a_large_request():

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from mlstack_containers import recordio
 from mlstack_containers.serving import codecs
+from pandas._libs.parsers import STR_NA_VALUES
 
 WIDTH = 3
 KINDS = [codecs.CSV, codecs.JSON, codecs.JSONLINES, codecs.LIBSVM, codecs.RECORDIO]
@@ -272,27 +273,55 @@ def test_the_pandas_csv_fast_path_reads_exactly_what_np_loadtxt_reads(matrix, fm
     body = newline.join(lines).encode()
     fast = codecs._parse_csv_pandas(body)
     assert fast is not None
+    assert fast.flags.c_contiguous  # what Predictor.predict's dense path takes
     assert fast.tobytes() == codecs._parse_csv_numpy(body).tobytes()
+
+
+# Fields pandas' C parser reads by default where np.loadtxt refuses them or reads them
+# otherwise: pandas' own list of missing-value words (pandas.io.parsers' STR_NA_VALUES: "NA",
+# "NULL", "#N/A", "-nan", ...; np.loadtxt refuses most, and reads "-nan" with its sign bit),
+# other spellings of NaN np.loadtxt takes, and quoted numbers (pandas strips the quotes,
+# np.loadtxt has no quote character).
+pandas_words = st.sampled_from(
+    [*sorted(STR_NA_VALUES), "NAN", "+nan", "-NAN", "nAn", '"1.5"', '"-2"', "'3'", '"', '""']
+)
 
 
 @FAST
 @given(
-    rows=st.lists(st.lists(number_text, min_size=0, max_size=4), min_size=1, max_size=5),
+    rows=st.lists(
+        st.lists(st.one_of(number_text, pandas_words), min_size=0, max_size=4),
+        min_size=1,
+        max_size=5,
+    ),
     newline=st.sampled_from(["\n", "\r\n", "\r"]),
 )
-def test_the_csv_fast_path_never_accepts_what_np_loadtxt_rejects_differently(rows, newline):
+def test_the_csv_fast_path_never_accepts_what_np_loadtxt_rejects_or_reads_otherwise(rows, newline):
+    """Whatever the pandas fast path reads, np.loadtxt (the reference) reads to the same bits."""
     body = newline.join(",".join(r) for r in rows).encode()
     fast = codecs._parse_csv_pandas(body)
     if fast is None:
         return
+    reference = codecs._parse_csv_numpy(body)  # a ClientError here fails the test
+    assert fast.shape == reference.shape and fast.tobytes() == reference.tobytes()
+
+
+@pytest.mark.parametrize("word", [*sorted(STR_NA_VALUES), '"1.5"', "-NAN", "+nan"])
+def test_a_large_csv_body_gets_np_loadtxts_answer_for_a_field_pandas_reads_by_default(word):
+    """A body large enough for the pandas fast path gets np.loadtxt's answer (the reference,
+    with an empty field read as missing) for each field pandas reads by default: the same
+    bits, or the same 400 and message."""
+    body = b"4,5,6\n" * (codecs.PANDAS_MIN_BYTES // 6) + f"1,{word},3\n".encode()
+    assert len(body) >= codecs.PANDAS_MIN_BYTES
     try:
         reference = codecs._parse_csv_numpy(body)
-    except codecs.ClientError:
-        # Only pandas' extra missing-value words ("NA", "null", ...) may be read where
-        # np.loadtxt refuses, and never a ragged body.
-        assert len({len(r) for r in rows if any(r)}) <= 1
+    except codecs.ClientError as exc:
+        with pytest.raises(codecs.ClientError) as refused:
+            codecs.parse_csv(body)
+        assert (refused.value.status, refused.value.message) == (400, exc.message)
         return
-    np.testing.assert_array_equal(fast, reference)
+    parsed = codecs.parse_csv(body)
+    assert parsed.shape == reference.shape and parsed.tobytes() == reference.tobytes()
 
 
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])

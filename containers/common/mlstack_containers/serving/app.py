@@ -311,6 +311,13 @@ class InferenceApp:
         """The response type and body (in pieces: they are sent one after the other)."""
         kind = codecs.request_type(environ.get("CONTENT_TYPE"))
         accept = codecs.response_type(environ.get("HTTP_ACCEPT"))
+        length = _content_length(environ)
+        if length is not None and 2 * PIECE_BYTES <= length <= self.config.max_payload_bytes:
+            # Counted from its first byte: while this worker reads a batch, another worker
+            # starting one must not take this CPU for a spare one and parse in pieces (which
+            # costs ~20% more CPU; with 2 clients that was a quarter of the parsing).
+            with self.cpus.running():
+                return accept, self.answer(self.read_body(environ), kind, accept, environ)
         body = self.read_body(environ)
         if len(body) < 2 * PIECE_BYTES:
             return accept, self.answer(body, kind, accept, environ)

@@ -9,6 +9,7 @@ HTTP status and a message saying what was wrong.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
@@ -181,6 +182,21 @@ def _parse_csv_line(body: bytes) -> np.ndarray | None:
 # record): a one-record request stays on numpy.
 PANDAS_MIN_BYTES = 8192
 _PANDAS_DIFFERS = (b" ", b"\t", b"\x0b", b"\x0c")
+# pandas reads these fields as a missing value; np.loadtxt reads them as the same NaN (bits
+# 0x7fc00000). pandas' default list also takes words np.loadtxt refuses ("NA", "NULL", "None",
+# "#N/A", ...) and reads "-nan" without its sign, and its default quoting takes '"1.5"', which
+# np.loadtxt refuses too: with only these words and no quoting, any such field fails pandas
+# and np.loadtxt answers. Checking each field against pandas' 19 words also cost ~2 ms of the
+# ~27 of a 6 MB body of 20 features (bench/README.md, issue 26, session 5).
+_PANDAS_OPTIONS: dict[str, Any] = {
+    "header": None,
+    "dtype": np.float32,
+    "engine": "c",
+    "skip_blank_lines": True,
+    "keep_default_na": False,
+    "na_values": ["", "nan", "NaN"],
+    "quoting": csv.QUOTE_NONE,
+}
 
 
 def _parse_csv_pandas(body: bytes) -> np.ndarray | None:
@@ -196,9 +212,7 @@ def _parse_csv_pandas(body: bytes) -> np.ndarray | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # 1e999: inf, as np.loadtxt
-            frame = _pandas.read_csv(
-                io.BytesIO(body), header=None, dtype=np.float32, engine="c", skip_blank_lines=True
-            )
+            frame = _pandas.read_csv(io.BytesIO(body), **_PANDAS_OPTIONS)
         matrix = frame.to_numpy(np.float32)
     except Exception:  # any doubt: np.loadtxt reads it or says what is wrong
         return None
@@ -209,7 +223,25 @@ def _parse_csv_pandas(body: bytes) -> np.ndarray | None:
     # A short line leaves a NaN in the last column, so without one there is no need to count.
     if np.isnan(matrix[:, -1]).any() and body.count(b",") != rows * (width - 1):
         return None
-    return np.ascontiguousarray(matrix)
+    return _row_major(matrix)
+
+
+def _row_major(matrix: np.ndarray) -> np.ndarray:
+    """``matrix`` in C order (what XGBoost's dense prediction reads), from pandas' column-major
+    result. numpy's transposing copy of a narrow matrix goes element by element (~5 ms for
+    the 1,080,525 x 2 reference rows); copying each column into place takes ~1.5 ms. From
+    about 8 columns the transposing copy is the faster (bench/README.md, issue 26, session 5).
+    """
+    rows, width = matrix.shape
+    if matrix.flags.c_contiguous or width > _NARROW:
+        return np.ascontiguousarray(matrix)
+    out = np.empty((rows, width), matrix.dtype)
+    for j in range(width):
+        out[:, j] = matrix[:, j]
+    return out
+
+
+_NARROW = 4
 
 
 def _parse_csv_numpy(body: bytes) -> np.ndarray:
