@@ -1,0 +1,147 @@
+"""Run a container program (``containers/training/train`` and its siblings) as
+``subprocess.run`` would, through tests/program_server.py: the program runs in a process of its
+own, with the environment, arguments and working directory given, its exit status, stdout and
+stderr returned as a ``CompletedProcess``, but forked from a server that has imported numpy,
+scipy, scikit-learn, xgboost and pyarrow once, instead of paying ~2 s of CPU to import them in
+every run.
+
+Only what the wrapper script does is skipped (``exec "$py" -m mlstack_containers.<program>``);
+each program keeps tests that run its script as a real subprocess (test_training_failures.py's
+``test_accepts_the_train_argument_sagemaker_passes``, test_training_evaluate.py's
+``train`` argument test, ...).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import locale
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+SERVER = Path(__file__).with_name("program_server.py")
+REPO = SERVER.parents[1]
+
+
+class ProgramServer:
+    """One per test process, started at its first run and ended at the process's exit."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="mlstack-programs-"))
+        self.response, write = os.pipe()
+        with (self.dir / "server.log").open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(SERVER), str(write)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                pass_fds=(write,),
+                cwd=REPO,
+                env={k: v for k, v in os.environ.items() if not k.startswith("MLSTACK_")},
+            )
+        os.close(write)
+        self.pending = b""
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        os.close(self.response)
+
+    def _line(self, prefix: str, deadline: float | None) -> int | None:
+        """The number of the server's next line (``prefix N``), or None when the deadline
+        passes first."""
+        while b"\n" not in self.pending:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not select.select([self.response], [], [], wait)[0]:
+                return None
+            chunk = os.read(self.response, 4096)
+            if not chunk:
+                log = (self.dir / "server.log").read_text(errors="replace")
+                raise RuntimeError(f"the program server ended (tests/program_server.py):\n{log}")
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        match = re.fullmatch(rf"{prefix} (\d+)", line.decode())
+        assert match, (prefix, line)
+        return int(match[1])
+
+    def run(
+        self,
+        module: str,
+        args: Sequence[str],
+        env: Mapping[str, str],
+        cwd: Path | None,
+        timeout: float | None,
+    ) -> tuple[int, Path, Path, bool]:
+        out, err = self.dir / "stdout", self.dir / "stderr"
+        request = {
+            "module": module,
+            "args": list(args),
+            "env": dict(env),
+            "cwd": str(cwd or Path.cwd()),
+            "stdout": str(out),
+            "stderr": str(err),
+        }
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+        self.proc.stdin.flush()
+        pid = self._line("pid", None)
+        assert pid is not None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        status = self._line("status", deadline)
+        timed_out = status is None
+        if timed_out:  # as subprocess.run does: kill the child, wait for it, then raise
+            os.kill(pid, signal.SIGKILL)
+            status = self._line("status", None)
+        assert status is not None
+        return os.waitstatus_to_exitcode(status), out, err, timed_out
+
+
+_server: ProgramServer | None = None
+
+
+def _read(path: Path) -> str:
+    # subprocess.run(text=True) decodes with the locale's encoding and universal newlines.
+    with path.open(encoding=locale.getpreferredencoding(False), errors="strict") as f:
+        return f.read()
+
+
+def run(
+    script: Path,
+    args: Sequence[str] = (),
+    *,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run([script, *args], env=env, cwd=cwd, capture_output=True, text=True,
+    timeout=timeout, check=False)`` for a container program's script (its last line is
+    ``exec "$py" -m MODULE "$@"``)."""
+    global _server
+    (module,) = re.findall(r'^exec "\$py" -m (\S+) "\$@"$', script.read_text(), re.MULTILINE)
+    if _server is None or _server.proc.poll() is not None:
+        _server = ProgramServer()
+    code, out, err, timed_out = _server.run(module, args, env, cwd, timeout)
+    cmd = [str(script), *args]
+    if timed_out:
+        raise subprocess.TimeoutExpired(cmd, timeout or 0, _read(out), _read(err))
+    return subprocess.CompletedProcess(cmd, code, _read(out), _read(err))
+
+
+def current() -> ProgramServer | None:
+    """This process's program server, if a run has started it."""
+    return _server
