@@ -24,10 +24,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 SERVER = Path(__file__).with_name("program_server.py")
+SHIM = Path(__file__).with_name("python_shim.py")
 REPO = SERVER.parents[1]
 
 
@@ -39,7 +41,7 @@ class ProgramServer:
         self.response, write = os.pipe()
         with (self.dir / "server.log").open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, str(SERVER), str(write)],
+                [sys.executable, str(SERVER), "pipe", str(write)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
@@ -145,3 +147,62 @@ def run(
 def current() -> ProgramServer | None:
     """This process's program server, if a run has started it."""
     return _server
+
+
+class ShimServer:
+    """The program server's socket side and the python shim that reaches it (one per test
+    process, ended at its exit)."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="mlstack-shim-"))
+        socket_path = self.dir / "programs.sock"
+        self.shim = self.dir / "python"
+        text = SHIM.read_text().replace('SOCKET = ""', f"SOCKET = {str(socket_path)!r}", 1)
+        self.shim.write_text(f"#!{sys.executable} -IS\n{text}")
+        self.shim.chmod(0o755)
+        with (self.dir / "server.log").open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(SERVER), "socket", str(socket_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                cwd=REPO,
+                env={k: v for k, v in os.environ.items() if not k.startswith("MLSTACK_")},
+            )
+        deadline = time.monotonic() + 120
+        while not socket_path.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                log_text = (self.dir / "server.log").read_text(errors="replace")
+                raise RuntimeError(f"the program server did not start:\n{log_text}")
+            time.sleep(0.05)
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+_shim_server: ShimServer | None = None
+
+
+@contextmanager
+def forked_python() -> Iterator[Path]:
+    """While on, ``sys.executable`` is tests/python_shim.py: what local mode starts as
+    ``$MLSTACK_PYTHON -m mlstack_containers.<program>`` (training, processing, transform and
+    endpoint programs) is forked from the program server, its libraries imported once; every
+    other use of ``sys.executable`` runs the real python."""
+    global _shim_server
+    if _shim_server is None or _shim_server.proc.poll() is not None:
+        _shim_server = ShimServer()
+    real = sys.executable
+    sys.executable = str(_shim_server.shim)
+    try:
+        yield _shim_server.shim
+    finally:
+        sys.executable = real
+
+
+def current_shim() -> ShimServer | None:
+    """This process's socket server for the shim, if ``forked_python`` has started it."""
+    return _shim_server

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +75,60 @@ def test_a_timeout_kills_the_program_as_subprocess_run_does(job: Job, tmp_path: 
     job.channels(train=CSV_CHANNEL)
     job.file("train", "train.csv", b"1,1,2\n0,3,4\n")
     assert programs.run(TRAIN, env=job.env(), timeout=120).returncode == 0
+
+
+def _blocked_in_pipe_mode(job: Job, python: str) -> tuple[subprocess.Popen[str], int]:
+    """The train script started as local mode starts it (``MLSTACK_PYTHON``, a session of its
+    own), in Pipe mode, reading its FIFO: its SIGTERM handler is set. Returns the process and
+    the FIFO's writing end (kept open, nothing written)."""
+    job.hyperparameters(**REFERENCE_HYPERPARAMETERS)
+    job.channels(train={**CSV_CHANNEL, "TrainingInputMode": "Pipe"})
+    fifo = job.base / "input" / "data" / "train_0"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen(
+        [str(TRAIN)],
+        env={**job.env(), "MLSTACK_PYTHON": python},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while True:  # opening the writing end fails (ENXIO) until the program opens its end
+        try:
+            return proc, os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout
+            time.sleep(0.05)
+
+
+def test_the_shim_passes_sigterm_on_and_ends_as_the_program_ends(job: Job) -> None:
+    real = sys.executable
+    with programs.forked_python() as shim:
+        ends = []
+        for python in (real, str(shim)):
+            (job.base / "input" / "data" / "train_0").unlink(missing_ok=True)
+            proc, writer = _blocked_in_pipe_mode(job, python)
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=60)
+            os.close(writer)
+            ends.append((proc.returncode, out.splitlines()[-1]))
+    # The runner's answer to SIGTERM before training: "nothing to save", exit 0.
+    assert ends[0] == (0, "mlstack-train: SIGTERM before training started: nothing to save")
+    assert ends[1] == ends[0]
+
+
+def test_a_killed_shim_takes_its_program_with_it(job: Job) -> None:
+    with programs.forked_python() as shim:
+        server = programs.current_shim()
+        assert server is not None
+        proc, writer = _blocked_in_pipe_mode(job, str(shim))
+        children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
+        assert len(children.read_text().split()) == 1  # the program, forked by the server
+        os.killpg(proc.pid, signal.SIGKILL)  # as local mode ends a job's group
+        assert proc.wait(10) == -signal.SIGKILL
+        deadline = time.monotonic() + 10
+        while children.read_text().split() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.close(writer)
+        assert children.read_text().split() == []
