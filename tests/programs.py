@@ -1,14 +1,20 @@
-"""Run a container program (``containers/training/train`` and its siblings) as
-``subprocess.run`` would, through tests/program_server.py: the program runs in a process of its
-own, with the environment, arguments and working directory given, its exit status, stdout and
-stderr returned as a ``CompletedProcess``, but forked from a server that has imported numpy,
-scipy, scikit-learn, xgboost and pyarrow once, instead of paying ~2 s of CPU to import them in
-every run.
+"""The containers' Python programs (``containers/training/train`` and its siblings), forked
+from tests/program_server.py, which has imported numpy, scipy, scikit-learn, xgboost, pyarrow
+and pandas once, instead of paying ~2 s of CPU to import them in every run.
 
-Only what the wrapper script does is skipped (``exec "$py" -m mlstack_containers.<program>``);
-each program keeps tests that run its script as a real subprocess (test_training_failures.py's
-``test_accepts_the_train_argument_sagemaker_passes``, test_training_evaluate.py's
-``train`` argument test, ...).
+- ``run``: a program run as ``subprocess.run`` runs its script (``capture_output=True,
+  text=True``): its own process, with the environment, arguments and working directory given,
+  its exit status, stdout and stderr returned as a ``CompletedProcess``, a timeout killing it.
+  Only the wrapper script is skipped (``exec "$py" -m mlstack_containers.<program>``); each
+  script still runs as a real subprocess in its own tests (test_training_failures.py's
+  ``train`` argument tests, test_training_evaluate.py's, test_training_monitor.py's baseline)
+  and in every local run made by ``mlstack`` as a command (tests/local/test_local_terminal.py).
+- ``forked_python``: while on, ``sys.executable`` is tests/python_shim.py, so what local mode
+  starts in this process as ``$MLSTACK_PYTHON -m mlstack_containers.<program>`` is forked the
+  same way; the shim stands in for the program's process (signals, exit status, killed with
+  its group).
+
+tests/training/test_training_programs.py holds both to what the real python does.
 """
 
 from __future__ import annotations
