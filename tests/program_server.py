@@ -18,8 +18,9 @@ Two ways in, one request at a time each:
   (``os.waitpid``'s status) when it ends; stdin from /dev/null, stdout and stderr to files.
 - ``socket``: tests/python_shim.py, started in place of python by local mode, connects to the
   UNIX socket (argv[2]) and sends its stdin, stdout and stderr with a JSON request
-  (``{"argv", "env", "cwd", "shim"}``); the child leads a session of its own and ends it, with
-  every process in it, when the shim ends (the shim is what local mode signals and kills).
+  (``{"module", "args", "env", "cwd", "shim"}``); the child leads a session of its own and ends
+  it, with every process in it, when the shim ends (the shim is what local mode signals and
+  kills). The server ends when its stdin, a pipe from the test process, closes.
 """
 
 from __future__ import annotations
@@ -107,8 +108,10 @@ def serve_socket(path: str) -> None:
     listener.listen(16)
     running: dict[int, socket.socket] = {}  # child pid -> its shim's connection
     while True:
-        ready, _, _ = select.select([listener], [], [], 0.05)
-        if ready:
+        ready, _, _ = select.select([listener, sys.stdin], [], [], 0.05)
+        if sys.stdin in ready and not os.read(sys.stdin.fileno(), 1):
+            return  # the test process ended (its end of the pipe closed), atexit or not
+        if listener in ready:
             conn, _ = listener.accept()
             message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
             request = json.loads(message)

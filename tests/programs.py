@@ -169,7 +169,7 @@ class ShimServer:
         with (self.dir / "server.log").open("wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, str(SERVER), "socket", str(socket_path)],
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,  # closed when this process ends: the server ends too
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 cwd=REPO,
@@ -185,8 +185,13 @@ class ShimServer:
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 _shim_server: ShimServer | None = None
