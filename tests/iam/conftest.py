@@ -30,7 +30,7 @@ from mlstack.local.s3 import EmbeddedS3
 from mlstack.local.sagemaker import LocalSageMaker
 from mlstack.local.tasks import TaskDispatcher
 from mlstack.local.ui import Reporter
-from tests import once
+from tests import once, programs
 from tests.fake_aws import use_fake_aws
 from tests.iam.access import CallLog, RecordingDispatcher, RecordingS3, resource_calls
 from tests.iam.monitoring import Monitored, record_monitoring
@@ -257,14 +257,16 @@ def record(env: str, tmp: Path, directory: Path) -> Recorded:
 @pytest.fixture(scope="session")
 def monitored(tmp_path_factory: pytest.TempPathFactory) -> Monitored:
     """Monitored prod's drift monitor and retraining on drift, run (tests/iam/monitoring.py)."""
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, programs.forked_python():
         use_fake_aws(mp)
         return record_monitoring(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Recorded]:
-    with pytest.MonkeyPatch.context() as mp:
+    # The jobs' and endpoints' programs forked with their libraries imported (tests/programs.py):
+    # the proof is the AWS calls the workflow makes, not how a program's process starts.
+    with pytest.MonkeyPatch.context() as mp, programs.forked_python():
         use_fake_aws(mp)
         return {
             env: record(

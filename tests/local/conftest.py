@@ -10,7 +10,7 @@ import pytest
 
 from mlstack.local.runner import RunOptions, RunReport, run
 from mlstack.local.ui import Reporter
-from tests import once
+from tests import once, programs
 from tests.fake_aws import use_fake_aws
 
 LOCAL_RUN_ROWS = 500
@@ -36,7 +36,8 @@ def local_run(cdk_out: Path, tmp_path_factory: pytest.TempPathFactory) -> RunRep
     once per session for every file and worker (tests/once.py); they read it, never write it."""
 
     def make(workdir: Path) -> RunReport:
-        with pytest.MonkeyPatch.context() as mp:  # `fake_aws` is per test; this one is per session
+        # The programs forked with their libraries imported (tests/programs.py).
+        with pytest.MonkeyPatch.context() as mp, programs.forked_python():
             mp.setenv("AWS_ACCESS_KEY_ID", "testing")
             mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
             mp.setenv("AWS_EC2_METADATA_DISABLED", "true")

@@ -23,6 +23,7 @@ from mlstack.local import assembly as assembly_mod
 from mlstack.local.account import LocalAccount
 from mlstack.local.runner import RunOptions, RunReport, format_summary, run
 from mlstack.local.ui import Reporter
+from tests import programs
 from tests.local.conftest import LOCAL_RUN_ROWS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,7 +99,8 @@ def ab_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     cdk_out = tmp / "cdk.out"
     assembly_mod.synthesize("dev", cdk_out, ab_environments(tmp))
     workdir = tmp / "work"
-    with pytest.MonkeyPatch.context() as mp:  # `fake_aws` is per test; this one is per module
+    # The programs forked with their libraries imported (tests/programs.py).
+    with pytest.MonkeyPatch.context() as mp, programs.forked_python():
         mp.setenv("AWS_ACCESS_KEY_ID", "testing")
         mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
         mp.setenv("AWS_EC2_METADATA_DISABLED", "true")

@@ -30,6 +30,7 @@ from mlstack.local.runner import RunOptions, RunReport, format_summary, run
 from mlstack.local.s3 import EmbeddedS3
 from mlstack.local.sagemaker import LocalSageMaker, SageMakerError
 from mlstack.local.ui import Reporter
+from tests import programs
 from tests.local.conftest import LOCAL_RUN_ROWS
 
 ENDPOINT = "mlstack-dev-live"
@@ -47,17 +48,19 @@ class TwoRuns:
 
 
 def local_run(cdk_out: Path, workdir: Path, name: str, **options: Any) -> RunReport:
-    return run(
-        RunOptions(
-            environment="dev",
-            rows=LOCAL_RUN_ROWS,
-            workdir=workdir,
-            cdk_out=cdk_out,
-            name=name,
-            **options,
-        ),
-        Reporter(out=io.StringIO()),
-    )
+    # The programs forked with their libraries imported (tests/programs.py).
+    with programs.forked_python():
+        return run(
+            RunOptions(
+                environment="dev",
+                rows=LOCAL_RUN_ROWS,
+                workdir=workdir,
+                cdk_out=cdk_out,
+                name=name,
+                **options,
+            ),
+            Reporter(out=io.StringIO()),
+        )
 
 
 def after(states: list[str], state: str, count: int) -> list[str]:

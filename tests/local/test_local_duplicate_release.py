@@ -25,6 +25,7 @@ from mlstack.local.events import LocalEventBridge
 from mlstack.local.runner import RunOptions, RunReport, run
 from mlstack.local.tasks import TaskDispatcher
 from mlstack.local.ui import Reporter
+from tests import programs
 from tests.local.conftest import LOCAL_RUN_ROWS
 
 GROUP = "mlstack-dev"
@@ -73,12 +74,14 @@ def approve_twice(workdir: Path) -> int:
 
 
 def release(workdir: Path, cdk_out: Path, name: str) -> RunReport:
-    return run(
-        RunOptions(
-            environment="dev", workdir=workdir, cdk_out=cdk_out, release_only=True, name=name
-        ),
-        Reporter(out=io.StringIO()),
-    )
+    # The programs forked with their libraries imported (tests/programs.py).
+    with programs.forked_python():
+        return run(
+            RunOptions(
+                environment="dev", workdir=workdir, cdk_out=cdk_out, release_only=True, name=name
+            ),
+            Reporter(out=io.StringIO()),
+        )
 
 
 def failure_mails(report: RunReport) -> list[dict[str, Any]]:
@@ -92,7 +95,7 @@ def failure_mails(report: RunReport) -> list[dict[str, Any]]:
 def account(tmp_path_factory: pytest.TempPathFactory, cdk_out: Path) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("duplicates")
     workdir = tmp / "work"
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, programs.forked_python():
         mp.setenv("AWS_ACCESS_KEY_ID", "testing")
         mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
         mp.setenv("AWS_EC2_METADATA_DISABLED", "true")

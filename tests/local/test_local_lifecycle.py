@@ -17,7 +17,7 @@ from mlstack.local.events import LocalEventBridge, matches
 from mlstack.local.model_packages import MODEL_PACKAGE_STATE_CHANGE
 from mlstack.local.runner import RunReport, deliver_pending, format_summary
 from mlstack.local.sagemaker import LocalSageMaker, deployed_endpoints
-from tests import once
+from tests import once, programs
 from tests.local.conftest import LOCAL_RUN_ROWS
 
 # The example event of "SageMaker model package state change" (SageMaker developer guide,
@@ -158,14 +158,17 @@ def test_prod_waits_for_approval_and_local_approve_releases_it(
     cdk_out, workdir = once.environment_assembly(tmp_path_factory, "prod"), tmp_path / "work"
     common = ["--env", "prod", "--workdir", str(workdir)]
     run_args = ["local", "run", *common, "--cdk-out", str(cdk_out), "--plain"]
-    code = main([*run_args, "--rows", str(LOCAL_RUN_ROWS), "--input", '{"tune": false}'])
+    # The programs forked with their libraries imported (tests/programs.py).
+    with programs.forked_python():
+        code = main([*run_args, "--rows", str(LOCAL_RUN_ROWS), "--input", '{"tune": false}'])
     out = capsys.readouterr().out
     assert code == 0, out[-3000:]
     assert "mlstack-prod version 1 (PendingManualApproval)" in out
     assert "mlstack local approve --env prod --version 1" in out
     account = workdir / "accounts" / "prod"
     assert deployed_endpoints(account) == {}
-    code = main(["local", "approve", *common, "--version", "1", "--cdk-out", str(cdk_out)])
+    with programs.forked_python():
+        code = main(["local", "approve", *common, "--version", "1", "--cdk-out", str(cdk_out)])
     out = capsys.readouterr().out
     assert code == 0, out[-3000:]
     assert "Release           version 1 SUCCEEDED, deployed: mlstack-prod-live" in out

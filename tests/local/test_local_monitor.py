@@ -29,6 +29,7 @@ from mlstack.local.gateway import Gateway, Target
 from mlstack.local.runner import RunOptions, run
 from mlstack.local.sagemaker import extract_model, start_serve
 from mlstack.local.ui import Reporter
+from tests import programs
 
 ENV = "prod"
 
@@ -53,7 +54,8 @@ def account(tmp_path_factory: pytest.TempPathFactory) -> Account:
     prod.setdefault("monitoring", {}).update(quality_metric="Accuracy", quality_threshold=0.8)
     (environments / "prod.json").write_text(json.dumps(prod))
     workdir = tmp_path_factory.mktemp("work")
-    with pytest.MonkeyPatch.context() as mp:
+    # The programs forked with their libraries imported (tests/programs.py).
+    with pytest.MonkeyPatch.context() as mp, programs.forked_python():
         mp.setenv("AWS_ACCESS_KEY_ID", "testing")
         mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
         mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
@@ -81,7 +83,8 @@ def runtime(account: Account, tmp_path_factory: pytest.TempPathFactory) -> Itera
     base = tmp_path_factory.mktemp("serve")
     extract_model(account.model_dir.read_bytes(), base / "model")
     image = Image(uri="local", directory=REPO / "containers", dockerfile="inference/Dockerfile")
-    server = start_serve(image, base, log_path=base / "serve.log", source=account.endpoint)
+    with programs.forked_python():
+        server = start_serve(image, base, log_path=base / "serve.log", source=account.endpoint)
     capture = serve_capture(account.directory, account.environments)
     assert capture is not None and capture.settings.sampling_percentage == 20
     capture.rng = random.Random(7)

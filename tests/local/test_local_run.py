@@ -14,6 +14,7 @@ from mlstack.cli import main
 from mlstack.local import assembly
 from mlstack.local.runner import RunOptions, RunReport, format_summary, run
 from mlstack.local.ui import Reporter
+from tests import programs
 from tests.local.conftest import LOCAL_RUN_ROWS
 
 ROWS = LOCAL_RUN_ROWS
@@ -162,7 +163,9 @@ def test_a_change_to_the_config_defaults_shows_in_template_and_local_run(tmp_pat
     options = RunOptions(
         environment="dev", workdir=tmp_path / "work", environments_dir=envs, name="changed-1"
     )
-    report = run(options, Reporter(out=io.StringIO()))
+    # The programs forked with their libraries imported (tests/programs.py).
+    with programs.forked_python():
+        report = run(options, Reporter(out=io.StringIO()))
     assert report.synthesized and report.ok, report.failure_reason
     # The template that `cdk deploy` would ship carries the new defaults ...
     template = next((report.run_dir / "cdk.out" / "assembly-dev").glob("*Workflow*.template.json"))

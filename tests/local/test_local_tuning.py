@@ -24,6 +24,7 @@ from mlstack.local.s3 import EmbeddedS3
 from mlstack.local.sagemaker import LocalSageMaker, SageMakerError
 from mlstack.local.tuning import Range, Search, parse_ranges
 from mlstack.rules import training_image_metric_definitions
+from tests import programs
 
 REPO = Path(__file__).resolve().parents[2]
 METRICS = training_image_metric_definitions()
@@ -296,10 +297,12 @@ def test_prod_runs_through_its_tuning_path(
     """`mlstack local run --env prod` as defined (Bayesian, early stopping Auto), with the job
     count lowered through --input to keep the test short."""
     lowered = {"tuning_max_jobs": 3, "tuning_max_parallel_jobs": 2}
-    code = main([
-        "local", "run", "--env", "prod", "--plain", "--rows", "2000",
-        "--workdir", str(tmp_path), "--name", "prod-tuning", "--input", json.dumps(lowered),
-    ])  # fmt: skip
+    # The programs forked with their libraries imported (tests/programs.py).
+    with programs.forked_python():
+        code = main([
+            "local", "run", "--env", "prod", "--plain", "--rows", "2000",
+            "--workdir", str(tmp_path), "--name", "prod-tuning", "--input", json.dumps(lowered),
+        ])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0, out[-3000:]
     run_dir = tmp_path / "prod-tuning"

@@ -23,7 +23,7 @@ from mlstack.local.runner import RunOptions, RunReport, format_summary, run
 from mlstack.local.s3 import EmbeddedS3
 from mlstack.local.sagemaker import LocalSageMaker
 from mlstack.local.ui import Reporter
-from tests import once
+from tests import once, programs
 from tests.infra.conftest import REPO
 
 # A table run names no hyperparameters: it drops the environment's (the seeder's reg:logistic,
@@ -78,7 +78,8 @@ def local(
     label: str,
     hyperparameters: dict[str, str] = NONE,
 ) -> RunReport:
-    with pytest.MonkeyPatch.context() as mp:
+    # The programs forked with their libraries imported (tests/programs.py).
+    with pytest.MonkeyPatch.context() as mp, programs.forked_python():
         mp.setenv("AWS_ACCESS_KEY_ID", "testing")
         mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
         mp.setenv("AWS_EC2_METADATA_DISABLED", "true")

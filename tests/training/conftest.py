@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests import programs
+
 REPO = Path(__file__).resolve().parents[2]
 TRAIN = REPO / "containers" / "training" / "train"
 CONTRACT = REPO / "containers" / "common" / "mlstack_containers" / "training" / "contract.json"
@@ -141,14 +143,10 @@ class Job:
         )
 
     def run(self, timeout: float = 120, **extra_env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(TRAIN)],
-            env=self.env(**extra_env),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        """The train program run to its end, as ``subprocess.run`` runs it, in a process forked
+        from tests/programs.py's server (its libraries imported once); ``start`` and the
+        tests that run ``TRAIN`` itself run the script as a real subprocess."""
+        return programs.run(TRAIN, env=self.env(**extra_env), timeout=timeout)
 
     def booster(self):
         from mlstack_containers.model_io import load_model

@@ -17,6 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mlstack_containers.baseline.stats import kll_levels
 
+from tests import programs
+
 REPO = Path(__file__).resolve().parents[2]
 BASELINE = REPO / "containers" / "training" / "baseline"
 
@@ -110,9 +112,7 @@ CONSTRAINTS_SCHEMA = _object(
 
 def run_baseline(base: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base)}
-    return subprocess.run(
-        [str(BASELINE), *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    return programs.run(BASELINE, args, env=env, timeout=120)
 
 
 def train_channel(base: Path, files: dict[str, str]) -> Path:

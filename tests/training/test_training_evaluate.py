@@ -26,6 +26,7 @@ from mlstack_containers import evaluation
 from mlstack_containers.paths import MESSAGE_LIMIT, SageMakerPaths
 
 from mlstack import rules
+from tests import programs
 from tests.training.conftest import REPO
 
 EVALUATE = REPO / "containers" / "training" / "evaluate"
@@ -72,9 +73,7 @@ def processing_tree(
 
 def run_program(base: Path) -> subprocess.CompletedProcess[str]:
     env = {"SAGEMAKER_BASE_DIR": str(base), "PATH": "/usr/bin:/bin"}
-    return subprocess.run(
-        [str(EVALUATE)], env=env, capture_output=True, text=True, check=False, timeout=60
-    )
+    return programs.run(EVALUATE, env=env, timeout=60)
 
 
 def report(base: Path) -> dict:

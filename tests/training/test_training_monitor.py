@@ -23,6 +23,8 @@ from hypothesis import strategies as st
 from mlstack_containers.monitor.program import run
 from mlstack_containers.paths import SageMakerPaths
 
+from tests import programs
+
 REPO = Path(__file__).resolve().parents[2]
 BASELINE = REPO / "containers" / "training" / "baseline"
 MONITOR = REPO / "containers" / "training" / "monitor"
@@ -109,9 +111,7 @@ def job(tmp: Path, baseline_dir: Path, lines: list[str], truth: list[str] | None
 
 def run_monitor(base: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base)}
-    return subprocess.run(
-        [str(MONITOR), *args], env=env, capture_output=True, text=True, timeout=300, check=False
-    )
+    return programs.run(MONITOR, args, env=env, timeout=300)
 
 
 def outputs(base: Path) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
@@ -173,9 +173,7 @@ def test_the_baseline_names_and_counts_a_schemas_categories(tmp_path):
     train.mkdir(parents=True)
     (train / "part-0.csv").write_text("0,0,39.1\n1,1,40.0\n1,1,\n0,,41.5\n1,1,38.0\n")
     env = {**os.environ, "SAGEMAKER_BASE_DIR": str(tmp_path)}
-    done = subprocess.run(
-        [str(BASELINE), "--schema", "schema"], env=env, capture_output=True, text=True, check=False
-    )
+    done = programs.run(BASELINE, ["--schema", "schema"], env=env)
     assert done.returncode == 0, done.stderr
     document = json.loads(
         (tmp_path / "processing" / "output" / "baseline" / "feature_baseline.json").read_text()
@@ -220,9 +218,7 @@ def test_the_baseline_takes_the_names_from_the_schema_its_model_carries(tmp_path
     train.mkdir(parents=True)
     (train / "part-0.csv").write_text("0,0.2,0\n1,1.3,1\n2,2.1,\n1,1.1,1\n")
     env = {**os.environ, "SAGEMAKER_BASE_DIR": str(tmp_path)}
-    done = subprocess.run(
-        [str(BASELINE), "--model", "model"], env=env, capture_output=True, text=True, check=False
-    )
+    done = programs.run(BASELINE, ["--model", "model"], env=env)
     assert done.returncode == 0, done.stderr
     document = json.loads(
         (tmp_path / "processing" / "output" / "baseline" / "feature_baseline.json").read_text()
@@ -241,9 +237,7 @@ def test_a_model_without_a_schema_keeps_the_seeders_names(tmp_path):
     train.mkdir(parents=True)
     (train / "part-0.csv").write_text("0,1,2\n1,3,4\n")
     env = {**os.environ, "SAGEMAKER_BASE_DIR": str(tmp_path)}
-    done = subprocess.run(
-        [str(BASELINE), "--model", "model"], env=env, capture_output=True, text=True, check=False
-    )
+    done = programs.run(BASELINE, ["--model", "model"], env=env)
     assert done.returncode == 0, done.stderr
     document = json.loads(
         (tmp_path / "processing" / "output" / "baseline" / "feature_baseline.json").read_text()
@@ -584,9 +578,7 @@ def schema_baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shard = "".join(f"{i % 2},{island},{bill}\n" for i, (island, bill) in pairs)
     (inputs / "train" / "part-0.csv").write_text(shard)
     env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base)}
-    done = subprocess.run(
-        [str(BASELINE), "--schema", "schema"], env=env, capture_output=True, text=True, check=False
-    )
+    done = programs.run(BASELINE, ["--schema", "schema"], env=env)
     assert done.returncode == 0, done.stderr
     return base / "processing" / "output" / "baseline"
 

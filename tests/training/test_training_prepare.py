@@ -30,6 +30,7 @@ from mlstack_containers.prepare import program
 from mlstack_containers.schema import Schema
 from sklearn import datasets
 
+from tests import programs
 from tests.training.conftest import REPO
 
 PREPARE = REPO / "containers" / "training" / "prepare"
@@ -44,9 +45,7 @@ def inputs(base: Path) -> Path:
 
 def run_prepare(base: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {"SAGEMAKER_BASE_DIR": str(base), "PATH": os.environ["PATH"]}
-    return subprocess.run(
-        [str(PREPARE), *args], env=env, capture_output=True, text=True, check=False, timeout=300
-    )
+    return programs.run(PREPARE, args, env=env, timeout=300)
 
 
 def failure(base: Path) -> str:
