@@ -11,6 +11,7 @@ import pytest
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
 
+from mlstack import app as mlstack_app
 from mlstack.app import build_app
 from mlstack.config import EnvironmentConfig, parse_environment
 from mlstack.stacks import MlStackStage
@@ -29,7 +30,9 @@ def cdk_context() -> dict[str, Any]:
 
 
 def new_app(**kwargs: Any) -> App:
-    return App(context=cdk_context(), **kwargs)
+    """An app made as the product makes it (mlstack.app.new_app: aws-cdk-lib's validation with
+    its reports kept), with cdk.json's context."""
+    return mlstack_app.new_app(context=cdk_context(), **kwargs)
 
 
 def new_stack(name: str = "Test") -> Stack:
