@@ -112,6 +112,7 @@ MOTO_CAUSE_BUGS = {
 # recorded "Invalid path '$.Payload' : No results for path: $['Payload']".
 _MOTO_JOINED_PATH = re.compile(r"No results for path: \$\['([^']*)'\]")
 _QUOTED_INPUT = re.compile(r"(could not be found in the input ')(.*)'$", re.DOTALL)
+_EVENT_ID = re.compile(r"\(entered at the event id #\d+\)")
 
 
 def _normalized(cause: str, moto: bool) -> str:
@@ -135,14 +136,31 @@ def _normalized(cause: str, moto: bool) -> str:
     return cause
 
 
-def _same_cause(local: str | None, moto: str | None) -> bool:
+def _same_cause(local: str | None, moto: str | None, *, concurrent: bool = False) -> bool:
+    """``concurrent``: the machine has a Map or Parallel state, whose iterations or branches run
+    at once (up to MaxConcurrency, 0 is no limit: developer guide, "Map state"), so how many of
+    their events come before a failure, and the event id a cause names, depends on which runs
+    first: moto named #7 for a Map whose ItemSelector failed where it had named #6 the run
+    before (a FlakyFailure in make test). Every other word of the cause is still compared."""
     if local == moto:
         return True
     if local is None or moto is None:
         return False
     if any(bug in moto for bug in MOTO_CAUSE_BUGS):
         return True
-    return _normalized(local, moto=False) == _normalized(moto, moto=True)
+    local, moto = _normalized(local, moto=False), _normalized(moto, moto=True)
+    if concurrent:
+        local, moto = (_EVENT_ID.sub("(entered at the event id #N)", c) for c in (local, moto))
+    return local == moto
+
+
+def _concurrent(definition: Any) -> bool:
+    """Whether a Map or Parallel state is anywhere in ``definition``."""
+    if isinstance(definition, dict):
+        return definition.get("Type") in ("Map", "Parallel") or any(
+            _concurrent(v) for v in definition.values()
+        )
+    return isinstance(definition, list) and any(_concurrent(v) for v in definition)
 
 
 # --- generated machines ------------------------------------------------------------------------
@@ -340,7 +358,24 @@ def test_local_agrees_with_moto(sfn: Any, rnd: random.Random) -> None:
     context = f"\ndefinition={json.dumps(definition)}\ninput={json.dumps(data)}"
     assert (local.status, local.error) == (moto.status, moto.error), f"{local} != {moto}{context}"
     assert local.output == moto.output, context
-    assert _same_cause(local.cause, moto.cause), f"{local.cause!r} != {moto.cause!r}{context}"
+    assert _same_cause(local.cause, moto.cause, concurrent=_concurrent(definition)), (
+        f"{local.cause!r} != {moto.cause!r}{context}"
+    )
+
+
+def test_an_event_id_is_left_out_of_the_comparison_only_where_states_run_at_once() -> None:
+    # The two causes of the FlakyFailure seen in make test (S1 a Map, its ItemSelector's '$.a'
+    # missing), shortened; a machine without Map or Parallel still compares the id.
+    cause = "An error occurred while executing the state 'S1' (entered at the event id #{}). x"
+    local, moto = cause.format(6), cause.format(7)
+    assert not _same_cause(local, moto)
+    assert _same_cause(local, moto, concurrent=True)
+    assert not _same_cause(local, moto.replace("'S1'", "'S2'"), concurrent=True)
+    pass_state = {"Type": "Pass", "End": True}
+    assert not _concurrent({"StartAt": "P", "States": {"P": pass_state}})
+    inner = {"StartAt": "P", "States": {"P": pass_state}}
+    parallel = {"Type": "Parallel", "Branches": [inner], "End": True}
+    assert _concurrent({"StartAt": "B", "States": {"B": parallel}})
 
 
 # --- where moto is wrong ------------------------------------------------------------------------
