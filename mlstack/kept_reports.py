@@ -170,7 +170,10 @@ def report_to_json(report: PolicyValidationPluginReport, template_path: str) -> 
     }
 
 
-def _violation(data: dict[str, Any], resources: list[PolicyViolatingResource]) -> PolicyViolation:
+def violation_from_json(
+    data: dict[str, Any], resources: list[PolicyViolatingResource]
+) -> PolicyViolation:
+    """A violation :func:`report_to_json` kept, with ``resources`` as its resources."""
     return PolicyViolation(
         rule_name=data["rule_name"],
         description=data["description"],
@@ -181,10 +184,11 @@ def _violation(data: dict[str, Any], resources: list[PolicyViolatingResource]) -
     )
 
 
-def _resource(data: dict[str, Any], template_path: str) -> PolicyViolatingResource:
+def resource_from_json(data: dict[str, Any], template_path: str) -> PolicyViolatingResource:
+    """A resource :func:`report_to_json` kept, in the template now at ``template_path``."""
     kept_path = data["template_path"]
     if kept_path is False:
-        raise RuntimeError("a kept cdk-nag report names a template other than its own")
+        raise RuntimeError("a kept report names a template other than its own")
     return PolicyViolatingResource(
         construct_path=data["construct_path"],
         resource_logical_id=data["resource_logical_id"],
@@ -203,10 +207,10 @@ def merge_reports(reports: Iterable[tuple[dict[str, Any], str]]) -> PolicyValida
         metadata.update(data["metadata"])
         for v in data["violations"]:
             _, resources = grouped.setdefault(v["rule_name"], (v, []))
-            resources.extend(_resource(r, template_path) for r in v["violating_resources"])
+            resources.extend(resource_from_json(r, template_path) for r in v["violating_resources"])
     return PolicyValidationPluginReport(
         success=success,
-        violations=[_violation(v, resources) for v, resources in grouped.values()],
+        violations=[violation_from_json(v, resources) for v, resources in grouped.values()],
         metadata=metadata or None,
     )
 

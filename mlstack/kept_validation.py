@@ -39,17 +39,21 @@ from aws_cdk import (
     PolicyValidationPluginReport,
     PolicyValidationStack,
     PolicyViolatingResource,
-    PolicyViolation,
 )
 from constructs import IConstruct
 
-from mlstack.kept_reports import ReportStore
+from mlstack.kept_reports import (
+    ReportStore,
+    report_to_json,
+    resource_from_json,
+    violation_from_json,
+)
 
 # aws-cdk-lib's CloudFormationValidatePlugin.PLUGIN_NAME: the CDK turns this plugin's errors into
 # warnings by this name (unless the "validate against default rules" feature flag is set).
 PLUGIN_NAME = "CloudFormation Validate"
 # Bump when what is kept changes shape: older kept reports are then never read.
-_FORMAT = "1"
+_FORMAT = "2"
 _FAILING = frozenset({"error", "fatal"})
 
 
@@ -104,66 +108,18 @@ def _same(values: Iterable[str | None]) -> str | None:
     return distinct.pop() if len(distinct) == 1 else None
 
 
-def report_to_json(report: PolicyValidationPluginReport, template_path: str) -> dict[str, Any]:
-    """The plugin's report about one template; every resource must be in that template."""
-    violations = []
-    for v in report.violations:
-        resources = []
-        for r in v.violating_resources:
-            if r.template_path != template_path:
-                raise RuntimeError(
-                    f"the {PLUGIN_NAME} plugin reported {r.template_path} when asked about "
-                    f"{template_path} alone"
-                )
-            resources.append(
-                {
-                    "resource_logical_id": r.resource_logical_id,
-                    "construct_path": r.construct_path,
-                    "locations": list(r.locations),
-                }
-            )
-        violations.append(
-            {
-                "rule_name": v.rule_name,
-                "description": v.description,
-                "severity": v.severity,
-                "fix": v.fix,
-                "rule_metadata": dict(v.rule_metadata) if v.rule_metadata else None,
-                "violating_resources": resources,
-            }
-        )
-    return {"violations": violations}
-
-
 def merge_reports(reports: Iterable[tuple[dict[str, Any], str]]) -> PolicyValidationPluginReport:
-    """One report from the templates' reports, in their order, grouped as the plugin groups its
-    findings over several templates: one violation per rule, severity and description."""
+    """One report from the templates' kept reports (:func:`kept_reports.report_to_json`), in
+    their order, grouped as the plugin groups its findings over several templates: one violation
+    per rule, severity and description."""
     grouped: dict[tuple[str, str, str], tuple[dict[str, Any], list[PolicyViolatingResource]]] = {}
     for data, template_path in reports:
         for v in data["violations"]:
             _, resources = grouped.setdefault(
                 (v["rule_name"], v["severity"], v["description"]), (v, [])
             )
-            resources.extend(
-                PolicyViolatingResource(
-                    resource_logical_id=r["resource_logical_id"],
-                    construct_path=r["construct_path"],
-                    template_path=template_path,
-                    locations=r["locations"],
-                )
-                for r in v["violating_resources"]
-            )
-    violations = [
-        PolicyViolation(
-            rule_name=v["rule_name"],
-            description=v["description"],
-            severity=v["severity"],
-            fix=v["fix"],
-            rule_metadata=v["rule_metadata"],
-            violating_resources=resources,
-        )
-        for v, resources in grouped.values()
-    ]
+            resources.extend(resource_from_json(r, template_path) for r in v["violating_resources"])
+    violations = [violation_from_json(v, resources) for v, resources in grouped.values()]
     return PolicyValidationPluginReport(
         success=all(v.severity not in _FAILING for v in violations), violations=violations
     )
