@@ -33,10 +33,38 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 SERVER = Path(__file__).with_name("program_server.py")
 SHIM = Path(__file__).with_name("python_shim.py")
 REPO = SERVER.parents[1]
+
+
+def _start(directory: Path, args: list[str], **popen: Any) -> subprocess.Popen[bytes]:
+    """tests/program_server.py with ``args``, its log in ``directory``; its stdin is a pipe that
+    closes when this process ends, which ends the server too."""
+    with (directory / "server.log").open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, str(SERVER), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            cwd=REPO,
+            env={k: v for k, v in os.environ.items() if not k.startswith("MLSTACK_")},
+            **popen,
+        )
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    """Close the server's stdin (it ends after its runs), killing it after 10 s."""
+    if proc.poll() is None:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class ProgramServer:
@@ -45,29 +73,13 @@ class ProgramServer:
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="mlstack-programs-"))
         self.response, write = os.pipe()
-        with (self.dir / "server.log").open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(SERVER), "pipe", str(write)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                pass_fds=(write,),
-                cwd=REPO,
-                env={k: v for k, v in os.environ.items() if not k.startswith("MLSTACK_")},
-            )
+        self.proc = _start(self.dir, ["pipe", str(write)], pass_fds=(write,))
         os.close(write)
         self.pending = b""
         atexit.register(self.close)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _end(self.proc)
         os.close(self.response)
 
     def _line(self, prefix: str, deadline: float | None) -> int | None:
@@ -166,15 +178,7 @@ class ShimServer:
         text = SHIM.read_text().replace('SOCKET = ""', f"SOCKET = {str(socket_path)!r}", 1)
         self.shim.write_text(f"#!{sys.executable} -IS\n{text}")
         self.shim.chmod(0o755)
-        with (self.dir / "server.log").open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(SERVER), "socket", str(socket_path)],
-                stdin=subprocess.PIPE,  # closed when this process ends: the server ends too
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                cwd=REPO,
-                env={k: v for k, v in os.environ.items() if not k.startswith("MLSTACK_")},
-            )
+        self.proc = _start(self.dir, ["socket", str(socket_path)])
         deadline = time.monotonic() + 120
         while not socket_path.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -184,14 +188,7 @@ class ShimServer:
         atexit.register(self.close)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _end(self.proc)
 
 
 _shim_server: ShimServer | None = None
