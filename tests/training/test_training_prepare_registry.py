@@ -6,6 +6,8 @@ package as Java reads it, whole-value, and its length bounds), and hypothesis ma
 
 from __future__ import annotations
 
+import unicodedata
+
 import botocore.session
 import regex
 from hypothesis import given, settings
@@ -37,8 +39,24 @@ def test_every_value_is_one_sagemaker_accepts_and_labels_are_left_out_only_when_
     joined = "/".join(classes)
     if "class_labels" in entries:
         assert entries["class_labels"].split("/") == classes
-    else:  # left out only for a value SageMaker refuses, or labels "/" cannot separate
-        assert not accepted(joined) or any("/" in label for label in classes)
+    else:  # left out only for a value SageMaker refuses, labels "/" cannot separate, or a
+        # code point the container's Unicode tables do not assign
+        assert (
+            not accepted(joined)
+            or any("/" in label for label in classes)
+            or any(unicodedata.category(c) == "Cn" for c in joined)
+        )
+
+
+def test_a_code_point_unassigned_in_the_containers_unicode_leaves_the_labels_out() -> None:
+    # Found by hypothesis in make test: U+3D000 is unassigned in Python 3.11's tables (Unicode
+    # 14.0, category Cn) and a letter in the regex package's newer ones, so the oracle accepted
+    # what prepare left out. Which Unicode version SageMaker's Java pattern uses is not
+    # documented; leaving such labels out is the safe side (schema.json keeps them).
+    assert unicodedata.unidata_version == "14.0.0"
+    assert unicodedata.category("\U0003d000") == "Cn"
+    assert "class_labels" not in registry_entries(["0", "\U0003d000"])
+    assert registry_entries(["0", "\u00e9t\u00e9"])["class_labels"] == "0/\u00e9t\u00e9"
 
 
 def test_the_penguins_species_fit_and_regression_has_none() -> None:
