@@ -82,17 +82,14 @@ def new_app(**app_kwargs: Any) -> App:
 
 def policy_engines(app: App) -> list[Any]:
     """The validation plugins every synth runs (docs/security.md)."""
-
-    def kept(engine: str) -> Path | None:
-        return kept_reports_dir(app, engine)
-
+    nag = kept_reports_dir(app, "cdk-nag")
     return [
-        KeptNagPack(AwsSolutionsChecks(app), cache_dir=kept("cdk-nag")),
-        KeptNagPack(NIST80053R5Checks(app), cache_dir=kept("cdk-nag")),
-        KeptNagPack(HIPAASecurityChecks(app), cache_dir=kept("cdk-nag")),
+        KeptNagPack(AwsSolutionsChecks(app), cache_dir=nag),
+        KeptNagPack(NIST80053R5Checks(app), cache_dir=nag),
+        KeptNagPack(HIPAASecurityChecks(app), cache_dir=nag),
         # AWS Control Tower's proactive controls (the Guard rules the plugin ships), each rule
         # run only on templates with a resource type it names (mlstack/guard.py).
-        ControlTowerGuardValidator(cache_dir=kept("cfn-guard")),
+        ControlTowerGuardValidator(cache_dir=kept_reports_dir(app, "cfn-guard")),
     ]
 
 
