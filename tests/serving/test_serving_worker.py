@@ -273,19 +273,21 @@ print(out[0])
 """
 
 
+def _faults(script: str, mode: str) -> int:
+    """The page-fault count ``script`` prints, run in a python of its own with ``mode``."""
+    out = subprocess.run(
+        [sys.executable, "-c", script, mode], capture_output=True, check=True, text=True
+    )
+    return int(out.stdout)
+
+
 def test_workers_reuse_freed_buffers_instead_of_faulting_in_fresh_pages():
     """glibc gives a large buffer its own mmap and returns it on free: every request's buffers
     are fresh, zeroed pages again (47 MiB here, ~12,000 page faults). After
     ``reuse_freed_memory`` (what ``serve`` calls before forking its workers) the next requests
     reuse the freed heap."""
 
-    def faults(mode: str) -> int:
-        out = subprocess.run(
-            [sys.executable, "-c", _FAULTS, mode], capture_output=True, check=True, text=True
-        )
-        return int(out.stdout)
-
-    default, reused = faults("default"), faults("reuse")
+    default, reused = _faults(_FAULTS, "default"), _faults(_FAULTS, "reuse")
     assert default >= 10 * 8000  # the machine's glibc behaves as described
     assert reused < default / 20
 
@@ -323,13 +325,7 @@ def test_a_workers_threads_share_one_arena_and_reuse_its_freed_heap():
     and trim threshold raised (~3,600 faults a request, before issue 26). ``serve`` now keeps
     one arena: the kernel's page-fault count of the next requests is near zero."""
 
-    def faults(mode: str) -> int:
-        out = subprocess.run(
-            [sys.executable, "-c", _ARENA_FAULTS, mode], capture_output=True, check=True, text=True
-        )
-        return int(out.stdout)
-
-    default, served = faults("default"), faults("serve")
+    default, served = _faults(_ARENA_FAULTS, "default"), _faults(_ARENA_FAULTS, "serve")
     assert default >= 10 * 5000  # the machine's glibc behaves as described
     assert served < default / 20
 
