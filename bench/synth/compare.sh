@@ -8,9 +8,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 here=$PWD
-export CDK_DISABLE_CLI_TELEMETRY=true AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
-  JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
-unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
+source bench/synth/offline.sh
 cdk="$here/node_modules/.bin/cdk --no-notices synth --quiet"
 out=$(mktemp -d)
 timed() {  # label, directory, cdk arguments...

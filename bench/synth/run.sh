@@ -2,9 +2,7 @@
 # Times the real `cdk synth` of the whole app against a one-bucket app, in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export CDK_DISABLE_CLI_TELEMETRY=true AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
-  JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
-unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
+source bench/synth/offline.sh
 out=$(mktemp -d)
 runs=${RUNS:-3}
 for i in $(seq "$runs"); do

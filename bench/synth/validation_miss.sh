@@ -5,9 +5,7 @@
 #   RUNS=2 bench/synth/validation_miss.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export CDK_DISABLE_CLI_TELEMETRY=true AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
-  JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
-unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
+source bench/synth/offline.sh
 out=$(mktemp -d)
 cache="$out/cache"
 cdk="node_modules/.bin/cdk --no-notices synth --quiet -c policy_cache_dir=$cache --output $out/app"
